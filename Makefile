@@ -1,0 +1,122 @@
+# dealsync - one non-recursive Makefile. `make test` and `make run` are the two commands the README
+# shows; both install missing Debian packages first (scripts/install-deps.sh).
+
+PKGS := libmicrohttpd libcurl libpq libcjson libxml-2.0 libcrypto
+TEST_PKGS := check
+
+CC ?= cc
+BUILD ?= build
+SAN_FLAGS ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow \
+          -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+          -Iinclude $(PKG_CFLAGS) -pthread -MMD -MP $(SAN_FLAGS)
+LDFLAGS += -pthread $(SAN_FLAGS)
+LDLIBS := $(PKG_LIBS) -lm
+
+SVC_SRCS := $(filter-out service/main.c,$(wildcard service/*.c))
+SVC_OBJS := $(SVC_SRCS:%.c=$(BUILD)/%.o)
+SANDBOX_SRCS := $(wildcard tests/sandbox/*.c)
+SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard tests/integration/*.c))
+
+BIN := $(BUILD)/dealsync
+SANDBOX_BIN := $(BUILD)/dealsync-sandbox
+UNIT_BIN := $(BUILD)/test-unit
+INTEG_BIN := $(BUILD)/test-integration
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
+
+.PHONY: all test run asan tsan format format-check migrate clean deps bench
+all: $(BIN) $(SANDBOX_BIN) $(UNIT_BIN) $(INTEG_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/libdealsync.a: $(SVC_OBJS)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/service/main.o $(BUILD)/libdealsync.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SANDBOX_BIN): $(SANDBOX_OBJS) $(BUILD)/libdealsync.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Test runners: one Check SRunner per tier. Each tests/<tier>/test_<m>.c defines
+# `Suite *suite_<m>(void)`; the list is generated from the file names.
+$(BUILD)/tests/unit/suites.h: $(UNIT_SRCS) Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' $(patsubst tests/unit/test_%.c,'SUITE(%)',$(UNIT_SRCS)) > $@
+$(BUILD)/tests/integration/suites.h: $(INTEG_SRCS) Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' $(patsubst tests/integration/test_%.c,'SUITE(%)',$(INTEG_SRCS)) > $@
+
+$(BUILD)/tests/unit/runner.o: tests/runner.c $(BUILD)/tests/unit/suites.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/unit/suites.h)"' -c -o $@ $<
+$(BUILD)/tests/integration/runner.o: tests/runner.c $(BUILD)/tests/integration/suites.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/integration/suites.h)"' -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
+
+$(UNIT_BIN): $(BUILD)/tests/unit/runner.o $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+
+$(INTEG_BIN): $(BUILD)/tests/integration/runner.o $(INTEG_SRCS:%.c=$(BUILD)/%.o) \
+              $(INTEG_HELPERS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+
+$(BUILD)/bench-%: bench/%.c $(BUILD)/libdealsync.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/test.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN)
+	@scripts/run.sh
+
+migrate: $(BIN)
+	$(BIN) migrate
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@scripts/bench.sh
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+	@BUILD=build-asan scripts/test.sh
+
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN_FLAGS="-fsanitize=thread" all
+	@BUILD=build-tsan scripts/test.sh
+
+FORMAT_FILES := $(wildcard service/*.c include/*.h tests/*.c tests/*/*.c tests/*/*.h bench/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

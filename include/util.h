@@ -1,0 +1,48 @@
+/* util.h - allocation that aborts on OOM, and a growable byte buffer with a sticky error. */
+#ifndef SVC_UTIL_H
+#define SVC_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+/* All abort() on allocation failure: the queue is durable, so a restart loses nothing.
+ * Results are freed with free(). Thread-safe. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Growable buffer, always NUL-terminated once anything was appended. A buffer that would grow
+ * past its limit (0 = none) sets is_over_limit and ignores further appends. */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t limit;
+    bool is_over_limit;
+};
+
+/* Initialises b with a size limit in bytes (0 = unlimited). */
+void buf_init(struct buf *b, size_t limit);
+/* Releases b's storage; b may be reused after buf_init. NULL is a no-op. */
+void buf_clear(struct buf *b);
+/* Appends n bytes; on exceeding the limit sets is_over_limit and returns false. */
+bool buf_append(struct buf *b, const void *data, size_t n);
+bool buf_append_str(struct buf *b, const char *s);
+bool buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Hands over the data (NUL-terminated, never NULL); caller frees. b is empty afterwards. */
+char *buf_steal(struct buf *b);
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME) and a monotonic clock. */
+int64_t util_now_ms(void);
+int64_t util_monotonic_ms(void);
+
+/* Strict decimal int64: false on empty input, trailing junk or overflow. */
+bool util_parse_i64(const char *s, int64_t *out);
+
+#endif

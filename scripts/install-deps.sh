@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dealsync builds, tests and runs with, when any is missing.
+# Uses sudo when not root. Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config
+  libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libpq-dev libxml2-dev libssl-dev
+  check
+  postgresql-15 postgresql-client-15
+  curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+# Debian's postgresql package creates and starts a default cluster; dealsync never uses it.
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
