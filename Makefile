@@ -36,7 +36,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
 .PHONY: all test run asan tsan format format-check migrate clean deps bench
-all: $(BIN) $(SANDBOX_BIN) $(UNIT_BIN) $(INTEG_BIN)
+all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN)
 
 deps:
 	@scripts/install-deps.sh

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test.sh - runs every test tier against a throwaway PostgreSQL cluster that it starts and stops.
+# Called by `make test` after the build. BUILD selects the build directory (asan/tsan builds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+
+tmp=$(mktemp -d /tmp/dealsync-test.XXXXXX)
+chmod 755 "$tmp"
+port=$(( 20000 + RANDOM % 20000 ))
+cleanup() {
+  scripts/pg.sh stop "$tmp/pg" || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# fsync off: a throwaway cluster needs no durability across power loss, and tests run faster.
+export DATABASE_ADMIN_URL
+DATABASE_ADMIN_URL=$(PG_FSYNC=off scripts/pg.sh start "$tmp/pg" "$port")
+export DEALSYNC_BIN="$PWD/$BUILD/dealsync"
+export SANDBOX_BIN="$PWD/$BUILD/dealsync-sandbox"
+export FIXTURES_DIR="$PWD/tests/fixtures"
+export MIGRATIONS_DIR="$PWD/migrations"
+export TEST_TMPDIR="$tmp"
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+
+status=0
+echo "== unit tests"
+"$BUILD/test-unit" || status=1
+echo "== integration tests (PostgreSQL on port $port)"
+"$BUILD/test-integration" || status=1
+exit $status

@@ -1,0 +1,54 @@
+/* itest.h - helpers for integration tests: child processes, free ports, HTTP with libcurl,
+ * fresh PostgreSQL databases, fixtures. Test-only; not thread-safe unless said. */
+#ifndef SVC_ITEST_H
+#define SVC_ITEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+struct itest_proc;
+
+/* Environment variable or abort with a message (set by scripts/test.sh). Borrowed. */
+const char *itest_env(const char *name);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int itest_free_port(void);
+
+/* Starts argv[0] with argv and the current environment plus extra_env ("NAME=value", NULL-ended,
+ * may be NULL); stdout/stderr go to log_path (appended). When ready_url is not NULL, waits up to
+ * 20 s for it to answer 200 and returns NULL if it never does. Caller stops with itest_proc_stop. */
+struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra_env,
+                               const char *log_path, const char *ready_url);
+/* Sends sig, waits up to timeout_ms for exit; SIGKILL after that. Returns the exit status
+ * (128+signal when killed by a signal), -1 if it had to be killed. Frees p. NULL is a no-op. */
+int itest_proc_stop(struct itest_proc *p, int sig, int timeout_ms);
+int itest_proc_pid(const struct itest_proc *p);
+
+/* One HTTP request. headers: NULL-ended "Name: value" strings (may be NULL). body may be NULL.
+ * Returns the status (0 when the connection failed); *resp (may be NULL) receives the body,
+ * caller frees; *resp_headers likewise receives the raw response header block. */
+int itest_http(const char *method, const char *url, const char *const *headers, const char *body,
+               size_t body_len, char **resp, char **resp_headers);
+
+/* Creates a fresh database named after prefix (unique per call) on the cluster in
+ * DATABASE_ADMIN_URL and returns its URL; caller frees. */
+char *itest_db_create(const char *prefix);
+/* Connects or fails the test. Caller PQfinish()es. */
+PGconn *itest_db_connect(const char *url);
+/* First column of the first row of sql as an int64 (0 when no row); fails the test on error. */
+long long itest_db_scalar(PGconn *db, const char *sql);
+/* Runs sql and fails the test on error. */
+void itest_db_exec(PGconn *db, const char *sql);
+
+/* Reads a whole file into a NUL-terminated buffer; fails the test when missing. Caller frees. */
+char *itest_read_file(const char *path, size_t *len);
+/* Path of a fixture below FIXTURES_DIR; caller frees. */
+char *itest_fixture_path(const char *rel);
+
+/* Waits until pred(arg) is true or deadline_ms passes; returns the last pred value. Polls every
+ * 20 ms: tests wait for conditions, never for fixed times. */
+bool itest_wait_for(bool (*pred)(void *arg), void *arg, int deadline_ms);
+
+#endif
