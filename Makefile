@@ -6,6 +6,7 @@ TEST_PKGS := check
 
 CC ?= cc
 BUILD ?= build
+Q ?= @
 SAN_FLAGS ?=
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -21,7 +22,8 @@ LDFLAGS += -pthread $(SAN_FLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
 SVC_SRCS := $(filter-out service/main.c,$(wildcard service/*.c))
-SVC_OBJS := $(SVC_SRCS:%.c=$(BUILD)/%.o)
+SVC_OBJS := $(SVC_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 SANDBOX_SRCS := $(wildcard tests/sandbox/*.c)
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -41,15 +43,22 @@ all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN)
 deps:
 	@scripts/install-deps.sh
 
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(@D)
+	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
 $(BUILD)/libdealsync.a: $(SVC_OBJS)
 	@mkdir -p $(@D)
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BIN): $(BUILD)/service/main.o $(BUILD)/libdealsync.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(SANDBOX_BIN): $(SANDBOX_OBJS) $(BUILD)/libdealsync.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Test runners: one Check SRunner per tier. Each tests/<tier>/test_<m>.c defines
 # `Suite *suite_<m>(void)`; the list is generated from the file names.
@@ -62,29 +71,29 @@ $(BUILD)/tests/integration/suites.h: $(INTEG_SRCS) Makefile
 
 $(BUILD)/tests/unit/runner.o: tests/runner.c $(BUILD)/tests/unit/suites.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/unit/suites.h)"' -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/unit/suites.h)"' -c -o $@ $<
 $(BUILD)/tests/integration/runner.o: tests/runner.c $(BUILD)/tests/integration/suites.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/integration/suites.h)"' -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -DSUITES_H='"$(abspath $(BUILD)/tests/integration/suites.h)"' -c -o $@ $<
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
 
 $(UNIT_BIN): $(BUILD)/tests/unit/runner.o $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 $(INTEG_BIN): $(BUILD)/tests/integration/runner.o $(INTEG_SRCS:%.c=$(BUILD)/%.o) \
               $(INTEG_HELPERS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 $(BUILD)/bench-%: bench/%.c $(BUILD)/libdealsync.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -197,12 +197,18 @@ char *itest_db_create(const char *prefix)
     return url;
 }
 
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 PGconn *itest_db_connect(const char *url)
 {
     PGconn *db = PQconnectdb(url);
     if (PQstatus(db) != CONNECTION_OK)
         ck_abort_msg("cannot connect to %s: %s", url, PQerrorMessage(db));
-    PQsetNoticeProcessor(db, NULL, NULL);
+    PQsetNoticeProcessor(db, quiet_notices, NULL);
     return db;
 }
 

@@ -1,0 +1,52 @@
+/* config.h - dealsync's settings, read once from the environment, validated, then read-only. */
+#ifndef SVC_CONFIG_H
+#define SVC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "err.h"
+
+/* Plain data. Strings are owned by the struct (config_clear frees them); NULL when unset. */
+struct config {
+    char *database_url;
+    int port;
+    char *bind_address;
+    char *public_base_url;
+    char *salesforce_org_id;
+    char *salesforce_webhook_token;
+    char *hubspot_client_secret;
+    char *hubspot_app_id;
+    bool hubspot_allow_legacy_signatures;
+    int worker_threads;
+    char *log_level;
+
+    /* Queue tuning. */
+    int http_threads;
+    int claim_batch;
+    int lease_seconds;
+    int poll_interval_ms;
+    int max_attempts;
+    int retry_base_ms;
+    int retry_max_ms;
+    int done_retention_hours;
+    int shutdown_grace_seconds;
+    int sf_body_limit_bytes;
+    int hs_body_limit_bytes;
+    int hs_max_timestamp_age_ms;
+};
+
+/* Reads every variable of the table from the environment into *cfg (zeroed first). On failure
+ * writes one line per problem to stderr (all of them, not just the first) and returns
+ * ERR_CONFIG; *cfg is then cleared. need_webhooks: the webhook secrets/ids are required
+ * (`serve`) rather than optional (`worker`, `migrate`). */
+enum err config_load(struct config *cfg, bool need_webhooks) WARN_UNUSED;
+
+/* Frees the strings; cfg may be reused with config_load. NULL is a no-op. */
+void config_clear(struct config *cfg);
+
+/* Logs the effective configuration once (info), secrets as "***". */
+void config_log(const struct config *cfg);
+
+#endif

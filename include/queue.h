@@ -1,0 +1,97 @@
+/* queue.h - the durable event queue in PostgreSQL: push, claim by record with a lease, finish
+ * (done / retry with backoff / dead letter), prune. Functions take the caller's connection and
+ * are thread-safe as long as each thread uses its own connection. */
+#ifndef SVC_QUEUE_H
+#define SVC_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "compiler.h"
+#include "err.h"
+
+#define QUEUE_NOTIFY_CHANNEL "dealsync_queue"
+
+/* One event to store. All borrowed for the call. */
+struct queue_event_in {
+    const char *source;      /* "salesforce" or "hubspot" */
+    const char *dedup_key;   /* unique per source: redeliveries carry the same key */
+    const char *object_type; /* "Opportunity", "deal", ... */
+    const char *record_id;   /* the record the event is about */
+    const char *event_type;  /* "outbound_message", "deal.propertyChange", ... */
+    int64_t occurred_at_ms;
+    const cJSON *payload;
+};
+
+/* Stores events in ONE transaction (one statement) and notifies idle workers on commit.
+ * Events whose (source, dedup_key) is already stored are skipped. On ERR_OK *stored is how
+ * many were new. ERR_DB when nothing was stored. */
+enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n,
+                    size_t *stored) WARN_UNUSED;
+
+/* One claimed event. Strings are owned by the enclosing queue_batch. */
+struct queue_event {
+    int64_t id;
+    const char *event_type;
+    const char *payload; /* JSON text */
+    int attempts;        /* including this one */
+    int64_t occurred_at_ms;
+};
+
+/* All open events of one record, in the order they occurred (coalesced: the handler reads the
+ * record's current state once for all of them). The handler sets result and detail. */
+struct queue_record {
+    const char *source;
+    const char *object_type;
+    const char *record_id;
+    struct queue_event *events;
+    size_t event_count;
+    enum err result;   /* set by the handler; ERR_OK = done */
+    char *detail;      /* set by the handler (owned by the batch): what changed, or why not */
+    int retry_after_ms; /* handler hint for a transient failure (429 Retry-After); 0 = none */
+    bool is_skipped;   /* done, but deliberately not synced (detail says why) */
+};
+
+struct queue_batch {
+    struct queue_record *records;
+    size_t record_count;
+    void *storage; /* internal */
+};
+
+/* Leases up to max_records records that have open events and are not leased (or whose lease
+ * expired: their worker died) nor backing off, and marks all their open events running.
+ * FOR UPDATE SKIP LOCKED: concurrent claimers never get the same record. On ERR_OK the batch
+ * may be empty; free it with queue_batch_clear. */
+enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
+                     struct queue_batch *out) WARN_UNUSED;
+void queue_batch_clear(struct queue_batch *b);
+
+enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
+
+/* Finishes one claimed record in one transaction: its claimed events become done, pending
+ * again (retry: the record backs off retry_delay_ms; events past max_attempts go dead instead)
+ * or dead, each with an outcome row, and the lease is released. Only events still leased by
+ * owner change: a worker whose lease expired and was taken over changes nothing
+ * (*changed = 0). detail may be NULL. */
+enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
+                      enum queue_outcome outcome, const char *detail, int retry_delay_ms,
+                      int max_attempts, size_t *changed) WARN_UNUSED;
+
+/* Deletes done events (and their outcome rows) finished more than retention_hours ago.
+ * *deleted receives the number of events removed. */
+enum err queue_prune(PGconn *db, int retention_hours, long long *deleted) WARN_UNUSED;
+
+/* Counts of events by status, for metrics: pending, running, done, dead. */
+struct queue_depth {
+    long long pending;
+    long long running;
+    long long done;
+    long long dead;
+};
+enum err queue_depth(PGconn *db, struct queue_depth *out) WARN_UNUSED;
+
+#endif

@@ -1,0 +1,215 @@
+/* config.c - environment variables to struct config through one table: name, type, whether
+ * required, default, where it goes. The only file that calls getenv(). */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+enum cfg_type { CFG_STR, CFG_SECRET, CFG_INT, CFG_BOOL };
+
+/* Which subcommands need a variable: ALWAYS, or only when webhooks are served. */
+enum cfg_need { NEED_NO, NEED_ALWAYS, NEED_WEBHOOKS };
+
+struct config_var {
+    const char *env;
+    enum cfg_type type;
+    enum cfg_need need;
+    const char *fallback;
+    size_t offset;
+    int64_t min;
+    int64_t max;
+};
+
+#define VAR(env, type, need, fallback, field, min, max)                                            \
+    {env, type, need, fallback, offsetof(struct config, field), min, max}
+
+static const struct config_var config_vars[] = {
+    VAR("DATABASE_URL", CFG_SECRET, NEED_ALWAYS, NULL, database_url, 0, 0),
+    VAR("PORT", CFG_INT, NEED_NO, "8080", port, 1, 65535),
+    VAR("BIND_ADDRESS", CFG_STR, NEED_NO, "0.0.0.0", bind_address, 0, 0),
+    VAR("PUBLIC_BASE_URL", CFG_STR, NEED_WEBHOOKS, NULL, public_base_url, 0, 0),
+    VAR("SALESFORCE_ORG_ID", CFG_STR, NEED_WEBHOOKS, NULL, salesforce_org_id, 0, 0),
+    VAR("SALESFORCE_WEBHOOK_TOKEN", CFG_SECRET, NEED_NO, NULL, salesforce_webhook_token, 0, 0),
+    VAR("HUBSPOT_CLIENT_SECRET", CFG_SECRET, NEED_WEBHOOKS, NULL, hubspot_client_secret, 0, 0),
+    VAR("HUBSPOT_APP_ID", CFG_STR, NEED_NO, NULL, hubspot_app_id, 0, 0),
+    VAR("HUBSPOT_ALLOW_LEGACY_SIGNATURES", CFG_BOOL, NEED_NO, "false",
+        hubspot_allow_legacy_signatures, 0, 0),
+    VAR("WORKER_THREADS", CFG_INT, NEED_NO, "4", worker_threads, 0, 256),
+    VAR("LOG_LEVEL", CFG_STR, NEED_NO, "info", log_level, 0, 0),
+    VAR("HTTP_THREADS", CFG_INT, NEED_NO, "4", http_threads, 1, 256),
+    VAR("QUEUE_CLAIM_BATCH", CFG_INT, NEED_NO, "20", claim_batch, 1, 1000),
+    VAR("QUEUE_LEASE_SECONDS", CFG_INT, NEED_NO, "120", lease_seconds, 1, 86400),
+    VAR("QUEUE_POLL_INTERVAL_MS", CFG_INT, NEED_NO, "2000", poll_interval_ms, 10, 600000),
+    VAR("QUEUE_MAX_ATTEMPTS", CFG_INT, NEED_NO, "10", max_attempts, 1, 1000),
+    VAR("QUEUE_RETRY_BASE_MS", CFG_INT, NEED_NO, "1000", retry_base_ms, 1, 86400000),
+    VAR("QUEUE_RETRY_MAX_MS", CFG_INT, NEED_NO, "3600000", retry_max_ms, 1, 86400000),
+    VAR("QUEUE_DONE_RETENTION_HOURS", CFG_INT, NEED_NO, "168", done_retention_hours, 0, 87600),
+    VAR("SHUTDOWN_GRACE_SECONDS", CFG_INT, NEED_NO, "8", shutdown_grace_seconds, 1, 3600),
+    VAR("SALESFORCE_MAX_BODY_BYTES", CFG_INT, NEED_NO, "10485760", sf_body_limit_bytes, 1024,
+        1073741824),
+    VAR("HUBSPOT_MAX_BODY_BYTES", CFG_INT, NEED_NO, "1048576", hs_body_limit_bytes, 1024,
+        1073741824),
+    VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
+        86400000),
+};
+
+#define VAR_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks that need more than one variable or a format; appends problems to errors. */
+static int validate(const struct config *cfg, bool need_webhooks)
+{
+    int problems = 0;
+    enum log_level level;
+    if (!log_parse_level(cfg->log_level, &level)) {
+        fprintf(stderr, "config: LOG_LEVEL must be one of debug, info, warn, error\n");
+        problems++;
+    }
+    if (cfg->public_base_url) {
+        const char *u = cfg->public_base_url;
+        if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) {
+            fprintf(stderr, "config: PUBLIC_BASE_URL must start with https:// (or http:// "
+                            "behind a TLS proxy)\n");
+            problems++;
+        }
+    }
+    if (cfg->salesforce_org_id) {
+        size_t n = strlen(cfg->salesforce_org_id);
+        bool alnum = n > 0;
+        for (size_t i = 0; i < n; i++)
+            if (!((cfg->salesforce_org_id[i] >= '0' && cfg->salesforce_org_id[i] <= '9') ||
+                  (cfg->salesforce_org_id[i] >= 'a' && cfg->salesforce_org_id[i] <= 'z') ||
+                  (cfg->salesforce_org_id[i] >= 'A' && cfg->salesforce_org_id[i] <= 'Z')))
+                alnum = false;
+        if ((n != 15 && n != 18) || !alnum) {
+            fprintf(stderr, "config: SALESFORCE_ORG_ID must be a 15- or 18-character "
+                            "Salesforce id\n");
+            problems++;
+        }
+    }
+    if (cfg->retry_max_ms < cfg->retry_base_ms) {
+        fprintf(stderr, "config: QUEUE_RETRY_MAX_MS must not be below QUEUE_RETRY_BASE_MS\n");
+        problems++;
+    }
+    (void)need_webhooks;
+    return problems;
+}
+
+enum err config_load(struct config *cfg, bool need_webhooks)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    int problems = 0;
+    for (size_t i = 0; i < VAR_COUNT; i++) {
+        const struct config_var *v = &config_vars[i];
+        const char *raw = getenv(v->env);
+        if (raw && *raw == '\0')
+            raw = NULL;
+        bool required = v->need == NEED_ALWAYS || (v->need == NEED_WEBHOOKS && need_webhooks);
+        if (!raw && required) {
+            fprintf(stderr, "config: %s is required\n", v->env);
+            problems++;
+            continue;
+        }
+        if (!raw)
+            raw = v->fallback;
+        char *field = (char *)cfg + v->offset;
+        switch (v->type) {
+        case CFG_STR:
+        case CFG_SECRET:
+            *(char **)field = raw ? xstrdup(raw) : NULL;
+            break;
+        case CFG_INT: {
+            int64_t n;
+            if (!util_parse_i64(raw, &n) || n < v->min || n > v->max) {
+                fprintf(stderr, "config: %s must be a whole number from %lld to %lld\n", v->env,
+                        (long long)v->min, (long long)v->max);
+                problems++;
+                break;
+            }
+            *(int *)field = (int)n;
+            break;
+        }
+        case CFG_BOOL:
+            if (!parse_bool(raw, (bool *)field)) {
+                fprintf(stderr, "config: %s must be true or false\n", v->env);
+                problems++;
+            }
+            break;
+        }
+    }
+    if (problems == 0)
+        problems += validate(cfg, need_webhooks);
+    if (problems) {
+        fprintf(stderr, "config: %d problem%s; see README.md, Configuration\n", problems,
+                problems == 1 ? "" : "s");
+        config_clear(cfg);
+        return ERR_CONFIG;
+    }
+    return ERR_OK;
+}
+
+void config_clear(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < VAR_COUNT; i++) {
+        const struct config_var *v = &config_vars[i];
+        if (v->type == CFG_STR || v->type == CFG_SECRET) {
+            char **field = (char **)((char *)cfg + v->offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void config_log(const struct config *cfg)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < VAR_COUNT; i++) {
+        const struct config_var *v = &config_vars[i];
+        const char *field = (const char *)cfg + v->offset;
+        if (i)
+            buf_append_str(&b, " ");
+        buf_printf(&b, "%s=", v->env);
+        switch (v->type) {
+        case CFG_STR:
+            buf_append_str(&b, *(char *const *)field ? *(char *const *)field : "(unset)");
+            break;
+        case CFG_SECRET:
+            buf_append_str(&b, *(char *const *)field ? "***" : "(unset)");
+            break;
+        case CFG_INT:
+            buf_printf(&b, "%d", *(const int *)field);
+            break;
+        case CFG_BOOL:
+            buf_append_str(&b, *(const bool *)field ? "true" : "false");
+            break;
+        }
+    }
+    log_info("effective configuration", LOG_STR("config", b.data));
+    buf_clear(&b);
+}

@@ -1,0 +1,184 @@
+/* db.c - libpq helpers and the HTTP threads' connection pool. Workers own their connections
+ * and do not use the pool. */
+#include "db.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+struct db_pool {
+    char *url;
+    int size;
+    int opened;
+    int idle_count;
+    PGconn **idle;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+};
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+enum err db_open(const char *url, PGconn **out)
+{
+    PGconn *db = PQconnectdb(url);
+    if (PQstatus(db) != CONNECTION_OK) {
+        char *why = xstrdup(PQerrorMessage(db));
+        size_t n = strlen(why);
+        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
+            why[--n] = '\0';
+        log_error("cannot connect to database", LOG_STR("error", why));
+        free(why);
+        PQfinish(db);
+        return ERR_DB;
+    }
+    PQsetNoticeProcessor(db, quiet_notices, NULL);
+    *out = db;
+    return ERR_OK;
+}
+
+struct db_pool *db_pool_new(const char *url, int size)
+{
+    struct db_pool *p = xcalloc(1, sizeof(*p));
+    p->url = xstrdup(url);
+    p->size = size;
+    p->idle = xcalloc((size_t)size, sizeof(PGconn *));
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    return p;
+}
+
+void db_pool_free(struct db_pool *pool)
+{
+    if (!pool)
+        return;
+    for (int i = 0; i < pool->idle_count; i++)
+        PQfinish(pool->idle[i]);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->freed);
+    free(pool->idle);
+    free(pool->url);
+    free(pool);
+}
+
+enum err db_pool_acquire(struct db_pool *pool, int wait_ms, PGconn **out)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+
+    PGconn *conn = NULL;
+    bool open_new = false;
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        if (pool->idle_count > 0) {
+            conn = pool->idle[--pool->idle_count];
+            break;
+        }
+        if (pool->opened < pool->size) {
+            pool->opened++;
+            open_new = true;
+            break;
+        }
+        if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&pool->lock);
+
+    /* Connecting happens outside the lock. */
+    if (open_new) {
+        if (db_open(pool->url, &conn) != ERR_OK) {
+            pthread_mutex_lock(&pool->lock);
+            pool->opened--;
+            pthread_cond_signal(&pool->freed);
+            pthread_mutex_unlock(&pool->lock);
+            return ERR_DB;
+        }
+    }
+    if (!conn) {
+        log_warn("no database connection free in time", LOG_I64("wait_ms", wait_ms));
+        return ERR_DB;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        PQreset(conn);
+        if (PQstatus(conn) != CONNECTION_OK) {
+            log_warn("cannot reconnect to database");
+            db_pool_release(pool, conn);
+            return ERR_DB;
+        }
+    }
+    *out = conn;
+    return ERR_OK;
+}
+
+void db_pool_release(struct db_pool *pool, PGconn *conn)
+{
+    if (!conn)
+        return;
+    bool healthy = PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
+    if (!healthy) {
+        PQfinish(conn);
+        conn = NULL;
+    }
+    pthread_mutex_lock(&pool->lock);
+    if (conn)
+        pool->idle[pool->idle_count++] = conn;
+    else
+        pool->opened--;
+    pthread_cond_signal(&pool->freed);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+enum err db_check(PGconn *db, PGresult *r, ExecStatusType expected, const char *what)
+{
+    if (r && PQresultStatus(r) == expected)
+        return ERR_OK;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *message = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!message)
+        message = PQerrorMessage(db);
+    if (state && strcmp(state, "23505") == 0)
+        return ERR_CONFLICT;
+    log_error(what, LOG_STR("sqlstate", state ? state : "none"), LOG_STR("error", message));
+    return ERR_DB;
+}
+
+enum err db_exec(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    /* A SELECT run for its side effect (pg_advisory_lock) returns rows: that is success too. */
+    ExecStatusType want = PQresultStatus(r) == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    enum err rc = db_check(db, r, want, "database statement failed");
+    PQclear(r);
+    return rc;
+}
+
+enum err db_begin(PGconn *db)
+{
+    return db_exec(db, "BEGIN");
+}
+
+enum err db_commit(PGconn *db)
+{
+    return db_exec(db, "COMMIT");
+}
+
+void db_rollback(PGconn *db)
+{
+    if (PQtransactionStatus(db) == PQTRANS_IDLE)
+        return;
+    PGresult *r = PQexec(db, "ROLLBACK");
+    PQclear(r);
+}

@@ -1,0 +1,297 @@
+/* test_queue.c - the queue's guarantees against a real PostgreSQL: stored once, claimed by one
+ * worker per record, in order, coalesced, retried with backoff, dead-lettered, leases that
+ * expire, pruning. */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+#include "migrate.h"
+#include "qtest.h"
+#include "queue.h"
+
+START_TEST(migrations_apply_once_and_are_current)
+{
+    PGconn *db;
+    char *url = qtest_db("q_migrate", &db);
+    int applied = -1;
+    ck_assert_int_eq(migrate_apply(db, &applied), ERR_OK);
+    ck_assert_int_eq(applied, 0);
+    bool current = false;
+    ck_assert_int_eq(migrate_is_current(db, &current), ERR_OK);
+    ck_assert(current);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM schema_migrations"),
+                     migrate_embedded_count);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(duplicates_are_stored_once)
+{
+    PGconn *db;
+    char *url = qtest_db("q_dedup", &db);
+    ck_assert_int_eq(qtest_push(db, "salesforce", "04l1", "Opportunity", "006A", 1000), 1);
+    ck_assert_int_eq(qtest_push(db, "salesforce", "04l1", "Opportunity", "006A", 1000), 0);
+    /* The same key from the other source is a different event. */
+    ck_assert_int_eq(qtest_push(db, "hubspot", "04l1", "deal", "1", 1000), 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(a_batch_is_one_transaction)
+{
+    PGconn *db;
+    char *url = qtest_db("q_batch", &db);
+    cJSON *p = cJSON_CreateObject();
+    struct queue_event_in evs[3] = {
+        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p},
+        {"hubspot", "1:1:2", "deal", "10", "deal.propertyChange", 2, p},
+        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p}, /* duplicate within batch */
+    };
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(db, evs, 3, &stored), ERR_OK);
+    ck_assert_uint_eq(stored, 2);
+    /* An invalid source violates a CHECK: nothing of that batch may be stored. */
+    struct queue_event_in bad[2] = {
+        {"hubspot", "1:1:9", "deal", "11", "deal.creation", 1, p},
+        {"nowhere", "x", "deal", "11", "deal.creation", 1, p},
+    };
+    ck_assert_int_eq(queue_push(db, bad, 2, &stored), ERR_DB);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2);
+    cJSON_Delete(p);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(claim_coalesces_a_record_in_order)
+{
+    PGconn *db;
+    char *url = qtest_db("q_order", &db);
+    qtest_push(db, "hubspot", "k3", "deal", "7", 3000);
+    qtest_push(db, "hubspot", "k1", "deal", "7", 1000);
+    qtest_push(db, "hubspot", "k2", "deal", "7", 2000);
+    qtest_push(db, "hubspot", "k4", "deal", "8", 500);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    const struct queue_record *r7 = strcmp(b.records[0].record_id, "7") == 0 ? &b.records[0]
+                                                                             : &b.records[1];
+    ck_assert_uint_eq(r7->event_count, 3);
+    ck_assert_int_eq(r7->events[0].occurred_at_ms, 1000);
+    ck_assert_int_eq(r7->events[1].occurred_at_ms, 2000);
+    ck_assert_int_eq(r7->events[2].occurred_at_ms, 3000);
+    ck_assert_int_eq(r7->events[0].attempts, 1);
+    /* Leased: a second claimer gets nothing, even for a new event of the same record. */
+    qtest_push(db, "hubspot", "k5", "deal", "7", 4000);
+    struct queue_batch b2 = {0};
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &b2), ERR_OK);
+    ck_assert_uint_eq(b2.record_count, 0);
+    queue_batch_clear(&b2);
+    /* Finishing releases the record; the new event is then claimable, alone. */
+    size_t changed = 0;
+    ck_assert_int_eq(queue_finish(db, "w1", r7, QUEUE_DONE, "ok", 0, 10, &changed), ERR_OK);
+    ck_assert_uint_eq(changed, 3);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &b2), ERR_OK);
+    ck_assert_uint_eq(b2.record_count, 1);
+    ck_assert_str_eq(b2.records[0].record_id, "7");
+    ck_assert_uint_eq(b2.records[0].event_count, 1);
+    ck_assert_int_eq(b2.records[0].events[0].occurred_at_ms, 4000);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"),
+                     3);
+    queue_batch_clear(&b2);
+    queue_batch_clear(&b);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(retry_backs_off_then_dead_letters)
+{
+    PGconn *db;
+    char *url = qtest_db("q_retry", &db);
+    qtest_push(db, "salesforce", "n1", "Opportunity", "006X", 1);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    size_t changed;
+    ck_assert_int_eq(queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503", 3600000,
+                                  2, &changed),
+                     ERR_OK);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'pending'"
+                                         " AND last_error = 'upstream 503'"),
+                     1);
+    /* Backing off: not claimable now. */
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 0);
+    queue_batch_clear(&b);
+    /* Time passes (the test moves the backoff instead of sleeping). */
+    itest_db_exec(db, "UPDATE sync_record SET not_before = now() - interval '1 second'");
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 2);
+    /* Second transient failure with max_attempts 2: dead, with its error and attempts kept. */
+    ck_assert_int_eq(queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503 again", 10,
+                                  2, &changed),
+                     ERR_OK);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"
+                                         " AND attempts = 2 AND last_error = 'upstream 503 again'"
+                                         " AND finished_at IS NOT NULL"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(expired_lease_is_taken_over_and_the_old_owner_changes_nothing)
+{
+    PGconn *db;
+    char *url = qtest_db("q_lease", &db);
+    qtest_push(db, "hubspot", "e1", "deal", "5", 1);
+    struct queue_batch dead_worker = {0};
+    ck_assert_int_eq(queue_claim(db, "dead", 10, 60, &dead_worker), ERR_OK);
+    ck_assert_uint_eq(dead_worker.record_count, 1);
+    itest_db_exec(db, "UPDATE sync_record SET lease_expires_at = now() - interval '1 second'");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "alive", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 2);
+    size_t changed = 99;
+    ck_assert_int_eq(
+        queue_finish(db, "dead", &dead_worker.records[0], QUEUE_DONE, NULL, 0, 10, &changed),
+        ERR_OK);
+    ck_assert_uint_eq(changed, 0);
+    ck_assert_int_eq(queue_finish(db, "alive", &b.records[0], QUEUE_DONE, NULL, 0, 10, &changed),
+                     ERR_OK);
+    ck_assert_uint_eq(changed, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome='done'"),
+                     1);
+    queue_batch_clear(&b);
+    queue_batch_clear(&dead_worker);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* Concurrency: several threads, each with its own connection, claim from the same queue; no
+ * record may be handed to two of them at once, and every event is claimed exactly once. */
+struct claimer {
+    const char *url;
+    char name[16];
+    long long claimed_events;
+};
+
+static void *claim_loop(void *arg)
+{
+    struct claimer *c = arg;
+    PGconn *db = PQconnectdb(c->url);
+    for (;;) {
+        struct queue_batch b = {0};
+        if (queue_claim(db, c->name, 3, 60, &b) != ERR_OK)
+            break;
+        if (b.record_count == 0) {
+            queue_batch_clear(&b);
+            break;
+        }
+        for (size_t i = 0; i < b.record_count; i++) {
+            /* The record must be leased by us and nobody else may be running it. */
+            size_t changed = 0;
+            if (queue_finish(db, c->name, &b.records[i], QUEUE_DONE, NULL, 0, 10, &changed) ==
+                ERR_OK)
+                c->claimed_events += (long long)changed;
+        }
+        queue_batch_clear(&b);
+    }
+    PQfinish(db);
+    return NULL;
+}
+
+START_TEST(concurrent_claimers_split_the_work)
+{
+    PGconn *db;
+    char *url = qtest_db("q_conc", &db);
+    /* 60 records x 5 events. */
+    itest_db_exec(db, "INSERT INTO sync_record (source, object_type, record_id)"
+                      " SELECT 'hubspot', 'deal', r::text FROM generate_series(1, 60) r");
+    itest_db_exec(db, "INSERT INTO sync_event (source, dedup_key, object_type, record_id,"
+                      " event_type, occurred_at, payload)"
+                      " SELECT 'hubspot', r || ':' || e, 'deal', r::text, 'x', now(), '{}'"
+                      " FROM generate_series(1, 60) r, generate_series(1, 5) e");
+    enum { N = 4 };
+    struct claimer cs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        cs[i] = (struct claimer){url, {0}, 0};
+        snprintf(cs[i].name, sizeof(cs[i].name), "w%d", i);
+        pthread_create(&th[i], NULL, claim_loop, &cs[i]);
+    }
+    long long total = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        total += cs[i].claimed_events;
+    }
+    ck_assert_int_eq(total, 300);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status='done'"),
+                     300);
+    /* Exactly one outcome per event: no event was handled by two workers. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM (SELECT event_id FROM sync_outcome"
+                                         " GROUP BY event_id HAVING count(*) > 1) d"),
+                     0);
+    /* All events of a record were finished by the same worker in one claim. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM (SELECT record_id FROM sync_outcome"
+                                         " GROUP BY record_id HAVING count(DISTINCT worker) > 1) d"),
+                     0);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(prune_removes_only_old_done_events)
+{
+    PGconn *db;
+    char *url = qtest_db("q_prune", &db);
+    qtest_push(db, "hubspot", "old", "deal", "1", 1);
+    qtest_push(db, "hubspot", "new", "deal", "2", 1);
+    qtest_push(db, "hubspot", "dead", "deal", "3", 1);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'done', finished_at = now() - interval "
+                      "'10 days' WHERE dedup_key = 'old'");
+    itest_db_exec(db, "UPDATE sync_event SET status = 'done', finished_at = now()"
+                      " WHERE dedup_key = 'new'");
+    itest_db_exec(db, "UPDATE sync_event SET status = 'dead', finished_at = now() - interval "
+                      "'10 days' WHERE dedup_key = 'dead'");
+    long long deleted = 0;
+    ck_assert_int_eq(queue_prune(db, 24, &deleted), ERR_OK);
+    ck_assert_int_eq(deleted, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2);
+    struct queue_depth d;
+    ck_assert_int_eq(queue_depth(db, &d), ERR_OK);
+    ck_assert_int_eq(d.done, 1);
+    ck_assert_int_eq(d.dead, 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+Suite *suite_queue(void);
+Suite *suite_queue(void)
+{
+    Suite *s = suite_create("queue");
+    TCase *tc = tcase_create("postgres");
+    tcase_add_test(tc, migrations_apply_once_and_are_current);
+    tcase_add_test(tc, duplicates_are_stored_once);
+    tcase_add_test(tc, a_batch_is_one_transaction);
+    tcase_add_test(tc, claim_coalesces_a_record_in_order);
+    tcase_add_test(tc, retry_backs_off_then_dead_letters);
+    tcase_add_test(tc, expired_lease_is_taken_over_and_the_old_owner_changes_nothing);
+    tcase_add_test(tc, concurrent_claimers_split_the_work);
+    tcase_add_test(tc, prune_removes_only_old_done_events);
+    suite_add_tcase(s, tc);
+    return s;
+}
