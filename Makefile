@@ -28,6 +28,7 @@ SANDBOX_SRCS := $(wildcard tests/sandbox/*.c)
 SANDBOX_OBJS := $(SANDBOX_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
 INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard tests/integration/*.c))
 
 BIN := $(BUILD)/dealsync
@@ -80,7 +81,8 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
 
-$(UNIT_BIN): $(BUILD)/tests/unit/runner.o $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
+$(UNIT_BIN): $(BUILD)/tests/unit/runner.o $(UNIT_SRCS:%.c=$(BUILD)/%.o) \
+              $(UNIT_HELPERS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 $(INTEG_BIN): $(BUILD)/tests/integration/runner.o $(INTEG_SRCS:%.c=$(BUILD)/%.o) \

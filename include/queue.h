@@ -50,10 +50,10 @@ struct queue_record {
     const char *record_id;
     struct queue_event *events;
     size_t event_count;
-    enum err result;   /* set by the handler; ERR_OK = done */
-    char *detail;      /* set by the handler (owned by the batch): what changed, or why not */
+    enum err result;    /* set by the handler; ERR_OK = done */
+    char *detail;       /* set by the handler (owned by the batch): what changed, or why not */
     int retry_after_ms; /* handler hint for a transient failure (429 Retry-After); 0 = none */
-    bool is_skipped;   /* done, but deliberately not synced (detail says why) */
+    bool is_skipped;    /* done, but deliberately not synced (detail says why) */
 };
 
 struct queue_batch {

@@ -27,7 +27,9 @@ struct config_var {
 };
 
 #define VAR(env, type, need, fallback, field, min, max)                                            \
-    {env, type, need, fallback, offsetof(struct config, field), min, max}
+    {                                                                                              \
+        env, type, need, fallback, offsetof(struct config, field), min, max                        \
+    }
 
 static const struct config_var config_vars[] = {
     VAR("DATABASE_URL", CFG_SECRET, NEED_ALWAYS, NULL, database_url, 0, 0),

@@ -24,9 +24,8 @@ static enum err is_applied(PGconn *db, int version, bool *out)
     char v[16];
     snprintf(v, sizeof(v), "%d", version);
     const char *params[] = {v};
-    PGresult *r =
-        PQexecParams(db, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1, NULL,
-                     params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(db, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1,
+                               NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read schema_migrations");
     if (rc == ERR_OK)
         *out = PQntuples(r) > 0;
@@ -100,7 +99,8 @@ enum err migrate_is_current(PGconn *db, bool *is_current)
     if (rc == ERR_OK) {
         int count = atoi(PQgetvalue(r, 0, 1));
         int max = atoi(PQgetvalue(r, 0, 0));
-        int want = migrate_embedded_count ? migrate_embedded[migrate_embedded_count - 1].version : 0;
+        int want =
+            migrate_embedded_count ? migrate_embedded[migrate_embedded_count - 1].version : 0;
         *is_current = count >= migrate_embedded_count && max >= want;
     }
     PQclear(r);

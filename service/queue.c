@@ -97,7 +97,8 @@ static int cmp_rows(const void *pa, const void *pb)
     if (!c)
         c = strcmp(a->record_id, b->record_id);
     if (!c)
-        c = (a->ev.occurred_at_ms > b->ev.occurred_at_ms) - (a->ev.occurred_at_ms < b->ev.occurred_at_ms);
+        c = (a->ev.occurred_at_ms > b->ev.occurred_at_ms) -
+            (a->ev.occurred_at_ms < b->ev.occurred_at_ms);
     if (!c)
         c = (a->ev.id > b->ev.id) - (a->ev.id < b->ev.id);
     return c;
@@ -227,9 +228,15 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
     char delay_s[16], max_s[16];
     snprintf(delay_s, sizeof(delay_s), "%d", outcome == QUEUE_RETRY ? retry_delay_ms : 0);
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
-    const char *params[] = {owner,   ids.data,     names[outcome],
-                            detail,  delay_s,      max_s,
-                            rec->source, rec->is_skipped ? "true" : "false", rec->object_type,
+    const char *params[] = {owner,
+                            ids.data,
+                            names[outcome],
+                            detail,
+                            delay_s,
+                            max_s,
+                            rec->source,
+                            rec->is_skipped ? "true" : "false",
+                            rec->object_type,
                             rec->record_id};
     PGresult *r = PQexecParams(db, finish_sql, 10, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
@@ -245,13 +252,13 @@ enum err queue_prune(PGconn *db, int retention_hours, long long *deleted)
     char hours[16];
     snprintf(hours, sizeof(hours), "%d", retention_hours);
     const char *params[] = {hours};
-    PGresult *r = PQexecParams(
-        db,
-        "WITH gone AS (DELETE FROM sync_event WHERE status = 'done'"
-        "  AND finished_at < now() - make_interval(hours => $1::int) RETURNING id),"
-        " o AS (DELETE FROM sync_outcome WHERE event_id IN (SELECT id FROM gone))"
-        " SELECT count(*) FROM gone",
-        1, NULL, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(db,
+                     "WITH gone AS (DELETE FROM sync_event WHERE status = 'done'"
+                     "  AND finished_at < now() - make_interval(hours => $1::int) RETURNING id),"
+                     " o AS (DELETE FROM sync_outcome WHERE event_id IN (SELECT id FROM gone))"
+                     " SELECT count(*) FROM gone",
+                     1, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot prune done events");
     if (rc == ERR_OK && deleted)
         *deleted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

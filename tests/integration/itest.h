@@ -18,7 +18,8 @@ int itest_free_port(void);
 
 /* Starts argv[0] with argv and the current environment plus extra_env ("NAME=value", NULL-ended,
  * may be NULL); stdout/stderr go to log_path (appended). When ready_url is not NULL, waits up to
- * 20 s for it to answer 200 and returns NULL if it never does. Caller stops with itest_proc_stop. */
+ * 20 s for it to answer 200 and returns NULL if it never does. Caller stops with itest_proc_stop.
+ */
 struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra_env,
                                const char *log_path, const char *ready_url);
 /* Sends sig, waits up to timeout_ms for exit; SIGKILL after that. Returns the exit status

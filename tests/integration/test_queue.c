@@ -79,8 +79,8 @@ START_TEST(claim_coalesces_a_record_in_order)
     struct queue_batch b = {0};
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 2);
-    const struct queue_record *r7 = strcmp(b.records[0].record_id, "7") == 0 ? &b.records[0]
-                                                                             : &b.records[1];
+    const struct queue_record *r7 =
+        strcmp(b.records[0].record_id, "7") == 0 ? &b.records[0] : &b.records[1];
     ck_assert_uint_eq(r7->event_count, 3);
     ck_assert_int_eq(r7->events[0].occurred_at_ms, 1000);
     ck_assert_int_eq(r7->events[1].occurred_at_ms, 2000);
@@ -101,8 +101,8 @@ START_TEST(claim_coalesces_a_record_in_order)
     ck_assert_str_eq(b2.records[0].record_id, "7");
     ck_assert_uint_eq(b2.records[0].event_count, 1);
     ck_assert_int_eq(b2.records[0].events[0].occurred_at_ms, 4000);
-    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"),
-                     3);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"), 3);
     queue_batch_clear(&b2);
     queue_batch_clear(&b);
     PQfinish(db);
@@ -119,9 +119,9 @@ START_TEST(retry_backs_off_then_dead_letters)
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     size_t changed;
-    ck_assert_int_eq(queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503", 3600000,
-                                  2, &changed),
-                     ERR_OK);
+    ck_assert_int_eq(
+        queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503", 3600000, 2, &changed),
+        ERR_OK);
     queue_batch_clear(&b);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'pending'"
                                          " AND last_error = 'upstream 503'"),
@@ -136,9 +136,9 @@ START_TEST(retry_backs_off_then_dead_letters)
     ck_assert_uint_eq(b.record_count, 1);
     ck_assert_int_eq(b.records[0].events[0].attempts, 2);
     /* Second transient failure with max_attempts 2: dead, with its error and attempts kept. */
-    ck_assert_int_eq(queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503 again", 10,
-                                  2, &changed),
-                     ERR_OK);
+    ck_assert_int_eq(
+        queue_finish(db, "w1", &b.records[0], QUEUE_RETRY, "upstream 503 again", 10, 2, &changed),
+        ERR_OK);
     queue_batch_clear(&b);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"
                                          " AND attempts = 2 AND last_error = 'upstream 503 again'"
@@ -245,8 +245,9 @@ START_TEST(concurrent_claimers_split_the_work)
                                          " GROUP BY event_id HAVING count(*) > 1) d"),
                      0);
     /* All events of a record were finished by the same worker in one claim. */
-    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM (SELECT record_id FROM sync_outcome"
-                                         " GROUP BY record_id HAVING count(DISTINCT worker) > 1) d"),
+    ck_assert_int_eq(itest_db_scalar(db,
+                                     "SELECT count(*) FROM (SELECT record_id FROM sync_outcome"
+                                     " GROUP BY record_id HAVING count(DISTINCT worker) > 1) d"),
                      0);
     PQfinish(db);
     free(url);
