@@ -1,0 +1,22 @@
+/* http_server.h - the HTTP endpoints: webhooks from both CRMs, health, readiness, metrics. The
+ * only place where enum err becomes an HTTP status. */
+#ifndef SVC_HTTP_SERVER_H
+#define SVC_HTTP_SERVER_H
+
+#include "compiler.h"
+#include "config.h"
+#include "db.h"
+#include "err.h"
+
+struct http_server;
+
+/* Starts the libmicrohttpd daemon on cfg->bind_address:cfg->port with its own thread pool.
+ * cfg and pool are borrowed and must outlive the server. On ERR_OK *out is the server;
+ * stop it with http_server_stop. */
+enum err http_server_start(const struct config *cfg, struct db_pool *pool,
+                           struct http_server **out) WARN_UNUSED;
+
+/* Stops accepting, waits for in-flight requests, frees. NULL is a no-op. */
+void http_server_stop(struct http_server *s);
+
+#endif

@@ -1,0 +1,144 @@
+/* metrics.c - a small registry: one array of series under a mutex. Series are few (tens), so a
+ * linear search costs less than the request it measures. */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Request durations: from 1 ms (an ack) to 5 s (HubSpot's timeout). */
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+#define BUCKET_COUNT (sizeof(buckets) / sizeof(buckets[0]))
+
+struct series {
+    char *name;
+    char *labels;
+    bool is_histogram;
+    long long count;
+    double sum;
+    long long bucket_counts[BUCKET_COUNT];
+};
+
+struct help {
+    char *name;
+    char *text;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct series *series;
+static size_t series_count, series_cap;
+static struct help *helps;
+static size_t help_count;
+
+static struct series *find(const char *name, const char *labels, bool is_histogram)
+{
+    for (size_t i = 0; i < series_count; i++)
+        if (strcmp(series[i].name, name) == 0 && strcmp(series[i].labels, labels) == 0)
+            return &series[i];
+    if (series_count == series_cap) {
+        series_cap = series_cap ? series_cap * 2 : 32;
+        series = xrealloc(series, series_cap * sizeof(*series));
+    }
+    struct series *s = &series[series_count++];
+    memset(s, 0, sizeof(*s));
+    s->name = xstrdup(name);
+    s->labels = xstrdup(labels);
+    s->is_histogram = is_histogram;
+    return s;
+}
+
+void metrics_inc(const char *name, const char *labels, long long delta)
+{
+    pthread_mutex_lock(&lock);
+    find(name, labels, false)->count += delta;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_observe(const char *name, const char *labels, double seconds)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = find(name, labels, true);
+    s->count++;
+    s->sum += seconds;
+    for (size_t i = 0; i < BUCKET_COUNT; i++)
+        if (seconds <= buckets[i])
+            s->bucket_counts[i]++;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_describe(const char *name, const char *help)
+{
+    pthread_mutex_lock(&lock);
+    helps = xrealloc(helps, (help_count + 1) * sizeof(*helps));
+    helps[help_count].name = xstrdup(name);
+    helps[help_count].text = xstrdup(help);
+    help_count++;
+    pthread_mutex_unlock(&lock);
+}
+
+long long metrics_counter(const char *name, const char *labels)
+{
+    long long v = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < series_count; i++)
+        if (strcmp(series[i].name, name) == 0 && strcmp(series[i].labels, labels) == 0)
+            v = series[i].count;
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
+static const char *help_for(const char *name)
+{
+    for (size_t i = 0; i < help_count; i++)
+        if (strcmp(helps[i].name, name) == 0)
+            return helps[i].text;
+    return NULL;
+}
+
+static void render_series(struct buf *b, const struct series *s)
+{
+    const char *sep = s->labels[0] ? "," : "";
+    if (!s->is_histogram) {
+        if (s->labels[0])
+            buf_printf(b, "%s{%s} %lld\n", s->name, s->labels, s->count);
+        else
+            buf_printf(b, "%s %lld\n", s->name, s->count);
+        return;
+    }
+    for (size_t i = 0; i < BUCKET_COUNT; i++)
+        buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %lld\n", s->name, s->labels, sep, buckets[i],
+                   s->bucket_counts[i]);
+    buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %lld\n", s->name, s->labels, sep, s->count);
+    buf_printf(b, "%s_sum{%s} %.6f\n", s->name, s->labels, s->sum);
+    buf_printf(b, "%s_count{%s} %lld\n", s->name, s->labels, s->count);
+}
+
+char *metrics_render(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    pthread_mutex_lock(&lock);
+    /* Group series by name so each family has one HELP/TYPE header. */
+    bool *done = xcalloc(series_count + 1, sizeof(bool));
+    for (size_t i = 0; i < series_count; i++) {
+        if (done[i])
+            continue;
+        const char *help = help_for(series[i].name);
+        if (help)
+            buf_printf(&b, "# HELP %s %s\n", series[i].name, help);
+        buf_printf(&b, "# TYPE %s %s\n", series[i].name,
+                   series[i].is_histogram ? "histogram" : "counter");
+        for (size_t j = i; j < series_count; j++) {
+            if (!done[j] && strcmp(series[j].name, series[i].name) == 0) {
+                render_series(&b, &series[j]);
+                done[j] = true;
+            }
+        }
+    }
+    free(done);
+    pthread_mutex_unlock(&lock);
+    return buf_steal(&b);
+}
