@@ -35,6 +35,8 @@ struct config {
     int sf_body_limit_bytes;
     int hs_body_limit_bytes;
     int hs_max_timestamp_age_ms;
+    char *salesforce_webhook_path;
+    char *hubspot_webhook_path;
 };
 
 /* Reads every variable of the table from the environment into *cfg (zeroed first). On failure

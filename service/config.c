@@ -57,6 +57,10 @@ static const struct config_var config_vars[] = {
         1073741824),
     VAR("HUBSPOT_MAX_BODY_BYTES", CFG_INT, NEED_NO, "1048576", hs_body_limit_bytes, 1024,
         1073741824),
+    VAR("SALESFORCE_WEBHOOK_PATH", CFG_STR, NEED_NO, "/webhooks/salesforce",
+        salesforce_webhook_path, 0, 0),
+    VAR("HUBSPOT_WEBHOOK_PATH", CFG_STR, NEED_NO, "/webhooks/hubspot", hubspot_webhook_path, 0,
+        0),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
 };
@@ -110,6 +114,12 @@ static int validate(const struct config *cfg, bool need_webhooks)
                             "Salesforce id\n");
             problems++;
         }
+    }
+    if (cfg->salesforce_webhook_path[0] != '/' || cfg->hubspot_webhook_path[0] != '/' ||
+        strcmp(cfg->salesforce_webhook_path, cfg->hubspot_webhook_path) == 0) {
+        fprintf(stderr, "config: SALESFORCE_WEBHOOK_PATH and HUBSPOT_WEBHOOK_PATH must be two "
+                        "different paths starting with /\n");
+        problems++;
     }
     if (cfg->retry_max_ms < cfg->retry_base_ms) {
         fprintf(stderr, "config: QUEUE_RETRY_MAX_MS must not be below QUEUE_RETRY_BASE_MS\n");

@@ -369,11 +369,22 @@ static enum MHD_Result send_reply(struct http_request *req, struct MHD_Connectio
     return ok;
 }
 
-static const struct route *find_route(const char *method, const char *path, bool *path_known)
+/* The webhook paths are configurable (a proxy may mount them elsewhere); the rest are fixed. */
+static const char *route_path(const struct http_server *s, const struct route *r)
+{
+    if (r->fn == handle_salesforce)
+        return s->cfg->salesforce_webhook_path;
+    if (r->fn == handle_hubspot)
+        return s->cfg->hubspot_webhook_path;
+    return r->path;
+}
+
+static const struct route *find_route(const struct http_server *s, const char *method,
+                                      const char *path, bool *path_known)
 {
     *path_known = false;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, path) != 0)
+        if (strcmp(route_path(s, &routes[i]), path) != 0)
             continue;
         *path_known = true;
         if (strcmp(routes[i].method, method) == 0)
@@ -394,7 +405,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!req->is_started) {
         req->is_started = true;
         bool path_known;
-        req->route = find_route(method, url, &path_known);
+        req->route = find_route(req->server, method, url, &path_known);
         if (!req->route) {
             enum err rc = path_known ? ERR_UNSUPPORTED : ERR_NOT_FOUND;
             return send_reply(req, c,

@@ -1,4 +1,162 @@
-int main(void)
+/* main.c - wiring only: config -> log -> db -> http server -> workers; sigwait; stop in reverse.
+ * Subcommands: serve (endpoints and workers), worker (workers only), migrate, --help. */
+#include <curl/curl.h>
+#include <libxml/parser.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "db.h"
+#include "handlers.h"
+#include "http_server.h"
+#include "log.h"
+#include "migrate.h"
+#include "util.h"
+#include "worker.h"
+
+#define EX_USAGE 64
+#define EX_CONFIG 78
+
+static const char usage[] =
+    "usage: dealsync <command>\n"
+    "\n"
+    "commands:\n"
+    "  serve     receive Salesforce and HubSpot webhooks and run the sync workers\n"
+    "  worker    run the sync workers only (scale out beside serve)\n"
+    "  migrate   apply pending database migrations and exit\n"
+    "  --help    show this text\n"
+    "\n"
+    "Configuration comes from environment variables; see README.md.\n";
+
+static void *xmalloc_hook(size_t n)
 {
+    return xmalloc(n);
+}
+
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+/* Ends the process if an orderly stop takes longer than the grace period: claimed records are
+ * safe (their leases expire and another worker takes them), so exiting loses nothing. */
+static void *shutdown_watchdog(void *arg)
+{
+    int seconds = *(const int *)arg;
+    struct timespec ts = {seconds, 0};
+    nanosleep(&ts, NULL);
+    log_warn("shutdown grace period over; in-flight records are left to their leases",
+             LOG_I64("grace_seconds", seconds));
+    _exit(0);
+}
+
+static int run_migrate(const struct config *cfg)
+{
+    PGconn *db = NULL;
+    int applied = 0;
+    if (db_open(cfg->database_url, &db) != ERR_OK)
+        return 1;
+    enum err rc = migrate_apply(db, &applied);
+    PQfinish(db);
+    if (rc != ERR_OK)
+        return 1;
+    log_info("migrations current", LOG_I64("applied_now", applied),
+             LOG_I64("known", migrate_embedded_count));
     return 0;
+}
+
+static int run_service(const struct config *cfg, bool serve_http, sigset_t *signals)
+{
+    struct db_pool *pool = NULL;
+    struct http_server *http = NULL;
+    struct worker_pool *workers = NULL;
+    int status = 1;
+
+    if (run_migrate(cfg) != 0)
+        goto out;
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    char *id = xasprintf("%s:%d", host, (int)getpid());
+    if (serve_http) {
+        pool = db_pool_new(cfg->database_url, cfg->http_threads + 1);
+        if (http_server_start(cfg, pool, &http) != ERR_OK) {
+            free(id);
+            goto out;
+        }
+    }
+    if (cfg->worker_threads > 0 &&
+        worker_pool_start(cfg, handlers_ops(), id, &workers) != ERR_OK) {
+        free(id);
+        goto out;
+    }
+    free(id);
+    log_info("dealsync started", LOG_STR("mode", serve_http ? "serve" : "worker"));
+
+    int sig = 0;
+    sigwait(signals, &sig);
+    while (sig == SIGHUP || sig == SIGPIPE)
+        sigwait(signals, &sig);
+    log_info("stopping", LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    pthread_t watchdog;
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, (void *)&cfg->shutdown_grace_seconds) == 0)
+        pthread_detach(watchdog);
+    status = 0;
+out:
+    http_server_stop(http);
+    worker_pool_stop(workers);
+    db_pool_free(pool);
+    if (status == 0)
+        log_info("dealsync stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc == 2 ? stdout : stderr);
+        return argc == 2 ? 0 : EX_USAGE;
+    }
+    const char *cmd = argv[1];
+    bool is_serve = strcmp(cmd, "serve") == 0;
+    bool is_worker = strcmp(cmd, "worker") == 0;
+    bool is_migrate = strcmp(cmd, "migrate") == 0;
+    if (!is_serve && !is_worker && !is_migrate) {
+        fprintf(stderr, "dealsync: unknown command '%s'\n\n%s", cmd, usage);
+        return EX_USAGE;
+    }
+
+    struct config cfg;
+    if (config_load(&cfg, is_serve) != ERR_OK)
+        return EX_CONFIG;
+    enum log_level level = LOG_INFO;
+    log_parse_level(cfg.log_level, &level);
+    log_set_level(level);
+    config_log(&cfg);
+
+    /* Process-wide library state, before any thread exists. */
+    cJSON_Hooks hooks = {xmalloc_hook, free};
+    cJSON_InitHooks(&hooks);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    xmlInitParser();
+    sigset_t signals;
+    block_signals(&signals);
+
+    int status = is_migrate ? run_migrate(&cfg) : run_service(&cfg, is_serve, &signals);
+
+    xmlCleanupParser();
+    curl_global_cleanup();
+    config_clear(&cfg);
+    return status;
 }

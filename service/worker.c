@@ -1,0 +1,293 @@
+/* worker.c - claim -> handle -> finish. Each worker owns its PGconn and its handler context;
+ * nothing is shared between workers but the stop flag and the wake-up pipe. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+/* How often one worker prunes done events. */
+#define PRUNE_EVERY_MS (10 * 60 * 1000)
+
+struct worker {
+    struct worker_pool *pool;
+    pthread_t thread;
+    int index;
+    char owner[128];
+    unsigned int seed;
+};
+
+struct worker_pool {
+    const struct config *cfg;
+    const struct worker_ops *ops;
+    atomic_bool stop;
+    int wake[2]; /* written once at stop: every poll() sees it readable */
+    struct worker *workers;
+    int count;
+};
+
+int worker_backoff_ms(int attempts, int base_ms, int max_ms, int hint_ms, double rnd)
+{
+    double delay = base_ms;
+    for (int i = 1; i < attempts && delay < max_ms; i++)
+        delay *= 2;
+    if (delay > max_ms)
+        delay = max_ms;
+    delay *= 0.5 + rnd * 0.5;
+    if (delay < hint_ms)
+        delay = hint_ms;
+    return (int)delay;
+}
+
+static const struct worker_route *route_for(const struct worker_ops *ops,
+                                            const struct queue_record *r)
+{
+    for (size_t i = 0; i < ops->route_count; i++) {
+        const struct worker_route *rt = &ops->routes[i];
+        if (strcmp(rt->source, r->source) == 0 &&
+            (!rt->object_type || strcmp(rt->object_type, r->object_type) == 0))
+            return rt;
+    }
+    return NULL;
+}
+
+static bool is_stopping(const struct worker_pool *p)
+{
+    return atomic_load(&p->stop);
+}
+
+/* Sleeps until a notification arrives on db, the pool stops, or timeout_ms passes. */
+static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
+{
+    struct pollfd fds[2] = {{PQsocket(db), POLLIN, 0}, {w->pool->wake[0], POLLIN, 0}};
+    int n = poll(fds, 2, timeout_ms);
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+        PQconsumeInput(db);
+        PGnotify *note;
+        while ((note = PQnotifies(db)) != NULL)
+            PQfreemem(note);
+    }
+}
+
+/* Finishes one record according to the handler's verdict. */
+static void finish(struct worker *w, PGconn *db, struct queue_record *r)
+{
+    const struct config *cfg = w->pool->cfg;
+    enum queue_outcome outcome;
+    int delay = 0;
+    int attempts = 0;
+    for (size_t i = 0; i < r->event_count; i++)
+        if (r->events[i].attempts > attempts)
+            attempts = r->events[i].attempts;
+    const char *detail = r->detail;
+    if (r->result == ERR_OK) {
+        outcome = QUEUE_DONE;
+    } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
+        outcome = QUEUE_RETRY;
+        delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
+                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
+    } else {
+        outcome = QUEUE_DEAD;
+    }
+    char *fallback = NULL;
+    if (r->result != ERR_OK && !detail)
+        detail = fallback = xstrdup(err_str(r->result));
+
+    size_t changed = 0;
+    enum err rc = queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
+    static const char *const names[] = {"done", "retry", "dead"};
+    const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
+    if (rc != ERR_OK) {
+        log_warn("cannot record outcome; the lease will expire and the record be retried",
+                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
+    } else if (changed == 0) {
+        log_warn("lease lost before finishing; another worker has the record",
+                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
+    } else {
+        enum log_level level = outcome == QUEUE_DEAD ? LOG_ERROR
+                               : outcome == QUEUE_RETRY ? LOG_WARN
+                                                        : LOG_INFO;
+        log_emit(level, outcome == QUEUE_DEAD ? "event buried" : "event handled",
+                 LOG_STR("outcome", name), LOG_STR("source", r->source),
+                 LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
+                 LOG_I64("event_id", r->events[0].id), LOG_I64("events", (long long)r->event_count),
+                 LOG_I64("attempt", attempts), LOG_STR("error", r->result == ERR_OK ? NULL : err_name(r->result)),
+                 LOG_STR("detail", detail), LOG_I64("retry_in_ms", delay), LOG_END);
+        char labels[96];
+        snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"%s\"", r->source, name);
+        metrics_inc("dealsync_worker_records_total", labels, 1);
+        metrics_inc("dealsync_worker_events_total", labels, (long long)r->event_count);
+    }
+    free(fallback);
+}
+
+/* Releases records claimed but not started (shutdown): they go back to pending with the
+ * attempt not counted, and the lease is dropped so another process takes them at once. */
+static void release(struct worker *w, PGconn *db, const struct queue_record *r)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_append_str(&ids, "{");
+    for (size_t i = 0; i < r->event_count; i++)
+        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)r->events[i].id);
+    buf_append_str(&ids, "}");
+    const char *params[] = {w->owner, ids.data, r->source, r->object_type, r->record_id};
+    PGresult *res = PQexecParams(
+        db,
+        "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = attempts - 1,"
+        "  lease_owner = NULL WHERE id = ANY($2::bigint[]) AND lease_owner = $1"
+        "  AND status = 'running' RETURNING 1)"
+        " UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE (source, object_type, record_id) = ($3, $4, $5) AND lease_owner = $1",
+        5, NULL, params, NULL, NULL, 0);
+    if (db_check(db, res, PGRES_COMMAND_OK, "cannot release record") == ERR_OK)
+        log_info("record released at shutdown", LOG_STR("source", r->source),
+                 LOG_STR("record_id", r->record_id));
+    PQclear(res);
+    buf_clear(&ids);
+}
+
+static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b)
+{
+    const struct worker_ops *ops = w->pool->ops;
+    size_t i = 0;
+    while (i < b->record_count) {
+        if (is_stopping(w->pool)) {
+            for (; i < b->record_count; i++)
+                release(w, db, &b->records[i]);
+            return;
+        }
+        /* Records arrive sorted by source and type: a route's records are contiguous. */
+        const struct worker_route *rt = route_for(ops, &b->records[i]);
+        size_t j = i + 1;
+        while (j < b->record_count && route_for(ops, &b->records[j]) == rt &&
+               strcmp(b->records[j].object_type, b->records[i].object_type) == 0)
+            j++;
+        for (size_t k = i; k < j; k++)
+            b->records[k].result = ERR_INTERNAL;
+        if (!rt) {
+            for (size_t k = i; k < j; k++) {
+                b->records[k].result = ERR_UNSUPPORTED;
+                b->records[k].detail = xasprintf("no handler for %s %s events",
+                                                 b->records[k].source, b->records[k].object_type);
+            }
+        } else {
+            rt->handle(ctx, db, &b->records[i], j - i);
+        }
+        for (size_t k = i; k < j; k++)
+            finish(w, db, &b->records[k]);
+        i = j;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct worker_pool *p = w->pool;
+    const struct config *cfg = p->cfg;
+    PGconn *db = NULL;
+    void *ctx = p->ops->ctx_new ? p->ops->ctx_new(cfg, p->ops->arg) : p->ops->arg;
+    int64_t next_prune = w->index == 0 ? util_monotonic_ms() : INT64_MAX;
+    int reconnect_ms = 100;
+
+    while (!is_stopping(p)) {
+        if (!db || PQstatus(db) != CONNECTION_OK) {
+            PQfinish(db);
+            db = NULL;
+            if (db_open(cfg->database_url, &db) != ERR_OK ||
+                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK) {
+                PQfinish(db);
+                db = NULL;
+                log_warn("worker waiting for the database", LOG_I64("worker", w->index),
+                         LOG_I64("retry_in_ms", reconnect_ms));
+                struct pollfd wake = {p->wake[0], POLLIN, 0};
+                poll(&wake, 1, reconnect_ms);
+                reconnect_ms = reconnect_ms < 5000 ? reconnect_ms * 2 : 5000;
+                continue;
+            }
+            reconnect_ms = 100;
+        }
+        if (util_monotonic_ms() >= next_prune) {
+            long long pruned = 0;
+            if (queue_prune(db, cfg->done_retention_hours, &pruned) == ERR_OK && pruned)
+                log_info("done events pruned", LOG_I64("events", pruned));
+            next_prune = util_monotonic_ms() + PRUNE_EVERY_MS;
+        }
+        struct queue_batch b = {0};
+        if (queue_claim(db, w->owner, cfg->claim_batch, cfg->lease_seconds, &b) != ERR_OK) {
+            queue_batch_clear(&b);
+            wait_for_work(w, db, 1000);
+            continue;
+        }
+        if (b.record_count == 0) {
+            queue_batch_clear(&b);
+            wait_for_work(w, db, cfg->poll_interval_ms);
+            continue;
+        }
+        handle_batch(w, ctx, db, &b);
+        queue_batch_clear(&b);
+    }
+    if (p->ops->ctx_new && p->ops->ctx_free)
+        p->ops->ctx_free(ctx);
+    PQfinish(db);
+    return NULL;
+}
+
+enum err worker_pool_start(const struct config *cfg, const struct worker_ops *ops, const char *id,
+                           struct worker_pool **out)
+{
+    struct worker_pool *p = xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->ops = ops;
+    atomic_init(&p->stop, false);
+    if (pipe(p->wake) != 0) {
+        log_error("cannot create wake-up pipe", LOG_STR("error", strerror(errno)));
+        free(p);
+        return ERR_INTERNAL;
+    }
+    p->count = cfg->worker_threads;
+    p->workers = xcalloc((size_t)(p->count ? p->count : 1), sizeof(*p->workers));
+    for (int i = 0; i < p->count; i++) {
+        struct worker *w = &p->workers[i];
+        w->pool = p;
+        w->index = i;
+        w->seed = (unsigned)(util_now_ms() ^ (i * 7919));
+        snprintf(w->owner, sizeof(w->owner), "%s/%d", id, i);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            log_error("cannot start worker thread", LOG_I64("worker", i));
+            p->count = i;
+            worker_pool_stop(p);
+            return ERR_INTERNAL;
+        }
+    }
+    log_info("workers started", LOG_I64("workers", p->count), LOG_STR("id", id));
+    *out = p;
+    return ERR_OK;
+}
+
+void worker_pool_stop(struct worker_pool *pool)
+{
+    if (!pool)
+        return;
+    atomic_store(&pool->stop, true);
+    ssize_t n = write(pool->wake[1], "x", 1);
+    (void)n;
+    for (int i = 0; i < pool->count; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    close(pool->wake[0]);
+    close(pool->wake[1]);
+    free(pool->workers);
+    free(pool);
+    log_info("workers stopped");
+}
