@@ -85,6 +85,10 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
  * *deleted receives the number of events removed. */
 enum err queue_prune(PGconn *db, int retention_hours, long long *deleted) WARN_UNUSED;
 
+/* Milliseconds until the earliest backing-off record with open events becomes claimable
+ * (0 when one is due now), or -1 when none is waiting. Idle workers sleep at most this long. */
+enum err queue_next_due_ms(PGconn *db, long long *ms) WARN_UNUSED;
+
 /* Counts of events by status, for metrics: pending, running, done, dead. */
 struct queue_depth {
     long long pending;

@@ -232,7 +232,12 @@ static void *worker_main(void *arg)
         }
         if (b.record_count == 0) {
             queue_batch_clear(&b);
-            wait_for_work(w, db, cfg->poll_interval_ms);
+            /* Sleep until NOTIFY, the next backoff or lease expiry, or the fallback poll. */
+            long long due = -1;
+            int wait_ms = cfg->poll_interval_ms;
+            if (queue_next_due_ms(db, &due) == ERR_OK && due >= 0 && due < wait_ms)
+                wait_ms = (int)due + 1;
+            wait_for_work(w, db, wait_ms);
             continue;
         }
         handle_batch(w, ctx, db, &b);

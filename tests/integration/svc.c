@@ -43,7 +43,7 @@ void svc_start(struct svc *s, const char *name, const char *const *extra_env)
 
 int svc_stop(struct svc *s)
 {
-    int rc = itest_proc_stop(s->proc, SIGTERM, 15000);
+    int rc = itest_proc_stop(s->proc, SIGTERM, 10000);
     PQfinish(s->db);
     free(s->db_url);
     free(s->log_path);

@@ -1,0 +1,235 @@
+/* test_worker.c - the worker pool against a real PostgreSQL: handlers by type, retry with
+ * backoff, dead letters, LISTEN/NOTIFY wake-ups, and a worker killed mid-event (kill -9) whose
+ * event another worker finishes exactly once. */
+#include <check.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "qtest.h"
+#include "util.h"
+#include "worker.h"
+
+static struct config test_config(const char *url)
+{
+    struct config c;
+    memset(&c, 0, sizeof(c));
+    c.database_url = (char *)url;
+    c.worker_threads = 2;
+    c.claim_batch = 10;
+    c.lease_seconds = 60;
+    c.poll_interval_ms = 60000; /* wake-ups must come from NOTIFY */
+    c.max_attempts = 3;
+    c.retry_base_ms = 1;
+    c.retry_max_ms = 5;
+    c.done_retention_hours = 24;
+    return c;
+}
+
+static atomic_int handled;
+
+static void handle_ok(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    (void)ctx;
+    (void)db;
+    for (size_t i = 0; i < n; i++) {
+        recs[i].result = ERR_OK;
+        recs[i].detail = xasprintf("synced %zu events", recs[i].event_count);
+        atomic_fetch_add(&handled, (int)recs[i].event_count);
+    }
+}
+
+static void handle_transient(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    (void)ctx;
+    (void)db;
+    for (size_t i = 0; i < n; i++) {
+        recs[i].result = ERR_UPSTREAM;
+        recs[i].detail = xstrdup("hubspot answered 503");
+    }
+}
+
+static void handle_permanent(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    (void)ctx;
+    (void)db;
+    for (size_t i = 0; i < n; i++)
+        recs[i].result = ERR_INVALID;
+}
+
+static const struct worker_route routes[] = {
+    {"hubspot", "deal", handle_ok},
+    {"hubspot", "contact", handle_transient},
+    {"hubspot", "company", handle_permanent},
+};
+static const struct worker_ops ops = {NULL, NULL, NULL, routes, 3};
+
+struct count_query {
+    PGconn *db;
+    const char *sql;
+    long long want;
+};
+
+static bool count_is(void *arg)
+{
+    struct count_query *q = arg;
+    return itest_db_scalar(q->db, q->sql) == q->want;
+}
+
+static void wait_count(PGconn *db, const char *sql, long long want)
+{
+    struct count_query q = {db, sql, want};
+    ck_assert_msg(itest_wait_for(count_is, &q, 20000), "timed out waiting for %s = %lld (is %lld)",
+                  sql, want, itest_db_scalar(db, sql));
+}
+
+START_TEST(each_type_goes_to_its_handler_and_its_fate)
+{
+    PGconn *db;
+    char *url = qtest_db("w_routes", &db);
+    struct config cfg = test_config(url);
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &ops, "test", &pool), ERR_OK);
+    atomic_store(&handled, 0);
+    /* Pushed after the workers are idle: NOTIFY must wake them (the poll is 60 s). */
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "d2", "deal", "1", 2);
+    qtest_push(db, "hubspot", "c1", "contact", "2", 1);
+    qtest_push(db, "hubspot", "k1", "company", "3", 1);
+    qtest_push(db, "salesforce", "s1", "Lead", "00Q000000000001", 1);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 2);
+    /* Transient: retried up to max_attempts (3), then dead with the last error. */
+    wait_count(db,
+               "SELECT count(*) FROM sync_event WHERE dedup_key = 'c1' AND status = 'dead'"
+               " AND attempts = 3 AND last_error = 'hubspot answered 503'",
+               1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE event_id ="
+                                         " (SELECT id FROM sync_event WHERE dedup_key = 'c1')"
+                                         " AND outcome = 'retry'"),
+                     2);
+    /* Permanent: dead at once. No handler: dead with that reason. */
+    wait_count(db,
+               "SELECT count(*) FROM sync_event WHERE dedup_key = 'k1' AND status = 'dead'"
+               " AND attempts = 1 AND last_error = 'invalid input'",
+               1);
+    wait_count(db,
+               "SELECT count(*) FROM sync_event WHERE dedup_key = 's1' AND status = 'dead'"
+               " AND last_error = 'no handler for salesforce Lead events'",
+               1);
+    worker_pool_stop(pool);
+    ck_assert_int_eq(atomic_load(&handled), 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(backoff_grows_with_jitter_and_honours_hints)
+{
+    ck_assert_int_eq(worker_backoff_ms(1, 1000, 60000, 0, 0.999999), 999);
+    ck_assert_int_eq(worker_backoff_ms(1, 1000, 60000, 0, 0.0), 500);
+    ck_assert_int_eq(worker_backoff_ms(3, 1000, 60000, 0, 0.999999), 3999);
+    ck_assert_int_eq(worker_backoff_ms(30, 1000, 60000, 0, 0.0), 30000);
+    ck_assert_int_eq(worker_backoff_ms(1, 1000, 60000, 10000, 0.5), 10000);
+}
+END_TEST
+
+/* The victim: a worker whose handler signals that it started, then hangs until killed. */
+static void handle_hang(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    (void)ctx;
+    (void)n;
+    (void)recs;
+    PGresult *r = PQexec(db, "INSERT INTO hang_marker VALUES (1)");
+    PQclear(r);
+    for (;;)
+        pause();
+}
+
+static const struct worker_route hang_routes[] = {{"salesforce", NULL, handle_hang}};
+static const struct worker_ops hang_ops = {NULL, NULL, NULL, hang_routes, 1};
+static const struct worker_route ok_routes[] = {{"salesforce", NULL, handle_ok}};
+static const struct worker_ops ok_ops = {NULL, NULL, NULL, ok_routes, 1};
+
+START_TEST(a_worker_killed_mid_event_is_taken_over_and_done_once)
+{
+    PGconn *db;
+    char *url = qtest_db("w_kill", &db);
+    itest_db_exec(db, "CREATE TABLE hang_marker (n int)");
+    qtest_push(db, "salesforce", "04l000000000001", "Opportunity", "006000000000001AAA", 1);
+
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        struct config cfg = test_config(url);
+        cfg.worker_threads = 1;
+        cfg.lease_seconds = 2;
+        struct worker_pool *pool = NULL;
+        if (worker_pool_start(&cfg, &hang_ops, "victim", &pool) != ERR_OK)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    wait_count(db, "SELECT count(*) FROM hang_marker", 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status ="
+                                         " 'running' AND lease_owner LIKE 'victim/%'"),
+                     1);
+    kill(child, SIGKILL);
+    int st;
+    waitpid(child, &st, 0);
+
+    /* A healthy worker takes the record over once the 2 s lease has expired. */
+    struct config cfg = test_config(url);
+    cfg.poll_interval_ms = 100;
+    struct worker_pool *pool = NULL;
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(worker_pool_start(&cfg, &ok_ops, "rescuer", &pool), ERR_OK);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    worker_pool_stop(pool);
+    ck_assert_int_eq(atomic_load(&handled), 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT attempts FROM sync_event"), 2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE worker LIKE "
+                                         "'rescuer/%'"),
+                     1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+START_TEST(a_stopping_pool_releases_what_it_did_not_start)
+{
+    PGconn *db;
+    char *url = qtest_db("w_stop", &db);
+    struct config cfg = test_config(url);
+    cfg.worker_threads = 1;
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &ops, "stopper", &pool), ERR_OK);
+    worker_pool_stop(pool);
+    /* Nothing claimed after stop: pushed events stay pending, unleased. */
+    qtest_push(db, "hubspot", "x1", "deal", "1", 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = "
+                                         "'pending' AND attempts = 0"),
+                     1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+Suite *suite_worker(void);
+Suite *suite_worker(void)
+{
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("pool");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, each_type_goes_to_its_handler_and_its_fate);
+    tcase_add_test(tc, backoff_grows_with_jitter_and_honours_hints);
+    tcase_add_test(tc, a_worker_killed_mid_event_is_taken_over_and_done_once);
+    tcase_add_test(tc, a_stopping_pool_releases_what_it_did_not_start);
+    suite_add_tcase(s, tc);
+    return s;
+}
