@@ -102,7 +102,7 @@ test: deps
 	@scripts/test.sh
 
 run: deps
-	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN))
 	@scripts/run.sh
 
 migrate: $(BIN)

@@ -45,6 +45,10 @@ struct config {
  * (`serve`) rather than optional (`worker`, `migrate`). */
 enum err config_load(struct config *cfg, bool need_webhooks) WARN_UNUSED;
 
+/* PORT alone (default 8080, or 8080 when invalid), for `dealsync healthcheck`, which must not
+ * depend on the rest of the configuration being valid. */
+int config_port(void);
+
 /* Frees the strings; cfg may be reused with config_load. NULL is a no-op. */
 void config_clear(struct config *cfg);
 

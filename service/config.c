@@ -182,6 +182,15 @@ enum err config_load(struct config *cfg, bool need_webhooks)
     return ERR_OK;
 }
 
+int config_port(void)
+{
+    int64_t port;
+    const char *raw = getenv("PORT");
+    if (!raw || !util_parse_i64(raw, &port) || port < 1 || port > 65535)
+        return 8080;
+    return (int)port;
+}
+
 void config_clear(struct config *cfg)
 {
     if (!cfg)

@@ -31,6 +31,8 @@ static const char usage[] =
     "  serve     receive Salesforce and HubSpot webhooks and run the sync workers\n"
     "  worker    run the sync workers only (scale out beside serve)\n"
     "  migrate   apply pending database migrations and exit\n"
+    "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
+    "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
     "\n"
     "Configuration comes from environment variables; see README.md.\n";
@@ -60,6 +62,30 @@ static void *shutdown_watchdog(void *arg)
     log_warn("shutdown grace period over; in-flight records are left to their leases",
              LOG_I64("grace_seconds", seconds));
     _exit(0);
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * n;
+}
+
+/* The container's HEALTHCHECK: the runtime image has no curl, and needs none. */
+static int run_healthcheck(void)
+{
+    char *url = xasprintf("http://127.0.0.1:%d/healthz", config_port());
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    free(url);
+    return status == 200 ? 0 : 1;
 }
 
 static int run_migrate(const struct config *cfg)
@@ -129,6 +155,12 @@ int main(int argc, char **argv)
         return argc == 2 ? 0 : EX_USAGE;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "healthcheck") == 0) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        int rc = run_healthcheck();
+        curl_global_cleanup();
+        return rc;
+    }
     bool is_serve = strcmp(cmd, "serve") == 0;
     bool is_worker = strcmp(cmd, "worker") == 0;
     bool is_migrate = strcmp(cmd, "migrate") == 0;
