@@ -867,7 +867,9 @@ static bool derive(struct sf_object *obj, cJSON *values, const cJSON *body, bool
                       cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsClosed"))));
             set_value(values, "IsWon",
                       cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsWon"))));
-            if (stage_changed && !prob_given)
+            /* UNVERIFIED (reference 2.1) that the API fills Probability from the stage;
+             * sf_default_probability=0 turns it off. */
+            if (stage_changed && !prob_given && sb_setting_int("sf_default_probability", 1))
                 set_value(values, "Probability",
                           cJSON_Duplicate(cJSON_GetObjectItem(stage->values, "DefaultProbability"), true));
             if (stage_changed && !(body && cJSON_GetObjectItem(body, "ForecastCategoryName")))
