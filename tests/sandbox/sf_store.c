@@ -646,8 +646,11 @@ struct sf_record *sf_store_insert_raw(struct sf_object *obj, cJSON *values)
     if (!id || !sf_id_normalize(id, rec->id))
         sf_id_new(obj->prefix, rec->id);
     set_string(full, "Id", rec->id);
-    const char *user = get_string(full, "CreatedById");
-    stamp(obj, full, user ? user : st.api_user, now, true);
+    /* Copied: stamp() replaces CreatedById, which would free the string user points to. */
+    char user[19];
+    const char *given = get_string(full, "CreatedById");
+    snprintf(user, sizeof(user), "%s", given ? given : st.api_user);
+    stamp(obj, full, user, now, true);
     rec->values = full;
     rec->created_ms = now;
     rec->modstamp_ms = now;
