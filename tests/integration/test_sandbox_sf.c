@@ -344,7 +344,7 @@ START_TEST(sobject_create_read_update_delete)
     ck_assert_int_eq(cJSON_GetObjectItem(o, "Probability")->valueint, 100);
     const char *modified = jstr(o, "LastModifiedDate");
     ck_assert_int_eq((int)strlen(modified), 28);
-    ck_assert(strcmp(modified + 23, "+0000") == 0);
+    ck_assert(strcmp(modified + 19, ".000+0000") == 0);
     cJSON_Delete(o);
 
     ck_assert_int_eq(call("DELETE", path, true, NULL, NULL, NULL), 204);
@@ -1198,6 +1198,42 @@ START_TEST(outbound_message_dropped_after_retention)
 }
 END_TEST
 
+START_TEST(outbound_message_session_id_calls_back)
+{
+    start_listener(0);
+    cJSON *o = NULL;
+    char *body = xasprintf("{\"FullName\":\"Account.AccountSync\",\"Metadata\":{\"apiVersion\":"
+                           "47.0,\"endpointUrl\":\"http://127.0.0.1:%d/sf/account\","
+                           "\"fields\":[\"Name\",\"Website\"],\"integrationUser\":"
+                           "\"integration@dealsync.test\",\"includeSessionId\":true,"
+                           "\"name\":\"AccountSync\"}}",
+                           lst.port);
+    ck_assert_int_eq(call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o,
+                          NULL),
+                     201);
+    cJSON_Delete(o);
+    free(body);
+    ck_assert_int_eq(call("POST", "/_sandbox/salesforce/records/Account", false,
+                          "{\"Name\":\"Initech\"}", &o, NULL),
+                     201);
+    cJSON_Delete(o);
+    ck_assert(itest_wait_for(queue_empty, NULL, 10000));
+    pthread_mutex_lock(&lst.mu);
+    char *xml = xstrdup(lst.bodies[0]);
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert_ptr_nonnull(strstr(xml, "xsi:type=\"sf:Account\""));
+    ck_assert_ptr_nonnull(strstr(xml, "<sf:Name>Initech</sf:Name>"));
+    ck_assert_ptr_null(strstr(xml, "Website"));
+    const char *s = strstr(xml, "<SessionId>");
+    ck_assert_ptr_nonnull(s);
+    s += strlen("<SessionId>");
+    snprintf(token, sizeof(token), "%.*s", (int)(strstr(s, "<") - s), s);
+    ck_assert_int_eq(call("GET", API "/limits", true, NULL, NULL, NULL), 200);
+    free(xml);
+    stop_listener();
+}
+END_TEST
+
 START_TEST(outbound_message_skips_integration_user_when_set)
 {
     start_listener(0);
@@ -1293,6 +1329,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, outbound_messages_batched_per_message);
     tcase_add_test(tc, outbound_message_sends_latest_state_only);
     tcase_add_test(tc, outbound_message_dropped_after_retention);
+    tcase_add_test(tc, outbound_message_session_id_calls_back);
     tcase_add_test(tc, outbound_message_skips_integration_user_when_set);
     tcase_add_test(tc, tooling_outbound_message_read_query_delete);
     suite_add_tcase(s, tc);

@@ -603,7 +603,8 @@ static void stamp(struct sf_object *obj, cJSON *values, const char *user, int64_
                   bool is_create)
 {
     char ts[32];
-    sf_time_rest(now, ts);
+    /* Salesforce keeps system timestamps to the second: always ".000". */
+    sf_time_rest(now - now % 1000, ts);
     if (!sf_store_field(obj, "SystemModstamp"))
         return;
     if (is_create) {
