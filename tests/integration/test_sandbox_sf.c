@@ -981,6 +981,14 @@ static int xpath_count(xmlXPathContextPtr ctx, const char *expr)
     return n;
 }
 
+static char *first_notification_id(const char *xml)
+{
+    const char *s = strstr(xml, "<Notification>");
+    ck_assert_ptr_nonnull(s);
+    s = strstr(s, "<Id>");
+    return xstrndup(s + 4, 18);
+}
+
 START_TEST(outbound_message_soap_structure)
 {
     start_listener(0);
@@ -1093,10 +1101,7 @@ START_TEST(outbound_message_redelivered_until_acked)
     pthread_mutex_lock(&lst.mu);
     char *ids[3];
     for (int i = 0; i < 3; i++) {
-        const char *s = strstr(lst.bodies[i], "<Notification>");
-        ck_assert_ptr_nonnull(s);
-        s = strstr(s, "<Id>");
-        ids[i] = xstrndup(s + 4, 18);
+        ids[i] = first_notification_id(lst.bodies[i]);
         ck_assert_ptr_nonnull(strstr(lst.bodies[i], id));
     }
     pthread_mutex_unlock(&lst.mu);
@@ -1234,6 +1239,39 @@ START_TEST(outbound_message_session_id_calls_back)
 }
 END_TEST
 
+static bool at_least_two(void *arg)
+{
+    (void)arg;
+    return received() >= 2;
+}
+
+START_TEST(outbound_message_duplicate_fault_resends_same_id)
+{
+    start_listener(0);
+    ck_assert_int_eq(call("PUT", "/_sandbox/faults", false, "{\"delivery\":{\"duplicate_rate\":1}}",
+                          NULL, NULL),
+                     200);
+    char *om = register_om("[\"Name\"]");
+    char *id = create_opp("Delivered twice", 1);
+    ck_assert(itest_wait_for(at_least_two, NULL, 10000));
+    ck_assert(itest_wait_for(queue_empty, NULL, 10000));
+    pthread_mutex_lock(&lst.mu);
+    char *a = first_notification_id(lst.bodies[0]);
+    char *b = first_notification_id(lst.bodies[1]);
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert_str_eq(a, b);
+    cJSON *o = NULL;
+    call("GET", "/_sandbox/salesforce/outbound", false, NULL, &o, NULL);
+    ck_assert_int_eq(cJSON_GetObjectItem(o, "duplicatesSent")->valueint, 1);
+    cJSON_Delete(o);
+    free(a);
+    free(b);
+    free(id);
+    free(om);
+    stop_listener();
+}
+END_TEST
+
 START_TEST(outbound_message_skips_integration_user_when_set)
 {
     start_listener(0);
@@ -1330,6 +1368,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, outbound_message_sends_latest_state_only);
     tcase_add_test(tc, outbound_message_dropped_after_retention);
     tcase_add_test(tc, outbound_message_session_id_calls_back);
+    tcase_add_test(tc, outbound_message_duplicate_fault_resends_same_id);
     tcase_add_test(tc, outbound_message_skips_integration_user_when_set);
     tcase_add_test(tc, tooling_outbound_message_read_query_delete);
     suite_add_tcase(s, tc);
