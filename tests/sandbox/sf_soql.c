@@ -128,7 +128,7 @@ static bool lex(const char *q, struct parser *p)
                     char c = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
                     if (!strchr("ntr'\"\\_%", *s) || !*s) {
                         buf_clear(&b);
-                        fail(p, "MALFORMED_QUERY", "Invalid string literal escape%s", "");
+                        fail(p, "MALFORMED_QUERY", "Invalid string literal escape");
                         return false;
                     }
                     /* \_ and \% stay escaped for LIKE; elsewhere they are literal. */
@@ -143,7 +143,7 @@ static bool lex(const char *q, struct parser *p)
             }
             if (*s != '\'') {
                 buf_clear(&b);
-                fail(p, "MALFORMED_QUERY", "unterminated string literal%s", "");
+                fail(p, "MALFORMED_QUERY", "unterminated string literal");
                 return false;
             }
             s++;
@@ -451,8 +451,7 @@ static struct cond *parse_unary(struct parser *p)
     if (is_punct(t, "(")) {
         p->pos++;
         if (is_kw(peek(p), "SELECT")) {
-            fail(p, "MALFORMED_QUERY", "semi-join subqueries are not supported by the sandbox%s",
-                 "");
+            fail(p, "MALFORMED_QUERY", "semi-join subqueries are not supported by the sandbox");
             goto fail;
         }
         free(c);
@@ -493,8 +492,7 @@ static struct cond *parse_unary(struct parser *p)
         }
         p->pos++;
         if (is_kw(peek(p), "SELECT")) {
-            fail(p, "MALFORMED_QUERY", "semi-join subqueries are not supported by the sandbox%s",
-                 "");
+            fail(p, "MALFORMED_QUERY", "semi-join subqueries are not supported by the sandbox");
             goto fail;
         }
         for (;;) {
@@ -812,6 +810,22 @@ static void refresh_permissions(void)
     }
 }
 
+/* "LIMIT n" / "OFFSET n": *out keeps its value when the keyword is absent. */
+static bool count_clause(struct parser *p, const char *kw, int64_t *out)
+{
+    if (!is_kw(peek(p), kw))
+        return true;
+    p->pos++;
+    struct tok *t = peek(p);
+    if (t->kind != T_NUMBER || t->num < 0 || t->num != (double)(int64_t)t->num) {
+        unexpected(p);
+        return false;
+    }
+    *out = (int64_t)t->num;
+    p->pos++;
+    return true;
+}
+
 static const char *const unsupported_kw[] = {"GROUP", "HAVING", "TYPEOF", "WITH", "FOR",
                                              "USING", "UPDATE", "ROLLUP", "CUBE", NULL};
 
@@ -966,30 +980,11 @@ bool sf_soql_run(const char *soql, bool tooling, bool include_deleted, const cha
             p.pos++;
         }
     }
-    if (is_kw(peek(&p), "LIMIT")) {
-        p.pos++;
-        struct tok *t = peek(&p);
-        if (t->kind != T_NUMBER || t->num < 0 || t->num != (double)(int64_t)t->num) {
-            unexpected(&p);
-            goto out;
-        }
-        limit = (int64_t)t->num;
-        p.pos++;
-    }
-    if (is_kw(peek(&p), "OFFSET")) {
-        p.pos++;
-        struct tok *t = peek(&p);
-        if (t->kind != T_NUMBER || t->num < 0 || t->num != (double)(int64_t)t->num) {
-            unexpected(&p);
-            goto out;
-        }
-        offset = (int64_t)t->num;
-        if (offset > 2000) {
-            fail(&p, "NUMBER_OUTSIDE_VALID_RANGE",
-                 "Maximum SOQL offset allowed is 2000%s", "");
-            goto out;
-        }
-        p.pos++;
+    if (!count_clause(&p, "LIMIT", &limit) || !count_clause(&p, "OFFSET", &offset))
+        goto out;
+    if (offset > 2000) {
+        fail(&p, "NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000");
+        goto out;
     }
     if (peek(&p)->kind != T_END) {
         unexpected(&p);
