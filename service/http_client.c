@@ -128,7 +128,7 @@ bool http_parse_retry_after(const char *value, int64_t now_ms, int64_t *delay_ms
     /* IMF-fixdate, the only HTTP-date form senders may generate (RFC 9110 5.6.7). */
     char wday[4], mon[4], zone[4];
     int day, year, h, m, s, used = 0;
-    if (strlen(value) != 29 || sscanf(value, "%3s %d %3s %d %d:%d:%d %3s%n", wday, &day, mon,
+    if (strlen(value) != 29 || sscanf(value, "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day, mon,
                                       &year, &h, &m, &s, zone, &used) != 8)
         return false;
     int month = month_from_name(mon);
