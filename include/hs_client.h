@@ -41,13 +41,12 @@ int64_t hs_retry_after_ms(const struct hs_client *hs);
 /* GET /crm/v3/objects/<type>/<id>. properties and associations: comma lists or NULL;
  * id_property: a unique property to look the id up by, or NULL for the record id. */
 enum err hs_object_get(struct hs_client *hs, const char *object_type, const char *id,
-                       const char *id_property, const char *properties,
-                       const char *associations, cJSON **object) WARN_UNUSED;
+                       const char *id_property, const char *properties, const char *associations,
+                       cJSON **object) WARN_UNUSED;
 /* POST /crm/v3/objects/<type> with {"properties":…,"associations":[…]}; associations may be
  * NULL. *object is the created SimplePublicObject (its "id" is the new record id). */
-enum err hs_object_create(struct hs_client *hs, const char *object_type,
-                          const cJSON *properties, const cJSON *associations,
-                          cJSON **object) WARN_UNUSED;
+enum err hs_object_create(struct hs_client *hs, const char *object_type, const cJSON *properties,
+                          const cJSON *associations, cJSON **object) WARN_UNUSED;
 /* PATCH /crm/v3/objects/<type>/<id>[?idProperty=]; "" clears a property. object may be NULL. */
 enum err hs_object_update(struct hs_client *hs, const char *object_type, const char *id,
                           const char *id_property, const cJSON *properties,
@@ -82,9 +81,8 @@ enum err hs_batch_read(struct hs_client *hs, const char *object_type, const char
                        const char *properties, const char *const *ids, size_t count,
                        struct hs_batch_result *res) WARN_UNUSED;
 /* Batch archive of record ids (204, so res->results stays empty). */
-enum err hs_batch_archive(struct hs_client *hs, const char *object_type,
-                          const char *const *ids, size_t count,
-                          struct hs_batch_result *res) WARN_UNUSED;
+enum err hs_batch_archive(struct hs_client *hs, const char *object_type, const char *const *ids,
+                          size_t count, struct hs_batch_result *res) WARN_UNUSED;
 
 /* One page of POST /crm/v3/objects/<type>/search. request: {"filterGroups","sorts",
  * "properties","limit"} (borrowed); after: the paging cursor or NULL for the first page.
@@ -106,13 +104,12 @@ struct hs_assoc_type {
 };
 
 /* PUT …/associations/default/<to_type>/<to_id>: the unlabelled default association. */
-enum err hs_assoc_create_default(struct hs_client *hs, const char *from_type,
-                                 const char *from_id, const char *to_type,
-                                 const char *to_id) WARN_UNUSED;
+enum err hs_assoc_create_default(struct hs_client *hs, const char *from_type, const char *from_id,
+                                 const char *to_type, const char *to_id) WARN_UNUSED;
 /* PUT …/associations/<to_type>/<to_id> with the given labelled types (n >= 1). */
 enum err hs_assoc_create(struct hs_client *hs, const char *from_type, const char *from_id,
-                         const char *to_type, const char *to_id,
-                         const struct hs_assoc_type *types, size_t n) WARN_UNUSED;
+                         const char *to_type, const char *to_id, const struct hs_assoc_type *types,
+                         size_t n) WARN_UNUSED;
 /* DELETE every association between two records. */
 enum err hs_assoc_delete(struct hs_client *hs, const char *from_type, const char *from_id,
                          const char *to_type, const char *to_id) WARN_UNUSED;
@@ -129,8 +126,7 @@ struct hs_assoc_pair {
 /* POST /crm/v4/associations/<from>/<to>/batch/create with one type for every pair. */
 enum err hs_assoc_batch_create(struct hs_client *hs, const char *from_type, const char *to_type,
                                const struct hs_assoc_pair *pairs, size_t count,
-                               struct hs_assoc_type type,
-                               struct hs_batch_result *res) WARN_UNUSED;
+                               struct hs_assoc_type type, struct hs_batch_result *res) WARN_UNUSED;
 /* POST /crm/v4/associations/<from>/<to>/batch/archive: removes all types between each pair. */
 enum err hs_assoc_batch_archive(struct hs_client *hs, const char *from_type, const char *to_type,
                                 const struct hs_assoc_pair *pairs, size_t count,
@@ -168,8 +164,8 @@ enum err hs_property_get(struct hs_client *hs, const char *object_type, const ch
                          cJSON **property) WARN_UNUSED;
 /* POST /crm/v3/properties/<type>: definition {"name","label","type","fieldType","groupName",
  * "hasUniqueValue"?,"options"?}; *property is the created definition (may be NULL). */
-enum err hs_property_create(struct hs_client *hs, const char *object_type,
-                            const cJSON *definition, cJSON **property) WARN_UNUSED;
+enum err hs_property_create(struct hs_client *hs, const char *object_type, const cJSON *definition,
+                            cJSON **property) WARN_UNUSED;
 
 /* ---- Pure helpers (thread-safe) ------------------------------------------------------------ */
 

@@ -20,8 +20,8 @@ struct http_client_options {
 
 /* A received response. Strings are owned by the struct; release with http_response_clear. */
 struct http_response {
-    long status;                 /* 0 when no HTTP response arrived */
-    char *body;                  /* NUL-terminated, never NULL once a response arrived */
+    long status; /* 0 when no HTTP response arrived */
+    char *body;  /* NUL-terminated, never NULL once a response arrived */
     size_t body_len;
     char *content_type;          /* NULL when absent */
     char *sforce_limit_info;     /* Sforce-Limit-Info, e.g. "api-usage=18/5000"; NULL if absent */

@@ -13,10 +13,10 @@
 
 /* Sync rules as HubSpot's Salesforce integration defines them (reference hubspot.md 1.3). */
 enum mapping_rule {
-    MAPPING_RULE_TWO_WAY,                         /* "two_way": the most recent change wins */
-    MAPPING_RULE_PREFER_SALESFORCE_UNLESS_BLANK,  /* HubSpot writes only into an empty field */
-    MAPPING_RULE_ALWAYS_SALESFORCE,               /* HubSpot never writes to Salesforce */
-    MAPPING_RULE_NONE,                            /* "none": nothing passes either way */
+    MAPPING_RULE_TWO_WAY,                        /* "two_way": the most recent change wins */
+    MAPPING_RULE_PREFER_SALESFORCE_UNLESS_BLANK, /* HubSpot writes only into an empty field */
+    MAPPING_RULE_ALWAYS_SALESFORCE,              /* HubSpot never writes to Salesforce */
+    MAPPING_RULE_NONE,                           /* "none": nothing passes either way */
 };
 
 /* How a value is converted. Standard fields have a fixed kind; a custom mapping's kind comes
@@ -45,7 +45,7 @@ struct mapping_field {
     enum mapping_rule rule;
     enum mapping_kind kind; /* PICKLIST/TEXT for custom fields until refined per call */
     bool is_standard;
-    cJSON *values;          /* custom picklist map {"SF value":"hs option"}, or NULL */
+    cJSON *values; /* custom picklist map {"SF value":"hs option"}, or NULL */
 };
 
 /* The standard mappings plus the custom ones from MAPPINGS_FILE. Immutable once built, so one
@@ -80,9 +80,9 @@ typedef enum err (*mapping_owner_fn)(void *arg, enum mapping_direction dir, cons
 
 /* Everything mapping_apply needs besides the records. All pointers borrowed; any may be NULL. */
 struct mapping_context {
-    const cJSON *stage_map;      /* {"SF StageName":"hs stage id"}; reverse lookup for HS->SF */
-    const char *hs_pipeline_id;  /* when set, SF->HS stage changes also write "pipeline" */
-    const cJSON *owner_map;      /* {"SF user id":"hs owner id"}; consulted before owner_fn */
+    const cJSON *stage_map;     /* {"SF StageName":"hs stage id"}; reverse lookup for HS->SF */
+    const char *hs_pipeline_id; /* when set, SF->HS stage changes also write "pipeline" */
+    const cJSON *owner_map;     /* {"SF user id":"hs owner id"}; consulted before owner_fn */
     mapping_owner_fn owner_fn;
     void *owner_arg;
     const cJSON *hs_property_defs; /* array of HubSpot property definitions

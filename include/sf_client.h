@@ -23,7 +23,7 @@ enum sf_auth_flow {
 /* All strings borrowed for the sf_client_new call only (they are copied). */
 struct sf_client_options {
     enum sf_auth_flow flow;
-    const char *login_url;        /* e.g. "https://login.salesforce.com", no trailing slash */
+    const char *login_url; /* e.g. "https://login.salesforce.com", no trailing slash */
     const char *client_id;
     const char *client_secret;
     const char *refresh_token;
@@ -62,8 +62,8 @@ enum err sf_query(struct sf_client *sf, const char *soql, cJSON **records) WARN_
 enum err sf_query_all(struct sf_client *sf, const char *soql, cJSON **records) WARN_UNUSED;
 
 /* GET sobjects/<type>/<id>[?fields=<comma list>]; fields may be NULL. */
-enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id,
-                        const char *fields, cJSON **record) WARN_UNUSED;
+enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
+                        cJSON **record) WARN_UNUSED;
 /* POST sobjects/<type>; *id receives the new record id. */
 enum err sf_sobject_create(struct sf_client *sf, const char *type, const cJSON *fields,
                            char **id) WARN_UNUSED;
@@ -81,7 +81,7 @@ enum err sf_sobject_upsert(struct sf_client *sf, const char *type, const char *e
 
 /* One record's outcome in a collection call. */
 struct sf_save_result {
-    char *id;         /* NULL when the record failed (or a delete gave none) */
+    char *id; /* NULL when the record failed (or a delete gave none) */
     bool is_success;
     bool is_created;  /* upsert: inserted */
     enum err err;     /* ERR_OK, or the mapped statusCode of the first error */
@@ -111,10 +111,10 @@ enum err sf_collection_delete(struct sf_client *sf, const char *const *ids, size
 
 /* getUpdated / getDeleted for [start_ms, end_ms). *ids: array of id strings; *deleted: array
  * of {"id","deletedDate"}; *latest_ms: latestDateCovered, the next window's start. */
-enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms,
-                        int64_t end_ms, cJSON **ids, int64_t *latest_ms) WARN_UNUSED;
-enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms,
-                        int64_t end_ms, cJSON **deleted, int64_t *latest_ms) WARN_UNUSED;
+enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
+                        cJSON **ids, int64_t *latest_ms) WARN_UNUSED;
+enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
+                        cJSON **deleted, int64_t *latest_ms) WARN_UNUSED;
 
 /* Tooling API: query (all pages) and create (e.g. CustomField, WorkflowOutboundMessage with
  * {"FullName":…,"Metadata":{…}}). */

@@ -128,9 +128,8 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
         goto out;
     }
     if (resp.body_len > 0 && !(*json = cJSON_Parse(resp.body))) {
-        log_warn("hubspot answer is not json", LOG_STR("method", method),
-                 LOG_STR("path", log_path), LOG_I64("http_status", resp.status),
-                 LOG_I64("body_bytes", resp.body_len));
+        log_warn("hubspot answer is not json", LOG_STR("method", method), LOG_STR("path", log_path),
+                 LOG_I64("http_status", resp.status), LOG_I64("body_bytes", resp.body_len));
         rc = ERR_UPSTREAM;
     }
 out:
@@ -188,8 +187,8 @@ static char *object_path(const char *type, const char *id)
 }
 
 enum err hs_object_get(struct hs_client *hs, const char *object_type, const char *id,
-                       const char *id_property, const char *properties,
-                       const char *associations, cJSON **object)
+                       const char *id_property, const char *properties, const char *associations,
+                       cJSON **object)
 {
     if (!is_object_type(object_type))
         return ERR_INVALID;
@@ -206,16 +205,15 @@ enum err hs_object_get(struct hs_client *hs, const char *object_type, const char
     return rc;
 }
 
-enum err hs_object_create(struct hs_client *hs, const char *object_type,
-                          const cJSON *properties, const cJSON *associations, cJSON **object)
+enum err hs_object_create(struct hs_client *hs, const char *object_type, const cJSON *properties,
+                          const cJSON *associations, cJSON **object)
 {
     if (!is_object_type(object_type))
         return ERR_INVALID;
     cJSON *body = cJSON_CreateObject();
     cJSON_AddItemToObject(body, "properties", cJSON_Duplicate(properties, true));
-    cJSON_AddItemToObject(body, "associations", associations
-                                                    ? cJSON_Duplicate(associations, true)
-                                                    : cJSON_CreateArray());
+    cJSON_AddItemToObject(body, "associations",
+                          associations ? cJSON_Duplicate(associations, true) : cJSON_CreateArray());
     char *path = object_path(object_type, NULL);
     enum err rc = hs_call_get(hs, "POST", path, body, NULL, object);
     free(path);
@@ -301,8 +299,8 @@ static enum err batch_send(struct hs_client *hs, const char *path, const cJSON *
     if (rc != ERR_OK)
         goto out;
     if (cJSON_GetArraySize(all.errors) > 0)
-        log_warn("hubspot batch had failed items", LOG_STR("path", path),
-                 LOG_I64("inputs", total), LOG_I64("errors", cJSON_GetArraySize(all.errors)));
+        log_warn("hubspot batch had failed items", LOG_STR("path", path), LOG_I64("inputs", total),
+                 LOG_I64("errors", cJSON_GetArraySize(all.errors)));
     *res = all;
     all = (struct hs_batch_result){0};
 out:
@@ -311,8 +309,7 @@ out:
 }
 
 static enum err object_batch(struct hs_client *hs, const char *object_type, const char *op,
-                             const cJSON *inputs, const cJSON *extra,
-                             struct hs_batch_result *res)
+                             const cJSON *inputs, const cJSON *extra, struct hs_batch_result *res)
 {
     if (!is_object_type(object_type))
         return ERR_INVALID;
@@ -383,8 +380,8 @@ enum err hs_batch_read(struct hs_client *hs, const char *object_type, const char
     return rc;
 }
 
-enum err hs_batch_archive(struct hs_client *hs, const char *object_type,
-                          const char *const *ids, size_t count, struct hs_batch_result *res)
+enum err hs_batch_archive(struct hs_client *hs, const char *object_type, const char *const *ids,
+                          size_t count, struct hs_batch_result *res)
 {
     cJSON *inputs = id_inputs(ids, count);
     enum err rc = object_batch(hs, object_type, "archive", inputs, NULL, res);
@@ -430,8 +427,8 @@ static char *assoc_path(const char *from_type, const char *from_id, const char *
 {
     char *f = http_url_encode(from_id);
     char *t = to_id ? http_url_encode(to_id) : NULL;
-    char *p = xasprintf("/crm/v4/objects/%s/%s/associations/%s%s%s%s", from_type, f, mid,
-                        to_type, t ? "/" : "", t ? t : "");
+    char *p = xasprintf("/crm/v4/objects/%s/%s/associations/%s%s%s%s", from_type, f, mid, to_type,
+                        t ? "/" : "", t ? t : "");
     free(t);
     free(f);
     return p;
@@ -445,8 +442,8 @@ static cJSON *assoc_type_json(struct hs_assoc_type t)
     return o;
 }
 
-enum err hs_assoc_create_default(struct hs_client *hs, const char *from_type,
-                                 const char *from_id, const char *to_type, const char *to_id)
+enum err hs_assoc_create_default(struct hs_client *hs, const char *from_type, const char *from_id,
+                                 const char *to_type, const char *to_id)
 {
     if (!is_object_type(from_type) || !is_object_type(to_type))
         return ERR_INVALID;
@@ -457,8 +454,8 @@ enum err hs_assoc_create_default(struct hs_client *hs, const char *from_type,
 }
 
 enum err hs_assoc_create(struct hs_client *hs, const char *from_type, const char *from_id,
-                         const char *to_type, const char *to_id,
-                         const struct hs_assoc_type *types, size_t n)
+                         const char *to_type, const char *to_id, const struct hs_assoc_type *types,
+                         size_t n)
 {
     if (!is_object_type(from_type) || !is_object_type(to_type) || n == 0)
         return ERR_INVALID;
@@ -499,8 +496,7 @@ enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *
         buf_printf(&path, "%s?limit=500", base);
         query_add(&path, "after", after);
         cJSON *json = NULL;
-        rc = page < MAX_PAGES ? hs_call_get(hs, "GET", path.data, NULL, NULL, &json)
-                              : ERR_UPSTREAM;
+        rc = page < MAX_PAGES ? hs_call_get(hs, "GET", path.data, NULL, NULL, &json) : ERR_UPSTREAM;
         buf_clear(&path);
         free(after);
         after = NULL;
@@ -670,8 +666,8 @@ enum err hs_property_get(struct hs_client *hs, const char *object_type, const ch
     return rc;
 }
 
-enum err hs_property_create(struct hs_client *hs, const char *object_type,
-                            const cJSON *definition, cJSON **property)
+enum err hs_property_create(struct hs_client *hs, const char *object_type, const cJSON *definition,
+                            cJSON **property)
 {
     if (!is_object_type(object_type))
         return ERR_INVALID;

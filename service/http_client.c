@@ -39,8 +39,8 @@ struct http_client *http_client_new(const struct http_client_options *opt)
     hc->curl = curl_easy_init();
     if (!hc->curl)
         abort(); /* only fails on OOM; same policy as xmalloc */
-    hc->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms
-                                                                 : DEFAULT_CONNECT_TIMEOUT_MS;
+    hc->connect_timeout_ms =
+        opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     hc->timeout_ms = opt && opt->timeout_ms > 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
     hc->max_body = opt && opt->max_body > 0 ? opt->max_body : DEFAULT_MAX_BODY;
     return hc;
@@ -128,8 +128,8 @@ bool http_parse_retry_after(const char *value, int64_t now_ms, int64_t *delay_ms
     /* IMF-fixdate, the only HTTP-date form senders may generate (RFC 9110 5.6.7). */
     char wday[4], mon[4], zone[4];
     int day, year, h, m, s, used = 0;
-    if (strlen(value) != 29 || sscanf(value, "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day, mon,
-                                      &year, &h, &m, &s, zone, &used) != 8)
+    if (strlen(value) != 29 || sscanf(value, "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day,
+                                      mon, &year, &h, &m, &s, zone, &used) != 8)
         return false;
     int month = month_from_name(mon);
     if (used != 29 || month == 0 || strcmp(zone, "GMT") != 0 || day < 1 || day > 31 || h > 23 ||
@@ -205,8 +205,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
         {"X-HubSpot-RateLimit-Remaining", offsetof(struct http_response, hs_rate_remaining)},
         {"X-HubSpot-RateLimit-Interval-Milliseconds",
          offsetof(struct http_response, hs_rate_interval_ms)},
-        {"X-HubSpot-RateLimit-Daily-Remaining",
-         offsetof(struct http_response, hs_daily_remaining)},
+        {"X-HubSpot-RateLimit-Daily-Remaining", offsetof(struct http_response, hs_daily_remaining)},
     };
     char *value = xstrndup(v, v_len);
     char *name = xstrndup(data, name_len);

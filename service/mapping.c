@@ -131,7 +131,11 @@ static struct mapping_field *find_by_hs(struct mapping_set *set, const char *hs)
 static bool values_are_strings(const cJSON *values)
 {
     const cJSON *v;
-    cJSON_ArrayForEach(v, values) if (!cJSON_IsString(v)) return false;
+    cJSON_ArrayForEach(v, values)
+    {
+        if (!cJSON_IsString(v))
+            return false;
+    }
     return true;
 }
 
@@ -193,13 +197,15 @@ static void load_entry(struct mapping_set *set, const cJSON *e, int i, bool *see
         return;
     }
     if (by_sf) {
-        problem(errors, "mappings[%d]: duplicate salesforce field \"%s\" (already mapped to \"%s\")",
-                i, sf, by_sf->hs_property);
+        problem(errors,
+                "mappings[%d]: duplicate salesforce field \"%s\" (already mapped to \"%s\")", i, sf,
+                by_sf->hs_property);
         return;
     }
     if (by_hs) {
-        problem(errors, "mappings[%d]: duplicate hubspot property \"%s\" (already mapped to \"%s\")",
-                i, hs, by_hs->sf_field);
+        problem(errors,
+                "mappings[%d]: duplicate hubspot property \"%s\" (already mapped to \"%s\")", i, hs,
+                by_hs->sf_field);
         return;
     }
     add_field(set, sf, hs, rule, values ? MAPPING_KIND_PICKLIST : MAPPING_KIND_TEXT, false);
@@ -226,7 +232,10 @@ enum err mapping_set_new(const char *json, struct mapping_set **out, char **erro
         } else {
             int i = 0;
             const cJSON *e;
-            cJSON_ArrayForEach(e, root) load_entry(set, e, i++, seen_standard, &errors);
+            cJSON_ArrayForEach(e, root)
+            {
+                load_entry(set, e, i++, seen_standard, &errors);
+            }
         }
     }
     if (errors.len) {
@@ -378,8 +387,10 @@ static enum mapping_kind effective_kind(const struct mapping_field *f, const cJS
         const char *type;
         enum mapping_kind kind;
     } by_type[] = {
-        {"enumeration", MAPPING_KIND_PICKLIST}, {"number", MAPPING_KIND_NUMBER},
-        {"date", MAPPING_KIND_DATE},            {"datetime", MAPPING_KIND_DATETIME},
+        {"enumeration", MAPPING_KIND_PICKLIST},
+        {"number", MAPPING_KIND_NUMBER},
+        {"date", MAPPING_KIND_DATE},
+        {"datetime", MAPPING_KIND_DATETIME},
         {"bool", MAPPING_KIND_BOOL},
     };
     for (size_t i = 0; type && i < sizeof(by_type) / sizeof(by_type[0]); i++)
@@ -408,8 +419,11 @@ static const char *lookup(const cJSON *map, const char *key)
 static const char *reverse_lookup(const cJSON *map, const char *value)
 {
     const cJSON *e;
-    cJSON_ArrayForEach(e, map) if (cJSON_IsString(e) && strcasecmp(e->valuestring, value) == 0)
-        return e->string;
+    cJSON_ArrayForEach(e, map)
+    {
+        if (cJSON_IsString(e) && strcasecmp(e->valuestring, value) == 0)
+            return e->string;
+    }
     return NULL;
 }
 
@@ -447,8 +461,8 @@ static enum err translate_owner(const struct mapping_context *ctx, enum mapping_
  * ERR_OK with *out, ERR_INVALID with *reason when the value cannot be translated, or the owner
  * callback's error. */
 static enum err sf_to_hs_value(const struct mapping_field *f, enum mapping_kind kind,
-                               const cJSON *def, const struct mapping_context *ctx,
-                               const cJSON *v, char **out, const char **reason)
+                               const cJSON *def, const struct mapping_context *ctx, const cJSON *v,
+                               char **out, const char **reason)
 {
     const char *s = cJSON_GetStringValue(v);
     char tmp[UTIL_ISO8601_LEN];
@@ -525,8 +539,8 @@ static enum err sf_to_hs_value(const struct mapping_field *f, enum mapping_kind 
 /* Salesforce value for a non-blank HubSpot value; ERR_INVALID with *reason, or the owner
  * callback's error. */
 static enum err hs_to_sf_value(const struct mapping_field *f, enum mapping_kind kind,
-                               const cJSON *def, const struct mapping_context *ctx,
-                               const char *s, cJSON **out, const char **reason)
+                               const cJSON *def, const struct mapping_context *ctx, const char *s,
+                               cJSON **out, const char **reason)
 {
     char tmp[UTIL_ISO8601_LEN];
     int64_t ms;
@@ -679,8 +693,8 @@ static bool sf_matches(const struct mapping_field *f, enum mapping_kind kind, co
     const char *reason = NULL;
     if (is_blank(v))
         return false;
-    bool same = sf_to_hs_value(f, kind, def, ctx, v, &text, &reason) == ERR_OK &&
-                hs_equal(kind, text, s);
+    bool same =
+        sf_to_hs_value(f, kind, def, ctx, v, &text, &reason) == ERR_OK && hs_equal(kind, text, s);
     free(text);
     return same;
 }

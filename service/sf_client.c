@@ -288,8 +288,8 @@ static enum err token_form(struct sf_client *sf, struct buf *form)
         form_add(form, "refresh_token", sf->refresh_token);
         break;
     case SF_AUTH_JWT_BEARER:
-        rc = jwt_sign(sf->key, sf->client_id, sf->username, sf->audience,
-                      util_now_ms() / 1000, &jwt);
+        rc = jwt_sign(sf->key, sf->client_id, sf->username, sf->audience, util_now_ms() / 1000,
+                      &jwt);
         if (rc != ERR_OK)
             break;
         form_add(form, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
@@ -334,7 +334,8 @@ enum err sf_authenticate(struct sf_client *sf)
         goto out;
     }
     json = cJSON_Parse(resp.body);
-    const char *token = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "access_token"));
+    const char *token =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "access_token"));
     const char *instance =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "instance_url"));
     const char *rotated =
@@ -347,7 +348,8 @@ enum err sf_authenticate(struct sf_client *sf)
     free_secret(sf->access_token);
     sf->access_token = xstrdup(token);
     free(sf->instance_url);
-    sf->instance_url = xstrndup(instance, strlen(instance) - (instance[strlen(instance) - 1] == '/'));
+    sf->instance_url =
+        xstrndup(instance, strlen(instance) - (instance[strlen(instance) - 1] == '/'));
     if (is_set(rotated) && sf->flow == SF_AUTH_REFRESH_TOKEN) {
         free_secret(sf->refresh_token);
         sf->refresh_token = xstrdup(rotated);
@@ -520,8 +522,8 @@ static char *path_of(const char *prefix, const char *a, const char *b, const cha
     return p;
 }
 
-enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id,
-                        const char *fields, cJSON **record)
+enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
+                        cJSON **record)
 {
     char *path = path_of("sobjects", type, id, NULL);
     if (fields) {
@@ -596,8 +598,7 @@ enum err sf_sobject_delete(struct sf_client *sf, const char *type, const char *i
 }
 
 enum err sf_sobject_upsert(struct sf_client *sf, const char *type, const char *ext_field,
-                           const char *ext_value, const cJSON *fields, char **id,
-                           bool *is_created)
+                           const char *ext_value, const cJSON *fields, char **id, bool *is_created)
 {
     char *path = path_of("sobjects", type, ext_field, ext_value);
     struct sf_answer ans;
@@ -608,8 +609,7 @@ enum err sf_sobject_upsert(struct sf_client *sf, const char *type, const char *e
         rc = ERR_CONFLICT;
     }
     if (rc == ERR_OK) {
-        const char *new_id =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans.json, "id"));
+        const char *new_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans.json, "id"));
         const cJSON *created = cJSON_GetObjectItemCaseSensitive(ans.json, "created");
         if (id)
             *id = dup_or_null(new_id);
@@ -657,8 +657,8 @@ static enum err collection_call(struct sf_client *sf, const char *method, const 
 {
     struct sf_answer ans;
     enum err rc = sf_call(sf, method, path, body, &ans);
-    if (rc == ERR_OK && (!cJSON_IsArray(ans.json) ||
-                         (size_t)cJSON_GetArraySize(ans.json) != expected)) {
+    if (rc == ERR_OK &&
+        (!cJSON_IsArray(ans.json) || (size_t)cJSON_GetArraySize(ans.json) != expected)) {
         log_warn("salesforce collection answer does not match the request",
                  LOG_I64("records", (int64_t)expected));
         rc = ERR_UPSTREAM;
@@ -666,7 +666,10 @@ static enum err collection_call(struct sf_client *sf, const char *method, const 
     if (rc == ERR_OK) {
         *all = xrealloc(*all, (*n + expected) * sizeof(**all));
         const cJSON *item;
-        cJSON_ArrayForEach(item, ans.json) save_result_from(item, &(*all)[(*n)++]);
+        cJSON_ArrayForEach(item, ans.json)
+        {
+            save_result_from(item, &(*all)[(*n)++]);
+        }
     }
     cJSON_Delete(ans.json);
     return rc;
@@ -799,14 +802,14 @@ static enum err replication_call(struct sf_client *sf, const char *type, const c
     return rc;
 }
 
-enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms,
-                        int64_t end_ms, cJSON **ids, int64_t *latest_ms)
+enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
+                        cJSON **ids, int64_t *latest_ms)
 {
     return replication_call(sf, type, "updated", "ids", start_ms, end_ms, ids, latest_ms);
 }
 
-enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms,
-                        int64_t end_ms, cJSON **deleted, int64_t *latest_ms)
+enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
+                        cJSON **deleted, int64_t *latest_ms)
 {
     return replication_call(sf, type, "deleted", "deletedRecords", start_ms, end_ms, deleted,
                             latest_ms);

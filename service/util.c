@@ -199,8 +199,8 @@ bool util_parse_iso8601_ms(const char *s, int64_t *ms)
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, off_min = 0;
     const char *p = s;
 
-    if (!s || !read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) ||
-        *p++ != '-' || !read_digits(&p, 2, &d))
+    if (!s || !read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) || *p++ != '-' ||
+        !read_digits(&p, 2, &d))
         return false;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         return false;
@@ -240,8 +240,8 @@ bool util_parse_iso8601_ms(const char *s, int64_t *ms)
     }
     if (*p != '\0')
         return false;
-    int64_t secs = util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                   (int64_t)off_min * 60;
+    int64_t secs =
+        util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off_min * 60;
     *ms = secs * 1000 + frac_ms;
     return true;
 }
@@ -270,10 +270,9 @@ void util_format_iso8601_ms(int64_t ms, char out[UTIL_ISO8601_LEN])
     struct tm tm;
     int millis;
     civil_from_ms(ms, &tm, &millis);
-    snprintf(out, UTIL_ISO8601_LEN, "%04u-%02hhu-%02hhuT%02hhu:%02hhu:%02hhu.%03uZ",
-             year_of(&tm), (unsigned char)(tm.tm_mon + 1), (unsigned char)tm.tm_mday,
-             (unsigned char)tm.tm_hour, (unsigned char)tm.tm_min, (unsigned char)tm.tm_sec,
-             (unsigned)millis % 1000);
+    snprintf(out, UTIL_ISO8601_LEN, "%04u-%02hhu-%02hhuT%02hhu:%02hhu:%02hhu.%03uZ", year_of(&tm),
+             (unsigned char)(tm.tm_mon + 1), (unsigned char)tm.tm_mday, (unsigned char)tm.tm_hour,
+             (unsigned char)tm.tm_min, (unsigned char)tm.tm_sec, (unsigned)millis % 1000);
 }
 
 void util_format_date(int64_t ms, char out[UTIL_ISO8601_LEN])

@@ -8,14 +8,12 @@ static const struct {
     long status;
     enum err want;
 } status_cases[] = {
-    {200, ERR_OK},          {201, ERR_OK},          {204, ERR_OK},
-    {207, ERR_OK},          {300, ERR_OK},          {400, ERR_INVALID},
-    {401, ERR_AUTH},        {403, ERR_FORBIDDEN},   {404, ERR_NOT_FOUND},
-    {405, ERR_INVALID},     {408, ERR_TIMEOUT},     {409, ERR_CONFLICT},
-    {410, ERR_NOT_FOUND},   {413, ERR_TOO_LARGE},   {415, ERR_INVALID},
-    {423, ERR_RATE_LIMIT},  {429, ERR_RATE_LIMIT},  {477, ERR_UPSTREAM},
-    {500, ERR_UPSTREAM},    {502, ERR_UPSTREAM},    {503, ERR_UPSTREAM},
-    {524, ERR_UPSTREAM},
+    {200, ERR_OK},         {201, ERR_OK},        {204, ERR_OK},       {207, ERR_OK},
+    {300, ERR_OK},         {400, ERR_INVALID},   {401, ERR_AUTH},     {403, ERR_FORBIDDEN},
+    {404, ERR_NOT_FOUND},  {405, ERR_INVALID},   {408, ERR_TIMEOUT},  {409, ERR_CONFLICT},
+    {410, ERR_NOT_FOUND},  {413, ERR_TOO_LARGE}, {415, ERR_INVALID},  {423, ERR_RATE_LIMIT},
+    {429, ERR_RATE_LIMIT}, {477, ERR_UPSTREAM},  {500, ERR_UPSTREAM}, {502, ERR_UPSTREAM},
+    {503, ERR_UPSTREAM},   {524, ERR_UPSTREAM},
 };
 
 START_TEST(status_table)

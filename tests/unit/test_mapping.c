@@ -33,7 +33,8 @@ static const char *const custom_mappings =
     "{\"salesforce\":\"Renewal__c\",\"hubspot\":\"renewal_date\",\"rule\":\"two_way\"},"
     "{\"salesforce\":\"Signed__c\",\"hubspot\":\"signed_at\",\"rule\":\"two_way\"},"
     "{\"salesforce\":\"Strategic__c\",\"hubspot\":\"is_strategic\",\"rule\":\"two_way\"},"
-    "{\"salesforce\":\"Region__c\",\"hubspot\":\"region\",\"rule\":\"prefer_salesforce_unless_blank\"},"
+    "{\"salesforce\":\"Region__c\",\"hubspot\":\"region\",\"rule\":\"prefer_salesforce_unless_"
+    "blank\"},"
     "{\"salesforce\":\"Segment__c\",\"hubspot\":\"segment\",\"rule\":\"always_salesforce\"},"
     "{\"salesforce\":\"Internal__c\",\"hubspot\":\"internal\",\"rule\":\"none\"}]";
 
@@ -76,12 +77,11 @@ static const struct apply_case apply_cases[] = {
      "", false},
     {"sf large amount keeps its precision", SF, "{\"Amount\":12345678901234.56}", "{}",
      "{\"amount\":\"12345678901234.56\"}", "", false},
-    {"sf amount as 18-digit text keeps every digit", SF,
-     "{\"Amount\":\"9999999999999999.99\"}", "{}", "{\"amount\":\"9999999999999999.99\"}", "",
+    {"sf amount as 18-digit text keeps every digit", SF, "{\"Amount\":\"9999999999999999.99\"}",
+     "{}", "{\"amount\":\"9999999999999999.99\"}", "", false},
+    {"sf blank clears hubspot (null and empty string)", SF, "{\"Description\":null,\"Name\":\"\"}",
+     "{\"description\":\"old\",\"dealname\":\"x\"}", "{\"description\":\"\",\"dealname\":\"\"}", "",
      false},
-    {"sf blank clears hubspot (null and empty string)", SF,
-     "{\"Description\":null,\"Name\":\"\"}", "{\"description\":\"old\",\"dealname\":\"x\"}",
-     "{\"description\":\"\",\"dealname\":\"\"}", "", false},
     {"sf blank over blank writes nothing", SF, "{\"Description\":null,\"Amount\":null}",
      "{\"description\":\"\",\"amount\":null}", "{}", "", false},
     {"sf blank on a new deal writes nothing", SF, "{\"Description\":null,\"Name\":\"A\"}", NULL,
@@ -91,14 +91,14 @@ static const struct apply_case apply_cases[] = {
     {"sf picklist without option is skipped, the rest maps", SF,
      "{\"Type\":\"Renewal\",\"Name\":\"A\"}", "{}", "{\"dealname\":\"A\"}",
      "Type:no hubspot option for value", false},
-    {"sf picklist via file values, option value and label", SF,
-     "{\"Priority__c\":\"P1\"}", "{}", "{\"priority\":\"high\"}", "", false},
+    {"sf picklist via file values, option value and label", SF, "{\"Priority__c\":\"P1\"}", "{}",
+     "{\"priority\":\"high\"}", "", false},
     {"sf picklist matches an option label ignoring case", SF, "{\"Priority__c\":\"LOW\"}",
      "{\"priority\":\"high\"}", "{\"priority\":\"low\"}", "", false},
-    {"sf picklist value with no option is skipped", SF, "{\"Priority__c\":\"Medium\"}", "{}",
-     "{}", "Priority__c:no hubspot option for value", false},
-    {"sf stage without mapping is skipped", SF, "{\"StageName\":\"Needs Analysis\"}", "{}",
-     "{}", "StageName:no stage mapping for value", false},
+    {"sf picklist value with no option is skipped", SF, "{\"Priority__c\":\"Medium\"}", "{}", "{}",
+     "Priority__c:no hubspot option for value", false},
+    {"sf stage without mapping is skipped", SF, "{\"StageName\":\"Needs Analysis\"}", "{}", "{}",
+     "StageName:no stage mapping for value", false},
     {"sf stage change also moves the pipeline", SF, "{\"StageName\":\"Closed Won\"}",
      "{\"dealstage\":\"appointmentscheduled\",\"pipeline\":\"default\"}",
      "{\"dealstage\":\"closedwon\",\"pipeline\":\"p1\"}", "", true},
@@ -146,8 +146,7 @@ static const struct apply_case apply_cases[] = {
     {"hs amount with decimals and large values", HS, "{\"Amount\":1}",
      "{\"amount\":\"12345678901234.56\"}", "{\"Amount\":12345678901234.56}", "", false},
     {"hs two_way blank clears salesforce", HS, "{\"Description\":\"x\",\"Amount\":5}",
-     "{\"description\":\"\",\"amount\":null}", "{\"Description\":null,\"Amount\":null}", "",
-     false},
+     "{\"description\":\"\",\"amount\":null}", "{\"Description\":null,\"Amount\":null}", "", false},
     {"hs two_way blank over blank writes nothing", HS, "{\"Description\":null}",
      "{\"description\":\"\"}", "{}", "", false},
     {"hs prefer_salesforce_unless_blank fills an empty field", HS, "{\"Region__c\":null}",
@@ -156,8 +155,8 @@ static const struct apply_case apply_cases[] = {
      "{\"region\":\"APAC\"}", "{}", "", false},
     {"hs prefer_salesforce_unless_blank does not propagate a delete", HS,
      "{\"Region__c\":\"EMEA\"}", "{\"region\":\"\"}", "{}", "", false},
-    {"hs always_salesforce never writes, even into an empty field", HS,
-     "{\"Segment__c\":null}", "{\"segment\":\"ENT\"}", "{}", "", false},
+    {"hs always_salesforce never writes, even into an empty field", HS, "{\"Segment__c\":null}",
+     "{\"segment\":\"ENT\"}", "{}", "", false},
     {"hs none passes nothing", HS, "{\"Internal__c\":null}", "{\"internal\":\"y\"}", "{}", "",
      false},
     {"hs owner without match is skipped", HS, "{\"OwnerId\":\"005A\"}",
@@ -166,8 +165,7 @@ static const struct apply_case apply_cases[] = {
     {"hs stage without mapping is skipped", HS, "{\"StageName\":\"Prospecting\"}",
      "{\"dealstage\":\"contractsent\"}", "{}", "dealstage:no stage mapping for value", false},
     {"hs non-numeric amount is skipped, the rest maps", HS, "{\"Amount\":1,\"Name\":\"A\"}",
-     "{\"amount\":\"abc\",\"dealname\":\"B\"}", "{\"Name\":\"B\"}", "amount:not a number",
-     false},
+     "{\"amount\":\"abc\",\"dealname\":\"B\"}", "{\"Name\":\"B\"}", "amount:not a number", false},
     {"hs unparseable date is skipped", HS, "{}", "{\"closedate\":\"soon\"}", "{}",
      "closedate:not a date", false},
     {"hs picklist back through the file values", HS, "{\"Priority__c\":\"P2\"}",
@@ -227,8 +225,8 @@ START_TEST(apply_table)
     char *got = cJSON_PrintUnformatted(r.changes);
     ck_assert_msg(cJSON_Compare(want, r.changes, true), "%s: changes %s, want %s", c->name, got,
                   c->changes);
-    ck_assert_msg(strcmp(skips_text(&r), c->skips) == 0, "%s: skips \"%s\", want \"%s\"",
-                  c->name, skips_text(&r), c->skips);
+    ck_assert_msg(strcmp(skips_text(&r), c->skips) == 0, "%s: skips \"%s\", want \"%s\"", c->name,
+                  skips_text(&r), c->skips);
 
     free(got);
     mapping_result_clear(&r);
@@ -366,8 +364,8 @@ START_TEST(file_table)
     ck_assert_int_eq(rc, ERR_CONFIG);
     ck_assert_ptr_null(set);
     for (int i = 0; i < 3 && c->errors[i]; i++)
-        ck_assert_msg(strstr(error, c->errors[i]), "%s: error \"%s\" lacks \"%s\"", c->json,
-                      error, c->errors[i]);
+        ck_assert_msg(strstr(error, c->errors[i]), "%s: error \"%s\" lacks \"%s\"", c->json, error,
+                      c->errors[i]);
     free(error);
 }
 END_TEST

@@ -15,7 +15,7 @@
 
 static const struct {
     const char *body;
-    const char *code;    /* NULL = nothing found */
+    const char *code; /* NULL = nothing found */
     const char *message;
 } error_cases[] = {
     {"[{\"message\":\"Session expired or invalid\",\"errorCode\":\"INVALID_SESSION_ID\"}]",
@@ -63,8 +63,7 @@ START_TEST(error_codes_refine_the_http_result)
     ck_assert_int_eq(sf_error_map(ERR_NOT_FOUND, "NOT_FOUND"), ERR_NOT_FOUND);
     ck_assert_int_eq(sf_error_map(ERR_INVALID, "DUPLICATE_VALUE"), ERR_CONFLICT);
     ck_assert_int_eq(sf_error_map(ERR_INVALID, "UNABLE_TO_LOCK_ROW"), ERR_UPSTREAM);
-    ck_assert_int_eq(sf_error_map(ERR_FORBIDDEN, "INSUFFICIENT_ACCESS_OR_READONLY"),
-                     ERR_FORBIDDEN);
+    ck_assert_int_eq(sf_error_map(ERR_FORBIDDEN, "INSUFFICIENT_ACCESS_OR_READONLY"), ERR_FORBIDDEN);
     ck_assert_int_eq(sf_error_map(ERR_INVALID, "MALFORMED_QUERY"), ERR_INVALID);
     ck_assert_int_eq(sf_error_map(ERR_FORBIDDEN, NULL), ERR_FORBIDDEN);
     ck_assert(err_is_transient(sf_error_map(ERR_FORBIDDEN, "REQUEST_LIMIT_EXCEEDED")));
@@ -138,8 +137,7 @@ START_TEST(jwt_assertion_verifies_with_the_public_key)
     ck_assert_int_ne(EVP_DigestVerify(md, sig, sig_len, (unsigned char *)jwt, input_len), 1);
 
     char *none = NULL;
-    ck_assert_int_eq(sf_jwt_assertion("a", "b", "c", "/nonexistent/key.pem", 0, &none),
-                     ERR_CONFIG);
+    ck_assert_int_eq(sf_jwt_assertion("a", "b", "c", "/nonexistent/key.pem", 0, &none), ERR_CONFIG);
     ck_assert_ptr_null(none);
 
     EVP_MD_CTX_free(md);
@@ -180,7 +178,8 @@ Suite *suite_sf_client(void)
 {
     Suite *s = suite_create("sf_client");
     TCase *tc = tcase_create("pure");
-    tcase_add_loop_test(tc, error_body_table, 0, (int)(sizeof(error_cases) / sizeof(error_cases[0])));
+    tcase_add_loop_test(tc, error_body_table, 0,
+                        (int)(sizeof(error_cases) / sizeof(error_cases[0])));
     tcase_add_test(tc, error_codes_refine_the_http_result);
     tcase_add_test(tc, salesforce_datetimes);
     tcase_add_test(tc, jwt_assertion_verifies_with_the_public_key);
