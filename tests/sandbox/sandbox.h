@@ -62,6 +62,16 @@ void sb_unlock(void);
 int64_t sb_setting_int(const char *name, int64_t fallback);
 /* Copies the value into a static per-thread buffer; NULL when unset. */
 const char *sb_setting_str(const char *name);
+/* Added by the core: a numeric setting as a double (rates such as 0.25), or fallback. */
+double sb_setting_double(const char *name, double fallback);
+
+/* Delivery faults (added by the core). PUT /_sandbox/faults {"delivery":{...}} stores these
+ * settings; each half reads them when it sends a webhook / outbound message:
+ *   delivery.duplicate_rate  0..1  chance that a delivered batch is sent once more later
+ *   delivery.reorder_rate    0..1  chance that a batch is shuffled before it is sent
+ * Decide with sb_random() so a run is reproducible from the seed. */
+#define SB_SETTING_DUPLICATE_RATE "delivery.duplicate_rate"
+#define SB_SETTING_REORDER_RATE "delivery.reorder_rate"
 
 /* Deterministic pseudo-random numbers from the fault seed (xorshift); returns [0, 1). */
 double sb_random(void);
