@@ -62,6 +62,9 @@ void sb_unlock(void);
 int64_t sb_setting_int(const char *name, int64_t fallback);
 /* Copies the value into a static per-thread buffer; NULL when unset. */
 const char *sb_setting_str(const char *name);
+/* Added by the core: sets name to a copy of value (number or string; JSON null removes it), as
+ * PUT /_sandbox/settings does. False for other JSON types. */
+bool sb_setting_set(const char *name, const cJSON *value);
 /* Added by the core: a numeric setting as a double (rates such as 0.25), or fallback. */
 double sb_setting_double(const char *name, double fallback);
 

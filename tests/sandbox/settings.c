@@ -122,3 +122,8 @@ const char *sb_setting_str(const char *name)
     pthread_mutex_unlock(&settings_mu);
     return out;
 }
+
+bool sb_setting_set(const char *name, const cJSON *value)
+{
+    return sb_settings_set(name, value);
+}

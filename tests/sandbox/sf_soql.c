@@ -335,6 +335,12 @@ static bool parse_value(struct parser *p, const struct fref *f, struct val *v)
         p->pos++;
         return true;
     }
+    /* Relative date literals (TODAY, LAST_N_DAYS:n, ...) are real SOQL outside the subset. */
+    if (t->kind == T_IDENT && !is_kw(t, "true") && !is_kw(t, "false") &&
+        (fld->type == SF_DATE || fld->type == SF_DATETIME)) {
+        fail(p, "MALFORMED_QUERY", "date literal %s is not supported by the sandbox", t->text);
+        return false;
+    }
     switch (fld->type) {
     case SF_ID:
     case SF_REFERENCE: {
@@ -839,8 +845,16 @@ bool sf_soql_run(const char *soql, bool tooling, bool include_deleted, const cha
     p.pos++;
     sel_start = p.pos;
     /* Find FROM first: the select list is resolved against its object. */
-    while (peek(&p)->kind != T_END && !is_kw(peek(&p), "FROM"))
+    while (peek(&p)->kind != T_END && !is_kw(peek(&p), "FROM")) {
+        if (is_punct(peek(&p), "(")) {
+            fail(&p, "MALFORMED_QUERY",
+                 "functions, aggregates and subqueries in the select list are not supported by "
+                 "the sandbox: %s",
+                 p.pos > 0 ? p.toks[p.pos - 1].text : "(");
+            goto out;
+        }
         p.pos++;
+    }
     if (!is_kw(peek(&p), "FROM")) {
         unexpected(&p);
         goto out;
