@@ -68,8 +68,11 @@ void hs_batch_result_clear(struct hs_batch_result *r);
 /* Batch calls. inputs: the "inputs" array as HubSpot documents it for that endpoint (borrowed):
  * create [{properties, associations?}], update [{id, properties, idProperty?}], upsert
  * [{id (the unique value), idProperty, properties}]. Larger inputs are split into calls of
- * HS_BATCH_MAX. A 207 answer is ERR_OK with the failures in res->errors. If a call fails as a
- * whole, nothing is returned: retry the whole input (upsert and update are idempotent). */
+ * HS_BATCH_MAX. A 207 answer is ERR_OK with the failures in res->errors. Batch create gives
+ * each input without one an objectWriteTraceId of its index in inputs ("0", "1", …), which is
+ * what makes HubSpot report per-item failures (context.objectWriteTraceId) instead of failing
+ * the call. If a call fails as a whole, nothing is returned: retry the whole input (upsert and
+ * update are idempotent). */
 enum err hs_batch_create(struct hs_client *hs, const char *object_type, const cJSON *inputs,
                          struct hs_batch_result *res) WARN_UNUSED;
 enum err hs_batch_update(struct hs_client *hs, const char *object_type, const cJSON *inputs,

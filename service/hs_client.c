@@ -3,6 +3,7 @@
  * worker retries transient errors using hs_retry_after_ms(). */
 #include "hs_client.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,7 +323,23 @@ static enum err object_batch(struct hs_client *hs, const char *object_type, cons
 enum err hs_batch_create(struct hs_client *hs, const char *object_type, const cJSON *inputs,
                          struct hs_batch_result *res)
 {
-    return object_batch(hs, object_type, "create", inputs, NULL, res);
+    /* HubSpot answers 207 per-item errors for batch create only when every input carries an
+     * objectWriteTraceId (reference 4.1); without them one bad input fails the whole call. */
+    cJSON *traced = cJSON_Duplicate(inputs, true);
+    int i = 0;
+    cJSON *in;
+    cJSON_ArrayForEach(in, traced)
+    {
+        if (cJSON_IsObject(in) && !cJSON_GetObjectItemCaseSensitive(in, "objectWriteTraceId")) {
+            char trace[16];
+            snprintf(trace, sizeof(trace), "%d", i);
+            cJSON_AddStringToObject(in, "objectWriteTraceId", trace);
+        }
+        i++;
+    }
+    enum err rc = object_batch(hs, object_type, "create", traced, NULL, res);
+    cJSON_Delete(traced);
+    return rc;
 }
 
 enum err hs_batch_update(struct hs_client *hs, const char *object_type, const cJSON *inputs,
