@@ -17,6 +17,8 @@
 #define DAILY_LIMIT_RETRY_MS 3600000
 /* The rolling burst window HubSpot documents, for a 429 that gives no hint. */
 #define BURST_WINDOW_MS 10000
+/* Search has its own per-second limit (5/s) and sends no rate-limit headers. */
+#define SEARCH_WINDOW_MS 1000
 #define MAX_PAGES 10000
 
 struct hs_client {
@@ -116,16 +118,20 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
         if (rc == ERR_RATE_LIMIT || rc == ERR_UPSTREAM) {
             int64_t hint = resp.retry_after_ms;
             if (resp.status == 429 && hint < 0)
-                hint = BURST_WINDOW_MS;
+                hint =
+                    policy && strcmp(policy, "SECONDLY") == 0 ? SEARCH_WINDOW_MS : BURST_WINDOW_MS;
             if (policy && strcmp(policy, "DAILY") == 0 && hint < DAILY_LIMIT_RETRY_MS)
                 hint = DAILY_LIMIT_RETRY_MS;
             hs->retry_after_ms = hint;
         }
-        log_warn("hubspot request failed", LOG_STR("method", method), LOG_STR("path", log_path),
+        /* A missing or conflicting record is an answer the caller acts on, not a degradation. */
+        log_emit(rc == ERR_NOT_FOUND || rc == ERR_CONFLICT ? LOG_INFO : LOG_WARN,
+                 "hubspot request failed", LOG_STR("method", method), LOG_STR("path", log_path),
                  LOG_I64("http_status", resp.status), LOG_STR("category", category),
                  LOG_STR("policy", policy), LOG_STR("correlation_id", correlation),
                  LOG_I64("body_bytes", resp.body_len),
-                 LOG_I64("retry_after_ms", hs->retry_after_ms), LOG_STR("err", err_name(rc)));
+                 LOG_I64("retry_after_ms", hs->retry_after_ms), LOG_STR("err", err_name(rc)),
+                 LOG_END);
         goto out;
     }
     if (resp.body_len > 0 && !(*json = cJSON_Parse(resp.body))) {

@@ -425,9 +425,11 @@ static enum err sf_call(struct sf_client *sf, const char *method, const char *ta
     path = xstrndup(target, strcspn(target, "?"));
     if (rc != ERR_OK) {
         rc = sf_error_map(rc, code);
-        log_warn("salesforce request failed", LOG_STR("method", method), LOG_STR("path", path),
+        /* A missing or conflicting record is an answer the caller acts on, not a degradation. */
+        log_emit(rc == ERR_NOT_FOUND || rc == ERR_CONFLICT ? LOG_INFO : LOG_WARN,
+                 "salesforce request failed", LOG_STR("method", method), LOG_STR("path", path),
                  LOG_I64("http_status", resp.status), LOG_STR("error_code", code),
-                 LOG_I64("body_bytes", resp.body_len), LOG_STR("err", err_name(rc)));
+                 LOG_I64("body_bytes", resp.body_len), LOG_STR("err", err_name(rc)), LOG_END);
         goto out;
     }
     if (resp.body_len > 0) {

@@ -59,3 +59,23 @@ void sandbox_run_fault(struct sandbox_run *sb, const char *rule_json)
     ck_assert_int_eq(sandbox_run_call(sb, "PUT", "/_sandbox/faults", body, NULL), 200);
     free(body);
 }
+
+int sandbox_run_count(struct sandbox_run *sb, const char *system, const char *method,
+                      const char *path_prefix)
+{
+    char *path = xasprintf("/_sandbox/requests?system=%s", system);
+    cJSON *log = NULL;
+    ck_assert_int_eq(sandbox_run_call(sb, "GET", path, NULL, &log), 200);
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    {
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(r, "method"));
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "path"));
+        if (m && p && strcmp(m, method) == 0 && strncmp(p, path_prefix, strlen(path_prefix)) == 0)
+            n++;
+    }
+    cJSON_Delete(log);
+    free(path);
+    return n;
+}

@@ -22,6 +22,11 @@ void sandbox_run_stop(struct sandbox_run *sb);
 int sandbox_run_call(struct sandbox_run *sb, const char *method, const char *path, const char *body,
                      cJSON **json);
 
+/* How many requests the sandbox logged for system ("salesforce", "hubspot") with this method
+ * and a path starting with path_prefix. */
+int sandbox_run_count(struct sandbox_run *sb, const char *system, const char *method,
+                      const char *path_prefix);
+
 /* PUT /_sandbox/faults with {"rules":[rule]}; fails the test unless accepted. */
 void sandbox_run_fault(struct sandbox_run *sb, const char *rule_json);
 

@@ -9,6 +9,7 @@
 #include "hs_client.h"
 #include "http_client.h"
 #include "itest.h"
+#include "mapping.h"
 #include "sandbox_run.h"
 #include "util.h"
 
@@ -40,24 +41,6 @@ static void teardown(void)
     hs_client_free(hs);
     http_client_free(hc);
     sandbox_run_stop(&sb);
-}
-
-static int logged(const char *method, const char *path)
-{
-    cJSON *log = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "GET", "/_sandbox/requests?system=hubspot", NULL, &log),
-                     200);
-    int n = 0;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
-    {
-        const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(r, "method"));
-        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "path"));
-        if (m && p && strcmp(m, method) == 0 && strcmp(p, path) == 0)
-            n++;
-    }
-    cJSON_Delete(log);
-    return n;
 }
 
 static const char *prop(const cJSON *object, const char *name)
@@ -179,7 +162,8 @@ START_TEST(batch_upsert_splits_at_100_and_is_idempotent)
     ck_assert_int_eq(cJSON_GetArraySize(res.results), 150);
     ck_assert_int_eq(cJSON_GetArraySize(res.errors), 0);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(res.results, 0), "new")));
-    ck_assert_int_eq(logged("POST", "/crm/v3/objects/deals/batch/upsert"), 2);
+    ck_assert_int_eq(
+        sandbox_run_count(&sb, "hubspot", "POST", "/crm/v3/objects/deals/batch/upsert"), 2);
     hs_batch_result_clear(&res);
 
     /* Again: the same 150 deals are updated, none created. */
@@ -469,6 +453,76 @@ START_TEST(server_errors_and_bad_token)
 }
 END_TEST
 
+/* The mapping's output is what HubSpot accepts, and what HubSpot gives back maps to the same
+ * Salesforce values: after one SF->HS write, neither direction has anything left to write. */
+START_TEST(mapped_opportunity_round_trips_through_hubspot)
+{
+    cJSON *owner = NULL;
+    ck_assert_int_eq(sandbox_run_call(&sb, "POST", "/_sandbox/hubspot/owners",
+                                      "{\"email\":\"dana@example.com\",\"firstName\":\"Dana\","
+                                      "\"lastName\":\"Deal\"}",
+                                      &owner),
+                     201);
+    cJSON *owner_map = cJSON_CreateObject();
+    cJSON_AddStringToObject(owner_map, "0055w00000BhqR0AAJ",
+                            cJSON_GetStringValue(cJSON_GetObjectItem(owner, "id")));
+    cJSON *stage_map = cJSON_Parse("{\"Prospecting\":\"appointmentscheduled\","
+                                   "\"Closed Won\":\"closedwon\"}");
+    cJSON *defs = NULL;
+    ck_assert_int_eq(hs_properties_list(hs, "deals", &defs), ERR_OK);
+    struct mapping_set *set = NULL;
+    char *error = NULL;
+    ck_assert_int_eq(mapping_set_new(NULL, &set, &error), ERR_OK);
+    struct mapping_context ctx = {.stage_map = stage_map,
+                                  .owner_map = owner_map,
+                                  .hs_pipeline_id = "default",
+                                  .hs_property_defs = defs};
+    cJSON *opp = cJSON_Parse("{\"Name\":\"Express Logistics SLA\",\"Amount\":12345678.5,"
+                             "\"CloseDate\":\"2017-04-03\",\"StageName\":\"Prospecting\","
+                             "\"OwnerId\":\"0055w00000BhqR0AAJ\",\"Type\":\"New Business\","
+                             "\"Description\":\"From Salesforce\"}");
+    struct mapping_result r;
+    ck_assert_int_eq(mapping_apply(set, &ctx, MAPPING_SF_TO_HS, opp, NULL, &r), ERR_OK);
+    ck_assert_uint_eq(r.skip_count, 0);
+    cJSON *deal = NULL;
+    ck_assert_int_eq(hs_object_create(hs, "deals", r.changes, NULL, &deal), ERR_OK);
+    mapping_result_clear(&r);
+
+    char *props = mapping_hs_property_list(set);
+    char *with_pipeline = xasprintf("%s,pipeline", props);
+    cJSON *stored = NULL;
+    ck_assert_int_eq(hs_object_get(hs, "deals",
+                                   cJSON_GetStringValue(cJSON_GetObjectItem(deal, "id")), NULL,
+                                   with_pipeline, NULL, &stored),
+                     ERR_OK);
+    const cJSON *hs_props = cJSON_GetObjectItem(stored, "properties");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(hs_props, "dealtype")),
+                     "newbusiness");
+    ck_assert_int_eq(mapping_apply(set, &ctx, MAPPING_SF_TO_HS, opp, hs_props, &r), ERR_OK);
+    char *left = cJSON_PrintUnformatted(r.changes);
+    ck_assert_msg(cJSON_GetArraySize(r.changes) == 0, "sf->hs still writes %s", left);
+    free(left);
+    mapping_result_clear(&r);
+    ck_assert_int_eq(mapping_apply(set, &ctx, MAPPING_HS_TO_SF, opp, hs_props, &r), ERR_OK);
+    left = cJSON_PrintUnformatted(r.changes);
+    ck_assert_msg(cJSON_GetArraySize(r.changes) == 0 && r.skip_count == 0, "hs->sf still writes %s",
+                  left);
+    free(left);
+    mapping_result_clear(&r);
+
+    cJSON_Delete(stored);
+    free(with_pipeline);
+    free(props);
+    cJSON_Delete(deal);
+    cJSON_Delete(opp);
+    mapping_set_free(set);
+    cJSON_Delete(defs);
+    cJSON_Delete(stage_map);
+    cJSON_Delete(owner_map);
+    cJSON_Delete(owner);
+}
+END_TEST
+
 Suite *suite_hs_client(void);
 Suite *suite_hs_client(void)
 {
@@ -483,6 +537,7 @@ Suite *suite_hs_client(void)
     tcase_add_test(tc, pipelines_owners_and_properties);
     tcase_add_test(tc, rate_limit_gives_a_retry_hint);
     tcase_add_test(tc, server_errors_and_bad_token);
+    tcase_add_test(tc, mapped_opportunity_round_trips_through_hubspot);
     suite_add_tcase(s, tc);
     return s;
 }

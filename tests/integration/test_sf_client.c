@@ -47,25 +47,6 @@ static struct sf_client *refresh_client(const char *refresh_token)
     return sf;
 }
 
-/* How many requests the sandbox logged for Salesforce with this method and path prefix. */
-static int logged(const char *method, const char *path_prefix)
-{
-    cJSON *log = NULL;
-    ck_assert_int_eq(
-        sandbox_run_call(&sb, "GET", "/_sandbox/requests?system=salesforce", NULL, &log), 200);
-    int n = 0;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
-    {
-        const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(r, "method"));
-        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "path"));
-        if (m && p && strcmp(m, method) == 0 && strncmp(p, path_prefix, strlen(path_prefix)) == 0)
-            n++;
-    }
-    cJSON_Delete(log);
-    return n;
-}
-
 static cJSON *opportunity(const char *name)
 {
     cJSON *o = cJSON_CreateObject();
@@ -121,7 +102,7 @@ START_TEST(refresh_token_flow_and_record_lifecycle)
     ck_assert_ptr_null(rec);
     ck_assert_int_eq(sf_sobject_update(sf, "Opportunity", id, patch), ERR_NOT_FOUND);
     /* One token for all of it. */
-    ck_assert_int_eq(logged("POST", "/services/oauth2/token"), 1);
+    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 1);
 
     cJSON_Delete(patch);
     free(id);
@@ -143,8 +124,9 @@ START_TEST(expired_session_is_refreshed_once)
     ck_assert_int_eq(sf_query(sf, "SELECT Id FROM User", &records), ERR_OK);
     ck_assert_int_ge(cJSON_GetArraySize(records), 1);
     cJSON_Delete(records);
-    ck_assert_int_eq(logged("POST", "/services/oauth2/token"), 2);
-    ck_assert_int_eq(logged("GET", "/services/data/v60.0/query"), 3); /* ok, 401, retry */
+    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 2);
+    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"),
+                     3); /* ok, 401, retry */
     sf_client_free(sf);
 }
 END_TEST
@@ -156,7 +138,7 @@ START_TEST(refused_grant_is_an_auth_error)
     ck_assert_int_eq(sf_query(sf, "SELECT Id FROM User", &records), ERR_AUTH);
     ck_assert_ptr_null(records);
     ck_assert_int_eq(sf_authenticate(sf), ERR_AUTH);
-    ck_assert_int_eq(logged("GET", "/services/data"), 0);
+    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data"), 0);
     sf_client_free(sf);
 }
 END_TEST
@@ -259,7 +241,7 @@ START_TEST(query_follows_next_records_url)
     ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(records, 4), "Name")->valuestring,
                      "Paged 4");
     /* Three pages: the query and two nextRecordsUrl follow-ups. */
-    ck_assert_int_eq(logged("GET", "/services/data/v60.0/query"), 3);
+    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"), 3);
     cJSON_Delete(records);
 
     records = NULL;
