@@ -344,7 +344,7 @@ START_TEST(sobject_create_read_update_delete)
     ck_assert_int_eq(cJSON_GetObjectItem(o, "Probability")->valueint, 100);
     const char *modified = jstr(o, "LastModifiedDate");
     ck_assert_int_eq((int)strlen(modified), 28);
-    ck_assert(strcmp(modified + 23, "+0000") == 0);
+    ck_assert(strcmp(modified + 19, ".000+0000") == 0);
     cJSON_Delete(o);
 
     ck_assert_int_eq(call("DELETE", path, true, NULL, NULL, NULL), 204);
@@ -1115,6 +1115,125 @@ START_TEST(outbound_message_redelivered_until_acked)
 }
 END_TEST
 
+static bool nothing_queued(void *arg)
+{
+    (void)arg;
+    cJSON *o = NULL;
+    call("GET", "/_sandbox/salesforce/outbound", false, NULL, &o, NULL);
+    bool empty = cJSON_GetArraySize(cJSON_GetObjectItem(o, "queued")) == 0;
+    cJSON_Delete(o);
+    return empty;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+START_TEST(outbound_messages_batched_per_message)
+{
+    start_listener(0);
+    char *om = register_om("[\"Name\",\"StageName\"]");
+    char *recs = opp_records(3, -1);
+    char *body = xasprintf("{\"records\":%s}", recs);
+    ck_assert_int_eq(call("POST", API "/composite/sobjects", true, body, NULL, NULL), 200);
+    ck_assert(itest_wait_for(queue_empty, NULL, 10000));
+    pthread_mutex_lock(&lst.mu);
+    int count = lst.count;
+    int notifications = count ? count_of(lst.bodies[0], "<Notification>") : 0;
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert_int_eq(count, 1);
+    ck_assert_int_eq(notifications, 3);
+    free(body);
+    free(recs);
+    free(om);
+    stop_listener();
+}
+END_TEST
+
+START_TEST(outbound_message_sends_latest_state_only)
+{
+    start_listener(1000);
+    settings("{\"sf_om_retry_first_ms\":20,\"sf_om_retry_cap_ms\":50}");
+    char *om = register_om("[\"Name\"]");
+    char *id = create_opp("Version one", 1);
+    ck_assert(itest_wait_for(at_least_one, NULL, 10000));
+    char *path = xasprintf(API "/sobjects/Opportunity/%s", id);
+    ck_assert_int_eq(call("PATCH", path, true, "{\"Name\":\"Version two\"}", NULL, NULL), 204);
+    pthread_mutex_lock(&lst.mu);
+    lst.nacks_left = 0;
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert(itest_wait_for(queue_empty, NULL, 10000));
+    pthread_mutex_lock(&lst.mu);
+    bool is_latest = strstr(lst.bodies[lst.count - 1], "Version two") != NULL;
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert(is_latest);
+    free(path);
+    free(id);
+    free(om);
+    stop_listener();
+}
+END_TEST
+
+START_TEST(outbound_message_dropped_after_retention)
+{
+    start_listener(1000000);
+    settings("{\"sf_om_retry_first_ms\":20,\"sf_om_retry_cap_ms\":50,"
+             "\"sf_om_retention_ms\":300}");
+    char *om = register_om("[\"Name\"]");
+    char *id = create_opp("Never acknowledged", 1);
+    ck_assert(itest_wait_for(at_least_one, NULL, 10000));
+    ck_assert(itest_wait_for(nothing_queued, NULL, 10000));
+    cJSON *o = NULL;
+    call("GET", "/_sandbox/salesforce/outbound", false, NULL, &o, NULL);
+    ck_assert_int_eq(cJSON_GetObjectItem(o, "dropped")->valueint, 1);
+    ck_assert_int_eq(cJSON_GetObjectItem(o, "delivered")->valueint, 0);
+    cJSON_Delete(o);
+    free(id);
+    free(om);
+    stop_listener();
+}
+END_TEST
+
+START_TEST(outbound_message_session_id_calls_back)
+{
+    start_listener(0);
+    cJSON *o = NULL;
+    char *body = xasprintf("{\"FullName\":\"Account.AccountSync\",\"Metadata\":{\"apiVersion\":"
+                           "47.0,\"endpointUrl\":\"http://127.0.0.1:%d/sf/account\","
+                           "\"fields\":[\"Name\",\"Website\"],\"integrationUser\":"
+                           "\"integration@dealsync.test\",\"includeSessionId\":true,"
+                           "\"name\":\"AccountSync\"}}",
+                           lst.port);
+    ck_assert_int_eq(call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o,
+                          NULL),
+                     201);
+    cJSON_Delete(o);
+    free(body);
+    ck_assert_int_eq(call("POST", "/_sandbox/salesforce/records/Account", false,
+                          "{\"Name\":\"Initech\"}", &o, NULL),
+                     201);
+    cJSON_Delete(o);
+    ck_assert(itest_wait_for(queue_empty, NULL, 10000));
+    pthread_mutex_lock(&lst.mu);
+    char *xml = xstrdup(lst.bodies[0]);
+    pthread_mutex_unlock(&lst.mu);
+    ck_assert_ptr_nonnull(strstr(xml, "xsi:type=\"sf:Account\""));
+    ck_assert_ptr_nonnull(strstr(xml, "<sf:Name>Initech</sf:Name>"));
+    ck_assert_ptr_null(strstr(xml, "Website"));
+    const char *s = strstr(xml, "<SessionId>");
+    ck_assert_ptr_nonnull(s);
+    s += strlen("<SessionId>");
+    snprintf(token, sizeof(token), "%.*s", (int)(strstr(s, "<") - s), s);
+    ck_assert_int_eq(call("GET", API "/limits", true, NULL, NULL, NULL), 200);
+    free(xml);
+    stop_listener();
+}
+END_TEST
+
 START_TEST(outbound_message_skips_integration_user_when_set)
 {
     start_listener(0);
@@ -1207,6 +1326,10 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, get_updated_and_deleted);
     tcase_add_test(tc, outbound_message_soap_structure);
     tcase_add_test(tc, outbound_message_redelivered_until_acked);
+    tcase_add_test(tc, outbound_messages_batched_per_message);
+    tcase_add_test(tc, outbound_message_sends_latest_state_only);
+    tcase_add_test(tc, outbound_message_dropped_after_retention);
+    tcase_add_test(tc, outbound_message_session_id_calls_back);
     tcase_add_test(tc, outbound_message_skips_integration_user_when_set);
     tcase_add_test(tc, tooling_outbound_message_read_query_delete);
     suite_add_tcase(s, tc);

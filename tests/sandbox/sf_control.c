@@ -194,6 +194,7 @@ bool sb_sf_control(const char *sub, const struct sb_request *req, struct sb_resp
     size_t n = 0;
     char *save = NULL;
     bool handled = true;
+    sf_store_note_host(sb_req_header(req, "Host"));
     for (char *s = strtok_r(path, "/", &save); s && n < 6; s = strtok_r(NULL, "/", &save))
         seg[n++] = s;
     if (n >= 1 && strcmp(seg[0], "records") == 0)

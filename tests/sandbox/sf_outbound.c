@@ -331,6 +331,16 @@ static struct om_entry *find_notification(const char *id)
     return NULL;
 }
 
+static bool superseded(const struct om_entry *e)
+{
+    for (size_t i = 0; i < q.count; i++)
+        if (&q.entries[i] != e && !q.entries[i].is_in_flight &&
+            strcmp(q.entries[i].action_id, e->action_id) == 0 &&
+            strcmp(q.entries[i].record_id, e->record_id) == 0)
+            return true;
+    return false;
+}
+
 void sb_sf_tick(void)
 {
     size_t idx[OM_BATCH_MAX];
@@ -350,9 +360,11 @@ void sb_sf_tick(void)
         }
     struct sf_object *oms = sf_store_object("WorkflowOutboundMessage", true);
     const struct sf_record *om = NULL;
+    int64_t batch_window = sb_setting_int("sf_om_batch_delay_ms", 20);
     for (size_t i = 0; i < q.count && n < OM_BATCH_MAX; i++) {
         struct om_entry *e = &q.entries[i];
-        if (e->is_in_flight || e->due_ms > now)
+        /* Notifications queued within one batch window of the first due one travel with it. */
+        if (e->is_in_flight || e->due_ms > (om ? now + batch_window : now))
             continue;
         if (!om) {
             struct sf_object *owner = NULL;
@@ -421,7 +433,10 @@ void sb_sf_tick(void)
         }
         q.failed_attempts++;
         e->attempts++;
-        if (now - e->queued_ms > retention) {
+        if (superseded(e)) {
+            /* The record changed meanwhile: the newer notification carries its latest state. */
+            remove_at((size_t)(e - q.entries));
+        } else if (now - e->queued_ms > retention) {
             q.dropped++;
             remove_at((size_t)(e - q.entries));
         } else {

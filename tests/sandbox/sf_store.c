@@ -603,7 +603,8 @@ static void stamp(struct sf_object *obj, cJSON *values, const char *user, int64_
                   bool is_create)
 {
     char ts[32];
-    sf_time_rest(now, ts);
+    /* Salesforce keeps system timestamps to the second: always ".000". */
+    sf_time_rest(now - now % 1000, ts);
     if (!sf_store_field(obj, "SystemModstamp"))
         return;
     if (is_create) {
@@ -646,8 +647,11 @@ struct sf_record *sf_store_insert_raw(struct sf_object *obj, cJSON *values)
     if (!id || !sf_id_normalize(id, rec->id))
         sf_id_new(obj->prefix, rec->id);
     set_string(full, "Id", rec->id);
-    const char *user = get_string(full, "CreatedById");
-    stamp(obj, full, user ? user : st.api_user, now, true);
+    /* Copied: stamp() replaces CreatedById, which would free the string user points to. */
+    char user[19];
+    const char *given = get_string(full, "CreatedById");
+    snprintf(user, sizeof(user), "%s", given ? given : st.api_user);
+    stamp(obj, full, user, now, true);
     rec->values = full;
     rec->created_ms = now;
     rec->modstamp_ms = now;
@@ -867,7 +871,9 @@ static bool derive(struct sf_object *obj, cJSON *values, const cJSON *body, bool
                       cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsClosed"))));
             set_value(values, "IsWon",
                       cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsWon"))));
-            if (stage_changed && !prob_given)
+            /* UNVERIFIED (reference 2.1) that the API fills Probability from the stage;
+             * sf_default_probability=0 turns it off. */
+            if (stage_changed && !prob_given && sb_setting_int("sf_default_probability", 1))
                 set_value(values, "Probability",
                           cJSON_Duplicate(cJSON_GetObjectItem(stage->values, "DefaultProbability"), true));
             if (stage_changed && !(body && cJSON_GetObjectItem(body, "ForecastCategoryName")))
