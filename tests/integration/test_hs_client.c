@@ -10,17 +10,17 @@
 #include "http_client.h"
 #include "itest.h"
 #include "mapping.h"
-#include "sandbox_run.h"
+#include "sandbox_checks.h"
 #include "util.h"
 
-static struct sandbox_run sb;
+static struct sbtest sb;
 static struct http_client *hc;
 static struct hs_client *hs;
 
 /* The sandbox's private-app token (GET /_sandbox/hubspot/app). */
 static struct hs_client *client_with_token(const char *token)
 {
-    struct hs_client_options opt = {.base_url = sb.base_url, .access_token = token};
+    struct hs_client_options opt = {.base_url = sb.base, .access_token = token};
     struct hs_client *c = NULL;
     ck_assert_int_eq(hs_client_new(&opt, hc, &c), ERR_OK);
     return c;
@@ -28,10 +28,10 @@ static struct hs_client *client_with_token(const char *token)
 
 static void setup(void)
 {
-    sandbox_run_start(&sb, NULL);
+    sbtest_start(&sb, NULL);
     hc = http_client_new(NULL);
     cJSON *app = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "GET", "/_sandbox/hubspot/app", NULL, &app), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/hubspot/app", NULL, NULL, &app, NULL), 200);
     hs = client_with_token(cJSON_GetStringValue(cJSON_GetObjectItem(app, "token")));
     cJSON_Delete(app);
 }
@@ -40,7 +40,7 @@ static void teardown(void)
 {
     hs_client_free(hs);
     http_client_free(hc);
-    sandbox_run_stop(&sb);
+    sbtest_stop(&sb);
 }
 
 static const char *prop(const cJSON *object, const char *name)
@@ -131,7 +131,7 @@ START_TEST(deal_lifecycle_by_id_and_unique_property)
     ck_assert_ptr_null(deal);
     char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", id);
     cJSON *state = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "GET", path, NULL, &state), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "GET", path, NULL, NULL, &state, NULL), 200);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(state, "archived")));
     cJSON_Delete(state);
     free(path);
@@ -162,8 +162,8 @@ START_TEST(batch_upsert_splits_at_100_and_is_idempotent)
     ck_assert_int_eq(cJSON_GetArraySize(res.results), 150);
     ck_assert_int_eq(cJSON_GetArraySize(res.errors), 0);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(res.results, 0), "new")));
-    ck_assert_int_eq(
-        sandbox_run_count(&sb, "hubspot", "POST", "/crm/v3/objects/deals/batch/upsert"), 2);
+    ck_assert_int_eq(sandbox_count(&sb, "hubspot", "POST", "/crm/v3/objects/deals/batch/upsert"),
+                     2);
     hs_batch_result_clear(&res);
 
     /* Again: the same 150 deals are updated, none created. */
@@ -362,10 +362,10 @@ START_TEST(pipelines_owners_and_properties)
     cJSON_Delete(input);
 
     cJSON *owner = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "POST", "/_sandbox/hubspot/owners",
-                                      "{\"email\":\"carol@example.com\",\"firstName\":\"Carol\","
-                                      "\"lastName\":\"Closer\"}",
-                                      &owner),
+    ck_assert_int_eq(sbtest_call(&sb, "POST", "/_sandbox/hubspot/owners", NULL,
+                                 "{\"email\":\"carol@example.com\",\"firstName\":\"Carol\","
+                                 "\"lastName\":\"Closer\"}",
+                                 &owner, NULL),
                      201);
     char *owner_id = NULL;
     ck_assert_int_eq(hs_owner_find_by_email(hs, "carol@example.com", &owner_id), ERR_OK);
@@ -405,9 +405,9 @@ END_TEST
 
 START_TEST(rate_limit_gives_a_retry_hint)
 {
-    ck_assert_int_eq(
-        sandbox_run_call(&sb, "PUT", "/_sandbox/settings", "{\"hubspot.rate_limit_max\":2}", NULL),
-        200);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"hubspot.rate_limit_max\":2}", NULL, NULL),
+                     200);
     cJSON *obj = NULL;
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(hs_pipelines_list(hs, "deals", &obj), ERR_OK);
@@ -423,11 +423,12 @@ START_TEST(rate_limit_gives_a_retry_hint)
 
     /* The daily limit: wait long, not a burst window. */
     ck_assert_int_eq(
-        sandbox_run_call(&sb, "POST", "/_sandbox/hubspot/rate-limits/reset", NULL, NULL), 204);
-    ck_assert_int_eq(sandbox_run_call(&sb, "PUT", "/_sandbox/settings",
-                                      "{\"hubspot.rate_limit_max\":100,"
-                                      "\"hubspot.rate_limit_daily\":1}",
-                                      NULL),
+        sbtest_call(&sb, "POST", "/_sandbox/hubspot/rate-limits/reset", NULL, NULL, NULL, NULL),
+        204);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"hubspot.rate_limit_max\":100,"
+                                 "\"hubspot.rate_limit_daily\":1}",
+                                 NULL, NULL),
                      200);
     ck_assert_int_eq(hs_pipelines_list(hs, "deals", &obj), ERR_OK);
     cJSON_Delete(obj);
@@ -439,7 +440,7 @@ END_TEST
 
 START_TEST(server_errors_and_bad_token)
 {
-    sandbox_run_fault(&sb, "{\"path\":\"/crm/v3/pipelines\",\"status\":502,\"count\":1}");
+    sandbox_fault(&sb, "{\"path\":\"/crm/v3/pipelines\",\"status\":502,\"count\":1}");
     cJSON *obj = NULL;
     ck_assert_int_eq(hs_pipelines_list(hs, "deals", &obj), ERR_UPSTREAM);
     ck_assert_int_eq(hs_pipelines_list(hs, "deals", &obj), ERR_OK);
@@ -458,10 +459,10 @@ END_TEST
 START_TEST(mapped_opportunity_round_trips_through_hubspot)
 {
     cJSON *owner = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "POST", "/_sandbox/hubspot/owners",
-                                      "{\"email\":\"dana@example.com\",\"firstName\":\"Dana\","
-                                      "\"lastName\":\"Deal\"}",
-                                      &owner),
+    ck_assert_int_eq(sbtest_call(&sb, "POST", "/_sandbox/hubspot/owners", NULL,
+                                 "{\"email\":\"dana@example.com\",\"firstName\":\"Dana\","
+                                 "\"lastName\":\"Deal\"}",
+                                 &owner, NULL),
                      201);
     cJSON *owner_map = cJSON_CreateObject();
     cJSON_AddStringToObject(owner_map, "0055w00000BhqR0AAJ",

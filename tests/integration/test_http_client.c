@@ -6,24 +6,24 @@
 
 #include "http_client.h"
 #include "itest.h"
-#include "sandbox_run.h"
+#include "sandbox_checks.h"
 #include "util.h"
 
-static struct sandbox_run sb;
+static struct sbtest sb;
 
 static void setup(void)
 {
-    sandbox_run_start(&sb, NULL);
+    sbtest_start(&sb, NULL);
 }
 
 static void teardown(void)
 {
-    sandbox_run_stop(&sb);
+    sbtest_stop(&sb);
 }
 
 static enum err get(struct http_client *hc, const char *path, struct http_response *resp)
 {
-    char *url = xasprintf("%s%s", sb.base_url, path);
+    char *url = xasprintf("%s%s", sb.base, path);
     enum err rc = http_client_request(hc, "GET", url, NULL, NULL, resp);
     free(url);
     return rc;
@@ -50,10 +50,10 @@ END_TEST
 
 START_TEST(rate_limit_carries_retry_after)
 {
-    sandbox_run_fault(&sb, "{\"path\":\"/crm/v3/objects/deals\",\"status\":429,"
-                           "\"retry_after\":\"3\",\"count\":1,"
-                           "\"body\":\"{\\\"status\\\":\\\"error\\\",\\\"policyName\\\":"
-                           "\\\"TEN_SECONDLY_ROLLING\\\"}\"}");
+    sandbox_fault(&sb, "{\"path\":\"/crm/v3/objects/deals\",\"status\":429,"
+                       "\"retry_after\":\"3\",\"count\":1,"
+                       "\"body\":\"{\\\"status\\\":\\\"error\\\",\\\"policyName\\\":"
+                       "\\\"TEN_SECONDLY_ROLLING\\\"}\"}");
     struct http_client *hc = http_client_new(NULL);
     struct http_response r;
     ck_assert_int_eq(get(hc, "/crm/v3/objects/deals", &r), ERR_RATE_LIMIT);
@@ -67,7 +67,7 @@ END_TEST
 
 START_TEST(server_errors_are_upstream)
 {
-    sandbox_run_fault(&sb, "{\"path\":\"/services/data\",\"status\":503,\"count\":1}");
+    sandbox_fault(&sb, "{\"path\":\"/services/data\",\"status\":503,\"count\":1}");
     struct http_client *hc = http_client_new(NULL);
     struct http_response r;
     ck_assert_int_eq(get(hc, "/services/data/v60.0/limits", &r), ERR_UPSTREAM);
@@ -79,8 +79,8 @@ END_TEST
 
 START_TEST(held_connection_times_out)
 {
-    sandbox_run_fault(&sb, "{\"path\":\"/crm\",\"action\":\"timeout\",\"hold_ms\":10000,"
-                           "\"count\":1}");
+    sandbox_fault(&sb, "{\"path\":\"/crm\",\"action\":\"timeout\",\"hold_ms\":10000,"
+                       "\"count\":1}");
     struct http_client_options opt = {.timeout_ms = 300};
     struct http_client *hc = http_client_new(&opt);
     struct http_response r;
@@ -93,7 +93,7 @@ END_TEST
 
 START_TEST(dropped_and_refused_connections_are_upstream)
 {
-    sandbox_run_fault(&sb, "{\"path\":\"/crm\",\"action\":\"drop\",\"count\":1}");
+    sandbox_fault(&sb, "{\"path\":\"/crm\",\"action\":\"drop\",\"count\":1}");
     struct http_client *hc = http_client_new(NULL);
     struct http_response r;
     ck_assert_int_eq(get(hc, "/crm/v3/objects/deals", &r), ERR_UPSTREAM);

@@ -6,29 +6,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "http_client.h"
 #include "itest.h"
-#include "sandbox_run.h"
+#include "sandbox_checks.h"
 #include "sf_client.h"
 #include "util.h"
 
-static struct sandbox_run sb;
+static struct sbtest sb;
 static struct http_client *hc;
 
 static void setup(void)
 {
-    sandbox_run_start(&sb, NULL);
+    sbtest_start(&sb, NULL);
     hc = http_client_new(NULL);
 }
 
 static void teardown(void)
 {
     http_client_free(hc);
-    sandbox_run_stop(&sb);
+    sbtest_stop(&sb);
 }
 
 /* The sandbox's default connected app (tests/sandbox/sf_oauth.c). */
@@ -36,7 +37,7 @@ static struct sf_client *refresh_client(const char *refresh_token)
 {
     struct sf_client_options opt = {
         .flow = SF_AUTH_REFRESH_TOKEN,
-        .login_url = sb.base_url,
+        .login_url = sb.base,
         .client_id = "sandbox-client-id",
         .client_secret = "sandbox-client-secret",
         .refresh_token = refresh_token,
@@ -62,7 +63,7 @@ static cJSON *sandbox_record(const char *type, const char *id)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
     cJSON *rec = NULL;
-    ck_assert_int_eq(sandbox_run_call(&sb, "GET", path, NULL, &rec), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "GET", path, NULL, NULL, &rec, NULL), 200);
     free(path);
     return rec;
 }
@@ -73,7 +74,7 @@ START_TEST(refresh_token_flow_and_record_lifecycle)
     cJSON *fields = opportunity("Acme renewal");
     char *id = NULL;
     ck_assert_int_eq(sf_sobject_create(sf, "Opportunity", fields, &id), ERR_OK);
-    ck_assert_str_eq(sf_instance_url(sf), sb.base_url);
+    ck_assert_str_eq(sf_instance_url(sf), sb.base);
     ck_assert_ptr_nonnull(sf_limit_info(sf));
     ck_assert_ptr_nonnull(strstr(sf_limit_info(sf), "api-usage="));
 
@@ -102,7 +103,7 @@ START_TEST(refresh_token_flow_and_record_lifecycle)
     ck_assert_ptr_null(rec);
     ck_assert_int_eq(sf_sobject_update(sf, "Opportunity", id, patch), ERR_NOT_FOUND);
     /* One token for all of it. */
-    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 1);
+    ck_assert_int_eq(sandbox_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 1);
 
     cJSON_Delete(patch);
     free(id);
@@ -119,13 +120,14 @@ START_TEST(expired_session_is_refreshed_once)
     ck_assert_int_ge(cJSON_GetArraySize(records), 1);
     cJSON_Delete(records);
     ck_assert_int_eq(
-        sandbox_run_call(&sb, "POST", "/_sandbox/salesforce/tokens/expire", NULL, NULL), 200);
+        sbtest_call(&sb, "POST", "/_sandbox/salesforce/tokens/expire", NULL, NULL, NULL, NULL),
+        200);
     records = NULL;
     ck_assert_int_eq(sf_query(sf, "SELECT Id FROM User", &records), ERR_OK);
     ck_assert_int_ge(cJSON_GetArraySize(records), 1);
     cJSON_Delete(records);
-    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 2);
-    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"),
+    ck_assert_int_eq(sandbox_count(&sb, "salesforce", "POST", "/services/oauth2/token"), 2);
+    ck_assert_int_eq(sandbox_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"),
                      3); /* ok, 401, retry */
     sf_client_free(sf);
 }
@@ -138,7 +140,7 @@ START_TEST(refused_grant_is_an_auth_error)
     ck_assert_int_eq(sf_query(sf, "SELECT Id FROM User", &records), ERR_AUTH);
     ck_assert_ptr_null(records);
     ck_assert_int_eq(sf_authenticate(sf), ERR_AUTH);
-    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data"), 0);
+    ck_assert_int_eq(sandbox_count(&sb, "salesforce", "GET", "/services/data"), 0);
     sf_client_free(sf);
 }
 END_TEST
@@ -147,7 +149,7 @@ START_TEST(client_credentials_flow)
 {
     struct sf_client_options opt = {
         .flow = SF_AUTH_CLIENT_CREDENTIALS,
-        .login_url = sb.base_url,
+        .login_url = sb.base,
         .client_id = "sandbox-client-id",
         .client_secret = "sandbox-client-secret",
         .api_version = "v60.0",
@@ -170,8 +172,8 @@ END_TEST
 START_TEST(jwt_bearer_flow)
 {
     /* The connected app's certificate is the public half of a key made for this test. */
-    char *key_path = xasprintf("%s/jwt-%d.key", itest_env("TEST_TMPDIR"), sb.port);
-    char *pub_path = xasprintf("%s/jwt-%d.pub", itest_env("TEST_TMPDIR"), sb.port);
+    char *key_path = xasprintf("%s/jwt-%d.key", itest_env("TEST_TMPDIR"), (int)getpid());
+    char *pub_path = xasprintf("%s/jwt-%d.pub", itest_env("TEST_TMPDIR"), (int)getpid());
     EVP_PKEY *key = EVP_RSA_gen(2048);
     FILE *f = fopen(key_path, "w");
     ck_assert(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL));
@@ -180,11 +182,11 @@ START_TEST(jwt_bearer_flow)
     ck_assert(PEM_write_PUBKEY(f, key));
     fclose(f);
     char *setting = xasprintf("{\"sf_jwt_public_key_path\":\"%s\"}", pub_path);
-    ck_assert_int_eq(sandbox_run_call(&sb, "PUT", "/_sandbox/settings", setting, NULL), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL, setting, NULL, NULL), 200);
 
     struct sf_client_options opt = {
         .flow = SF_AUTH_JWT_BEARER,
-        .login_url = sb.base_url,
+        .login_url = sb.base,
         .audience = "https://login.salesforce.com",
         .client_id = "sandbox-client-id",
         .username = "integration@dealsync.test",
@@ -213,9 +215,9 @@ END_TEST
 
 START_TEST(query_follows_next_records_url)
 {
-    ck_assert_int_eq(
-        sandbox_run_call(&sb, "PUT", "/_sandbox/settings", "{\"sf_query_batch_size\":2}", NULL),
-        200);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"sf_query_batch_size\":2}", NULL, NULL),
+                     200);
     struct sf_client *sf = refresh_client("sandbox-refresh-token");
     cJSON *batch = cJSON_CreateArray();
     for (int i = 0; i < 5; i++) {
@@ -241,7 +243,7 @@ START_TEST(query_follows_next_records_url)
     ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(records, 4), "Name")->valuestring,
                      "Paged 4");
     /* Three pages: the query and two nextRecordsUrl follow-ups. */
-    ck_assert_int_eq(sandbox_run_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"), 3);
+    ck_assert_int_eq(sandbox_count(&sb, "salesforce", "GET", "/services/data/v60.0/query"), 3);
     cJSON_Delete(records);
 
     records = NULL;
@@ -392,7 +394,7 @@ START_TEST(updated_and_deleted_windows)
     const char *ids[2] = {kept, gone};
     for (int i = 0; i < 2; i++) {
         char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s/backdate", ids[i]);
-        ck_assert_int_eq(sandbox_run_call(&sb, "POST", path, "{\"minutes\":10}", NULL), 200);
+        ck_assert_int_eq(sbtest_call(&sb, "POST", path, NULL, "{\"minutes\":10}", NULL, NULL), 200);
         free(path);
     }
     int64_t now = util_now_ms();
@@ -438,8 +440,9 @@ START_TEST(request_limit_is_a_rate_limit)
 {
     struct sf_client *sf = refresh_client("sandbox-refresh-token");
     ck_assert_int_eq(sf_authenticate(sf), ERR_OK);
-    ck_assert_int_eq(
-        sandbox_run_call(&sb, "PUT", "/_sandbox/salesforce/usage", "{\"used\":100000}", NULL), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/salesforce/usage", NULL,
+                                 "{\"used\":100000}", NULL, NULL),
+                     200);
     cJSON *rec = NULL;
     enum err rc = sf_sobject_get(sf, "Opportunity", "006000000000000AAA", NULL, &rec);
     ck_assert_int_eq(rc, ERR_RATE_LIMIT);
@@ -454,8 +457,8 @@ START_TEST(permission_check)
     bool has = false;
     ck_assert_int_eq(sf_user_has_permission(sf, "PermissionsModifyAllData", &has), ERR_OK);
     ck_assert(has);
-    ck_assert_int_eq(sandbox_run_call(&sb, "PUT", "/_sandbox/settings",
-                                      "{\"sf_permissions\":\"modify_metadata\"}", NULL),
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"sf_permissions\":\"modify_metadata\"}", NULL, NULL),
                      200);
     ck_assert_int_eq(sf_user_has_permission(sf, "PermissionsModifyAllData", &has), ERR_OK);
     ck_assert(!has);
