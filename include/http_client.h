@@ -55,7 +55,7 @@ void http_response_clear(struct http_response *r);
  * (connection failure, 5xx, 477); ERR_RATE_LIMIT (429, and 423 "locked" which HubSpot asks to
  * retry after 2 s) with resp->retry_after_ms set from Retry-After or the HubSpot rate-limit
  * headers when they give one; ERR_AUTH (401); ERR_FORBIDDEN (403); ERR_NOT_FOUND (404, 410);
- * ERR_CONFLICT (409); ERR_TOO_LARGE (the answer exceeded max_body); ERR_INVALID (other 4xx,
+ * ERR_CONFLICT (409); ERR_TOO_LARGE (413, or the answer exceeded max_body); ERR_INVALID (other 4xx,
  * malformed URL). Transport failures, 429 and 5xx are logged here (method, path without query,
  * status, byte counts); other statuses are left to the API client, which knows the error code.
  * Never logs headers or bodies. Not thread-safe (per client). */
