@@ -45,4 +45,16 @@ int64_t util_monotonic_ms(void);
 /* Strict decimal int64: false on empty input, trailing junk or overflow. */
 bool util_parse_i64(const char *s, int64_t *out);
 
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12, d 1..31); no range
+ * check. Pure. */
+int64_t util_days_from_civil(int64_t y, int m, int d);
+/* Parses "YYYY-MM-DD" (midnight UTC) or "YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|+hhmm|-…)"
+ * into milliseconds since the epoch. Strict: false on anything else or an out-of-range part.
+ * *ms is untouched on failure. Pure. */
+bool util_parse_iso8601_ms(const char *s, int64_t *ms);
+/* Formats ms as UTC "YYYY-MM-DDThh:mm:ss.mmmZ" / "YYYY-MM-DD" into out. Pure. */
+#define UTIL_ISO8601_LEN 32
+void util_format_iso8601_ms(int64_t ms, char out[UTIL_ISO8601_LEN]);
+void util_format_date(int64_t ms, char out[UTIL_ISO8601_LEN]);
+
 #endif
