@@ -7,7 +7,10 @@ BUILD=${BUILD:-build}
 
 tmp=$(mktemp -d /tmp/dealsync-test.XXXXXX)
 chmod 755 "$tmp"
+# A port nobody listens on (several test runs may share the machine).
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$(( 20000 + RANDOM % 20000 ))
+while ! port_is_free "$port"; do port=$(( 20000 + RANDOM % 20000 )); done
 cleanup() {
   scripts/pg.sh stop "$tmp/pg" || true
   rm -rf "$tmp"
