@@ -37,7 +37,43 @@ struct config {
     int hs_max_timestamp_age_ms;
     char *salesforce_webhook_path;
     char *hubspot_webhook_path;
+
+    /* Salesforce API (issue 4): refresh-token flow (client secret + refresh token) or JWT bearer
+     * flow (username + private key file). */
+    char *salesforce_login_url;
+    char *salesforce_client_id;
+    char *salesforce_client_secret;
+    char *salesforce_refresh_token;
+    char *salesforce_username;
+    char *salesforce_private_key_file;
+    char *salesforce_api_version;
+    /* HubSpot API. */
+    char *hubspot_api_base_url;
+    char *hubspot_access_token;
+    char *hubspot_developer_api_key;
+
+    /* Sync behaviour. */
+    char *mappings_file;
+    int pipeline_limit;
+    bool company_sync;
+    int delete_poll_seconds;
+    int contact_role_poll_seconds;
+    int http_timeout_ms;
+    char *hs_opportunity_id_property; /* unique deal property holding the opportunity id */
+    char *hs_contact_id_property;     /* contact property holding the Salesforce contact id */
+    char *hs_account_id_property;     /* company property holding the Salesforce account id */
+    char *sf_deal_id_field;           /* Opportunity external id field holding the deal id */
+    char *rollup_num_deals_property;
+    char *rollup_first_deal_created_property;
+    char *rollup_recent_close_date_property;
+    char *rollup_recent_amount_property;
+    char *rollup_total_revenue_property;
 };
+
+/* True when the Salesforce API is configured with either flow. */
+bool config_has_salesforce_api(const struct config *cfg);
+/* True when the HubSpot API is configured. */
+bool config_has_hubspot_api(const struct config *cfg);
 
 /* Reads every variable of the table from the environment into *cfg (zeroed first). On failure
  * writes one line per problem to stderr (all of them, not just the first) and returns

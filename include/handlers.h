@@ -3,9 +3,11 @@
 #ifndef SVC_HANDLERS_H
 #define SVC_HANDLERS_H
 
+#include "sync.h"
 #include "worker.h"
 
-/* The routes of this build. Static storage; never NULL. */
-const struct worker_ops *handlers_ops(void);
+/* The routes of this build, with shared (borrowed, must outlive the pool) as the argument of
+ * every worker's context. Static storage; call once, before the pool starts. */
+const struct worker_ops *handlers_ops(struct sync_shared *shared);
 
 #endif

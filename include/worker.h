@@ -23,6 +23,10 @@ typedef void (*worker_handle_fn)(void *ctx, PGconn *db, struct queue_record *rec
 /* Per-worker context: made in the worker thread before its first claim, freed when it stops.
  * Holds what must not be shared between threads (API clients, curl handles). */
 typedef void *(*worker_ctx_new_fn)(const struct config *cfg, void *arg);
+/* Periodic work (pollers): called by every worker about once a second, before it claims, with
+ * its own context and connection. Implementations decide between processes themselves (e.g.
+ * poll_take_turn) and must not block for long. */
+typedef void (*worker_tick_fn)(void *ctx, PGconn *db);
 typedef void (*worker_ctx_free_fn)(void *ctx);
 
 struct worker_route {
@@ -37,6 +41,7 @@ struct worker_ops {
     void *arg;
     const struct worker_route *routes;
     size_t route_count;
+    worker_tick_fn tick; /* may be NULL */
 };
 
 struct worker_pool;

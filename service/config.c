@@ -61,6 +61,45 @@ static const struct config_var config_vars[] = {
         salesforce_webhook_path, 0, 0),
     VAR("HUBSPOT_WEBHOOK_PATH", CFG_STR, NEED_NO, "/webhooks/hubspot", hubspot_webhook_path, 0,
         0),
+    VAR("SALESFORCE_LOGIN_URL", CFG_STR, NEED_NO, "https://login.salesforce.com",
+        salesforce_login_url, 0, 0),
+    VAR("SALESFORCE_CLIENT_ID", CFG_STR, NEED_NO, NULL, salesforce_client_id, 0, 0),
+    VAR("SALESFORCE_CLIENT_SECRET", CFG_SECRET, NEED_NO, NULL, salesforce_client_secret, 0, 0),
+    VAR("SALESFORCE_REFRESH_TOKEN", CFG_SECRET, NEED_NO, NULL, salesforce_refresh_token, 0, 0),
+    VAR("SALESFORCE_USERNAME", CFG_STR, NEED_NO, NULL, salesforce_username, 0, 0),
+    VAR("SALESFORCE_PRIVATE_KEY_FILE", CFG_STR, NEED_NO, NULL, salesforce_private_key_file, 0, 0),
+    VAR("SALESFORCE_API_VERSION", CFG_STR, NEED_NO, "v60.0", salesforce_api_version, 0, 0),
+    VAR("HUBSPOT_API_BASE_URL", CFG_STR, NEED_NO, "https://api.hubapi.com", hubspot_api_base_url,
+        0, 0),
+    VAR("HUBSPOT_ACCESS_TOKEN", CFG_SECRET, NEED_NO, NULL, hubspot_access_token, 0, 0),
+    VAR("HUBSPOT_DEVELOPER_API_KEY", CFG_SECRET, NEED_NO, NULL, hubspot_developer_api_key, 0, 0),
+    VAR("MAPPINGS_FILE", CFG_STR, NEED_NO, NULL, mappings_file, 0, 0),
+    /* HubSpot ties the number of deal pipelines to the subscription (the per-tier numbers are
+     * UNVERIFIED in the reference): an operator sets theirs. */
+    VAR("SYNC_PIPELINE_LIMIT", CFG_INT, NEED_NO, "15", pipeline_limit, 1, 1000),
+    VAR("COMPANY_SYNC", CFG_BOOL, NEED_NO, "true", company_sync, 0, 0),
+    VAR("DELETE_POLL_INTERVAL_SECONDS", CFG_INT, NEED_NO, "60", delete_poll_seconds, 1, 86400),
+    VAR("CONTACT_ROLE_POLL_INTERVAL_SECONDS", CFG_INT, NEED_NO, "60", contact_role_poll_seconds,
+        1, 86400),
+    VAR("API_TIMEOUT_MS", CFG_INT, NEED_NO, "30000", http_timeout_ms, 100, 600000),
+    VAR("HUBSPOT_OPPORTUNITY_ID_PROPERTY", CFG_STR, NEED_NO, "dealsync_salesforce_opportunity_id",
+        hs_opportunity_id_property, 0, 0),
+    VAR("HUBSPOT_CONTACT_ID_PROPERTY", CFG_STR, NEED_NO, "salesforcecontactid",
+        hs_contact_id_property, 0, 0),
+    VAR("HUBSPOT_ACCOUNT_ID_PROPERTY", CFG_STR, NEED_NO, "salesforceaccountid",
+        hs_account_id_property, 0, 0),
+    VAR("SALESFORCE_DEAL_ID_FIELD", CFG_STR, NEED_NO, "HubSpot_Deal_Id__c", sf_deal_id_field, 0,
+        0),
+    VAR("ROLLUP_NUM_DEALS_PROPERTY", CFG_STR, NEED_NO, "dealsync_num_associated_deals",
+        rollup_num_deals_property, 0, 0),
+    VAR("ROLLUP_FIRST_DEAL_CREATED_PROPERTY", CFG_STR, NEED_NO, "dealsync_first_deal_created_date",
+        rollup_first_deal_created_property, 0, 0),
+    VAR("ROLLUP_RECENT_CLOSE_DATE_PROPERTY", CFG_STR, NEED_NO, "dealsync_recent_deal_close_date",
+        rollup_recent_close_date_property, 0, 0),
+    VAR("ROLLUP_RECENT_AMOUNT_PROPERTY", CFG_STR, NEED_NO, "dealsync_recent_deal_amount",
+        rollup_recent_amount_property, 0, 0),
+    VAR("ROLLUP_TOTAL_REVENUE_PROPERTY", CFG_STR, NEED_NO, "dealsync_total_revenue",
+        rollup_total_revenue_property, 0, 0),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
 };
@@ -119,6 +158,12 @@ static int validate(const struct config *cfg, bool need_webhooks)
         strcmp(cfg->salesforce_webhook_path, cfg->hubspot_webhook_path) == 0) {
         fprintf(stderr, "config: SALESFORCE_WEBHOOK_PATH and HUBSPOT_WEBHOOK_PATH must be two "
                         "different paths starting with /\n");
+        problems++;
+    }
+    if (cfg->salesforce_client_id && !config_has_salesforce_api(cfg)) {
+        fprintf(stderr, "config: SALESFORCE_CLIENT_ID needs either SALESFORCE_CLIENT_SECRET and "
+                        "SALESFORCE_REFRESH_TOKEN, or SALESFORCE_USERNAME and "
+                        "SALESFORCE_PRIVATE_KEY_FILE\n");
         problems++;
     }
     if (cfg->retry_max_ms < cfg->retry_base_ms) {
@@ -180,6 +225,18 @@ enum err config_load(struct config *cfg, bool need_webhooks)
         return ERR_CONFIG;
     }
     return ERR_OK;
+}
+
+bool config_has_salesforce_api(const struct config *cfg)
+{
+    bool refresh = cfg->salesforce_client_secret && cfg->salesforce_refresh_token;
+    bool jwt = cfg->salesforce_username && cfg->salesforce_private_key_file;
+    return cfg->salesforce_client_id && (refresh || jwt);
+}
+
+bool config_has_hubspot_api(const struct config *cfg)
+{
+    return cfg->hubspot_access_token != NULL;
 }
 
 int config_port(void)

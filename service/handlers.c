@@ -1,13 +1,43 @@
-/* handlers.c - the worker route table. Until the sync handlers land (issues 4 and 5) there are
- * none: every event is dead-lettered with "no handler", which keeps it, with its reason, for
- * an operator to requeue once a handler exists. */
+/* handlers.c - the worker route table: which handler runs for which (source, object type).
+ * Events of other types are acknowledged by the endpoints and finished here as skipped, with
+ * the reason, so the queue never holds work nobody will do. */
 #include "handlers.h"
 
 #include <stddef.h>
 
-static const struct worker_ops ops = {NULL, NULL, NULL, NULL, 0};
+#include "sync.h"
+#include "sync_deal.h"
+#include "sync_opportunity.h"
+#include "util.h"
 
-const struct worker_ops *handlers_ops(void)
+static void skip(void *ctx, PGconn *db, struct queue_record *records, size_t count)
 {
+    (void)ctx;
+    (void)db;
+    for (size_t i = 0; i < count; i++) {
+        records[i].result = ERR_OK;
+        records[i].is_skipped = true;
+        records[i].detail = xasprintf("dealsync syncs opportunities and deals; %s %s changes "
+                                      "are followed through them",
+                                      records[i].source, records[i].object_type);
+    }
+}
+
+static const struct worker_route routes[] = {
+    {"salesforce", "Opportunity", sync_opportunities},
+    {"hubspot", "deal", sync_deals},
+    {"salesforce", NULL, skip},
+    {"hubspot", NULL, skip},
+};
+
+const struct worker_ops *handlers_ops(struct sync_shared *shared)
+{
+    static struct worker_ops ops;
+    ops.ctx_new = sync_ctx_new;
+    ops.ctx_free = sync_ctx_free;
+    ops.arg = shared;
+    ops.routes = routes;
+    ops.route_count = sizeof(routes) / sizeof(routes[0]);
+    ops.tick = NULL;
     return &ops;
 }

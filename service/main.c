@@ -17,7 +17,10 @@
 #include "handlers.h"
 #include "http_server.h"
 #include "log.h"
+#include "mapping.h"
 #include "migrate.h"
+#include "sync.h"
+#include "sync_state.h"
 #include "util.h"
 #include "worker.h"
 
@@ -31,6 +34,9 @@ static const char usage[] =
     "  serve     receive Salesforce and HubSpot webhooks and run the sync workers\n"
     "  worker    run the sync workers only (scale out beside serve)\n"
     "  migrate   apply pending database migrations and exit\n"
+    "  settings  show the operator switches\n"
+    "  settings sync-deals on|off\n"
+    "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
     "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
     "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
@@ -103,15 +109,48 @@ static int run_migrate(const struct config *cfg)
     return 0;
 }
 
+/* `dealsync settings [sync-deals on|off]`. */
+static int run_settings(const struct config *cfg, int argc, char **argv)
+{
+    PGconn *db = NULL;
+    int status = 1;
+    if (run_migrate(cfg) != 0 || db_open(cfg->database_url, &db) != ERR_OK)
+        return 1;
+    if (argc == 4 && strcmp(argv[2], "sync-deals") == 0 &&
+        (strcmp(argv[3], "on") == 0 || strcmp(argv[3], "off") == 0)) {
+        if (sync_setting_set(db, SYNC_SETTING_SYNC_DEALS, argv[3]) == ERR_OK) {
+            log_info("setting changed", LOG_STR("name", SYNC_SETTING_SYNC_DEALS),
+                     LOG_STR("value", argv[3]));
+            status = 0;
+        }
+    } else if (argc == 2) {
+        char *v = NULL;
+        if (sync_setting_get(db, SYNC_SETTING_SYNC_DEALS, "off", &v) == ERR_OK) {
+            printf("sync-deals %s\n", v);
+            status = 0;
+        }
+        free(v);
+    } else {
+        fprintf(stderr, "usage: dealsync settings [sync-deals on|off]\n");
+        status = EX_USAGE;
+    }
+    PQfinish(db);
+    return status;
+}
+
 static int run_service(const struct config *cfg, bool serve_http, sigset_t *signals)
 {
     struct db_pool *pool = NULL;
     struct http_server *http = NULL;
     struct worker_pool *workers = NULL;
+    struct mapping_set *mappings = NULL;
     int status = 1;
 
     if (run_migrate(cfg) != 0)
         goto out;
+    if (sync_load_mappings(cfg, &mappings) != ERR_OK)
+        goto out;
+    struct sync_shared shared = {cfg, mappings};
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char *id = xasprintf("%s:%d", host, (int)getpid());
@@ -123,7 +162,7 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
         }
     }
     if (cfg->worker_threads > 0 &&
-        worker_pool_start(cfg, handlers_ops(), id, &workers) != ERR_OK) {
+        worker_pool_start(cfg, handlers_ops(&shared), id, &workers) != ERR_OK) {
         free(id);
         goto out;
     }
@@ -143,6 +182,7 @@ out:
     http_server_stop(http);
     worker_pool_stop(workers);
     db_pool_free(pool);
+    mapping_set_free(mappings);
     if (status == 0)
         log_info("dealsync stopped");
     return status;
@@ -150,7 +190,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    bool is_settings = argc >= 2 && strcmp(argv[1], "settings") == 0;
+    if ((argc != 2 && !is_settings) || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc == 2 ? stdout : stderr);
         return argc == 2 ? 0 : EX_USAGE;
     }
@@ -164,7 +206,7 @@ int main(int argc, char **argv)
     bool is_serve = strcmp(cmd, "serve") == 0;
     bool is_worker = strcmp(cmd, "worker") == 0;
     bool is_migrate = strcmp(cmd, "migrate") == 0;
-    if (!is_serve && !is_worker && !is_migrate) {
+    if (!is_serve && !is_worker && !is_migrate && !is_settings) {
         fprintf(stderr, "dealsync: unknown command '%s'\n\n%s", cmd, usage);
         return EX_USAGE;
     }
@@ -185,7 +227,9 @@ int main(int argc, char **argv)
     sigset_t signals;
     block_signals(&signals);
 
-    int status = is_migrate ? run_migrate(&cfg) : run_service(&cfg, is_serve, &signals);
+    int status = is_migrate    ? run_migrate(&cfg)
+                 : is_settings ? run_settings(&cfg, argc, argv)
+                               : run_service(&cfg, is_serve, &signals);
 
     xmlCleanupParser();
     curl_global_cleanup();

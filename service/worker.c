@@ -199,6 +199,7 @@ static void *worker_main(void *arg)
     PGconn *db = NULL;
     void *ctx = p->ops->ctx_new ? p->ops->ctx_new(cfg, p->ops->arg) : p->ops->arg;
     int64_t next_prune = w->index == 0 ? util_monotonic_ms() : INT64_MAX;
+    int64_t next_tick = util_monotonic_ms();
     int reconnect_ms = 100;
 
     while (!is_stopping(p)) {
@@ -224,6 +225,10 @@ static void *worker_main(void *arg)
                 log_info("done events pruned", LOG_I64("events", pruned));
             next_prune = util_monotonic_ms() + PRUNE_EVERY_MS;
         }
+        if (p->ops->tick && util_monotonic_ms() >= next_tick) {
+            p->ops->tick(ctx, db);
+            next_tick = util_monotonic_ms() + 1000;
+        }
         struct queue_batch b = {0};
         if (queue_claim(db, w->owner, cfg->claim_batch, cfg->lease_seconds, &b) != ERR_OK) {
             queue_batch_clear(&b);
@@ -237,6 +242,8 @@ static void *worker_main(void *arg)
             int wait_ms = cfg->poll_interval_ms;
             if (queue_next_due_ms(db, &due) == ERR_OK && due >= 0 && due < wait_ms)
                 wait_ms = (int)due + 1;
+            if (p->ops->tick && wait_ms > 1000)
+                wait_ms = 1000;
             wait_for_work(w, db, wait_ms);
             continue;
         }

@@ -66,7 +66,7 @@ static const struct worker_route routes[] = {
     {"hubspot", "contact", handle_transient},
     {"hubspot", "company", handle_permanent},
 };
-static const struct worker_ops ops = {NULL, NULL, NULL, routes, 3};
+static const struct worker_ops ops = {.routes = routes, .route_count = 3};
 
 struct count_query {
     PGconn *db;
@@ -150,9 +150,9 @@ static void handle_hang(void *ctx, PGconn *db, struct queue_record *recs, size_t
 }
 
 static const struct worker_route hang_routes[] = {{"salesforce", NULL, handle_hang}};
-static const struct worker_ops hang_ops = {NULL, NULL, NULL, hang_routes, 1};
+static const struct worker_ops hang_ops = {.routes = hang_routes, .route_count = 1};
 static const struct worker_route ok_routes[] = {{"salesforce", NULL, handle_ok}};
-static const struct worker_ops ok_ops = {NULL, NULL, NULL, ok_routes, 1};
+static const struct worker_ops ok_ops = {.routes = ok_routes, .route_count = 1};
 
 START_TEST(a_worker_killed_mid_event_is_taken_over_and_done_once)
 {

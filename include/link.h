@@ -1,0 +1,50 @@
+/* link.h - the record_link table: which Salesforce record is which HubSpot record, and what
+ * dealsync last wrote to and saw on each side. Calls use the caller's connection. */
+#ifndef SVC_LINK_H
+#define SVC_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "compiler.h"
+#include "err.h"
+
+#define LINK_OPPORTUNITY "opportunity"
+#define LINK_ACCOUNT "account"
+#define LINK_CONTACT "contact"
+
+/* One linked pair. Owned: release with link_clear. */
+struct link {
+    char *kind;
+    char *sf_id; /* 18-character */
+    char *hs_id;
+    cJSON *sf_written; /* object, never NULL once loaded */
+    cJSON *hs_written;
+    cJSON *sf_seen;
+    cJSON *hs_seen;
+    int64_t sf_modified_ms; /* 0 when unknown */
+    int64_t hs_modified_ms;
+};
+
+/* Finds the link by one side's id. ERR_NOT_FOUND when there is none (*out untouched). */
+enum err link_find_by_sf(PGconn *db, const char *kind, const char *sf_id,
+                         struct link *out) WARN_UNUSED;
+enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id,
+                         struct link *out) WARN_UNUSED;
+
+/* Inserts or replaces the link for (kind, sf_id); NULL json fields are stored as {}. A
+ * different Salesforce record already linked to the same hs_id is unlinked first. */
+enum err link_save(PGconn *db, const struct link *l) WARN_UNUSED;
+
+/* Forgets the link (deal deleted in HubSpot, opportunity deleted in Salesforce). Not finding
+ * one is not an error. */
+enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id) WARN_UNUSED;
+enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id) WARN_UNUSED;
+
+/* Frees the strings and JSON. NULL is a no-op. */
+void link_clear(struct link *l);
+
+#endif

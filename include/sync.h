@@ -1,0 +1,38 @@
+/* sync.h - what every sync handler shares: the per-worker context (its own HTTP transport and
+ * API clients) and the process-wide, read-only pieces (configuration, field mappings). */
+#ifndef SVC_SYNC_H
+#define SVC_SYNC_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "hs_client.h"
+#include "http_client.h"
+#include "mapping.h"
+#include "sf_client.h"
+
+/* Built once in main before the workers start; read-only afterwards (shared by all threads). */
+struct sync_shared {
+    const struct config *cfg;
+    const struct mapping_set *mappings;
+};
+
+/* One per worker thread; never shared. sf/hs are NULL when that API is not configured (the
+ * handlers then dead-letter with the reason). */
+struct sync_ctx {
+    const struct config *cfg;
+    const struct mapping_set *mappings;
+    struct http_client *http;
+    struct sf_client *sf;
+    struct hs_client *hs;
+};
+
+/* worker_ctx_new_fn / worker_ctx_free_fn: arg is the struct sync_shared. */
+void *sync_ctx_new(const struct config *cfg, void *arg);
+void sync_ctx_free(void *ctx);
+
+/* Reads MAPPINGS_FILE (when set) and builds the mapping set. ERR_CONFIG with every problem
+ * logged. On ERR_OK *out is freed with mapping_set_free. */
+enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out) WARN_UNUSED;
+
+#endif

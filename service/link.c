@@ -1,0 +1,132 @@
+/* link.c - record_link rows in and out. */
+#include "link.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "util.h"
+
+#define LINK_COLUMNS                                                                               \
+    "kind, sf_id, hs_id, sf_written::text, hs_written::text, sf_seen::text, hs_seen::text,"       \
+    " coalesce((extract(epoch FROM sf_modified_at) * 1000)::bigint, 0),"                          \
+    " coalesce((extract(epoch FROM hs_modified_at) * 1000)::bigint, 0)"
+
+static cJSON *object_or_empty(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = cJSON_CreateObject();
+    }
+    return j;
+}
+
+static enum err find(PGconn *db, const char *sql, const char *kind, const char *id,
+                     struct link *out)
+{
+    const char *params[] = {kind, id};
+    PGresult *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read record link");
+    if (rc == ERR_OK && PQntuples(r) == 0)
+        rc = ERR_NOT_FOUND;
+    if (rc == ERR_OK) {
+        memset(out, 0, sizeof(*out));
+        out->kind = xstrdup(PQgetvalue(r, 0, 0));
+        out->sf_id = xstrdup(PQgetvalue(r, 0, 1));
+        out->hs_id = xstrdup(PQgetvalue(r, 0, 2));
+        out->sf_written = object_or_empty(PQgetvalue(r, 0, 3));
+        out->hs_written = object_or_empty(PQgetvalue(r, 0, 4));
+        out->sf_seen = object_or_empty(PQgetvalue(r, 0, 5));
+        out->hs_seen = object_or_empty(PQgetvalue(r, 0, 6));
+        out->sf_modified_ms = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
+        out->hs_modified_ms = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+    }
+    PQclear(r);
+    return rc;
+}
+
+enum err link_find_by_sf(PGconn *db, const char *kind, const char *sf_id, struct link *out)
+{
+    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND sf_id = $2",
+                kind, sf_id, out);
+}
+
+enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id, struct link *out)
+{
+    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND hs_id = $2",
+                kind, hs_id, out);
+}
+
+static char *json_text(const cJSON *j)
+{
+    return j ? cJSON_PrintUnformatted(j) : xstrdup("{}");
+}
+
+enum err link_save(PGconn *db, const struct link *l)
+{
+    char *sw = json_text(l->sf_written);
+    char *hw = json_text(l->hs_written);
+    char *ss = json_text(l->sf_seen);
+    char *hsn = json_text(l->hs_seen);
+    char sfm[32], hsm[32];
+    snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
+    snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
+    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
+    /* One statement: unlink a stale pair holding hs_id, then upsert ours. */
+    PGresult *r = PQexecParams(
+        db,
+        "WITH stale AS (DELETE FROM record_link WHERE kind = $1 AND hs_id = $3 AND sf_id <> $2)"
+        " INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
+        "   sf_modified_at, hs_modified_at, synced_at)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,"
+        "   CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000.0) END,"
+        "   CASE WHEN $9::bigint > 0 THEN to_timestamp($9::bigint / 1000.0) END, now())"
+        " ON CONFLICT (kind, sf_id) DO UPDATE SET hs_id = EXCLUDED.hs_id,"
+        "   sf_written = EXCLUDED.sf_written, hs_written = EXCLUDED.hs_written,"
+        "   sf_seen = EXCLUDED.sf_seen, hs_seen = EXCLUDED.hs_seen,"
+        "   sf_modified_at = EXCLUDED.sf_modified_at, hs_modified_at = EXCLUDED.hs_modified_at,"
+        "   synced_at = now()",
+        9, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    PQclear(r);
+    free(hsn);
+    free(ss);
+    free(hw);
+    free(sw);
+    return rc;
+}
+
+static enum err delete_where(PGconn *db, const char *sql, const char *kind, const char *id)
+{
+    const char *params[] = {kind, id};
+    PGresult *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot delete record link");
+    PQclear(r);
+    return rc;
+}
+
+enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id)
+{
+    return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND sf_id = $2", kind, sf_id);
+}
+
+enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id)
+{
+    return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND hs_id = $2", kind, hs_id);
+}
+
+void link_clear(struct link *l)
+{
+    if (!l)
+        return;
+    free(l->kind);
+    free(l->sf_id);
+    free(l->hs_id);
+    cJSON_Delete(l->sf_written);
+    cJSON_Delete(l->hs_written);
+    cJSON_Delete(l->sf_seen);
+    cJSON_Delete(l->hs_seen);
+    memset(l, 0, sizeof(*l));
+}

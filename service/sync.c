@@ -1,0 +1,89 @@
+/* sync.c - the per-worker sync context: one http_client and one client per API, built in the
+ * worker thread, so no handle is ever shared between threads. */
+#include "sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+void *sync_ctx_new(const struct config *cfg, void *arg)
+{
+    const struct sync_shared *shared = arg;
+    struct sync_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    ctx->cfg = cfg;
+    ctx->mappings = shared ? shared->mappings : NULL;
+    struct http_client_options hopt = {0};
+    hopt.connect_timeout_ms = 10000;
+    hopt.timeout_ms = cfg->http_timeout_ms;
+    ctx->http = http_client_new(&hopt);
+    if (config_has_salesforce_api(cfg)) {
+        bool jwt = cfg->salesforce_username && cfg->salesforce_private_key_file &&
+                   !cfg->salesforce_refresh_token;
+        struct sf_client_options so = {0};
+        so.flow = jwt ? SF_AUTH_JWT_BEARER : SF_AUTH_REFRESH_TOKEN;
+        so.login_url = cfg->salesforce_login_url;
+        so.client_id = cfg->salesforce_client_id;
+        so.client_secret = cfg->salesforce_client_secret;
+        so.refresh_token = cfg->salesforce_refresh_token;
+        so.username = cfg->salesforce_username;
+        so.private_key_file = cfg->salesforce_private_key_file;
+        so.api_version = cfg->salesforce_api_version;
+        if (sf_client_new(&so, ctx->http, &ctx->sf) != ERR_OK)
+            ctx->sf = NULL;
+    }
+    if (config_has_hubspot_api(cfg)) {
+        struct hs_client_options ho = {0};
+        ho.base_url = cfg->hubspot_api_base_url;
+        ho.access_token = cfg->hubspot_access_token;
+        if (hs_client_new(&ho, ctx->http, &ctx->hs) != ERR_OK)
+            ctx->hs = NULL;
+    }
+    return ctx;
+}
+
+void sync_ctx_free(void *arg)
+{
+    struct sync_ctx *ctx = arg;
+    if (!ctx)
+        return;
+    hs_client_free(ctx->hs);
+    sf_client_free(ctx->sf);
+    http_client_free(ctx->http);
+    free(ctx);
+}
+
+enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)
+{
+    char *text = NULL;
+    if (cfg->mappings_file) {
+        FILE *f = fopen(cfg->mappings_file, "rb");
+        if (!f) {
+            log_error("cannot read MAPPINGS_FILE", LOG_STR("path", cfg->mappings_file));
+            return ERR_CONFIG;
+        }
+        struct buf b;
+        buf_init(&b, 1024 * 1024);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            buf_append(&b, chunk, n);
+        fclose(f);
+        if (b.is_over_limit) {
+            log_error("MAPPINGS_FILE is larger than 1 MiB", LOG_STR("path", cfg->mappings_file));
+            buf_clear(&b);
+            return ERR_CONFIG;
+        }
+        text = buf_steal(&b);
+    }
+    char *problems = NULL;
+    enum err rc = mapping_set_new(text, out, &problems);
+    if (rc != ERR_OK)
+        log_error("invalid MAPPINGS_FILE", LOG_STR("path", cfg->mappings_file),
+                  LOG_STR("problems", problems));
+    free(problems);
+    free(text);
+    return rc;
+}
