@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "sf_poller.h"
 #include "sync.h"
 #include "sync_deal.h"
 #include "sync_opportunity.h"
@@ -38,6 +39,6 @@ const struct worker_ops *handlers_ops(struct sync_shared *shared)
     ops.arg = shared;
     ops.routes = routes;
     ops.route_count = sizeof(routes) / sizeof(routes[0]);
-    ops.tick = NULL;
+    ops.tick = sf_poller_tick;
     return &ops;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "setup.h"
 #include "sync.h"
 #include "sync_state.h"
 #include "util.h"
@@ -149,6 +150,8 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
     if (run_migrate(cfg) != 0)
         goto out;
     if (sync_load_mappings(cfg, &mappings) != ERR_OK)
+        goto out;
+    if (cfg->worker_threads > 0 && setup_run(cfg, mappings) != ERR_OK)
         goto out;
     struct sync_shared shared = {cfg, mappings};
     char host[128] = "localhost";

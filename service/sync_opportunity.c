@@ -1,15 +1,968 @@
-/* sync_opportunity.c - placeholder until its issue lands: every record is dead-lettered with the
- * reason, so nothing is lost and the events can be requeued once the handler exists. */
+/* sync_opportunity.c - Salesforce to HubSpot: each claimed batch of opportunity records is read
+ * from Salesforce in two queries (opportunities with account and owner, then their contact
+ * roles) and written to HubSpot with batch calls: deals by upsert on the opportunity id, then
+ * the company and contact associations, then the contacts' roll-ups. What HubSpot already holds
+ * is read first and only differences are written, so dealsync's own echoes change nothing. */
 #include "sync_opportunity.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "contact_rollups.h"
+#include "hs_companies.h"
+#include "hs_contacts.h"
+#include "link.h"
+#include "log.h"
+#include "pipelines.h"
+#include "sf_id.h"
+#include "sync.h"
+#include "sync_state.h"
 #include "util.h"
 
-void sync_opportunities(void *ctx, PGconn *db, struct queue_record *records, size_t count)
+/* What the handler knows about one record while it works on it. */
+struct opp {
+    struct queue_record *rec;
+    char id[19];
+    const cJSON *sf;   /* the opportunity as queried; NULL when Salesforce has none (deleted) */
+    const cJSON *deal; /* the deal HubSpot has for it (batch read), or NULL */
+    char *deal_id;
+    bool is_new;
+    bool is_finished; /* result is set; later steps leave it alone */
+    cJSON *written;   /* the properties written to HubSpot */
+    cJSON *contacts;  /* {"sf contact id": "hs contact id"} after the sync */
+    struct buf detail;
+};
+
+static const char *str(const cJSON *o, const char *name)
 {
-    (void)ctx;
-    (void)db;
-    for (size_t i = 0; i < count; i++) {
-        records[i].result = ERR_UNSUPPORTED;
-        records[i].detail = xstrdup("this direction of the sync is not built yet");
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+    return s && s[0] ? s : NULL;
+}
+
+static void note(struct opp *o, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void note(struct opp *o, const char *fmt, ...)
+{
+    char *text;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    text = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (o->detail.len > 0)
+        buf_append_str(&o->detail, "; ");
+    buf_append_str(&o->detail, text);
+    free(text);
+}
+
+static void finish(struct opp *o, enum err rc, bool is_skipped)
+{
+    o->rec->result = rc;
+    o->rec->is_skipped = is_skipped;
+    o->is_finished = true;
+}
+
+/* A call failed for the whole batch: every record not yet finished gets the error (the worker
+ * retries transient ones, with HubSpot's hint) and the reason. */
+static void fail_rest(struct sync_ctx *ctx, struct opp *opps, size_t n, enum err rc,
+                      const char *what)
+{
+    int64_t hint = ctx->hs ? hs_retry_after_ms(ctx->hs) : -1;
+    for (size_t i = 0; i < n; i++) {
+        if (opps[i].is_finished)
+            continue;
+        note(&opps[i], "%s: %s", what, err_str(rc));
+        if (rc == ERR_RATE_LIMIT && hint > 0)
+            opps[i].rec->retry_after_ms = hint > 86400000 ? 86400000 : (int)hint;
+        finish(&opps[i], rc, false);
     }
+}
+
+/* ---- Reading Salesforce ---------------------------------------------------------------------- */
+
+static const char *const base_fields[] = {
+    "Id",           "RecordTypeId",     "AccountId",        "CreatedDate",
+    "SystemModstamp", "IsClosed",       "IsWon",            "Owner.Email",
+    "Account.Name", "Account.Website",  "Account.Phone",    "Account.Industry",
+    "Account.BillingCity", "Account.BillingCountry",
+};
+
+static bool list_has(const struct buf *b, const char *field)
+{
+    size_t n = strlen(field);
+    for (const char *p = b->data; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncasecmp(p, field, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* "'id1','id2'" for the records still in play (ids are validated 18-character ids). */
+static char *id_list(const struct opp *opps, size_t n, bool only_found)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < n; i++) {
+        if (opps[i].is_finished || (only_found && !opps[i].sf))
+            continue;
+        buf_printf(&b, "%s'%s'", b.len ? "," : "", opps[i].id);
+    }
+    return buf_steal(&b);
+}
+
+static enum err query_opportunities(struct sync_ctx *ctx, struct opp *opps, size_t n,
+                                    cJSON **records)
+{
+    struct buf fields;
+    buf_init(&fields, 0);
+    for (size_t i = 0; i < sizeof(base_fields) / sizeof(base_fields[0]); i++)
+        buf_printf(&fields, "%s%s", i ? "," : "", base_fields[i]);
+    char *mapped = mapping_sf_field_list(ctx->mappings);
+    for (char *p = mapped, *save = NULL, *f; (f = strtok_r(p, ",", &save)) != NULL; p = NULL)
+        if (!list_has(&fields, f))
+            buf_printf(&fields, ",%s", f);
+    free(mapped);
+    char *ids = id_list(opps, n, false);
+    char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
+    enum err rc = sf_query(ctx->sf, soql, records);
+    free(soql);
+    free(ids);
+    buf_clear(&fields);
+    return rc;
+}
+
+static enum err query_roles(struct sync_ctx *ctx, struct opp *opps, size_t n, cJSON **roles)
+{
+    char *ids = id_list(opps, n, true);
+    enum err rc = ERR_OK;
+    if (ids[0]) {
+        char *soql = xasprintf("SELECT Id, OpportunityId, ContactId, Contact.Email,"
+                               " Contact.FirstName, Contact.LastName FROM OpportunityContactRole"
+                               " WHERE OpportunityId IN (%s)",
+                               ids);
+        rc = sf_query(ctx->sf, soql, roles);
+        free(soql);
+    } else {
+        *roles = cJSON_CreateArray();
+    }
+    free(ids);
+    return rc;
+}
+
+static bool same_id(const char *a, const char *b)
+{
+    return a && b && sf_id_equal(a, b);
+}
+
+/* ---- Owners: Salesforce user -> HubSpot owner by e-mail ---------------------------------------- */
+
+struct owners {
+    struct hs_client *hs;
+    cJSON *emails; /* {"user id": "e-mail"} from Owner.Email */
+    cJSON *found;  /* {"user id": "owner id" | null} */
+};
+
+static enum err owner_lookup(void *arg, enum mapping_direction dir, const char *id, char **out)
+{
+    struct owners *ow = arg;
+    if (dir != MAPPING_SF_TO_HS)
+        return ERR_NOT_FOUND;
+    const cJSON *hit = cJSON_GetObjectItemCaseSensitive(ow->found, id);
+    if (hit) {
+        if (!cJSON_IsString(hit))
+            return ERR_NOT_FOUND;
+        *out = xstrdup(hit->valuestring);
+        return ERR_OK;
+    }
+    const char *email = str(ow->emails, id);
+    if (!email)
+        return ERR_NOT_FOUND;
+    char *owner = NULL;
+    enum err rc = hs_owner_find_by_email(ow->hs, email, &owner);
+    if (rc == ERR_NOT_FOUND)
+        cJSON_AddNullToObject(ow->found, id);
+    if (rc != ERR_OK)
+        return rc;
+    cJSON_AddStringToObject(ow->found, id, owner);
+    *out = owner;
+    return ERR_OK;
+}
+
+/* ---- Deletes --------------------------------------------------------------------------------- */
+
+/* Adds the HubSpot ids of a map's values to the set (array of unique strings). */
+static void add_ids(cJSON *set, const cJSON *map)
+{
+    for (const cJSON *e = map ? map->child : NULL; e; e = e->next) {
+        bool seen = false;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, set) if (strcmp(s->valuestring, e->valuestring) == 0) seen = true;
+        if (!seen)
+            cJSON_AddItemToArray(set, cJSON_CreateString(e->valuestring));
+    }
+}
+
+static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                               cJSON *rollup_contacts)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t k = 0;
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && !opps[i].sf && opps[i].deal_id)
+            ids[k++] = opps[i].deal_id;
+    if (k > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_batch_archive(ctx->hs, "deals", ids, k, &res);
+        hs_batch_result_clear(&res);
+    }
+    free(ids);
+    if (rc != ERR_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || o->sf)
+            continue;
+        cJSON *previous = NULL;
+        rc = synced_deal_contacts(db, o->id, &previous);
+        if (rc == ERR_OK) {
+            add_ids(rollup_contacts, previous);
+            o->contacts = previous;
+            rc = synced_deal_forget(db, o->id);
+        } else {
+            cJSON_Delete(previous);
+        }
+        if (rc == ERR_OK)
+            rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
+        if (rc != ERR_OK)
+            return rc;
+        if (o->deal_id)
+            note(o, "opportunity deleted in salesforce: hubspot deal %s deleted", o->deal_id);
+        else
+            note(o, "opportunity not found in salesforce (deleted, or not visible to the "
+                    "integration user) and no hubspot deal has its id: nothing to delete");
+        finish(o, ERR_OK, false);
+    }
+    return ERR_OK;
+}
+
+/* ---- One record: pipeline, fields ------------------------------------------------------------ */
+
+/* Maps the record and stores what to write in o->written. ERR_OK also when the record is
+ * finished here (not synced, with the reason); other errors are the batch's. */
+static enum err map_record(struct sync_ctx *ctx, struct pipelines *pl, struct owners *ow,
+                           const cJSON *defs, struct opp *o)
+{
+    char *pipeline_id = NULL;
+    cJSON *stage_map = NULL;
+    char *reason = NULL;
+    struct mapping_result mr = {0};
+    const char *rt = str(o->sf, "RecordTypeId");
+    const char *stage = str(o->sf, "StageName");
+    enum err rc = pipelines_resolve(pl, rt ? rt : "", stage, &pipeline_id, &stage_map, &reason);
+    if (rc != ERR_OK)
+        goto out;
+    if (!pipeline_id) {
+        note(o, "not synced: %s", reason);
+        finish(o, ERR_OK, true);
+        goto out;
+    }
+    const cJSON *owner = cJSON_GetObjectItemCaseSensitive(o->sf, "Owner");
+    if (str(o->sf, "OwnerId") && str(owner, "Email") &&
+        !cJSON_GetObjectItemCaseSensitive(ow->emails, str(o->sf, "OwnerId")))
+        cJSON_AddStringToObject(ow->emails, str(o->sf, "OwnerId"), str(owner, "Email"));
+    struct mapping_context mctx = {0};
+    mctx.stage_map = stage_map;
+    mctx.hs_pipeline_id = pipeline_id;
+    mctx.owner_fn = owner_lookup;
+    mctx.owner_arg = ow;
+    mctx.hs_property_defs = defs;
+    const cJSON *current = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
+    rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
+    if (rc != ERR_OK)
+        goto out;
+    for (size_t i = 0; i < mr.skip_count; i++) {
+        if (strcmp(mr.skips[i].field, "OwnerId") == 0) {
+            note(o, "owner not set: no hubspot owner has the e-mail %s of salesforce user %s",
+                 str(owner, "Email") ? str(owner, "Email") : "(none)", str(o->sf, "OwnerId"));
+            /* The Salesforce value wins: an owner HubSpot cannot match leaves the deal's empty. */
+            const char *had = str(current, "hubspot_owner_id");
+            if (had)
+                cJSON_AddStringToObject(mr.changes, "hubspot_owner_id", "");
+        } else {
+            note(o, "%s not written: %s", mr.skips[i].field, mr.skips[i].reason);
+        }
+    }
+    if (!o->deal && !cJSON_GetObjectItemCaseSensitive(mr.changes, "dealstage")) {
+        note(o, "not synced: salesforce stage \"%s\" has no hubspot stage in pipeline %s",
+             stage ? stage : "", pipeline_id);
+        finish(o, ERR_INVALID, false);
+        goto out;
+    }
+    o->written = mr.changes;
+    mr.changes = NULL;
+out:
+    mapping_result_clear(&mr);
+    cJSON_Delete(stage_map);
+    free(pipeline_id);
+    free(reason);
+    return rc;
+}
+
+/* ---- Writing deals --------------------------------------------------------------------------- */
+
+static cJSON *upsert_input(const struct sync_ctx *ctx, const struct opp *o)
+{
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "id", o->id);
+    cJSON_AddStringToObject(in, "idProperty", ctx->cfg->hs_opportunity_id_property);
+    cJSON *props = cJSON_Duplicate(o->written, true);
+    if (!o->deal)
+        cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+    cJSON_AddItemToObject(in, "properties", props);
+    return in;
+}
+
+/* Upserts the listed records; results are matched by the id property when HubSpot returns
+ * it, else by position. */
+static enum err upsert(struct sync_ctx *ctx, struct opp **list, size_t k)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    for (size_t i = 0; i < k; i++)
+        cJSON_AddItemToArray(inputs, upsert_input(ctx, list[i]));
+    struct hs_batch_result res = {0};
+    enum err rc = hs_batch_upsert(ctx->hs, "deals", inputs, &res);
+    if (rc == ERR_OK) {
+        int i = 0;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, res.results)
+        {
+            const char *opp = str(cJSON_GetObjectItem(r, "properties"),
+                                  ctx->cfg->hs_opportunity_id_property);
+            struct opp *o = NULL;
+            for (size_t j = 0; opp && j < k; j++)
+                if (strcmp(list[j]->id, opp) == 0)
+                    o = list[j];
+            if (!o && !opp && (size_t)i < k && cJSON_GetArraySize(res.results) == (int)k)
+                o = list[i];
+            i++;
+            if (!o || !str(r, "id"))
+                continue;
+            free(o->deal_id);
+            o->deal_id = xstrdup(str(r, "id"));
+            o->is_new = cJSON_IsTrue(cJSON_GetObjectItem(r, "new"));
+        }
+    }
+    hs_batch_result_clear(&res);
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+static enum err write_deals(struct sync_ctx *ctx, struct opp *opps, size_t n)
+{
+    struct opp **list = xcalloc(n + 1, sizeof(*list));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && opps[i].written &&
+            (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
+            list[k++] = &opps[i];
+    enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
+    if (rc == ERR_INVALID && k > 1) {
+        /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
+        rc = ERR_OK;
+        for (size_t i = 0; i < k && rc == ERR_OK; i++) {
+            enum err one = upsert(ctx, &list[i], 1);
+            if (one == ERR_INVALID || one == ERR_CONFLICT) {
+                note(list[i], "hubspot refused the deal: %s (details in the log)", err_str(one));
+                finish(list[i], one, false);
+            } else {
+                rc = one;
+            }
+        }
+    } else if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k == 1) {
+        note(list[0], "hubspot refused the deal: %s (details in the log)", err_str(rc));
+        finish(list[0], rc, false);
+        rc = ERR_OK;
+    }
+    for (size_t i = 0; rc == ERR_OK && i < k; i++) {
+        if (!list[i]->is_finished && !list[i]->deal_id) {
+            note(list[i], "hubspot did not return the upserted deal");
+            finish(list[i], ERR_UPSTREAM, false);
+        }
+    }
+    free(list);
+    return rc;
+}
+
+/* ---- Associations ---------------------------------------------------------------------------- */
+
+/* {"deal id": ["to id", …]} for the existing deals, from one batch read. */
+static enum err read_assocs(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *to_type,
+                            int primary_type, cJSON **out)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && opps[i].deal && opps[i].deal_id)
+            ids[k++] = opps[i].deal_id;
+    cJSON *map = cJSON_CreateObject();
+    enum err rc = ERR_OK;
+    if (k > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_assoc_batch_read(ctx->hs, "deals", to_type, ids, k, &res);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, res.results)
+        {
+            const char *from = str(cJSON_GetObjectItem(r, "from"), "id");
+            if (!from)
+                continue;
+            cJSON *list = cJSON_AddArrayToObject(map, from);
+            const cJSON *to;
+            cJSON_ArrayForEach(to, cJSON_GetObjectItem(r, "to"))
+            {
+                const cJSON *tid = cJSON_GetObjectItem(to, "toObjectId");
+                char text[32];
+                if (cJSON_IsNumber(tid))
+                    snprintf(text, sizeof(text), "%.0f", tid->valuedouble);
+                else if (cJSON_IsString(tid))
+                    snprintf(text, sizeof(text), "%s", tid->valuestring);
+                else
+                    continue;
+                bool is_primary = primary_type == 0;
+                const cJSON *t;
+                cJSON_ArrayForEach(t, cJSON_GetObjectItem(to, "associationTypes"))
+                {
+                    const cJSON *type_id = cJSON_GetObjectItem(t, "typeId");
+                    if (cJSON_IsNumber(type_id) && type_id->valueint == primary_type)
+                        is_primary = true;
+                }
+                if (is_primary)
+                    cJSON_AddItemToArray(list, cJSON_CreateString(text));
+            }
+        }
+        hs_batch_result_clear(&res);
+    }
+    free(ids);
+    if (rc == ERR_OK)
+        *out = map;
+    else
+        cJSON_Delete(map);
+    return rc;
+}
+
+static bool list_contains(const cJSON *list, const char *s)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, s) == 0) return
+        true;
+    return false;
+}
+
+struct pairs {
+    struct hs_assoc_pair *p;
+    char **owned;
+    size_t n;
+};
+
+static void pairs_add(struct pairs *ps, const char *from, const char *to)
+{
+    ps->p = xrealloc(ps->p, (ps->n + 1) * sizeof(*ps->p));
+    ps->owned = xrealloc(ps->owned, (ps->n + 1) * 2 * sizeof(*ps->owned));
+    ps->owned[ps->n * 2] = xstrdup(from);
+    ps->owned[ps->n * 2 + 1] = xstrdup(to);
+    ps->n++;
+    for (size_t i = 0; i < ps->n; i++)
+        ps->p[i] = (struct hs_assoc_pair){ps->owned[i * 2], ps->owned[i * 2 + 1]};
+}
+
+static void pairs_clear(struct pairs *ps)
+{
+    for (size_t i = 0; i < ps->n * 2; i++)
+        free(ps->owned[i]);
+    free(ps->owned);
+    free(ps->p);
+    memset(ps, 0, sizeof(*ps));
+}
+
+static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+{
+    cJSON *current = NULL;
+    struct pairs add = {0};
+    enum err rc = ERR_OK;
+    if (!ctx->cfg->company_sync) {
+        for (size_t i = 0; i < n; i++)
+            if (!opps[i].is_finished)
+                note(&opps[i], "no company association: company sync is off (COMPANY_SYNC)");
+        return ERR_OK;
+    }
+    rc = read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current);
+    if (rc != ERR_OK)
+        return rc;
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished)
+            continue;
+        const char *account_id = str(o->sf, "AccountId");
+        if (!account_id) {
+            note(o, "no company association: the opportunity has no account");
+            continue;
+        }
+        cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
+        if (!cJSON_IsObject(account)) {
+            cJSON_Delete(account);
+            account = cJSON_CreateObject();
+        }
+        cJSON_DeleteItemFromObject(account, "Id");
+        cJSON_AddStringToObject(account, "Id", account_id);
+        char *company = NULL;
+        bool is_created = false;
+        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, &company, &is_created);
+        cJSON_Delete(account);
+        if (rc != ERR_OK)
+            break;
+        if (list_contains(cJSON_GetObjectItemCaseSensitive(current, o->deal_id), company)) {
+            note(o, "company %s already the primary association", company);
+        } else {
+            pairs_add(&add, o->deal_id, company);
+            note(o, "company %s%s associated as primary", company, is_created ? " (created)" : "");
+        }
+        free(company);
+    }
+    if (rc == ERR_OK && add.n > 0) {
+        struct hs_batch_result res = {0};
+        struct hs_assoc_type t = {"HUBSPOT_DEFINED", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY};
+        rc = hs_assoc_batch_create(ctx->hs, "deals", "companies", add.p, add.n, t, &res);
+        hs_batch_result_clear(&res);
+    }
+    pairs_clear(&add);
+    cJSON_Delete(current);
+    return rc;
+}
+
+static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                         const cJSON *roles, cJSON *rollup_contacts)
+{
+    cJSON *people = cJSON_CreateArray();
+    cJSON *map = NULL;
+    cJSON *current = NULL;
+    struct pairs add = {0}, remove = {0};
+    int created = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        if (!cid)
+            continue;
+        bool seen = false;
+        const cJSON *p;
+        cJSON_ArrayForEach(p, people) if (strcmp(str(p, "Id"), cid) == 0) seen = true;
+        if (seen)
+            continue;
+        cJSON *c = cJSON_Duplicate(cJSON_GetObjectItem(r, "Contact"), true);
+        if (!cJSON_IsObject(c)) {
+            cJSON_Delete(c);
+            c = cJSON_CreateObject();
+        }
+        cJSON_DeleteItemFromObject(c, "Id");
+        cJSON_AddStringToObject(c, "Id", cid);
+        cJSON_AddItemToArray(people, c);
+    }
+    enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, &created);
+    if (rc == ERR_OK)
+        rc = read_assocs(ctx, opps, n, "contacts", 0, &current);
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished)
+            continue;
+        cJSON *previous = NULL;
+        rc = synced_deal_contacts(db, o->id, &previous);
+        if (rc != ERR_OK)
+            break;
+        o->contacts = cJSON_CreateObject();
+        int added = 0, removed = 0, missing = 0;
+        const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
+        cJSON_ArrayForEach(r, roles)
+        {
+            const char *cid = str(r, "ContactId");
+            if (!cid || !same_id(str(r, "OpportunityId"), o->id) ||
+                cJSON_GetObjectItemCaseSensitive(o->contacts, cid))
+                continue;
+            const char *hs = str(map, cid);
+            if (!hs) {
+                missing++;
+                continue;
+            }
+            cJSON_AddStringToObject(o->contacts, cid, hs);
+            if (!list_contains(assoc, hs)) {
+                pairs_add(&add, o->deal_id, hs);
+                added++;
+            }
+        }
+        /* Only associations dealsync made for a contact role go when the role goes; contacts
+         * a user associated in HubSpot stay. */
+        for (const cJSON *e = previous->child; e; e = e->next) {
+            if (cJSON_GetObjectItemCaseSensitive(o->contacts, e->string))
+                continue;
+            if (!o->deal || list_contains(assoc, e->valuestring)) {
+                pairs_add(&remove, o->deal_id, e->valuestring);
+                removed++;
+            }
+        }
+        add_ids(rollup_contacts, previous);
+        add_ids(rollup_contacts, o->contacts);
+        cJSON_Delete(previous);
+        if (added || removed || cJSON_GetArraySize(o->contacts) > 0)
+            note(o, "contacts: %d associated, %d added, %d removed", cJSON_GetArraySize(o->contacts),
+                 added, removed);
+        else
+            note(o, "no contact roles");
+        if (missing)
+            note(o, "%d contact role contacts could not be created in hubspot", missing);
+    }
+    if (rc == ERR_OK && add.n > 0) {
+        struct hs_batch_result res = {0};
+        struct hs_assoc_type t = {"HUBSPOT_DEFINED", HS_ASSOC_DEAL_TO_CONTACT};
+        rc = hs_assoc_batch_create(ctx->hs, "deals", "contacts", add.p, add.n, t, &res);
+        hs_batch_result_clear(&res);
+    }
+    if (rc == ERR_OK && remove.n > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_assoc_batch_archive(ctx->hs, "deals", "contacts", remove.p, remove.n, &res);
+        hs_batch_result_clear(&res);
+    }
+    pairs_clear(&add);
+    pairs_clear(&remove);
+    cJSON_Delete(current);
+    cJSON_Delete(map);
+    cJSON_Delete(people);
+    return rc;
+}
+
+/* ---- Remembering what was synced ------------------------------------------------------------- */
+
+static int64_t sf_time(const cJSON *sf, const char *field)
+{
+    int64_t ms = -1;
+    const char *s = str(sf, field);
+    if (!s || !sf_datetime_parse(s, &ms))
+        return -1;
+    return ms;
+}
+
+static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
+{
+    struct link l = {0};
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    if (rc == ERR_NOT_FOUND) {
+        memset(&l, 0, sizeof(l));
+        l.hs_written = cJSON_CreateObject();
+        l.sf_seen = cJSON_CreateObject();
+        l.hs_seen = cJSON_CreateObject();
+        rc = ERR_OK;
+    }
+    if (rc != ERR_OK)
+        return rc;
+    free(l.kind);
+    l.kind = xstrdup(LINK_OPPORTUNITY);
+    free(l.sf_id);
+    l.sf_id = xstrdup(o->id);
+    free(l.hs_id);
+    l.hs_id = xstrdup(o->deal_id);
+    /* hs_written: {"property": "value as written"}, merged over what was written before, so the
+     * HubSpot-to-Salesforce handler drops the webhooks that only report these values back. */
+    for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, e->string);
+        cJSON_AddItemToObject(l.hs_written, e->string, cJSON_Duplicate(e, true));
+    }
+    const cJSON *props = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
+    cJSON_Delete(l.hs_seen);
+    l.hs_seen = props ? cJSON_Duplicate(props, true) : cJSON_CreateObject();
+    for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(l.hs_seen, e->string);
+        cJSON_AddItemToObject(l.hs_seen, e->string, cJSON_Duplicate(e, true));
+    }
+    cJSON_Delete(l.sf_seen);
+    l.sf_seen = cJSON_Duplicate(o->sf, true);
+    cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "attributes");
+    cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Account");
+    cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Owner");
+    int64_t modified = sf_time(o->sf, "SystemModstamp");
+    if (modified > 0)
+        l.sf_modified_ms = modified;
+    rc = link_save(db, &l);
+    link_clear(&l);
+    if (rc != ERR_OK)
+        return rc;
+
+    size_t n = (size_t)cJSON_GetArraySize(o->contacts);
+    struct synced_contact *cs = xcalloc(n + 1, sizeof(*cs));
+    size_t k = 0;
+    for (const cJSON *e = o->contacts ? o->contacts->child : NULL; e; e = e->next)
+        cs[k++] = (struct synced_contact){e->string, e->valuestring};
+    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(o->sf, "Amount");
+    char *amount_text = cJSON_IsNull(amount) || !amount ? NULL : mapping_number_text(amount);
+    struct synced_deal d = {0};
+    d.sf_opportunity_id = o->id;
+    d.hs_deal_id = o->deal_id;
+    d.created_ms = sf_time(o->sf, "CreatedDate");
+    if (d.created_ms < 0)
+        d.created_ms = util_now_ms();
+    d.close_ms = sf_time(o->sf, "CloseDate");
+    d.amount = amount_text;
+    d.is_closed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsClosed"));
+    d.is_won = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsWon"));
+    rc = synced_deal_save(db, &d, cs, k);
+    free(amount_text);
+    free(cs);
+    (void)ctx;
+    return rc;
+}
+
+static void describe_write(struct opp *o)
+{
+    struct buf names;
+    buf_init(&names, 0);
+    for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next)
+        buf_printf(&names, "%s%s", names.len ? ", " : "", e->string);
+    char *list = buf_steal(&names);
+    char *head;
+    if (o->is_new)
+        head = xasprintf("hubspot deal %s created from the opportunity: %s", o->deal_id, list);
+    else if (list[0])
+        head = xasprintf("hubspot deal %s updated: %s", o->deal_id, list);
+    else
+        head = xasprintf("hubspot deal %s already matches the opportunity: no field written",
+                         o->deal_id);
+    /* The deal line goes first: it is what an operator looks for. */
+    char *rest = o->detail.len ? buf_steal(&o->detail) : NULL;
+    buf_init(&o->detail, 0);
+    buf_append_str(&o->detail, head);
+    if (rest) {
+        buf_append_str(&o->detail, "; ");
+        buf_append_str(&o->detail, rest);
+    }
+    free(rest);
+    free(head);
+    free(list);
+}
+
+/* ---- The handler ----------------------------------------------------------------------------- */
+
+static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
+{
+    if (ctx && ctx->sf && ctx->hs && ctx->mappings)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        note(&opps[i], "the salesforce and hubspot apis are not both configured "
+                       "(SALESFORCE_CLIENT_ID…, HUBSPOT_ACCESS_TOKEN)");
+        finish(&opps[i], ERR_CONFIG, false);
+    }
+    return false;
+}
+
+static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
+                           struct hs_batch_result *res)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished)
+            ids[k++] = opps[i].id;
+    enum err rc = ERR_OK;
+    if (k > 0)
+        rc = hs_batch_read(ctx->hs, "deals", ctx->cfg->hs_opportunity_id_property, props, ids, k,
+                           res);
+    free(ids);
+    if (rc != ERR_OK)
+        return rc;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, res->results)
+    {
+        const char *opp =
+            str(cJSON_GetObjectItem(d, "properties"), ctx->cfg->hs_opportunity_id_property);
+        for (size_t i = 0; opp && i < n; i++) {
+            if (!opps[i].is_finished && same_id(opp, opps[i].id) && str(d, "id")) {
+                opps[i].deal = d;
+                opps[i].deal_id = xstrdup(str(d, "id"));
+            }
+        }
+    }
+    return ERR_OK;
+}
+
+void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, size_t count)
+{
+    struct sync_ctx *ctx = vctx;
+    struct opp *opps = xcalloc(count, sizeof(*opps));
+    cJSON *sf_records = NULL;
+    cJSON *roles = NULL;
+    cJSON *defs = NULL;
+    cJSON *rollup_contacts = cJSON_CreateArray();
+    char *props = NULL;
+    struct hs_batch_result deals = {0};
+    struct pipelines pl = {0};
+    struct owners ow = {0};
+    enum err rc;
+    const char *step = "";
+
+    for (size_t i = 0; i < count; i++) {
+        opps[i].rec = &records[i];
+        records[i].result = ERR_OK;
+        buf_init(&opps[i].detail, 0);
+    }
+    if (!sf_ready(ctx, opps, count))
+        goto out;
+    bool is_on = false;
+    rc = sync_deals_enabled(db, &is_on);
+    if (rc != ERR_OK) {
+        fail_rest(ctx, opps, count, rc, "cannot read the sync deals switch");
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        struct opp *o = &opps[i];
+        if (!is_on) {
+            note(o, "not synced: sync deals is off (dealsync settings sync-deals on)");
+            finish(o, ERR_OK, true);
+        } else if (!sf_id_to18(records[i].record_id, o->id)) {
+            note(o, "not synced: \"%s\" is not a salesforce id", records[i].record_id);
+            finish(o, ERR_INVALID, false);
+        }
+    }
+    if (!is_on)
+        goto out;
+
+    step = "cannot read the opportunities from salesforce";
+    rc = query_opportunities(ctx, opps, count, &sf_records);
+    if (rc != ERR_OK)
+        goto failed;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, sf_records)
+    {
+        for (size_t i = 0; i < count; i++)
+            if (!opps[i].is_finished && same_id(str(rec, "Id"), opps[i].id))
+                opps[i].sf = rec;
+    }
+    step = "cannot read the contact roles from salesforce";
+    rc = query_roles(ctx, opps, count, &roles);
+    if (rc != ERR_OK)
+        goto failed;
+
+    char *mapped = mapping_hs_property_list(ctx->mappings);
+    props = xasprintf("%s,pipeline,dealstage,%s", mapped, ctx->cfg->hs_opportunity_id_property);
+    free(mapped);
+    step = "cannot read the deals from hubspot";
+    rc = read_deals(ctx, opps, count, props, &deals);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot delete the deals of deleted opportunities";
+    rc = handle_deletes(ctx, db, opps, count, rollup_contacts);
+    if (rc != ERR_OK)
+        goto failed;
+
+    bool has_work = false;
+    for (size_t i = 0; i < count; i++)
+        has_work |= !opps[i].is_finished;
+    if (has_work) {
+        step = "cannot read the hubspot deal properties";
+        rc = hs_properties_list(ctx->hs, "deals", &defs);
+        if (rc != ERR_OK)
+            goto failed;
+    }
+    pl.sf = ctx->sf;
+    pl.hs = ctx->hs;
+    pl.db = db;
+    pl.limit = ctx->cfg->pipeline_limit;
+    ow.hs = ctx->hs;
+    ow.emails = cJSON_CreateObject();
+    ow.found = cJSON_CreateObject();
+    step = "cannot map the opportunity";
+    for (size_t i = 0; i < count; i++) {
+        if (opps[i].is_finished)
+            continue;
+        rc = map_record(ctx, &pl, &ow, defs, &opps[i]);
+        if (rc != ERR_OK)
+            goto failed;
+    }
+    step = "cannot write the deals to hubspot";
+    rc = write_deals(ctx, opps, count);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot associate the companies";
+    rc = companies(ctx, db, opps, count);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot associate the contacts";
+    rc = contacts(ctx, db, opps, count, roles, rollup_contacts);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot record the sync";
+    for (size_t i = 0; i < count; i++) {
+        if (opps[i].is_finished)
+            continue;
+        rc = remember(ctx, db, &opps[i]);
+        if (rc != ERR_OK)
+            goto failed;
+    }
+    int updated = 0;
+    rc = hs_contacts_update_rollups(ctx->hs, db, ctx->cfg, rollup_contacts, &updated);
+    if (rc == ERR_INVALID || rc == ERR_NOT_FOUND) {
+        /* The deals are synced; HubSpot refusing the roll-up properties (read-only names in
+         * the configuration, say) is reported, not retried forever. */
+        for (size_t i = 0; i < count; i++)
+            if (!opps[i].is_finished && opps[i].contacts)
+                note(&opps[i], "contact roll-ups not written: hubspot answered %s (see the log)",
+                     err_str(rc));
+        rc = ERR_OK;
+    }
+    step = "cannot update the contacts' roll-ups";
+    if (rc != ERR_OK)
+        goto failed;
+    for (size_t i = 0; i < count; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished) {
+            if (!o->sf && o->contacts && cJSON_GetArraySize(o->contacts) > 0)
+                note(o, "roll-ups recomputed on %d contacts", cJSON_GetArraySize(o->contacts));
+            continue;
+        }
+        if (o->contacts && cJSON_GetArraySize(o->contacts) > 0)
+            note(o, "lifecycle stage and roll-ups checked on its contacts (%d written in this "
+                    "batch)",
+                 updated);
+        describe_write(o);
+        finish(o, ERR_OK, false);
+    }
+    goto out;
+failed:
+    fail_rest(ctx, opps, count, rc, step);
+out:
+    for (size_t i = 0; i < count; i++) {
+        struct opp *o = &opps[i];
+        if (!o->is_finished) {
+            note(o, "not synced: internal error");
+            finish(o, ERR_INTERNAL, false);
+        }
+        records[i].detail = buf_steal(&o->detail);
+        free(o->deal_id);
+        cJSON_Delete(o->written);
+        cJSON_Delete(o->contacts);
+    }
+    cJSON_Delete(ow.emails);
+    cJSON_Delete(ow.found);
+    pipelines_clear(&pl);
+    hs_batch_result_clear(&deals);
+    free(props);
+    cJSON_Delete(rollup_contacts);
+    cJSON_Delete(defs);
+    cJSON_Delete(roles);
+    cJSON_Delete(sf_records);
+    free(opps);
 }

@@ -1,0 +1,79 @@
+/* contact_rollups.h - the deals dealsync synced and the contacts of their contact roles
+ * (tables synced_deal, synced_deal_contact), and what follows from them on each HubSpot contact:
+ * the five deal roll-ups and the lifecycle stage, which only moves forward. DB calls use the
+ * caller's connection; the pure helpers are thread-safe. */
+#ifndef SVC_CONTACT_ROLLUPS_H
+#define SVC_CONTACT_ROLLUPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "compiler.h"
+#include "config.h"
+#include "err.h"
+
+/* One synced opportunity as dealsync last saw it. Strings borrowed for the call. */
+struct synced_deal {
+    const char *sf_opportunity_id;
+    const char *hs_deal_id;
+    int64_t created_ms;
+    int64_t close_ms;   /* -1 when the opportunity has no close date */
+    const char *amount; /* decimal text; NULL when blank */
+    bool is_closed;
+    bool is_won;
+};
+
+/* One contact role's contact on both sides. Borrowed. */
+struct synced_contact {
+    const char *sf_contact_id;
+    const char *hs_contact_id;
+};
+
+/* {"sf contact id": "hs contact id"} stored for the opportunity (empty object when none).
+ * Caller deletes. */
+enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON **map) WARN_UNUSED;
+
+/* Replaces the stored deal and its contacts (one transaction). */
+enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
+                          const struct synced_contact *contacts, size_t n) WARN_UNUSED;
+
+/* Forgets the opportunity and its contacts; not finding it is not an error. */
+enum err synced_deal_forget(PGconn *db, const char *sf_opportunity_id) WARN_UNUSED;
+
+/* A contact's roll-ups over the synced deals it is a contact role of. Owned: clear with
+ * contact_rollup_clear. */
+struct contact_rollup {
+    long long num_deals;
+    int64_t first_created_ms; /* -1 when no deal */
+    int64_t recent_close_ms;  /* close date of the latest-closing closed-won deal; -1 when none */
+    char *recent_amount;      /* amount of the most recently CREATED deal; NULL when blank */
+    char *total_revenue;      /* sum of closed-won amounts, "0" when none */
+    bool has_open;
+    bool has_won;
+};
+
+enum err contact_rollup_load(PGconn *db, const char *hs_contact_id,
+                             struct contact_rollup *out) WARN_UNUSED;
+/* NULL is a no-op. */
+void contact_rollup_clear(struct contact_rollup *r);
+
+/* HubSpot properties to read on a contact before contact_rollup_changes: comma list, caller
+ * frees. Pure. */
+char *contact_rollup_property_list(const struct config *cfg);
+
+/* The changes to write on a contact whose current properties are `current` (may be NULL): each
+ * roll-up property that differs, and lifecycle stage when it moves forward ("customer" once a
+ * deal is closed won, else "opportunity" while one is open). Empty object when nothing
+ * changes. Caller deletes. Pure. */
+cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rollup *r,
+                              const cJSON *current);
+
+/* True when `to` is later than `from` in HubSpot's lifecycle order (a blank or unknown `from`
+ * is before everything). Pure. */
+bool lifecycle_is_forward(const char *from, const char *to);
+
+#endif

@@ -1,0 +1,20 @@
+/* setup.h - start-up checks and setup for the Salesforce-to-HubSpot sync: the unique deal
+ * property holding the opportunity id, the contact/company id properties and dealsync's own
+ * roll-up properties are created when missing; mappings naming a Salesforce field or HubSpot
+ * property that does not exist are reported now rather than at the first sync. */
+#ifndef SVC_SETUP_H
+#define SVC_SETUP_H
+
+#include "compiler.h"
+#include "config.h"
+#include "err.h"
+#include "mapping.h"
+
+/* Runs once in main before the workers start (own HTTP client; no threads). Does nothing when
+ * either API is not configured. ERR_CONFIG (every problem logged) when the configuration
+ * cannot work: a mapped field or property missing, the opportunity id property not unique, a
+ * roll-up property read-only. Unreachable APIs are logged as warnings and return ERR_OK: the
+ * webhook endpoints keep accepting events, and the handlers report what fails. */
+enum err setup_run(const struct config *cfg, const struct mapping_set *mappings) WARN_UNUSED;
+
+#endif

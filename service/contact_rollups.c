@@ -1,0 +1,214 @@
+/* contact_rollups.c - the synced deals and their contacts in Postgres, and the contact
+ * properties computed from them. HubSpot's own roll-ups are read-only (reference hubspot.md
+ * 1.7), so dealsync keeps its own, from the deals it synced; it does not read deals it did not
+ * sync. */
+#include "contact_rollups.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "mapping.h"
+#include "util.h"
+
+enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON **map)
+{
+    const char *params[] = {sf_opportunity_id};
+    PGresult *r = PQexecParams(db,
+                               "SELECT sf_contact_id, hs_contact_id FROM synced_deal_contact"
+                               " WHERE sf_opportunity_id = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read synced deal contacts");
+    if (rc == ERR_OK) {
+        *map = cJSON_CreateObject();
+        for (int i = 0; i < PQntuples(r); i++)
+            cJSON_AddStringToObject(*map, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static enum err exec(PGconn *db, const char *sql, int n, const char *const *params,
+                     const char *what)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, what);
+    PQclear(r);
+    return rc;
+}
+
+enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
+                          const struct synced_contact *contacts, size_t n)
+{
+    char created[32], close[32];
+    snprintf(created, sizeof(created), "%lld", (long long)d->created_ms);
+    snprintf(close, sizeof(close), "%lld", (long long)d->close_ms);
+    const char *deal[] = {d->sf_opportunity_id, d->hs_deal_id,       created,
+                          d->close_ms >= 0 ? close : NULL,
+                          d->amount,           d->is_closed ? "t" : "f", d->is_won ? "t" : "f"};
+    enum err rc = db_begin(db);
+    if (rc != ERR_OK)
+        return rc;
+    rc = exec(db,
+              "INSERT INTO synced_deal (sf_opportunity_id, hs_deal_id, created_at, close_date,"
+              " amount, is_closed, is_won) VALUES ($1, $2, to_timestamp($3::bigint / 1000.0),"
+              " to_timestamp($4::bigint / 1000.0), $5::numeric, $6::boolean, $7::boolean)"
+              " ON CONFLICT (sf_opportunity_id) DO UPDATE SET hs_deal_id = EXCLUDED.hs_deal_id,"
+              " created_at = EXCLUDED.created_at, close_date = EXCLUDED.close_date,"
+              " amount = EXCLUDED.amount, is_closed = EXCLUDED.is_closed,"
+              " is_won = EXCLUDED.is_won, synced_at = now()",
+              7, deal, "cannot save synced deal");
+    if (rc == ERR_OK)
+        rc = exec(db, "DELETE FROM synced_deal_contact WHERE sf_opportunity_id = $1", 1,
+                  &d->sf_opportunity_id, "cannot save synced deal contacts");
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        const char *c[] = {d->sf_opportunity_id, contacts[i].sf_contact_id,
+                           contacts[i].hs_contact_id};
+        rc = exec(db,
+                  "INSERT INTO synced_deal_contact (sf_opportunity_id, sf_contact_id,"
+                  " hs_contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                  3, c, "cannot save synced deal contacts");
+    }
+    if (rc == ERR_OK)
+        return db_commit(db);
+    PQclear(PQexec(db, "ROLLBACK"));
+    return rc;
+}
+
+enum err synced_deal_forget(PGconn *db, const char *sf_opportunity_id)
+{
+    return exec(db, "DELETE FROM synced_deal WHERE sf_opportunity_id = $1", 1, &sf_opportunity_id,
+                "cannot forget synced deal");
+}
+
+enum err contact_rollup_load(PGconn *db, const char *hs_contact_id, struct contact_rollup *out)
+{
+    /* Ties in created_at are broken by the opportunity id, so the answer is stable. */
+    const char *params[] = {hs_contact_id};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT count(*),"
+        " coalesce((extract(epoch FROM min(d.created_at)) * 1000)::bigint, -1),"
+        " coalesce((extract(epoch FROM max(d.close_date) FILTER (WHERE d.is_won)) * 1000)"
+        "::bigint, -1),"
+        " (array_agg(d.amount::text ORDER BY d.created_at DESC, d.sf_opportunity_id DESC))[1],"
+        " coalesce(sum(d.amount) FILTER (WHERE d.is_won), 0)::text,"
+        " coalesce(bool_or(NOT d.is_closed), false), coalesce(bool_or(d.is_won), false)"
+        " FROM synced_deal_contact c JOIN synced_deal d USING (sf_opportunity_id)"
+        " WHERE c.hs_contact_id = $1",
+        1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot compute contact roll-ups");
+    if (rc == ERR_OK && PQntuples(r) == 1) {
+        memset(out, 0, sizeof(*out));
+        out->num_deals = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        out->first_created_ms = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        out->recent_close_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+        out->recent_amount = PQgetisnull(r, 0, 3) ? NULL : xstrdup(PQgetvalue(r, 0, 3));
+        out->total_revenue = xstrdup(PQgetvalue(r, 0, 4));
+        out->has_open = PQgetvalue(r, 0, 5)[0] == 't';
+        out->has_won = PQgetvalue(r, 0, 6)[0] == 't';
+    } else if (rc == ERR_OK) {
+        rc = ERR_DB;
+    }
+    PQclear(r);
+    return rc;
+}
+
+void contact_rollup_clear(struct contact_rollup *r)
+{
+    if (!r)
+        return;
+    free(r->recent_amount);
+    free(r->total_revenue);
+    memset(r, 0, sizeof(*r));
+}
+
+char *contact_rollup_property_list(const struct config *cfg)
+{
+    return xasprintf("lifecyclestage,%s,%s,%s,%s,%s", cfg->rollup_num_deals_property,
+                     cfg->rollup_first_deal_created_property,
+                     cfg->rollup_recent_close_date_property, cfg->rollup_recent_amount_property,
+                     cfg->rollup_total_revenue_property);
+}
+
+/* HubSpot's lifecycle stages in order (reference: the contact property's options). */
+static const char *const lifecycle_order[] = {
+    "subscriber", "lead",     "marketingqualifiedlead", "salesqualifiedlead",
+    "opportunity", "customer", "evangelist",            "other",
+};
+
+static int lifecycle_rank(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof(lifecycle_order) / sizeof(lifecycle_order[0]); i++)
+        if (strcmp(s, lifecycle_order[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool lifecycle_is_forward(const char *from, const char *to)
+{
+    return lifecycle_rank(to) > lifecycle_rank(from);
+}
+
+static const char *current_text(const cJSON *current, const char *name)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(current, name));
+    return s ? s : "";
+}
+
+/* Numbers compare by value ("120000" and "120000.00" are the same amount). */
+static void put_number(cJSON *changes, const cJSON *current, const char *name, const char *value)
+{
+    const char *now = current_text(current, name);
+    char *a = NULL, *b = NULL;
+    if (value) {
+        cJSON *v = cJSON_CreateString(value);
+        a = mapping_number_text(v);
+        cJSON_Delete(v);
+    }
+    if (now[0]) {
+        cJSON *v = cJSON_CreateString(now);
+        b = mapping_number_text(v);
+        cJSON_Delete(v);
+    }
+    const char *want = a ? a : "";
+    if (strcmp(want, b ? b : now) != 0)
+        cJSON_AddStringToObject(changes, name, want);
+    free(a);
+    free(b);
+}
+
+static void put_time(cJSON *changes, const cJSON *current, const char *name, int64_t ms)
+{
+    const char *now = current_text(current, name);
+    int64_t have = -1;
+    if (now[0] && !util_parse_iso8601_ms(now, &have))
+        have = -2;
+    if (have == ms)
+        return;
+    char text[UTIL_ISO8601_LEN] = "";
+    if (ms >= 0)
+        util_format_iso8601_ms(ms, text);
+    if (ms >= 0 || now[0])
+        cJSON_AddStringToObject(changes, name, text);
+}
+
+cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rollup *r,
+                              const cJSON *current)
+{
+    cJSON *changes = cJSON_CreateObject();
+    char count[32];
+    snprintf(count, sizeof(count), "%lld", r->num_deals);
+    put_number(changes, current, cfg->rollup_num_deals_property, count);
+    put_time(changes, current, cfg->rollup_first_deal_created_property, r->first_created_ms);
+    put_time(changes, current, cfg->rollup_recent_close_date_property, r->recent_close_ms);
+    put_number(changes, current, cfg->rollup_recent_amount_property, r->recent_amount);
+    put_number(changes, current, cfg->rollup_total_revenue_property,
+               r->total_revenue ? r->total_revenue : "0");
+    const char *target = r->has_won ? "customer" : r->has_open ? "opportunity" : NULL;
+    const char *stage = current_text(current, "lifecyclestage");
+    if (target && lifecycle_is_forward(stage, target))
+        cJSON_AddStringToObject(changes, "lifecyclestage", target);
+    return changes;
+}

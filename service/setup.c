@@ -1,0 +1,176 @@
+/* setup.c - checks the two orgs against the configuration at start, and creates the HubSpot
+ * properties dealsync needs. Problems are collected and logged together. */
+#include "setup.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "sync.h"
+#include "util.h"
+
+struct prop_spec {
+    const char *object_type;
+    const char *name;
+    const char *label;
+    const char *type;       /* string, number, datetime */
+    const char *field_type; /* text, number, date */
+    const char *group;
+    bool is_unique;
+    bool is_written; /* dealsync writes it: must not be read-only */
+};
+
+static const char *str(const cJSON *o, const char *name)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* ERR_CONFIG for a definition that cannot work, ERR_OK, or the API error. */
+static enum err ensure_property(struct hs_client *hs, const struct prop_spec *s)
+{
+    cJSON *def = NULL;
+    enum err rc = hs_property_get(hs, s->object_type, s->name, &def);
+    if (rc == ERR_NOT_FOUND) {
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "name", s->name);
+        cJSON_AddStringToObject(in, "label", s->label);
+        cJSON_AddStringToObject(in, "type", s->type);
+        cJSON_AddStringToObject(in, "fieldType", s->field_type);
+        cJSON_AddStringToObject(in, "groupName", s->group);
+        if (s->is_unique)
+            cJSON_AddTrueToObject(in, "hasUniqueValue");
+        rc = hs_property_create(hs, s->object_type, in, NULL);
+        cJSON_Delete(in);
+        if (rc == ERR_CONFLICT) /* another process created it meanwhile */
+            rc = ERR_OK;
+        if (rc == ERR_OK)
+            log_info("hubspot property created", LOG_STR("object_type", s->object_type),
+                     LOG_STR("property", s->name), LOG_BOOL("unique", s->is_unique));
+        return rc;
+    }
+    if (rc != ERR_OK)
+        return rc;
+    const cJSON *mod = cJSON_GetObjectItemCaseSensitive(def, "modificationMetadata");
+    if (s->is_unique && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "hasUniqueValue"))) {
+        log_error("hubspot property must have unique values", LOG_STR("object_type", s->object_type),
+                  LOG_STR("property", s->name));
+        rc = ERR_CONFIG;
+    } else if (s->is_written &&
+               (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mod, "readOnlyValue")) ||
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "readOnlyValue")) ||
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "calculated")))) {
+        log_error("hubspot property is read-only; dealsync cannot write it",
+                  LOG_STR("object_type", s->object_type), LOG_STR("property", s->name));
+        rc = ERR_CONFIG;
+    }
+    cJSON_Delete(def);
+    return rc;
+}
+
+static bool has_named(const cJSON *list, const char *key, const char *name, bool ignore_case)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+    {
+        const char *n = str(it, key);
+        if (n && (ignore_case ? strcasecmp(n, name) == 0 : strcmp(n, name) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Every mapped field and property must exist on its side. */
+static enum err check_mappings(struct sync_ctx *ctx, const struct mapping_set *mappings)
+{
+    cJSON *describe = NULL;
+    cJSON *props = NULL;
+    /* GET sobjects/Opportunity/describe: "describe" takes the id's place in the path. */
+    enum err rc = sf_sobject_get(ctx->sf, "Opportunity", "describe", NULL, &describe);
+    if (rc == ERR_OK)
+        rc = hs_properties_list(ctx->hs, "deals", &props);
+    if (rc != ERR_OK)
+        goto out;
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(describe, "fields");
+    for (size_t i = 0; i < mapping_set_count(mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(mappings, i);
+        if (f->rule == MAPPING_RULE_NONE)
+            continue;
+        if (!has_named(fields, "name", f->sf_field, true)) {
+            log_error("mapped salesforce field does not exist on Opportunity",
+                      LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
+            rc = ERR_CONFIG;
+        }
+        if (!has_named(props, "name", f->hs_property, false)) {
+            log_error("mapped hubspot property does not exist on deals",
+                      LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
+            rc = ERR_CONFIG;
+        }
+    }
+out:
+    cJSON_Delete(props);
+    cJSON_Delete(describe);
+    return rc;
+}
+
+enum err setup_run(const struct config *cfg, const struct mapping_set *mappings)
+{
+    if (!config_has_salesforce_api(cfg) || !config_has_hubspot_api(cfg)) {
+        log_info("salesforce to hubspot setup skipped: both apis must be configured");
+        return ERR_OK;
+    }
+    struct sync_shared shared = {cfg, mappings};
+    struct sync_ctx *ctx = sync_ctx_new(cfg, &shared);
+    enum err result = ERR_OK;
+    if (!ctx->sf || !ctx->hs) {
+        sync_ctx_free(ctx);
+        return ERR_CONFIG;
+    }
+    const struct prop_spec specs[] = {
+        {"deals", cfg->hs_opportunity_id_property, "Salesforce opportunity id", "string", "text",
+         "dealinformation", true, true},
+        {"contacts", cfg->hs_contact_id_property, "Salesforce contact id", "string", "text",
+         "contactinformation", false, true},
+        {"companies", cfg->hs_account_id_property, "Salesforce account id", "string", "text",
+         "companyinformation", false, true},
+        {"contacts", cfg->rollup_num_deals_property, "Number of synced deals (dealsync)", "number",
+         "number", "contactinformation", false, true},
+        {"contacts", cfg->rollup_first_deal_created_property,
+         "First synced deal created date (dealsync)", "datetime", "date", "contactinformation",
+         false, true},
+        {"contacts", cfg->rollup_recent_close_date_property,
+         "Recent closed-won deal close date (dealsync)", "datetime", "date",
+         "contactinformation", false, true},
+        {"contacts", cfg->rollup_recent_amount_property,
+         "Amount of the most recently created deal (dealsync)", "number", "number",
+         "contactinformation", false, true},
+        {"contacts", cfg->rollup_total_revenue_property, "Total closed-won revenue (dealsync)",
+         "number", "number", "contactinformation", false, true},
+    };
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        enum err rc = ensure_property(ctx->hs, &specs[i]);
+        if (rc == ERR_CONFIG) {
+            result = ERR_CONFIG;
+        } else if (rc != ERR_OK) {
+            log_warn("cannot check hubspot property at start", LOG_STR("property", specs[i].name),
+                     LOG_STR("error", err_str(rc)));
+            if (!err_is_transient(rc))
+                result = ERR_CONFIG;
+        }
+    }
+    enum err rc = check_mappings(ctx, mappings);
+    if (rc == ERR_CONFIG) {
+        result = ERR_CONFIG;
+    } else if (rc != ERR_OK) {
+        log_warn("cannot check the field mappings at start", LOG_STR("error", err_str(rc)));
+        if (!err_is_transient(rc))
+            result = ERR_CONFIG;
+    }
+    if (result == ERR_OK)
+        log_info("salesforce to hubspot setup checked");
+    sync_ctx_free(ctx);
+    return result;
+}
