@@ -97,7 +97,7 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
     char since[UTIL_ISO8601_LEN];
     util_format_iso8601_ms(from - ((from % 1000) + 1000) % 1000, since);
     memcpy(since + 19, "Z", 2);
-    char *soql = xasprintf("SELECT Id, OpportunityId, IsDeleted, SystemModstamp"
+    char *soql = xasprintf("SELECT Id, OpportunityId, ContactId, IsDeleted, SystemModstamp"
                            " FROM OpportunityContactRole WHERE SystemModstamp >= %s"
                            " ORDER BY SystemModstamp",
                            since);
@@ -121,7 +121,12 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
             continue;
         if (stamp && sf_datetime_parse(stamp, &at) && at > latest)
             latest = at;
-        char *key = xasprintf("contact_role:%s:%s", id, stamp ? stamp : "");
+        /* SystemModstamp has whole seconds: a role added and removed within one second has
+         * one stamp, so the key also says what changed that matters here. */
+        const char *contact = cJSON_GetStringValue(cJSON_GetObjectItem(r, "ContactId"));
+        char *key = xasprintf("contact_role:%s:%s:%s:%s", id, stamp ? stamp : "",
+                              contact ? contact : "",
+                              cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")) ? "deleted" : "");
         rc = push(db, opp, "contact_role_changed", key, at, r, &stored);
         free(key);
         if (rc != ERR_OK)
