@@ -115,6 +115,20 @@ static void report(struct e2e *e, const char *label, long long mark)
         fclose(f);
     }
     free(path);
+    if (getenv("S2H_DEBUG")) {
+        char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
+        cJSON *log = NULL;
+        e2e_sb(e, "GET", q, NULL, &log);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+        {
+            if (strcmp(sbtest_str(r, "direction"), "in") == 0)
+                printf("  %s %s %s %s\n", sbtest_str(r, "system"), sbtest_str(r, "method"),
+                       sbtest_str(r, "path"), sbtest_str(r, "query"));
+        }
+        cJSON_Delete(log);
+        free(q);
+    }
     fflush(stdout);
 }
 
@@ -623,6 +637,114 @@ START_TEST(duplicates_order_and_faults)
 }
 END_TEST
 
+
+static bool three_deals(void *arg)
+{
+    void **a = arg;
+    struct e2e *e = a[0];
+    char **opps = a[1];
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = deal_of(e, opps[i]);
+        cJSON_Delete(d);
+        if (!d)
+            return false;
+    }
+    return true;
+}
+
+/* A claimed batch of several records costs the calls of one: one SOQL query for all the
+ * opportunities, one for their contact roles, one deal upsert. And the start-up setup: the
+ * unique opportunity id property and the roll-up properties exist; a mapping naming a field
+ * that does not exist stops dealsync at start. */
+START_TEST(batch_and_setup)
+{
+    struct e2e e;
+    /* One worker: with two, the second may claim part of the batch (SKIP LOCKED). */
+    const char *one_worker[] = {"WORKER_THREADS=1", NULL};
+    e2e_start(&e, "e2e_s2h_batch", one_worker, NULL, false);
+    char *opps[3];
+    for (int i = 0; i < 3; i++) {
+        char *json = xasprintf("{\"Name\":\"Batch %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":%d}",
+                               i, 100 * (i + 1));
+        opps[i] = sf_create(&e, "Opportunity", json);
+        free(json);
+        void *skipped[] = {&e, opps[i], "skipped"};
+        ck_assert(itest_wait_for(has_outcome, skipped, DEADLINE_MS));
+    }
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    ck_assert_int_eq(sync_setting_set(e.svc.db, SYNC_SETTING_SYNC_DEALS, "on"), ERR_OK);
+    /* The three records arrive in one transaction, so one worker claims them together (as a
+     * resync would queue them). */
+    long long mark = e2e_mark(&e);
+    struct queue_event_in evs[3];
+    char keys[3][32];
+    cJSON *payload = cJSON_CreateObject();
+    for (int i = 0; i < 3; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "batch-%d", i);
+        evs[i] = (struct queue_event_in){"salesforce", keys[i], "Opportunity", opps[i], "resync",
+                                         util_now_ms(), payload};
+    }
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(e.svc.db, evs, 3, &stored), ERR_OK);
+    ck_assert_int_eq(stored, 3);
+    cJSON_Delete(payload);
+    void *arg[] = {&e, opps};
+    ck_assert_msg(itest_wait_for(three_deals, arg, DEADLINE_MS), "the three deals never appeared");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    report(&e, "batch of 3 new opportunities (one claim)", mark);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST",
+                               "/crm/v3/objects/deals/batch/upsert"),
+                     1);
+    /* Opportunities, contact roles, and the stages for the first pipeline. */
+    ck_assert_int_le(e2e_count(&e, mark, "salesforce", "in", "GET", "/services/data/v60.0/query"),
+                     3);
+    for (int i = 0; i < 3; i++)
+        free(opps[i]);
+
+    cJSON *def = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "GET", "/crm/v3/properties/deals/" OPP_PROP, NULL, &def), 200);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(def, "hasUniqueValue")));
+    cJSON_Delete(def);
+    ck_assert_int_eq(e2e_sb(&e, "GET", "/crm/v3/properties/contacts/dealsync_total_revenue", NULL,
+                            NULL),
+                     200);
+
+    /* A mapping to a field Opportunity does not have: reported at start, and dealsync stops. */
+    char *mappings = xasprintf("%s/bad-mappings.json", itest_env("TEST_TMPDIR"));
+    FILE *f = fopen(mappings, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[{\"salesforce\":\"No_Such_Field__c\",\"hubspot\":\"closed_won_reason\","
+          "\"rule\":\"two_way\"}]",
+          f);
+    fclose(f);
+    char *log = xasprintf("%s/bad-mappings.log", itest_env("TEST_TMPDIR"));
+    char *env[] = {xasprintf("DATABASE_URL=%s", e.svc.db_url),
+                   xasprintf("SALESFORCE_LOGIN_URL=%s", e.sb.base),
+                   xstrdup("SALESFORCE_CLIENT_ID=sandbox-client-id"),
+                   xstrdup("SALESFORCE_CLIENT_SECRET=sandbox-client-secret"),
+                   xstrdup("SALESFORCE_REFRESH_TOKEN=sandbox-refresh-token"),
+                   xasprintf("HUBSPOT_API_BASE_URL=%s", e.sb.base),
+                   xstrdup("HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token"),
+                   xstrdup("WORKER_THREADS=1"),
+                   xasprintf("MAPPINGS_FILE=%s", mappings),
+                   NULL};
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
+    ck_assert_int_ne(itest_proc_stop(p, 0, 20000), 0);
+    char *text = itest_read_file(log, NULL);
+    ck_assert_msg(strstr(text, "mapped salesforce field does not exist") &&
+                      strstr(text, "No_Such_Field__c"),
+                  "start-up did not report the missing field");
+    free(text);
+    for (int i = 0; env[i]; i++)
+        free(env[i]);
+    free(log);
+    free(mappings);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_sf_to_hs(void);
 Suite *suite_e2e_sf_to_hs(void)
 {
@@ -632,7 +754,8 @@ Suite *suite_e2e_sf_to_hs(void)
         const TTest *test;
     } cases[] = {{"lifecycle", opportunity_lifecycle},
                  {"switch", switch_company_sync_and_limits},
-                 {"faults", duplicates_order_and_faults}};
+                 {"faults", duplicates_order_and_faults},
+                 {"batch", batch_and_setup}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, 300);
