@@ -376,7 +376,7 @@ static enum err write_deals(struct sync_ctx *ctx, struct opp *opps, size_t n)
             (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
             list[k++] = &opps[i];
     enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
-    if (rc == ERR_INVALID && k > 1) {
+    if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
         /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
         rc = ERR_OK;
         for (size_t i = 0; i < k && rc == ERR_OK; i++) {
@@ -496,7 +496,7 @@ static void pairs_clear(struct pairs *ps)
 static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     cJSON *current = NULL;
-    struct pairs add = {0};
+    struct pairs add = {0}, remove = {0};
     enum err rc = ERR_OK;
     if (!ctx->cfg->company_sync) {
         for (size_t i = 0; i < n; i++)
@@ -529,13 +529,37 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
         cJSON_Delete(account);
         if (rc != ERR_OK)
             break;
-        if (list_contains(cJSON_GetObjectItemCaseSensitive(current, o->deal_id), company)) {
+        const cJSON *had = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
+        if (list_contains(had, company)) {
             note(o, "company %s already the primary association", company);
         } else {
             pairs_add(&add, o->deal_id, company);
             note(o, "company %s%s associated as primary", company, is_created ? " (created)" : "");
         }
+        /* The opportunity moved to another account: the old account's company goes. Companies
+         * dealsync did not link to an account were associated by a user and stay. */
+        const cJSON *it;
+        cJSON_ArrayForEach(it, had)
+        {
+            struct link l = {0};
+            if (rc != ERR_OK || strcmp(it->valuestring, company) == 0)
+                continue;
+            rc = link_find_by_hs(db, LINK_ACCOUNT, it->valuestring, &l);
+            if (rc == ERR_OK) {
+                pairs_add(&remove, o->deal_id, it->valuestring);
+                note(o, "company %s (the previous account's) no longer associated",
+                     it->valuestring);
+                link_clear(&l);
+            } else if (rc == ERR_NOT_FOUND) {
+                rc = ERR_OK;
+            }
+        }
         free(company);
+    }
+    if (rc == ERR_OK && remove.n > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_assoc_batch_archive(ctx->hs, "deals", "companies", remove.p, remove.n, &res);
+        hs_batch_result_clear(&res);
     }
     if (rc == ERR_OK && add.n > 0) {
         struct hs_batch_result res = {0};
@@ -543,6 +567,7 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
         rc = hs_assoc_batch_create(ctx->hs, "deals", "companies", add.p, add.n, t, &res);
         hs_batch_result_clear(&res);
     }
+    pairs_clear(&remove);
     pairs_clear(&add);
     cJSON_Delete(current);
     return rc;

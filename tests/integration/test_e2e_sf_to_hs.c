@@ -280,6 +280,26 @@ static void expect_detail(struct e2e *e, const char *record_id, const char *need
     free(d);
 }
 
+/* The deal's only company is the one holding account id arg. */
+struct company_check {
+    struct e2e *e;
+    const char *account;
+};
+
+static bool only_company_of(const cJSON *deal, void *arg)
+{
+    struct company_check *c = arg;
+    char id[32] = "";
+    /* One company shows twice: primary (5) and unlabelled (341). */
+    if (!deal || assoc_count(deal, "companies", 5, id, sizeof(id)) != 1 ||
+        assoc_count(deal, "companies", 0, NULL, 0) != 2)
+        return false;
+    cJSON *company = hs_object(c->e, "companies", id);
+    bool ok = strcmp(prop(company, "salesforceaccountid"), c->account) == 0;
+    cJSON_Delete(company);
+    return ok;
+}
+
 /* ---- Scenarios ---------------------------------------------------------------------------- */
 
 /* One opportunity's life: created with account, contact role and owner; a field change; a stage
@@ -388,6 +408,19 @@ START_TEST(opportunity_lifecycle)
     expect_contact(&e, contact_id, "lifecyclestage", "customer");
     expect_contact(&e, contact_id, "dealsync_total_revenue", "150000");
     expect_contact(&e, contact_id, "dealsync_recent_deal_close_date", "2026-12-31T00:00:00.000Z");
+
+    /* The opportunity moves to another account: the deal's company follows. */
+    mark = e2e_mark(&e);
+    char *globex = sf_find(&e, "Account", "Name", "Globex");
+    json = xasprintf("{\"AccountId\":\"%s\"}", globex);
+    sf_update(&e, "Opportunity", opp, json);
+    free(json);
+    struct company_check to_globex = {&e, globex};
+    ck_assert_msg(wait_deal(&e, opp, only_company_of, &to_globex, DEADLINE_MS),
+                  "the deal never moved to the new account's company");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    report(&e, "account changed (company created, old association removed)", mark);
+    free(globex);
 
     /* A contact role added (no outbound message: found by polling). */
     mark = e2e_mark(&e);
