@@ -257,10 +257,42 @@ static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opp
 
 /* ---- One record: pipeline, fields ------------------------------------------------------------ */
 
+/* Two-way fields: the most recent change wins. A field whose Salesforce value is what dealsync
+ * saw there at the last sync did not change in Salesforce since, so a different HubSpot value is
+ * the newer one (the HubSpot-to-Salesforce direction carries it): it is not overwritten. */
+static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, struct opp *o,
+                                          cJSON *changes)
+{
+    struct link l = {0};
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_OK;
+    if (rc != ERR_OK)
+        return rc;
+    for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
+        if (f->rule != MAPPING_RULE_TWO_WAY ||
+            !cJSON_GetObjectItemCaseSensitive(changes, f->hs_property))
+            continue;
+        const cJSON *seen = cJSON_GetObjectItem(l.sf_seen, f->sf_field);
+        const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
+        if (!seen || !now || !cJSON_Compare(seen, now, true))
+            continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
+        if (strcmp(f->hs_property, "dealstage") == 0)
+            cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
+        note(o, "%s kept: changed in hubspot since the last sync, and two-way means the newest "
+                "value wins",
+             f->hs_property);
+    }
+    link_clear(&l);
+    return ERR_OK;
+}
+
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
-static enum err map_record(struct sync_ctx *ctx, struct pipelines *pl, struct owners *ow,
-                           const cJSON *defs, struct opp *o)
+static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
+                           struct owners *ow, const cJSON *defs, struct opp *o)
 {
     char *pipeline_id = NULL;
     cJSON *stage_map = NULL;
@@ -301,6 +333,11 @@ static enum err map_record(struct sync_ctx *ctx, struct pipelines *pl, struct ow
         } else {
             note(o, "%s not written: %s", mr.skips[i].field, mr.skips[i].reason);
         }
+    }
+    if (o->deal) {
+        rc = keep_newer_hubspot_values(ctx, db, o, mr.changes);
+        if (rc != ERR_OK)
+            goto out;
     }
     if (!o->deal && !cJSON_GetObjectItemCaseSensitive(mr.changes, "dealstage")) {
         note(o, "not synced: salesforce stage \"%s\" has no hubspot stage in pipeline %s",
@@ -913,7 +950,7 @@ void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, si
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)
             continue;
-        rc = map_record(ctx, &pl, &ow, defs, &opps[i]);
+        rc = map_record(ctx, db, &pl, &ow, defs, &opps[i]);
         if (rc != ERR_OK)
             goto failed;
     }

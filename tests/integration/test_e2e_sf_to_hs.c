@@ -397,6 +397,22 @@ START_TEST(opportunity_lifecycle)
     expect_detail(&e, opp, "already matches");
     report(&e, "notification with nothing new", mark);
 
+    /* Two-way: a user changes the amount in HubSpot; a later Salesforce change to another
+     * field does not overwrite the newer HubSpot amount. */
+    char *deal_path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal_id);
+    ck_assert_int_eq(e2e_sb(&e, "PATCH", deal_path, "{\"properties\":{\"amount\":\"999\"}}",
+                            NULL),
+                     200);
+    free(deal_path);
+    sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase three\"}");
+    const char *phase3[] = {"description", "Phase three"};
+    ck_assert(wait_deal(&e, opp, has_prop, (void *)phase3, DEADLINE_MS));
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    deal = deal_of(&e, opp);
+    ck_assert_str_eq(prop(deal, "amount"), "999");
+    cJSON_Delete(deal);
+    expect_detail(&e, opp, "amount kept");
+
     /* A stage change to Closed Won moves the deal; the contact becomes a customer. */
     mark = e2e_mark(&e);
     sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
