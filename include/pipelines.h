@@ -20,7 +20,7 @@ struct pipelines {
     struct sf_client *sf;
     struct hs_client *hs;
     PGconn *db;
-    int limit; /* most pipelines dealsync syncs */
+    int limit;           /* most pipelines dealsync syncs */
     cJSON *sf_stages;    /* OpportunityStage rows, by SortOrder */
     cJSON *hs_pipelines; /* GET /crm/v3/pipelines/deals results */
 };
@@ -31,9 +31,8 @@ void pipelines_clear(struct pipelines *p);
  * stage added when not yet mapped. On ERR_OK either *pipeline_id (caller frees) and *stage_map
  * ({"StageName":"hs stage id"}, caller deletes) are set, or, past the pipeline limit, both are
  * NULL and *reason (caller frees) says why the record is not synced. */
-enum err pipelines_resolve(struct pipelines *p, const char *record_type_id,
-                           const char *stage_name, char **pipeline_id, cJSON **stage_map,
-                           char **reason) WARN_UNUSED;
+enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, const char *stage_name,
+                           char **pipeline_id, cJSON **stage_map, char **reason) WARN_UNUSED;
 
 /* "Salesforce - <record type id>" or "Salesforce - Default pipeline". Caller frees. Pure. */
 char *pipelines_label(const char *record_type_id);

@@ -44,9 +44,13 @@ enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
     char created[32], close[32];
     snprintf(created, sizeof(created), "%lld", (long long)d->created_ms);
     snprintf(close, sizeof(close), "%lld", (long long)d->close_ms);
-    const char *deal[] = {d->sf_opportunity_id, d->hs_deal_id,       created,
+    const char *deal[] = {d->sf_opportunity_id,
+                          d->hs_deal_id,
+                          created,
                           d->close_ms >= 0 ? close : NULL,
-                          d->amount,           d->is_closed ? "t" : "f", d->is_won ? "t" : "f"};
+                          d->amount,
+                          d->is_closed ? "t" : "f",
+                          d->is_won ? "t" : "f"};
     enum err rc = db_begin(db);
     if (rc != ERR_OK)
         return rc;
@@ -134,8 +138,9 @@ char *contact_rollup_property_list(const struct config *cfg)
 
 /* HubSpot's lifecycle stages in order (reference: the contact property's options). */
 static const char *const lifecycle_order[] = {
-    "subscriber", "lead",     "marketingqualifiedlead", "salesqualifiedlead",
-    "opportunity", "customer", "evangelist",            "other",
+    "subscriber",         "lead",        "marketingqualifiedlead",
+    "salesqualifiedlead", "opportunity", "customer",
+    "evangelist",         "other",
 };
 
 static int lifecycle_rank(const char *s)

@@ -44,8 +44,10 @@ cJSON *hs_company_properties(const struct config *cfg, const cJSON *account)
     static const struct {
         const char *sf;
         const char *hs;
-    } fields[] = {{"Name", "name"},           {"Phone", "phone"},
-                  {"Industry", "industry"},   {"BillingCity", "city"},
+    } fields[] = {{"Name", "name"},
+                  {"Phone", "phone"},
+                  {"Industry", "industry"},
+                  {"BillingCity", "city"},
                   {"BillingCountry", "country"}};
     cJSON *props = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)

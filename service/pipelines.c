@@ -117,8 +117,8 @@ static enum err map_existing_stages(struct pipelines *p, const char *record_type
     cJSON_ArrayForEach(s, p->sf_stages)
     {
         const char *label = str(s, "MasterLabel");
-        const cJSON *hs = label ? find_by_label(cJSON_GetObjectItem(pipeline, "stages"), label)
-                                : NULL;
+        const cJSON *hs =
+            label ? find_by_label(cJSON_GetObjectItem(pipeline, "stages"), label) : NULL;
         if (!hs || !str(hs, "id") || !stage_key(s))
             continue;
         enum err rc = stage_map_save(p->db, record_type_id, stage_key(s), str(hs, "id"));
@@ -195,10 +195,10 @@ static enum err add_stage(struct pipelines *p, const char *record_type_id, const
         enum err again = load_hs_pipelines(p, true);
         const cJSON *pl = NULL, *it;
         cJSON_ArrayForEach(it, p->hs_pipelines) if (str(it, "id") &&
-                                                    strcmp(str(it, "id"), pipeline_id) == 0) pl = it;
-        const cJSON *st = pl ? find_by_label(cJSON_GetObjectItem(pl, "stages"),
-                                             str(input, "label"))
-                             : NULL;
+                                                    strcmp(str(it, "id"), pipeline_id) == 0) pl =
+            it;
+        const cJSON *st =
+            pl ? find_by_label(cJSON_GetObjectItem(pl, "stages"), str(input, "label")) : NULL;
         if (again != ERR_OK)
             rc = again;
         else if (st && str(st, "id")) {
@@ -222,9 +222,8 @@ static enum err add_stage(struct pipelines *p, const char *record_type_id, const
     return rc;
 }
 
-enum err pipelines_resolve(struct pipelines *p, const char *record_type_id,
-                           const char *stage_name, char **pipeline_id, cJSON **stage_map,
-                           char **reason)
+enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, const char *stage_name,
+                           char **pipeline_id, cJSON **stage_map, char **reason)
 {
     char *id = NULL;
     cJSON *map = NULL;

@@ -56,8 +56,8 @@ static enum err ensure_property(struct hs_client *hs, const struct prop_spec *s)
         return rc;
     const cJSON *mod = cJSON_GetObjectItemCaseSensitive(def, "modificationMetadata");
     if (s->is_unique && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "hasUniqueValue"))) {
-        log_error("hubspot property must have unique values", LOG_STR("object_type", s->object_type),
-                  LOG_STR("property", s->name));
+        log_error("hubspot property must have unique values",
+                  LOG_STR("object_type", s->object_type), LOG_STR("property", s->name));
         rc = ERR_CONFIG;
     } else if (s->is_written &&
                (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mod, "readOnlyValue")) ||
@@ -142,8 +142,8 @@ enum err setup_run(const struct config *cfg, const struct mapping_set *mappings)
          "First synced deal created date (dealsync)", "datetime", "date", "contactinformation",
          false, true},
         {"contacts", cfg->rollup_recent_close_date_property,
-         "Recent closed-won deal close date (dealsync)", "datetime", "date",
-         "contactinformation", false, true},
+         "Recent closed-won deal close date (dealsync)", "datetime", "date", "contactinformation",
+         false, true},
         {"contacts", cfg->rollup_recent_amount_property,
          "Amount of the most recently created deal (dealsync)", "number", "number",
          "contactinformation", false, true},

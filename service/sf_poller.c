@@ -124,9 +124,9 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
         /* SystemModstamp has whole seconds: a role added and removed within one second has
          * one stamp, so the key also says what changed that matters here. */
         const char *contact = cJSON_GetStringValue(cJSON_GetObjectItem(r, "ContactId"));
-        char *key = xasprintf("contact_role:%s:%s:%s:%s", id, stamp ? stamp : "",
-                              contact ? contact : "",
-                              cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")) ? "deleted" : "");
+        char *key =
+            xasprintf("contact_role:%s:%s:%s:%s", id, stamp ? stamp : "", contact ? contact : "",
+                      cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")) ? "deleted" : "");
         rc = push(db, opp, "contact_role_changed", key, at, r, &stored);
         free(key);
         if (rc != ERR_OK)

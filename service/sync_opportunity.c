@@ -86,10 +86,20 @@ static void fail_rest(struct sync_ctx *ctx, struct opp *opps, size_t n, enum err
 /* ---- Reading Salesforce ---------------------------------------------------------------------- */
 
 static const char *const base_fields[] = {
-    "Id",           "RecordTypeId",     "AccountId",        "CreatedDate",
-    "SystemModstamp", "IsClosed",       "IsWon",            "Owner.Email",
-    "Account.Name", "Account.Website",  "Account.Phone",    "Account.Industry",
-    "Account.BillingCity", "Account.BillingCountry",
+    "Id",
+    "RecordTypeId",
+    "AccountId",
+    "CreatedDate",
+    "SystemModstamp",
+    "IsClosed",
+    "IsWon",
+    "Owner.Email",
+    "Account.Name",
+    "Account.Website",
+    "Account.Phone",
+    "Account.Industry",
+    "Account.BillingCity",
+    "Account.BillingCountry",
 };
 
 static bool list_has(const struct buf *b, const char *field)
@@ -163,7 +173,8 @@ static bool same_id(const char *a, const char *b)
     return a && b && sf_id_equal(a, b);
 }
 
-/* ---- Owners: Salesforce user -> HubSpot owner by e-mail ---------------------------------------- */
+/* ---- Owners: Salesforce user -> HubSpot owner by e-mail ----------------------------------------
+ */
 
 struct owners {
     struct hs_client *hs;
@@ -281,8 +292,9 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
         if (strcmp(f->hs_property, "dealstage") == 0)
             cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
-        note(o, "%s kept: changed in hubspot since the last sync, and two-way means the newest "
-                "value wins",
+        note(o,
+             "%s kept: changed in hubspot since the last sync, and two-way means the newest "
+             "value wins",
              f->hs_property);
     }
     link_clear(&l);
@@ -383,8 +395,8 @@ static enum err upsert(struct sync_ctx *ctx, struct opp **list, size_t k)
         const cJSON *r;
         cJSON_ArrayForEach(r, res.results)
         {
-            const char *opp = str(cJSON_GetObjectItem(r, "properties"),
-                                  ctx->cfg->hs_opportunity_id_property);
+            const char *opp =
+                str(cJSON_GetObjectItem(r, "properties"), ctx->cfg->hs_opportunity_id_property);
             struct opp *o = NULL;
             for (size_t j = 0; opp && j < k; j++)
                 if (strcmp(list[j]->id, opp) == 0)
@@ -499,8 +511,8 @@ static enum err read_assocs(struct sync_ctx *ctx, struct opp *opps, size_t n, co
 static bool list_contains(const cJSON *list, const char *s)
 {
     const cJSON *it;
-    cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, s) == 0) return
-        true;
+    cJSON_ArrayForEach(it,
+                       list) if (cJSON_IsString(it) && strcmp(it->valuestring, s) == 0) return true;
     return false;
 }
 
@@ -683,8 +695,8 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         add_ids(rollup_contacts, o->contacts);
         cJSON_Delete(previous);
         if (added || removed || cJSON_GetArraySize(o->contacts) > 0)
-            note(o, "contacts: %d associated, %d added, %d removed", cJSON_GetArraySize(o->contacts),
-                 added, removed);
+            note(o, "contacts: %d associated, %d added, %d removed",
+                 cJSON_GetArraySize(o->contacts), added, removed);
         else
             note(o, "no contact roles");
         if (missing)
@@ -996,8 +1008,9 @@ void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, si
             continue;
         }
         if (o->contacts && cJSON_GetArraySize(o->contacts) > 0)
-            note(o, "lifecycle stage and roll-ups checked on its contacts (%d written in this "
-                    "batch)",
+            note(o,
+                 "lifecycle stage and roll-ups checked on its contacts (%d written in this "
+                 "batch)",
                  updated);
         describe_write(o);
         finish(o, ERR_OK, false);

@@ -391,17 +391,15 @@ START_TEST(opportunity_lifecycle)
     mark = e2e_mark(&e);
     sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase two\"}");
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
-    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST",
-                               "/crm/v3/objects/deals/batch/upsert"),
-                     0);
+    ck_assert_int_eq(
+        e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert"), 0);
     expect_detail(&e, opp, "already matches");
     report(&e, "notification with nothing new", mark);
 
     /* Two-way: a user changes the amount in HubSpot; a later Salesforce change to another
      * field does not overwrite the newer HubSpot amount. */
     char *deal_path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal_id);
-    ck_assert_int_eq(e2e_sb(&e, "PATCH", deal_path, "{\"properties\":{\"amount\":\"999\"}}",
-                            NULL),
+    ck_assert_int_eq(e2e_sb(&e, "PATCH", deal_path, "{\"properties\":{\"amount\":\"999\"}}", NULL),
                      200);
     free(deal_path);
     sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase three\"}");
@@ -608,7 +606,8 @@ START_TEST(duplicates_order_and_faults)
     e2e_start(&e, "e2e_s2h_faults", NULL, NULL, true);
     long long start = e2e_mark(&e);
 
-    /* Notifications delivered again (half of them, each time) and shuffled: still one deal, with the final state. */
+    /* Notifications delivered again (half of them, each time) and shuffled: still one deal, with
+     * the final state. */
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[],\"delivery\":{\"duplicate_rate\":0.5,"
                             "\"reorder_rate\":1}}",
@@ -641,7 +640,7 @@ START_TEST(duplicates_order_and_faults)
     /* A stale notification arriving late (an outbound message retried after newer ones):
      * the handler reads the current state, so the deal keeps the newest amount. */
     cJSON *payload = cJSON_Parse("{\"fields\":{\"Amount\":\"1.0\"}}");
-    struct queue_event_in late = {"salesforce", "late-redelivery", "Opportunity", opp,
+    struct queue_event_in late = {"salesforce",       "late-redelivery",       "Opportunity", opp,
                                   "outbound_message", util_now_ms() - 3600000, payload};
     size_t stored = 0;
     ck_assert_int_eq(queue_push(e.svc.db, &late, 1, &stored), ERR_OK);
@@ -685,7 +684,6 @@ START_TEST(duplicates_order_and_faults)
     e2e_stop(&e);
 }
 END_TEST
-
 
 static bool three_deals(void *arg)
 {
@@ -731,8 +729,8 @@ START_TEST(batch_and_setup)
     cJSON *payload = cJSON_CreateObject();
     for (int i = 0; i < 3; i++) {
         snprintf(keys[i], sizeof(keys[i]), "batch-%d", i);
-        evs[i] = (struct queue_event_in){"salesforce", keys[i], "Opportunity", opps[i], "resync",
-                                         util_now_ms(), payload};
+        evs[i] = (struct queue_event_in){"salesforce", keys[i],       "Opportunity", opps[i],
+                                         "resync",     util_now_ms(), payload};
     }
     size_t stored = 0;
     ck_assert_int_eq(queue_push(e.svc.db, evs, 3, &stored), ERR_OK);
@@ -742,9 +740,8 @@ START_TEST(batch_and_setup)
     ck_assert_msg(itest_wait_for(three_deals, arg, DEADLINE_MS), "the three deals never appeared");
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
     report(&e, "batch of 3 new opportunities (one claim)", mark);
-    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST",
-                               "/crm/v3/objects/deals/batch/upsert"),
-                     1);
+    ck_assert_int_eq(
+        e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert"), 1);
     /* Opportunities, contact roles, and the stages for the first pipeline. */
     ck_assert_int_le(e2e_count(&e, mark, "salesforce", "in", "GET", "/services/data/v60.0/query"),
                      3);
@@ -755,9 +752,8 @@ START_TEST(batch_and_setup)
     ck_assert_int_eq(e2e_sb(&e, "GET", "/crm/v3/properties/deals/" OPP_PROP, NULL, &def), 200);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(def, "hasUniqueValue")));
     cJSON_Delete(def);
-    ck_assert_int_eq(e2e_sb(&e, "GET", "/crm/v3/properties/contacts/dealsync_total_revenue", NULL,
-                            NULL),
-                     200);
+    ck_assert_int_eq(
+        e2e_sb(&e, "GET", "/crm/v3/properties/contacts/dealsync_total_revenue", NULL, NULL), 200);
 
     /* A mapping to a field Opportunity does not have: reported at start, and dealsync stops. */
     char *mappings = xasprintf("%s/bad-mappings.json", itest_env("TEST_TMPDIR"));

@@ -28,8 +28,8 @@ START_TEST(new_contact_gets_everything)
 {
     struct config cfg;
     config_init(&cfg);
-    struct contact_rollup r = {2, 1767225600000LL, 1798675200000LL, xstrdup("5000.00"),
-                               xstrdup("150000.00"), true, true};
+    struct contact_rollup r = {
+        2, 1767225600000LL, 1798675200000LL, xstrdup("5000.00"), xstrdup("150000.00"), true, true};
     cJSON *c = contact_rollup_changes(&cfg, &r, NULL);
     ck_assert_str_eq(get(c, "n"), "2");
     ck_assert_str_eq(get(c, "first"), "2026-01-01T00:00:00.000Z");
@@ -46,7 +46,7 @@ START_TEST(equal_values_are_not_written_again)
 {
     struct config cfg;
     config_init(&cfg);
-    struct contact_rollup r = {1, 1767225600000LL, -1, xstrdup("120000"), xstrdup("0"), true,
+    struct contact_rollup r = {1,    1767225600000LL, -1, xstrdup("120000"), xstrdup("0"), true,
                                false};
     cJSON *current = cJSON_Parse("{\"n\":\"1\",\"first\":\"2026-01-01T00:00:00Z\",\"close\":null,"
                                  "\"recent\":\"120000.0\",\"total\":\"0\","

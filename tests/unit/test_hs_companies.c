@@ -40,9 +40,12 @@ START_TEST(properties_from_account)
                                  "\"Industry\":\"Energy\",\"BillingCity\":\"Berlin\","
                                  "\"BillingCountry\":\"Germany\",\"Description\":null}");
     cJSON *p = hs_company_properties(&cfg, account);
-    const char *const expect[][2] = {{"name", "Acme Corp"},        {"domain", "acme.test"},
-                                     {"phone", "+1 555"},          {"industry", "Energy"},
-                                     {"city", "Berlin"},           {"country", "Germany"},
+    const char *const expect[][2] = {{"name", "Acme Corp"},
+                                     {"domain", "acme.test"},
+                                     {"phone", "+1 555"},
+                                     {"industry", "Energy"},
+                                     {"city", "Berlin"},
+                                     {"country", "Germany"},
                                      {"salesforceaccountid", "0015w000000000AAAA"}};
     for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
         ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(p, expect[i][0])), expect[i][1]);
