@@ -30,6 +30,8 @@ struct opp {
     const cJSON *deal; /* the deal HubSpot has for it (batch read), or NULL */
     char *deal_id;
     bool is_new;
+    bool is_deleted;          /* Salesforce confirms the delete */
+    bool is_reported_deleted; /* by a getDeleted event */
     bool is_finished; /* result is set; later steps leave it alone */
     cJSON *written;   /* the properties written to HubSpot */
     cJSON *contacts;  /* {"sf contact id": "hs contact id"} after the sync */
@@ -222,12 +224,60 @@ static void add_ids(cJSON *set, const cJSON *map)
     }
 }
 
+/* An opportunity the query did not return has its deal deleted only when Salesforce says it is
+ * deleted: the getDeleted poller's event, or IsDeleted in queryAll (the recycle bin). One the
+ * integration user merely cannot see keeps its deal. */
+static enum err confirm_deletes(struct sync_ctx *ctx, struct opp *opps, size_t n)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || o->sf || !o->deal_id)
+            continue;
+        for (size_t j = 0; j < o->rec->event_count; j++)
+            if (strcmp(o->rec->events[j].event_type, "deleted") == 0)
+                o->is_deleted = o->is_reported_deleted = true;
+        if (!o->is_deleted)
+            buf_printf(&ids, "%s'%s'", ids.len ? "," : "", o->id);
+    }
+    enum err rc = ERR_OK;
+    if (ids.len > 0) {
+        char *soql = xasprintf("SELECT Id, IsDeleted FROM Opportunity WHERE Id IN (%s)", ids.data);
+        cJSON *rows = NULL;
+        rc = sf_query_all(ctx->sf, soql, &rows);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, rows)
+        {
+            for (size_t i = 0; i < n; i++)
+                if (!opps[i].is_finished && !opps[i].sf && same_id(str(r, "Id"), opps[i].id) &&
+                    cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")))
+                    opps[i].is_deleted = true;
+        }
+        cJSON_Delete(rows);
+        free(soql);
+    }
+    buf_clear(&ids);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || o->sf || !o->deal_id || o->is_deleted)
+            continue;
+        note(o, "opportunity not found in salesforce but not deleted there (not visible to the "
+                "integration user?): hubspot deal %s kept",
+             o->deal_id);
+        finish(o, ERR_OK, true);
+    }
+    return rc;
+}
+
 static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                                cJSON *rollup_contacts)
 {
+    enum err rc = confirm_deletes(ctx, opps, n);
+    if (rc != ERR_OK)
+        return rc;
     const char **ids = xcalloc(n + 1, sizeof(*ids));
     size_t k = 0;
-    enum err rc = ERR_OK;
     for (size_t i = 0; i < n; i++)
         if (!opps[i].is_finished && !opps[i].sf && opps[i].deal_id)
             ids[k++] = opps[i].deal_id;
@@ -257,7 +307,9 @@ static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opp
         if (rc != ERR_OK)
             return rc;
         if (o->deal_id)
-            note(o, "opportunity deleted in salesforce: hubspot deal %s deleted", o->deal_id);
+            note(o, "opportunity deleted in salesforce (%s): hubspot deal %s deleted",
+                 o->is_reported_deleted ? "reported by getDeleted" : "found deleted when read",
+                 o->deal_id);
         else
             note(o, "opportunity not found in salesforce (deleted, or not visible to the "
                     "integration user) and no hubspot deal has its id: nothing to delete");
@@ -873,9 +925,22 @@ static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, con
     return ERR_OK;
 }
 
+/* Records per pass: keeps the SOQL IN list well inside Salesforce's URI length limit and each
+ * HubSpot batch call to one request. */
+#define SLICE_MAX 100
+
+static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records,
+                       size_t count);
+
 void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, size_t count)
 {
-    struct sync_ctx *ctx = vctx;
+    for (size_t i = 0; i < count; i += SLICE_MAX)
+        sync_slice(vctx, db, records + i, count - i < SLICE_MAX ? count - i : SLICE_MAX);
+}
+
+static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records,
+                       size_t count)
+{
     struct opp *opps = xcalloc(count, sizeof(*opps));
     cJSON *sf_records = NULL;
     cJSON *roles = NULL;
