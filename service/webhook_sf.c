@@ -64,23 +64,6 @@ static bool is_nil(const xmlNode *n)
     return yes;
 }
 
-/* Salesforce datetime "2020-05-09T03:04:32.000Z" to epoch ms; false if it is not one. */
-static bool parse_datetime(const char *s, long long *out)
-{
-    int y, mo, d, h, mi, sec, ms = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms) < 6)
-        return false;
-    /* timegm is not POSIX; days-from-civil keeps this portable. */
-    long long yy = y - (mo <= 2);
-    long long era = (yy >= 0 ? yy : yy - 399) / 400;
-    long long yoe = yy - era * 400;
-    long long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    long long days = era * 146097 + doe - 719468;
-    *out = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms;
-    return true;
-}
-
 /* Resolves xsi:type="sf:Opportunity" against the in-scope namespaces. Caller frees. */
 static char *sobject_type(xmlDoc *doc, xmlNode *sobj)
 {
@@ -152,10 +135,10 @@ static enum err parse_notification(xmlDoc *doc, xmlNode *node, const char *org_i
             continue;
         }
         char *value = text_of(f);
-        long long t;
+        int64_t t;
         if ((strcmp(name, "SystemModstamp") == 0 ||
              (strcmp(name, "LastModifiedDate") == 0 && !have_modstamp)) &&
-            parse_datetime(value, &t)) {
+            util_parse_iso8601_ms(value, &t)) {
             occurred = t;
             have_modstamp = strcmp(name, "SystemModstamp") == 0;
         }

@@ -90,16 +90,6 @@ cJSON *sf_error_item(const struct sf_error *err)
 
 /* ---- time -------------------------------------------------------------------------------- */
 
-int64_t sf_days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static void civil_from_days(int64_t z, int *y, int *m, int *d)
 {
     z += 719468;
@@ -207,7 +197,7 @@ bool sf_time_parse(const char *s, int64_t *ms)
     }
     if (*p)
         return false;
-    int64_t secs = sf_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    int64_t secs = util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
     *ms = (secs - offset_min * 60) * 1000 + frac;
     return true;
 }

@@ -139,9 +139,7 @@ char *sf_record_url(const struct sf_object *obj, const char *id, const char *ver
 void sf_time_rest(int64_t ms, char out[32]); /* 2013-05-20T20:49:32.000+0000 */
 void sf_time_xml(int64_t ms, char out[32]);  /* 2020-05-09T03:04:32.000Z */
 bool sf_time_parse(const char *s, int64_t *ms); /* ISO 8601 with offset or Z */
-bool sf_date_valid(const char *s);              /* YYYY-MM-DD */
-int64_t sf_days_from_civil(int y, int m, int d);
-
+bool sf_date_valid(const char *s);              
 /* Lifecycle. */
 void sf_store_seed(void);
 void sf_store_clear(void);

@@ -1,0 +1,295 @@
+/* e2e.c - the sandbox and dealsync, wired together for end-to-end tests. */
+#include "e2e.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "itest.h"
+#include "util.h"
+
+#define SB_CLIENT_ID "sandbox-client-id"
+#define SB_CLIENT_SECRET "sandbox-client-secret"
+#define SB_REFRESH_TOKEN "sandbox-refresh-token"
+#define SB_HS_TOKEN "sandbox-hubspot-token"
+#define SB_HS_SECRET "sandbox-client-secret"
+#define SB_HS_DEV_KEY "sandbox-developer-key"
+#define SB_HS_APP_ID "1160452"
+#define API_VERSION "v60.0"
+
+static const char *const deal_properties[] = {"dealname",  "amount",      "closedate",
+                                              "dealstage", "pipeline",    "dealtype",
+                                              "description", "hubspot_owner_id"};
+
+int e2e_sb(struct e2e *e, const char *method, const char *path, const char *body, cJSON **json)
+{
+    char *auth = NULL;
+    if (strncmp(path, "/services/data", 14) == 0 && e->sf_token)
+        auth = xasprintf("Authorization: Bearer %s", e->sf_token);
+    else if (strncmp(path, "/crm/", 5) == 0)
+        auth = xstrdup("Authorization: Bearer " SB_HS_TOKEN);
+    const char *headers[] = {"Content-Type: application/json", auth, NULL};
+    int status = sbtest_call(&e->sb, method, path, headers, body, json, NULL);
+    free(auth);
+    return status;
+}
+
+static char *fetch_sf_token(struct e2e *e)
+{
+    const char *form = "grant_type=refresh_token&client_id=" SB_CLIENT_ID
+                       "&client_secret=" SB_CLIENT_SECRET "&refresh_token=" SB_REFRESH_TOKEN;
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    cJSON *answer = NULL;
+    int status =
+        sbtest_call(&e->sb, "POST", "/services/oauth2/token", headers, form, &answer, NULL);
+    ck_assert_int_eq(status, 200);
+    char *token = xstrdup(sbtest_str(answer, "access_token"));
+    cJSON_Delete(answer);
+    return token;
+}
+
+/* The outbound message on Opportunity, as `dealsync register` creates it. */
+static void register_outbound_message(struct e2e *e)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "FullName", "Opportunity.dealsync");
+    cJSON *meta = cJSON_AddObjectToObject(req, "Metadata");
+    cJSON_AddNumberToObject(meta, "apiVersion", 60.0);
+    char *endpoint = xasprintf("%s/webhooks/salesforce", e->svc.base);
+    cJSON_AddStringToObject(meta, "endpointUrl", endpoint);
+    free(endpoint);
+    static const char *const fields[] = {E2E_OM_FIELDS};
+    cJSON *list = cJSON_AddArrayToObject(meta, "fields");
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(fields[i]));
+    cJSON_AddStringToObject(meta, "integrationUser", "integration@dealsync.test");
+    cJSON_AddBoolToObject(meta, "includeSessionId", false);
+    cJSON_AddStringToObject(meta, "name", "dealsync");
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    cJSON *answer = NULL;
+    int status = e2e_sb(e, "POST", "/services/data/" API_VERSION "/tooling/sobjects/WorkflowOutboundMessage",
+                        body, &answer);
+    ck_assert_msg(status == 201, "outbound message registration: %d", status);
+    cJSON_Delete(answer);
+    free(body);
+}
+
+static void subscribe(struct e2e *e, const char *event_type, const char *property)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "eventType", event_type);
+    if (property)
+        cJSON_AddStringToObject(req, "propertyName", property);
+    cJSON_AddBoolToObject(req, "active", true);
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    int status = e2e_sb(e, "POST",
+                        "/webhooks/v3/" SB_HS_APP_ID "/subscriptions?hapikey=" SB_HS_DEV_KEY, body,
+                        NULL);
+    ck_assert_msg(status == 201, "subscription %s %s: %d", event_type, property ? property : "",
+                  status);
+    free(body);
+}
+
+static void register_hubspot_webhooks(struct e2e *e)
+{
+    char *body = xasprintf("{\"targetUrl\":\"%s/webhooks/hubspot\","
+                           "\"throttling\":{\"maxConcurrentRequests\":10}}",
+                           e->svc.base);
+    int status = e2e_sb(e, "PUT", "/webhooks/v3/" SB_HS_APP_ID "/settings?hapikey=" SB_HS_DEV_KEY,
+                        body, NULL);
+    ck_assert_msg(status == 200, "webhook settings: %d", status);
+    free(body);
+    subscribe(e, "deal.creation", NULL);
+    subscribe(e, "deal.deletion", NULL);
+    subscribe(e, "deal.associationChange", NULL);
+    for (size_t i = 0; i < sizeof(deal_properties) / sizeof(deal_properties[0]); i++)
+        subscribe(e, "deal.propertyChange", deal_properties[i]);
+}
+
+static void run_dealsync_command(struct e2e *e, const char *const *env, const char *arg1,
+                                 const char *arg2, const char *arg3)
+{
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), arg1, arg2, arg3, NULL};
+    struct itest_proc *p = itest_spawn(argv, env, e->svc.log_path, NULL);
+    ck_assert_int_eq(itest_proc_stop(p, 0, 20000), 0);
+}
+
+void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
+               const char *const *sandbox_args, bool sync_deals)
+{
+    memset(e, 0, sizeof(*e));
+    /* Fast delivery retries, so tests wait milliseconds where the real CRMs wait minutes. */
+    const char *defaults[] = {"--set", "sf_om_retry_first_ms=50", "--set", "sf_om_retry_cap_ms=500",
+                              "--set", "hubspot.webhook_backoff_ms=50", "--set",
+                              "hubspot.webhook_backoff_max_ms=500"};
+    const char *args[40];
+    int n = 0;
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        args[n++] = defaults[i];
+    for (const char *const *a = sandbox_args; a && *a && n < 38; a++)
+        args[n++] = *a;
+    args[n] = NULL;
+    sbtest_start(&e->sb, args);
+
+    cJSON *org = NULL;
+    ck_assert_int_eq(sbtest_call(&e->sb, "GET", "/_sandbox/salesforce/org", NULL, NULL, &org,
+                                 NULL),
+                     200);
+    e->org_id = xstrdup(sbtest_str(org, "organizationId"));
+    cJSON_Delete(org);
+    e->sf_token = fetch_sf_token(e);
+
+    char *env[64];
+    int k = 0;
+    env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
+    env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET);
+    env[k++] = xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN);
+    env[k++] = xstrdup("SALESFORCE_API_VERSION=" API_VERSION);
+    env[k++] = xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base);
+    env[k++] = xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN);
+    env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
+    env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
+    env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
+    env[k++] = xstrdup("WORKER_THREADS=2");
+    env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
+    env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");
+    env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
+    env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
+    env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
+    for (const char *const *x = extra_env; x && *x && k < 62; x++)
+        env[k++] = xstrdup(*x);
+    env[k] = NULL;
+
+    /* The switch is set (and the schema migrated) before dealsync serves, as an operator
+     * would run `dealsync settings sync-deals on` once. svc_start creates the database. */
+    svc_start(&e->svc, name, (const char *const *)env);
+    if (sync_deals) {
+        char *db_env = xasprintf("DATABASE_URL=%s", e->svc.db_url);
+        const char *cmd_env[] = {db_env, NULL};
+        run_dealsync_command(e, cmd_env, "settings", "sync-deals", "on");
+        free(db_env);
+    }
+    register_outbound_message(e);
+    register_hubspot_webhooks(e);
+    for (int i = 0; i < k; i++)
+        free(env[i]);
+}
+
+void e2e_stop(struct e2e *e)
+{
+    ck_assert_int_eq(svc_stop(&e->svc), 0);
+    sbtest_stop(&e->sb);
+    free(e->sf_token);
+    free(e->org_id);
+    memset(e, 0, sizeof(*e));
+}
+
+long long e2e_events(struct e2e *e, const char *status)
+{
+    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE status = '%s'", status);
+    long long n = itest_db_scalar(e->svc.db, sql);
+    free(sql);
+    return n;
+}
+
+static bool is_quiet(struct e2e *e)
+{
+    if (e2e_events(e, "pending") + e2e_events(e, "running") > 0)
+        return false;
+    cJSON *om = NULL, *hooks = NULL;
+    sbtest_call(&e->sb, "GET", "/_sandbox/salesforce/outbound", NULL, NULL, &om, NULL);
+    sbtest_call(&e->sb, "GET", "/_sandbox/hubspot/webhooks", NULL, NULL, &hooks, NULL);
+    const cJSON *queued = cJSON_GetObjectItemCaseSensitive(om, "queued");
+    const cJSON *pending = cJSON_GetObjectItemCaseSensitive(hooks, "pending");
+    const cJSON *in_flight = cJSON_GetObjectItemCaseSensitive(hooks, "inFlight");
+    bool quiet = cJSON_GetArraySize(queued) == 0 && cJSON_IsNumber(pending) &&
+                 pending->valuedouble == 0 && cJSON_IsNumber(in_flight) &&
+                 in_flight->valuedouble == 0;
+    cJSON_Delete(om);
+    cJSON_Delete(hooks);
+    return quiet;
+}
+
+static bool quiet_twice(void *arg)
+{
+    struct e2e *e = arg;
+    if (!is_quiet(e))
+        return false;
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    return is_quiet(e);
+}
+
+bool e2e_wait_idle(struct e2e *e, int deadline_ms)
+{
+    return itest_wait_for(quiet_twice, e, deadline_ms);
+}
+
+long long e2e_mark(struct e2e *e)
+{
+    cJSON *log = NULL;
+    /* Asking for what came after the largest id returns nothing but last_id. */
+    sbtest_call(&e->sb, "GET", "/_sandbox/requests?since=9000000000000000000", NULL, NULL, &log,
+                NULL);
+    const cJSON *last = cJSON_GetObjectItemCaseSensitive(log, "last_id");
+    long long id = cJSON_IsNumber(last) ? (long long)last->valuedouble : 0;
+    cJSON_Delete(log);
+    return id;
+}
+
+int e2e_count(struct e2e *e, long long since, const char *system, const char *direction,
+              const char *method, const char *path_prefix)
+{
+    char *path = xasprintf("/_sandbox/requests?since=%lld", since);
+    cJSON *log = NULL;
+    sbtest_call(&e->sb, "GET", path, NULL, NULL, &log, NULL);
+    free(path);
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(log, "requests"))
+    {
+        if (system && strcmp(sbtest_str(r, "system"), system) != 0)
+            continue;
+        if (direction && strcmp(sbtest_str(r, "direction"), direction) != 0)
+            continue;
+        if (method && strcmp(sbtest_str(r, "method"), method) != 0)
+            continue;
+        if (path_prefix && strncmp(sbtest_str(r, "path"), path_prefix, strlen(path_prefix)) != 0)
+            continue;
+        n++;
+    }
+    cJSON_Delete(log);
+    return n;
+}
+
+void e2e_report_calls(struct e2e *e, const char *label, long long since)
+{
+    int sf = e2e_count(e, since, "salesforce", "in", NULL, NULL);
+    int hs = e2e_count(e, since, "hubspot", "in", NULL, NULL);
+    printf("api calls: %s: salesforce %d, hubspot %d\n", label, sf, hs);
+    char *path = xasprintf("%s/api-calls.txt", itest_env("TEST_TMPDIR"));
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%s\tsalesforce %d\thubspot %d\n", label, sf, hs);
+        fclose(f);
+    }
+    free(path);
+}
+
+char *e2e_last_detail(struct e2e *e, const char *record_id)
+{
+    const char *params[] = {record_id};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT outcome || ': ' || coalesce(detail, '') FROM sync_outcome"
+                               " WHERE record_id = $1 ORDER BY id DESC LIMIT 1",
+                               1, NULL, params, NULL, NULL, 0);
+    char *out = xstrdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return out;
+}

@@ -1,0 +1,62 @@
+/* e2e.h - end-to-end harness: the sandbox (Salesforce and HubSpot) and a real `dealsync serve`
+ * with workers, wired to each other exactly as an operator would wire the real CRMs:
+ * dealsync's APIs point at the sandbox, the sandbox's outbound message (Opportunity) and
+ * HubSpot webhook subscriptions point at dealsync, and the Sync deals switch is on. */
+#ifndef SVC_E2E_H
+#define SVC_E2E_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "sbtest.h"
+#include "svc.h"
+
+/* The fields the registered outbound message sends (what an operator would pick). */
+#define E2E_OM_FIELDS                                                                              \
+    "Id", "Name", "StageName", "Amount", "CloseDate", "OwnerId", "AccountId", "RecordTypeId",      \
+        "Type", "Description", "LastModifiedDate", "SystemModstamp"
+
+struct e2e {
+    struct sbtest sb; /* the sandbox: sb.base is its URL */
+    struct svc svc;   /* dealsync: svc.base, svc.db (the test's own connection) */
+    char *org_id;
+    char *sf_token; /* an API access token of the integration user, for direct REST calls */
+};
+
+/* Starts both and wires them. extra_env ("NAME=value", NULL-ended, may be NULL) is added to
+ * dealsync's environment after the defaults (so it can override them); sandbox_args are extra
+ * sandbox flags (NULL-ended, may be NULL), e.g. "--set", "sf_om_skip_integration_user=1". With
+ * sync_deals false the switch stays off. Fails the test when anything does not come up. */
+void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
+               const char *const *sandbox_args, bool sync_deals);
+/* Stops dealsync (asserting a clean exit) and the sandbox. */
+void e2e_stop(struct e2e *e);
+
+/* One call to the sandbox (control API or emulated API with the right credentials for paths
+ * under /services/data, /crm/, /webhooks/). body may be NULL. Returns the status; *json (may be
+ * NULL) receives the parsed answer (caller deletes). */
+int e2e_sb(struct e2e *e, const char *method, const char *path, const char *body, cJSON **json);
+
+/* Waits until everything is quiet: no open event in dealsync's queue, no queued outbound
+ * notification and no pending webhook in the sandbox, twice in a row. false after
+ * deadline_ms. */
+bool e2e_wait_idle(struct e2e *e, int deadline_ms);
+
+/* The sandbox request log's last id (a mark), and how many requests since a mark matched:
+ * system ("salesforce", "hubspot"; NULL = any), direction ("in" = API calls dealsync made,
+ * "out" = deliveries; NULL = any), method (NULL = any) and path prefix (NULL = any). */
+long long e2e_mark(struct e2e *e);
+int e2e_count(struct e2e *e, long long since, const char *system, const char *direction,
+              const char *method, const char *path_prefix);
+
+/* Writes "<label>: salesforce N calls, hubspot M calls" for the API calls dealsync made since
+ * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
+void e2e_report_calls(struct e2e *e, const char *label, long long since);
+
+/* Rows of the queue in a given status, and the newest outcome detail of a record. */
+long long e2e_events(struct e2e *e, const char *status);
+char *e2e_last_detail(struct e2e *e, const char *record_id);
+
+#endif
