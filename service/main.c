@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "sf_setup.h"
 #include "sync.h"
 #include "sync_state.h"
 #include "util.h"
@@ -138,6 +139,24 @@ static int run_settings(const struct config *cfg, int argc, char **argv)
     return status;
 }
 
+/* HubSpot-to-Salesforce set-up (issue 5): the Opportunity deal id field. A failure here is
+ * logged and recorded; the deal handler checks again before writing opportunities. */
+static void setup_salesforce(const struct config *cfg, struct sync_shared *shared)
+{
+    PGconn *db = NULL;
+    if (!config_has_salesforce_api(cfg) || db_open(cfg->database_url, &db) != ERR_OK)
+        return;
+    struct sync_ctx *ctx = sync_ctx_new(cfg, shared);
+    bool is_ready = false;
+    char *reason = NULL;
+    if (ctx->sf &&
+        sf_setup_deal_field(ctx->sf, db, cfg->sf_deal_id_field, &is_ready, &reason) != ERR_OK)
+        log_warn("cannot check the opportunity deal id field now; deal sync checks again");
+    free(reason);
+    sync_ctx_free(ctx);
+    PQfinish(db);
+}
+
 static int run_service(const struct config *cfg, bool serve_http, sigset_t *signals)
 {
     struct db_pool *pool = NULL;
@@ -151,6 +170,7 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
     if (sync_load_mappings(cfg, &mappings) != ERR_OK)
         goto out;
     struct sync_shared shared = {cfg, mappings};
+    setup_salesforce(cfg, &shared);
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char *id = xasprintf("%s:%d", host, (int)getpid());
