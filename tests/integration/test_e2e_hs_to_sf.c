@@ -251,7 +251,8 @@ static void seed_pipeline(struct h2s *t)
         ck_assert_ptr_nonnull(t->stage_ids[i]);
 }
 
-static void start(struct h2s *t, const char *name, const char *const *extra_env)
+static void start_with(struct h2s *t, const char *name, const char *const *extra_env,
+                       const char *const *sandbox_args)
 {
     memset(t, 0, sizeof(*t));
     const char *env[16];
@@ -261,8 +262,13 @@ static void start(struct h2s *t, const char *name, const char *const *extra_env)
     for (const char *const *x = extra_env; x && *x && k < 15; x++)
         env[k++] = *x;
     env[k] = NULL;
-    e2e_start(&t->e, name, env, NULL, true);
+    e2e_start(&t->e, name, env, sandbox_args, true);
     seed_pipeline(t);
+}
+
+static void start(struct h2s *t, const char *name, const char *const *extra_env)
+{
+    start_with(t, name, extra_env, NULL);
 }
 
 static void stop(struct h2s *t)
@@ -598,17 +604,27 @@ START_TEST(duplicate_and_out_of_order_webhooks)
                             "\"%s\",\"amount\":\"1\"}",
                             t.pipeline_id, t.stage_ids[0]);
     char *deal = hs_create(&t, "deals", props);
-    hs_update(&t, "deals", deal, "{\"amount\":\"2\"}");
-    char *last = xasprintf("{\"amount\":\"3\",\"dealstage\":\"%s\"}", t.stage_ids[1]);
+    /* Duplicates are drawn at random: change the amount until HubSpot has sent at least one
+     * batch twice (each round has an even chance; 30 rounds make a miss vanishingly rare). */
+    int amount = 1, duplicated = 0;
+    for (int round = 0; round < 30 && duplicated == 0; round++) {
+        char *change = xasprintf("{\"amount\":\"%d\"}", ++amount);
+        hs_update(&t, "deals", deal, change);
+        free(change);
+        wait_idle(&t);
+        cJSON *hooks = sb_json(&t, "GET", "/_sandbox/hubspot/webhooks", NULL, 200);
+        duplicated = cJSON_GetObjectItemCaseSensitive(hooks, "duplicatedBatches")->valueint;
+        cJSON_Delete(hooks);
+    }
+    ck_assert_int_gt(duplicated, 0);
+    char *last = xasprintf("{\"amount\":\"%d\",\"dealstage\":\"%s\"}", ++amount,
+                           t.stage_ids[1]);
     hs_update(&t, "deals", deal, last);
     wait_idle(&t);
-    /* Every webhook came twice and batches were shuffled: still one opportunity, holding the
-     * deal's latest state, not the last webhook's value. */
-    cJSON *hooks = sb_json(&t, "GET", "/_sandbox/hubspot/webhooks", NULL, 200);
-    ck_assert_int_gt(cJSON_GetObjectItemCaseSensitive(hooks, "duplicatedBatches")->valueint, 0);
-    cJSON_Delete(hooks);
+    /* Batches came twice and shuffled: still one opportunity, holding the deal's latest state,
+     * not the last webhook's value. */
     cJSON *opp = opportunity_of(&t, deal);
-    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(opp, "Amount")->valuedouble, 3);
+    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(opp, "Amount")->valuedouble, amount);
     ck_assert_str_eq(sbtest_str(opp, "StageName"), "Qualification");
     ck_assert_int_eq(dead_events(&t, deal), 0);
     assert_no_bounce(&t, mark);
@@ -663,6 +679,84 @@ START_TEST(limit_error_and_hubspot_5xx_mid_sync)
 }
 END_TEST
 
+
+START_TEST(own_echo_is_not_sent_back)
+{
+    struct h2s t;
+    start(&t, "h2s_echo", NULL);
+    char *deal = synced_deal(&t, "Echo deal", "5000");
+    cJSON *opp = opportunity_of(&t, deal);
+    char *opp_path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    char *backdate = xasprintf("%s/backdate", opp_path);
+    /* What the Salesforce-to-HubSpot direction does when the amount changes in Salesforce: it
+     * records what it writes in hs_written, then writes the deal through the API. Meanwhile
+     * Salesforce changed again (6500, older than the echo). The echo of 6000 must not overwrite
+     * Salesforce, though HubSpot changed later by the clock. */
+    sb_do(&t, "PATCH", opp_path, "{\"Amount\":6500}", 200);
+    sb_do(&t, "POST", backdate, "{\"minutes\":1}", 200);
+    char *sql = xasprintf("UPDATE record_link SET hs_written = hs_written || '{\"amount\":\"6000\"}'"
+                          " WHERE kind = 'opportunity' AND hs_id = '%s'",
+                          deal);
+    itest_db_exec(t.e.svc.db, sql);
+    long long mark = e2e_mark(&t.e);
+    char *path = xasprintf("/crm/v3/objects/deals/%s", deal);
+    sb_do(&t, "PATCH", path, "{\"properties\":{\"amount\":\"6000\"}}", 200);
+    wait_idle(&t);
+    cJSON *after = opportunity_of(&t, deal);
+    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(after, "Amount")->valuedouble, 6500);
+    assert_detail_has(&t, deal, "amount holds dealsync's own write: not sent back");
+    ck_assert_int_eq(e2e_count(&t.e, mark, "salesforce", "in", "PATCH", NULL), 0);
+    e2e_report_calls(&t.e, "h2s: dealsync's own hubspot write comes back", mark);
+    cJSON_Delete(after);
+    free(path);
+    free(sql);
+    free(backdate);
+    free(opp_path);
+    cJSON_Delete(opp);
+    free(deal);
+    stop(&t);
+}
+END_TEST
+
+START_TEST(refused_until_deal_id_field_exists)
+{
+    struct h2s t;
+    const char *args[] = {"--set", "sf_permissions=none", NULL};
+    start_with(&t, "h2s_field", NULL, args);
+    char *props = xasprintf("{\"dealname\":\"Early deal\",\"pipeline\":\"%s\",\"dealstage\":"
+                            "\"%s\",\"amount\":\"10\"}",
+                            t.pipeline_id, t.stage_ids[0]);
+    char *deal = hs_create(&t, "deals", props);
+    wait_idle(&t);
+    ck_assert_int_gt(dead_events(&t, deal), 0);
+    assert_detail_has(&t, deal, "neither Modify All Data nor Modify Metadata");
+    cJSON *fields = sb_json(&t, "GET", "/_sandbox/salesforce/records/CustomField", NULL, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(fields), 0);
+    cJSON_Delete(fields);
+    /* The metric says why too. */
+    char *metrics = NULL;
+    char *url = xasprintf("%s/metrics", t.e.svc.base);
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, &metrics, NULL), 200);
+    ck_assert_ptr_nonnull(strstr(metrics, "dealsync_deals_refused_total{reason=\"deal_id_field_missing\"}"));
+
+    /* Once the permission is granted, the next change creates the field and the opportunity. */
+    long long mark = e2e_mark(&t.e);
+    sb_do(&t, "PUT", "/_sandbox/settings", "{\"sf_permissions\":\"modify_metadata\"}", 200);
+    hs_update(&t, "deals", deal, "{\"amount\":\"11\"}");
+    wait_idle(&t);
+    cJSON *opp = opportunity_of(&t, deal);
+    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(opp, "Amount")->valuedouble, 11);
+    ck_assert_int_eq(e2e_count(&t.e, mark, "salesforce", "in", "POST", API "/tooling/sobjects/CustomField"), 1);
+    e2e_report_calls(&t.e, "h2s: deal id field created once permitted", mark);
+    cJSON_Delete(opp);
+    free(url);
+    free(metrics);
+    free(deal);
+    free(props);
+    stop(&t);
+}
+END_TEST
+
 Suite *suite_e2e_hs_to_sf(void);
 Suite *suite_e2e_hs_to_sf(void)
 {
@@ -678,6 +772,8 @@ Suite *suite_e2e_hs_to_sf(void)
     tcase_add_test(tc, deleted_deal_leaves_opportunity);
     tcase_add_test(tc, duplicate_and_out_of_order_webhooks);
     tcase_add_test(tc, limit_error_and_hubspot_5xx_mid_sync);
+    tcase_add_test(tc, own_echo_is_not_sent_back);
+    tcase_add_test(tc, refused_until_deal_id_field_exists);
     suite_add_tcase(s, tc);
     return s;
 }
