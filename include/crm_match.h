@@ -16,8 +16,9 @@
  * linked already, and writes the id into property where the record does not hold it yet (one
  * batch update of object_type; recorded in the link's hs_written). A permanent HubSpot failure
  * is logged and ignored (the link still finds the record); transient ones and ERR_DB return. */
-enum err crm_match_stamp(struct sync_ctx *ctx, PGconn *db, const char *object_type, const char *kind,
-                      const char *property, const cJSON *records, const cJSON *sf_ids) WARN_UNUSED;
+enum err crm_match_stamp(struct sync_ctx *ctx, PGconn *db, const char *object_type,
+                         const char *kind, const char *property, const cJSON *records,
+                         const cJSON *sf_ids) WARN_UNUSED;
 
 /* A record's property as a non-empty string, else NULL (borrowed from record). */
 const char *crm_match_prop(const cJSON *record, const char *name);

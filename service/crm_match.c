@@ -36,8 +36,9 @@ out:
     return rc;
 }
 
-enum err crm_match_stamp(struct sync_ctx *ctx, PGconn *db, const char *object_type, const char *kind,
-                      const char *property, const cJSON *records, const cJSON *sf_ids)
+enum err crm_match_stamp(struct sync_ctx *ctx, PGconn *db, const char *object_type,
+                         const char *kind, const char *property, const cJSON *records,
+                         const cJSON *sf_ids)
 {
     cJSON *inputs = cJSON_CreateArray();
     const cJSON *r;

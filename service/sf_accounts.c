@@ -16,9 +16,9 @@ static const struct {
     const char *hs;
     const char *sf;
 } account_fields[] = {
-    {"name", "Name"},           {"website", "Website"},          {"phone", "Phone"},
-    {"industry", "Industry"},   {"address", "BillingStreet"},    {"city", "BillingCity"},
-    {"state", "BillingState"},  {"zip", "BillingPostalCode"},    {"country", "BillingCountry"},
+    {"name", "Name"},          {"website", "Website"},       {"phone", "Phone"},
+    {"industry", "Industry"},  {"address", "BillingStreet"}, {"city", "BillingCity"},
+    {"state", "BillingState"}, {"zip", "BillingPostalCode"}, {"country", "BillingCountry"},
 };
 #define ACCOUNT_FIELD_COUNT (sizeof(account_fields) / sizeof(account_fields[0]))
 
@@ -84,7 +84,8 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
     cJSON_ArrayForEach(c, res.results)
     {
         const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
-        const char *cand = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(candidates, hs_id));
+        const char *cand =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(candidates, hs_id));
         if (!hs_id)
             continue;
         if (cand && cJSON_GetObjectItemCaseSensitive(existing, cand)) {
@@ -121,16 +122,16 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
         }
     }
     rc = crm_match_stamp(ctx, db, "companies", LINK_ACCOUNT, ctx->cfg->hs_account_id_property,
-                      res.results, found);
+                         res.results, found);
     if (rc != ERR_OK)
         goto out;
     cJSON_ArrayForEach(c, res.errors)
     {
         const cJSON *id;
-        cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(
-                                   cJSON_GetObjectItemCaseSensitive(c, "context"), "ids"))
-            if (cJSON_IsString(id)) cJSON_AddStringToObject(why, id->valuestring,
-                                                            "company not found in hubspot");
+        cJSON_ArrayForEach(
+            id, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "context"),
+                                                 "ids")) if (cJSON_IsString(id))
+            cJSON_AddStringToObject(why, id->valuestring, "company not found in hubspot");
     }
 done:
     *accounts = found;

@@ -184,14 +184,14 @@ static enum err remember(PGconn *db, const char *deal_id, const cJSON *mirrored)
 {
     char *json = cJSON_PrintUnformatted(mirrored);
     const char *params[] = {deal_id, json};
-    PGresult *r = PQexecParams(
-        db,
-        "WITH gone AS (DELETE FROM deal_contact_role WHERE hs_deal_id = $1)"
-        " INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
-        " SELECT $1, key, value FROM jsonb_each_text($2::jsonb)"
-        " ON CONFLICT (hs_deal_id, hs_contact_id) DO UPDATE SET sf_contact_id ="
-        "   EXCLUDED.sf_contact_id, synced_at = now()",
-        2, NULL, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(db,
+                     "WITH gone AS (DELETE FROM deal_contact_role WHERE hs_deal_id = $1)"
+                     " INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
+                     " SELECT $1, key, value FROM jsonb_each_text($2::jsonb)"
+                     " ON CONFLICT (hs_deal_id, hs_contact_id) DO UPDATE SET sf_contact_id ="
+                     "   EXCLUDED.sf_contact_id, synced_at = now()",
+                     2, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save mirrored contact roles");
     PQclear(r);
     free(json);
@@ -201,7 +201,8 @@ static enum err remember(PGconn *db, const char *deal_id, const cJSON *mirrored)
 static bool has_value(const cJSON *obj, const char *sf_id)
 {
     const cJSON *v;
-    cJSON_ArrayForEach(v, obj) if (cJSON_IsString(v) && sf_id_equal(v->valuestring, sf_id)) return true;
+    cJSON_ArrayForEach(v, obj) if (cJSON_IsString(v) &&
+                                   sf_id_equal(v->valuestring, sf_id)) return true;
     return false;
 }
 
@@ -300,8 +301,8 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, const char *de
     ids = xcalloc((size_t)cJSON_GetArraySize(contact_ids) + 1, sizeof(*ids));
     cJSON_ArrayForEach(c, contact_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
     if (n > 0) {
-        char *props = xasprintf("email,firstname,lastname,phone,%s",
-                                ctx->cfg->hs_contact_id_property);
+        char *props =
+            xasprintf("email,firstname,lastname,phone,%s", ctx->cfg->hs_contact_id_property);
         rc = hs_batch_read(ctx->hs, "contacts", NULL, props, ids, n, &res);
         free(props);
         if (rc != ERR_OK)

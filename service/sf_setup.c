@@ -29,8 +29,8 @@ bool sf_setup_is_custom_field(const char *field)
 
 static enum err record(PGconn *db, bool is_ready, const char *reason)
 {
-    metrics_inc("dealsync_sf_deal_field_checks_total", is_ready ? "ready=\"true\"" : "ready=\"false\"",
-                1);
+    metrics_inc("dealsync_sf_deal_field_checks_total",
+                is_ready ? "ready=\"true\"" : "ready=\"false\"", 1);
     if (is_ready)
         log_info("opportunity deal id field ready");
     else
@@ -123,8 +123,7 @@ enum err sf_setup_deal_field(struct sf_client *sf, PGconn *db, const char *field
     if (rc != ERR_OK && err_is_transient(rc))
         return rc;
     if (rc != ERR_OK)
-        why = xasprintf("Opportunity.%s is missing and creating it failed: %s", field,
-                        err_str(rc));
+        why = xasprintf("Opportunity.%s is missing and creating it failed: %s", field, err_str(rc));
 decided:
     rc = record(db, why == NULL, why);
     if (rc == ERR_OK) {

@@ -90,10 +90,10 @@ bool sync_deal_same_value(const cJSON *a, const cJSON *b)
     if (is_blank(a) || is_blank(b))
         return is_blank(a) && is_blank(b);
     if (cJSON_IsBool(a) || cJSON_IsBool(b)) {
-        const char *ta = cJSON_IsBool(a) ? (cJSON_IsTrue(a) ? "true" : "false")
-                                         : cJSON_GetStringValue(a);
-        const char *tb = cJSON_IsBool(b) ? (cJSON_IsTrue(b) ? "true" : "false")
-                                         : cJSON_GetStringValue(b);
+        const char *ta =
+            cJSON_IsBool(a) ? (cJSON_IsTrue(a) ? "true" : "false") : cJSON_GetStringValue(a);
+        const char *tb =
+            cJSON_IsBool(b) ? (cJSON_IsTrue(b) ? "true" : "false") : cJSON_GetStringValue(b);
         return ta && tb && strcmp(ta, tb) == 0;
     }
     if (cJSON_IsString(a) && cJSON_IsString(b) && strcmp(a->valuestring, b->valuestring) == 0)
@@ -156,7 +156,7 @@ static void settle(struct deal_work *w, enum err rc, bool is_skipped, const char
     w->rec->is_skipped = is_skipped;
     w->rec->detail = xasprintf("%s%s", head, w->detail.data ? w->detail.data : "");
     metrics_inc("dealsync_deal_syncs_total",
-                rc != ERR_OK   ? (err_is_transient(rc) ? "outcome=\"retry\"" : "outcome=\"failed\"")
+                rc != ERR_OK ? (err_is_transient(rc) ? "outcome=\"retry\"" : "outcome=\"failed\"")
                 : is_skipped ? "outcome=\"skipped\""
                              : "outcome=\"synced\"",
                 1);
@@ -216,9 +216,9 @@ static void attach_associations(struct deal_work *ws, size_t n, const cJSON *res
     cJSON_ArrayForEach(r, results)
     {
         char from[32];
-        if (!id_text(cJSON_GetObjectItemCaseSensitive(
-                         cJSON_GetObjectItemCaseSensitive(r, "from"), "id"),
-                     from))
+        if (!id_text(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "from"), "id"),
+                from))
             continue;
         struct deal_work *w = NULL;
         for (size_t i = 0; i < n && !w; i++)
@@ -239,8 +239,8 @@ static void attach_associations(struct deal_work *ws, size_t n, const cJSON *res
             cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(to, "associationTypes"))
             {
                 const cJSON *type_id = cJSON_GetObjectItemCaseSensitive(t, "typeId");
-                if (cJSON_IsNumber(type_id) && type_id->valueint == HS_ASSOC_DEAL_TO_COMPANY_PRIMARY &&
-                    !w->company_id)
+                if (cJSON_IsNumber(type_id) &&
+                    type_id->valueint == HS_ASSOC_DEAL_TO_COMPANY_PRIMARY && !w->company_id)
                     w->company_id = xstrdup(to_id);
             }
         }
@@ -315,8 +315,7 @@ static enum err hs_owner_emails(struct sync_ctx *ctx, cJSON **out)
 
 /* {"Salesforce user id": "HubSpot owner id"} for the owners of the batch whose e-mail is an
  * active Salesforce user's: the mapping's owner_map. */
-static enum err owner_map_build(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
-                                cJSON **out)
+static enum err owner_map_build(struct sync_ctx *ctx, struct deal_work *ws, size_t n, cJSON **out)
 {
     cJSON *wanted = cJSON_CreateObject();
     cJSON *emails = NULL;
@@ -486,8 +485,8 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
 {
     cJSON *c = w->changes ? w->changes->child : NULL;
     int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
-    int64_t sf_mod = w->opp ? time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate"))
-                            : 0;
+    int64_t sf_mod =
+        w->opp ? time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate")) : 0;
     while (c) {
         cJSON *next = c->next;
         const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
@@ -498,15 +497,13 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         if (cJSON_IsNull(c) && is_required(c->string)) {
             buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
             drop = true;
-        } else if (w->has_link && p &&
-                   cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p) &&
+        } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p) &&
                    sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p),
                                         hv)) {
             buf_printf(&w->detail, "; %s holds dealsync's own write: not sent back", p);
             drop = true;
         } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p) &&
-                   sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p),
-                                        hv)) {
+                   sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p), hv)) {
             drop = true; /* unchanged in HubSpot since the last sync */
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
                    cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
@@ -632,8 +629,7 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
             continue;
         }
         cJSON *rec = cJSON_Duplicate(w->changes, true);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
-                                "Opportunity");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type", "Opportunity");
         cJSON_AddStringToObject(rec, ext, w->deal_id);
         cJSON_AddItemToArray(records, rec);
         order[k++] = w;
@@ -643,8 +639,7 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
     rc = sf_collection_upsert(ctx->sf, "Opportunity", ext, records, false, &saved, &saved_n);
     if (rc != ERR_OK) {
         for (size_t i = 0; i < k; i++)
-            settle(order[i], rc, false, "cannot upsert opportunity for deal %s",
-                   order[i]->deal_id);
+            settle(order[i], rc, false, "cannot upsert opportunity for deal %s", order[i]->deal_id);
         rc = ERR_OK;
         goto out;
     }
@@ -669,15 +664,14 @@ out:
 
 /* Copies the mapped fields of from (the properties or the opportunity) into a fresh object,
  * then overlays `over` (may be NULL). */
-static cJSON *snapshot(const struct sync_ctx *ctx, const cJSON *from, bool is_sf,
-                       const cJSON *over)
+static cJSON *snapshot(const struct sync_ctx *ctx, const cJSON *from, bool is_sf, const cJSON *over)
 {
     cJSON *s = cJSON_CreateObject();
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
         const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
         const char *name = is_sf ? f->sf_field : f->hs_property;
-        const cJSON *v = is_sf ? cJSON_GetObjectItem(from, name)
-                               : cJSON_GetObjectItemCaseSensitive(from, name);
+        const cJSON *v =
+            is_sf ? cJSON_GetObjectItem(from, name) : cJSON_GetObjectItemCaseSensitive(from, name);
         cJSON_AddItemToObject(s, name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
     }
     const cJSON *o;
@@ -751,8 +745,8 @@ static enum err stamp_deals(struct sync_ctx *ctx, struct deal_work *ws, size_t n
                      LOG_STR("error", err_str(rc)));
             for (size_t i = 0; i < n; i++)
                 if (wrote[i])
-                    buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s",
-                               p, err_str(rc));
+                    buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
+                               err_str(rc));
             memset(wrote, 0, n * sizeof(*wrote));
             rc = ERR_OK;
         }
@@ -798,8 +792,7 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
                "deal %s is deleted in hubspot: opportunity %s kept, link forgotten", w->deal_id,
                l.sf_id);
     else
-        settle(w, ERR_OK, true, "deal %s is deleted in hubspot and was never synced",
-               w->deal_id);
+        settle(w, ERR_OK, true, "deal %s is deleted in hubspot and was never synced", w->deal_id);
     link_clear(&l);
 }
 
@@ -807,8 +800,8 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
 static enum err gate_pipeline(PGconn *db, struct deal_work *w)
 {
     const char *pipeline = str(w->props, "pipeline");
-    enum err rc = pipeline ? pipeline_map_find_by_hs(db, pipeline, &w->record_type_id)
-                           : ERR_NOT_FOUND;
+    enum err rc =
+        pipeline ? pipeline_map_find_by_hs(db, pipeline, &w->record_type_id) : ERR_NOT_FOUND;
     if (rc == ERR_NOT_FOUND) {
         struct link l = {0};
         bool linked = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;

@@ -185,8 +185,8 @@ static char *detail_of(struct h2s *t, const char *deal_id)
 static void assert_detail_has(struct h2s *t, const char *deal_id, const char *needle)
 {
     char *d = detail_of(t, deal_id);
-    ck_assert_msg(strstr(d, needle) != NULL, "outcome of deal %s is \"%s\", wanted \"%s\"",
-                  deal_id, d, needle);
+    ck_assert_msg(strstr(d, needle) != NULL, "outcome of deal %s is \"%s\", wanted \"%s\"", deal_id,
+                  d, needle);
     free(d);
 }
 
@@ -219,8 +219,9 @@ static void seed_pipeline(struct h2s *t)
     buf_printf(&b, "{\"label\":\"Salesforce - %s\",\"displayOrder\":1,\"stages\":[",
                t->record_type_id);
     for (int i = 0; i < STAGE_COUNT; i++)
-        buf_printf(&b, "%s{\"label\":\"%s\",\"displayOrder\":%d,\"metadata\":{\"probability\":"
-                       "\"%s\"%s}}",
+        buf_printf(&b,
+                   "%s{\"label\":\"%s\",\"displayOrder\":%d,\"metadata\":{\"probability\":"
+                   "\"%s\"%s}}",
                    i ? "," : "", stages[i], i, probabilities[i],
                    i >= 2 ? ",\"isClosed\":\"true\"" : "");
     buf_append_str(&b, "]}");
@@ -295,9 +296,9 @@ static char *synced_deal(struct h2s *t, const char *name, const char *amount)
 /* Dealsync wrote to the deal itself at most once (the opportunity id), so nothing bounced. */
 static void assert_no_bounce(struct h2s *t, long long mark)
 {
-    int deal_writes = e2e_count(&t->e, mark, "hubspot", "in", "POST",
-                                "/crm/v3/objects/deals/batch/update") +
-                      e2e_count(&t->e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals/");
+    int deal_writes =
+        e2e_count(&t->e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/update") +
+        e2e_count(&t->e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals/");
     ck_assert_int_le(deal_writes, 1);
     ck_assert_int_eq(e2e_events(&t->e, "pending") + e2e_events(&t->e, "running"), 0);
 }
@@ -316,12 +317,15 @@ START_TEST(deal_in_synced_pipeline_becomes_opportunity)
     cJSON_Delete(owner);
     char *bob = sf_id_where(&t, "User", "Email", "bob@dealsync.test");
     char *jane = sf_id_where(&t, "Contact", "Email", "jane@acme.test");
-    char *company = hs_create(&t, "companies", "{\"name\":\"Initech\",\"domain\":\"initech.test\","
-                                               "\"city\":\"Austin\"}");
-    char *c_jane = hs_create(&t, "contacts", "{\"email\":\"jane@acme.test\","
-                                             "\"firstname\":\"Jane\",\"lastname\":\"Doe\"}");
-    char *c_pat = hs_create(&t, "contacts", "{\"email\":\"pat@initech.test\","
-                                            "\"firstname\":\"Pat\",\"lastname\":\"Lee\"}");
+    char *company = hs_create(&t, "companies",
+                              "{\"name\":\"Initech\",\"domain\":\"initech.test\","
+                              "\"city\":\"Austin\"}");
+    char *c_jane = hs_create(&t, "contacts",
+                             "{\"email\":\"jane@acme.test\","
+                             "\"firstname\":\"Jane\",\"lastname\":\"Doe\"}");
+    char *c_pat = hs_create(&t, "contacts",
+                            "{\"email\":\"pat@initech.test\","
+                            "\"firstname\":\"Pat\",\"lastname\":\"Lee\"}");
     char *props = xasprintf("{\"dealname\":\"Initech expansion\",\"pipeline\":\"%s\","
                             "\"dealstage\":\"%s\",\"amount\":\"5000\",\"closedate\":"
                             "\"2026-12-31\",\"hubspot_owner_id\":\"%s\"}",
@@ -381,8 +385,9 @@ START_TEST(deal_in_other_pipeline_is_not_synced)
     struct h2s t;
     start(&t, "h2s_other", NULL);
     long long mark = e2e_mark(&t.e);
-    char *deal = hs_create(&t, "deals", "{\"dealname\":\"Elsewhere\",\"pipeline\":\"default\","
-                                        "\"dealstage\":\"appointmentscheduled\"}");
+    char *deal = hs_create(&t, "deals",
+                           "{\"dealname\":\"Elsewhere\",\"pipeline\":\"default\","
+                           "\"dealstage\":\"appointmentscheduled\"}");
     wait_idle(&t);
     ck_assert_int_eq(opportunities_of(&t, deal, NULL), 0);
     assert_detail_has(&t, deal, "not synced to salesforce");
@@ -426,8 +431,9 @@ START_TEST(contact_associated_then_removed)
     cJSON *opp = opportunity_of(&t, deal);
     const char *opp_id = sbtest_str(opp, "Id");
     ck_assert_int_eq(roles_of(&t, opp_id, NULL), 0);
-    char *contact = hs_create(&t, "contacts", "{\"email\":\"sam@example.test\","
-                                              "\"firstname\":\"Sam\",\"lastname\":\"Roe\"}");
+    char *contact = hs_create(&t, "contacts",
+                              "{\"email\":\"sam@example.test\","
+                              "\"firstname\":\"Sam\",\"lastname\":\"Roe\"}");
     long long mark = e2e_mark(&t.e);
     hs_associate(&t, "PUT", deal, "contacts", contact, 3);
     wait_idle(&t);
@@ -484,7 +490,8 @@ START_TEST(each_sync_rule)
     assert_detail_has(&t, deal, "CloseDate set to");
 
     /* Salesforce now holds a description: HubSpot may no longer overwrite it. */
-    char *opp_path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    char *opp_path =
+        xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
     sb_do(&t, "PATCH", opp_path, "{\"Description\":\"from salesforce\"}", 200);
     wait_idle(&t);
     long long mark = e2e_mark(&t.e);
@@ -515,7 +522,8 @@ START_TEST(simultaneous_change_most_recent_wins)
     start(&t, "h2s_conflict", NULL);
     char *deal = synced_deal(&t, "Contested deal", "5000");
     cJSON *opp = opportunity_of(&t, deal);
-    char *opp_path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    char *opp_path =
+        xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
     char *backdate = xasprintf("%s/backdate", opp_path);
     long long mark = e2e_mark(&t.e);
     /* Both sides change the amount; Salesforce's change is the older one (backdated a minute,
@@ -528,8 +536,9 @@ START_TEST(simultaneous_change_most_recent_wins)
     ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(after, "Amount")->valuedouble, 7000);
     cJSON *hs_deal = hs_object(&t, "deals", deal);
     ck_assert_str_eq(prop(hs_deal, "amount"), "7000");
-    assert_detail_has(&t, deal, "conflict on Amount: hubspot value 7000 (changed later) written, "
-                                "salesforce value 6000 lost");
+    assert_detail_has(&t, deal,
+                      "conflict on Amount: hubspot value 7000 (changed later) written, "
+                      "salesforce value 6000 lost");
     assert_no_bounce(&t, mark);
     e2e_report_calls(&t.e, "h2s: both sides changed, hubspot later", mark);
     cJSON_Delete(hs_deal);
@@ -554,8 +563,9 @@ START_TEST(simultaneous_change_most_recent_wins)
     wait_idle(&t);
     after = opportunity_of(&t, deal);
     ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(after, "Amount")->valuedouble, 9000);
-    assert_detail_has(&t, deal, "conflict on Amount: salesforce value 9000 (changed later) kept, "
-                                "hubspot value 8000 lost");
+    assert_detail_has(&t, deal,
+                      "conflict on Amount: salesforce value 9000 (changed later) kept, "
+                      "hubspot value 8000 lost");
     e2e_report_calls(&t.e, "h2s: both sides changed, salesforce later", mark);
     cJSON_Delete(hs_now);
     cJSON_Delete(after);
@@ -617,8 +627,7 @@ START_TEST(duplicate_and_out_of_order_webhooks)
         cJSON_Delete(hooks);
     }
     ck_assert_int_gt(duplicated, 0);
-    char *last = xasprintf("{\"amount\":\"%d\",\"dealstage\":\"%s\"}", ++amount,
-                           t.stage_ids[1]);
+    char *last = xasprintf("{\"amount\":\"%d\",\"dealstage\":\"%s\"}", ++amount, t.stage_ids[1]);
     hs_update(&t, "deals", deal, last);
     wait_idle(&t);
     /* Batches came twice and shuffled: still one opportunity, holding the deal's latest state,
@@ -650,8 +659,9 @@ START_TEST(limit_error_and_hubspot_5xx_mid_sync)
           "\"count\":1}]}",
           200);
     long long mark = e2e_mark(&t.e);
-    char *contact = hs_create(&t, "contacts", "{\"email\":\"kim@example.test\","
-                                              "\"lastname\":\"Kim\"}");
+    char *contact = hs_create(&t, "contacts",
+                              "{\"email\":\"kim@example.test\","
+                              "\"lastname\":\"Kim\"}");
     char *props = xasprintf("{\"dealname\":\"Faulty deal\",\"pipeline\":\"%s\",\"dealstage\":"
                             "\"%s\",\"amount\":\"42\"}",
                             t.pipeline_id, t.stage_ids[1]);
@@ -679,14 +689,14 @@ START_TEST(limit_error_and_hubspot_5xx_mid_sync)
 }
 END_TEST
 
-
 START_TEST(own_echo_is_not_sent_back)
 {
     struct h2s t;
     start(&t, "h2s_echo", NULL);
     char *deal = synced_deal(&t, "Echo deal", "5000");
     cJSON *opp = opportunity_of(&t, deal);
-    char *opp_path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    char *opp_path =
+        xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
     char *backdate = xasprintf("%s/backdate", opp_path);
     /* What the Salesforce-to-HubSpot direction does when the amount changes in Salesforce: it
      * records what it writes in hs_written, then writes the deal through the API. Meanwhile
@@ -694,9 +704,10 @@ START_TEST(own_echo_is_not_sent_back)
      * Salesforce, though HubSpot changed later by the clock. */
     sb_do(&t, "PATCH", opp_path, "{\"Amount\":6500}", 200);
     sb_do(&t, "POST", backdate, "{\"minutes\":1}", 200);
-    char *sql = xasprintf("UPDATE record_link SET hs_written = hs_written || '{\"amount\":\"6000\"}'"
-                          " WHERE kind = 'opportunity' AND hs_id = '%s'",
-                          deal);
+    char *sql =
+        xasprintf("UPDATE record_link SET hs_written = hs_written || '{\"amount\":\"6000\"}'"
+                  " WHERE kind = 'opportunity' AND hs_id = '%s'",
+                  deal);
     itest_db_exec(t.e.svc.db, sql);
     long long mark = e2e_mark(&t.e);
     char *path = xasprintf("/crm/v3/objects/deals/%s", deal);
@@ -737,7 +748,8 @@ START_TEST(refused_until_deal_id_field_exists)
     char *metrics = NULL;
     char *url = xasprintf("%s/metrics", t.e.svc.base);
     ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, &metrics, NULL), 200);
-    ck_assert_ptr_nonnull(strstr(metrics, "dealsync_deals_refused_total{reason=\"deal_id_field_missing\"}"));
+    ck_assert_ptr_nonnull(
+        strstr(metrics, "dealsync_deals_refused_total{reason=\"deal_id_field_missing\"}"));
 
     /* Once the permission is granted, the next change creates the field and the opportunity. */
     long long mark = e2e_mark(&t.e);
@@ -746,7 +758,8 @@ START_TEST(refused_until_deal_id_field_exists)
     wait_idle(&t);
     cJSON *opp = opportunity_of(&t, deal);
     ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(opp, "Amount")->valuedouble, 11);
-    ck_assert_int_eq(e2e_count(&t.e, mark, "salesforce", "in", "POST", API "/tooling/sobjects/CustomField"), 1);
+    ck_assert_int_eq(
+        e2e_count(&t.e, mark, "salesforce", "in", "POST", API "/tooling/sobjects/CustomField"), 1);
     e2e_report_calls(&t.e, "h2s: deal id field created once permitted", mark);
     cJSON_Delete(opp);
     free(url);

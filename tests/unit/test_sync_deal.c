@@ -16,7 +16,7 @@ static const struct {
     const char *b;
     bool same;
 } values[] = {
-    {"\"5000\"", "5000", true},          /* HubSpot text and Salesforce number */
+    {"\"5000\"", "5000", true}, /* HubSpot text and Salesforce number */
     {"\"5000\"", "5000.0", true},
     {"\"120000.50\"", "120000.5", true},
     {"\"5000\"", "5001", false},
