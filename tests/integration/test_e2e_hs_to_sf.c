@@ -770,6 +770,36 @@ START_TEST(refused_until_deal_id_field_exists)
 }
 END_TEST
 
+START_TEST(deal_without_salesforce_stage_is_refused)
+{
+    struct h2s t;
+    start(&t, "h2s_refused", NULL);
+    /* A stage added in HubSpot that maps to no Salesforce stage: StageName is required, so the
+     * opportunity is not created and the reason is recorded. */
+    char *path = xasprintf("/crm/v3/pipelines/deals/%s/stages", t.pipeline_id);
+    cJSON *stage = sb_json(&t, "POST", path,
+                           "{\"label\":\"Unmapped\",\"displayOrder\":9,"
+                           "\"metadata\":{\"probability\":\"0.5\"}}",
+                           201);
+    char *props = xasprintf("{\"dealname\":\"Odd stage\",\"pipeline\":\"%s\","
+                            "\"dealstage\":\"%s\"}",
+                            t.pipeline_id, sbtest_str(stage, "id"));
+    long long mark = e2e_mark(&t.e);
+    char *deal = hs_create(&t, "deals", props);
+    wait_idle(&t);
+    ck_assert_int_eq(opportunities_of(&t, deal, NULL), 0);
+    ck_assert_int_gt(dead_events(&t, deal), 0);
+    assert_detail_has(&t, deal, "has no salesforce stage");
+    ck_assert_int_eq(e2e_count(&t.e, mark, "salesforce", "in", "PATCH", NULL), 0);
+    e2e_report_calls(&t.e, "h2s: deal refused (stage without a salesforce stage)", mark);
+    free(deal);
+    free(props);
+    cJSON_Delete(stage);
+    free(path);
+    stop(&t);
+}
+END_TEST
+
 Suite *suite_e2e_hs_to_sf(void);
 Suite *suite_e2e_hs_to_sf(void)
 {
@@ -787,6 +817,7 @@ Suite *suite_e2e_hs_to_sf(void)
     tcase_add_test(tc, limit_error_and_hubspot_5xx_mid_sync);
     tcase_add_test(tc, own_echo_is_not_sent_back);
     tcase_add_test(tc, refused_until_deal_id_field_exists);
+    tcase_add_test(tc, deal_without_salesforce_stage_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
