@@ -285,6 +285,7 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
     mapped = mappings ? mapping_sf_field_list(mappings) : NULL;
     fields = name_list(sf_standard_fields, mapped);
 
+    /* EntityDefinitionId holds a standard object's API name (reference salesforce.md 5.1). */
     rc = sf_tooling_query(sf,
                           "SELECT Id, Name FROM WorkflowOutboundMessage "
                           "WHERE EntityDefinitionId = 'Opportunity'",
