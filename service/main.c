@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "register.h"
 #include "sf_setup.h"
 #include "sync.h"
 #include "sync_state.h"
@@ -35,6 +36,9 @@ static const char usage[] =
     "  serve     receive Salesforce and HubSpot webhooks and run the sync workers\n"
     "  worker    run the sync workers only (scale out beside serve)\n"
     "  migrate   apply pending database migrations and exit\n"
+    "  register [salesforce|hubspot]\n"
+    "            register the webhook endpoints (PUBLIC_BASE_URL) in both CRMs, or one;\n"
+    "            safe to repeat: what exists is reused\n"
     "  settings  show the operator switches\n"
     "  settings sync-deals on|off\n"
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
@@ -139,6 +143,22 @@ static int run_settings(const struct config *cfg, int argc, char **argv)
     return status;
 }
 
+/* `dealsync register [salesforce|hubspot]`. */
+static int run_register(const struct config *cfg, int argc, char **argv)
+{
+    unsigned targets = REGISTER_ALL;
+    if (argc == 3 && strcmp(argv[2], "salesforce") == 0) {
+        targets = REGISTER_SALESFORCE;
+    } else if (argc == 3 && strcmp(argv[2], "hubspot") == 0) {
+        targets = REGISTER_HUBSPOT;
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: dealsync register [salesforce|hubspot]\n");
+        return EX_USAGE;
+    }
+    enum err rc = register_run(cfg, targets);
+    return rc == ERR_OK ? 0 : rc == ERR_CONFIG ? EX_CONFIG : 1;
+}
+
 /* HubSpot-to-Salesforce set-up (issue 5): the Opportunity deal id field. A failure here is
  * logged and recorded; the deal handler checks again before writing opportunities. */
 static void setup_salesforce(const struct config *cfg, struct sync_shared *shared)
@@ -211,7 +231,8 @@ out:
 int main(int argc, char **argv)
 {
     bool is_settings = argc >= 2 && strcmp(argv[1], "settings") == 0;
-    if ((argc != 2 && !is_settings) || strcmp(argv[1], "--help") == 0 ||
+    bool is_register = argc >= 2 && strcmp(argv[1], "register") == 0;
+    if ((argc != 2 && !is_settings && !is_register) || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc == 2 ? stdout : stderr);
         return argc == 2 ? 0 : EX_USAGE;
@@ -226,7 +247,7 @@ int main(int argc, char **argv)
     bool is_serve = strcmp(cmd, "serve") == 0;
     bool is_worker = strcmp(cmd, "worker") == 0;
     bool is_migrate = strcmp(cmd, "migrate") == 0;
-    if (!is_serve && !is_worker && !is_migrate && !is_settings) {
+    if (!is_serve && !is_worker && !is_migrate && !is_settings && !is_register) {
         fprintf(stderr, "dealsync: unknown command '%s'\n\n%s", cmd, usage);
         return EX_USAGE;
     }
@@ -249,6 +270,7 @@ int main(int argc, char **argv)
 
     int status = is_migrate    ? run_migrate(&cfg)
                  : is_settings ? run_settings(&cfg, argc, argv)
+                 : is_register ? run_register(&cfg, argc, argv)
                                : run_service(&cfg, is_serve, &signals);
 
     xmlCleanupParser();
