@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "crm_match.h"
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
