@@ -48,6 +48,9 @@ void sf_client_free(struct sf_client *sf);
 enum err sf_authenticate(struct sf_client *sf) WARN_UNUSED;
 /* The instance URL from the last token answer (borrowed; NULL before the first token). */
 const char *sf_instance_url(const struct sf_client *sf);
+/* The id of the user the token acts as, from the token answer's identity URL (borrowed; NULL
+ * before the first token or when the answer had no identity URL). */
+const char *sf_user_id(const struct sf_client *sf);
 /* "api-usage=18/5000" from the last answer, or NULL (borrowed until the next call). */
 const char *sf_limit_info(const struct sf_client *sf);
 

@@ -57,3 +57,15 @@ awk -v b="$b" -v f="$f" -v h="$h" -v s="$s" -v e="$EVENTS" 'BEGIN {
 awk -v i="$rss_idle" -v a="$rss_after" -v m="$hwm_after" 'BEGIN {
   printf "memory: idle RSS %d KiB, after the run %d KiB (%.2fx idle), peak %d KiB (%.2fx idle)\n", i, a, a/i, m, m/i
 }'
+
+# Queue drain: dealsync's by-record claims against the textbook per-event queue (same run, same
+# database, a fresh table for each).
+QEVENTS=${QEVENTS:-20000}
+qurl="${url%/*}/bench_queue"
+/usr/lib/postgresql/15/bin/createdb -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
+for records in $(( QEVENTS / 10 )) "$QEVENTS"; do
+  echo
+  echo "queue drain: $QEVENTS events over $records records ($(( QEVENTS / records )) per record), 4 workers, no-op handler"
+  "$BUILD/bench-queue" "$qurl" "$QEVENTS" "$records" 4
+done
+

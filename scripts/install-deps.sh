@@ -8,7 +8,7 @@ PACKAGES=(
   libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libpq-dev libxml2-dev libssl-dev
   check
   postgresql-15 postgresql-client-15
-  curl
+  curl jq
 )
 
 missing=()

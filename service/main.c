@@ -19,7 +19,9 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "register.h"
 #include "setup.h"
+#include "sf_setup.h"
 #include "sync.h"
 #include "sync_state.h"
 #include "util.h"
@@ -35,6 +37,9 @@ static const char usage[] =
     "  serve     receive Salesforce and HubSpot webhooks and run the sync workers\n"
     "  worker    run the sync workers only (scale out beside serve)\n"
     "  migrate   apply pending database migrations and exit\n"
+    "  register [salesforce|hubspot]\n"
+    "            register the webhook endpoints (PUBLIC_BASE_URL) in both CRMs, or one;\n"
+    "            safe to repeat: what exists is reused\n"
     "  settings  show the operator switches\n"
     "  settings sync-deals on|off\n"
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
@@ -139,6 +144,40 @@ static int run_settings(const struct config *cfg, int argc, char **argv)
     return status;
 }
 
+/* `dealsync register [salesforce|hubspot]`. */
+static int run_register(const struct config *cfg, int argc, char **argv)
+{
+    unsigned targets = REGISTER_ALL;
+    if (argc == 3 && strcmp(argv[2], "salesforce") == 0) {
+        targets = REGISTER_SALESFORCE;
+    } else if (argc == 3 && strcmp(argv[2], "hubspot") == 0) {
+        targets = REGISTER_HUBSPOT;
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: dealsync register [salesforce|hubspot]\n");
+        return EX_USAGE;
+    }
+    enum err rc = register_run(cfg, targets);
+    return rc == ERR_OK ? 0 : rc == ERR_CONFIG ? EX_CONFIG : 1;
+}
+
+/* HubSpot-to-Salesforce set-up (issue 5): the Opportunity deal id field. A failure here is
+ * logged and recorded; the deal handler checks again before writing opportunities. */
+static void setup_salesforce(const struct config *cfg, struct sync_shared *shared)
+{
+    PGconn *db = NULL;
+    if (!config_has_salesforce_api(cfg) || db_open(cfg->database_url, &db) != ERR_OK)
+        return;
+    struct sync_ctx *ctx = sync_ctx_new(cfg, shared);
+    bool is_ready = false;
+    char *reason = NULL;
+    if (ctx->sf &&
+        sf_setup_deal_field(ctx->sf, db, cfg->sf_deal_id_field, &is_ready, &reason) != ERR_OK)
+        log_warn("cannot check the opportunity deal id field now; deal sync checks again");
+    free(reason);
+    sync_ctx_free(ctx);
+    PQfinish(db);
+}
+
 static int run_service(const struct config *cfg, bool serve_http, sigset_t *signals)
 {
     struct db_pool *pool = NULL;
@@ -154,6 +193,7 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
     if (cfg->worker_threads > 0 && setup_run(cfg, mappings) != ERR_OK)
         goto out;
     struct sync_shared shared = {cfg, mappings};
+    setup_salesforce(cfg, &shared);
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char *id = xasprintf("%s:%d", host, (int)getpid());
@@ -194,7 +234,8 @@ out:
 int main(int argc, char **argv)
 {
     bool is_settings = argc >= 2 && strcmp(argv[1], "settings") == 0;
-    if ((argc != 2 && !is_settings) || strcmp(argv[1], "--help") == 0 ||
+    bool is_register = argc >= 2 && strcmp(argv[1], "register") == 0;
+    if ((argc != 2 && !is_settings && !is_register) || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc == 2 ? stdout : stderr);
         return argc == 2 ? 0 : EX_USAGE;
@@ -209,7 +250,7 @@ int main(int argc, char **argv)
     bool is_serve = strcmp(cmd, "serve") == 0;
     bool is_worker = strcmp(cmd, "worker") == 0;
     bool is_migrate = strcmp(cmd, "migrate") == 0;
-    if (!is_serve && !is_worker && !is_migrate && !is_settings) {
+    if (!is_serve && !is_worker && !is_migrate && !is_settings && !is_register) {
         fprintf(stderr, "dealsync: unknown command '%s'\n\n%s", cmd, usage);
         return EX_USAGE;
     }
@@ -232,6 +273,7 @@ int main(int argc, char **argv)
 
     int status = is_migrate    ? run_migrate(&cfg)
                  : is_settings ? run_settings(&cfg, argc, argv)
+                 : is_register ? run_register(&cfg, argc, argv)
                                : run_service(&cfg, is_serve, &signals);
 
     xmlCleanupParser();

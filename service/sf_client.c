@@ -33,6 +33,7 @@ struct sf_client {
     EVP_PKEY *key;
     char *access_token;
     char *instance_url;
+    char *user_id; /* last segment of the token answer's identity URL */
     char *limit_info;
 };
 
@@ -126,6 +127,7 @@ void sf_client_free(struct sf_client *sf)
     EVP_PKEY_free(sf->key);
     free_secret(sf->access_token);
     free(sf->instance_url);
+    free(sf->user_id);
     free(sf->limit_info);
     free(sf);
 }
@@ -133,6 +135,11 @@ void sf_client_free(struct sf_client *sf)
 const char *sf_instance_url(const struct sf_client *sf)
 {
     return sf->instance_url;
+}
+
+const char *sf_user_id(const struct sf_client *sf)
+{
+    return sf->user_id;
 }
 
 const char *sf_limit_info(const struct sf_client *sf)
@@ -350,6 +357,11 @@ enum err sf_authenticate(struct sf_client *sf)
     free(sf->instance_url);
     sf->instance_url =
         xstrndup(instance, strlen(instance) - (instance[strlen(instance) - 1] == '/'));
+    /* The identity URL ends in /<org id>/<user id>: the user the token acts as. */
+    const char *identity = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "id"));
+    const char *slash = identity ? strrchr(identity, '/') : NULL;
+    free(sf->user_id);
+    sf->user_id = slash && slash[1] ? xstrdup(slash + 1) : NULL;
     if (is_set(rotated) && sf->flow == SF_AUTH_REFRESH_TOKEN) {
         free_secret(sf->refresh_token);
         sf->refresh_token = xstrdup(rotated);

@@ -1,15 +1,1004 @@
-/* sync_deal.c - placeholder until its issue lands: every record is dead-lettered with the
- * reason, so nothing is lost and the events can be requeued once the handler exists. */
+/* sync_deal.c - HubSpot deal events become Salesforce opportunities: current state read in
+ * batches, pipeline gate, field rules with echo and conflict checks, upsert on the deal id
+ * field, owner by e-mail, account and contact roles. Deleting a deal only forgets its link. */
 #include "sync_deal.h"
 
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "link.h"
+#include "log.h"
+#include "metrics.h"
+#include "sf_accounts.h"
+#include "sf_contacts.h"
+#include "sf_id.h"
+#include "sf_setup.h"
+#include "soql.h"
+#include "sync.h"
+#include "sync_state.h"
 #include "util.h"
 
-void sync_deals(void *ctx, PGconn *db, struct queue_record *records, size_t count)
+/* A deal without a close date gets one this many days after it was created (Salesforce
+ * requires CloseDate; HubSpot does not require closedate). Documented in the README. */
+#define DEFAULT_CLOSE_DAYS 30
+#define DAY_MS 86400000LL
+
+/* Everything known about one record of the batch while it is synced. */
+struct deal_work {
+    struct queue_record *rec;
+    const char *deal_id;
+    const cJSON *props; /* borrowed from the batch read */
+    char *record_type_id;
+    cJSON *stage_map;
+    struct link link;
+    bool has_link;
+    const cJSON *opp; /* borrowed from the opportunity query; NULL when none yet */
+    char *company_id; /* primary company, or NULL */
+    cJSON *contacts;  /* array of contact id strings */
+    cJSON *changes;   /* Salesforce fields to write */
+    char *opp_id;
+    bool is_created;
+    bool is_settled;
+    struct buf detail;
+};
+
+/* ---- Pure helpers ------------------------------------------------------------------------ */
+
+bool sync_deal_hubspot_wins(int64_t hs_modified_ms, int64_t sf_modified_ms)
 {
-    (void)ctx;
-    (void)db;
-    for (size_t i = 0; i < count; i++) {
-        records[i].result = ERR_UNSUPPORTED;
-        records[i].detail = xstrdup("this direction of the sync is not built yet");
+    return hs_modified_ms / 1000 > sf_modified_ms / 1000;
+}
+
+static bool is_blank(const cJSON *v)
+{
+    return !v || cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0');
+}
+
+static bool as_number(const cJSON *v, double *d)
+{
+    if (cJSON_IsNumber(v)) {
+        *d = v->valuedouble;
+        return true;
     }
+    char *end = NULL;
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+        return false;
+    *d = strtod(v->valuestring, &end);
+    return *end == '\0' && isfinite(*d);
+}
+
+static bool as_instant(const cJSON *v, int64_t *ms)
+{
+    const char *s = cJSON_GetStringValue(v);
+    if (!s)
+        return false;
+    if (util_parse_iso8601_ms(s, ms))
+        return true;
+    /* HubSpot also stores dates as epoch milliseconds. */
+    return strlen(s) >= 10 && util_parse_i64(s, ms);
+}
+
+bool sync_deal_same_value(const cJSON *a, const cJSON *b)
+{
+    double da, db;
+    int64_t ma, mb;
+    if (is_blank(a) || is_blank(b))
+        return is_blank(a) && is_blank(b);
+    if (cJSON_IsBool(a) || cJSON_IsBool(b)) {
+        const char *ta =
+            cJSON_IsBool(a) ? (cJSON_IsTrue(a) ? "true" : "false") : cJSON_GetStringValue(a);
+        const char *tb =
+            cJSON_IsBool(b) ? (cJSON_IsTrue(b) ? "true" : "false") : cJSON_GetStringValue(b);
+        return ta && tb && strcmp(ta, tb) == 0;
+    }
+    if (cJSON_IsString(a) && cJSON_IsString(b) && strcmp(a->valuestring, b->valuestring) == 0)
+        return true;
+    if (as_instant(a, &ma) && as_instant(b, &mb)) {
+        /* A date and the midnight it stands for are the same value. */
+        const char *sa = a->valuestring, *sb = b->valuestring;
+        if (strlen(sa) == 10 || strlen(sb) == 10)
+            return ma / DAY_MS == mb / DAY_MS;
+        return ma == mb;
+    }
+    if (as_number(a, &da) && as_number(b, &db))
+        return da == db;
+    return false;
+}
+
+static char *value_text(const cJSON *v)
+{
+    if (is_blank(v))
+        return xstrdup("(blank)");
+    if (cJSON_IsString(v))
+        return xstrdup(v->valuestring);
+    return cJSON_PrintUnformatted(v);
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* HubSpot sends ids as strings in objects and as numbers in associations. */
+static bool id_text(const cJSON *v, char out[32])
+{
+    if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) < 32) {
+        strcpy(out, v->valuestring);
+        return true;
+    }
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9.0e15) {
+        snprintf(out, 32, "%.0f", v->valuedouble);
+        return true;
+    }
+    return false;
+}
+
+/* ---- Outcomes ---------------------------------------------------------------------------- */
+
+static void settle(struct deal_work *w, enum err rc, bool is_skipped, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
+static void settle(struct deal_work *w, enum err rc, bool is_skipped, const char *fmt, ...)
+{
+    if (w->is_settled)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char head[1024];
+    vsnprintf(head, sizeof(head), fmt, ap);
+    va_end(ap);
+    w->is_settled = true;
+    w->rec->result = rc;
+    w->rec->is_skipped = is_skipped;
+    w->rec->detail = xasprintf("%s%s", head, w->detail.data ? w->detail.data : "");
+    metrics_inc("dealsync_deal_syncs_total",
+                rc != ERR_OK ? (err_is_transient(rc) ? "outcome=\"retry\"" : "outcome=\"failed\"")
+                : is_skipped ? "outcome=\"skipped\""
+                             : "outcome=\"synced\"",
+                1);
+}
+
+static void settle_all(struct deal_work *ws, size_t n, enum err rc, int retry_after_ms,
+                       const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i].is_settled)
+            continue;
+        ws[i].rec->retry_after_ms = retry_after_ms;
+        settle(&ws[i], rc, false, "%s: %s", what, err_str(rc));
+    }
+}
+
+static int hs_hint(const struct sync_ctx *ctx)
+{
+    int64_t ms = hs_retry_after_ms(ctx->hs);
+    return ms > 0 && ms < 86400000 ? (int)ms : 0;
+}
+
+/* ---- Reading HubSpot --------------------------------------------------------------------- */
+
+static char *deal_property_list(const struct sync_ctx *ctx)
+{
+    char *mapped = mapping_hs_property_list(ctx->mappings);
+    char *all = xasprintf("%s%spipeline,dealstage,dealname,closedate,createdate,"
+                          "hs_lastmodifieddate,%s",
+                          mapped, mapped[0] ? "," : "", ctx->cfg->hs_opportunity_id_property);
+    free(mapped);
+    return all;
+}
+
+/* Attaches each deal of the batch read to its work item; deals HubSpot did not return are
+ * deleted (archived) or never existed. */
+static void attach_deals(struct deal_work *ws, size_t n, const cJSON *results)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, results)
+    {
+        char id[32];
+        if (!id_text(cJSON_GetObjectItemCaseSensitive(d, "id"), id) ||
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "archived")))
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (!ws[i].is_settled && strcmp(ws[i].deal_id, id) == 0)
+                ws[i].props = cJSON_GetObjectItemCaseSensitive(d, "properties");
+    }
+}
+
+/* Primary company (type 5) or contacts of each deal from an association batch read. */
+static void attach_associations(struct deal_work *ws, size_t n, const cJSON *results,
+                                bool is_companies)
+{
+    const cJSON *r, *to;
+    cJSON_ArrayForEach(r, results)
+    {
+        char from[32];
+        if (!id_text(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "from"), "id"),
+                from))
+            continue;
+        struct deal_work *w = NULL;
+        for (size_t i = 0; i < n && !w; i++)
+            if (strcmp(ws[i].deal_id, from) == 0)
+                w = &ws[i];
+        if (!w)
+            continue;
+        cJSON_ArrayForEach(to, cJSON_GetObjectItemCaseSensitive(r, "to"))
+        {
+            char to_id[32];
+            if (!id_text(cJSON_GetObjectItemCaseSensitive(to, "toObjectId"), to_id))
+                continue;
+            if (!is_companies) {
+                cJSON_AddItemToArray(w->contacts, cJSON_CreateString(to_id));
+                continue;
+            }
+            const cJSON *t;
+            cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(to, "associationTypes"))
+            {
+                const cJSON *type_id = cJSON_GetObjectItemCaseSensitive(t, "typeId");
+                if (cJSON_IsNumber(type_id) &&
+                    type_id->valueint == HS_ASSOC_DEAL_TO_COMPANY_PRIMARY && !w->company_id)
+                    w->company_id = xstrdup(to_id);
+            }
+        }
+    }
+}
+
+static enum err read_associations(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
+                                  const char **ids, size_t n_ids)
+{
+    struct hs_batch_result res = {0};
+    enum err rc = hs_assoc_batch_read(ctx->hs, "deals", "companies", ids, n_ids, &res);
+    if (rc == ERR_OK)
+        attach_associations(ws, n, res.results, true);
+    hs_batch_result_clear(&res);
+    if (rc != ERR_OK)
+        return rc;
+    rc = hs_assoc_batch_read(ctx->hs, "deals", "contacts", ids, n_ids, &res);
+    if (rc == ERR_OK)
+        attach_associations(ws, n, res.results, false);
+    hs_batch_result_clear(&res);
+    return rc;
+}
+
+/* GET /crm/v3/owners (all pages): {"owner id": "e-mail"}. hs_client looks owners up by e-mail
+ * only; this direction needs the other way round, for every owner of the batch at once. */
+static enum err hs_owner_emails(struct sync_ctx *ctx, cJSON **out)
+{
+    cJSON *emails = cJSON_CreateObject();
+    char *after = NULL;
+    char *auth = xasprintf("Authorization: Bearer %s", ctx->cfg->hubspot_access_token);
+    const char *headers[] = {auth, "Accept: application/json", NULL};
+    enum err rc = ERR_OK;
+    for (int page = 0; page < 100; page++) {
+        struct http_response resp;
+        char *url = xasprintf("%s/crm/v3/owners?limit=100%s%s", ctx->cfg->hubspot_api_base_url,
+                              after ? "&after=" : "", after ? after : "");
+        rc = http_client_request(ctx->http, "GET", url, headers, NULL, &resp);
+        free(url);
+        free(after);
+        after = NULL;
+        cJSON *json = rc == ERR_OK ? cJSON_Parse(resp.body) : NULL;
+        http_response_clear(&resp);
+        if (rc == ERR_OK && !json)
+            rc = ERR_UPSTREAM;
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(json, "results"))
+        {
+            char id[32];
+            if (id_text(cJSON_GetObjectItemCaseSensitive(o, "id"), id) && str(o, "email"))
+                cJSON_AddStringToObject(emails, id, str(o, "email"));
+        }
+        const char *next = str(cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(json, "paging"), "next"),
+                               "after");
+        if (next)
+            after = http_url_encode(next);
+        cJSON_Delete(json);
+        if (rc != ERR_OK || !after)
+            break;
+    }
+    free(after);
+    free(auth);
+    if (rc == ERR_OK) {
+        *out = emails;
+        emails = NULL;
+    } else {
+        log_warn("cannot list hubspot owners", LOG_STR("error", err_str(rc)));
+    }
+    cJSON_Delete(emails);
+    return rc;
+}
+
+/* {"Salesforce user id": "HubSpot owner id"} for the owners of the batch whose e-mail is an
+ * active Salesforce user's: the mapping's owner_map. */
+static enum err owner_map_build(struct sync_ctx *ctx, struct deal_work *ws, size_t n, cJSON **out)
+{
+    cJSON *wanted = cJSON_CreateObject();
+    cJSON *emails = NULL;
+    cJSON *want_emails = cJSON_CreateArray();
+    cJSON *users = NULL;
+    cJSON *map = cJSON_CreateObject();
+    const cJSON *e, *u;
+    enum err rc = ERR_OK;
+    struct buf q;
+    buf_init(&q, 0);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *owner = ws[i].is_settled ? NULL : str(ws[i].props, "hubspot_owner_id");
+        if (owner && owner[0] && !cJSON_GetObjectItemCaseSensitive(wanted, owner))
+            cJSON_AddTrueToObject(wanted, owner);
+    }
+    if (cJSON_GetArraySize(wanted) == 0)
+        goto done;
+    rc = hs_owner_emails(ctx, &emails);
+    if (rc != ERR_OK)
+        goto out;
+    cJSON_ArrayForEach(e, emails) if (cJSON_GetObjectItemCaseSensitive(wanted, e->string))
+        cJSON_AddItemToArray(want_emails, cJSON_CreateString(e->valuestring));
+    buf_append_str(&q, "SELECT Id, Email FROM User WHERE IsActive = true AND Email IN ");
+    if (soql_append_in(&q, want_emails) == 0)
+        goto done;
+    rc = sf_query(ctx->sf, q.data, &users);
+    if (rc != ERR_OK)
+        goto out;
+    cJSON_ArrayForEach(e, emails)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(wanted, e->string))
+            continue;
+        cJSON_ArrayForEach(u, users)
+        {
+            const char *mail = str(u, "Email");
+            char id18[19];
+            if (mail && strcasecmp(mail, e->valuestring) == 0 && sf_id_to18(str(u, "Id"), id18) &&
+                !cJSON_GetObjectItemCaseSensitive(map, id18)) {
+                cJSON_AddStringToObject(map, id18, e->string);
+                break;
+            }
+        }
+    }
+done:
+    *out = map;
+    map = NULL;
+out:
+    cJSON_Delete(map);
+    cJSON_Delete(users);
+    cJSON_Delete(want_emails);
+    cJSON_Delete(emails);
+    cJSON_Delete(wanted);
+    buf_clear(&q);
+    return rc;
+}
+
+/* ---- Reading Salesforce ------------------------------------------------------------------ */
+
+static void add_field(struct buf *b, cJSON *seen, const char *f)
+{
+    if (cJSON_GetObjectItem(seen, f))
+        return;
+    cJSON_AddTrueToObject(seen, f);
+    buf_printf(b, "%s%s", cJSON_GetArraySize(seen) > 1 ? ", " : "", f);
+}
+
+/* One query for the opportunities of the batch: by the deal id field, and by the linked id for
+ * opportunities that do not carry it (yet). */
+static enum err read_opportunities(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
+                                   cJSON **rows)
+{
+    const char *ext = ctx->cfg->sf_deal_id_field;
+    cJSON *seen = cJSON_CreateObject();
+    cJSON *deal_ids = cJSON_CreateArray();
+    cJSON *opp_ids = cJSON_CreateArray();
+    bool has_record_types = false;
+    enum err rc = ERR_OK;
+    struct buf q;
+    buf_init(&q, 0);
+
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i].is_settled)
+            continue;
+        cJSON_AddItemToArray(deal_ids, cJSON_CreateString(ws[i].deal_id));
+        if (ws[i].has_link)
+            cJSON_AddItemToArray(opp_ids, cJSON_CreateString(ws[i].link.sf_id));
+        has_record_types |= ws[i].record_type_id[0] != '\0';
+    }
+    *rows = cJSON_CreateArray();
+    if (cJSON_GetArraySize(deal_ids) == 0)
+        goto out;
+    buf_append_str(&q, "SELECT ");
+    add_field(&q, seen, "Id");
+    for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
+        if (f->rule != MAPPING_RULE_NONE)
+            add_field(&q, seen, f->sf_field);
+    }
+    add_field(&q, seen, "AccountId");
+    add_field(&q, seen, "LastModifiedDate");
+    add_field(&q, seen, ext);
+    if (has_record_types)
+        add_field(&q, seen, "RecordTypeId");
+    buf_printf(&q, " FROM Opportunity WHERE %s IN ", ext);
+    soql_append_in(&q, deal_ids);
+    if (cJSON_GetArraySize(opp_ids) > 0) {
+        buf_append_str(&q, " OR Id IN ");
+        soql_append_in(&q, opp_ids);
+    }
+    cJSON_Delete(*rows);
+    *rows = NULL;
+    rc = sf_query(ctx->sf, q.data, rows);
+out:
+    cJSON_Delete(opp_ids);
+    cJSON_Delete(deal_ids);
+    cJSON_Delete(seen);
+    buf_clear(&q);
+    return rc;
+}
+
+static void attach_opportunities(const struct sync_ctx *ctx, struct deal_work *ws, size_t n,
+                                 const cJSON *rows)
+{
+    const cJSON *o;
+    cJSON_ArrayForEach(o, rows)
+    {
+        const char *deal = str(o, ctx->cfg->sf_deal_id_field);
+        for (size_t i = 0; i < n; i++) {
+            if (ws[i].is_settled)
+                continue;
+            if (deal && strcmp(deal, ws[i].deal_id) == 0)
+                ws[i].opp = o; /* the deal id field wins over the link */
+            else if (!ws[i].opp && ws[i].has_link && sf_id_equal(str(o, "Id"), ws[i].link.sf_id))
+                ws[i].opp = o;
+        }
+    }
+}
+
+/* ---- Deciding what to write -------------------------------------------------------------- */
+
+static const struct mapping_field *field_by_sf(const struct mapping_set *set, const char *sf)
+{
+    for (size_t i = 0; i < mapping_set_count(set); i++)
+        if (strcmp(mapping_set_field(set, i)->sf_field, sf) == 0)
+            return mapping_set_field(set, i);
+    return NULL;
+}
+
+static bool is_required(const char *sf_field)
+{
+    return strcmp(sf_field, "Name") == 0 || strcmp(sf_field, "StageName") == 0 ||
+           strcmp(sf_field, "CloseDate") == 0;
+}
+
+static int64_t time_of(const cJSON *v)
+{
+    int64_t ms = 0;
+    return as_instant(v, &ms) ? ms : 0;
+}
+
+/* Keeps from the mapped changes only what HubSpot changed itself and wins: drops dealsync's own
+ * echoes (the deal holds what dealsync wrote to it), values HubSpot did not change since the
+ * last sync (Salesforce did; the other direction carries them) and two-way conflicts that
+ * Salesforce's later change wins, recording the loser. */
+static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
+{
+    cJSON *c = w->changes ? w->changes->child : NULL;
+    int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
+    int64_t sf_mod =
+        w->opp ? time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate")) : 0;
+    while (c) {
+        cJSON *next = c->next;
+        const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
+        const char *p = f ? f->hs_property : NULL;
+        const cJSON *hv = p ? cJSON_GetObjectItemCaseSensitive(w->props, p) : NULL;
+        const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, c->string) : NULL;
+        bool drop = false;
+        if (cJSON_IsNull(c) && is_required(c->string)) {
+            buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
+            drop = true;
+        } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p) &&
+                   sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p),
+                                        hv)) {
+            buf_printf(&w->detail, "; %s holds dealsync's own write: not sent back", p);
+            drop = true;
+        } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p) &&
+                   sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p), hv)) {
+            drop = true; /* unchanged in HubSpot since the last sync */
+        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
+                   cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
+                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv)) {
+            char *sf_text = value_text(sv);
+            char *hs_text = value_text(hv);
+            if (sync_deal_hubspot_wins(hs_mod, sf_mod)) {
+                buf_printf(&w->detail,
+                           "; conflict on %s: hubspot value %s (changed later) written, "
+                           "salesforce value %s lost",
+                           c->string, hs_text, sf_text);
+            } else {
+                buf_printf(&w->detail,
+                           "; conflict on %s: salesforce value %s (changed later) kept, "
+                           "hubspot value %s lost",
+                           c->string, sf_text, hs_text);
+                drop = true;
+            }
+            free(hs_text);
+            free(sf_text);
+        }
+        if (drop)
+            cJSON_Delete(cJSON_DetachItemViaPointer(w->changes, c));
+        c = next;
+    }
+}
+
+/* Required fields a new opportunity lacks: a default where one is documented, else false with
+ * the reason in *why. */
+static bool complete_for_create(struct deal_work *w, const char **why)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(w->changes, "StageName")) {
+        *why = "the deal's stage has no salesforce stage in its pipeline's record type";
+        return false;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(w->changes, "Name")) {
+        *why = "the deal has no name";
+        return false;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(w->changes, "CloseDate")) {
+        int64_t created = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "createdate"));
+        char date[UTIL_ISO8601_LEN];
+        util_format_date((created ? created : util_now_ms()) + DEFAULT_CLOSE_DAYS * DAY_MS, date);
+        cJSON_AddStringToObject(w->changes, "CloseDate", date);
+        buf_printf(&w->detail, "; no close date: CloseDate set to %s (created + %d days)", date,
+                   DEFAULT_CLOSE_DAYS);
+    }
+    return true;
+}
+
+static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *owner_map,
+                       const cJSON *accounts, const cJSON *account_reasons)
+{
+    struct mapping_context mctx = {0};
+    struct mapping_result res = {0};
+    mctx.stage_map = w->stage_map;
+    mctx.owner_map = owner_map;
+    enum err rc = mapping_apply(ctx->mappings, &mctx, MAPPING_HS_TO_SF, w->opp, w->props, &res);
+    if (rc != ERR_OK) {
+        settle(w, rc, false, "cannot map deal %s", w->deal_id);
+        return ERR_OK;
+    }
+    w->changes = res.changes;
+    res.changes = NULL;
+    for (size_t i = 0; i < res.skip_count; i++)
+        buf_printf(&w->detail, "; %s not written: %s%s", res.skips[i].field, res.skips[i].reason,
+                   strcmp(res.skips[i].field, "hubspot_owner_id") == 0 ? " (owner left as is)"
+                                                                       : "");
+    mapping_result_clear(&res);
+    filter_changes(ctx, w);
+
+    const char *rt = w->record_type_id;
+    if (rt[0] && (!w->opp || !sf_id_equal(str(w->opp, "RecordTypeId"), rt)))
+        cJSON_AddStringToObject(w->changes, "RecordTypeId", rt);
+    const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
+    if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
+        cJSON_AddStringToObject(w->changes, "AccountId", account);
+    if (w->company_id && !account)
+        buf_printf(&w->detail, "; no account: %s",
+                   str(account_reasons, w->company_id) ? str(account_reasons, w->company_id)
+                                                       : "company not resolved");
+    if (!w->opp) {
+        const char *why = NULL;
+        if (!complete_for_create(w, &why))
+            settle(w, ERR_INVALID, false, "opportunity not created for deal %s: %s", w->deal_id,
+                   why);
+    }
+    return ERR_OK;
+}
+
+/* ---- Writing ----------------------------------------------------------------------------- */
+
+static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws, size_t n)
+{
+    const char *ext = ctx->cfg->sf_deal_id_field;
+    cJSON *records = cJSON_CreateArray();
+    struct deal_work **order = xcalloc(n + 1, sizeof(*order));
+    struct sf_save_result *saved = NULL;
+    size_t saved_n = 0, k = 0;
+    enum err rc = ERR_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled)
+            continue;
+        const char *held = w->opp ? str(w->opp, ext) : NULL;
+        bool needs_id = !held || strcmp(held, w->deal_id) != 0;
+        if (w->opp && cJSON_GetArraySize(w->changes) == 0 && !needs_id) {
+            w->opp_id = xstrdup(str(w->opp, "Id"));
+            continue;
+        }
+        if (w->opp && needs_id) {
+            /* Linked before the field carried the deal id: stamp it by record id. */
+            cJSON *rec = cJSON_Duplicate(w->changes, true);
+            cJSON_AddStringToObject(rec, ext, w->deal_id);
+            rc = sf_sobject_update(ctx->sf, "Opportunity", str(w->opp, "Id"), rec);
+            cJSON_Delete(rec);
+            if (rc != ERR_OK)
+                settle(w, rc, false, "cannot update opportunity %s", str(w->opp, "Id"));
+            else
+                w->opp_id = xstrdup(str(w->opp, "Id"));
+            rc = ERR_OK;
+            continue;
+        }
+        cJSON *rec = cJSON_Duplicate(w->changes, true);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type", "Opportunity");
+        cJSON_AddStringToObject(rec, ext, w->deal_id);
+        cJSON_AddItemToArray(records, rec);
+        order[k++] = w;
+    }
+    if (k == 0)
+        goto out;
+    rc = sf_collection_upsert(ctx->sf, "Opportunity", ext, records, false, &saved, &saved_n);
+    if (rc != ERR_OK) {
+        for (size_t i = 0; i < k; i++)
+            settle(order[i], rc, false, "cannot upsert opportunity for deal %s", order[i]->deal_id);
+        rc = ERR_OK;
+        goto out;
+    }
+    for (size_t i = 0; i < k && i < saved_n; i++) {
+        struct deal_work *w = order[i];
+        if (saved[i].is_success && saved[i].id) {
+            w->opp_id = xstrdup(saved[i].id);
+            w->is_created = saved[i].is_created;
+        } else {
+            settle(w, saved[i].err != ERR_OK ? saved[i].err : ERR_INVALID, false,
+                   "opportunity for deal %s refused by salesforce: %s %s", w->deal_id,
+                   saved[i].error_code ? saved[i].error_code : "",
+                   saved[i].message ? saved[i].message : "");
+        }
+    }
+out:
+    sf_save_results_free(saved, saved_n);
+    free(order);
+    cJSON_Delete(records);
+    return rc;
+}
+
+/* Copies the mapped fields of from (the properties or the opportunity) into a fresh object,
+ * then overlays `over` (may be NULL). */
+static cJSON *snapshot(const struct sync_ctx *ctx, const cJSON *from, bool is_sf, const cJSON *over)
+{
+    cJSON *s = cJSON_CreateObject();
+    for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
+        const char *name = is_sf ? f->sf_field : f->hs_property;
+        const cJSON *v =
+            is_sf ? cJSON_GetObjectItem(from, name) : cJSON_GetObjectItemCaseSensitive(from, name);
+        cJSON_AddItemToObject(s, name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+    }
+    const cJSON *o;
+    cJSON_ArrayForEach(o, over)
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(s, o->string);
+        cJSON_AddItemToObject(s, o->string, cJSON_Duplicate(o, true));
+    }
+    return s;
+}
+
+static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_work *w,
+                          bool wrote_opp_id)
+{
+    struct link l = {0};
+    l.kind = LINK_OPPORTUNITY;
+    l.sf_id = w->opp_id;
+    l.hs_id = (char *)w->deal_id;
+    /* sf_written: every field dealsync has written to the opportunity, as sent (REST JSON). */
+    l.sf_written = w->has_link ? cJSON_Duplicate(w->link.sf_written, true) : cJSON_CreateObject();
+    const cJSON *c;
+    cJSON_ArrayForEach(c, w->changes)
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(l.sf_written, c->string);
+        cJSON_AddItemToObject(l.sf_written, c->string, cJSON_Duplicate(c, true));
+    }
+    l.hs_written = w->has_link ? cJSON_Duplicate(w->link.hs_written, true) : cJSON_CreateObject();
+    if (wrote_opp_id) {
+        cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, ctx->cfg->hs_opportunity_id_property);
+        cJSON_AddStringToObject(l.hs_written, ctx->cfg->hs_opportunity_id_property, w->opp_id);
+    }
+    l.sf_seen = snapshot(ctx, w->opp, true, w->changes);
+    l.hs_seen = snapshot(ctx, w->props, false, NULL);
+    l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
+                           ? util_now_ms()
+                           : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));
+    l.hs_modified_ms = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
+    enum err rc = link_save(db, &l);
+    cJSON_Delete(l.sf_written);
+    cJSON_Delete(l.hs_written);
+    cJSON_Delete(l.sf_seen);
+    cJSON_Delete(l.hs_seen);
+    return rc;
+}
+
+/* Writes the opportunity ids onto the deals that do not hold them (one batch update), so the
+ * Salesforce-to-HubSpot direction finds the same deal. Returns which deals got it in *wrote. */
+static enum err stamp_deals(struct sync_ctx *ctx, struct deal_work *ws, size_t n, bool *wrote)
+{
+    const char *p = ctx->cfg->hs_opportunity_id_property;
+    cJSON *inputs = cJSON_CreateArray();
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        wrote[i] = false;
+        if (ws[i].is_settled || !ws[i].opp_id)
+            continue;
+        const char *held = str(ws[i].props, p);
+        if (held && sf_id_equal(held, ws[i].opp_id))
+            continue;
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "id", ws[i].deal_id);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "properties"), p, ws[i].opp_id);
+        cJSON_AddItemToArray(inputs, in);
+        wrote[i] = true;
+    }
+    if (cJSON_GetArraySize(inputs) > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_batch_update(ctx->hs, "deals", inputs, &res);
+        if (rc != ERR_OK && !err_is_transient(rc)) {
+            log_warn("cannot store opportunity ids on deals", LOG_STR("property", p),
+                     LOG_STR("error", err_str(rc)));
+            for (size_t i = 0; i < n; i++)
+                if (wrote[i])
+                    buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
+                               err_str(rc));
+            memset(wrote, 0, n * sizeof(*wrote));
+            rc = ERR_OK;
+        }
+        hs_batch_result_clear(&res);
+    }
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+static void describe_write(struct deal_work *w, struct buf *b)
+{
+    const cJSON *c;
+    size_t k = 0;
+    if (w->is_created) {
+        buf_printf(b, "created opportunity %s from deal %s", w->opp_id, w->deal_id);
+    } else if (cJSON_GetArraySize(w->changes) == 0) {
+        buf_printf(b, "opportunity %s already matches deal %s", w->opp_id, w->deal_id);
+        return;
+    } else {
+        buf_printf(b, "updated opportunity %s from deal %s", w->opp_id, w->deal_id);
+    }
+    cJSON_ArrayForEach(c, w->changes)
+    {
+        char *t = value_text(c);
+        buf_printf(b, "%s%s=%s", k++ ? ", " : ": ", c->string, t);
+        free(t);
+    }
+}
+
+/* ---- The handler ------------------------------------------------------------------------- */
+
+static void handle_deleted(PGconn *db, struct deal_work *w)
+{
+    struct link l = {0};
+    bool had = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
+    enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
+    if (rc == ERR_OK)
+        rc = sf_contacts_forget_deal(db, w->deal_id);
+    if (rc != ERR_OK)
+        settle(w, rc, false, "cannot forget deleted deal %s", w->deal_id);
+    else if (had)
+        settle(w, ERR_OK, false,
+               "deal %s is deleted in hubspot: opportunity %s kept, link forgotten", w->deal_id,
+               l.sf_id);
+    else
+        settle(w, ERR_OK, true, "deal %s is deleted in hubspot and was never synced", w->deal_id);
+    link_clear(&l);
+}
+
+/* Pipeline gate: only deals in a pipeline mapped to a record type sync. */
+static enum err gate_pipeline(PGconn *db, struct deal_work *w)
+{
+    const char *pipeline = str(w->props, "pipeline");
+    enum err rc =
+        pipeline ? pipeline_map_find_by_hs(db, pipeline, &w->record_type_id) : ERR_NOT_FOUND;
+    if (rc == ERR_NOT_FOUND) {
+        struct link l = {0};
+        bool linked = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
+        settle(w, ERR_OK, true, "deal %s is in pipeline %s, which is not synced to salesforce%s%s",
+               w->deal_id, pipeline ? pipeline : "(none)",
+               linked ? ": its opportunity is left as it is, " : "", linked ? l.sf_id : "");
+        link_clear(&l);
+        return ERR_OK;
+    }
+    if (rc != ERR_OK)
+        return rc;
+    rc = stage_map_load(db, w->record_type_id, &w->stage_map);
+    if (rc != ERR_OK)
+        return rc;
+    w->has_link = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &w->link) == ERR_OK;
+    return ERR_OK;
+}
+
+/* The deal id field must exist before any opportunity is written; the check is repeated while
+ * it does not (an operator may grant the permission meanwhile). */
+static enum err check_deal_field(struct sync_ctx *ctx, PGconn *db, char **reason)
+{
+    bool ready = false;
+    enum err rc = sf_setup_deal_field_state(db, &ready, reason);
+    if (rc != ERR_OK || ready)
+        return rc;
+    free(*reason);
+    *reason = NULL;
+    return sf_setup_deal_field(ctx->sf, db, ctx->cfg->sf_deal_id_field, &ready, reason);
+}
+
+static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, size_t n)
+{
+    struct hs_batch_result deals = {0};
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    cJSON *opps = NULL;
+    cJSON *owner_map = NULL;
+    cJSON *company_ids = cJSON_CreateArray();
+    cJSON *accounts = NULL;
+    cJSON *account_reasons = NULL;
+    bool *wrote = xcalloc(n + 1, sizeof(*wrote));
+    char *reason = NULL;
+    size_t n_ids = 0;
+    enum err rc;
+
+    for (size_t i = 0; i < n; i++)
+        if (!ws[i].is_settled)
+            ids[n_ids++] = ws[i].deal_id;
+    if (n_ids == 0)
+        goto out;
+    char *props = deal_property_list(ctx);
+    rc = hs_batch_read(ctx->hs, "deals", NULL, props, ids, n_ids, &deals);
+    free(props);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot read deals from hubspot");
+        goto out;
+    }
+    attach_deals(ws, n, deals.results);
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i].is_settled)
+            continue;
+        if (!ws[i].props) {
+            handle_deleted(db, &ws[i]);
+            continue;
+        }
+        rc = gate_pipeline(db, &ws[i]);
+        if (rc != ERR_OK)
+            settle(&ws[i], rc, false, "cannot read pipeline map");
+    }
+    n_ids = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!ws[i].is_settled)
+            ids[n_ids++] = ws[i].deal_id;
+    if (n_ids == 0)
+        goto out;
+    rc = check_deal_field(ctx, db, &reason);
+    if (rc != ERR_OK || reason) {
+        if (reason)
+            metrics_inc("dealsync_deals_refused_total", "reason=\"deal_id_field_missing\"",
+                        (long long)n_ids);
+        settle_all(ws, n, rc != ERR_OK ? rc : ERR_CONFIG, 0,
+                   reason ? reason : "cannot check the opportunity deal id field");
+        goto out;
+    }
+    rc = read_associations(ctx, ws, n, ids, n_ids);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot read deal associations from hubspot");
+        goto out;
+    }
+    rc = read_opportunities(ctx, ws, n, &opps);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, 0, "cannot read opportunities from salesforce");
+        goto out;
+    }
+    attach_opportunities(ctx, ws, n, opps);
+    for (size_t i = 0; i < n; i++)
+        if (!ws[i].is_settled && ws[i].company_id)
+            cJSON_AddItemToArray(company_ids, cJSON_CreateString(ws[i].company_id));
+    rc = sf_accounts_resolve(ctx, db, company_ids, &accounts, &account_reasons);
+    if (rc == ERR_OK)
+        rc = owner_map_build(ctx, ws, n, &owner_map);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot resolve accounts and owners");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!ws[i].is_settled)
+            (void)decide(ctx, &ws[i], owner_map, accounts, account_reasons);
+    rc = upsert_opportunities(ctx, ws, n);
+    if (rc == ERR_OK)
+        rc = stamp_deals(ctx, ws, n, wrote);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot store opportunity ids on deals");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled)
+            continue;
+        rc = save_link(ctx, db, w, wrote[i]);
+        if (rc != ERR_OK) {
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+            continue;
+        }
+        const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
+        if (!account && w->opp)
+            account = str(w->opp, "AccountId");
+        rc = sf_contacts_sync_roles(ctx, db, w->deal_id, w->opp_id, account, w->contacts,
+                                    &w->detail);
+        if (rc != ERR_OK) {
+            w->rec->retry_after_ms = hs_hint(ctx);
+            settle(w, rc, false, "opportunity %s written; contact roles failed", w->opp_id);
+            continue;
+        }
+        struct buf head;
+        buf_init(&head, 0);
+        describe_write(w, &head);
+        settle(w, ERR_OK, false, "%s", head.data);
+        log_info("deal synced to salesforce", LOG_STR("record_id", w->deal_id),
+                 LOG_STR("opportunity_id", w->opp_id), LOG_BOOL("created", w->is_created),
+                 LOG_I64("fields", cJSON_GetArraySize(w->changes)));
+        buf_clear(&head);
+    }
+out:
+    free(reason);
+    free(wrote);
+    cJSON_Delete(account_reasons);
+    cJSON_Delete(accounts);
+    cJSON_Delete(company_ids);
+    cJSON_Delete(owner_map);
+    cJSON_Delete(opps);
+    free(ids);
+    hs_batch_result_clear(&deals);
+}
+
+void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t count)
+{
+    struct sync_ctx *ctx = arg;
+    struct deal_work *ws = xcalloc(count + 1, sizeof(*ws));
+    bool on = false;
+    enum err rc;
+
+    for (size_t i = 0; i < count; i++) {
+        ws[i].rec = &records[i];
+        ws[i].deal_id = records[i].record_id;
+        ws[i].contacts = cJSON_CreateArray();
+        buf_init(&ws[i].detail, 64 * 1024);
+    }
+    if (!ctx->sf || !ctx->hs) {
+        settle_all(ws, count, ERR_CONFIG, 0,
+                   "the salesforce and hubspot apis must both be configured");
+        goto out;
+    }
+    rc = sync_deals_enabled(db, &on);
+    if (rc != ERR_OK) {
+        settle_all(ws, count, rc, 0, "cannot read the sync deals switch");
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        int64_t id;
+        if (!on)
+            settle(&ws[i], ERR_OK, true, "sync deals is off: deal %s not synced", ws[i].deal_id);
+        else if (!util_parse_i64(ws[i].deal_id, &id) || id <= 0)
+            settle(&ws[i], ERR_INVALID, false, "deal id %s is not a hubspot record id",
+                   ws[i].deal_id);
+    }
+    sync_batch(ctx, db, ws, count);
+out:
+    for (size_t i = 0; i < count; i++) {
+        free(ws[i].record_type_id);
+        cJSON_Delete(ws[i].stage_map);
+        if (ws[i].has_link)
+            link_clear(&ws[i].link);
+        free(ws[i].company_id);
+        cJSON_Delete(ws[i].contacts);
+        cJSON_Delete(ws[i].changes);
+        free(ws[i].opp_id);
+        buf_clear(&ws[i].detail);
+    }
+    free(ws);
 }

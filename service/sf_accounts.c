@@ -1,0 +1,151 @@
+/* sf_accounts.c - the Account an opportunity synced from a HubSpot deal belongs to. It never
+ * updates an existing Account from its company: company field sync is not part of issue 5. */
+#include "sf_accounts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_match.h"
+#include "link.h"
+#include "log.h"
+#include "sf_id.h"
+#include "util.h"
+
+/* Company property -> Account field, for accounts created from a company. */
+static const struct {
+    const char *hs;
+    const char *sf;
+} account_fields[] = {
+    {"name", "Name"},          {"website", "Website"},       {"phone", "Phone"},
+    {"industry", "Industry"},  {"address", "BillingStreet"}, {"city", "BillingCity"},
+    {"state", "BillingState"}, {"zip", "BillingPostalCode"}, {"country", "BillingCountry"},
+};
+#define ACCOUNT_FIELD_COUNT (sizeof(account_fields) / sizeof(account_fields[0]))
+
+static cJSON *account_from_company(const cJSON *company)
+{
+    cJSON *rec = cJSON_CreateObject();
+    cJSON *attrs = cJSON_AddObjectToObject(rec, "attributes");
+    cJSON_AddStringToObject(attrs, "type", "Account");
+    for (size_t i = 0; i < ACCOUNT_FIELD_COUNT; i++) {
+        const char *v = crm_match_prop(company, account_fields[i].hs);
+        if (!v && strcmp(account_fields[i].hs, "website") == 0)
+            v = crm_match_prop(company, "domain");
+        if (v)
+            cJSON_AddStringToObject(rec, account_fields[i].sf, v);
+    }
+    return rec;
+}
+
+enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
+                             cJSON **accounts, cJSON **reasons)
+{
+    struct hs_batch_result res = {0};
+    struct sf_save_result *saved = NULL;
+    size_t saved_n = 0;
+    cJSON *found = cJSON_CreateObject();
+    cJSON *why = cJSON_CreateObject();
+    cJSON *candidates = cJSON_CreateObject();
+    cJSON *existing = NULL;
+    cJSON *to_create = cJSON_CreateArray();
+    cJSON *create_for = cJSON_CreateArray();
+    const char **ids = NULL;
+    size_t n = 0;
+    const cJSON *c;
+    enum err rc = ERR_OK;
+
+    ids = xcalloc((size_t)cJSON_GetArraySize(company_ids) + 1, sizeof(*ids));
+    cJSON_ArrayForEach(c, company_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
+    if (n == 0)
+        goto done;
+    char *props = xasprintf("name,domain,website,phone,industry,address,city,state,zip,country,%s",
+                            ctx->cfg->hs_account_id_property);
+    rc = hs_batch_read(ctx->hs, "companies", NULL, props, ids, n, &res);
+    free(props);
+    if (rc != ERR_OK)
+        goto out;
+    cJSON_ArrayForEach(c, res.results)
+    {
+        const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+        const char *stored = crm_match_prop(c, ctx->cfg->hs_account_id_property);
+        char id18[19];
+        struct link l = {0};
+        if (!hs_id)
+            continue;
+        if (stored && sf_id_to18(stored, id18))
+            cJSON_AddStringToObject(candidates, hs_id, id18);
+        else if (link_find_by_hs(db, LINK_ACCOUNT, hs_id, &l) == ERR_OK)
+            cJSON_AddStringToObject(candidates, hs_id, l.sf_id);
+        link_clear(&l);
+    }
+    rc = crm_match_existing(ctx->sf, "Account", candidates, &existing);
+    if (rc != ERR_OK)
+        goto out;
+    cJSON_ArrayForEach(c, res.results)
+    {
+        const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+        const char *cand =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(candidates, hs_id));
+        if (!hs_id)
+            continue;
+        if (cand && cJSON_GetObjectItemCaseSensitive(existing, cand)) {
+            cJSON_AddStringToObject(found, hs_id, cand);
+        } else if (!ctx->cfg->company_sync) {
+            cJSON_AddStringToObject(why, hs_id, "company sync is off and no account is linked");
+        } else if (!crm_match_prop(c, "name")) {
+            cJSON_AddStringToObject(why, hs_id, "company has no name to create an account from");
+        } else {
+            cJSON_AddItemToArray(to_create, account_from_company(c));
+            cJSON_AddItemToArray(create_for, cJSON_CreateString(hs_id));
+        }
+    }
+    if (cJSON_GetArraySize(to_create) > 0) {
+        rc = sf_collection_create(ctx->sf, to_create, false, &saved, &saved_n);
+        if (rc != ERR_OK)
+            goto out;
+        for (size_t i = 0; i < saved_n; i++) {
+            const char *hs_id = cJSON_GetArrayItem(create_for, (int)i)->valuestring;
+            if (saved[i].is_success && saved[i].id) {
+                cJSON_AddStringToObject(found, hs_id, saved[i].id);
+                log_info("account created from company", LOG_STR("record_id", saved[i].id),
+                         LOG_STR("company_id", hs_id));
+            } else if (err_is_transient(saved[i].err)) {
+                rc = saved[i].err;
+                goto out;
+            } else {
+                char *r = xasprintf("account not created: %s %s",
+                                    saved[i].error_code ? saved[i].error_code : "",
+                                    saved[i].message ? saved[i].message : "");
+                cJSON_AddStringToObject(why, hs_id, r);
+                free(r);
+            }
+        }
+    }
+    rc = crm_match_stamp(ctx, db, "companies", LINK_ACCOUNT, ctx->cfg->hs_account_id_property,
+                         res.results, found);
+    if (rc != ERR_OK)
+        goto out;
+    cJSON_ArrayForEach(c, res.errors)
+    {
+        const cJSON *id;
+        cJSON_ArrayForEach(
+            id, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "context"),
+                                                 "ids")) if (cJSON_IsString(id))
+            cJSON_AddStringToObject(why, id->valuestring, "company not found in hubspot");
+    }
+done:
+    *accounts = found;
+    *reasons = why;
+    found = why = NULL;
+out:
+    free(ids);
+    sf_save_results_free(saved, saved_n);
+    cJSON_Delete(create_for);
+    cJSON_Delete(to_create);
+    cJSON_Delete(existing);
+    cJSON_Delete(candidates);
+    cJSON_Delete(why);
+    cJSON_Delete(found);
+    hs_batch_result_clear(&res);
+    return rc;
+}

@@ -1,0 +1,106 @@
+/* test_sync_deal.c - the pure decisions of HubSpot-to-Salesforce sync: which values are the
+ * same on both sides (echo and change detection), who wins a two-way conflict, SOQL literals
+ * and the deal id field name check. */
+#include <check.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "sf_setup.h"
+#include "soql.h"
+#include "sync_deal.h"
+#include "util.h"
+
+static const struct {
+    const char *a; /* JSON texts */
+    const char *b;
+    bool same;
+} values[] = {
+    {"\"5000\"", "5000", true}, /* HubSpot text and Salesforce number */
+    {"\"5000\"", "5000.0", true},
+    {"\"120000.50\"", "120000.5", true},
+    {"\"5000\"", "5001", false},
+    {"\"2026-12-31\"", "\"2026-12-31T00:00:00.000Z\"", true}, /* date and its midnight */
+    {"\"2026-12-31\"", "\"1798675200000\"", true},            /* HubSpot epoch ms */
+    {"\"2026-12-31\"", "\"2027-01-01\"", false},
+    {"\"2026-12-31T10:00:00.000Z\"", "\"2026-12-31T10:00:00.001Z\"", false},
+    {"null", "\"\"", true}, /* blanks */
+    {"null", "\"x\"", false},
+    {"\"Acme\"", "\"Acme\"", true},
+    {"\"Acme\"", "\"acme\"", false},
+    {"true", "\"true\"", true},
+    {"false", "\"true\"", false},
+};
+
+START_TEST(same_value_across_sides)
+{
+    cJSON *a = cJSON_Parse(values[_i].a);
+    cJSON *b = cJSON_Parse(values[_i].b);
+    ck_assert_msg(sync_deal_same_value(a, b) == values[_i].same, "%s vs %s", values[_i].a,
+                  values[_i].b);
+    ck_assert(sync_deal_same_value(b, a) == values[_i].same);
+    cJSON_Delete(b);
+    cJSON_Delete(a);
+}
+END_TEST
+
+START_TEST(absent_is_blank)
+{
+    cJSON *empty = cJSON_CreateString("");
+    ck_assert(sync_deal_same_value(NULL, empty));
+    ck_assert(sync_deal_same_value(NULL, NULL));
+    cJSON_Delete(empty);
+}
+END_TEST
+
+START_TEST(later_second_wins_and_a_tie_keeps_salesforce)
+{
+    ck_assert(sync_deal_hubspot_wins(10000, 9000));
+    ck_assert(!sync_deal_hubspot_wins(9000, 10000));
+    /* Salesforce keeps seconds: 10.900 in HubSpot and 10.000 in Salesforce is a tie. */
+    ck_assert(!sync_deal_hubspot_wins(10900, 10000));
+    ck_assert(!sync_deal_hubspot_wins(10000, 10000));
+}
+END_TEST
+
+START_TEST(soql_literals_are_escaped)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    soql_append_quoted(&b, "O'Brien \\ \"x\"\n");
+    ck_assert_str_eq(b.data, "'O\\'Brien \\\\ \\\"x\\\"\\n'");
+    buf_clear(&b);
+    buf_init(&b, 0);
+    cJSON *list = cJSON_Parse("[\"a\", 1, \"b'c\"]");
+    ck_assert_uint_eq(soql_append_in(&b, list), 2);
+    ck_assert_str_eq(b.data, "('a', 'b\\'c')");
+    cJSON_Delete(list);
+    buf_clear(&b);
+}
+END_TEST
+
+START_TEST(deal_id_field_must_be_a_custom_field)
+{
+    ck_assert(sf_setup_is_custom_field("HubSpot_Deal_Id__c"));
+    ck_assert(sf_setup_is_custom_field("Deal1__c"));
+    ck_assert(!sf_setup_is_custom_field("Name"));
+    ck_assert(!sf_setup_is_custom_field("Bad__Name__c"));
+    ck_assert(!sf_setup_is_custom_field("_x__c"));
+    ck_assert(!sf_setup_is_custom_field("x'; DROP__c"));
+    ck_assert(!sf_setup_is_custom_field(NULL));
+}
+END_TEST
+
+Suite *suite_sync_deal(void);
+Suite *suite_sync_deal(void)
+{
+    Suite *s = suite_create("sync_deal");
+    TCase *tc = tcase_create("pure");
+    tcase_add_loop_test(tc, same_value_across_sides, 0, sizeof(values) / sizeof(values[0]));
+    tcase_add_test(tc, absent_is_blank);
+    tcase_add_test(tc, later_second_wins_and_a_tie_keeps_salesforce);
+    tcase_add_test(tc, soql_literals_are_escaped);
+    tcase_add_test(tc, deal_id_field_must_be_a_custom_field);
+    suite_add_tcase(s, tc);
+    return s;
+}
