@@ -12,9 +12,10 @@
 
 /* Runs once in main before the workers start (own HTTP client; no threads). Does nothing when
  * either API is not configured. ERR_CONFIG (every problem logged) when the configuration
- * cannot work: a mapped field or property missing, the opportunity id property not unique, a
- * roll-up property read-only. Unreachable APIs are logged as warnings and return ERR_OK: the
- * webhook endpoints keep accepting events, and the handlers report what fails. */
+ * cannot work: a mapped field or property missing, a roll-up property read-only. An opportunity
+ * id property without unique values is logged as an error but does not stop the start. Unreachable
+ * APIs are logged as warnings and return ERR_OK: the webhook endpoints keep accepting events, and
+ * the handlers report what fails. */
 enum err setup_run(const struct config *cfg, const struct mapping_set *mappings) WARN_UNUSED;
 
 #endif

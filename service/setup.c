@@ -56,9 +56,11 @@ static enum err ensure_property(struct hs_client *hs, const struct prop_spec *s)
         return rc;
     const cJSON *mod = cJSON_GetObjectItemCaseSensitive(def, "modificationMetadata");
     if (s->is_unique && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "hasUniqueValue"))) {
-        log_error("hubspot property must have unique values",
+        /* Reported, not fatal: the HubSpot-to-Salesforce direction works without it; the
+         * opportunity handler's upserts on it fail, and its records say why. */
+        log_error("hubspot property must have unique values; salesforce to hubspot cannot "
+                  "upsert deals on it",
                   LOG_STR("object_type", s->object_type), LOG_STR("property", s->name));
-        rc = ERR_CONFIG;
     } else if (s->is_written &&
                (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mod, "readOnlyValue")) ||
                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(def, "readOnlyValue")) ||

@@ -32,9 +32,9 @@ struct opp {
     bool is_new;
     bool is_deleted;          /* Salesforce confirms the delete */
     bool is_reported_deleted; /* by a getDeleted event */
-    bool is_finished; /* result is set; later steps leave it alone */
-    cJSON *written;   /* the properties written to HubSpot */
-    cJSON *contacts;  /* {"sf contact id": "hs contact id"} after the sync */
+    bool is_finished;         /* result is set; later steps leave it alone */
+    cJSON *written;           /* the properties written to HubSpot */
+    cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     struct buf detail;
 };
 
@@ -262,8 +262,9 @@ static enum err confirm_deletes(struct sync_ctx *ctx, struct opp *opps, size_t n
         struct opp *o = &opps[i];
         if (o->is_finished || o->sf || !o->deal_id || o->is_deleted)
             continue;
-        note(o, "opportunity not found in salesforce but not deleted there (not visible to the "
-                "integration user?): hubspot deal %s kept",
+        note(o,
+             "opportunity not found in salesforce but not deleted there (not visible to the "
+             "integration user?): hubspot deal %s kept",
              o->deal_id);
         finish(o, ERR_OK, true);
     }
@@ -809,12 +810,22 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
         cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, e->string);
         cJSON_AddItemToObject(l.hs_written, e->string, cJSON_Duplicate(e, true));
     }
+    /* hs_seen: every mapped property as the deal holds it after this sync (null when unset),
+     * so the other direction can tell a HubSpot change from what was already there: a property
+     * left unset here (an owner with no match, say) is not a change to carry back. */
     const cJSON *props = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     cJSON_Delete(l.hs_seen);
-    l.hs_seen = props ? cJSON_Duplicate(props, true) : cJSON_CreateObject();
-    for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next) {
-        cJSON_DeleteItemFromObjectCaseSensitive(l.hs_seen, e->string);
-        cJSON_AddItemToObject(l.hs_seen, e->string, cJSON_Duplicate(e, true));
+    l.hs_seen = cJSON_CreateObject();
+    for (size_t i = 0; i <= mapping_set_count(ctx->mappings); i++) {
+        const char *name = i < mapping_set_count(ctx->mappings)
+                               ? mapping_set_field(ctx->mappings, i)->hs_property
+                               : "pipeline";
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o->written, name);
+        if (!v)
+            v = cJSON_GetObjectItemCaseSensitive(props, name);
+        if (!cJSON_GetObjectItemCaseSensitive(l.hs_seen, name))
+            cJSON_AddItemToObject(l.hs_seen, name,
+                                  v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
     }
     cJSON_Delete(l.sf_seen);
     l.sf_seen = cJSON_Duplicate(o->sf, true);
@@ -849,7 +860,6 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     rc = synced_deal_save(db, &d, cs, k);
     free(amount_text);
     free(cs);
-    (void)ctx;
     return rc;
 }
 
@@ -938,8 +948,7 @@ void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, si
         sync_slice(vctx, db, records + i, count - i < SLICE_MAX ? count - i : SLICE_MAX);
 }
 
-static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records,
-                       size_t count)
+static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records, size_t count)
 {
     struct opp *opps = xcalloc(count, sizeof(*opps));
     cJSON *sf_records = NULL;
