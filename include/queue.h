@@ -81,6 +81,13 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed) WARN_UNUSED;
 
+/* Puts dead events back to pending with their attempts reset, for an operator who fixed the
+ * cause (a missing field, a permission, a handler that now exists). ids (count n) selects
+ * events; n == 0 selects every dead event. *requeued receives how many moved; idle workers are
+ * notified. */
+enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n,
+                            long long *requeued) WARN_UNUSED;
+
 /* Deletes done events (and their outcome rows) finished more than retention_hours ago.
  * *deleted receives the number of events removed. */
 enum err queue_prune(PGconn *db, int retention_hours, long long *deleted) WARN_UNUSED;

@@ -27,6 +27,12 @@ struct sync_ctx {
     struct hs_client *hs;
 };
 
+/* A Salesforce client from the configuration (refresh-token flow, or JWT bearer when a username
+ * and key file are set without a refresh token). ERR_CONFIG when the API is not configured.
+ * hc is borrowed. On ERR_OK *out is freed with sf_client_free. */
+enum err sync_sf_client_new(const struct config *cfg, struct http_client *hc,
+                            struct sf_client **out) WARN_UNUSED;
+
 /* worker_ctx_new_fn / worker_ctx_free_fn: arg is the struct sync_shared. */
 void *sync_ctx_new(const struct config *cfg, void *arg);
 void sync_ctx_free(void *ctx);

@@ -13,7 +13,8 @@ port=$(( 20000 + RANDOM % 20000 ))
 while ! port_is_free "$port"; do port=$(( 20000 + RANDOM % 20000 )); done
 cleanup() {
   scripts/pg.sh stop "$tmp/pg" || true
-  rm -rf "$tmp"
+  # KEEP_TMP=1 keeps the processes' logs (dealsync, sandbox) for a look after a failure.
+  if [ "${KEEP_TMP:-}" = 1 ]; then echo "test: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 

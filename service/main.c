@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "queue.h"
 #include "register.h"
 #include "setup.h"
 #include "sf_setup.h"
@@ -43,6 +44,8 @@ static const char usage[] =
     "  settings  show the operator switches\n"
     "  settings sync-deals on|off\n"
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
+    "  requeue [EVENT_ID...]\n"
+    "            put dead-lettered events (all, or the ones named) back in the queue\n"
     "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
     "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
@@ -115,9 +118,38 @@ static int run_migrate(const struct config *cfg)
     return 0;
 }
 
-/* `dealsync settings [sync-deals on|off]`. */
-static int run_settings(const struct config *cfg, int argc, char **argv)
+/* `dealsync requeue [EVENT_ID...]`: after the cause of dead letters was fixed. */
+static int run_requeue(const struct config *cfg, int argc, char **argv, sigset_t *signals)
 {
+    (void)signals;
+    PGconn *db = NULL;
+    int64_t *ids = xcalloc((size_t)argc, sizeof(int64_t));
+    size_t n = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!util_parse_i64(argv[i], &ids[n]) || ids[n] <= 0) {
+            fprintf(stderr, "dealsync requeue: '%s' is not an event id\n", argv[i]);
+            free(ids);
+            return EX_USAGE;
+        }
+        n++;
+    }
+    int status = 1;
+    long long moved = 0;
+    if (run_migrate(cfg) == 0 && db_open(cfg->database_url, &db) == ERR_OK &&
+        queue_requeue_dead(db, ids, n, &moved) == ERR_OK) {
+        log_info("dead events requeued", LOG_I64("events", moved));
+        printf("requeued %lld dead event%s\n", moved, moved == 1 ? "" : "s");
+        status = 0;
+    }
+    PQfinish(db);
+    free(ids);
+    return status;
+}
+
+/* `dealsync settings [sync-deals on|off]`. */
+static int run_settings(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)signals;
     PGconn *db = NULL;
     int status = 1;
     if (run_migrate(cfg) != 0 || db_open(cfg->database_url, &db) != ERR_OK)
@@ -145,8 +177,9 @@ static int run_settings(const struct config *cfg, int argc, char **argv)
 }
 
 /* `dealsync register [salesforce|hubspot]`. */
-static int run_register(const struct config *cfg, int argc, char **argv)
+static int run_register(const struct config *cfg, int argc, char **argv, sigset_t *signals)
 {
+    (void)signals;
     unsigned targets = REGISTER_ALL;
     if (argc == 3 && strcmp(argv[2], "salesforce") == 0) {
         targets = REGISTER_SALESFORCE;
@@ -231,32 +264,68 @@ out:
     return status;
 }
 
+/* The subcommands: name, how many arguments after it, whether the webhook secrets are
+ * required, and what runs it (after config, logging and the libraries are set up). */
+struct command {
+    const char *name;
+    int min_args;
+    int max_args;
+    bool needs_webhooks;
+    int (*run)(const struct config *cfg, int argc, char **argv, sigset_t *signals);
+};
+
+static int cmd_serve(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)argc;
+    (void)argv;
+    return run_service(cfg, true, signals);
+}
+
+static int cmd_worker(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)argc;
+    (void)argv;
+    return run_service(cfg, false, signals);
+}
+
+static int cmd_migrate(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)argc;
+    (void)argv;
+    (void)signals;
+    return run_migrate(cfg);
+}
+
+static const struct command commands[] = {
+    {"serve", 0, 0, true, cmd_serve},          {"worker", 0, 0, false, cmd_worker},
+    {"migrate", 0, 0, false, cmd_migrate},     {"settings", 0, 2, false, run_settings},
+    {"requeue", 0, 1000, false, run_requeue},  {"register", 0, 1, false, run_register},
+};
+
 int main(int argc, char **argv)
 {
-    bool is_settings = argc >= 2 && strcmp(argv[1], "settings") == 0;
-    bool is_register = argc >= 2 && strcmp(argv[1], "register") == 0;
-    if ((argc != 2 && !is_settings && !is_register) || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc == 2 ? stdout : stderr);
         return argc == 2 ? 0 : EX_USAGE;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "healthcheck") == 0) {
+    if (strcmp(argv[1], "healthcheck") == 0 && argc == 2) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         int rc = run_healthcheck();
         curl_global_cleanup();
         return rc;
     }
-    bool is_serve = strcmp(cmd, "serve") == 0;
-    bool is_worker = strcmp(cmd, "worker") == 0;
-    bool is_migrate = strcmp(cmd, "migrate") == 0;
-    if (!is_serve && !is_worker && !is_migrate && !is_settings && !is_register) {
-        fprintf(stderr, "dealsync: unknown command '%s'\n\n%s", cmd, usage);
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (!cmd || argc - 2 < cmd->min_args || argc - 2 > cmd->max_args) {
+        fprintf(stderr, "dealsync: %s '%s'\n\n%s", cmd ? "wrong arguments for" : "unknown command",
+                argv[1], usage);
         return EX_USAGE;
     }
 
     struct config cfg;
-    if (config_load(&cfg, is_serve) != ERR_OK)
+    if (config_load(&cfg, cmd->needs_webhooks) != ERR_OK)
         return EX_CONFIG;
     enum log_level level = LOG_INFO;
     log_parse_level(cfg.log_level, &level);
@@ -271,10 +340,7 @@ int main(int argc, char **argv)
     sigset_t signals;
     block_signals(&signals);
 
-    int status = is_migrate    ? run_migrate(&cfg)
-                 : is_settings ? run_settings(&cfg, argc, argv)
-                 : is_register ? run_register(&cfg, argc, argv)
-                               : run_service(&cfg, is_serve, &signals);
+    int status = cmd->run(&cfg, argc, argv, &signals);
 
     xmlCleanupParser();
     curl_global_cleanup();

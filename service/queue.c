@@ -247,6 +247,33 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
     return rc;
 }
 
+enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long *requeued)
+{
+    struct buf list;
+    buf_init(&list, 0);
+    buf_append_str(&list, "{");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&list, "%s%lld", i ? "," : "", (long long)ids[i]);
+    buf_append_str(&list, "}");
+    const char *params[] = {n ? list.data : NULL};
+    PGresult *r = PQexecParams(
+        db,
+        "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = 0, last_error = NULL,"
+        "    finished_at = NULL, lease_owner = NULL"
+        "  WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
+        "  RETURNING source, object_type, record_id),"
+        " rec AS (UPDATE sync_record r SET not_before = now() FROM (SELECT DISTINCT * FROM ev) e"
+        "  WHERE (r.source, r.object_type, r.record_id) = (e.source, e.object_type, e.record_id))"
+        " SELECT (SELECT count(*) FROM ev), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')",
+        1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot requeue dead events");
+    if (rc == ERR_OK && requeued)
+        *requeued = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    buf_clear(&list);
+    return rc;
+}
+
 enum err queue_prune(PGconn *db, int retention_hours, long long *deleted)
 {
     char hours[16];

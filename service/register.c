@@ -149,22 +149,6 @@ static cJSON *name_list(const char *const *standard, char *mapped)
 
 /* ---- Salesforce ---------------------------------------------------------------------------- */
 
-static enum err sf_open(const struct config *cfg, struct http_client *hc, struct sf_client **out)
-{
-    bool jwt = cfg->salesforce_username && cfg->salesforce_private_key_file &&
-               !cfg->salesforce_refresh_token;
-    struct sf_client_options so = {0};
-    so.flow = jwt ? SF_AUTH_JWT_BEARER : SF_AUTH_REFRESH_TOKEN;
-    so.login_url = cfg->salesforce_login_url;
-    so.client_id = cfg->salesforce_client_id;
-    so.client_secret = cfg->salesforce_client_secret;
-    so.refresh_token = cfg->salesforce_refresh_token;
-    so.username = cfg->salesforce_username;
-    so.private_key_file = cfg->salesforce_private_key_file;
-    so.api_version = cfg->salesforce_api_version;
-    return sf_client_new(&so, hc, out);
-}
-
 /* The Username the outbound message is sent as: SALESFORCE_USERNAME, else the user the API
  * token acts as (the integration user). Caller frees. */
 static enum err sf_integration_user(const struct config *cfg, struct sf_client *sf, char **out)
@@ -277,7 +261,7 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
     char *public_endpoint = NULL;
     enum err rc;
 
-    rc = sf_open(cfg, hc, &sf);
+    rc = sync_sf_client_new(cfg, hc, &sf);
     if (rc != ERR_OK)
         goto out;
     endpoint = register_sf_endpoint(cfg);

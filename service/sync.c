@@ -9,6 +9,25 @@
 #include "log.h"
 #include "util.h"
 
+enum err sync_sf_client_new(const struct config *cfg, struct http_client *hc,
+                            struct sf_client **out)
+{
+    if (!config_has_salesforce_api(cfg))
+        return ERR_CONFIG;
+    bool jwt = cfg->salesforce_username && cfg->salesforce_private_key_file &&
+               !cfg->salesforce_refresh_token;
+    struct sf_client_options so = {0};
+    so.flow = jwt ? SF_AUTH_JWT_BEARER : SF_AUTH_REFRESH_TOKEN;
+    so.login_url = cfg->salesforce_login_url;
+    so.client_id = cfg->salesforce_client_id;
+    so.client_secret = cfg->salesforce_client_secret;
+    so.refresh_token = cfg->salesforce_refresh_token;
+    so.username = cfg->salesforce_username;
+    so.private_key_file = cfg->salesforce_private_key_file;
+    so.api_version = cfg->salesforce_api_version;
+    return sf_client_new(&so, hc, out);
+}
+
 void *sync_ctx_new(const struct config *cfg, void *arg)
 {
     const struct sync_shared *shared = arg;
@@ -19,21 +38,8 @@ void *sync_ctx_new(const struct config *cfg, void *arg)
     hopt.connect_timeout_ms = 10000;
     hopt.timeout_ms = cfg->http_timeout_ms;
     ctx->http = http_client_new(&hopt);
-    if (config_has_salesforce_api(cfg)) {
-        bool jwt = cfg->salesforce_username && cfg->salesforce_private_key_file &&
-                   !cfg->salesforce_refresh_token;
-        struct sf_client_options so = {0};
-        so.flow = jwt ? SF_AUTH_JWT_BEARER : SF_AUTH_REFRESH_TOKEN;
-        so.login_url = cfg->salesforce_login_url;
-        so.client_id = cfg->salesforce_client_id;
-        so.client_secret = cfg->salesforce_client_secret;
-        so.refresh_token = cfg->salesforce_refresh_token;
-        so.username = cfg->salesforce_username;
-        so.private_key_file = cfg->salesforce_private_key_file;
-        so.api_version = cfg->salesforce_api_version;
-        if (sf_client_new(&so, ctx->http, &ctx->sf) != ERR_OK)
-            ctx->sf = NULL;
-    }
+    if (config_has_salesforce_api(cfg) && sync_sf_client_new(cfg, ctx->http, &ctx->sf) != ERR_OK)
+        ctx->sf = NULL;
     if (config_has_hubspot_api(cfg)) {
         struct hs_client_options ho = {0};
         ho.base_url = cfg->hubspot_api_base_url;

@@ -280,6 +280,37 @@ START_TEST(prune_removes_only_old_done_events)
 }
 END_TEST
 
+START_TEST(dead_events_can_be_requeued)
+{
+    PGconn *db;
+    char *url = qtest_db("q_requeue", &db);
+    qtest_push(db, "hubspot", "a", "deal", "1", 1);
+    qtest_push(db, "hubspot", "b", "deal", "2", 1);
+    qtest_push(db, "hubspot", "c", "deal", "3", 1);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'dead', attempts = 10, last_error = 'x',"
+                      " finished_at = now() WHERE dedup_key IN ('a', 'b')");
+    itest_db_exec(db, "UPDATE sync_record SET not_before = now() + interval '1 hour'");
+    long long moved = 0;
+    int64_t id_a = itest_db_scalar(db, "SELECT id FROM sync_event WHERE dedup_key = 'a'");
+    ck_assert_int_eq(queue_requeue_dead(db, &id_a, 1, &moved), ERR_OK);
+    ck_assert_int_eq(moved, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'a'"
+                                         " AND status = 'pending' AND attempts = 0"
+                                         " AND last_error IS NULL"),
+                     1);
+    /* Its record is claimable at once, not after the old backoff. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id = '1'"
+                                         " AND not_before <= now()"),
+                     1);
+    ck_assert_int_eq(queue_requeue_dead(db, NULL, 0, &moved), ERR_OK);
+    ck_assert_int_eq(moved, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"),
+                     0);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -293,6 +324,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, expired_lease_is_taken_over_and_the_old_owner_changes_nothing);
     tcase_add_test(tc, concurrent_claimers_split_the_work);
     tcase_add_test(tc, prune_removes_only_old_done_events);
+    tcase_add_test(tc, dead_events_can_be_requeued);
     suite_add_tcase(s, tc);
     return s;
 }
