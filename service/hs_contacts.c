@@ -199,6 +199,53 @@ out:
     return rc;
 }
 
+/* Roll-up changes for each contact of `contacts` ([{id, properties}]) against the properties
+ * given there; contacts whose properties are updated in place with the changes. Returns the
+ * batch-update inputs (possibly empty); ERR_DB on failure. */
+static enum err rollup_inputs(PGconn *db, const struct config *cfg, cJSON *contacts,
+                              cJSON **inputs)
+{
+    cJSON *out = cJSON_CreateArray();
+    cJSON *r;
+    cJSON_ArrayForEach(r, contacts)
+    {
+        if (!str(r, "id"))
+            continue;
+        struct contact_rollup roll = {0};
+        enum err rc = contact_rollup_load(db, str(r, "id"), &roll);
+        if (rc != ERR_OK) {
+            cJSON_Delete(out);
+            return rc;
+        }
+        cJSON *props = cJSON_GetObjectItemCaseSensitive(r, "properties");
+        if (!props)
+            props = cJSON_AddObjectToObject(r, "properties");
+        cJSON *changes = contact_rollup_changes(cfg, &roll, props);
+        contact_rollup_clear(&roll);
+        if (cJSON_GetArraySize(changes) == 0) {
+            cJSON_Delete(changes);
+            continue;
+        }
+        for (const cJSON *c = changes->child; c; c = c->next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(props, c->string);
+            cJSON_AddItemToObject(props, c->string, cJSON_Duplicate(c, true));
+        }
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "id", str(r, "id"));
+        cJSON_AddItemToObject(in, "properties", changes);
+        cJSON_AddItemToArray(out, in);
+    }
+    *inputs = out;
+    return ERR_OK;
+}
+
+/* Roll-ups depend on every deal of a contact, and workers on different opportunities of the
+ * same contact may compute them at once from different moments of synced_deal. So after a
+ * write the roll-ups are computed again from the table: one computed before another worker's
+ * change committed differs, and is written again. Each round reads after the previous write,
+ * so the last write reflects the table as it now is. */
+#define ROLLUP_ROUNDS 3
+
 enum err hs_contacts_update_rollups(struct hs_client *hs, PGconn *db, const struct config *cfg,
                                     const cJSON *hs_ids, int *updated)
 {
@@ -213,36 +260,25 @@ enum err hs_contacts_update_rollups(struct hs_client *hs, PGconn *db, const stru
     cJSON_ArrayForEach(it, hs_ids) if (cJSON_IsString(it)) ids[k++] = it->valuestring;
     char *props = contact_rollup_property_list(cfg);
     struct hs_batch_result res = {0};
-    cJSON *inputs = cJSON_CreateArray();
-    struct hs_batch_result wres = {0};
+    int written = 0;
     enum err rc = hs_batch_read(hs, "contacts", NULL, props, ids, k, &res);
-    const cJSON *r;
-    cJSON_ArrayForEach(r, res.results)
-    {
-        if (rc != ERR_OK || !str(r, "id"))
+    for (int round = 0; rc == ERR_OK && round < ROLLUP_ROUNDS; round++) {
+        cJSON *inputs = NULL;
+        rc = rollup_inputs(db, cfg, res.results, &inputs);
+        if (rc == ERR_OK && cJSON_GetArraySize(inputs) == 0) {
+            cJSON_Delete(inputs);
             break;
-        struct contact_rollup roll = {0};
-        rc = contact_rollup_load(db, str(r, "id"), &roll);
-        if (rc != ERR_OK)
-            break;
-        cJSON *changes =
-            contact_rollup_changes(cfg, &roll, cJSON_GetObjectItemCaseSensitive(r, "properties"));
-        contact_rollup_clear(&roll);
-        if (cJSON_GetArraySize(changes) == 0) {
-            cJSON_Delete(changes);
-            continue;
         }
-        cJSON *in = cJSON_CreateObject();
-        cJSON_AddStringToObject(in, "id", str(r, "id"));
-        cJSON_AddItemToObject(in, "properties", changes);
-        cJSON_AddItemToArray(inputs, in);
+        struct hs_batch_result wres = {0};
+        if (rc == ERR_OK)
+            rc = hs_batch_update(hs, "contacts", inputs, &wres);
+        if (rc == ERR_OK)
+            written += cJSON_GetArraySize(wres.results);
+        hs_batch_result_clear(&wres);
+        cJSON_Delete(inputs);
     }
-    if (rc == ERR_OK && cJSON_GetArraySize(inputs) > 0)
-        rc = hs_batch_update(hs, "contacts", inputs, &wres);
     if (rc == ERR_OK)
-        *updated = cJSON_GetArraySize(wres.results);
-    hs_batch_result_clear(&wres);
-    cJSON_Delete(inputs);
+        *updated = written;
     hs_batch_result_clear(&res);
     free(props);
     free(ids);

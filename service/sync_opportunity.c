@@ -19,6 +19,7 @@
 #include "pipelines.h"
 #include "sf_id.h"
 #include "sync.h"
+#include "sync_deal.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -35,6 +36,8 @@ struct opp {
     bool is_finished;         /* result is set; later steps leave it alone */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
+    cJSON *deferred; /* two-way fields whose newer HubSpot value was kept, {"property":
+                      * "sf field"}: left for the other direction, so not marked as seen */
     struct buf detail;
 };
 
@@ -92,6 +95,7 @@ static const char *const base_fields[] = {
     "RecordTypeId",
     "AccountId",
     "CreatedDate",
+    "LastModifiedDate",
     "SystemModstamp",
     "IsClosed",
     "IsWon",
@@ -321,9 +325,20 @@ static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opp
 
 /* ---- One record: pipeline, fields ------------------------------------------------------------ */
 
-/* Two-way fields: the most recent change wins. A field whose Salesforce value is what dealsync
- * saw there at the last sync did not change in Salesforce since, so a different HubSpot value is
- * the newer one (the HubSpot-to-Salesforce direction carries it): it is not overwritten. */
+static int64_t sf_time(const cJSON *sf, const char *field)
+{
+    int64_t ms = -1;
+    const char *s = str(sf, field);
+    if (!s || !sf_datetime_parse(s, &ms))
+        return -1;
+    return ms;
+}
+
+/* Two-way fields: the most recent change wins, by the same rule as the other direction
+ * (sync_deal_hubspot_wins). A field whose Salesforce value is what dealsync saw there at the last
+ * sync did not change in Salesforce since, so a different HubSpot value is the newer one. When
+ * both sides changed it, the side whose record changed in the later second wins; a HubSpot win
+ * is left out here (the HubSpot-to-Salesforce direction carries it to Salesforce). */
 static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, struct opp *o,
                                           cJSON *changes)
 {
@@ -333,6 +348,12 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         return ERR_OK;
     if (rc != ERR_OK)
         return rc;
+    const cJSON *hs_props = cJSON_GetObjectItemCaseSensitive(o->deal, "properties");
+    int64_t hs_modified = -1;
+    const char *hs_mod_text = str(hs_props, "hs_lastmodifieddate");
+    if (!hs_mod_text || !util_parse_iso8601_ms(hs_mod_text, &hs_modified))
+        hs_modified = -1;
+    int64_t sf_modified = sf_time(o->sf, "LastModifiedDate");
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
         const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
         if (f->rule != MAPPING_RULE_TWO_WAY ||
@@ -340,15 +361,34 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
             continue;
         const cJSON *seen = cJSON_GetObjectItem(l.sf_seen, f->sf_field);
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
-        if (!seen || !now || !cJSON_Compare(seen, now, true))
+        const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
+        const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
+        bool sf_unchanged = seen && now && cJSON_Compare(seen, now, true);
+        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now);
+        bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
+                        sync_deal_hubspot_wins(hs_modified, sf_modified);
+        if (!sf_unchanged && !hs_newer) {
+            if (hs_changed && !sync_deal_same_value(hs_now, now))
+                note(o,
+                     "conflict on %s: salesforce value (changed later) written, hubspot value "
+                     "lost",
+                     f->hs_property);
             continue;
+        }
         cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
         if (strcmp(f->hs_property, "dealstage") == 0)
             cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
-        note(o,
-             "%s kept: changed in hubspot since the last sync, and two-way means the newest "
-             "value wins",
-             f->hs_property);
+        if (!o->deferred)
+            o->deferred = cJSON_CreateObject();
+        cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
+        if (sf_unchanged)
+            note(o,
+                 "%s kept: changed in hubspot since the last sync, and two-way means the newest "
+                 "value wins",
+                 f->hs_property);
+        else
+            note(o, "conflict on %s: hubspot value (changed later) kept, salesforce value lost",
+                 f->hs_property);
     }
     link_clear(&l);
     return ERR_OK;
@@ -776,15 +816,6 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
 
 /* ---- Remembering what was synced ------------------------------------------------------------- */
 
-static int64_t sf_time(const cJSON *sf, const char *field)
-{
-    int64_t ms = -1;
-    const char *s = str(sf, field);
-    if (!s || !sf_datetime_parse(s, &ms))
-        return -1;
-    return ms;
-}
-
 static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
 {
     struct link l = {0};
@@ -814,7 +845,8 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
      * so the other direction can tell a HubSpot change from what was already there: a property
      * left unset here (an owner with no match, say) is not a change to carry back. */
     const cJSON *props = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
-    cJSON_Delete(l.hs_seen);
+    cJSON *old_hs_seen = l.hs_seen;
+    cJSON *old_sf_seen = l.sf_seen;
     l.hs_seen = cJSON_CreateObject();
     for (size_t i = 0; i <= mapping_set_count(ctx->mappings); i++) {
         const char *name = i < mapping_set_count(ctx->mappings)
@@ -827,11 +859,23 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
             cJSON_AddItemToObject(l.hs_seen, name,
                                   v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
     }
-    cJSON_Delete(l.sf_seen);
     l.sf_seen = cJSON_Duplicate(o->sf, true);
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "attributes");
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Account");
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Owner");
+    /* A deferred field keeps what was seen before on both sides: the HubSpot-to-Salesforce
+     * direction must still see its HubSpot value as a change to carry over. */
+    for (const cJSON *e = o->deferred ? o->deferred->child : NULL; e; e = e->next) {
+        const cJSON *hs_old = cJSON_GetObjectItemCaseSensitive(old_hs_seen, e->string);
+        const cJSON *sf_old = cJSON_GetObjectItemCaseSensitive(old_sf_seen, e->valuestring);
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            l.hs_seen, e->string, hs_old ? cJSON_Duplicate(hs_old, true) : cJSON_CreateNull());
+        cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, e->valuestring);
+        if (sf_old)
+            cJSON_AddItemToObject(l.sf_seen, e->valuestring, cJSON_Duplicate(sf_old, true));
+    }
+    cJSON_Delete(old_hs_seen);
+    cJSON_Delete(old_sf_seen);
     int64_t modified = sf_time(o->sf, "SystemModstamp");
     if (modified > 0)
         l.sf_modified_ms = modified;
@@ -1005,7 +1049,8 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         goto failed;
 
     char *mapped = mapping_hs_property_list(ctx->mappings);
-    props = xasprintf("%s,pipeline,dealstage,%s", mapped, ctx->cfg->hs_opportunity_id_property);
+    props = xasprintf("%s,pipeline,dealstage,hs_lastmodifieddate,%s", mapped,
+                      ctx->cfg->hs_opportunity_id_property);
     free(mapped);
     step = "cannot read the deals from hubspot";
     rc = read_deals(ctx, opps, count, props, &deals);
@@ -1103,6 +1148,7 @@ out:
         free(o->deal_id);
         cJSON_Delete(o->written);
         cJSON_Delete(o->contacts);
+        cJSON_Delete(o->deferred);
     }
     cJSON_Delete(ow.emails);
     cJSON_Delete(ow.found);
