@@ -55,13 +55,14 @@ static char *salesforce_body(int req)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_append_str(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv="
-                       "\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/"
-                       "2001/XMLSchema-instance\"><soapenv:Body><notifications xmlns=\"http://soap."
-                       "sforce.com/2005/09/outbound\"><OrganizationId>00D7F00000107XsUAI"
-                       "</OrganizationId><ActionId>04k7F000000TVq5QAG</ActionId><SessionId "
-                       "xsi:nil=\"true\"/><EnterpriseUrl>https://x/c/47.0/00D7F00000107Xs"
-                       "</EnterpriseUrl><PartnerUrl>https://x/u/47.0/00D7F00000107Xs</PartnerUrl>");
+    buf_append_str(&b,
+                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv="
+                   "\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/"
+                   "2001/XMLSchema-instance\"><soapenv:Body><notifications xmlns=\"http://soap."
+                   "sforce.com/2005/09/outbound\"><OrganizationId>00D7F00000107XsUAI"
+                   "</OrganizationId><ActionId>04k7F000000TVq5QAG</ActionId><SessionId "
+                   "xsi:nil=\"true\"/><EnterpriseUrl>https://x/c/47.0/00D7F00000107Xs"
+                   "</EnterpriseUrl><PartnerUrl>https://x/u/47.0/00D7F00000107Xs</PartnerUrl>");
     for (int i = 0; i < per_request; i++) {
         long long id = (long long)req * per_request + i;
         buf_printf(&b,
@@ -155,8 +156,11 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: %s healthz|commit|hubspot|salesforce BASE_URL|DATABASE_URL REQUESTS THREADS "
-                        "EVENTS_PER_REQUEST\n", argv[0]);
+        fprintf(
+            stderr,
+            "usage: %s healthz|commit|hubspot|salesforce BASE_URL|DATABASE_URL REQUESTS THREADS "
+            "EVENTS_PER_REQUEST\n",
+            argv[0]);
         return 64;
     }
     mode = argv[1];

@@ -20,9 +20,9 @@ struct webhook_hs_request {
     const char *raw_uri; /* path and query exactly as on the request line */
     const char *body;
     size_t body_len;
-    const char *signature_v3; /* X-HubSpot-Signature-v3 or NULL */
-    const char *timestamp;    /* X-HubSpot-Request-Timestamp or NULL */
-    const char *signature;    /* X-HubSpot-Signature (v1/v2) or NULL */
+    const char *signature_v3;      /* X-HubSpot-Signature-v3 or NULL */
+    const char *timestamp;         /* X-HubSpot-Request-Timestamp or NULL */
+    const char *signature;         /* X-HubSpot-Signature (v1/v2) or NULL */
     const char *signature_version; /* X-HubSpot-Signature-Version or NULL */
 };
 
@@ -35,13 +35,14 @@ struct webhook_hs_verifier {
 
 /* ERR_OK when the request is signed with the client secret; ERR_AUTH otherwise with *why a
  * static reason (missing, stale timestamp, mismatch). Compares in constant time. */
-enum err webhook_hs_verify(const struct webhook_hs_verifier *v, const struct webhook_hs_request *req,
-                           int64_t now_ms, const char **why) WARN_UNUSED;
+enum err webhook_hs_verify(const struct webhook_hs_verifier *v,
+                           const struct webhook_hs_request *req, int64_t now_ms,
+                           const char **why) WARN_UNUSED;
 
 /* The v3 signature of method + uri + body + timestamp (uri already full and decoded).
  * Caller frees. */
-char *webhook_hs_sign_v3(const char *secret, const char *method, const char *uri,
-                         const char *body, size_t body_len, const char *timestamp);
+char *webhook_hs_sign_v3(const char *secret, const char *method, const char *uri, const char *body,
+                         size_t body_len, const char *timestamp);
 /* v1 (method and uri NULL) or v2: hex SHA-256 of secret + [method + uri +] body. Caller frees. */
 char *webhook_hs_sign_legacy(const char *secret, const char *method, const char *uri,
                              const char *body, size_t body_len);

@@ -17,8 +17,7 @@
  * reading each record's current state once for all its coalesced events. Sets result (and
  * detail, retry_after_ms, is_skipped) on every record. ctx is the worker's own context; db is
  * the worker's own connection (not in a transaction). */
-typedef void (*worker_handle_fn)(void *ctx, PGconn *db, struct queue_record *records,
-                                 size_t count);
+typedef void (*worker_handle_fn)(void *ctx, PGconn *db, struct queue_record *records, size_t count);
 
 /* Per-worker context: made in the worker thread before its first claim, freed when it stops.
  * Holds what must not be shared between threads (API clients, curl handles). */
@@ -49,8 +48,8 @@ struct worker_pool;
 /* Starts cfg->worker_threads workers; each opens its own connection, LISTENs for new events and
  * polls every cfg->poll_interval_ms as a fallback. cfg and ops are borrowed and must outlive
  * the pool. id identifies this process in leases ("host:pid"). On ERR_OK *out is the pool. */
-enum err worker_pool_start(const struct config *cfg, const struct worker_ops *ops,
-                           const char *id, struct worker_pool **out) WARN_UNUSED;
+enum err worker_pool_start(const struct config *cfg, const struct worker_ops *ops, const char *id,
+                           struct worker_pool **out) WARN_UNUSED;
 
 /* Asks every worker to stop, lets each finish the record in hand, releases the records of its
  * batch it did not start, joins and frees. NULL is a no-op. */

@@ -202,8 +202,7 @@ out:
 /* Roll-up changes for each contact of `contacts` ([{id, properties}]) against the properties
  * given there; contacts whose properties are updated in place with the changes. Returns the
  * batch-update inputs (possibly empty); ERR_DB on failure. */
-static enum err rollup_inputs(PGconn *db, const struct config *cfg, cJSON *contacts,
-                              cJSON **inputs)
+static enum err rollup_inputs(PGconn *db, const struct config *cfg, cJSON *contacts, cJSON **inputs)
 {
     cJSON *out = cJSON_CreateArray();
     cJSON *r;

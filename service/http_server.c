@@ -132,8 +132,7 @@ static void count_events(const char *source, size_t received, size_t stored)
     snprintf(labels, sizeof(labels), "source=\"%s\"", source);
     metrics_inc("dealsync_webhook_events_received_total", labels, (long long)received);
     metrics_inc("dealsync_webhook_events_stored_total", labels, (long long)stored);
-    metrics_inc("dealsync_webhook_events_duplicate_total", labels,
-                (long long)(received - stored));
+    metrics_inc("dealsync_webhook_events_duplicate_total", labels, (long long)(received - stored));
 }
 
 /* Borrows a connection and stores the events in one transaction. */
@@ -183,8 +182,8 @@ static struct reply handle_salesforce(struct http_request *req, struct MHD_Conne
     evs = xcalloc(msg.count, sizeof(*evs));
     for (size_t i = 0; i < msg.count; i++) {
         const struct webhook_sf_notification *n = &msg.notifications[i];
-        evs[i] = (struct queue_event_in){"salesforce",    n->notification_id, n->object_type,
-                                         n->record_id,    "outbound_message", n->occurred_at_ms,
+        evs[i] = (struct queue_event_in){"salesforce", n->notification_id, n->object_type,
+                                         n->record_id, "outbound_message", n->occurred_at_ms,
                                          n->payload};
     }
     size_t stored = 0;
@@ -239,8 +238,8 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
     }
     rc = webhook_hs_parse(body, req->body.len, util_now_ms(), &batch, &why);
     if (rc != ERR_OK) {
-        log_warn("hubspot webhook refused", LOG_I64("request_id", req->id),
-                 LOG_STR("reason", why), LOG_I64("bytes", (long long)req->body.len));
+        log_warn("hubspot webhook refused", LOG_I64("request_id", req->id), LOG_STR("reason", why),
+                 LOG_I64("bytes", (long long)req->body.len));
         count_rejected("hubspot", "malformed");
         reply = fail_reply(REPLY_JSON, rc, why);
         goto out;
@@ -250,8 +249,8 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
         evs = xcalloc(batch.count, sizeof(*evs));
         for (size_t i = 0; i < batch.count; i++) {
             const struct webhook_hs_event *e = &batch.events[i];
-            evs[i] = (struct queue_event_in){"hubspot",     e->dedup_key,  e->object_type,
-                                             e->record_id,  e->event_type, e->occurred_at_ms,
+            evs[i] = (struct queue_event_in){"hubspot",    e->dedup_key,  e->object_type,
+                                             e->record_id, e->event_type, e->occurred_at_ms,
                                              e->payload};
         }
         rc = store(req, evs, batch.count, &stored);
@@ -315,7 +314,8 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
     free(text);
     PGconn *db = NULL;
     struct queue_depth d;
-    bool up = db_pool_acquire(req->server->pool, 1000, &db) == ERR_OK && queue_depth(db, &d) == ERR_OK;
+    bool up =
+        db_pool_acquire(req->server->pool, 1000, &db) == ERR_OK && queue_depth(db, &d) == ERR_OK;
     db_pool_release(req->server->pool, db);
     buf_append_str(&b, "# HELP dealsync_queue_events Events in the queue by state.\n"
                        "# TYPE dealsync_queue_events gauge\n");
@@ -326,8 +326,9 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
                    "dealsync_queue_events{state=\"done\"} %lld\n"
                    "dealsync_queue_events{state=\"dead\"} %lld\n",
                    d.pending, d.running, d.done, d.dead);
-    buf_printf(&b, "# HELP dealsync_database_up Whether the database answered this scrape.\n"
-                   "# TYPE dealsync_database_up gauge\ndealsync_database_up %d\n",
+    buf_printf(&b,
+               "# HELP dealsync_database_up Whether the database answered this scrape.\n"
+               "# TYPE dealsync_database_up gauge\ndealsync_database_up %d\n",
                up ? 1 : 0);
     return (struct reply){ERR_OK, "text/plain; version=0.0.4", buf_steal(&b)};
 }
@@ -354,8 +355,8 @@ static enum MHD_Result send_reply(struct http_request *req, struct MHD_Connectio
 {
     unsigned status = status_for(r.rc);
     size_t len = r.body ? strlen(r.body) : 0;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, r.body ? r.body : (char *)"", r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, r.body ? r.body : (char *)"", r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type);
     char id[32];
     snprintf(id, sizeof(id), "%lld", req->id);
@@ -394,9 +395,8 @@ static const struct route *find_route(const struct http_server *s, const char *m
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -408,9 +408,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req->route = find_route(req->server, method, url, &path_known);
         if (!req->route) {
             enum err rc = path_known ? ERR_UNSUPPORTED : ERR_NOT_FOUND;
-            return send_reply(req, c,
-                              fail_reply(REPLY_JSON, rc,
-                                         path_known ? "method not allowed" : "no such endpoint"));
+            return send_reply(
+                req, c,
+                fail_reply(REPLY_JSON, rc, path_known ? "method not allowed" : "no such endpoint"));
         }
         size_t limit = body_limit(req->server, req->route);
         buf_init(&req->body, limit);
@@ -420,7 +420,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (cl && util_parse_i64(cl, &declared) && declared > (int64_t)limit) {
             req->is_too_large = true;
             count_rejected(req->route->kind == REPLY_SOAP ? "salesforce" : "hubspot", "too_large");
-            return send_reply(req, c, fail_reply(req->route->kind, ERR_TOO_LARGE, "body too large"));
+            return send_reply(req, c,
+                              fail_reply(req->route->kind, ERR_TOO_LARGE, "body too large"));
         }
         return MHD_YES;
     }
@@ -494,8 +495,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http server", LOG_STR("detail", text));
 }
 
-enum err http_server_start(const struct config *cfg, struct db_pool *pool,
-                           struct http_server **out)
+enum err http_server_start(const struct config *cfg, struct db_pool *pool, struct http_server **out)
 {
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->cfg = cfg;
@@ -524,12 +524,12 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool,
             return ERR_CONFIG;
         }
     }
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned)cfg->http_threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+                                 s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!s->daemon) {
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));

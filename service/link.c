@@ -9,8 +9,8 @@
 #include "util.h"
 
 #define LINK_COLUMNS                                                                               \
-    "kind, sf_id, hs_id, sf_written::text, hs_written::text, sf_seen::text, hs_seen::text,"       \
-    " coalesce((extract(epoch FROM sf_modified_at) * 1000)::bigint, 0),"                          \
+    "kind, sf_id, hs_id, sf_written::text, hs_written::text, sf_seen::text, hs_seen::text,"        \
+    " coalesce((extract(epoch FROM sf_modified_at) * 1000)::bigint, 0),"                           \
     " coalesce((extract(epoch FROM hs_modified_at) * 1000)::bigint, 0)"
 
 static cJSON *object_or_empty(const char *text)
@@ -49,14 +49,14 @@ static enum err find(PGconn *db, const char *sql, const char *kind, const char *
 
 enum err link_find_by_sf(PGconn *db, const char *kind, const char *sf_id, struct link *out)
 {
-    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND sf_id = $2",
-                kind, sf_id, out);
+    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND sf_id = $2", kind,
+                sf_id, out);
 }
 
 enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id, struct link *out)
 {
-    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND hs_id = $2",
-                kind, hs_id, out);
+    return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND hs_id = $2", kind,
+                hs_id, out);
 }
 
 static char *json_text(const cJSON *j)

@@ -251,7 +251,8 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
         sigwait(signals, &sig);
     log_info("stopping", LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));
     pthread_t watchdog;
-    if (pthread_create(&watchdog, NULL, shutdown_watchdog, (void *)&cfg->shutdown_grace_seconds) == 0)
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, (void *)&cfg->shutdown_grace_seconds) ==
+        0)
         pthread_detach(watchdog);
     status = 0;
 out:
@@ -297,9 +298,9 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv, sigset_t
 }
 
 static const struct command commands[] = {
-    {"serve", 0, 0, true, cmd_serve},          {"worker", 0, 0, false, cmd_worker},
-    {"migrate", 0, 0, false, cmd_migrate},     {"settings", 0, 2, false, run_settings},
-    {"requeue", 0, 1000, false, run_requeue},  {"register", 0, 1, false, run_register},
+    {"serve", 0, 0, true, cmd_serve},         {"worker", 0, 0, false, cmd_worker},
+    {"migrate", 0, 0, false, cmd_migrate},    {"settings", 0, 2, false, run_settings},
+    {"requeue", 0, 1000, false, run_requeue}, {"register", 0, 1, false, run_register},
 };
 
 int main(int argc, char **argv)

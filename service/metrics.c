@@ -10,7 +10,8 @@
 #include "util.h"
 
 /* Request durations: from 1 ms (an ack) to 5 s (HubSpot's timeout). */
-static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,   0.25,   0.5,   1,    2.5,   5};
 #define BUCKET_COUNT (sizeof(buckets) / sizeof(buckets[0]))
 
 struct series {

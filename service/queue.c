@@ -295,12 +295,11 @@ enum err queue_prune(PGconn *db, int retention_hours, long long *deleted)
 
 enum err queue_next_due_ms(PGconn *db, long long *ms)
 {
-    PGresult *r = PQexec(
-        db, "SELECT ceil(extract(epoch FROM min(greatest(r.not_before, coalesce("
-            "  r.lease_expires_at, r.not_before))) - now()) * 1000)::bigint"
-            " FROM sync_record r WHERE (r.source, r.object_type, r.record_id) IN ("
-            "  SELECT source, object_type, record_id FROM sync_event"
-            "  WHERE status IN ('pending', 'running'))");
+    PGresult *r = PQexec(db, "SELECT ceil(extract(epoch FROM min(greatest(r.not_before, coalesce("
+                             "  r.lease_expires_at, r.not_before))) - now()) * 1000)::bigint"
+                             " FROM sync_record r WHERE (r.source, r.object_type, r.record_id) IN ("
+                             "  SELECT source, object_type, record_id FROM sync_event"
+                             "  WHERE status IN ('pending', 'running'))");
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read next due time");
     if (rc == ERR_OK) {
         if (PQgetisnull(r, 0, 0)) {

@@ -36,8 +36,8 @@ struct opp {
     bool is_finished;         /* result is set; later steps leave it alone */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
-    cJSON *deferred; /* two-way fields whose newer HubSpot value was kept, {"property":
-                      * "sf field"}: left for the other direction, so not marked as seen */
+    cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
+                               * "sf field"}: left for the other direction, so not marked as seen */
     struct buf detail;
 };
 

@@ -10,8 +10,8 @@
 
 /* Runs sql with params; on success with rows, *first (may be NULL) receives a copy of the
  * first column of the first row, or stays NULL when there is no row. */
-static enum err run(PGconn *db, const char *sql, int n, const char *const *params,
-                    const char *what, char **first)
+static enum err run(PGconn *db, const char *sql, int n, const char *const *params, const char *what,
+                    char **first)
 {
     PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType want = PQresultStatus(r) == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
@@ -123,8 +123,8 @@ enum err pipeline_map_find_by_hs(PGconn *db, const char *hs_pipeline_id, char **
 enum err pipeline_map_count(PGconn *db, int *count)
 {
     char *v = NULL;
-    enum err rc = run(db, "SELECT count(*) FROM pipeline_map", 0, NULL,
-                      "cannot count pipelines", &v);
+    enum err rc =
+        run(db, "SELECT count(*) FROM pipeline_map", 0, NULL, "cannot count pipelines", &v);
     if (rc == ERR_OK)
         *count = v ? atoi(v) : 0;
     free(v);

@@ -15,9 +15,8 @@ char *webhook_hs_decode_uri(const char *uri)
     static const struct {
         const char *esc;
         char c;
-    } decoded[] = {{"3A", ':'}, {"2F", '/'}, {"3F", '?'}, {"40", '@'},
-                   {"21", '!'}, {"24", '$'}, {"27", '\''}, {"28", '('},
-                   {"29", ')'}, {"2A", '*'}, {"2C", ','}, {"3B", ';'}};
+    } decoded[] = {{"3A", ':'},  {"2F", '/'}, {"3F", '?'}, {"40", '@'}, {"21", '!'}, {"24", '$'},
+                   {"27", '\''}, {"28", '('}, {"29", ')'}, {"2A", '*'}, {"2C", ','}, {"3B", ';'}};
     size_t n = strlen(uri);
     char *out = xmalloc(n + 1);
     size_t o = 0;
@@ -41,8 +40,8 @@ char *webhook_hs_decode_uri(const char *uri)
     return out;
 }
 
-char *webhook_hs_sign_v3(const char *secret, const char *method, const char *uri,
-                         const char *body, size_t body_len, const char *timestamp)
+char *webhook_hs_sign_v3(const char *secret, const char *method, const char *uri, const char *body,
+                         size_t body_len, const char *timestamp)
 {
     struct buf msg;
     buf_init(&msg, 0);
@@ -85,8 +84,8 @@ static char *signed_uri(const char *base, const char *raw_uri)
     return uri;
 }
 
-enum err webhook_hs_verify(const struct webhook_hs_verifier *v, const struct webhook_hs_request *req,
-                           int64_t now_ms, const char **why)
+enum err webhook_hs_verify(const struct webhook_hs_verifier *v,
+                           const struct webhook_hs_request *req, int64_t now_ms, const char **why)
 {
     if (req->signature_v3) {
         int64_t ts;
@@ -196,8 +195,8 @@ enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
             goto fail;
         }
         char object_id[32];
-        bool has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_id,
-                                  sizeof(object_id));
+        bool has_object =
+            id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_id, sizeof(object_id));
         if (!has_object && strstr(type->valuestring, ".associationChange"))
             has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "fromObjectId"), object_id,
                                  sizeof(object_id));

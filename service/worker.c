@@ -105,7 +105,8 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         detail = fallback = xstrdup(err_str(r->result));
 
     size_t changed = 0;
-    enum err rc = queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
+    enum err rc =
+        queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
     static const char *const names[] = {"done", "retry", "dead"};
     const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
     if (rc != ERR_OK) {
@@ -115,14 +116,15 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
     } else {
-        enum log_level level = outcome == QUEUE_DEAD ? LOG_ERROR
+        enum log_level level = outcome == QUEUE_DEAD    ? LOG_ERROR
                                : outcome == QUEUE_RETRY ? LOG_WARN
                                                         : LOG_INFO;
         log_emit(level, outcome == QUEUE_DEAD ? "event buried" : "event handled",
                  LOG_STR("outcome", name), LOG_STR("source", r->source),
                  LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
                  LOG_I64("event_id", r->events[0].id), LOG_I64("events", (long long)r->event_count),
-                 LOG_I64("attempt", attempts), LOG_STR("error", r->result == ERR_OK ? NULL : err_name(r->result)),
+                 LOG_I64("attempt", attempts),
+                 LOG_STR("error", r->result == ERR_OK ? NULL : err_name(r->result)),
                  LOG_STR("detail", detail), LOG_I64("retry_in_ms", delay), LOG_END);
         char labels[96];
         snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"%s\"", r->source, name);

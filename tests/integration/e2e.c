@@ -19,8 +19,8 @@
 #define SB_HS_APP_ID "1160452"
 #define API_VERSION "v60.0"
 
-static const char *const deal_properties[] = {"dealname",  "amount",      "closedate",
-                                              "dealstage", "pipeline",    "dealtype",
+static const char *const deal_properties[] = {"dealname",    "amount",          "closedate",
+                                              "dealstage",   "pipeline",        "dealtype",
                                               "description", "hubspot_owner_id"};
 
 int e2e_sb(struct e2e *e, const char *method, const char *path, const char *body, cJSON **json)
@@ -70,8 +70,9 @@ static void register_outbound_message(struct e2e *e)
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     cJSON *answer = NULL;
-    int status = e2e_sb(e, "POST", "/services/data/" API_VERSION "/tooling/sobjects/WorkflowOutboundMessage",
-                        body, &answer);
+    int status =
+        e2e_sb(e, "POST", "/services/data/" API_VERSION "/tooling/sobjects/WorkflowOutboundMessage",
+               body, &answer);
     ck_assert_msg(status == 201, "outbound message registration: %d", status);
     cJSON_Delete(answer);
     free(body);
@@ -86,9 +87,9 @@ static void subscribe(struct e2e *e, const char *event_type, const char *propert
     cJSON_AddBoolToObject(req, "active", true);
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
-    int status = e2e_sb(e, "POST",
-                        "/webhooks/v3/" SB_HS_APP_ID "/subscriptions?hapikey=" SB_HS_DEV_KEY, body,
-                        NULL);
+    int status =
+        e2e_sb(e, "POST", "/webhooks/v3/" SB_HS_APP_ID "/subscriptions?hapikey=" SB_HS_DEV_KEY,
+               body, NULL);
     ck_assert_msg(status == 201, "subscription %s %s: %d", event_type, property ? property : "",
                   status);
     free(body);
@@ -123,9 +124,9 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
 {
     memset(e, 0, sizeof(*e));
     /* Fast delivery retries, so tests wait milliseconds where the real CRMs wait minutes. */
-    const char *defaults[] = {"--set", "sf_om_retry_first_ms=50", "--set", "sf_om_retry_cap_ms=500",
-                              "--set", "hubspot.webhook_backoff_ms=50", "--set",
-                              "hubspot.webhook_backoff_max_ms=500"};
+    const char *defaults[] = {
+        "--set", "sf_om_retry_first_ms=50",       "--set", "sf_om_retry_cap_ms=500",
+        "--set", "hubspot.webhook_backoff_ms=50", "--set", "hubspot.webhook_backoff_max_ms=500"};
     const char *args[40];
     int n = 0;
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
@@ -136,8 +137,7 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     sbtest_start(&e->sb, args);
 
     cJSON *org = NULL;
-    ck_assert_int_eq(sbtest_call(&e->sb, "GET", "/_sandbox/salesforce/org", NULL, NULL, &org,
-                                 NULL),
+    ck_assert_int_eq(sbtest_call(&e->sb, "GET", "/_sandbox/salesforce/org", NULL, NULL, &org, NULL),
                      200);
     e->org_id = xstrdup(sbtest_str(org, "organizationId"));
     cJSON_Delete(org);

@@ -22,8 +22,9 @@ int itest_free_port(void);
  */
 struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra_env,
                                const char *log_path, const char *ready_url);
-/* Sends sig (0: none, just wait), waits up to timeout_ms for exit; SIGKILL after that. Returns the exit status
- * (128+signal when killed by a signal), -1 if it had to be killed. Frees p. NULL is a no-op. */
+/* Sends sig (0: none, just wait), waits up to timeout_ms for exit; SIGKILL after that. Returns the
+ * exit status (128+signal when killed by a signal), -1 if it had to be killed. Frees p. NULL is a
+ * no-op. */
 int itest_proc_stop(struct itest_proc *p, int sig, int timeout_ms);
 int itest_proc_pid(const struct itest_proc *p);
 

@@ -48,8 +48,8 @@ int sbtest_call(const struct sbtest *sb, const char *method, const char *path,
 {
     char *url = xasprintf("%s%s", sb->base, path);
     char *resp = NULL;
-    int status = itest_http(method, url, headers, body, body ? strlen(body) : 0, &resp,
-                            raw_headers);
+    int status =
+        itest_http(method, url, headers, body, body ? strlen(body) : 0, &resp, raw_headers);
     if (json)
         *json = resp ? cJSON_Parse(resp) : NULL;
     free(resp);

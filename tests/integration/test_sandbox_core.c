@@ -48,9 +48,8 @@ START_TEST(request_log_records_calls_and_pages_by_id)
     cJSON_Delete(first);
 
     /* unauthenticated HubSpot call (401) and a query string */
-    ck_assert_int_eq(sbtest_call(&sb, "GET", "/crm/v3/objects/deals?limit=5", NULL, NULL, NULL,
-                                 NULL),
-                     401);
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/crm/v3/objects/deals?limit=5", NULL, NULL, NULL, NULL), 401);
     ck_assert_int_eq(sbtest_call(&sb, "POST", "/crm/v3/objects/deals", NULL, "{}", NULL, NULL),
                      401);
     cJSON *log = requests_since(mark);
@@ -71,9 +70,8 @@ START_TEST(request_log_records_calls_and_pages_by_id)
     log = requests_since(last);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(log, "requests")), 0);
     cJSON_Delete(log);
-    ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/requests?since=abc", NULL, NULL, NULL,
-                                 NULL),
-                     400);
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/_sandbox/requests?since=abc", NULL, NULL, NULL, NULL), 400);
 }
 END_TEST
 
@@ -91,8 +89,7 @@ START_TEST(settings_from_flags_put_and_restore)
     ck_assert_str_eq(sbtest_str(j, "core.name"), "x");
     cJSON_Delete(j);
 
-    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL, "{\"a\":[1]}", NULL,
-                                 NULL),
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL, "{\"a\":[1]}", NULL, NULL),
                      400);
     ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL, "not json", NULL, NULL),
                      400);
@@ -198,8 +195,8 @@ START_TEST(dropped_and_held_connections_get_no_answer)
     cJSON *log = requests_since(0);
     int unanswered = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests"))
-        unanswered += cJSON_GetObjectItem(e, "status")->valueint == 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests")) unanswered +=
+        cJSON_GetObjectItem(e, "status")->valueint == 0;
     ck_assert_int_eq(unanswered, 2);
     cJSON_Delete(log);
 }

@@ -69,9 +69,10 @@ END_TEST
 START_TEST(deal_crud)
 {
     cJSON *j = NULL;
-    char *id = create("deals", "{\"dealname\":\"New deal\",\"amount\":\"1500.00\","
-                               "\"closedate\":\"2019-12-07T16:50:06.678Z\",\"pipeline\":\"default\","
-                               "\"dealstage\":\"contractsent\",\"dealtype\":\"newbusiness\"}");
+    char *id =
+        create("deals", "{\"dealname\":\"New deal\",\"amount\":\"1500.00\","
+                        "\"closedate\":\"2019-12-07T16:50:06.678Z\",\"pipeline\":\"default\","
+                        "\"dealstage\":\"contractsent\",\"dealtype\":\"newbusiness\"}");
     char *path = xasprintf("/crm/v3/objects/deals/%s?properties=dealname,amount,dealtype,nope", id);
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
     ck_assert_str_eq(prop(j, "dealname"), "New deal");
@@ -84,14 +85,18 @@ START_TEST(deal_crud)
     free(path);
 
     path = xasprintf("/crm/v3/objects/deals/%s", id);
-    ck_assert_int_eq(sbtest_hs(&sb, "PATCH", path, "{\"properties\":{\"amount\":\"2000\","
-                                                   "\"dealstage\":\"closedwon\"}}", &j), 200);
+    ck_assert_int_eq(sbtest_hs(&sb, "PATCH", path,
+                               "{\"properties\":{\"amount\":\"2000\","
+                               "\"dealstage\":\"closedwon\"}}",
+                               &j),
+                     200);
     ck_assert_str_eq(prop(j, "amount"), "2000");
     ck_assert_str_eq(prop(j, "dealstage"), "closedwon");
     cJSON_Delete(j);
     /* epoch milliseconds are accepted for datetimes and stored as ISO */
-    ck_assert_int_eq(sbtest_hs(&sb, "PATCH", path,
-                               "{\"properties\":{\"closedate\":\"1575737406678\"}}", &j), 200);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "PATCH", path, "{\"properties\":{\"closedate\":\"1575737406678\"}}", &j),
+        200);
     ck_assert_str_eq(prop(j, "closedate"), "2019-12-07T16:50:06.678Z");
     cJSON_Delete(j);
 
@@ -121,7 +126,8 @@ START_TEST(invalid_property_values_are_rejected)
         const char *props;
         const char *fragment;
     } cases[] = {
-        {"{\"dealname\":\"x\",\"dealstage\":\"closedwon\",\"nope\":\"1\"}", "PROPERTY_DOESNT_EXIST"},
+        {"{\"dealname\":\"x\",\"dealstage\":\"closedwon\",\"nope\":\"1\"}",
+         "PROPERTY_DOESNT_EXIST"},
         {"{\"dealname\":\"x\",\"dealstage\":\"closedwon\",\"dealtype\":\"big\"}", "INVALID_OPTION"},
         {"{\"dealname\":\"x\",\"dealstage\":\"closedwon\",\"amount\":\"12abc\"}", "INVALID_NUMBER"},
         {"{\"dealname\":\"x\",\"dealstage\":\"closedwon\",\"closedate\":\"tomorrow\"}",
@@ -203,11 +209,10 @@ START_TEST(batch_limits_and_partial_results)
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "results")), 1);
     const cJSON *err = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "errors"), 0);
     ck_assert_str_eq(sbtest_str(err, "category"), "OBJECT_NOT_FOUND");
-    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(err, "context"),
-                                                            "ids"),
-                                        0)
-                         ->valuestring,
-                     "99999");
+    ck_assert_str_eq(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(err, "context"), "ids"), 0)
+            ->valuestring,
+        "99999");
     cJSON_Delete(j);
 
     /* upsert by email: existing -> new:false, missing -> created with new:true */
@@ -223,9 +228,8 @@ START_TEST(batch_limits_and_partial_results)
     cJSON_Delete(j);
 
     char *archive = xasprintf("{\"inputs\":[{\"id\":\"%s\"}]}", id);
-    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/contacts/batch/archive", archive,
-                               NULL),
-                     204);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "POST", "/crm/v3/objects/contacts/batch/archive", archive, NULL), 204);
     char *path = xasprintf("/crm/v3/objects/contacts/%s", id);
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, NULL), 404);
     free(path);
@@ -238,9 +242,10 @@ END_TEST
 START_TEST(custom_unique_property_works_as_id_property)
 {
     cJSON *j = NULL;
-    const char *def = "{\"name\":\"sf_opportunity_id\",\"label\":\"SF Opportunity ID\","
-                      "\"type\":\"string\",\"fieldType\":\"text\",\"groupName\":\"dealinformation\","
-                      "\"hasUniqueValue\":true}";
+    const char *def =
+        "{\"name\":\"sf_opportunity_id\",\"label\":\"SF Opportunity ID\","
+        "\"type\":\"string\",\"fieldType\":\"text\",\"groupName\":\"dealinformation\","
+        "\"hasUniqueValue\":true}";
     ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/properties/deals", def, &j), 201);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "hasUniqueValue")));
     cJSON_Delete(j);
@@ -260,15 +265,14 @@ START_TEST(custom_unique_property_works_as_id_property)
 
     char *id = create("deals", "{\"dealname\":\"D\",\"dealstage\":\"qualifiedtobuy\","
                                "\"sf_opportunity_id\":\"006A\"}");
-    ck_assert_int_eq(sbtest_hs(&sb, "GET",
-                               "/crm/v3/objects/deals/006A?idProperty=sf_opportunity_id", NULL, &j),
-                     200);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "GET", "/crm/v3/objects/deals/006A?idProperty=sf_opportunity_id", NULL, &j),
+        200);
     ck_assert_str_eq(sbtest_str(j, "id"), id);
     cJSON_Delete(j);
     /* a non-unique property cannot be an idProperty */
-    ck_assert_int_eq(sbtest_hs(&sb, "GET", "/crm/v3/objects/deals/D?idProperty=dealname", NULL,
-                               NULL),
-                     400);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "GET", "/crm/v3/objects/deals/D?idProperty=dealname", NULL, NULL), 400);
     /* a second deal with the same value is refused */
     ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/deals",
                                "{\"properties\":{\"dealname\":\"E\",\"dealstage\":"
@@ -300,16 +304,19 @@ START_TEST(search_filters_sorts_pages_and_limits)
     ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
                                  "{\"hubspot.search_per_second\":1000}", NULL, NULL),
                      200);
-    free(create("deals", "{\"dealname\":\"Alpha big\",\"amount\":\"100\",\"dealstage\":\"closedwon\"}"));
+    free(create("deals",
+                "{\"dealname\":\"Alpha big\",\"amount\":\"100\",\"dealstage\":\"closedwon\"}"));
     free(create("deals", "{\"dealname\":\"Beta\",\"amount\":\"50\",\"dealstage\":\"closedlost\"}"));
-    free(create("deals", "{\"dealname\":\"Gamma big\",\"amount\":\"75\",\"dealstage\":\"closedwon\","
-                         "\"hs_salesforceopportunityid\":\"006X\"}"));
+    free(create("deals",
+                "{\"dealname\":\"Gamma big\",\"amount\":\"75\",\"dealstage\":\"closedwon\","
+                "\"hs_salesforceopportunityid\":\"006X\"}"));
     cJSON *j = NULL;
-    ck_assert_int_eq(search("{\"filterGroups\":[{\"filters\":[{\"propertyName\":\"amount\","
-                            "\"operator\":\"GTE\",\"value\":\"75\"}]}],\"sorts\":[{\"propertyName\":"
-                            "\"amount\",\"direction\":\"DESCENDING\"}],\"properties\":[\"dealname\"]}",
-                            &j),
-                     200);
+    ck_assert_int_eq(
+        search("{\"filterGroups\":[{\"filters\":[{\"propertyName\":\"amount\","
+               "\"operator\":\"GTE\",\"value\":\"75\"}]}],\"sorts\":[{\"propertyName\":"
+               "\"amount\",\"direction\":\"DESCENDING\"}],\"properties\":[\"dealname\"]}",
+               &j),
+        200);
     ck_assert_int_eq(cJSON_GetObjectItem(j, "total")->valueint, 2);
     ck_assert_str_eq(prop(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0), "dealname"),
                      "Alpha big");
@@ -333,8 +340,8 @@ START_TEST(search_filters_sorts_pages_and_limits)
     /* paging */
     ck_assert_int_eq(search("{\"limit\":2}", &j), 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "results")), 2);
-    const char *after = sbtest_str(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "paging"), "next"),
-                                   "after");
+    const char *after =
+        sbtest_str(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "paging"), "next"), "after");
     char *next = xasprintf("{\"limit\":2,\"after\":\"%s\"}", after);
     cJSON_Delete(j);
     ck_assert_int_eq(search(next, &j), 200);
@@ -387,9 +394,9 @@ START_TEST(search_and_burst_rate_limits)
     cJSON_Delete(j);
     free(headers);
 
-    ck_assert_int_eq(sbtest_call(&sb, "POST", "/_sandbox/hubspot/rate-limits/reset", NULL, NULL,
-                                 NULL, NULL),
-                     204);
+    ck_assert_int_eq(
+        sbtest_call(&sb, "POST", "/_sandbox/hubspot/rate-limits/reset", NULL, NULL, NULL, NULL),
+        204);
     ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
                                  "{\"hubspot.rate_limit_max\":100,\"hubspot.rate_limit_daily\":1}",
                                  NULL, NULL),
@@ -408,8 +415,9 @@ START_TEST(associations_v4_and_reads)
     char *company = create("companies", "{\"name\":\"Acme\",\"domain\":\"acme.test\"}");
     cJSON *j = NULL;
     char *path = xasprintf("/crm/v4/objects/deals/%s/associations/contacts/%s", deal, contact);
-    int st = sbtest_hs(&sb, "PUT", path,
-                       "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":4}]", &j);
+    int st =
+        sbtest_hs(&sb, "PUT", path,
+                  "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":4}]", &j);
     assert_error(st, j, 400, "VALIDATION_ERROR", "association type");
     cJSON_Delete(j);
     ck_assert_int_eq(sbtest_hs(&sb, "PUT", path,
@@ -426,28 +434,28 @@ START_TEST(associations_v4_and_reads)
                                "\"associationTypeId\":5}]",
                                &j),
                      201);
-    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "labels"), 0)->valuestring, "Primary");
+    ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "labels"), 0)->valuestring,
+                     "Primary");
     cJSON_Delete(j);
     free(path);
 
     /* a primary company also gives the unlabelled type; both show in reads */
     path = xasprintf("/crm/v4/objects/deals/%s/associations/companies", deal);
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
-    const cJSON *types = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0),
-                                             "associationTypes");
+    const cJSON *types = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0), "associationTypes");
     ck_assert_int_eq(cJSON_GetArraySize(types), 2);
     cJSON_Delete(j);
     free(path);
     path = xasprintf("/crm/v3/objects/deals/%s?associations=contacts,companies", deal);
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
     const cJSON *a = cJSON_GetObjectItem(j, "associations");
-    const cJSON *c0 = cJSON_GetArrayItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(a, "contacts"), "results"), 0);
+    const cJSON *c0 =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "contacts"), "results"), 0);
     ck_assert_str_eq(sbtest_str(c0, "id"), contact);
     ck_assert_str_eq(sbtest_str(c0, "type"), "deal_to_contact");
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "companies"),
-                                                            "results")),
-                     2);
+    ck_assert_int_eq(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "companies"), "results")), 2);
     cJSON_Delete(j);
     free(path);
     /* the reverse direction exists and the contact's roll-up counts the deal */
@@ -456,25 +464,25 @@ START_TEST(associations_v4_and_reads)
                      contact);
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
     ck_assert_str_eq(prop(j, "num_associated_deals"), "1");
-    ck_assert_str_eq(sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
-                                                       cJSON_GetObjectItem(j, "associations"),
-                                                       "deals"),
-                                                                           "results"),
-                                                   0),
-                                "type"),
-                     "contact_to_deal");
+    ck_assert_str_eq(
+        sbtest_str(cJSON_GetArrayItem(
+                       cJSON_GetObjectItem(
+                           cJSON_GetObjectItem(cJSON_GetObjectItem(j, "associations"), "deals"),
+                           "results"),
+                       0),
+                   "type"),
+        "contact_to_deal");
     cJSON_Delete(j);
     free(path);
 
     /* batch read: 207 for a record without associations */
     char *body = xasprintf("{\"inputs\":[{\"id\":\"%s\"},{\"id\":\"1\"}]}", deal);
-    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v4/associations/deals/contacts/batch/read", body,
-                               &j),
-                     207);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "POST", "/crm/v4/associations/deals/contacts/batch/read", body, &j), 207);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "results")), 1);
-    ck_assert_str_eq(sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "errors"), 0),
-                                "subCategory"),
-                     "crm.associations.NO_ASSOCIATIONS_FOUND");
+    ck_assert_str_eq(
+        sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "errors"), 0), "subCategory"),
+        "crm.associations.NO_ASSOCIATIONS_FOUND");
     cJSON_Delete(j);
     free(body);
 
@@ -517,7 +525,8 @@ START_TEST(pipelines_and_owners)
                                &j),
                      201);
     char *pipeline = xstrdup(sbtest_str(j, "id"));
-    char *stage = xstrdup(sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "stages"), 0), "id"));
+    char *stage =
+        xstrdup(sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "stages"), 0), "id"));
     cJSON_Delete(j);
 
     /* with two pipelines the pipeline is required, and the stage must belong to it */
@@ -549,7 +558,8 @@ START_TEST(pipelines_and_owners)
     ck_assert_int_eq(sbtest_hs(&sb, "GET", owner, NULL, &j), 200);
     ck_assert_str_eq(sbtest_str(j, "email"), "new@example.com");
     cJSON_Delete(j);
-    ck_assert_int_eq(sbtest_hs(&sb, "GET", "/crm/v3/owners?email=nobody@example.com", NULL, &j), 200);
+    ck_assert_int_eq(sbtest_hs(&sb, "GET", "/crm/v3/owners?email=nobody@example.com", NULL, &j),
+                     200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "results")), 0);
     cJSON_Delete(j);
     free(owner);
@@ -608,9 +618,8 @@ START_TEST(webhook_management_api)
     cJSON_Delete(j);
     ck_assert_int_eq(sbtest_call(&sb, "DELETE", sub, NULL, NULL, NULL, NULL), 204);
     ck_assert_int_eq(sbtest_call(&sb, "GET", sub, NULL, NULL, NULL, NULL), 404);
-    ck_assert_int_eq(sbtest_call(&sb, "GET", "/webhooks/v3/999/settings" KEY, NULL, NULL, NULL,
-                                 NULL),
-                     404);
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/webhooks/v3/999/settings" KEY, NULL, NULL, NULL, NULL), 404);
     free(sub);
 }
 END_TEST
@@ -630,9 +639,8 @@ static void subscribe(const struct sbtest_listener *l)
         "{\"eventType\":\"contact.associationChange\",\"active\":true}",
     };
     for (size_t i = 0; i < 3; i++)
-        ck_assert_int_eq(sbtest_call(&sb, "POST", APP "/subscriptions" KEY, NULL, subs[i], NULL,
-                                     NULL),
-                         201);
+        ck_assert_int_eq(
+            sbtest_call(&sb, "POST", APP "/subscriptions" KEY, NULL, subs[i], NULL, NULL), 201);
 }
 
 struct wait_count {
@@ -740,8 +748,8 @@ START_TEST(webhooks_are_signed_and_carry_the_change_source)
     /* association: the contact side fires once (only contact.associationChange subscribed) */
     char *contact = create("contacts", "{\"email\":\"hook@example.com\"}");
     seen = sbtest_listener_count(l);
-    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/default/contacts/%s", deal,
-                           contact);
+    char *path =
+        xasprintf("/crm/v4/objects/deals/%s/associations/default/contacts/%s", deal, contact);
     ck_assert_int_eq(sbtest_hs(&sb, "PUT", path, NULL, NULL), 200);
     w.n = seen + 1;
     ck_assert(itest_wait_for(has_hooks, &w, 10000));
@@ -756,12 +764,11 @@ START_TEST(webhooks_are_signed_and_carry_the_change_source)
     sbtest_hook_clear(&h);
 
     cJSON *log = NULL;
-    ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/requests?system=hubspot", NULL, NULL, &log,
-                                 NULL),
-                     200);
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/_sandbox/requests?system=hubspot", NULL, NULL, &log, NULL), 200);
     int out = 0;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests"))
-        out += strcmp(sbtest_str(e, "direction"), "out") == 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests")) out +=
+        strcmp(sbtest_str(e, "direction"), "out") == 0;
     ck_assert_int_eq(out, sbtest_listener_count(l));
     cJSON_Delete(log);
     free(path);

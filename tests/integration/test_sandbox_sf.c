@@ -192,11 +192,12 @@ START_TEST(oauth_client_credentials_basic_auth)
     cJSON *o = NULL;
     char *basic = hmac_base64((const unsigned char *)"sandbox-client-id:sandbox-client-secret", 39);
     char *header = xasprintf("Authorization: Basic %s", basic);
-    ck_assert_int_eq(form_post("/services/oauth2/token", "grant_type=client_credentials", header, &o),
-                     200);
+    ck_assert_int_eq(
+        form_post("/services/oauth2/token", "grant_type=client_credentials", header, &o), 200);
     snprintf(token, sizeof(token), "%s", jstr(o, "access_token"));
     cJSON_Delete(o);
-    ck_assert_int_eq(call("GET", API "/sobjects/Opportunity/describe", true, NULL, NULL, NULL), 200);
+    ck_assert_int_eq(call("GET", API "/sobjects/Opportunity/describe", true, NULL, NULL, NULL),
+                     200);
     free(header);
     free(basic);
 }
@@ -361,8 +362,8 @@ START_TEST(sobject_create_read_update_delete)
     o = soql("queryAll", q, &status);
     ck_assert_int_eq(status, 200);
     ck_assert_int_eq(cJSON_GetObjectItem(o, "totalSize")->valueint, 1);
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "records"), 0),
-                                               "IsDeleted")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(o, "records"), 0), "IsDeleted")));
     cJSON_Delete(o);
     o = soql("query", q, &status);
     ck_assert_int_eq(cJSON_GetObjectItem(o, "totalSize")->valueint, 0);
@@ -416,9 +417,9 @@ START_TEST(sobject_errors_as_salesforce_reports_them)
     ck_assert_str_eq(error_code(o), "NOT_FOUND");
     cJSON_Delete(o);
 
-    ck_assert_int_eq(call("POST", API "/sobjects/OpportunityStage/", true, "{\"ApiName\":\"x\"}",
-                          &o, NULL),
-                     400);
+    ck_assert_int_eq(
+        call("POST", API "/sobjects/OpportunityStage/", true, "{\"ApiName\":\"x\"}", &o, NULL),
+        400);
     cJSON_Delete(o);
 }
 END_TEST
@@ -448,9 +449,9 @@ START_TEST(custom_field_then_upsert_by_external_id)
     add_deal_id_field();
     const char *body = "{\"Name\":\"Upserted\",\"StageName\":\"Prospecting\",\"CloseDate\":"
                        "\"2026-06-30\"}";
-    ck_assert_int_eq(call("PATCH", API "/sobjects/Opportunity/HubSpot_Deal_Id__c/123", true, body,
-                          &o, NULL),
-                     201);
+    ck_assert_int_eq(
+        call("PATCH", API "/sobjects/Opportunity/HubSpot_Deal_Id__c/123", true, body, &o, NULL),
+        201);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "created")));
     char *id = xstrdup(jstr(o, "id"));
     cJSON_Delete(o);
@@ -460,8 +461,9 @@ START_TEST(custom_field_then_upsert_by_external_id)
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(o, "created")));
     ck_assert_str_eq(jstr(o, "id"), id);
     cJSON_Delete(o);
-    ck_assert_int_eq(call("PATCH", "/services/data/v45.0/sobjects/Opportunity/HubSpot_Deal_Id__c/123",
-                          true, "{\"Amount\":5}", NULL, NULL),
+    ck_assert_int_eq(call("PATCH",
+                          "/services/data/v45.0/sobjects/Opportunity/HubSpot_Deal_Id__c/123", true,
+                          "{\"Amount\":5}", NULL, NULL),
                      204);
     /* The unique field refuses a second record with the same value. */
     ck_assert_int_eq(call("POST", API "/sobjects/Opportunity/", true,
@@ -538,8 +540,7 @@ START_TEST(soql_subset_and_its_limits)
         {"SELECT COUNT() FROM Opportunity", "MALFORMED_QUERY"},
         {"SELECT StageName FROM Opportunity GROUP BY StageName", "MALFORMED_QUERY"},
         {"SELECT Id FROM Opportunity WHERE CloseDate = TODAY", "MALFORMED_QUERY"},
-        {"SELECT Id, (SELECT Id FROM OpportunityContactRoles) FROM Opportunity",
-         "MALFORMED_QUERY"},
+        {"SELECT Id, (SELECT Id FROM OpportunityContactRoles) FROM Opportunity", "MALFORMED_QUERY"},
         {"SELECT Id FROM Opportunity WHERE", "MALFORMED_QUERY"},
         {"SELECT Nope__c FROM Opportunity", "INVALID_FIELD"},
         {"SELECT Account.Nope FROM Opportunity", "INVALID_FIELD"},
@@ -582,7 +583,8 @@ START_TEST(query_pages_with_next_records_url)
     buf_clear(&body);
 
     int status;
-    o = soql("query", "SELECT Id, Name FROM Opportunity WHERE StageName = 'Qualification' ORDER BY Name",
+    o = soql("query",
+             "SELECT Id, Name FROM Opportunity WHERE StageName = 'Qualification' ORDER BY Name",
              &status);
     int seen = 0, pages = 1;
     char last[64] = "";
@@ -623,10 +625,10 @@ static char *opp_records(int n, int bad_index)
     buf_init(&b, 0);
     buf_append_str(&b, "[");
     for (int i = 0; i < n; i++)
-        buf_printf(&b,
-                   "%s{\"attributes\":{\"type\":\"Opportunity\"},\"Name\":\"Coll %d\"%s}",
-                   i ? "," : "", i,
-                   i == bad_index ? "" : ",\"StageName\":\"Needs Analysis\",\"CloseDate\":\"2026-05-01\"");
+        buf_printf(
+            &b, "%s{\"attributes\":{\"type\":\"Opportunity\"},\"Name\":\"Coll %d\"%s}",
+            i ? "," : "", i,
+            i == bad_index ? "" : ",\"StageName\":\"Needs Analysis\",\"CloseDate\":\"2026-05-01\"");
     buf_append_str(&b, "]");
     return buf_steal(&b);
 }
@@ -657,8 +659,10 @@ START_TEST(collections_limits_all_or_none_and_results)
     body = xasprintf("{\"allOrNone\":true,\"records\":%s}", recs);
     ck_assert_int_eq(call("POST", API "/composite/sobjects", true, body, &o, NULL), 200);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "success")));
-    const cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "errors"), 0);
-    const cJSON *e1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "errors"), 0);
+    const cJSON *e0 =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "errors"), 0);
+    const cJSON *e1 =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "errors"), 0);
     ck_assert_str_eq(jstr(e0, "statusCode"), "ALL_OR_NONE_OPERATION_ROLLED_BACK");
     ck_assert_str_eq(jstr(e1, "statusCode"), "REQUIRED_FIELD_MISSING");
     cJSON_Delete(o);
@@ -823,7 +827,7 @@ struct listener {
     struct MHD_Daemon *daemon;
     int port;
     pthread_mutex_t mu;
-    int nacks_left;   /* answer <Ack>false</Ack> this many times first */
+    int nacks_left; /* answer <Ack>false</Ack> this many times first */
     int count;
     char *bodies[64];
 };
@@ -870,8 +874,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         lst.bodies[lst.count++] = buf_steal(b);
     pthread_mutex_unlock(&lst.mu);
     const char *text = ack_body(ack);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-                                                            MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "text/xml");
     enum MHD_Result rc = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
@@ -898,8 +902,8 @@ static void start_listener(int nacks)
     lst.nacks_left = nacks;
     lst.port = itest_free_port();
     lst.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)lst.port, NULL, NULL,
-                                  on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                  NULL, MHD_OPTION_END);
+                                  on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                  MHD_OPTION_END);
     ck_assert_ptr_nonnull(lst.daemon);
 }
 
@@ -950,9 +954,8 @@ static char *register_om(const char *fields)
                            "\"fields\":%s,\"integrationUser\":\"integration@dealsync.test\","
                            "\"includeSessionId\":false,\"name\":\"DealSync\"}}",
                            lst.port, fields);
-    ck_assert_int_eq(call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o,
-                          NULL),
-                     201);
+    ck_assert_int_eq(
+        call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o, NULL), 201);
     char *id = xstrdup(jstr(o, "id"));
     ck_assert(strncmp(id, "04k", 3) == 0);
     cJSON_Delete(o);
@@ -1030,8 +1033,8 @@ START_TEST(outbound_message_soap_structure)
     ck_assert_str_eq(v, om);
     free(v);
     free(expr);
-    ck_assert_int_eq(xpath_count(ctx, "/s:Envelope/s:Body/o:notifications/o:SessionId[@xsi:nil='true']"),
-                     1);
+    ck_assert_int_eq(
+        xpath_count(ctx, "/s:Envelope/s:Body/o:notifications/o:SessionId[@xsi:nil='true']"), 1);
     v = TEXT("o:EnterpriseUrl");
     ck_assert_ptr_nonnull(strstr(v, "/services/Soap/c/60.0/"));
     free(v);
@@ -1066,8 +1069,8 @@ START_TEST(outbound_message_soap_structure)
     ck_assert_int_eq(xpath_count(ctx, "//sf:AccountId"), 0);
     xmlXPathObjectPtr kids = xmlXPathEvalExpression(
         (const xmlChar *)"/s:Envelope/s:Body/o:notifications/o:Notification/o:sObject/*", ctx);
-    static const char *const order[] = {"Id", "Amount", "CloseDate", "IsWon",
-                                        "LastModifiedDate", "Name", "StageName"};
+    static const char *const order[] = {
+        "Id", "Amount", "CloseDate", "IsWon", "LastModifiedDate", "Name", "StageName"};
     ck_assert_int_eq(kids->nodesetval->nodeNr, 7);
     for (int i = 0; i < 7; i++)
         ck_assert_str_eq((const char *)kids->nodesetval->nodeTab[i]->name, order[i]);
@@ -1213,9 +1216,8 @@ START_TEST(outbound_message_session_id_calls_back)
                            "\"integration@dealsync.test\",\"includeSessionId\":true,"
                            "\"name\":\"AccountSync\"}}",
                            lst.port);
-    ck_assert_int_eq(call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o,
-                          NULL),
-                     201);
+    ck_assert_int_eq(
+        call("POST", API "/tooling/sobjects/WorkflowOutboundMessage", true, body, &o, NULL), 201);
     cJSON_Delete(o);
     free(body);
     ck_assert_int_eq(call("POST", "/_sandbox/salesforce/records/Account", false,
@@ -1248,9 +1250,9 @@ static bool at_least_two(void *arg)
 START_TEST(outbound_message_duplicate_fault_resends_same_id)
 {
     start_listener(0);
-    ck_assert_int_eq(call("PUT", "/_sandbox/faults", false, "{\"delivery\":{\"duplicate_rate\":1}}",
-                          NULL, NULL),
-                     200);
+    ck_assert_int_eq(
+        call("PUT", "/_sandbox/faults", false, "{\"delivery\":{\"duplicate_rate\":1}}", NULL, NULL),
+        200);
     char *om = register_om("[\"Name\"]");
     char *id = create_opp("Delivered twice", 1);
     ck_assert(itest_wait_for(at_least_two, NULL, 10000));
@@ -1318,8 +1320,8 @@ START_TEST(tooling_outbound_message_read_query_delete)
     ck_assert_ptr_nonnull(jstr(cJSON_GetObjectItem(o, "Metadata"), "endpointUrl"));
     cJSON_Delete(o);
     int status;
-    o = soql("tooling/query", "SELECT Id, Name FROM WorkflowOutboundMessage WHERE Name = 'DealSync'",
-             &status);
+    o = soql("tooling/query",
+             "SELECT Id, Name FROM WorkflowOutboundMessage WHERE Name = 'DealSync'", &status);
     ck_assert_int_eq(status, 200);
     ck_assert_int_eq(cJSON_GetObjectItem(o, "totalSize")->valueint, 1);
     cJSON_Delete(o);

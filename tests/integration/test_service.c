@@ -44,8 +44,8 @@ START_TEST(worker_subcommand_runs_and_stops_on_sigterm)
     char *url = itest_db_create("svc_worker");
     char *env_db = xasprintf("DATABASE_URL=%s", url);
     /* A worker needs no webhook secrets. */
-    const char *env[] = {env_db, "WORKER_THREADS=2", "PUBLIC_BASE_URL=", "HUBSPOT_CLIENT_SECRET=",
-                         NULL};
+    const char *env[] = {env_db, "WORKER_THREADS=2",
+                         "PUBLIC_BASE_URL=", "HUBSPOT_CLIENT_SECRET=", NULL};
     const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
     char *log = xasprintf("%s/svc_worker.log", itest_env("TEST_TMPDIR"));
     struct itest_proc *p = itest_spawn(argv, env, log, NULL);

@@ -76,24 +76,23 @@ START_TEST(salesforce_rejections_store_nothing)
     ck_assert_ptr_nonnull(strstr(resp, "<faultcode>soapenv:Client</faultcode>"));
     ck_assert_ptr_nonnull(strstr(resp, "webhook token"));
     free(resp);
-    ck_assert_int_eq(svc_post(&s, "/webhooks/salesforce?token=wrong", soap_headers, good, len,
-                              &resp),
-                     403);
+    ck_assert_int_eq(
+        svc_post(&s, "/webhooks/salesforce?token=wrong", soap_headers, good, len, &resp), 403);
     free(resp);
     /* Wrong org with the right token: 403. */
     size_t other_len;
     char *other = sf_fixture("salesforce/outbound-opportunity-api23-15char-ids.xml", &other_len);
-    ck_assert_int_eq(svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers,
-                              other, other_len, &resp),
+    ck_assert_int_eq(svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers, other,
+                              other_len, &resp),
                      403);
     ck_assert_ptr_nonnull(strstr(resp, "OrganizationId is not this org"));
     free(resp);
     /* Placeholder ids: 400 naming the field. */
     size_t ph_len;
     char *ph = sf_fixture("salesforce/outbound-contact-placeholders.xml", &ph_len);
-    ck_assert_int_eq(svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers, ph,
-                              ph_len, &resp),
-                     400);
+    ck_assert_int_eq(
+        svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers, ph, ph_len, &resp),
+        400);
     ck_assert_ptr_nonnull(strstr(resp, "is not a Salesforce id"));
     free(resp);
     /* Malformed XML and a DOCTYPE: 400. */
@@ -113,9 +112,9 @@ START_TEST(salesforce_rejections_store_nothing)
     ck_assert_int_eq(svc_events(&s), 0);
 
     /* The right token, in the query or as the Basic auth password: accepted. */
-    ck_assert_int_eq(svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers,
-                              good, len, &resp),
-                     200);
+    ck_assert_int_eq(
+        svc_post(&s, "/webhooks/salesforce?token=t0ken-for-tests", soap_headers, good, len, &resp),
+        200);
     free(resp);
     char *basic = NULL;
     {
@@ -304,11 +303,11 @@ START_TEST(hubspot_payloads_are_stored_once_and_rejections_store_nothing)
     static const struct {
         const char *body;
         const char *why;
-    } bad[] = {{"not json", "not valid JSON"},
-               {"{\"a\":1}", "not a JSON array"},
-               {"[{\"objectId\":1,\"eventId\":1,\"portalId\":1}]", "no subscriptionType"},
-               {"[{\"subscriptionType\":\"deal.creation\",\"eventId\":1,\"portalId\":1}]",
-                "no objectId"}};
+    } bad[] = {
+        {"not json", "not valid JSON"},
+        {"{\"a\":1}", "not a JSON array"},
+        {"[{\"objectId\":1,\"eventId\":1,\"portalId\":1}]", "no subscriptionType"},
+        {"[{\"subscriptionType\":\"deal.creation\",\"eventId\":1,\"portalId\":1}]", "no objectId"}};
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(svc_post_hubspot(&s, bad[i].body, &resp), 400);
         cJSON *err = cJSON_Parse(resp);
@@ -395,11 +394,14 @@ START_TEST(health_readiness_and_metrics)
     free(resp);
     url = xasprintf("%s/metrics", s.base);
     ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, &resp, NULL), 200);
-    ck_assert_ptr_nonnull(strstr(resp, "dealsync_webhook_events_stored_total{source=\"hubspot\"} 1"));
+    ck_assert_ptr_nonnull(
+        strstr(resp, "dealsync_webhook_events_stored_total{source=\"hubspot\"} 1"));
     ck_assert_ptr_nonnull(strstr(
-        resp, "dealsync_webhook_events_rejected_total{source=\"hubspot\",reason=\"bad_signature\"} 1"));
+        resp,
+        "dealsync_webhook_events_rejected_total{source=\"hubspot\",reason=\"bad_signature\"} 1"));
     ck_assert_ptr_nonnull(strstr(resp, "dealsync_queue_events{state=\"pending\"} 1"));
-    ck_assert_ptr_nonnull(strstr(resp, "dealsync_http_request_duration_seconds_bucket{route=\"webhook_hubspot\""));
+    ck_assert_ptr_nonnull(
+        strstr(resp, "dealsync_http_request_duration_seconds_bucket{route=\"webhook_hubspot\""));
     free(resp);
     free(url);
     /* Unknown path and wrong method. */

@@ -191,8 +191,8 @@ START_TEST(a_worker_killed_mid_event_is_taken_over_and_done_once)
     worker_pool_stop(pool);
     ck_assert_int_eq(atomic_load(&handled), 1);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT attempts FROM sync_event"), 2);
-    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"),
-                     1);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"), 1);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE worker LIKE "
                                          "'rescuer/%'"),
                      1);

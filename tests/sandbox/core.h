@@ -25,8 +25,8 @@ void sb_settings_mark_defaults(void);
 void sb_settings_restore_defaults(void);
 
 /* ---- reqlog.c: own mutex ---- */
-void sb_reqlog_add(const char *system, const char *direction, const char *method,
-                   const char *path, const char *query, int status, size_t body_len);
+void sb_reqlog_add(const char *system, const char *direction, const char *method, const char *path,
+                   const char *query, int status, size_t body_len);
 /* Entries with id > since (system NULL = all) as {"requests":[…],"last_id":n}; caller deletes. */
 cJSON *sb_reqlog_json(int64_t since, const char *system);
 void sb_reqlog_clear(void);

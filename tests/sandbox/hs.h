@@ -61,8 +61,7 @@ const char *hs_prop_type(const struct hs_prop *p); /* "string", "number", ... */
  * errors and returns false. */
 /* Appends {isValid:false, message, error: code, name} to errors; returns false. */
 bool hs_prop_error(cJSON *errors, const char *name, const char *code, const char *message);
-bool hs_prop_check(enum hs_type t, const char *name, const char *value, char **out,
-                   cJSON *errors);
+bool hs_prop_check(enum hs_type t, const char *name, const char *value, char **out, cJSON *errors);
 /* The property names a read returns when properties= is not given. */
 const char *const *hs_default_props(enum hs_type t);
 void hs_schema_reset(void);
@@ -78,8 +77,7 @@ double hs_stage_probability(const char *pipeline_id, const char *stage_id);
 size_t hs_pipeline_count(void);
 const char *hs_pipeline_first_id(void);
 void hs_pipelines_reset(void);
-bool hs_pipelines_handle(const struct sb_request *req, const char *rest,
-                         struct sb_response *resp);
+bool hs_pipelines_handle(const struct sb_request *req, const char *rest, struct sb_response *resp);
 
 /* ---- hs_owners.c ---- */
 bool hs_owner_exists(const char *owner_id);
@@ -103,8 +101,8 @@ struct hs_object *hs_object_find(enum hs_type t, int64_t id, bool with_archived)
  * plus a status in *status: 400 validation, 409 conflict). NULL on failure. */
 struct hs_object *hs_object_create(enum hs_type t, const cJSON *props, enum hs_actor actor,
                                    cJSON *errors, int *status);
-bool hs_object_update(struct hs_object *o, const cJSON *props, enum hs_actor actor,
-                      cJSON *errors, int *status);
+bool hs_object_update(struct hs_object *o, const cJSON *props, enum hs_actor actor, cJSON *errors,
+                      int *status);
 void hs_object_archive(struct hs_object *o, enum hs_actor actor);
 /* The object as the API returns it: only the props named in names (a string array; NULL =
  * defaults), always with hs_object_id/createdate/lastmodified. New object. */
@@ -148,8 +146,8 @@ cJSON *hs_assoc_targets(enum hs_type t, int64_t id, enum hs_type tt);
 void hs_assoc_reset(void);
 bool hs_assoc_v4_handle(const struct sb_request *req, const char *rest, struct sb_response *resp);
 /* GET /crm/v3/objects/{t}/{id}/associations/{to} and the v4 per-record routes. */
-bool hs_assoc_record_handle(const struct sb_request *req, int version, enum hs_type t,
-                            int64_t id, const char *rest, struct sb_response *resp);
+bool hs_assoc_record_handle(const struct sb_request *req, int version, enum hs_type t, int64_t id,
+                            const char *rest, struct sb_response *resp);
 
 /* ---- hs_webhooks.c: management API and delivery ---- */
 void hs_webhook_object_event(enum hs_type t, int64_t id, const char *kind, enum hs_actor actor);
@@ -157,14 +155,11 @@ void hs_webhook_property_event(enum hs_type t, int64_t id, const char *name, con
                                enum hs_actor actor);
 void hs_webhook_assoc_event(enum hs_type ft, int64_t fid, enum hs_type tt, int64_t tid,
                             bool is_primary, bool is_removed, enum hs_actor actor);
-bool hs_webhooks_handle(const struct sb_request *req, const char *rest,
-                        struct sb_response *resp);
+bool hs_webhooks_handle(const struct sb_request *req, const char *rest, struct sb_response *resp);
 /* Delivery state for the control API. New object. */
 cJSON *hs_webhooks_status_json(void);
 void hs_webhooks_reset(void);
 void hs_webhooks_tick(void); /* without the lock */
-
-
 
 /* Settings the HubSpot half reads (names and defaults; README.md lists them all). */
 #define HS_DEFAULT_TOKEN "sandbox-hubspot-token"

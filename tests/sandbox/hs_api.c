@@ -519,9 +519,12 @@ bool sb_hs_handle(const struct sb_request *req, struct sb_response *resp)
 static void control_app(const struct sb_request *req, struct sb_response *resp)
 {
     static const char *const keys[][2] = {
-        {"appId", "hubspot.app_id"},           {"portalId", "hubspot.portal_id"},
-        {"clientSecret", "hubspot.client_secret"}, {"developerKey", "hubspot.developer_key"},
-        {"token", "hubspot.token"},            {"userId", "hubspot.user_id"},
+        {"appId", "hubspot.app_id"},
+        {"portalId", "hubspot.portal_id"},
+        {"clientSecret", "hubspot.client_secret"},
+        {"developerKey", "hubspot.developer_key"},
+        {"token", "hubspot.token"},
+        {"userId", "hubspot.user_id"},
     };
     if (strcmp(req->method, "PUT") == 0) {
         cJSON *body = hs_parse_body(req, resp);
@@ -538,7 +541,8 @@ static void control_app(const struct sb_request *req, struct sb_response *resp)
         return;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "appId", (double)sb_setting_int("hubspot.app_id", HS_DEFAULT_APP_ID));
+    cJSON_AddNumberToObject(o, "appId",
+                            (double)sb_setting_int("hubspot.app_id", HS_DEFAULT_APP_ID));
     cJSON_AddNumberToObject(o, "portalId",
                             (double)sb_setting_int("hubspot.portal_id", HS_DEFAULT_PORTAL_ID));
     const char *secret = sb_setting_str("hubspot.client_secret");

@@ -538,7 +538,8 @@ static void batch_op(const char *op, enum hs_type ft, enum hs_type tt, const cJS
         bool has_from = ref_id(cJSON_GetObjectItemCaseSensitive(in, "from"), &fid);
         if (strcmp(op, "read") == 0) {
             if (!ref_id(in, &fid)) {
-                cJSON_AddItemToArray(errors, item_error("VALIDATION_ERROR", NULL, "id is required", 0));
+                cJSON_AddItemToArray(errors,
+                                     item_error("VALIDATION_ERROR", NULL, "id is required", 0));
                 continue;
             }
             cJSON *to = grouped_targets(ft, fid, tt);
@@ -546,9 +547,9 @@ static void batch_op(const char *op, enum hs_type ft, enum hs_type tt, const cJS
                 cJSON_Delete(to);
                 char *m = xasprintf("No %s is associated with %s %lld.", hs_type_singular(tt),
                                     hs_type_singular(ft), (long long)fid);
-                cJSON_AddItemToArray(errors, item_error("OBJECT_NOT_FOUND",
-                                                        "crm.associations.NO_ASSOCIATIONS_FOUND",
-                                                        m, fid));
+                cJSON_AddItemToArray(errors,
+                                     item_error("OBJECT_NOT_FOUND",
+                                                "crm.associations.NO_ASSOCIATIONS_FOUND", m, fid));
                 free(m);
                 continue;
             }
@@ -582,9 +583,10 @@ static void batch_op(const char *op, enum hs_type ft, enum hs_type tt, const cJS
         const cJSON *types = cJSON_GetObjectItemCaseSensitive(in, "types");
         if (is_labels_archive) {
             const cJSON *ty;
-            cJSON_ArrayForEach(ty, types)(void) remove_type(
-                ft, fid, tt, tid, cJSON_GetObjectItemCaseSensitive(ty, "associationTypeId")->valueint,
-                HS_ACTOR_INTEGRATION);
+            cJSON_ArrayForEach(ty, types)(void)
+                remove_type(ft, fid, tt, tid,
+                            cJSON_GetObjectItemCaseSensitive(ty, "associationTypeId")->valueint,
+                            HS_ACTOR_INTEGRATION);
             ok_status = 204;
         } else if (is_create) {
             add_types(ft, fid, tt, tid, types);
@@ -627,8 +629,7 @@ bool hs_assoc_v4_handle(const struct sb_request *req, const char *rest, struct s
         return false;
     const char *op = rest + 7;
     if (strcmp(op, "associate/default") != 0 && strcmp(op, "create") != 0 &&
-        strcmp(op, "read") != 0 && strcmp(op, "archive") != 0 &&
-        strcmp(op, "labels/archive") != 0)
+        strcmp(op, "read") != 0 && strcmp(op, "archive") != 0 && strcmp(op, "labels/archive") != 0)
         return false;
     if (hs_assoc_default_type(ft, tt) < 0) {
         hs_error(resp, 400, "VALIDATION_ERROR", "these object types cannot be associated");

@@ -89,7 +89,7 @@ static bool check_deal(const struct hs_object *existing, cJSON *norm, cJSON *err
         /* the default is used only when the portal has a single pipeline (reference 4.1) */
         if (hs_pipeline_count() != 1) {
             hs_prop_error(errors, "pipeline", "REQUIRED_PROPERTY",
-                      "pipeline is required when the account has several deal pipelines");
+                          "pipeline is required when the account has several deal pipelines");
             return false;
         }
         pipeline = hs_pipeline_first_id();
@@ -144,7 +144,8 @@ static bool validate_write(enum hs_type t, const struct hs_object *existing, con
     if (ok && !existing && t == HS_DEAL) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(out, "dealname");
         if (!name || !*name->valuestring) {
-            hs_prop_error(errors, "dealname", "REQUIRED_PROPERTY", "dealname is required for deals");
+            hs_prop_error(errors, "dealname", "REQUIRED_PROPERTY",
+                          "dealname is required for deals");
             ok = false;
         }
     }
@@ -168,7 +169,7 @@ static bool validate_write(enum hs_type t, const struct hs_object *existing, con
                      "%.100s already has a value of %.200s on another object (id: %lld)",
                      item->string, item->valuestring, (long long)other->id);
         hs_prop_error(errors, item->string, is_email ? "CONTACT_EXISTS" : "INVALID_UNIQUE_VALUE",
-                  msg);
+                      msg);
         *status = 409;
         ok = false;
         break;
@@ -512,8 +513,8 @@ static bool create_associations(enum hs_type t, int64_t id, const cJSON *list, b
                 *msg = "association target does not exist";
                 return false;
             }
-            if (apply && !hs_assoc_add(t, id, tt, to_id, type_id->valueint, HS_ACTOR_INTEGRATION,
-                                       msg))
+            if (apply &&
+                !hs_assoc_add(t, id, tt, to_id, type_id->valueint, HS_ACTOR_INTEGRATION, msg))
                 return false;
         }
     }
@@ -719,8 +720,8 @@ static void batch_create(enum hs_type t, const cJSON *body, struct sb_response *
             int status;
             bool ok = validate_write(t, NULL, cJSON_GetObjectItemCaseSensitive(in, "properties"),
                                      errors, &status, &norm) &&
-                      create_associations(t, 0, cJSON_GetObjectItemCaseSensitive(in, "associations"),
-                                          false, &msg);
+                      create_associations(
+                          t, 0, cJSON_GetObjectItemCaseSensitive(in, "associations"), false, &msg);
             cJSON_Delete(norm);
             if (!ok) {
                 if (msg)
@@ -844,8 +845,9 @@ static void batch_update(enum hs_type t, const cJSON *body, struct sb_response *
         cJSON *errors = cJSON_CreateArray();
         cJSON *norm = NULL;
         int status = 400;
-        bool ok = !msg && (!o || validate_write(t, o, cJSON_GetObjectItemCaseSensitive(in, "properties"),
-                                                errors, &status, &norm));
+        bool ok =
+            !msg && (!o || validate_write(t, o, cJSON_GetObjectItemCaseSensitive(in, "properties"),
+                                          errors, &status, &norm));
         cJSON_Delete(norm);
         if (!ok) {
             if (msg)

@@ -155,8 +155,8 @@ void hs_owners_control_add(const cJSON *body, struct sb_response *resp)
         hs_error(resp, 400, "VALIDATION_ERROR", "email is required");
         return;
     }
-    struct owner *o = owner_add(email->valuestring, cJSON_GetStringValue(first),
-                                cJSON_GetStringValue(last),
-                                cJSON_IsNumber(user) ? (int64_t)user->valuedouble : 0);
+    struct owner *o =
+        owner_add(email->valuestring, cJSON_GetStringValue(first), cJSON_GetStringValue(last),
+                  cJSON_IsNumber(user) ? (int64_t)user->valuedouble : 0);
     sb_respond_json(resp, 201, owner_json(o));
 }

@@ -411,13 +411,13 @@ static void handle_stages(const struct sb_request *req, struct pipeline *p, cons
             if ((msg = check_stage_input(body, &prob, &closed)) != NULL) {
                 hs_error(resp, 400, "VALIDATION_ERROR", msg);
             } else if (p->stage_count >= MAX_STAGES) {
-                hs_error(resp, 400, "VALIDATION_ERROR", "A deal pipeline can have at most 100 stages");
+                hs_error(resp, 400, "VALIDATION_ERROR",
+                         "A deal pipeline can have at most 100 stages");
             } else {
                 char *id = new_id();
-                struct stage *s =
-                    stage_add(p, id, cJSON_GetObjectItemCaseSensitive(body, "label")->valuestring,
-                              cJSON_GetObjectItemCaseSensitive(body, "displayOrder")->valueint,
-                              prob, closed);
+                struct stage *s = stage_add(
+                    p, id, cJSON_GetObjectItemCaseSensitive(body, "label")->valuestring,
+                    cJSON_GetObjectItemCaseSensitive(body, "displayOrder")->valueint, prob, closed);
                 free(id);
                 p->updated_at = sb_now_ms();
                 sb_respond_json(resp, 201, stage_json(s));

@@ -51,9 +51,9 @@ struct seed {
     const char *options;
 };
 
-#define LIFECYCLE                                                                              \
-    "subscriber=Subscriber|lead=Lead|marketingqualifiedlead=Marketing Qualified Lead|"         \
-    "salesqualifiedlead=Sales Qualified Lead|opportunity=Opportunity|customer=Customer|"       \
+#define LIFECYCLE                                                                                  \
+    "subscriber=Subscriber|lead=Lead|marketingqualifiedlead=Marketing Qualified Lead|"             \
+    "salesqualifiedlead=Sales Qualified Lead|opportunity=Opportunity|customer=Customer|"           \
     "evangelist=Evangelist|other=Other"
 
 static const struct seed seeds[] = {
@@ -64,14 +64,13 @@ static const struct seed seeds[] = {
     {HS_DEAL, "pipeline", "Pipeline", "enumeration", "select", "dealinformation", "", NULL},
     {HS_DEAL, "dealtype", "Deal Type", "enumeration", "radio", "dealinformation", "",
      "newbusiness=New Business|existingbusiness=Existing Business"},
-    {HS_DEAL, "description", "Deal Description", "string", "textarea", "dealinformation", "",
-     NULL},
+    {HS_DEAL, "description", "Deal Description", "string", "textarea", "dealinformation", "", NULL},
     {HS_DEAL, "hubspot_owner_id", "Deal owner", "enumeration", "select", "dealinformation", "",
      NULL},
-    {HS_DEAL, "closed_lost_reason", "Closed Lost Reason", "string", "textarea",
-     "dealinformation", "", NULL},
-    {HS_DEAL, "closed_won_reason", "Closed Won Reason", "string", "textarea", "dealinformation",
+    {HS_DEAL, "closed_lost_reason", "Closed Lost Reason", "string", "textarea", "dealinformation",
      "", NULL},
+    {HS_DEAL, "closed_won_reason", "Closed Won Reason", "string", "textarea", "dealinformation", "",
+     NULL},
     {HS_DEAL, "hs_salesforceopportunityid", "Salesforce Opportunity ID", "string", "text",
      "salesforceinformation", "", NULL},
     {HS_DEAL, "createdate", "Create Date", "datetime", "date", "dealinformation", "", NULL},
@@ -84,8 +83,7 @@ static const struct seed seeds[] = {
     {HS_CONTACT, "email", "Email", "string", "text", "contactinformation", "", NULL},
     {HS_CONTACT, "firstname", "First Name", "string", "text", "contactinformation", "", NULL},
     {HS_CONTACT, "lastname", "Last Name", "string", "text", "contactinformation", "", NULL},
-    {HS_CONTACT, "phone", "Phone Number", "string", "phonenumber", "contactinformation", "",
-     NULL},
+    {HS_CONTACT, "phone", "Phone Number", "string", "phonenumber", "contactinformation", "", NULL},
     {HS_CONTACT, "mobilephone", "Mobile Phone Number", "string", "phonenumber",
      "contactinformation", "", NULL},
     {HS_CONTACT, "company", "Company Name", "string", "text", "contactinformation", "", NULL},
@@ -96,10 +94,10 @@ static const struct seed seeds[] = {
     {HS_CONTACT, "state", "State/Region", "string", "text", "contactinformation", "", NULL},
     {HS_CONTACT, "zip", "Postal Code", "string", "text", "contactinformation", "", NULL},
     {HS_CONTACT, "country", "Country/Region", "string", "text", "contactinformation", "", NULL},
-    {HS_CONTACT, "lifecyclestage", "Lifecycle Stage", "enumeration", "radio",
-     "contactinformation", "", LIFECYCLE},
-    {HS_CONTACT, "hubspot_owner_id", "Contact owner", "enumeration", "select",
-     "contactinformation", "", NULL},
+    {HS_CONTACT, "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation",
+     "", LIFECYCLE},
+    {HS_CONTACT, "hubspot_owner_id", "Contact owner", "enumeration", "select", "contactinformation",
+     "", NULL},
     {HS_CONTACT, "salesforcecontactid", "Salesforce Contact ID", "string", "text",
      "salesforceinformation", "", NULL},
     {HS_CONTACT, "salesforceleadid", "Salesforce Lead ID", "string", "text",
@@ -110,24 +108,20 @@ static const struct seed seeds[] = {
      "deal_information", "rc", NULL},
     {HS_CONTACT, "recent_deal_close_date", "Recent Deal Close Date", "datetime", "date",
      "deal_information", "rc", NULL},
-    {HS_CONTACT, "recent_deal_amount", "Recent Deal Amount", "number", "number",
-     "deal_information", "rc", NULL},
+    {HS_CONTACT, "recent_deal_amount", "Recent Deal Amount", "number", "number", "deal_information",
+     "rc", NULL},
     {HS_CONTACT, "total_revenue", "Total Revenue", "number", "number", "deal_information", "rc",
      NULL},
     {HS_CONTACT, "num_associated_deals", "Number of associated deals", "number", "number",
      "deal_information", "rc", NULL},
-    {HS_CONTACT, "createdate", "Create Date", "datetime", "date", "contactinformation", "",
-     NULL},
-    {HS_CONTACT, "lastmodifieddate", "Last Modified Date", "datetime", "date",
-     "contactinformation", "r", NULL},
-    {HS_CONTACT, "hs_object_id", "Record ID", "number", "number", "contactinformation", "r",
-     NULL},
+    {HS_CONTACT, "createdate", "Create Date", "datetime", "date", "contactinformation", "", NULL},
+    {HS_CONTACT, "lastmodifieddate", "Last Modified Date", "datetime", "date", "contactinformation",
+     "r", NULL},
+    {HS_CONTACT, "hs_object_id", "Record ID", "number", "number", "contactinformation", "r", NULL},
 
     {HS_COMPANY, "name", "Name", "string", "text", "companyinformation", "", NULL},
-    {HS_COMPANY, "domain", "Company Domain Name", "string", "text", "companyinformation", "",
-     NULL},
-    {HS_COMPANY, "phone", "Phone Number", "string", "phonenumber", "companyinformation", "",
-     NULL},
+    {HS_COMPANY, "domain", "Company Domain Name", "string", "text", "companyinformation", "", NULL},
+    {HS_COMPANY, "phone", "Phone Number", "string", "phonenumber", "companyinformation", "", NULL},
     /* HubSpot's industry is an enumeration of ~150 options; kept as text here (README). */
     {HS_COMPANY, "industry", "Industry", "string", "text", "companyinformation", "", NULL},
     {HS_COMPANY, "description", "Description", "string", "textarea", "companyinformation", "",
@@ -142,28 +136,26 @@ static const struct seed seeds[] = {
      "companyinformation", "", NULL},
     {HS_COMPANY, "annualrevenue", "Annual Revenue", "number", "number", "companyinformation", "",
      NULL},
-    {HS_COMPANY, "lifecyclestage", "Lifecycle Stage", "enumeration", "radio",
-     "companyinformation", "", LIFECYCLE},
-    {HS_COMPANY, "hubspot_owner_id", "Company owner", "enumeration", "select",
-     "companyinformation", "", NULL},
+    {HS_COMPANY, "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "companyinformation",
+     "", LIFECYCLE},
+    {HS_COMPANY, "hubspot_owner_id", "Company owner", "enumeration", "select", "companyinformation",
+     "", NULL},
     {HS_COMPANY, "salesforceaccountid", "Salesforce Account ID", "string", "text",
      "salesforceinformation", "", NULL},
-    {HS_COMPANY, "createdate", "Create Date", "datetime", "date", "companyinformation", "",
-     NULL},
+    {HS_COMPANY, "createdate", "Create Date", "datetime", "date", "companyinformation", "", NULL},
     {HS_COMPANY, "hs_lastmodifieddate", "Last Modified Date", "datetime", "date",
      "companyinformation", "r", NULL},
-    {HS_COMPANY, "hs_object_id", "Record ID", "number", "number", "companyinformation", "r",
-     NULL},
+    {HS_COMPANY, "hs_object_id", "Record ID", "number", "number", "companyinformation", "r", NULL},
 };
 
-static const char *const deal_defaults[] = {"dealname",  "amount",     "closedate",
-                                            "pipeline",  "dealstage",  "createdate",
-                                            "hs_lastmodifieddate", "hs_object_id", NULL};
-static const char *const contact_defaults[] = {"firstname", "lastname", "email",
-                                               "lastmodifieddate", "hs_object_id",
-                                               "createdate", NULL};
-static const char *const company_defaults[] = {"name", "domain", "createdate",
-                                               "hs_lastmodifieddate", "hs_object_id", NULL};
+static const char *const deal_defaults[] = {
+    "dealname",  "amount",     "closedate",           "pipeline",
+    "dealstage", "createdate", "hs_lastmodifieddate", "hs_object_id",
+    NULL};
+static const char *const contact_defaults[] = {
+    "firstname", "lastname", "email", "lastmodifieddate", "hs_object_id", "createdate", NULL};
+static const char *const company_defaults[] = {
+    "name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id", NULL};
 
 const char *const *hs_default_props(enum hs_type t)
 {
@@ -366,8 +358,7 @@ bool hs_prop_check(enum hs_type t, const char *name, const char *value, char **o
         hs_iso(ms, iso);
         if (strcmp(p->type, "date") == 0) {
             if (ms % 86400000 != 0) {
-                snprintf(msg, sizeof msg, "%.200s is at %.12s UTC, not midnight!", value,
-                         iso + 11);
+                snprintf(msg, sizeof msg, "%.200s is at %.12s UTC, not midnight!", value, iso + 11);
                 return hs_prop_error(errors, name, "INVALID_DATE", msg);
             }
             iso[10] = '\0';
@@ -403,8 +394,8 @@ static cJSON *prop_json(enum hs_type t, const struct hs_prop *p)
     cJSON_AddStringToObject(o, "fieldType", p->field_type);
     cJSON_AddStringToObject(o, "description", p->description);
     cJSON_AddStringToObject(o, "groupName", p->group);
-    bool is_pipeline_prop = t == HS_DEAL && (strcmp(p->name, "dealstage") == 0 ||
-                                             strcmp(p->name, "pipeline") == 0);
+    bool is_pipeline_prop =
+        t == HS_DEAL && (strcmp(p->name, "dealstage") == 0 || strcmp(p->name, "pipeline") == 0);
     if (is_pipeline_prop) {
         cJSON *ids = strcmp(p->name, "pipeline") == 0 ? hs_pipeline_ids() : hs_stage_ids(NULL);
         cJSON *opts = cJSON_AddArrayToObject(o, "options");
@@ -443,12 +434,18 @@ static cJSON *prop_json(enum hs_type t, const struct hs_prop *p)
 
 static const char *const prop_types[] = {"bool",   "date",         "datetime", "enumeration",
                                          "number", "phone_number", "string",   NULL};
-static const char *const field_types[] = {"booleancheckbox", "calculation_equation",
-                                          "checkbox",        "date",
-                                          "file",            "html",
-                                          "number",          "phonenumber",
-                                          "radio",           "select",
-                                          "text",            "textarea",
+static const char *const field_types[] = {"booleancheckbox",
+                                          "calculation_equation",
+                                          "checkbox",
+                                          "date",
+                                          "file",
+                                          "html",
+                                          "number",
+                                          "phonenumber",
+                                          "radio",
+                                          "select",
+                                          "text",
+                                          "textarea",
                                           NULL};
 
 static bool in_list(const char *const *list, const char *s)
@@ -522,16 +519,14 @@ static void create_prop(const struct sb_request *req, enum hs_type t, struct sb_
         bad = "options are required for enumeration properties";
     else if (options)
         bad = check_options(options);
-    if (!bad && cJSON_IsTrue(unique) && strcmp(type, "string") != 0 &&
-        strcmp(type, "number") != 0)
+    if (!bad && cJSON_IsTrue(unique) && strcmp(type, "string") != 0 && strcmp(type, "number") != 0)
         bad = "only string and number properties can have unique values";
     if (bad) {
         hs_error(resp, 400, "VALIDATION_ERROR", bad);
         goto out;
     }
     if (hs_prop_find(t, name)) {
-        hs_errorf(resp, 409, "OBJECT_ALREADY_EXISTS", "Property named '%s' already exists.",
-                  name);
+        hs_errorf(resp, 409, "OBJECT_ALREADY_EXISTS", "Property named '%s' already exists.", name);
         goto out;
     }
     if (cJSON_IsTrue(unique)) {

@@ -19,11 +19,20 @@
 #define MAX_RESULTS 10000
 #define MAX_BODY 3000
 
-static const char *const operators[] = {"EQ",         "NEQ",          "LT",
-                                        "LTE",        "GT",           "GTE",
-                                        "BETWEEN",    "IN",           "NOT_IN",
-                                        "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
-                                        "NOT_CONTAINS_TOKEN", NULL};
+static const char *const operators[] = {"EQ",
+                                        "NEQ",
+                                        "LT",
+                                        "LTE",
+                                        "GT",
+                                        "GTE",
+                                        "BETWEEN",
+                                        "IN",
+                                        "NOT_IN",
+                                        "HAS_PROPERTY",
+                                        "NOT_HAS_PROPERTY",
+                                        "CONTAINS_TOKEN",
+                                        "NOT_CONTAINS_TOKEN",
+                                        NULL};
 
 static const char *prop_value(const struct hs_object *o, const char *name)
 {
@@ -192,12 +201,11 @@ static const char *check_groups(const cJSON *groups)
                 return "each filter needs propertyName and operator";
             if (!in_list(operators, op->valuestring))
                 return "unknown filter operator";
-            bool needs_values = strcmp(op->valuestring, "IN") == 0 ||
-                                strcmp(op->valuestring, "NOT_IN") == 0;
+            bool needs_values =
+                strcmp(op->valuestring, "IN") == 0 || strcmp(op->valuestring, "NOT_IN") == 0;
             bool needs_none = strcmp(op->valuestring, "HAS_PROPERTY") == 0 ||
                               strcmp(op->valuestring, "NOT_HAS_PROPERTY") == 0;
-            if (needs_values &&
-                !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(f, "values")))
+            if (needs_values && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(f, "values")))
                 return "IN and NOT_IN need values";
             if (!needs_values && !needs_none && !cJSON_GetObjectItemCaseSensitive(f, "value"))
                 return "this operator needs a value";

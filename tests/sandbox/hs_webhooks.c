@@ -26,9 +26,9 @@ struct subscription {
 };
 
 struct pending {
-    uint64_t seq;  /* unique for the process lifetime: survives resets while a POST is out */
-    cJSON *event;  /* without attemptNumber */
-    int attempt;   /* becomes attemptNumber */
+    uint64_t seq; /* unique for the process lifetime: survives resets while a POST is out */
+    cJSON *event; /* without attemptNumber */
+    int attempt;  /* becomes attemptNumber */
     int64_t queued_at;
     int64_t due_at;
     bool is_in_flight;
@@ -55,13 +55,26 @@ static int64_t failed_attempts;
 static int64_t dropped_events;
 static int64_t duplicated_batches;
 
-static const char *const event_types[] = {
-    "contact.creation", "contact.deletion", "contact.merge", "contact.associationChange",
-    "contact.restore", "contact.privacyDeletion", "contact.propertyChange",
-    "company.creation", "company.deletion", "company.propertyChange",
-    "company.associationChange", "company.restore", "company.merge",
-    "deal.creation", "deal.deletion", "deal.associationChange", "deal.restore", "deal.merge",
-    "deal.propertyChange", NULL};
+static const char *const event_types[] = {"contact.creation",
+                                          "contact.deletion",
+                                          "contact.merge",
+                                          "contact.associationChange",
+                                          "contact.restore",
+                                          "contact.privacyDeletion",
+                                          "contact.propertyChange",
+                                          "company.creation",
+                                          "company.deletion",
+                                          "company.propertyChange",
+                                          "company.associationChange",
+                                          "company.restore",
+                                          "company.merge",
+                                          "deal.creation",
+                                          "deal.deletion",
+                                          "deal.associationChange",
+                                          "deal.restore",
+                                          "deal.merge",
+                                          "deal.propertyChange",
+                                          NULL};
 
 /* ---- queueing events (under the lock) ---- */
 
@@ -143,8 +156,7 @@ static void fill_object(cJSON *e, const void *arg)
 
 void hs_webhook_object_event(enum hs_type t, int64_t id, const char *kind, enum hs_actor actor)
 {
-    struct object_event o = {id, strcmp(kind, "creation") == 0 ? "CREATED" : "DELETED", NULL,
-                             NULL};
+    struct object_event o = {id, strcmp(kind, "creation") == 0 ? "CREATED" : "DELETED", NULL, NULL};
     fire(t, kind, NULL, fill_object, &o, actor);
 }
 
@@ -485,9 +497,9 @@ static void create_sub(const struct sb_request *req, struct sb_response *resp)
                  "allowed per application (1000).");
     } else {
         for (size_t i = 0; i < sub_count; i++) {
-            bool same_prop = is_prop_change ? (subs[i].property_name &&
-                                               strcmp(subs[i].property_name, name) == 0)
-                                            : true;
+            bool same_prop =
+                is_prop_change ? (subs[i].property_name && strcmp(subs[i].property_name, name) == 0)
+                               : true;
             if (strcmp(subs[i].event_type, type->valuestring) == 0 && same_prop) {
                 /* UNVERIFIED: HubSpot refuses a second identical subscription; 409 assumed */
                 hs_error(resp, 409, "CONFLICT", "A subscription for this event already exists");

@@ -38,8 +38,8 @@ static void entry_clear(struct reqlog_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-void sb_reqlog_add(const char *system, const char *direction, const char *method,
-                   const char *path, const char *query, int status, size_t body_len)
+void sb_reqlog_add(const char *system, const char *direction, const char *method, const char *path,
+                   const char *query, int status, size_t body_len)
 {
     pthread_mutex_lock(&reqlog_mu);
     if (!entries)

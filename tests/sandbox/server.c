@@ -100,7 +100,8 @@ static char *url_decode(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < n && hex_value(s[i + 1]) >= 0 &&
+                   hex_value(s[i + 2]) >= 0) {
             out[o++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
             i += 2;
         } else {
@@ -416,7 +417,8 @@ bool sb_server_start(const char *bind_addr, int port, int *bound_port)
         log_error("cannot start http daemon", LOG_STR("bind", bind_addr), LOG_I64("port", port));
         return false;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_handle, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(daemon_handle, MHD_DAEMON_INFO_BIND_PORT);
     *bound_port = info ? info->port : port;
     if (pthread_create(&delivery_thread, NULL, delivery_main, NULL) != 0) {
         log_error("cannot start delivery thread");

@@ -49,7 +49,8 @@ bool sb_settings_assign(const char *assignment)
     const char *text = eq + 1;
     char *end = NULL;
     double d = strtod(text, &end);
-    cJSON *value = (*text && end && *end == '\0') ? cJSON_CreateNumber(d) : cJSON_CreateString(text);
+    cJSON *value =
+        (*text && end && *end == '\0') ? cJSON_CreateNumber(d) : cJSON_CreateString(text);
     bool ok = sb_settings_set(name, value);
     cJSON_Delete(value);
     free(name);

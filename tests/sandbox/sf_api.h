@@ -34,7 +34,7 @@ cJSON *sf_describe(const struct sf_object *obj, const char *version);
 
 /* Answers an sf_error as a REST error array. */
 void sf_respond_error(struct sb_response *resp, const struct sf_error *err);
-void sf_respond_errorf(struct sb_response *resp, int status, const char *code, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+void sf_respond_errorf(struct sb_response *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

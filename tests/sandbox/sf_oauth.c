@@ -112,8 +112,7 @@ static void refresh_grant(const struct sb_request *req, struct sb_response *resp
         oauth_error(resp, 400, "invalid_client_id", "client identifier invalid");
     else if (!secret || !hmac_equal(secret, setting("sf_client_secret", "sandbox-client-secret")))
         oauth_error(resp, 400, "invalid_client", "invalid client credentials");
-    else if (!refresh ||
-             !hmac_equal(refresh, setting("sf_refresh_token", "sandbox-refresh-token")))
+    else if (!refresh || !hmac_equal(refresh, setting("sf_refresh_token", "sandbox-refresh-token")))
         oauth_error(resp, 400, "invalid_grant", "expired access/refresh token");
     else
         respond_token(resp, sf_store_api_user_id(), true, "api refresh_token");
@@ -249,7 +248,8 @@ static void jwt_grant(const struct sb_request *req, struct sb_response *resp)
         oauth_error(resp, 400, "invalid_grant", "expired authorization code");
         goto out;
     }
-    const char *user = cJSON_IsString(sub) ? sf_store_user_by_username(sub->valuestring, true) : NULL;
+    const char *user =
+        cJSON_IsString(sub) ? sf_store_user_by_username(sub->valuestring, true) : NULL;
     if (!user || sb_setting_int("sf_jwt_user_approved", 1) == 0) {
         oauth_error(resp, 400, "invalid_grant", "user hasn't approved this consumer");
         goto out;

@@ -205,8 +205,9 @@ static void render_sobject(struct buf *b, const struct sf_object *obj, const str
         if (cJSON_IsString(f) && strcasecmp(f->valuestring, "Id") != 0)
             names[n++] = f->valuestring;
     qsort(names, n, sizeof(names[0]), cmp_names);
-    buf_printf(b, "    <sObject xsi:type=\"sf:%s\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">\n",
-               obj->name);
+    buf_printf(
+        b, "    <sObject xsi:type=\"sf:%s\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">\n",
+        obj->name);
     buf_printf(b, "     <sf:Id>%s</sf:Id>\n", rec->id);
     for (size_t i = 0; i < n; i++) {
         const struct sf_field *f = sf_store_field(obj, names[i]);
@@ -239,12 +240,13 @@ static char *render(const struct sf_record *om, const size_t *idx, size_t n)
     char version[16];
     snprintf(version, sizeof(version), "%.1f", cJSON_IsNumber(api) ? api->valuedouble : 47.0);
     buf_init(&b, 0);
-    buf_append_str(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                       "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\""
-                       " xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\""
-                       " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n"
-                       " <soapenv:Body>\n"
-                       "  <notifications xmlns=\"" OM_NS "\">\n");
+    buf_append_str(&b,
+                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                   "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\""
+                   " xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\""
+                   " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n"
+                   " <soapenv:Body>\n"
+                   "  <notifications xmlns=\"" OM_NS "\">\n");
     buf_printf(&b, "   <OrganizationId>%s</OrganizationId>\n", org);
     buf_printf(&b, "   <ActionId>%s</ActionId>\n", om->id);
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(md, "includeSessionId"))) {
@@ -254,10 +256,9 @@ static char *render(const struct sf_record *om, const size_t *idx, size_t n)
     } else {
         buf_append_str(&b, "   <SessionId xsi:nil=\"true\"/>\n");
     }
-    buf_printf(&b, "   <EnterpriseUrl>%s/services/Soap/c/%s/%.15s</EnterpriseUrl>\n", base,
-               version, org);
-    buf_printf(&b, "   <PartnerUrl>%s/services/Soap/u/%s/%.15s</PartnerUrl>\n", base, version,
+    buf_printf(&b, "   <EnterpriseUrl>%s/services/Soap/c/%s/%.15s</EnterpriseUrl>\n", base, version,
                org);
+    buf_printf(&b, "   <PartnerUrl>%s/services/Soap/u/%s/%.15s</PartnerUrl>\n", base, version, org);
     for (size_t i = 0; i < n; i++) {
         const struct om_entry *e = &q.entries[idx[i]];
         struct sf_object *obj = NULL;
@@ -421,8 +422,7 @@ void sb_sf_tick(void)
         if (ok) {
             q.delivered++;
             /* At-least-once: sometimes Salesforce sends an acknowledged notification again. */
-            if (!e->is_resend &&
-                sb_random() < sb_setting_double(SB_SETTING_DUPLICATE_RATE, 0.0)) {
+            if (!e->is_resend && sb_random() < sb_setting_double(SB_SETTING_DUPLICATE_RATE, 0.0)) {
                 q.duplicates_sent++;
                 e->is_resend = true;
                 e->due_ms = now + sb_setting_int("sf_om_batch_delay_ms", 20);

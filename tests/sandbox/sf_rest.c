@@ -32,8 +32,7 @@ void sf_respond_error(struct sb_response *resp, const struct sf_error *err)
     sb_respond_json(resp, err->status, sf_error_rest(err));
 }
 
-void sf_respond_errorf(struct sb_response *resp, int status, const char *code, const char *fmt,
-                       ...)
+void sf_respond_errorf(struct sb_response *resp, int status, const char *code, const char *fmt, ...)
 {
     struct sf_error err;
     va_list ap;
@@ -183,10 +182,9 @@ static void handle_query(const struct sb_request *req, bool all, const char *ver
 
 static const char *type_name(enum sf_type t)
 {
-    static const char *const names[] = {"id",       "string",   "textarea", "picklist",
-                                        "email",    "url",      "phone",    "boolean",
-                                        "int",      "double",   "currency", "percent",
-                                        "date",     "datetime", "reference", "complexvalue"};
+    static const char *const names[] = {
+        "id",  "string", "textarea", "picklist", "email", "url",      "phone",     "boolean",
+        "int", "double", "currency", "percent",  "date",  "datetime", "reference", "complexvalue"};
     return names[t];
 }
 
@@ -276,7 +274,8 @@ static cJSON *describe(const struct sf_object *obj, const char *version)
         cJSON_AddItemToObject(info, "name", cJSON_Duplicate(cJSON_GetObjectItem(v, "Name"), true));
         cJSON_AddItemToObject(info, "developerName",
                               cJSON_Duplicate(cJSON_GetObjectItem(v, "DeveloperName"), true));
-        cJSON_AddItemToObject(info, "active", cJSON_Duplicate(cJSON_GetObjectItem(v, "IsActive"), true));
+        cJSON_AddItemToObject(info, "active",
+                              cJSON_Duplicate(cJSON_GetObjectItem(v, "IsActive"), true));
         cJSON_AddBoolToObject(info, "defaultRecordTypeMapping", first);
         cJSON_AddBoolToObject(info, "master", false);
         cJSON_AddItemToArray(rts, info);
@@ -365,13 +364,12 @@ static void respond_created(struct sb_response *resp, int status, const char *id
     sb_respond_json(resp, status, o);
 }
 
-static bool check_writable(const struct sf_object *obj, const char *what,
-                           struct sb_response *resp)
+static bool check_writable(const struct sf_object *obj, const char *what, struct sb_response *resp)
 {
     if (!obj->is_read_only)
         return true;
-    sf_respond_errorf(resp, 400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be %s: %s",
-                      what, obj->label);
+    sf_respond_errorf(resp, 400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be %s: %s", what,
+                      obj->label);
     return false;
 }
 
@@ -539,7 +537,8 @@ static void by_ext_id(const struct sb_request *req, struct sf_object *obj, const
     }
     if (is_method(req, "GET") || is_method(req, "DELETE")) {
         struct sf_record *matches[2];
-        size_t n = strcmp(f->name, "Id") == 0 ? 0 : sf_store_find_by_field(obj, f, value, matches, 2);
+        size_t n =
+            strcmp(f->name, "Id") == 0 ? 0 : sf_store_find_by_field(obj, f, value, matches, 2);
         if (strcmp(f->name, "Id") == 0) {
             row(req, obj, value, version, user, resp);
             return;
@@ -807,11 +806,11 @@ static bool coll_one(enum coll_op op, const cJSON *item, struct sf_object *upser
             if (strcasecmp(it->string, upsert_field->name) == 0)
                 v = it;
         if (!cJSON_IsString(v) && !cJSON_IsNumber(v)) {
-            sf_error_set(err, 400, "MISSING_ARGUMENT", NULL,
-                         "%s not specified", upsert_field->name);
+            sf_error_set(err, 400, "MISSING_ARGUMENT", NULL, "%s not specified",
+                         upsert_field->name);
         } else {
-            char *value = cJSON_IsString(v) ? xstrdup(v->valuestring)
-                                            : xasprintf("%.0f", v->valuedouble);
+            char *value =
+                cJSON_IsString(v) ? xstrdup(v->valuestring) : xasprintf("%.0f", v->valuedouble);
             int rc = upsert_one(obj, upsert_field, value, body, user, dry_run, id, err);
             free(value);
             if (rc >= 0) {
@@ -922,7 +921,8 @@ static void collection_retrieve(const struct sb_request *req, struct sf_object *
         struct sf_object *owner = NULL;
         struct sf_record *r = sf_store_find(s, &owner);
         if (r && owner == obj && !r->is_deleted)
-            cJSON_AddItemToArray(out, sf_record_render(obj, r, version, (const char *const *)list, n));
+            cJSON_AddItemToArray(out,
+                                 sf_record_render(obj, r, version, (const char *const *)list, n));
         else
             cJSON_AddItemToArray(out, cJSON_CreateNull());
     }
@@ -1060,8 +1060,8 @@ static void versions(struct sb_response *resp, bool one)
 
 static void resources(const char *version, struct sb_response *resp)
 {
-    static const char *const names[] = {"sobjects", "query", "queryAll", "composite", "tooling",
-                                        "limits"};
+    static const char *const names[] = {"sobjects",  "query",   "queryAll",
+                                        "composite", "tooling", "limits"};
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char *u = xasprintf("/services/data/v%s/%s", version, names[i]);

@@ -34,8 +34,8 @@ struct val {
 
 /* A field reference: relationship hops from the FROM object, then the field. */
 struct fref {
-    char *path;                       /* canonical "Account.Owner.Email" */
-    const struct sf_field *hops[4];   /* reference fields followed */
+    char *path;                      /* canonical "Account.Owner.Email" */
+    const struct sf_field *hops[4];  /* reference fields followed */
     const struct sf_object *objs[5]; /* objs[0] = FROM, objs[i+1] = target of hops[i] */
     size_t depth;
     const struct sf_field *field;
@@ -320,8 +320,8 @@ static const cJSON *fref_value(const struct fref *f, const struct sf_record *rec
 
 static bool is_text(enum sf_type t)
 {
-    return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL ||
-           t == SF_URL || t == SF_PHONE;
+    return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL || t == SF_URL ||
+           t == SF_PHONE;
 }
 
 static bool parse_value(struct parser *p, const struct fref *f, struct val *v)
@@ -414,8 +414,8 @@ static bool parse_value(struct parser *p, const struct fref *f, struct val *v)
         unexpected(p);
         return false;
     }
-    char *msg = xasprintf("value of filter criterion for field '%s' must be of type %s",
-                          fld->name, want);
+    char *msg =
+        xasprintf("value of filter criterion for field '%s' must be of type %s", fld->name, want);
     fail(p, "INVALID_QUERY_FILTER_OPERATOR", "%s", msg);
     free(msg);
     return false;
@@ -768,8 +768,8 @@ static void render_field(cJSON *out, const struct fref *f, const struct sf_recor
         if (child && cJSON_IsNull(child))
             return;
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(r->values, f->hops[i]->name);
-        const struct sf_record *parent = cJSON_IsString(idv) ? sf_store_find(idv->valuestring, NULL)
-                                                             : NULL;
+        const struct sf_record *parent =
+            cJSON_IsString(idv) ? sf_store_find(idv->valuestring, NULL) : NULL;
         if (!parent) {
             if (!child)
                 cJSON_AddItemToObject(node, rel, cJSON_CreateNull());
@@ -788,7 +788,8 @@ static void render_field(cJSON *out, const struct fref *f, const struct sf_recor
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->values, f->field->name);
     if (!cJSON_GetObjectItemCaseSensitive(node, f->field->name))
-        cJSON_AddItemToObject(node, f->field->name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+        cJSON_AddItemToObject(node, f->field->name,
+                              v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
 }
 
 /* ---- the query --------------------------------------------------------------------------- */
@@ -803,8 +804,10 @@ static void refresh_permissions(void)
         cJSON *v = upa->records[i]->values;
         cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsApiEnabled", cJSON_CreateTrue());
         cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsViewSetup", cJSON_CreateTrue());
-        cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsModifyAllData", cJSON_CreateBool(all));
-        cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsModifyMetadata", cJSON_CreateBool(meta));
+        cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsModifyAllData",
+                                               cJSON_CreateBool(all));
+        cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsModifyMetadata",
+                                               cJSON_CreateBool(meta));
         cJSON_ReplaceItemInObjectCaseSensitive(v, "PermissionsCustomizeApplication",
                                                cJSON_CreateBool(meta));
     }

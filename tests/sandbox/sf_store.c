@@ -662,8 +662,8 @@ static const char *field_label(const struct sf_field *f, char *buf, size_t n)
 
 static bool is_string_type(enum sf_type t)
 {
-    return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL ||
-           t == SF_URL || t == SF_PHONE;
+    return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL || t == SF_URL ||
+           t == SF_PHONE;
 }
 
 static const char *type_word(enum sf_type t)
@@ -691,7 +691,7 @@ static const char *type_word(enum sf_type t)
 static bool jackson_error(const struct sf_field *f, const cJSON *v, struct sf_error *err)
 {
     char *text = cJSON_PrintUnformatted(v);
-    const char *token = cJSON_IsString(v)  ? "VALUE_STRING"
+    const char *token = cJSON_IsString(v)   ? "VALUE_STRING"
                         : cJSON_IsNumber(v) ? "VALUE_NUMBER"
                         : cJSON_IsBool(v)   ? (cJSON_IsTrue(v) ? "VALUE_TRUE" : "VALUE_FALSE")
                         : cJSON_IsArray(v)  ? "START_ARRAY"
@@ -717,8 +717,8 @@ static bool coerce(const struct sf_field *f, const cJSON *v, cJSON **out, struct
             return jackson_error(f, v, err);
         if (f->length > 0 && (int)strlen(v->valuestring) > f->length) {
             sf_error_set(err, 400, "STRING_TOO_LONG", f->name,
-                         "%s: data value too large: %.60s (max length=%d)", f->name,
-                         v->valuestring, f->length);
+                         "%s: data value too large: %.60s (max length=%d)", f->name, v->valuestring,
+                         f->length);
             return false;
         }
         if (f->type == SF_EMAIL && v->valuestring[0]) {
@@ -811,7 +811,8 @@ static struct sf_record *stage_by_name(const char *name)
     for (size_t i = 0; name && stages && i < stages->record_count; i++) {
         struct sf_record *r = stages->records[i];
         const char *api = get_string(r->values, "ApiName");
-        if (api && strcmp(api, name) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(r->values, "IsActive")))
+        if (api && strcmp(api, name) == 0 &&
+            cJSON_IsTrue(cJSON_GetObjectItem(r->values, "IsActive")))
             return r;
     }
     return NULL;
@@ -857,15 +858,17 @@ static bool derive(struct sf_object *obj, cJSON *values, const cJSON *body, bool
         if (stage) {
             bool stage_changed = !old_stage || strcmp(old_stage, stage_name) != 0;
             bool prob_given = body && cJSON_GetObjectItem(body, "Probability") != NULL;
-            set_value(values, "IsClosed",
-                      cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsClosed"))));
+            set_value(
+                values, "IsClosed",
+                cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsClosed"))));
             set_value(values, "IsWon",
                       cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(stage->values, "IsWon"))));
             /* UNVERIFIED (reference 2.1) that the API fills Probability from the stage;
              * sf_default_probability=0 turns it off. */
             if (stage_changed && !prob_given && sb_setting_int("sf_default_probability", 1))
                 set_value(values, "Probability",
-                          cJSON_Duplicate(cJSON_GetObjectItem(stage->values, "DefaultProbability"), true));
+                          cJSON_Duplicate(cJSON_GetObjectItem(stage->values, "DefaultProbability"),
+                                          true));
             if (stage_changed && !(body && cJSON_GetObjectItem(body, "ForecastCategoryName")))
                 set_string(values, "ForecastCategoryName",
                            get_string(stage->values, "ForecastCategoryName"));
@@ -874,8 +877,8 @@ static bool derive(struct sf_object *obj, cJSON *values, const cJSON *body, bool
     if (sf_store_field(obj, "Name") && !sf_store_field(obj, "Name")->is_createable) {
         const char *first = get_string(values, "FirstName");
         const char *last = get_string(values, "LastName");
-        char *name = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "",
-                               last ? last : "");
+        char *name =
+            xasprintf("%s%s%s", first ? first : "", first && last ? " " : "", last ? last : "");
         set_string(values, "Name", name[0] ? name : NULL);
         free(name);
     }
@@ -973,7 +976,8 @@ static void unset_other_primaries(struct sf_object *obj, struct sf_record *self,
                                   const char *user, int64_t now)
 {
     const char *opp = get_string(values, "OpportunityId");
-    if (!sf_store_field(obj, "IsPrimary") || !cJSON_IsTrue(cJSON_GetObjectItem(values, "IsPrimary")))
+    if (!sf_store_field(obj, "IsPrimary") ||
+        !cJSON_IsTrue(cJSON_GetObjectItem(values, "IsPrimary")))
         return;
     for (size_t i = 0; i < obj->record_count; i++) {
         struct sf_record *r = obj->records[i];
@@ -1196,8 +1200,9 @@ void sf_store_seed(void)
         seed("OpportunityStage", json);
         free(json);
     }
-    json = xasprintf("{\"Name\":\"Acme Corp\",\"Website\":\"https://acme.test\",\"OwnerId\":\"%s\"}",
-                     st.ui_user);
+    json =
+        xasprintf("{\"Name\":\"Acme Corp\",\"Website\":\"https://acme.test\",\"OwnerId\":\"%s\"}",
+                  st.ui_user);
     struct sf_record *acme = seed("Account", json);
     free(json);
     json = xasprintf("{\"Name\":\"Globex\",\"Website\":\"https://globex.test\",\"OwnerId\":\"%s\"}",
@@ -1266,8 +1271,8 @@ const char *sf_token_issue(const char *user_id)
         st.token_count--;
     }
     struct sf_token *t = &st.tokens[st.token_count++];
-    t->token = xasprintf("%.15s!AQ%llu%s", st.org_id, (unsigned long long)++st.token_counter,
-                         random);
+    t->token =
+        xasprintf("%.15s!AQ%llu%s", st.org_id, (unsigned long long)++st.token_counter, random);
     memcpy(t->user_id, user_id, sizeof(t->user_id));
     t->expires_ms = sb_now_ms() + sb_setting_int("sf_token_lifetime_s", 7200) * 1000;
     return t->token;

@@ -33,16 +33,16 @@ enum sf_type {
 struct sf_field {
     char *name;
     enum sf_type type;
-    int length;          /* strings: maximum length */
-    char *ref_to;        /* SF_REFERENCE: target object name */
-    char *rel_name;      /* SF_REFERENCE: relationship name ("Account" for AccountId) */
+    int length;     /* strings: maximum length */
+    char *ref_to;   /* SF_REFERENCE: target object name */
+    char *rel_name; /* SF_REFERENCE: relationship name ("Account" for AccountId) */
     bool is_createable;
     bool is_updateable;
-    bool is_required;    /* must be non-null after create/update */
+    bool is_required; /* must be non-null after create/update */
     bool is_external_id;
     bool is_unique;
     bool is_custom;
-    bool is_single_row;  /* Tooling Metadata/FullName: query must return at most one row */
+    bool is_single_row; /* Tooling Metadata/FullName: query must return at most one row */
 };
 
 struct sf_record {
@@ -136,10 +136,10 @@ cJSON *sf_record_render(const struct sf_object *obj, const struct sf_record *rec
 char *sf_record_url(const struct sf_object *obj, const char *id, const char *version);
 
 /* Time formats. */
-void sf_time_rest(int64_t ms, char out[32]); /* 2013-05-20T20:49:32.000+0000 */
-void sf_time_xml(int64_t ms, char out[32]);  /* 2020-05-09T03:04:32.000Z */
+void sf_time_rest(int64_t ms, char out[32]);    /* 2013-05-20T20:49:32.000+0000 */
+void sf_time_xml(int64_t ms, char out[32]);     /* 2020-05-09T03:04:32.000Z */
 bool sf_time_parse(const char *s, int64_t *ms); /* ISO 8601 with offset or Z */
-bool sf_date_valid(const char *s);              
+bool sf_date_valid(const char *s);
 /* Lifecycle. */
 void sf_store_seed(void);
 void sf_store_clear(void);

@@ -47,8 +47,8 @@ static struct sf_object *full_name_object(const char *full_name, const char **na
     char *entity = xstrndup(full_name, (size_t)(dot - full_name));
     struct sf_object *obj = sf_store_object(entity, false);
     if (!obj || obj->is_virtual) {
-        sf_error_set(err, 400, "FIELD_INTEGRITY_EXCEPTION", "FullName",
-                     "Cannot find entity: %s", entity);
+        sf_error_set(err, 400, "FIELD_INTEGRITY_EXCEPTION", "FullName", "Cannot find entity: %s",
+                     entity);
         obj = NULL;
     }
     free(entity);
@@ -143,8 +143,8 @@ static bool create_outbound_message(struct sf_object *tobj, const cJSON *body, c
         if (!cJSON_IsString(f) || !sf_store_field(obj, f->valuestring) ||
             sf_store_field(obj, f->valuestring)->type == SF_COMPLEX) {
             sf_error_set(err, 400, "FIELD_INTEGRITY_EXCEPTION", "fields",
-                         "Field %s does not exist on %s",
-                         cJSON_IsString(f) ? f->valuestring : "?", obj->name);
+                         "Field %s does not exist on %s", cJSON_IsString(f) ? f->valuestring : "?",
+                         obj->name);
             return false;
         }
     char *canonical = xasprintf("%s.%s", obj->name, name);
@@ -182,9 +182,10 @@ static bool create_flow(struct sf_object *tobj, const cJSON *body, const char *u
     const char *label = str_item(md, "label");
     const char *process_type = str_item(md, "processType");
     if (!full_name || !label || !process_type) {
-        sf_error_set(err, 400, "REQUIRED_FIELD_MISSING", NULL,
-                     "Required fields are missing: [%s]",
-                     !full_name ? "FullName" : !label ? "label" : "processType");
+        sf_error_set(err, 400, "REQUIRED_FIELD_MISSING", NULL, "Required fields are missing: [%s]",
+                     !full_name ? "FullName"
+                     : !label   ? "label"
+                                : "processType");
         return false;
     }
     /* An outbound-message action must name an existing message: "Opportunity.Name". */
@@ -237,11 +238,11 @@ static bool create_custom_field(struct sf_object *tobj, const cJSON *body, const
         bool needs_length;
         bool can_be_external;
     } types[] = {
-        {"Text", SF_STRING, true, true},       {"Number", SF_DOUBLE, false, true},
-        {"Checkbox", SF_BOOL, false, false},   {"Date", SF_DATE, false, false},
+        {"Text", SF_STRING, true, true},         {"Number", SF_DOUBLE, false, true},
+        {"Checkbox", SF_BOOL, false, false},     {"Date", SF_DATE, false, false},
         {"DateTime", SF_DATETIME, false, false}, {"Currency", SF_CURRENCY, false, false},
-        {"Percent", SF_PERCENT, false, false}, {"Email", SF_EMAIL, false, true},
-        {"Phone", SF_PHONE, false, false},     {"Url", SF_URL, false, false},
+        {"Percent", SF_PERCENT, false, false},   {"Email", SF_EMAIL, false, true},
+        {"Phone", SF_PHONE, false, false},       {"Url", SF_URL, false, false},
         {"TextArea", SF_TEXTAREA, false, false}, {"LongTextArea", SF_TEXTAREA, true, false},
         {"Picklist", SF_PICKLIST, false, false},
     };
@@ -383,8 +384,9 @@ void sf_tooling_handle(const struct sb_request *req, const char *rest, const cha
             cJSON *records = NULL;
             struct sf_error err;
             if (!q)
-                sf_respond_errorf(resp, 400, "MALFORMED_QUERY", "A query string has to be "
-                                                                "specified");
+                sf_respond_errorf(resp, 400, "MALFORMED_QUERY",
+                                  "A query string has to be "
+                                  "specified");
             else if (sf_soql_run(q, true, false, version, &records, &err))
                 sf_query_respond(records, version, resp);
             else
@@ -404,8 +406,8 @@ void sf_tooling_handle(const struct sb_request *req, const char *rest, const cha
         else if (n == 3)
             row(req, tobj, seg[2], version, resp);
         else
-            sf_respond_errorf(resp, 405, "METHOD_NOT_ALLOWED",
-                              "HTTP Method '%s' not allowed", req->method);
+            sf_respond_errorf(resp, 405, "METHOD_NOT_ALLOWED", "HTTP Method '%s' not allowed",
+                              req->method);
     } else {
         sf_respond_errorf(resp, 404, "NOT_FOUND", "The requested resource does not exist");
     }

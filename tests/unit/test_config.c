@@ -11,10 +11,13 @@
 #include "log.h"
 #include "util.h"
 
-static const char *const all_vars[] = {
-    "DATABASE_URL", "PORT", "BIND_ADDRESS", "PUBLIC_BASE_URL", "SALESFORCE_ORG_ID",
-    "SALESFORCE_WEBHOOK_TOKEN", "HUBSPOT_CLIENT_SECRET", "HUBSPOT_APP_ID", "WORKER_THREADS",
-    "LOG_LEVEL", "QUEUE_RETRY_BASE_MS", "QUEUE_RETRY_MAX_MS", "HUBSPOT_WEBHOOK_PATH"};
+static const char *const all_vars[] = {"DATABASE_URL",          "PORT",
+                                       "BIND_ADDRESS",          "PUBLIC_BASE_URL",
+                                       "SALESFORCE_ORG_ID",     "SALESFORCE_WEBHOOK_TOKEN",
+                                       "HUBSPOT_CLIENT_SECRET", "HUBSPOT_APP_ID",
+                                       "WORKER_THREADS",        "LOG_LEVEL",
+                                       "QUEUE_RETRY_BASE_MS",   "QUEUE_RETRY_MAX_MS",
+                                       "HUBSPOT_WEBHOOK_PATH"};
 
 static void clear_env(void)
 {

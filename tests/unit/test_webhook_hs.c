@@ -61,8 +61,8 @@ static enum err verify_vector(const cJSON *v, bool mutate)
             path[strlen(path) - 1] ^= 1;
     }
     struct webhook_hs_verifier ver = {secret, base, true, 0};
-    struct webhook_hs_request req = {method ? method : "POST", path, body, strlen(body), NULL,
-                                     NULL, NULL, NULL};
+    struct webhook_hs_request req = {
+        method ? method : "POST", path, body, strlen(body), NULL, NULL, NULL, NULL};
     if (strcmp(version, "v3") == 0) {
         req.signature_v3 = str(v, "signature");
         req.timestamp = str(v, "timestamp");
@@ -109,11 +109,11 @@ END_TEST
 START_TEST(v3_age_and_missing_headers)
 {
     const char *body = "[]";
-    char *sig = webhook_hs_sign_v3("s", "POST", "https://h.io/webhooks/hubspot", body, 2,
-                                   "1000000");
+    char *sig =
+        webhook_hs_sign_v3("s", "POST", "https://h.io/webhooks/hubspot", body, 2, "1000000");
     struct webhook_hs_verifier ver = {"s", "https://h.io/", false, 300000};
-    struct webhook_hs_request req = {"POST", "/webhooks/hubspot", body, 2, sig, "1000000",
-                                     NULL, NULL};
+    struct webhook_hs_request req = {"POST", "/webhooks/hubspot", body, 2,
+                                     sig,    "1000000",           NULL, NULL};
     const char *why;
     ck_assert_int_eq(webhook_hs_verify(&ver, &req, 1000000 + 300000, &why), ERR_OK);
     ck_assert_int_eq(webhook_hs_verify(&ver, &req, 1000000 + 300001, &why), ERR_AUTH);
@@ -123,8 +123,7 @@ START_TEST(v3_age_and_missing_headers)
     ck_assert_int_eq(webhook_hs_verify(&ver, &req, 1000000, &why), ERR_AUTH);
     /* Without v3, a v1 signature is refused unless the operator enabled it. */
     char *v1 = webhook_hs_sign_legacy("s", NULL, NULL, body, 2);
-    struct webhook_hs_request legacy = {"POST", "/webhooks/hubspot", body, 2, NULL, NULL, v1,
-                                        "v1"};
+    struct webhook_hs_request legacy = {"POST", "/webhooks/hubspot", body, 2, NULL, NULL, v1, "v1"};
     ck_assert_int_eq(webhook_hs_verify(&ver, &legacy, 1000000, &why), ERR_AUTH);
     ver.allow_legacy = true;
     ck_assert_int_eq(webhook_hs_verify(&ver, &legacy, 1000000, &why), ERR_OK);
@@ -190,7 +189,7 @@ static const struct {
     {"[{\"objectId\":1,\"eventId\":1,\"portalId\":1}]", "no subscriptionType"},
     {"[{\"subscriptionType\":\"deal.creation\",\"eventId\":1,\"portalId\":1}]", "no objectId"},
     {"[{\"subscriptionType\":\"deal.creation\",\"objectId\":5,\"portalId\":1}]", "no numeric "
-                                                                                "eventId"},
+                                                                                 "eventId"},
 };
 
 START_TEST(bad_bodies_are_refused_with_a_reason)
@@ -225,8 +224,10 @@ START_TEST(other_object_types_are_counted_not_stored)
     buf_init(&big, 0);
     buf_append_str(&big, "[");
     for (int i = 0; i < 101; i++)
-        buf_printf(&big, "%s{\"subscriptionType\":\"deal.creation\",\"objectId\":%d,"
-                   "\"eventId\":%d,\"portalId\":2}", i ? "," : "", i + 1, i + 1);
+        buf_printf(&big,
+                   "%s{\"subscriptionType\":\"deal.creation\",\"objectId\":%d,"
+                   "\"eventId\":%d,\"portalId\":2}",
+                   i ? "," : "", i + 1, i + 1);
     buf_append_str(&big, "]");
     ck_assert_int_eq(webhook_hs_parse(big.data, big.len, 42, &b, &why), ERR_INVALID);
     free(why);

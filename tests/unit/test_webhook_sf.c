@@ -17,8 +17,8 @@ static const struct {
     const char *record_id;
     size_t count;
 } accepted[] = {
-    {"salesforce/outbound-opportunity-api47-oneline.xml", "00D7F00000107XsUAI", "Opportunity",
-     NULL, 1},
+    {"salesforce/outbound-opportunity-api47-oneline.xml", "00D7F00000107XsUAI", "Opportunity", NULL,
+     1},
     {"salesforce/outbound-opportunity-api23-15char-ids.xml", "00DQ0000000EB93", "Opportunity",
      "006Q0000009N3gfIAC", 1},
     {"salesforce/outbound-opportunity-many-fields.xml", NULL, "Opportunity", NULL, 1},
@@ -65,8 +65,7 @@ START_TEST(fields_present_absent_and_nil)
     char *why = NULL;
     ck_assert_int_eq(webhook_sf_parse(body, strlen(body), "00D7F00000107Xs", NOW, &msg, &why),
                      ERR_OK);
-    const cJSON *fields =
-        cJSON_GetObjectItemCaseSensitive(msg.notifications[0].payload, "fields");
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(msg.notifications[0].payload, "fields");
     ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(fields, "Amount")->valuestring, "120000.0");
     ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(fields, "Description")));
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(fields, "Name"));
@@ -86,12 +85,10 @@ static const struct {
     {"truncated",
      "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>",
      ERR_INVALID, "malformed XML"},
-    {"doctype",
-     "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>", ERR_INVALID,
+    {"doctype", "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>", ERR_INVALID,
      "document type declarations are not allowed"},
-    {"xxe",
-     "<!DOCTYPE foo [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><foo>&xxe;</foo>", ERR_INVALID,
-     "document type"},
+    {"xxe", "<!DOCTYPE foo [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><foo>&xxe;</foo>",
+     ERR_INVALID, "document type"},
     {"not soap", "<notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\"/>", ERR_INVALID,
      "not a SOAP 1.1 Envelope"},
     {"no notifications",
@@ -120,8 +117,8 @@ START_TEST(bad_messages_are_refused_with_a_reason)
 {
     struct webhook_sf_message msg = {0};
     char *why = NULL;
-    enum err rc = webhook_sf_parse(refused[_i].body, strlen(refused[_i].body),
-                                   "00D7F00000107XsUAI", NOW, &msg, &why);
+    enum err rc = webhook_sf_parse(refused[_i].body, strlen(refused[_i].body), "00D7F00000107XsUAI",
+                                   NOW, &msg, &why);
     ck_assert_msg(rc == refused[_i].rc, "%s: got %d (%s)", refused[_i].name, rc, why ? why : "");
     ck_assert_ptr_nonnull(why);
     ck_assert_msg(strstr(why, refused[_i].why), "%s: reason '%s'", refused[_i].name, why);
@@ -148,8 +145,8 @@ START_TEST(placeholder_ids_are_refused_clearly)
     for (size_t i = 0; i < 4; i++) {
         char *p = strstr(fixed, swaps[i][0]);
         ck_assert_ptr_nonnull(p);
-        char *next = xasprintf("%.*s%s%s", (int)(p - fixed), fixed, swaps[i][1],
-                               p + strlen(swaps[i][0]));
+        char *next =
+            xasprintf("%.*s%s%s", (int)(p - fixed), fixed, swaps[i][1], p + strlen(swaps[i][0]));
         free(fixed);
         fixed = next;
     }
