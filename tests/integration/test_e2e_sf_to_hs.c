@@ -674,10 +674,10 @@ START_TEST(duplicates_order_and_faults)
     struct e2e e;
     e2e_start(&e, "e2e_s2h_faults", NULL, NULL, true);
 
-    /* Notifications delivered again (most of them, some several times) and shuffled: still one
-     * deal, with the final state. */
+    /* Every notification (and webhook) delivered twice, and shuffled: still one deal, with the
+     * final state. */
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[],\"delivery\":{\"duplicate_rate\":0.7,"
+                            "{\"rules\":[],\"delivery\":{\"duplicate_rate\":1,"
                             "\"reorder_rate\":1}}",
                             NULL),
                      200);

@@ -822,25 +822,39 @@ static bool has_duplicate_ids(const cJSON *inputs)
     return false;
 }
 
+/* The inputs of a batch body (answering 400 and returning NULL when there are none, too many,
+ * or the same id twice). */
+static const cJSON *batch_inputs_unique(const cJSON *body, struct sb_response *resp)
+{
+    const cJSON *inputs = batch_inputs(body, resp);
+    if (inputs && has_duplicate_ids(inputs)) {
+        respond_bad(resp, "Duplicate IDs found in batch input");
+        return NULL;
+    }
+    return inputs;
+}
+
+/* The object an input names by id (and its idProperty, when given), or NULL. */
+static struct hs_object *resolve_input(enum hs_type t, const cJSON *in, const char *id,
+                                       const char **msg)
+{
+    const cJSON *idp = cJSON_GetObjectItemCaseSensitive(in, "idProperty");
+    return id ? resolve(t, id, cJSON_IsString(idp) ? idp->valuestring : NULL, false, msg) : NULL;
+}
+
 /* Validation failures reject the whole batch (nothing written); ids that do not resolve are
  * reported in a 207 while the others are updated. */
 static void batch_update(enum hs_type t, const cJSON *body, struct sb_response *resp)
 {
-    const cJSON *inputs = batch_inputs(body, resp);
+    const cJSON *inputs = batch_inputs_unique(body, resp);
     const cJSON *in;
     const char *msg = NULL;
     if (!inputs)
         return;
-    if (has_duplicate_ids(inputs)) {
-        respond_bad(resp, "Duplicate IDs found in batch input");
-        return;
-    }
     cJSON_ArrayForEach(in, inputs)
     {
         char *id = input_id(in);
-        const cJSON *idp = cJSON_GetObjectItemCaseSensitive(in, "idProperty");
-        struct hs_object *o =
-            id ? resolve(t, id, cJSON_IsString(idp) ? idp->valuestring : NULL, false, &msg) : NULL;
+        struct hs_object *o = resolve_input(t, in, id, &msg);
         free(id);
         cJSON *errors = cJSON_CreateArray();
         cJSON *norm = NULL;
@@ -865,9 +879,7 @@ static void batch_update(enum hs_type t, const cJSON *body, struct sb_response *
     cJSON_ArrayForEach(in, inputs)
     {
         char *id = input_id(in);
-        const cJSON *idp = cJSON_GetObjectItemCaseSensitive(in, "idProperty");
-        struct hs_object *o =
-            id ? resolve(t, id, cJSON_IsString(idp) ? idp->valuestring : NULL, false, &msg) : NULL;
+        struct hs_object *o = resolve_input(t, in, id, &msg);
         cJSON *errors = cJSON_CreateArray();
         int status;
         if (o && hs_object_update(o, cJSON_GetObjectItemCaseSensitive(in, "properties"),
@@ -884,15 +896,11 @@ static void batch_update(enum hs_type t, const cJSON *body, struct sb_response *
 /* Upsert by a unique property: all-or-nothing validation, then create or update each. */
 static void batch_upsert(enum hs_type t, const cJSON *body, struct sb_response *resp)
 {
-    const cJSON *inputs = batch_inputs(body, resp);
+    const cJSON *inputs = batch_inputs_unique(body, resp);
     const cJSON *in;
     const char *msg = NULL;
     if (!inputs)
         return;
-    if (has_duplicate_ids(inputs)) {
-        respond_bad(resp, "Duplicate IDs found in batch input");
-        return;
-    }
     cJSON_ArrayForEach(in, inputs)
     {
         char *id = input_id(in);

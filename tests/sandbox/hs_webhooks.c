@@ -32,6 +32,7 @@ struct pending {
     int64_t queued_at;
     int64_t due_at;
     bool is_in_flight;
+    bool is_duplicate; /* a second delivery of a delivered event: never duplicated again */
 };
 
 static struct subscription *subs;
@@ -85,7 +86,7 @@ static void queue_push(cJSON *event, int64_t due_at)
         queue = xrealloc(queue, queue_cap * sizeof *queue);
     }
     int64_t now = sb_now_ms();
-    queue[queue_count++] = (struct pending){next_seq++, event, 0, now, due_at, false};
+    queue[queue_count++] = (struct pending){next_seq++, event, 0, now, due_at, false, false};
 }
 
 /* A new event for subscription s with the fields every event has. */
@@ -289,8 +290,13 @@ static void batch_done(const struct batch *b, bool is_ok)
         p->is_in_flight = false;
         if (is_ok) {
             delivered_events++;
-            if (is_duplicated) /* HubSpot may deliver an event twice (reference 2.1) */
+            /* HubSpot may deliver an event twice (reference 2.1); a second delivery is not
+             * repeated again, so even a rate of 1 ends. */
+            if (is_duplicated && !p->is_duplicate) {
                 queue_push(cJSON_Duplicate(p->event, true), now);
+                queue[queue_count - 1].is_duplicate = true;
+                p = queue_find(b->seqs[i]); /* queue_push may have moved the queue */
+            }
             queue_remove(p);
             continue;
         }
