@@ -43,6 +43,9 @@ enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
 
 /* Forgets the opportunity and its contacts; not finding it is not an error. */
 enum err synced_deal_forget(PGconn *db, const char *sf_opportunity_id) WARN_UNUSED;
+/* Marks the synced deal of a deleted opportunity: roll-ups no longer count it, but its contacts
+ * stay known (synced_deal_contacts) until synced_deal_forget, after the roll-ups were written. */
+enum err synced_deal_mark_deleted(PGconn *db, const char *sf_opportunity_id) WARN_UNUSED;
 
 /* A contact's roll-ups over the synced deals it is a contact role of. Owned: clear with
  * contact_rollup_clear. */

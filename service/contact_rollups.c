@@ -61,7 +61,7 @@ enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
               " ON CONFLICT (sf_opportunity_id) DO UPDATE SET hs_deal_id = EXCLUDED.hs_deal_id,"
               " created_at = EXCLUDED.created_at, close_date = EXCLUDED.close_date,"
               " amount = EXCLUDED.amount, is_closed = EXCLUDED.is_closed,"
-              " is_won = EXCLUDED.is_won, synced_at = now()",
+              " is_won = EXCLUDED.is_won, synced_at = now(), deleted_at = NULL",
               7, deal, "cannot save synced deal");
     if (rc == ERR_OK)
         rc = exec(db, "DELETE FROM synced_deal_contact WHERE sf_opportunity_id = $1", 1,
@@ -78,6 +78,12 @@ enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
         return db_commit(db);
     PQclear(PQexec(db, "ROLLBACK"));
     return rc;
+}
+
+enum err synced_deal_mark_deleted(PGconn *db, const char *sf_opportunity_id)
+{
+    return exec(db, "UPDATE synced_deal SET deleted_at = now() WHERE sf_opportunity_id = $1", 1,
+                &sf_opportunity_id, "cannot mark synced deal deleted");
 }
 
 enum err synced_deal_forget(PGconn *db, const char *sf_opportunity_id)
@@ -100,7 +106,7 @@ enum err contact_rollup_load(PGconn *db, const char *hs_contact_id, struct conta
         " coalesce(sum(d.amount) FILTER (WHERE d.is_won), 0)::text,"
         " coalesce(bool_or(NOT d.is_closed), false), coalesce(bool_or(d.is_won), false)"
         " FROM synced_deal_contact c JOIN synced_deal d USING (sf_opportunity_id)"
-        " WHERE c.hs_contact_id = $1",
+        " WHERE c.hs_contact_id = $1 AND d.deleted_at IS NULL",
         1, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot compute contact roll-ups");
     if (rc == ERR_OK && PQntuples(r) == 1) {

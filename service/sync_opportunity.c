@@ -303,7 +303,8 @@ static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opp
         if (rc == ERR_OK) {
             add_ids(rollup_contacts, previous);
             o->contacts = previous;
-            rc = synced_deal_forget(db, o->id);
+            /* Forgotten only after the roll-ups were written (see the end of the batch). */
+            rc = synced_deal_mark_deleted(db, o->id);
         } else {
             cJSON_Delete(previous);
         }
@@ -1117,11 +1118,21 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         rc = ERR_OK;
     }
     step = "cannot update the contacts' roll-ups";
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        /* A deleted opportunity is done only once its contacts' roll-ups no longer count it:
+         * retried with the others (its synced deal is marked, so its contacts stay known). */
+        for (size_t i = 0; i < count; i++)
+            if (opps[i].is_finished && !opps[i].sf && opps[i].rec->result == ERR_OK &&
+                !opps[i].rec->is_skipped)
+                opps[i].is_finished = false;
         goto failed;
+    }
     for (size_t i = 0; i < count; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished) {
+            if (!o->sf && o->rec->result == ERR_OK && !o->rec->is_skipped &&
+                synced_deal_forget(db, o->id) != ERR_OK)
+                note(o, "the synced deal row stays marked deleted (database error)");
             if (!o->sf && o->contacts && cJSON_GetArraySize(o->contacts) > 0)
                 note(o, "roll-ups recomputed on %d contacts", cJSON_GetArraySize(o->contacts));
             continue;
