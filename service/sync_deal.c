@@ -382,8 +382,18 @@ static void add_field(struct buf *b, cJSON *seen, const char *f)
     buf_printf(b, "%s%s", cJSON_GetArraySize(seen) > 1 ? ", " : "", f);
 }
 
-/* One query for the opportunities of the batch: by the deal id field, and by the linked id for
- * opportunities that do not carry it (yet). */
+/* The opportunity a deal came from, by the opportunity id the Salesforce-to-HubSpot direction
+ * stores on it in the same upsert that creates it, or NULL. This is the link that exists from the
+ * deal's first instant: the deal's creation webhook can be handled before that direction has
+ * saved its record_link, and an unlinked deal would otherwise create a second opportunity. */
+static const char *origin_opportunity(const struct sync_ctx *ctx, const struct deal_work *w)
+{
+    const char *id = str(w->props, ctx->cfg->hs_opportunity_id_property);
+    return id && sf_id_is_valid(id) ? id : NULL;
+}
+
+/* One query for the opportunities of the batch: by the deal id field, and by the linked (or
+ * originating) id for opportunities that do not carry it (yet). */
 static enum err read_opportunities(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
                                    cJSON **rows)
 {
@@ -402,6 +412,8 @@ static enum err read_opportunities(struct sync_ctx *ctx, struct deal_work *ws, s
         cJSON_AddItemToArray(deal_ids, cJSON_CreateString(ws[i].deal_id));
         if (ws[i].has_link)
             cJSON_AddItemToArray(opp_ids, cJSON_CreateString(ws[i].link.sf_id));
+        else if (origin_opportunity(ctx, &ws[i]))
+            cJSON_AddItemToArray(opp_ids, cJSON_CreateString(origin_opportunity(ctx, &ws[i])));
         has_record_types |= ws[i].record_type_id[0] != '\0';
     }
     *rows = cJSON_CreateArray();
@@ -449,6 +461,9 @@ static void attach_opportunities(const struct sync_ctx *ctx, struct deal_work *w
             if (deal && strcmp(deal, ws[i].deal_id) == 0)
                 ws[i].opp = o; /* the deal id field wins over the link */
             else if (!ws[i].opp && ws[i].has_link && sf_id_equal(str(o, "Id"), ws[i].link.sf_id))
+                ws[i].opp = o;
+            else if (!ws[i].opp && !ws[i].has_link && origin_opportunity(ctx, &ws[i]) &&
+                     sf_id_equal(str(o, "Id"), origin_opportunity(ctx, &ws[i])))
                 ws[i].opp = o;
         }
     }
