@@ -130,6 +130,13 @@ START_TEST(new_opportunities_are_never_duplicated)
         cJSON_IsArray(contacts) ? contacts : cJSON_GetObjectItemCaseSensitive(contacts, "records");
     char *contact = xstrdup(sbtest_str(cJSON_GetArrayItem(list, 0), "Id"));
     cJSON_Delete(contacts);
+    /* The first association call is rate limited: the handler has created the deal but not yet
+     * saved its link when it gives up, and the deal's webhooks arrive meanwhile. */
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"path\":\"/crm/v4/associations/\","
+                            "\"status\":429,\"count\":1}]}",
+                            NULL),
+                     200);
     for (int i = 0; i < 4; i++) {
         char *json = xasprintf("{\"Name\":\"No dup %d\",\"StageName\":\"Prospecting\","
                                "\"CloseDate\":\"2026-12-31\",\"Amount\":%d,"
