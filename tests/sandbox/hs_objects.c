@@ -526,6 +526,16 @@ static void respond_bad(struct sb_response *resp, const char *msg)
     hs_error(resp, 400, "VALIDATION_ERROR", msg);
 }
 
+/* A refused batch: the request-level message when there is one, else the per-property
+ * validation errors with their status. */
+static void respond_refused(struct sb_response *resp, const char *msg, int status, cJSON *errors)
+{
+    if (msg)
+        respond_bad(resp, msg);
+    else
+        hs_respond_invalid(resp, status, errors);
+}
+
 static void create_one(const struct sb_request *req, enum hs_type t, struct sb_response *resp)
 {
     cJSON *body = hs_parse_body(req, resp);
@@ -724,10 +734,7 @@ static void batch_create(enum hs_type t, const cJSON *body, struct sb_response *
                           t, 0, cJSON_GetObjectItemCaseSensitive(in, "associations"), false, &msg);
             cJSON_Delete(norm);
             if (!ok) {
-                if (msg)
-                    respond_bad(resp, msg);
-                else
-                    hs_respond_invalid(resp, status, errors);
+                respond_refused(resp, msg, status, errors);
                 cJSON_Delete(errors);
                 return;
             }
@@ -864,10 +871,7 @@ static void batch_update(enum hs_type t, const cJSON *body, struct sb_response *
                                           errors, &status, &norm));
         cJSON_Delete(norm);
         if (!ok) {
-            if (msg)
-                respond_bad(resp, msg);
-            else
-                hs_respond_invalid(resp, status, errors);
+            respond_refused(resp, msg, status, errors);
             cJSON_Delete(errors);
             return;
         }
@@ -924,10 +928,7 @@ static void batch_upsert(enum hs_type t, const cJSON *body, struct sb_response *
         cJSON_Delete(props);
         free(id);
         if (!ok) {
-            if (msg)
-                respond_bad(resp, msg);
-            else
-                hs_respond_invalid(resp, status, errors);
+            respond_refused(resp, msg, status, errors);
             cJSON_Delete(errors);
             return;
         }
