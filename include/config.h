@@ -24,6 +24,7 @@ struct config {
 
     /* Queue tuning. */
     int http_threads;
+    int http_request_timeout_ms; /* one request, headers and body, from its first byte */
     int claim_batch;
     int lease_seconds;
     int poll_interval_ms;

@@ -11,13 +11,17 @@
 
 struct db_pool;
 
+/* libpq's connect_timeout for every connection unless the URL sets its own. */
+#define DB_CONNECT_TIMEOUT_SECONDS "5"
+
 /* Opens a connection to url (borrowed). On ERR_OK *out is the connection; the caller closes it
  * with PQfinish. Logs the failure (never the URL: it may hold a password). */
 enum err db_open(const char *url, PGconn **out) WARN_UNUSED;
 
-/* A pool of up to size connections, opened lazily. Thread-safe. Caller frees with
- * db_pool_free after every connection was released. */
-struct db_pool *db_pool_new(const char *url, int size);
+/* A pool of up to size connections, opened lazily; session_sql (may be NULL) runs on each new
+ * connection (timeouts, for one). Thread-safe. Caller frees with db_pool_free after every
+ * connection was released. */
+struct db_pool *db_pool_new(const char *url, int size, const char *session_sql);
 void db_pool_free(struct db_pool *pool);
 
 /* Borrows a healthy connection, waiting up to wait_ms for one to be free. ERR_DB when the
@@ -34,6 +38,15 @@ enum err db_exec(PGconn *db, const char *sql) WARN_UNUSED;
  * operation) with the SQL state and returns ERR_DB (ERR_CONFLICT for unique violations).
  * Does not clear r. */
 enum err db_check(PGconn *db, PGresult *r, ExecStatusType expected, const char *what) WARN_UNUSED;
+
+/* Quiet mode for the calling thread: failures of db_open, db_check and the pool are recorded
+ * (db_last_sqlstate, db_last_error) but not logged, so that a caller refusing many requests
+ * during an outage can log it once. Returns the previous setting. */
+bool db_set_quiet(bool quiet);
+/* The calling thread's last recorded failure: its SQL state ("" when none, "08006" for a lost
+ * connection) and "what: message". Never NULL. */
+const char *db_last_sqlstate(void);
+const char *db_last_error(void);
 
 /* BEGIN / COMMIT / ROLLBACK. Rollback never fails from the caller's point of view. */
 enum err db_begin(PGconn *db) WARN_UNUSED;

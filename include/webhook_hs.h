@@ -13,6 +13,8 @@
 #include "err.h"
 
 #define WEBHOOK_HS_MAX_EVENTS 100
+/* The last millisecond of year 9999: a later occurredAt is set aside, not stored. */
+#define WEBHOOK_HS_MAX_OCCURRED_AT_MS 253402300799999LL
 
 /* What verification needs from the request. All borrowed. */
 struct webhook_hs_request {
@@ -60,16 +62,28 @@ struct webhook_hs_event {
     const cJSON *payload; /* the event object, borrowed from the batch's parsed body */
 };
 
+/* An event set aside by validation: acknowledged, not stored, logged with its reason. */
+struct webhook_hs_rejection {
+    int index; /* position in the body's array */
+    char *reason;
+};
+
 struct webhook_hs_batch {
     cJSON *root;
     struct webhook_hs_event *events; /* the ones to store */
     size_t count;
     size_t received; /* all events in the body */
     size_t ignored;  /* events of other object types: acknowledged, not stored */
+    struct webhook_hs_rejection *rejections;
+    size_t rejected; /* events that fail validation (range, UTF-8, ids): set aside */
 };
 
 /* Parses a verified body. ERR_INVALID with *why (owned by the caller, free it) when the body is
- * not a JSON array of 1..100 objects, or an event lacks its type, object or ids. */
+ * not strict JSON (json_strict.h: a key twice, \u0000, bytes after the array), not an array of
+ * 1..100 events, or when no event is valid. An event that is not an object, lacks its type,
+ * object or ids, has an occurredAt outside 1970..9999 or a string that is not UTF-8 is set aside
+ * in out->rejections with its reason, and the others are kept. Integer ids keep every digit
+ * (record_id, dedup_key, and the payload, whose integers are cJSON raw items). */
 enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
                           struct webhook_hs_batch *out, char **why) WARN_UNUSED;
 void webhook_hs_batch_clear(struct webhook_hs_batch *b);

@@ -45,6 +45,8 @@ static const struct config_var config_vars[] = {
     VAR("WORKER_THREADS", CFG_INT, NEED_NO, "4", worker_threads, 0, 256),
     VAR("LOG_LEVEL", CFG_STR, NEED_NO, "info", log_level, 0, 0),
     VAR("HTTP_THREADS", CFG_INT, NEED_NO, "4", http_threads, 1, 256),
+    VAR("HTTP_REQUEST_TIMEOUT_MS", CFG_INT, NEED_NO, "10000", http_request_timeout_ms, 1000,
+        600000),
     VAR("QUEUE_CLAIM_BATCH", CFG_INT, NEED_NO, "20", claim_batch, 1, 1000),
     VAR("QUEUE_LEASE_SECONDS", CFG_INT, NEED_NO, "120", lease_seconds, 1, 86400),
     VAR("QUEUE_POLL_INTERVAL_MS", CFG_INT, NEED_NO, "2000", poll_interval_ms, 10, 600000),

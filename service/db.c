@@ -3,6 +3,7 @@
 #include "db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 
 struct db_pool {
     char *url;
+    char *session_sql; /* run on each new connection; NULL: nothing */
     int size;
     int opened;
     int idle_count;
@@ -26,16 +28,52 @@ static void quiet_notices(void *arg, const char *message)
     (void)message;
 }
 
+/* A thread that asked for quiet (db_set_quiet) gets its failures recorded here instead of
+ * logged: the HTTP server logs a database outage once, not once per refused request. */
+static _Thread_local bool tl_quiet;
+static _Thread_local char tl_sqlstate[6];
+static _Thread_local char tl_error[256];
+
+bool db_set_quiet(bool quiet)
+{
+    bool was = tl_quiet;
+    tl_quiet = quiet;
+    return was;
+}
+
+const char *db_last_sqlstate(void)
+{
+    return tl_sqlstate;
+}
+
+const char *db_last_error(void)
+{
+    return tl_error;
+}
+
+static void record_failure(const char *what, const char *state, const char *message)
+{
+    char text[200];
+    snprintf(text, sizeof(text), "%s", message ? message : "unknown");
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    snprintf(tl_sqlstate, sizeof(tl_sqlstate), "%s", state ? state : "");
+    snprintf(tl_error, sizeof(tl_error), "%s: %s", what, text);
+    if (!tl_quiet)
+        log_error(what, LOG_STR("sqlstate", state && *state ? state : "none"),
+                  LOG_STR("error", text));
+}
+
 enum err db_open(const char *url, PGconn **out)
 {
-    PGconn *db = PQconnectdb(url);
+    /* connect_timeout before the URL: a URL that sets its own wins. */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const values[] = {DB_CONNECT_TIMEOUT_SECONDS, url, NULL};
+    PGconn *db = PQconnectdbParams(keys, values, 1);
     if (PQstatus(db) != CONNECTION_OK) {
-        char *why = xstrdup(PQerrorMessage(db));
-        size_t n = strlen(why);
-        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
-            why[--n] = '\0';
-        log_error("cannot connect to database", LOG_STR("error", why));
-        free(why);
+        /* 08006: connection_failure, the SQL state a lost server reports. */
+        record_failure("cannot connect to database", "08006", PQerrorMessage(db));
         PQfinish(db);
         return ERR_DB;
     }
@@ -44,10 +82,11 @@ enum err db_open(const char *url, PGconn **out)
     return ERR_OK;
 }
 
-struct db_pool *db_pool_new(const char *url, int size)
+struct db_pool *db_pool_new(const char *url, int size, const char *session_sql)
 {
     struct db_pool *p = xcalloc(1, sizeof(*p));
     p->url = xstrdup(url);
+    p->session_sql = session_sql ? xstrdup(session_sql) : NULL;
     p->size = size;
     p->idle = xcalloc((size_t)size, sizeof(PGconn *));
     pthread_mutex_init(&p->lock, NULL);
@@ -64,6 +103,7 @@ void db_pool_free(struct db_pool *pool)
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->freed);
     free(pool->idle);
+    free(pool->session_sql);
     free(pool->url);
     free(pool);
 }
@@ -99,7 +139,10 @@ enum err db_pool_acquire(struct db_pool *pool, int wait_ms, PGconn **out)
 
     /* Connecting happens outside the lock. */
     if (open_new) {
-        if (db_open(pool->url, &conn) != ERR_OK) {
+        if (db_open(pool->url, &conn) != ERR_OK ||
+            (pool->session_sql && db_exec(conn, pool->session_sql) != ERR_OK)) {
+            if (conn)
+                PQfinish(conn);
             pthread_mutex_lock(&pool->lock);
             pool->opened--;
             pthread_cond_signal(&pool->freed);
@@ -108,16 +151,14 @@ enum err db_pool_acquire(struct db_pool *pool, int wait_ms, PGconn **out)
         }
     }
     if (!conn) {
-        log_warn("no database connection free in time", LOG_I64("wait_ms", wait_ms));
+        record_failure("no database connection free in time", "", "every pooled connection busy");
         return ERR_DB;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        PQreset(conn);
-        if (PQstatus(conn) != CONNECTION_OK) {
-            log_warn("cannot reconnect to database");
-            db_pool_release(pool, conn);
-            return ERR_DB;
-        }
+        /* Dropped, not reset: a new connection gets the session settings again. */
+        record_failure("cannot reconnect to database", "08006", PQerrorMessage(conn));
+        db_pool_release(pool, conn);
+        return ERR_DB;
     }
     *out = conn;
     return ERR_OK;
@@ -151,7 +192,7 @@ enum err db_check(PGconn *db, PGresult *r, ExecStatusType expected, const char *
         message = PQerrorMessage(db);
     if (state && strcmp(state, "23505") == 0)
         return ERR_CONFLICT;
-    log_error(what, LOG_STR("sqlstate", state ? state : "none"), LOG_STR("error", message));
+    record_failure(what, state, message);
     return ERR_DB;
 }
 

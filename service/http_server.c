@@ -5,11 +5,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -22,13 +25,42 @@
 #include "webhook_sf.h"
 
 /* How long a webhook request may wait for a database connection before answering 503. */
-#define DB_WAIT_MS 2000
+#define DB_WAIT_MS 1000
+
+const char http_server_db_session_sql[] =
+    "SET statement_timeout = " HTTP_DB_STATEMENT_TIMEOUT_MS "; "
+    "SET lock_timeout = " HTTP_DB_LOCK_TIMEOUT_MS;
+
+/* One open connection, known from MHD's connect notification until its close notification.
+ * The deadline sweeper reads started_ms and fd under the server's lock. */
+struct conn_entry {
+    struct conn_entry *prev, *next;
+    int fd;
+    int64_t started_ms; /* start of the current request (or of the connection) */
+    bool is_cut;
+};
+
+/* A database outage as the webhook endpoints see it: logged when it starts and when it ends. */
+struct outage {
+    pthread_mutex_t lock;
+    bool is_down;
+    int64_t since_ms;
+    long long refused;
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct config *cfg;
     struct db_pool *pool;
     atomic_llong next_request_id;
+    atomic_int open_connections;
+    pthread_mutex_t conn_lock;
+    struct conn_entry *conns;
+    pthread_t sweeper;
+    bool has_sweeper;
+    bool is_stopping;
+    pthread_cond_t stop_cond;
+    struct outage outage;
 };
 
 enum reply_kind { REPLY_JSON, REPLY_SOAP, REPLY_TEXT };
@@ -50,6 +82,7 @@ struct http_request {
     const struct route *route;
     bool is_started;
     bool is_too_large;
+    bool is_answered_early; /* a 413 went out on the socket while the body was still coming */
     bool is_replied;
     struct buf body;
     int64_t started_ms;
@@ -135,15 +168,79 @@ static void count_events(const char *source, size_t received, size_t stored)
     metrics_inc("dealsync_webhook_events_duplicate_total", labels, (long long)(received - stored));
 }
 
-/* Borrows a connection and stores the events in one transaction. */
-static enum err store(struct http_request *req, const struct queue_event_in *evs, size_t n,
-                      size_t *stored)
+/* The SQL states that say "the database is not available", as opposed to "this data cannot
+ * be stored": connection failures (08), operator intervention and timeouts (57), lock not
+ * available (55P03), insufficient resources (53), or no state at all (no connection). */
+static bool is_unavailable(const char *state)
 {
+    return !state[0] || strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+           strncmp(state, "53", 2) == 0 || strcmp(state, "55P03") == 0;
+}
+
+static void outage_refused(struct http_server *s, const char *reason)
+{
+    struct outage *o = &s->outage;
+    pthread_mutex_lock(&o->lock);
+    o->refused++;
+    if (!o->is_down) {
+        o->is_down = true;
+        o->since_ms = util_now_ms();
+        log_error("database unavailable: webhooks get 503 until it is back",
+                  LOG_STR("reason", reason));
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+static void outage_over(struct http_server *s)
+{
+    struct outage *o = &s->outage;
+    pthread_mutex_lock(&o->lock);
+    if (o->is_down) {
+        log_info("database available again", LOG_I64("refused_requests", o->refused),
+                 LOG_I64("outage_ms", util_now_ms() - o->since_ms));
+        o->is_down = false;
+        o->refused = 0;
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* Borrows a connection and stores the events in one transaction. When the batch fails on its
+ * data (not on availability), each event is tried alone: the ones the database refuses are set
+ * aside (*set_aside, logged with the reason) and the others stored. */
+static enum err store(struct http_request *req, const char *source,
+                      const struct queue_event_in *evs, size_t n, size_t *stored, size_t *set_aside)
+{
+    struct http_server *s = req->server;
     PGconn *db = NULL;
-    enum err rc = db_pool_acquire(req->server->pool, DB_WAIT_MS, &db);
+    *set_aside = 0;
+    bool was_quiet = db_set_quiet(true);
+    enum err rc = db_pool_acquire(s->pool, DB_WAIT_MS, &db);
     if (rc == ERR_OK)
         rc = queue_push(db, evs, n, stored);
-    db_pool_release(req->server->pool, db);
+    if (rc == ERR_DB && db && !is_unavailable(db_last_sqlstate())) {
+        *stored = 0;
+        rc = ERR_OK;
+        for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+            size_t one = 0;
+            rc = queue_push(db, &evs[i], 1, &one);
+            if (rc == ERR_DB && !is_unavailable(db_last_sqlstate())) {
+                log_warn("webhook event set aside: the database refuses its data",
+                         LOG_I64("request_id", req->id), LOG_STR("source", source),
+                         LOG_STR("dedup_key", evs[i].dedup_key),
+                         LOG_STR("reason", db_last_error()));
+                count_rejected(source, "unstorable");
+                (*set_aside)++;
+                rc = ERR_OK;
+            }
+            *stored += one;
+        }
+    }
+    db_pool_release(s->pool, db);
+    db_set_quiet(was_quiet);
+    if (rc == ERR_OK)
+        outage_over(s);
+    else if (rc == ERR_DB)
+        outage_refused(s, db_last_error());
     return rc;
 }
 
@@ -186,14 +283,14 @@ static struct reply handle_salesforce(struct http_request *req, struct MHD_Conne
                                          n->record_id, "outbound_message", n->occurred_at_ms,
                                          n->payload};
     }
-    size_t stored = 0;
-    rc = store(req, evs, msg.count, &stored);
+    size_t stored = 0, set_aside = 0;
+    rc = store(req, "salesforce", evs, msg.count, &stored, &set_aside);
     if (rc != ERR_OK) {
         count_rejected("salesforce", "database_unavailable");
         reply = fail_reply(REPLY_SOAP, rc, "database unavailable; retry later");
         goto out;
     }
-    count_events("salesforce", msg.count, stored);
+    count_events("salesforce", msg.count - set_aside, stored);
     log_info("salesforce message stored", LOG_I64("request_id", req->id),
              LOG_I64("notifications", (long long)msg.count), LOG_I64("stored", (long long)stored),
              LOG_STR("record_id", msg.notifications[0].record_id),
@@ -244,7 +341,13 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
         reply = fail_reply(REPLY_JSON, rc, why);
         goto out;
     }
-    size_t stored = 0;
+    for (size_t i = 0; i < batch.rejected; i++) {
+        log_warn("hubspot event set aside", LOG_I64("request_id", req->id),
+                 LOG_I64("event_index", batch.rejections[i].index),
+                 LOG_STR("reason", batch.rejections[i].reason));
+        count_rejected("hubspot", "invalid_event");
+    }
+    size_t stored = 0, set_aside = 0;
     if (batch.count) {
         evs = xcalloc(batch.count, sizeof(*evs));
         for (size_t i = 0; i < batch.count; i++) {
@@ -253,25 +356,28 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
                                              e->record_id, e->event_type, e->occurred_at_ms,
                                              e->payload};
         }
-        rc = store(req, evs, batch.count, &stored);
+        rc = store(req, "hubspot", evs, batch.count, &stored, &set_aside);
         if (rc != ERR_OK) {
             count_rejected("hubspot", "database_unavailable");
             reply = fail_reply(REPLY_JSON, rc, "database unavailable; retry later");
             goto out;
         }
     }
-    count_events("hubspot", batch.count, stored);
+    count_events("hubspot", batch.count - set_aside, stored);
     if (batch.ignored)
         metrics_inc("dealsync_webhook_events_ignored_total", "source=\"hubspot\"",
                     (long long)batch.ignored);
+    size_t rejected = batch.rejected + set_aside;
     log_info("hubspot webhook stored", LOG_I64("request_id", req->id),
              LOG_I64("events", (long long)batch.received), LOG_I64("stored", (long long)stored),
-             LOG_I64("ignored", (long long)batch.ignored));
+             LOG_I64("ignored", (long long)batch.ignored),
+             LOG_I64("rejected", (long long)rejected));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "received", (double)batch.received);
     cJSON_AddNumberToObject(o, "stored", (double)stored);
-    cJSON_AddNumberToObject(o, "duplicates", (double)(batch.count - stored));
+    cJSON_AddNumberToObject(o, "duplicates", (double)(batch.count - set_aside - stored));
     cJSON_AddNumberToObject(o, "ignored", (double)batch.ignored);
+    cJSON_AddNumberToObject(o, "rejected", (double)rejected);
     reply = (struct reply){ERR_OK, "application/json", cJSON_PrintUnformatted(o)};
     cJSON_Delete(o);
 out:
@@ -293,12 +399,25 @@ static struct reply handle_readyz(struct http_request *req, struct MHD_Connectio
     (void)c;
     PGconn *db = NULL;
     bool current = false;
+    bool was_quiet = db_set_quiet(true);
     enum err rc = db_pool_acquire(req->server->pool, 1000, &db);
     if (rc == ERR_OK)
         rc = migrate_is_current(db, &current);
+    /* Can a webhook insert right now? The lock an INSERT takes, taken and given back at once:
+     * a table lock held elsewhere makes it wait for lock_timeout and fail. */
+    bool can_insert = false;
+    if (rc == ERR_OK && current) {
+        if (db_begin(db) == ERR_OK &&
+            db_exec(db, "LOCK TABLE sync_event IN ROW EXCLUSIVE MODE") == ERR_OK)
+            can_insert = true;
+        db_rollback(db);
+    }
     db_pool_release(req->server->pool, db);
+    db_set_quiet(was_quiet);
     if (rc != ERR_OK)
         return fail_reply(REPLY_JSON, ERR_DB, "database unreachable");
+    if (current && !can_insert)
+        return fail_reply(REPLY_JSON, ERR_DB, "database stalled: the queue table is locked");
     if (!current)
         return fail_reply(REPLY_JSON, ERR_DB, "migrations pending: run dealsync migrate");
     return (struct reply){ERR_OK, "application/json", xstrdup("{\"status\":\"ready\"}")};
@@ -326,6 +445,10 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
                    "dealsync_queue_events{state=\"done\"} %lld\n"
                    "dealsync_queue_events{state=\"dead\"} %lld\n",
                    d.pending, d.running, d.done, d.dead);
+    buf_printf(&b,
+               "# HELP dealsync_http_connections_open HTTP connections open now.\n"
+               "# TYPE dealsync_http_connections_open gauge\ndealsync_http_connections_open %d\n",
+               atomic_load(&req->server->open_connections));
     buf_printf(&b,
                "# HELP dealsync_database_up Whether the database answered this scrape.\n"
                "# TYPE dealsync_database_up gauge\ndealsync_database_up %d\n",
@@ -370,6 +493,43 @@ static enum MHD_Result send_reply(struct http_request *req, struct MHD_Connectio
     return ok;
 }
 
+static const char *reason_phrase(unsigned status)
+{
+    switch (status) {
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return "Content Too Large";
+    default:
+        return "Error";
+    }
+}
+
+/* Writes a complete response straight to the connection's socket (Connection: close) while
+ * MHD is still reading the request body; MHD writes nothing before the body has ended. */
+static void answer_early(struct http_request *req, struct MHD_Connection *c, struct reply r)
+{
+    unsigned status = status_for(r.rc);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    size_t len = r.body ? strlen(r.body) : 0;
+    char *head = xasprintf("HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                           "Connection: close\r\nX-Request-Id: %lld\r\n\r\n",
+                           status, reason_phrase(status), r.content_type, len, req->id);
+    struct buf out;
+    buf_init(&out, 0);
+    buf_append_str(&out, head);
+    buf_append(&out, r.body ? r.body : "", len);
+    if (ci) {
+        /* The socket is non-blocking and its send buffer empty: a small answer goes at once. */
+        ssize_t n = send(ci->connect_fd, out.data, out.len, MSG_NOSIGNAL);
+        (void)n;
+    }
+    buf_clear(&out);
+    free(head);
+    free(r.body);
+    req->status = status;
+    req->is_answered_early = true;
+}
+
 /* The webhook paths are configurable (a proxy may mount them elsewhere); the rest are fixed. */
 static const char *route_path(const struct http_server *s, const struct route *r)
 {
@@ -412,6 +572,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 req, c,
                 fail_reply(REPLY_JSON, rc, path_known ? "method not allowed" : "no such endpoint"));
         }
+        /* Near the connection limit, webhooks are refused (their senders retry) so that the
+         * health endpoints keep the remaining connections. */
+        bool is_webhook = req->route->fn == handle_salesforce || req->route->fn == handle_hubspot;
+        if (is_webhook && atomic_load(&req->server->open_connections) > HTTP_WEBHOOK_CONNECTIONS) {
+            count_rejected(req->route->kind == REPLY_SOAP ? "salesforce" : "hubspot", "busy");
+            return send_reply(req, c,
+                              fail_reply(req->route->kind, ERR_RATE_LIMIT,
+                                         "too many open connections; retry later"));
+        }
         size_t limit = body_limit(req->server, req->route);
         buf_init(&req->body, limit);
         /* Refuse a declared oversize body before reading any of it. */
@@ -435,15 +604,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             req->is_too_large = true;
             buf_clear(&req->body);
             count_rejected(req->route->kind == REPLY_SOAP ? "salesforce" : "hubspot", "too_large");
-            /* A chunked body gave no length up front: answer now if MHD lets us, else after
-             * the rest was read and dropped (never buffered). */
-            *upload_data_size = 0;
-            send_reply(req, c, fail_reply(req->route->kind, ERR_TOO_LARGE, "body too large"));
-            return MHD_YES;
+            /* A chunked body gave no length up front. MHD queues a response only once the body
+             * has ended, so the 413 is written to the socket now; the rest of the body is read
+             * and dropped (never buffered) until the client stops or the deadline cuts it. */
+            answer_early(req, c, fail_reply(req->route->kind, ERR_TOO_LARGE, "body too large"));
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The answer is out already: close the connection rather than answer twice. */
+    if (req->is_answered_early)
+        return MHD_NO;
     if (req->is_too_large)
         return send_reply(req, c, fail_reply(req->route->kind, ERR_TOO_LARGE, "body too large"));
     return send_reply(req, c, req->route->fn(req, c));
@@ -480,8 +651,87 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                     (double)(util_monotonic_ms() - req->started_ms) / 1000.0);
     buf_clear(&req->body);
     free(req->raw_uri);
+    /* The next request on this connection gets a deadline of its own. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        struct conn_entry *e = ci->socket_context;
+        pthread_mutex_lock(&req->server->conn_lock);
+        e->started_ms = util_monotonic_ms();
+        pthread_mutex_unlock(&req->server->conn_lock);
+    }
     free(req);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_entry *e = xcalloc(1, sizeof(*e));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        e->fd = ci ? ci->connect_fd : -1;
+        e->started_ms = util_monotonic_ms();
+        pthread_mutex_lock(&s->conn_lock);
+        e->next = s->conns;
+        if (s->conns)
+            s->conns->prev = e;
+        s->conns = e;
+        pthread_mutex_unlock(&s->conn_lock);
+        atomic_fetch_add(&s->open_connections, 1);
+        *socket_context = e;
+        return;
+    }
+    struct conn_entry *e = *socket_context;
+    if (!e)
+        return;
+    /* Unlinked before MHD closes the socket: the sweeper never touches a closed fd. */
+    pthread_mutex_lock(&s->conn_lock);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        s->conns = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    pthread_mutex_unlock(&s->conn_lock);
+    atomic_fetch_sub(&s->open_connections, 1);
+    free(e);
+    *socket_context = NULL;
+}
+
+/* MHD's own timeout only fires on a connection that sends nothing; one header byte every few
+ * seconds would hold a connection forever. Every connection whose request is older than the
+ * deadline is shut down here (MHD then sees the end of the stream and closes it). */
+static void *sweep_connections(void *arg)
+{
+    struct http_server *s = arg;
+    int64_t deadline = s->cfg->http_request_timeout_ms;
+    pthread_mutex_lock(&s->conn_lock);
+    while (!s->is_stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->stop_cond, &s->conn_lock, &ts);
+        int64_t now = util_monotonic_ms();
+        long long cut = 0;
+        for (struct conn_entry *e = s->conns; e; e = e->next) {
+            if (e->is_cut || e->fd < 0 || now - e->started_ms <= deadline)
+                continue;
+            shutdown(e->fd, SHUT_RDWR);
+            e->is_cut = true;
+            cut++;
+        }
+        if (cut)
+            metrics_inc("dealsync_http_connections_timed_out_total", "", cut);
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -495,22 +745,34 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http server", LOG_STR("detail", text));
 }
 
+static void server_free(struct http_server *s)
+{
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->outage.lock);
+    free(s);
+}
+
 enum err http_server_start(const struct config *cfg, struct db_pool *pool, struct http_server **out)
 {
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->pool = pool;
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_cond_init(&s->stop_cond, NULL);
+    pthread_mutex_init(&s->outage.lock, NULL);
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof(addr));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll: no FD_SETSIZE ceiling; the limits below decide how many connections there are. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (strchr(cfg->bind_address, ':')) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET6, cfg->bind_address, &a6->sin6_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
-            free(s);
+            server_free(s);
             return ERR_CONFIG;
         }
         flags |= MHD_USE_IPv6;
@@ -520,24 +782,37 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         a4->sin_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET, cfg->bind_address, &a4->sin_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
-            free(s);
+            server_free(s);
             return ERR_CONFIG;
         }
     }
-    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-                                 (unsigned)cfg->http_threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-                                 s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->http_threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS_PER_CLIENT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->http_request_timeout_ms + 999) / 1000),
+        MHD_OPTION_END);
     if (!s->daemon) {
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));
-        free(s);
+        server_free(s);
         return ERR_CONFIG;
     }
+    if (pthread_create(&s->sweeper, NULL, sweep_connections, s) != 0) {
+        log_error("cannot start the connection deadline thread");
+        MHD_stop_daemon(s->daemon);
+        server_free(s);
+        return ERR_INTERNAL;
+    }
+    s->has_sweeper = true;
     log_info("http server listening", LOG_STR("bind_address", cfg->bind_address),
-             LOG_I64("port", cfg->port), LOG_I64("threads", cfg->http_threads));
+             LOG_I64("port", cfg->port), LOG_I64("threads", cfg->http_threads),
+             LOG_I64("max_connections", HTTP_MAX_CONNECTIONS),
+             LOG_I64("max_connections_per_client", HTTP_MAX_CONNECTIONS_PER_CLIENT),
+             LOG_I64("request_timeout_ms", cfg->http_request_timeout_ms));
     *out = s;
     return ERR_OK;
 }
@@ -546,6 +821,13 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    if (s->has_sweeper) {
+        pthread_mutex_lock(&s->conn_lock);
+        s->is_stopping = true;
+        pthread_cond_signal(&s->stop_cond);
+        pthread_mutex_unlock(&s->conn_lock);
+        pthread_join(s->sweeper, NULL);
+    }
     MHD_stop_daemon(s->daemon);
-    free(s);
+    server_free(s);
 }

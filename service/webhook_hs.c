@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "hmac.h"
+#include "json_strict.h"
 #include "util.h"
 
 char *webhook_hs_decode_uri(const char *uri)
@@ -93,7 +94,11 @@ enum err webhook_hs_verify(const struct webhook_hs_verifier *v,
             *why = "missing or malformed X-HubSpot-Request-Timestamp";
             return ERR_AUTH;
         }
-        if (v->max_age_ms > 0 && (now_ms - ts > v->max_age_ms || ts - now_ms > v->max_age_ms)) {
+        /* |now - ts| > max_age without overflow: any int64 may arrive before authentication. */
+        int64_t diff;
+        bool too_far = __builtin_sub_overflow(now_ms, ts, &diff) || diff > v->max_age_ms ||
+                       diff < -v->max_age_ms;
+        if (v->max_age_ms > 0 && too_far) {
             *why = "X-HubSpot-Request-Timestamp is more than 5 minutes away from now";
             return ERR_AUTH;
         }
@@ -134,16 +139,24 @@ enum err webhook_hs_verify(const struct webhook_hs_verifier *v,
     return ERR_OK;
 }
 
-/* A JSON number that is a whole, non-negative id, printed without exponent. */
+/* A whole, non-negative id: an integer literal (raw, its digits exact), a number below 2^53
+ * written otherwise (5.0), or a string of digits; written back as plain digits. */
 static bool id_text(const cJSON *item, char *out, size_t size)
 {
+    int64_t v;
+    if (cJSON_IsRaw(item)) {
+        if (util_parse_i64(item->valuestring, &v) && v >= 0) {
+            snprintf(out, size, "%lld", (long long)v);
+            return true;
+        }
+        return false;
+    }
     if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 9007199254740992.0 &&
         item->valuedouble == (double)(long long)item->valuedouble) {
         snprintf(out, size, "%lld", (long long)item->valuedouble);
         return true;
     }
     if (cJSON_IsString(item) && item->valuestring[0]) {
-        int64_t v;
         if (util_parse_i64(item->valuestring, &v) && v >= 0) {
             snprintf(out, size, "%lld", (long long)v);
             return true;
@@ -159,16 +172,111 @@ static bool is_stored_type(const char *prefix, size_t n)
            (n == 7 && strncmp(prefix, "company", 7) == 0);
 }
 
+/* occurredAt in milliseconds when it is a time PostgreSQL can store and an event can carry:
+ * from 1970 to the end of year 9999. Missing: now_ms. */
+static bool occurred_at(const cJSON *at, int64_t now_ms, int64_t *out)
+{
+    int64_t v;
+    if (!at) {
+        *out = now_ms;
+        return true;
+    }
+    if (cJSON_IsRaw(at)) {
+        if (!util_parse_i64(at->valuestring, &v))
+            return false;
+    } else if (cJSON_IsNumber(at)) {
+        /* Compared as a double before the conversion: 9.2e18 does not fit an int64. */
+        if (!(at->valuedouble >= 0 && at->valuedouble <= (double)WEBHOOK_HS_MAX_OCCURRED_AT_MS))
+            return false;
+        v = (int64_t)at->valuedouble;
+    } else {
+        *out = now_ms;
+        return true;
+    }
+    if (v < 0 || v > WEBHOOK_HS_MAX_OCCURRED_AT_MS)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* One event of the array, validated. ERR_OK: stored in b->events, or counted as ignored.
+ * ERR_INVALID: *why says what is wrong with it (caller frees). */
+static enum err parse_event(const cJSON *ev, int i, int64_t now_ms, struct webhook_hs_batch *b,
+                            char **why)
+{
+    if (!cJSON_IsObject(ev)) {
+        *why = xasprintf("event %d is not an object", i);
+        return ERR_INVALID;
+    }
+    if (!json_tree_is_utf8(ev->child)) {
+        *why = xasprintf("event %d has a string that is not valid UTF-8", i);
+        return ERR_INVALID;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "subscriptionType");
+    if (!cJSON_IsString(type))
+        type = cJSON_GetObjectItemCaseSensitive(ev, "eventType");
+    if (!cJSON_IsString(type) || !strchr(type->valuestring, '.')) {
+        *why = xasprintf("event %d has no subscriptionType or eventType", i);
+        return ERR_INVALID;
+    }
+    char object_id[32];
+    bool has_object =
+        id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_id, sizeof(object_id));
+    if (!has_object && strstr(type->valuestring, ".associationChange"))
+        has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "fromObjectId"), object_id,
+                             sizeof(object_id));
+    if (!has_object) {
+        *why = xasprintf("event %d (%.64s) has no objectId", i, type->valuestring);
+        return ERR_INVALID;
+    }
+    char event_id[32], portal_id[32], sub_id[32] = "0";
+    if (!id_text(cJSON_GetObjectItemCaseSensitive(ev, "eventId"), event_id, sizeof(event_id)) ||
+        !id_text(cJSON_GetObjectItemCaseSensitive(ev, "portalId"), portal_id, sizeof(portal_id))) {
+        *why = xasprintf("event %d has no numeric eventId and portalId", i);
+        return ERR_INVALID;
+    }
+    /* The captured associationChange has no subscriptionId: it is optional. */
+    (void)id_text(cJSON_GetObjectItemCaseSensitive(ev, "subscriptionId"), sub_id, sizeof(sub_id));
+    int64_t at;
+    if (!occurred_at(cJSON_GetObjectItemCaseSensitive(ev, "occurredAt"), now_ms, &at)) {
+        *why = xasprintf("event %d has an occurredAt out of range (1970 to 9999)", i);
+        return ERR_INVALID;
+    }
+    size_t prefix = (size_t)(strchr(type->valuestring, '.') - type->valuestring);
+    if (!is_stored_type(type->valuestring, prefix)) {
+        b->ignored++;
+        return ERR_OK;
+    }
+    struct webhook_hs_event *e = &b->events[b->count++];
+    e->dedup_key = xasprintf("%s:%s:%s", portal_id, sub_id, event_id);
+    e->object_type = xstrndup(type->valuestring, prefix);
+    e->record_id = xstrdup(object_id);
+    e->event_type = xstrdup(type->valuestring);
+    e->occurred_at_ms = at;
+    e->payload = ev;
+    return ERR_OK;
+}
+
 enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
                           struct webhook_hs_batch *out, char **why)
 {
     struct webhook_hs_batch b = {0};
+    struct json_numbers nums = {0};
+    char *strict_why = NULL;
     *why = NULL;
+    /* HubSpot sends strict JSON: anything else (a key twice, \u0000, bytes after the array) is
+     * refused whole, before cJSON reads it its own lenient way. */
+    if (!json_strict_check(body, len, &nums, &strict_why)) {
+        *why = xasprintf("body is not valid JSON (%s)", strict_why);
+        free(strict_why);
+        goto fail;
+    }
     b.root = cJSON_ParseWithLength(body, len);
     if (!b.root) {
         *why = xstrdup("body is not valid JSON");
         goto fail;
     }
+    json_exact_integers(b.root, &nums);
     if (!cJSON_IsArray(b.root)) {
         *why = xstrdup("body is not a JSON array of events");
         goto fail;
@@ -179,61 +287,27 @@ enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
         goto fail;
     }
     b.events = xcalloc((size_t)n, sizeof(*b.events));
+    b.rejections = xcalloc((size_t)n, sizeof(*b.rejections));
     int i = 0;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, b.root)
     {
-        if (!cJSON_IsObject(ev)) {
-            *why = xasprintf("event %d is not an object", i);
-            goto fail;
-        }
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "subscriptionType");
-        if (!cJSON_IsString(type))
-            type = cJSON_GetObjectItemCaseSensitive(ev, "eventType");
-        if (!cJSON_IsString(type) || !strchr(type->valuestring, '.')) {
-            *why = xasprintf("event %d has no subscriptionType or eventType", i);
-            goto fail;
-        }
-        char object_id[32];
-        bool has_object =
-            id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_id, sizeof(object_id));
-        if (!has_object && strstr(type->valuestring, ".associationChange"))
-            has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "fromObjectId"), object_id,
-                                 sizeof(object_id));
-        if (!has_object) {
-            *why = xasprintf("event %d (%s) has no objectId", i, type->valuestring);
-            goto fail;
-        }
-        char event_id[32], portal_id[32], sub_id[32] = "0";
-        if (!id_text(cJSON_GetObjectItemCaseSensitive(ev, "eventId"), event_id, sizeof(event_id)) ||
-            !id_text(cJSON_GetObjectItemCaseSensitive(ev, "portalId"), portal_id,
-                     sizeof(portal_id))) {
-            *why = xasprintf("event %d has no numeric eventId and portalId", i);
-            goto fail;
-        }
-        /* The captured associationChange has no subscriptionId: it is optional. */
-        (void)id_text(cJSON_GetObjectItemCaseSensitive(ev, "subscriptionId"), sub_id,
-                      sizeof(sub_id));
+        char *reason = NULL;
+        if (parse_event(ev, i, now_ms, &b, &reason) != ERR_OK)
+            b.rejections[b.rejected++] = (struct webhook_hs_rejection){i, reason};
         i++;
-
-        size_t prefix = (size_t)(strchr(type->valuestring, '.') - type->valuestring);
-        if (!is_stored_type(type->valuestring, prefix)) {
-            b.ignored++;
-            continue;
-        }
-        const cJSON *at = cJSON_GetObjectItemCaseSensitive(ev, "occurredAt");
-        struct webhook_hs_event *e = &b.events[b.count++];
-        e->dedup_key = xasprintf("%s:%s:%s", portal_id, sub_id, event_id);
-        e->object_type = xstrndup(type->valuestring, prefix);
-        e->record_id = xstrdup(object_id);
-        e->event_type = xstrdup(type->valuestring);
-        e->occurred_at_ms = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : now_ms;
-        e->payload = ev;
+    }
+    /* Nothing worth acknowledging: the sender hears why. */
+    if (b.rejected == (size_t)n) {
+        *why = xstrdup(b.rejections[0].reason);
+        goto fail;
     }
     b.received = (size_t)n;
+    json_numbers_clear(&nums);
     *out = b;
     return ERR_OK;
 fail:
+    json_numbers_clear(&nums);
     webhook_hs_batch_clear(&b);
     return ERR_INVALID;
 }
@@ -249,6 +323,9 @@ void webhook_hs_batch_clear(struct webhook_hs_batch *b)
         free(b->events[i].event_type);
     }
     free(b->events);
+    for (size_t i = 0; i < b->rejected; i++)
+        free(b->rejections[i].reason);
+    free(b->rejections);
     cJSON_Delete(b->root);
     memset(b, 0, sizeof(*b));
 }

@@ -3,6 +3,7 @@
  * forbids one; it is how XXE and entity-expansion attacks arrive). Stores no SessionId. */
 #include "webhook_sf.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,30 @@ static char *sobject_type(xmlDoc *doc, xmlNode *sobj)
     free(prefix);
     xmlFree(qname);
     return result;
+}
+
+/* libxml2 reports some errors (encoding conversion, for one) outside the parser context, and
+ * by default prints them to stderr. The calling thread's handlers catch them here instead:
+ * the first message becomes the reason in the fault. */
+struct xml_errors {
+    char first[200];
+};
+
+static void on_xml_error(void *arg, xmlErrorPtr e)
+{
+    struct xml_errors *x = arg;
+    if (x->first[0] || !e || !e->message || e->level < XML_ERR_ERROR)
+        return;
+    snprintf(x->first, sizeof(x->first), "%s", e->message);
+    size_t n = strlen(x->first);
+    while (n && (x->first[n - 1] == '\n' || x->first[n - 1] == ' '))
+        x->first[--n] = '\0';
+}
+
+static void on_xml_generic_error(void *arg, const char *fmt, ...)
+{
+    (void)arg;
+    (void)fmt;
 }
 
 static enum err fail(char **why, const char *text)
@@ -193,12 +218,23 @@ enum err webhook_sf_parse(const char *body, size_t len, const char *expected_org
         rc = fail(why, "document type declarations are not allowed");
         goto out;
     }
+    if (len > INT_MAX) {
+        rc = fail(why, "body too large");
+        goto out;
+    }
+    struct xml_errors errors = {{0}};
+    xmlSetStructuredErrorFunc(&errors, on_xml_error);
+    xmlSetGenericErrorFunc(NULL, on_xml_generic_error);
     ctxt = xmlNewParserCtxt();
     doc = xmlCtxtReadMemory(ctxt, body, (int)len, "notifications.xml", NULL,
                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc) {
+    xmlSetStructuredErrorFunc(NULL, NULL);
+    xmlSetGenericErrorFunc(NULL, NULL);
+    if (!doc || errors.first[0]) {
         const xmlError *e = xmlCtxtGetLastError(ctxt);
-        char *m = xstrdup(e && e->message ? e->message : "unknown error");
+        char *m = xstrdup(errors.first[0]   ? errors.first
+                          : e && e->message ? e->message
+                                            : "unknown error");
         size_t n = strlen(m);
         while (n && m[n - 1] == '\n')
             m[--n] = '\0';

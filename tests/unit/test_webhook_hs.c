@@ -235,6 +235,79 @@ START_TEST(other_object_types_are_counted_not_stored)
 }
 END_TEST
 
+/* Any int64 may arrive in the timestamp header before authentication: no overflow. */
+START_TEST(extreme_timestamps_are_refused_without_overflow)
+{
+    struct webhook_hs_verifier ver = {"secret", "https://example.com", false, 300000};
+    static const char *const stamps[] = {"-9223372036854775808", "9223372036854775807", "-1"};
+    for (size_t i = 0; i < 3; i++) {
+        struct webhook_hs_request req = {"POST", "/webhooks/hubspot", "[]", 2,
+                                         "AAAA", stamps[i],           NULL, NULL};
+        const char *why = NULL;
+        ck_assert_int_eq(webhook_hs_verify(&ver, &req, 1782371972438LL, &why), ERR_AUTH);
+        ck_assert_ptr_nonnull(strstr(why, "5 minutes"));
+    }
+}
+END_TEST
+
+START_TEST(bad_events_are_set_aside_and_the_rest_kept)
+{
+    const char *body = "[{\"subscriptionType\":\"deal.creation\",\"objectId\":1,\"eventId\":1,"
+                       "\"portalId\":1,\"occurredAt\":100000000000000000},"
+                       "{\"subscriptionType\":\"deal.creation\",\"objectId\":2,\"eventId\":2,"
+                       "\"portalId\":1,\"occurredAt\":9.2e18},"
+                       "{\"subscriptionType\":\"deal.creation\",\"objectId\":3,\"eventId\":3,"
+                       "\"portalId\":1,\"occurredAt\":-1},"
+                       "{\"subscriptionType\":\"deal.creation\",\"objectId\":4,\"eventId\":4,"
+                       "\"portalId\":1,\"dealname\":\"\xff\"},"
+                       "{\"subscriptionType\":\"deal.creation\",\"eventId\":5,\"portalId\":1},"
+                       "{\"subscriptionType\":\"deal.creation\",\"objectId\":18446744073709551616,"
+                       "\"eventId\":6,\"portalId\":1},"
+                       "7,"
+                       "{\"subscriptionType\":\"deal.creation\",\"objectId\":9007199254740993,"
+                       "\"eventId\":8,\"portalId\":1,\"occurredAt\":1782371972438}]";
+    struct webhook_hs_batch b = {0};
+    char *why = NULL;
+    ck_assert_int_eq(webhook_hs_parse(body, strlen(body), 42, &b, &why), ERR_OK);
+    ck_assert_uint_eq(b.received, 8);
+    ck_assert_uint_eq(b.count, 1);
+    ck_assert_uint_eq(b.rejected, 7);
+    ck_assert_str_eq(b.events[0].record_id, "9007199254740993");
+    ck_assert_int_eq(b.events[0].occurred_at_ms, 1782371972438LL);
+    char *payload = cJSON_PrintUnformatted(b.events[0].payload);
+    ck_assert_ptr_nonnull(strstr(payload, "\"objectId\":9007199254740993"));
+    free(payload);
+    ck_assert_ptr_nonnull(strstr(b.rejections[0].reason, "occurredAt"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[1].reason, "occurredAt"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[2].reason, "occurredAt"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[3].reason, "UTF-8"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[4].reason, "objectId"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[5].reason, "objectId"));
+    ck_assert_ptr_nonnull(strstr(b.rejections[6].reason, "not an object"));
+    webhook_hs_batch_clear(&b);
+}
+END_TEST
+
+START_TEST(what_hubspot_never_sends_is_refused_whole)
+{
+    static const char *const bodies[] = {
+        "[{\"subscriptionType\":\"deal.creation\",\"objectId\":5,\"objectId\":6,\"eventId\":5,"
+        "\"portalId\":1}]",
+        "[{\"subscriptionType\":\"deal.creation\",\"objectId\":5,\"eventId\":5,\"portalId\":1,"
+        "\"propertyValue\":\"a\\u0000b\"}]",
+        "[{\"subscriptionType\":\"deal.creation\",\"objectId\":5,\"eventId\":5,\"portalId\":1}]"
+        " x",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        struct webhook_hs_batch b = {0};
+        char *why = NULL;
+        ck_assert_int_eq(webhook_hs_parse(bodies[i], strlen(bodies[i]), 42, &b, &why), ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(why, "not valid JSON"));
+        free(why);
+    }
+}
+END_TEST
+
 Suite *suite_webhook_hs(void);
 Suite *suite_webhook_hs(void)
 {
@@ -244,6 +317,7 @@ Suite *suite_webhook_hs(void)
     tcase_add_test(sig, every_official_vector_verifies);
     tcase_add_test(sig, uri_decoding_follows_the_documented_list);
     tcase_add_test(sig, v3_age_and_missing_headers);
+    tcase_add_test(sig, extreme_timestamps_are_refused_without_overflow);
     suite_add_tcase(s, sig);
     TCase *parse = tcase_create("parse");
     tcase_add_test(parse, documented_and_captured_bodies_parse);
@@ -251,6 +325,8 @@ Suite *suite_webhook_hs(void)
     tcase_add_loop_test(parse, bad_bodies_are_refused_with_a_reason, 0,
                         sizeof(bad_bodies) / sizeof(bad_bodies[0]));
     tcase_add_test(parse, other_object_types_are_counted_not_stored);
+    tcase_add_test(parse, bad_events_are_set_aside_and_the_rest_kept);
+    tcase_add_test(parse, what_hubspot_never_sends_is_refused_whole);
     suite_add_tcase(s, parse);
     return s;
 }
