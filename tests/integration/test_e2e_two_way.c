@@ -358,6 +358,82 @@ START_TEST(deal_moved_to_unsynced_pipeline_is_left_alone)
 }
 END_TEST
 
+/* Id of the first live Salesforce record of type whose field has value (caller frees). */
+static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "IsDeleted")))
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    cJSON_Delete(all);
+    free(path);
+    return id;
+}
+
+static int deal_contacts(struct e2e *e, const char *deal_id)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    int n = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations")) n +=
+        strcmp(sbtest_str(a, "toObjectType"), "contacts") == 0;
+    cJSON_Delete(d);
+    return n;
+}
+
+static bool has_one_contact(void *arg)
+{
+    void **a = arg;
+    return deal_contacts(a[0], a[1]) == 1;
+}
+
+/* A contact role deleted in Salesforce while the deal is synced the other way: the
+ * HubSpot-to-Salesforce handler saw the association dealsync itself had made and re-created the
+ * role, undoing the user's delete for good. */
+START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=15", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_role", env, NULL, true);
+    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    ck_assert_ptr_nonnull(jane);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Roles", 42, &deal);
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    char *role = e2e_sf_create(&e, "OpportunityContactRole", json);
+    free(json);
+    void *args[] = {&e, deal};
+    ck_assert_msg(itest_wait_for(has_one_contact, args, DEADLINE_MS),
+                  "the role never became an association");
+    expect_quiet(&e);
+
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s", role);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete role: %d", status);
+    free(path);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"after the role went\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "after the role went"));
+    expect_quiet(&e);
+
+    char *left = sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(left == NULL, "the deleted role came back as %s", left);
+    ck_assert_int_eq(deal_contacts(&e, deal), 0);
+    free(role);
+    free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_two_way(void);
 Suite *suite_e2e_two_way(void)
 {
@@ -370,6 +446,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
     tcase_add_test(tc, unmatched_owner_is_never_erased);
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
+    tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     suite_add_tcase(s, tc);
     return s;
 }
