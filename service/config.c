@@ -164,7 +164,8 @@ static int validate(const struct config *cfg, bool need_webhooks)
                         "SALESFORCE_PRIVATE_KEY_FILE\n");
         problems++;
     }
-    if (cfg->retry_max_ms < cfg->retry_base_ms) {
+    /* 0 is below both minimums: a value that failed to parse, already reported. */
+    if (cfg->retry_base_ms > 0 && cfg->retry_max_ms > 0 && cfg->retry_max_ms < cfg->retry_base_ms) {
         fprintf(stderr, "config: QUEUE_RETRY_MAX_MS must not be below QUEUE_RETRY_BASE_MS\n");
         problems++;
     }
@@ -214,10 +215,11 @@ enum err config_load(struct config *cfg, bool need_webhooks)
             break;
         }
     }
-    if (problems == 0)
-        problems += validate(cfg, need_webhooks);
+    /* Formats and combinations are checked even when values are missing, so that one start
+     * lists every problem of every kind. */
+    problems += validate(cfg, need_webhooks);
     if (problems) {
-        fprintf(stderr, "config: %d problem%s; see README.md, Configuration\n", problems,
+        fprintf(stderr, "config: %d problem%s; see docs/configuration.md\n", problems,
                 problems == 1 ? "" : "s");
         config_clear(cfg);
         return ERR_CONFIG;
@@ -261,7 +263,7 @@ void config_clear(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-void config_log(const struct config *cfg)
+void config_log(const struct config *cfg, enum log_level level)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -286,6 +288,6 @@ void config_log(const struct config *cfg)
             break;
         }
     }
-    log_info("effective configuration", LOG_STR("config", b.data));
+    log_emit(level, "effective configuration", LOG_STR("config", b.data), LOG_END);
     buf_clear(&b);
 }

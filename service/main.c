@@ -50,7 +50,7 @@ static const char usage[] =
     "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
     "\n"
-    "Configuration comes from environment variables; see README.md.\n";
+    "Configuration comes from environment variables; see docs/configuration.md.\n";
 
 static void *xmalloc_hook(size_t n)
 {
@@ -331,7 +331,12 @@ int main(int argc, char **argv)
     enum log_level level = LOG_INFO;
     log_parse_level(cfg.log_level, &level);
     log_set_level(level);
-    config_log(&cfg);
+    /* serve and worker log on stdout (the container's log); a one-shot command answers on
+     * stdout and logs on stderr, and its configuration is of interest only when debugging. */
+    bool is_service = cmd->run == cmd_serve || cmd->run == cmd_worker;
+    if (!is_service)
+        log_set_fd(2);
+    config_log(&cfg, is_service ? LOG_INFO : LOG_DEBUG);
 
     /* Process-wide library state, before any thread exists. */
     cJSON_Hooks hooks = {xmalloc_hook, free};
