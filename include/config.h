@@ -52,6 +52,7 @@ struct config {
     char *hubspot_api_base_url;
     char *hubspot_access_token;
     char *hubspot_developer_api_key;
+    char *admin_token; /* ADMIN_TOKEN: the /admin page and its API; off when unset */
 
     /* Sync behaviour. */
     char *mappings_file;

@@ -100,6 +100,7 @@ static const struct config_var config_vars[] = {
         rollup_total_revenue_property, 0, 0),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
+    VAR("ADMIN_TOKEN", CFG_SECRET, NEED_NO, NULL, admin_token, 0, 0),
 };
 
 #define VAR_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
@@ -162,6 +163,10 @@ static int validate(const struct config *cfg, bool need_webhooks)
         fprintf(stderr, "config: SALESFORCE_CLIENT_ID needs either SALESFORCE_CLIENT_SECRET and "
                         "SALESFORCE_REFRESH_TOKEN, or SALESFORCE_USERNAME and "
                         "SALESFORCE_PRIVATE_KEY_FILE\n");
+        problems++;
+    }
+    if (cfg->admin_token && strlen(cfg->admin_token) < 16) {
+        fprintf(stderr, "config: ADMIN_TOKEN must be at least 16 characters (it guards /admin)\n");
         problems++;
     }
     /* 0 is below both minimums: a value that failed to parse, already reported. */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "ops_cli.h"
 #include "queue.h"
 #include "register.h"
 #include "setup.h"
@@ -46,6 +47,8 @@ static const char usage[] =
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
     "  requeue [EVENT_ID...]\n"
     "            put dead-lettered events (all, or the ones named) back in the queue\n"
+    "  status [--json]\n"
+    "            sync health: queue, outcomes and errors of the last 24 hours, dead letters\n"
     "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
     "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
@@ -297,10 +300,17 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv, sigset_t
     return run_migrate(cfg);
 }
 
+static int cmd_status(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)signals;
+    return ops_cli_status(cfg, argc, argv);
+}
+
 static const struct command commands[] = {
     {"serve", 0, 0, true, cmd_serve},         {"worker", 0, 0, false, cmd_worker},
     {"migrate", 0, 0, false, cmd_migrate},    {"settings", 0, 2, false, run_settings},
     {"requeue", 0, 1000, false, run_requeue}, {"register", 0, 1, false, run_register},
+    {"status", 0, 1, false, cmd_status},
 };
 
 int main(int argc, char **argv)

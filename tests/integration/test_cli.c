@@ -108,6 +108,26 @@ START_TEST(a_clean_sync_logs_no_warning)
         warn = strstr(log, "\"level\":\"error\"");
     ck_assert_msg(warn == NULL, "a clean run logged: %.300s", warn);
     free(log);
+
+    /* dealsync status: the same sync in a terminal, and as JSON. */
+    char *out = NULL, *err = NULL;
+    const char *status[] = {"status", NULL};
+    ck_assert_int_eq(clitest_dealsync(e.svc.db_url, status, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "sync deals: on"));
+    ck_assert_ptr_nonnull(strstr(out, "salesforce to hubspot"));
+    ck_assert_ptr_nonnull(strstr(out, "dead letters: 0"));
+    free(out);
+    free(err);
+    const char *status_json[] = {"status", "--json", NULL};
+    ck_assert_int_eq(clitest_dealsync(e.svc.db_url, status_json, &out, &err), 0);
+    cJSON *answer = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(answer);
+    ck_assert_int_eq(
+        (int)cJSON_GetObjectItem(cJSON_GetObjectItem(answer, "queue"), "dead")->valuedouble, 0);
+    ck_assert(cJSON_GetArraySize(cJSON_GetObjectItem(answer, "last_24h")) >= 2);
+    cJSON_Delete(answer);
+    free(out);
+    free(err);
     free(opp);
     free(jane);
     free(acme);
