@@ -629,6 +629,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
         buf_printf(&w->detail, "; %s not written: %s%s", res.skips[i].field, res.skips[i].reason,
                    strcmp(res.skips[i].field, "hubspot_owner_id") == 0 ? " (owner left as is)"
                                                                        : "");
+    if (res.skip_count > 0)
+        w->rec->has_warning = true; /* synced, with something left out */
     mapping_result_clear(&res);
     filter_changes(ctx, w);
 
@@ -638,6 +640,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
     if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
         cJSON_AddStringToObject(w->changes, "AccountId", account);
+    if (w->company_id && !account)
+        w->rec->has_warning = true;
     if (w->company_id && !account)
         buf_printf(&w->detail, "; no account: %s",
                    str(account_reasons, w->company_id) ? str(account_reasons, w->company_id)
