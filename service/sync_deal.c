@@ -904,14 +904,17 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
     struct link l = {0};
     bool had = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
     enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
+    if (rc == ERR_OK && had)
+        rc = link_tombstone_save(db, l.sf_id, w->deal_id);
     if (rc == ERR_OK)
         rc = sf_contacts_forget_deal(db, w->deal_id);
     if (rc != ERR_OK)
         settle(w, rc, false, "cannot forget deleted deal %s", w->deal_id);
     else if (had)
         settle(w, ERR_OK, false,
-               "deal %s is deleted in hubspot: opportunity %s kept, link forgotten", w->deal_id,
-               l.sf_id);
+               "deal %s is deleted in hubspot: opportunity %s kept, link forgotten (a new deal is "
+               "made when the opportunity changes after this)",
+               w->deal_id, l.sf_id);
     else
         settle(w, ERR_OK, true, "deal %s is deleted in hubspot and was never synced", w->deal_id);
     link_clear(&l);

@@ -416,6 +416,30 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     struct mapping_result mr = {0};
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
+    if (!o->deal) {
+        /* A deal deleted in HubSpot comes back only for a change made after the delete: an
+         * older event (a late outbound message, a poller's, dealsync's own echo) leaves it
+         * deleted. Both clocks are the CRMs' and dealsync's; a skew of seconds matters only for
+         * a change made in those seconds. */
+        int64_t deleted_ms = 0;
+        enum err found = link_tombstone_find(db, o->id, &deleted_ms);
+        if (found != ERR_OK)
+            return found;
+        int64_t modified = sf_time(o->sf, "LastModifiedDate");
+        if (deleted_ms > 0 && modified <= deleted_ms) {
+            note(o,
+                 "not synced: its deal was deleted in hubspot after the opportunity's last change; "
+                 "a new deal is made when the opportunity changes");
+            finish(o, ERR_OK, true);
+            return ERR_OK;
+        }
+        if (deleted_ms > 0) {
+            found = link_tombstone_delete(db, o->id);
+            if (found != ERR_OK)
+                return found;
+            note(o, "its deal was deleted in hubspot; the opportunity changed since: a new deal");
+        }
+    }
     const cJSON *now = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     const char *in_pipeline = str(now, "pipeline");
     if (in_pipeline) {

@@ -10,6 +10,7 @@
 
 #include "e2e.h"
 #include "itest.h"
+#include "queue.h"
 #include "util.h"
 
 #define DEADLINE_MS 60000
@@ -747,6 +748,65 @@ START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
 }
 END_TEST
 
+static bool link_gone(void *arg)
+{
+    void **a = arg;
+    char *deal = e2e_deal_id_of(a[0], a[1]);
+    free(deal);
+    return deal == NULL;
+}
+
+/* A deal deleted in HubSpot stays deleted when a Salesforce event about an older change of its
+ * opportunity arrives afterwards (a late outbound message, a poller's event, the echo of
+ * dealsync's own write); a change made after the delete makes a new deal. */
+START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_tombstone", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Deleted later", 300, &deal);
+    expect_quiet(&e);
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete deal: %d", status);
+    free(path);
+    void *args[] = {&e, opp};
+    ck_assert(itest_wait_for(link_gone, args, DEADLINE_MS));
+    expect_quiet(&e);
+
+    /* An event about the opportunity as it was before the delete. */
+    cJSON *payload = cJSON_CreateObject();
+    struct queue_event_in ev = {.source = "salesforce",
+                                .dedup_key = "late-outbound-message",
+                                .object_type = "Opportunity",
+                                .record_id = opp,
+                                .event_type = "outbound_message",
+                                .occurred_at_ms = util_now_ms(),
+                                .payload = payload};
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(e.svc.db, &ev, 1, &stored), ERR_OK);
+    cJSON_Delete(payload);
+    expect_quiet(&e);
+    char *again = e2e_deal_id_of(&e, opp);
+    ck_assert_msg(again == NULL, "the deleted deal came back as %s", again);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(detail && strstr(detail, "deleted in hubspot"), "outcome: %s",
+                  detail ? detail : "(none)");
+    free(detail);
+
+    /* A change after the delete: a new deal, as HubSpot's integration makes one. */
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":301}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "301"));
+    expect_quiet(&e);
+    again = e2e_deal_id_of(&e, opp);
+    ck_assert_str_ne(again, deal);
+    free(again);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_two_way(void);
 Suite *suite_e2e_two_way(void)
 {
@@ -769,5 +829,9 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(creates, one_company_for_concurrent_opportunities);
     tcase_add_test(creates, one_account_for_concurrent_deals);
     suite_add_tcase(s, creates);
+    TCase *deletes = tcase_create("deletes");
+    tcase_set_timeout(deletes, 300);
+    tcase_add_test(deletes, deleted_deal_is_not_recreated_by_an_older_event);
+    suite_add_tcase(s, deletes);
     return s;
 }
