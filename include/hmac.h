@@ -21,6 +21,9 @@ bool hmac_base64_decode(const char *s, unsigned char **out, size_t *out_len);
 char *hmac_base64url(const unsigned char *data, size_t len);
 /* Lowercase hex; caller frees. */
 char *hmac_hex(const unsigned char *data, size_t len);
+/* bytes (1..64) from the system's CSPRNG as base64url without padding (safe in a URL query
+ * unescaped); NULL when no randomness is available. Caller frees. */
+char *hmac_random_token(size_t bytes);
 
 /* True when a and b are equal; time depends only on the lengths (CRYPTO_memcmp). */
 bool hmac_equal(const char *a, const char *b);

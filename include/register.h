@@ -17,6 +17,9 @@
 
 /* The outbound message's API name (its FullName is "Opportunity." REGISTER_SF_MESSAGE_NAME). */
 #define REGISTER_SF_MESSAGE_NAME "dealsync_opportunity"
+/* Random bytes in a token register generates when SALESFORCE_WEBHOOK_TOKEN is unset (43
+ * base64url characters). */
+#define REGISTER_TOKEN_BYTES 32
 
 /* What a registration did, counted per registered item (the outbound message, the webhook
  * settings, each subscription). */

@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "util.h"
@@ -97,4 +98,14 @@ bool hmac_equal(const char *a, const char *b)
     if (la != lb)
         return false;
     return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+char *hmac_random_token(size_t bytes)
+{
+    unsigned char raw[64];
+    if (bytes == 0 || bytes > sizeof(raw) || RAND_bytes(raw, (int)bytes) != 1)
+        return NULL;
+    char *token = hmac_base64url(raw, bytes);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return token;
 }

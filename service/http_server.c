@@ -844,6 +844,9 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         return ERR_INTERNAL;
     }
     s->has_sweeper = true;
+    if (!cfg->salesforce_webhook_token)
+        log_warn("SALESFORCE_WEBHOOK_TOKEN is not set: anyone who knows the org id can queue "
+                 "Salesforce work through the webhook; dealsync register generates one");
     log_info("http server listening", LOG_STR("bind_address", cfg->bind_address),
              LOG_I64("port", cfg->port), LOG_I64("threads", cfg->http_threads),
              LOG_I64("max_connections", HTTP_MAX_CONNECTIONS),

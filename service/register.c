@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "hmac.h"
 #include "hs_client.h"
 #include "log.h"
 #include "sf_client.h"
@@ -58,12 +59,13 @@ static char *base_url(const struct config *cfg)
     return xstrndup(b, n);
 }
 
-static char *sf_endpoint(const struct config *cfg, bool with_token)
+/* The endpoint with token in its query (token NULL: without). */
+static char *sf_endpoint_with(const struct config *cfg, const char *token_in)
 {
     char *base = base_url(cfg);
     char *url;
-    if (with_token && cfg->salesforce_webhook_token) {
-        char *token = http_url_encode(cfg->salesforce_webhook_token);
+    if (token_in) {
+        char *token = http_url_encode(token_in);
         url = xasprintf("%s%s?token=%s", base, cfg->salesforce_webhook_path, token);
         OPENSSL_cleanse(token, strlen(token));
         free(token);
@@ -72,6 +74,11 @@ static char *sf_endpoint(const struct config *cfg, bool with_token)
     }
     free(base);
     return url;
+}
+
+static char *sf_endpoint(const struct config *cfg, bool with_token)
+{
+    return sf_endpoint_with(cfg, with_token ? cfg->salesforce_webhook_token : NULL);
 }
 
 char *register_sf_endpoint(const struct config *cfg)
@@ -259,13 +266,26 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
     char *user = NULL;
     char *new_id = NULL;
     char *public_endpoint = NULL;
+    char *generated = NULL; /* a token made here: SALESFORCE_WEBHOOK_TOKEN is unset */
+    char *token_prefix = NULL;
     enum err rc;
 
     rc = sync_sf_client_new(cfg, hc, &sf);
     if (rc != ERR_OK)
         goto out;
-    endpoint = register_sf_endpoint(cfg);
+    /* Without a token anyone who knows the org id could queue work that spends the org's API
+     * calls: register makes one, puts it in the endpoint and prints it for serve to use. */
+    if (!cfg->salesforce_webhook_token) {
+        generated = hmac_random_token(REGISTER_TOKEN_BYTES);
+        if (!generated) {
+            log_error("cannot generate a webhook token: no randomness available");
+            rc = ERR_INTERNAL;
+            goto out;
+        }
+    }
+    endpoint = generated ? sf_endpoint_with(cfg, generated) : register_sf_endpoint(cfg);
     public_endpoint = sf_endpoint(cfg, false); /* for messages: without the token */
+    token_prefix = xasprintf("%s?token=", public_endpoint);
     mapped = mappings ? mapping_sf_field_list(mappings) : NULL;
     fields = name_list(sf_standard_fields, mapped);
 
@@ -296,17 +316,33 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
         const char *url = str_item(md, "endpointUrl");
         bool is_ours = strcmp(name, REGISTER_SF_MESSAGE_NAME) == 0;
         bool is_same_url = url && strcmp(url, endpoint) == 0;
+        /* Without a configured token: our endpoint with the token an earlier run generated, or
+         * (made by hand) with none. */
+        bool has_earlier_token =
+            generated && url && strncmp(url, token_prefix, strlen(token_prefix)) == 0 &&
+            url[strlen(token_prefix)] && !strchr(url + strlen(token_prefix), '&');
+        bool has_no_token = generated && url && strcmp(url, public_endpoint) == 0;
         bool has_fields = covers(cJSON_GetObjectItemCaseSensitive(md, "fields"), fields);
-        cJSON_Delete(md);
-        if (is_same_url && has_fields) {
+        if ((is_same_url || has_earlier_token || has_no_token) && has_fields) {
             log_info("salesforce outbound message already registered", LOG_STR("id", id),
                      LOG_STR("name", name));
             printf("salesforce: outbound message Opportunity.%s (%s) already registered -> %s\n",
                    name, id, public_endpoint);
+            if (has_earlier_token)
+                printf("  its webhook token (SALESFORCE_WEBHOOK_TOKEN is unset; dealsync serve "
+                       "needs it):\n  SALESFORCE_WEBHOOK_TOKEN=%s\n",
+                       url + strlen(token_prefix));
+            if (has_no_token)
+                fprintf(stderr, "register: warning: this outbound message carries no webhook "
+                                "token, so anyone who knows the org id can queue work; set "
+                                "SALESFORCE_WEBHOOK_TOKEN, delete the message and run dealsync "
+                                "register again\n");
+            cJSON_Delete(md);
             sum->unchanged++;
             rc = ERR_OK;
             goto out;
         }
+        cJSON_Delete(md);
         if (is_ours) {
             log_error("salesforce outbound message exists with another endpoint or fewer fields",
                       LOG_STR("id", id), LOG_BOOL("is_same_endpoint", is_same_url),
@@ -337,6 +373,11 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
              LOG_I64("fields", cJSON_GetArraySize(fields)));
     printf("salesforce: outbound message Opportunity.%s (%s) created -> %s\n",
            REGISTER_SF_MESSAGE_NAME, new_id, public_endpoint);
+    if (generated)
+        printf("  webhook token generated (SALESFORCE_WEBHOOK_TOKEN was unset) and put in the "
+               "endpoint URL;\n  keep it and give it to dealsync serve:\n"
+               "  SALESFORCE_WEBHOOK_TOKEN=%s\n",
+               generated);
     sum->created++;
 out:
     if (rc == ERR_OK)
@@ -359,6 +400,8 @@ out:
     cJSON_Delete(fields);
     free(mapped);
     free(public_endpoint);
+    free(token_prefix);
+    free_secret(generated);
     free_secret(endpoint);
     sf_client_free(sf);
     return rc;

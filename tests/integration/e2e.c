@@ -57,7 +57,7 @@ static void register_outbound_message(struct e2e *e)
     cJSON_AddStringToObject(req, "FullName", "Opportunity.dealsync");
     cJSON *meta = cJSON_AddObjectToObject(req, "Metadata");
     cJSON_AddNumberToObject(meta, "apiVersion", 60.0);
-    char *endpoint = xasprintf("%s/webhooks/salesforce", e->svc.base);
+    char *endpoint = xasprintf("%s/webhooks/salesforce?token=" E2E_WEBHOOK_TOKEN, e->svc.base);
     cJSON_AddStringToObject(meta, "endpointUrl", endpoint);
     free(endpoint);
     static const char *const fields[] = {E2E_OM_FIELDS};
@@ -156,6 +156,7 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
     env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
     env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
+    env[k++] = xstrdup("SALESFORCE_WEBHOOK_TOKEN=" E2E_WEBHOOK_TOKEN);
     env[k++] = xstrdup("WORKER_THREADS=2");
     env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
     env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");

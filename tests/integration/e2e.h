@@ -14,6 +14,10 @@
 #include "svc.h"
 
 /* The fields the registered outbound message sends (what an operator would pick). */
+/* The Salesforce webhook token dealsync runs with, in the outbound message's endpoint as
+ * `dealsync register` puts it. */
+#define E2E_WEBHOOK_TOKEN "e2e-webhook-token"
+
 #define E2E_OM_FIELDS                                                                              \
     "Id", "Name", "StageName", "Amount", "CloseDate", "OwnerId", "AccountId", "RecordTypeId",      \
         "Type", "Description", "LastModifiedDate", "SystemModstamp"

@@ -419,6 +419,24 @@ START_TEST(a_timestamp_at_int64_min_is_refused)
 }
 END_TEST
 
+START_TEST(serve_warns_without_a_salesforce_webhook_token)
+{
+    const char *warning = "SALESFORCE_WEBHOOK_TOKEN is not set";
+    struct svc s;
+    svc_start(&s, "hard_notoken", NULL);
+    char *log = xstrdup(s.log_path);
+    ck_assert_int_eq(svc_stop(&s), 0);
+    ck_assert_int_eq(log_lines(log, warning), 1);
+    free(log);
+    const char *env[] = {"SALESFORCE_WEBHOOK_TOKEN=t0ken-for-tests", NULL};
+    svc_start(&s, "hard_token", env);
+    log = xstrdup(s.log_path);
+    ck_assert_int_eq(svc_stop(&s), 0);
+    ck_assert_int_eq(log_lines(log, warning), 0);
+    free(log);
+}
+END_TEST
+
 Suite *suite_hardening(void);
 Suite *suite_hardening(void)
 {
@@ -435,6 +453,7 @@ Suite *suite_hardening(void)
     tcase_add_test(tc, one_unstorable_event_does_not_sink_its_batch);
     tcase_add_test(tc, ids_past_2_53_keep_every_digit);
     tcase_add_test(tc, a_timestamp_at_int64_min_is_refused);
+    tcase_add_test(tc, serve_warns_without_a_salesforce_webhook_token);
     suite_add_tcase(s, tc);
     return s;
 }

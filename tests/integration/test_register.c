@@ -100,7 +100,25 @@ START_TEST(register_creates_once_and_second_run_writes_nothing)
     const cJSON *om = cJSON_GetArrayItem(oms, 0);
     char *om_id = xstrdup(sbtest_str(om, "Id"));
     ck_assert_str_eq(sbtest_str(om, "FullName"), "Opportunity.dealsync_opportunity");
-    ck_assert_str_eq(sbtest_str(metadata(om), "endpointUrl"), PUBLIC_BASE "/webhooks/salesforce");
+    /* SALESFORCE_WEBHOOK_TOKEN is unset: register generated one, put it in the endpoint and
+     * printed it for the operator. */
+    const char *url = sbtest_str(metadata(om), "endpointUrl");
+    const char *prefix = PUBLIC_BASE "/webhooks/salesforce?token=";
+    ck_assert_msg(strncmp(url, prefix, strlen(prefix)) == 0, "endpoint %s", url);
+    char *token = xstrdup(url + strlen(prefix));
+    ck_assert_uint_eq(strlen(token), 43);
+    char *log_path = xasprintf("%s/register_once.log", itest_env("TEST_TMPDIR"));
+    char *log = itest_read_file(log_path, NULL);
+    char *line = xasprintf("SALESFORCE_WEBHOOK_TOKEN=%s\n", token);
+    ck_assert_ptr_nonnull(strstr(log, line));
+    /* Printed for the operator; never in a JSON log line. */
+    for (char *l = log; (l = strstr(l, token)) != NULL; l++) {
+        const char *start = l;
+        while (start > log && start[-1] != '\n')
+            start--;
+        ck_assert_msg(start[0] != '{', "the token is in a log line");
+    }
+    free(log);
     ck_assert_str_eq(sbtest_str(metadata(om), "integrationUser"), "integration@dealsync.test");
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(metadata(om), "fields");
     for (size_t i = 0; om_fields[i]; i++)
@@ -128,6 +146,15 @@ START_TEST(register_creates_once_and_second_run_writes_nothing)
     ck_assert_int_eq(cJSON_GetArraySize(oms), 1);
     ck_assert_str_eq(sbtest_str(cJSON_GetArrayItem(oms, 0), "Id"), om_id);
     cJSON_Delete(oms);
+    /* The second run, still without the variable, prints the token in use again. */
+    log = itest_read_file(log_path, NULL);
+    char *first = strstr(log, line);
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(strstr(first + 1, line));
+    free(log);
+    free(line);
+    free(log_path);
+    free(token);
     subs = regtest_subscriptions(&sb);
     char *again = cJSON_PrintUnformatted(subs);
     ck_assert_str_eq(again, printed);
