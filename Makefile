@@ -40,7 +40,7 @@ CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench chaos
+.PHONY: all test run asan tsan fuzz format format-check migrate clean deps bench chaos
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -123,10 +123,29 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench.sh
 
-asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan \
-	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer (float-cast-overflow
+# included: a double that does not fit its integer), any finding fatal.
+ASAN_SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
+                  -fno-omit-frame-pointer
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN_FLAGS="$(ASAN_SAN_FLAGS)" all
 	@BUILD=build-asan scripts/test.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with clang into build-fuzz/ and run for
+# FUZZ_SECONDS each from seeds made from tests/fixtures (scripts/fuzz.sh); FUZZ_TARGETS picks
+# some. Corpora and crashes stay in build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS ?= $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined,float-cast-overflow \
+                  -fno-sanitize-recover=all -fno-omit-frame-pointer
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SAN_FLAGS="$(FUZZ_SAN_FLAGS)" \
+	  $(FUZZ_TARGETS:%=build-fuzz/fuzz-%)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+$(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libdealsync.a
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan SAN_FLAGS="-fsanitize=thread" all
@@ -139,6 +158,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
