@@ -81,6 +81,20 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed) WARN_UNUSED;
 
+/* One record to finish with queue_finish_many; changed is set (events that changed). */
+struct queue_finish_item {
+    const struct queue_record *record;
+    enum queue_outcome outcome;
+    const char *detail; /* may be NULL */
+    int retry_delay_ms;
+    size_t changed; /* out */
+};
+
+/* queue_finish for n records in ONE statement (one round trip, one transaction): what a worker
+ * calls for a whole claimed batch. Each item's changed is set as queue_finish's *changed. */
+enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_item *items, size_t n,
+                           int max_attempts) WARN_UNUSED;
+
 /* Puts dead events back to pending with their attempts reset, for an operator who fixed the
  * cause (a missing field, a permission, a handler that now exists). ids (count n) selects
  * events; n == 0 selects every dead event. *requeued receives how many moved; idle workers are

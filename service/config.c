@@ -46,6 +46,7 @@ static const struct config_var config_vars[] = {
     VAR("LOG_LEVEL", CFG_STR, NEED_NO, "info", log_level, 0, 0),
     VAR("HTTP_THREADS", CFG_INT, NEED_NO, "4", http_threads, 1, 256),
     VAR("QUEUE_CLAIM_BATCH", CFG_INT, NEED_NO, "20", claim_batch, 1, 1000),
+    VAR("QUEUE_CLAIM_BATCH_MAX", CFG_INT, NEED_NO, "100", claim_batch_max, 1, 1000),
     VAR("QUEUE_LEASE_SECONDS", CFG_INT, NEED_NO, "120", lease_seconds, 1, 86400),
     VAR("QUEUE_POLL_INTERVAL_MS", CFG_INT, NEED_NO, "2000", poll_interval_ms, 10, 600000),
     VAR("QUEUE_MAX_ATTEMPTS", CFG_INT, NEED_NO, "10", max_attempts, 1, 1000),
