@@ -257,23 +257,28 @@ static const char finish_sql[] =
     "                (lk.source, lk.object_type, lk.record_id) AND r.lease_owner = $1"
     "), ev AS ("
     "  UPDATE sync_event e SET"
-    "    status = CASE WHEN " EVENT_OUTCOME " <> 'retry' THEN " EVENT_OUTCOME
+    "    status = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN 'pending'"
+    "                  WHEN " EVENT_OUTCOME " <> 'retry' THEN " EVENT_OUTCOME
     "                  WHEN e.attempts < $11::int THEN 'pending' ELSE 'dead' END,"
+    "    attempts = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN greatest(e.attempts - 1, 0)"
+    "                    ELSE e.attempts END,"
     "    lease_owner = NULL,"
     "    last_error = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
+    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.last_error"
     "                      ELSE ($6::text[])[" EVENT_RECORD "] END,"
-    "    finished_at = CASE WHEN " EVENT_OUTCOME " = 'retry' AND e.attempts < $11::int"
+    "    finished_at = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN NULL"
+    "                       WHEN " EVENT_OUTCOME " = 'retry' AND e.attempts < $11::int"
     "                       THEN NULL ELSE now() END"
     "  WHERE e.id = ANY($9::bigint[]) AND e.lease_owner = $1 AND e.status = 'running'"
     "  RETURNING e.id, e.source, e.object_type, e.record_id, e.status, e.attempts,"
-    "            " EVENT_RECORD " AS i"
+    "            " EVENT_RECORD " AS i, " EVENT_OUTCOME " AS outcome"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
     "                            detail, worker)"
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped' ELSE status END,"
-    "         attempts, ($6::text[])[i], $1 FROM ev"
+    "         attempts, ($6::text[])[i], $1 FROM ev WHERE outcome <> 'defer'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
 
 /* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */
@@ -296,7 +301,7 @@ static void array_add(struct buf *b, const char *s)
 enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_item *items, size_t n,
                            int max_attempts)
 {
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "defer"};
     if (n == 0)
         return ERR_OK;
     enum { SOURCE, TYPE, RECORD, OUTCOME, DETAIL, DELAY, SKIPPED, IDS, INDEX, ARRAYS };
@@ -314,7 +319,8 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         array_add(&a[RECORD], rec->record_id);
         array_add(&a[OUTCOME], names[it->outcome]);
         array_add(&a[DETAIL], it->detail);
-        snprintf(num, sizeof(num), "%d", it->outcome == QUEUE_RETRY ? it->retry_delay_ms : 0);
+        bool waits = it->outcome == QUEUE_RETRY || it->outcome == QUEUE_DEFER;
+        snprintf(num, sizeof(num), "%d", waits ? it->retry_delay_ms : 0);
         array_add(&a[DELAY], num);
         array_add(&a[SKIPPED], rec->is_skipped ? "t" : "f");
         for (size_t e = 0; e < rec->event_count; e++) {

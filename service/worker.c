@@ -90,6 +90,13 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
             attempts = r->events[i].attempts;
     if (r->result == ERR_OK) {
         it.outcome = QUEUE_DONE;
+    } else if (r->result == ERR_BUSY) {
+        /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
+         * attempt is not counted, so a busy record is never dead-lettered for it. */
+        it.outcome = QUEUE_DEFER;
+        it.retry_delay_ms = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        if (r->retry_after_ms > it.retry_delay_ms)
+            it.retry_delay_ms = r->retry_after_ms;
     } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
         it.outcome = QUEUE_RETRY;
         it.retry_delay_ms =
@@ -107,7 +114,7 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
 static void log_finished(const struct queue_finish_item *it, enum err rc)
 {
     const struct queue_record *r = it->record;
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "deferred"};
     const char *name = it->outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[it->outcome];
     int attempts = 0;
     for (size_t i = 0; i < r->event_count; i++)
