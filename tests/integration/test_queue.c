@@ -423,6 +423,36 @@ START_TEST(finish_many_gives_each_record_its_outcome)
 }
 END_TEST
 
+/* A deferred record (busy elsewhere) waits without failing: pending again after the delay,
+ * the attempt not counted, its last error kept, no outcome row. */
+START_TEST(a_deferred_record_waits_without_counting_an_attempt)
+{
+    PGconn *db;
+    char *url = qtest_db("q_defer", &db);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    itest_db_exec(db, "UPDATE sync_event SET last_error = 'earlier 503', attempts = 2");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 3);
+    struct queue_finish_item it = {&b.records[0], QUEUE_DEFER, "busy", 3600000, 0};
+    ck_assert_int_eq(queue_finish_many(db, "w1", &it, 1, 3), ERR_OK);
+    ck_assert_uint_eq(it.changed, 1);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status ="
+                                         " 'pending' AND attempts = 2 AND last_error ="
+                                         " 'earlier 503' AND finished_at IS NULL"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), 0);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 0);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT open_events FROM sync_record"), 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -439,6 +469,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, dead_events_can_be_requeued);
     tcase_add_test(tc, open_event_counts_follow_every_change);
     tcase_add_test(tc, finish_many_gives_each_record_its_outcome);
+    tcase_add_test(tc, a_deferred_record_waits_without_counting_an_attempt);
     suite_add_tcase(s, tc);
     return s;
 }
