@@ -17,9 +17,8 @@ CREATE INDEX sync_record_claimable_idx ON sync_record (not_before) WHERE open_ev
 
 -- Every claim and finish changes an event's status, and each change inserted an entry into this
 -- index of four values, read by nothing that needs it. Dead events, which an operator lists and
--- requeues, keep an index of their own that claims and finishes never touch.
+-- requeues, have their partial index (0040), which claims and finishes never touch.
 DROP INDEX sync_event_status_idx;
-CREATE INDEX sync_event_dead_idx ON sync_event (id) WHERE status = 'dead';
 
 CREATE FUNCTION sync_event_count_open() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -236,10 +236,10 @@ void queue_batch_clear(struct queue_batch *b)
 }
 
 /* Finishes many records in one statement. Per record: $2-$4 key, $5 outcome, $6 detail,
- * $7 retry delay, $8 skipped; per event: $9 id, $10 its record's index (1-based). Events are
- * read through the primary key (= ANY) and find their record's values by array position, so no
- * step joins the inputs to a table by scanning it. The records are locked in key order first,
- * as the open-events trigger of a concurrent push does: no deadlock. */
+ * $7 retry delay, $8 skipped, $12 error code (the handler's error name); per event: $9 id, $10 its
+ * record's index (1-based). Events are read through the primary key (= ANY) and find their record's
+ * values by array position, so no step joins the inputs to a table by scanning it. The records are
+ * locked in key order first, as the open-events trigger of a concurrent push does: no deadlock. */
 #define EVENT_RECORD "($10::int[])[array_position($9::bigint[], e.id)]"
 #define EVENT_OUTCOME "($5::text[])[" EVENT_RECORD "]"
 static const char finish_sql[] =
@@ -266,6 +266,9 @@ static const char finish_sql[] =
     "    last_error = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
     "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.last_error"
     "                      ELSE ($6::text[])[" EVENT_RECORD "] END,"
+    "    error_code = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
+    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.error_code"
+    "                      ELSE ($12::text[])[" EVENT_RECORD "] END,"
     "    finished_at = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN NULL"
     "                       WHEN " EVENT_OUTCOME " = 'retry' AND e.attempts < $11::int"
     "                       THEN NULL ELSE now() END"
@@ -274,11 +277,11 @@ static const char finish_sql[] =
     "            " EVENT_RECORD " AS i, " EVENT_OUTCOME " AS outcome"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
-    "                            detail, worker)"
+    "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped' ELSE status END,"
-    "         attempts, ($6::text[])[i], $1 FROM ev WHERE outcome <> 'defer'"
+    "         attempts, ($6::text[])[i], $1, ($12::text[])[i] FROM ev WHERE outcome <> 'defer'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
 
 /* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */
@@ -304,7 +307,7 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
     static const char *const names[] = {"done", "retry", "dead", "defer"};
     if (n == 0)
         return ERR_OK;
-    enum { SOURCE, TYPE, RECORD, OUTCOME, DETAIL, DELAY, SKIPPED, IDS, INDEX, ARRAYS };
+    enum { SOURCE, TYPE, RECORD, OUTCOME, DETAIL, DELAY, SKIPPED, IDS, INDEX, CODE, ARRAYS };
     struct buf a[ARRAYS];
     for (int k = 0; k < ARRAYS; k++) {
         buf_init(&a[k], 0);
@@ -323,6 +326,7 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         snprintf(num, sizeof(num), "%d", waits ? it->retry_delay_ms : 0);
         array_add(&a[DELAY], num);
         array_add(&a[SKIPPED], rec->is_skipped ? "t" : "f");
+        array_add(&a[CODE], rec->result == ERR_OK ? NULL : err_name(rec->result));
         for (size_t e = 0; e < rec->event_count; e++) {
             snprintf(num, sizeof(num), "%lld", (long long)rec->events[e].id);
             array_add(&a[IDS], num);
@@ -337,8 +341,8 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
     const char *params[] = {owner,           a[SOURCE].data, a[TYPE].data,  a[RECORD].data,
                             a[OUTCOME].data, a[DETAIL].data, a[DELAY].data, a[SKIPPED].data,
-                            a[IDS].data,     a[INDEX].data,  max_s};
-    PGresult *r = db_exec_cached(db, finish_sql, 11, params);
+                            a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data};
+    PGresult *r = db_exec_cached(db, finish_sql, 12, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (rc == ERR_OK) {
         for (int row = 0; row < PQntuples(r); row++) {
@@ -376,6 +380,7 @@ enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long 
     PGresult *r = PQexecParams(
         db,
         "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = 0, last_error = NULL,"
+        "    error_code = NULL,"
         "    finished_at = NULL, lease_owner = NULL"
         "  WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
         "  RETURNING source, object_type, record_id),"

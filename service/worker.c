@@ -127,9 +127,11 @@ static void log_finished(const struct queue_finish_item *it, enum err rc)
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
     } else {
-        enum log_level level = it->outcome == QUEUE_DEAD    ? LOG_ERROR
-                               : it->outcome == QUEUE_RETRY ? LOG_WARN
-                                                            : LOG_INFO;
+        /* A retry after a rate limit is the queue doing its job, not a warning. */
+        enum log_level level = it->outcome == QUEUE_DEAD ? LOG_ERROR
+                               : it->outcome == QUEUE_RETRY && r->result != ERR_RATE_LIMIT
+                                   ? LOG_WARN
+                                   : LOG_INFO;
         log_emit(level, it->outcome == QUEUE_DEAD ? "event buried" : "event handled",
                  LOG_STR("outcome", name), LOG_STR("source", r->source),
                  LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
