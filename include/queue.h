@@ -33,6 +33,13 @@ struct queue_event_in {
 enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n,
                     size_t *stored) WARN_UNUSED;
 
+/* queue_push for the events of several requests in one statement: group[i] (NULL: all 0) is
+ * the request of events[i], and stored[g] (groups entries) receives how many of request g's
+ * events were new; a key repeated within the statement counts for the first request that
+ * carries it. sqlstate (may be NULL) receives the SQL state of a failure ("" when none). */
+enum err queue_push_groups(PGconn *db, const struct queue_event_in *events, const size_t *group,
+                           size_t n, size_t *stored, size_t groups, char sqlstate[6]) WARN_UNUSED;
+
 /* One claimed event. Strings are owned by the enclosing queue_batch. */
 struct queue_event {
     int64_t id;

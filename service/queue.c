@@ -13,10 +13,14 @@
 #include "log.h"
 #include "util.h"
 
+/* Events of one or more requests (g: the request's index, k: the event's position) in one
+ * statement. A key repeated in the statement is stored once, from its first row, and counted for
+ * that row's request; each request's count of new events comes back as a row (g, stored). */
 static const char push_sql[] =
     "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(source text, dedup_key text,"
-    "    object_type text, record_id text, event_type text, occurred_ms bigint, payload jsonb)"
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(k int, g int, source text,"
+    "    dedup_key text, object_type text, record_id text, event_type text, occurred_ms bigint,"
+    "    payload jsonb)"
     "), rec AS ("
     "  INSERT INTO sync_record (source, object_type, record_id)"
     "  SELECT DISTINCT source, object_type, record_id FROM input"
@@ -25,36 +29,59 @@ static const char push_sql[] =
     "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
     "                          occurred_at, payload)"
     "  SELECT source, dedup_key, object_type, record_id, event_type,"
-    "         to_timestamp(occurred_ms / 1000.0), payload FROM input"
-    "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1"
-    ") SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')";
+    "         to_timestamp(occurred_ms / 1000.0), payload FROM input ORDER BY k"
+    "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING source, dedup_key"
+    "), first AS ("
+    "  SELECT DISTINCT ON (source, dedup_key) g, source, dedup_key FROM input"
+    "  ORDER BY source, dedup_key, k"
+    "), n AS (SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', ''))"
+    " SELECT f.g, count(ins.dedup_key) FROM first f"
+    " LEFT JOIN ins ON (ins.source, ins.dedup_key) = (f.source, f.dedup_key)"
+    " CROSS JOIN n GROUP BY f.g";
 
-enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, size_t *stored)
+enum err queue_push_groups(PGconn *db, const struct queue_event_in *events, const size_t *group,
+                           size_t n, size_t *stored, size_t groups, char sqlstate[6])
 {
     cJSON *rows = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
         const struct queue_event_in *e = &events[i];
         cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "k", (double)i);
+        cJSON_AddNumberToObject(row, "g", group ? (double)group[i] : 0);
         cJSON_AddStringToObject(row, "source", e->source);
         cJSON_AddStringToObject(row, "dedup_key", e->dedup_key);
         cJSON_AddStringToObject(row, "object_type", e->object_type);
         cJSON_AddStringToObject(row, "record_id", e->record_id);
         cJSON_AddStringToObject(row, "event_type", e->event_type);
         cJSON_AddNumberToObject(row, "occurred_ms", (double)e->occurred_at_ms);
-        cJSON_AddItemToObject(row, "payload", cJSON_Duplicate(e->payload, true));
+        cJSON_AddItemReferenceToObject(row, "payload", (cJSON *)e->payload);
         cJSON_AddItemToArray(rows, row);
     }
     char *json = cJSON_PrintUnformatted(rows);
     cJSON_Delete(rows);
 
+    for (size_t g = 0; g < groups; g++)
+        stored[g] = 0;
     const char *params[] = {json};
     PGresult *r = db_exec_cached(db, push_sql, 1, params);
+    if (sqlstate) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(sqlstate, 6, "%s", state ? state : "");
+    }
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot store events");
-    if (rc == ERR_OK)
-        *stored = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        size_t g = (size_t)strtoull(PQgetvalue(r, row, 0), NULL, 10);
+        if (g < groups)
+            stored[g] = (size_t)strtoull(PQgetvalue(r, row, 1), NULL, 10);
+    }
     PQclear(r);
     free(json);
     return rc;
+}
+
+enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, size_t *stored)
+{
+    return queue_push_groups(db, events, NULL, n, stored, 1, NULL);
 }
 
 /* Candidates come from the partial index of records with open events (migration 0050), not
