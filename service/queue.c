@@ -263,10 +263,11 @@ void queue_batch_clear(struct queue_batch *b)
 }
 
 /* Finishes many records in one statement. Per record: $2-$4 key, $5 outcome, $6 detail,
- * $7 retry delay, $8 skipped, $12 error code (the handler's error name); per event: $9 id, $10 its
- * record's index (1-based). Events are read through the primary key (= ANY) and find their record's
- * values by array position, so no step joins the inputs to a table by scanning it. The records are
- * locked in key order first, as the open-events trigger of a concurrent push does: no deadlock. */
+ * $7 retry delay, $8 skipped, $12 error code (the handler's error name), $13 warning; per event: $9
+ * id, $10 its record's index (1-based). Events are read through the primary key (= ANY) and find
+ * their record's values by array position, so no step joins the inputs to a table by scanning it.
+ * The records are locked in key order first, as the open-events trigger of a concurrent push does:
+ * no deadlock. */
 #define EVENT_RECORD "($10::int[])[array_position($9::bigint[], e.id)]"
 #define EVENT_OUTCOME "($5::text[])[" EVENT_RECORD "]"
 static const char finish_sql[] =
@@ -307,7 +308,8 @@ static const char finish_sql[] =
     "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN status = 'pending' THEN 'retry'"
-    "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped' ELSE status END,"
+    "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped'"
+    "              WHEN status = 'done' AND ($13::bool[])[i] THEN 'warning' ELSE status END,"
     "         attempts, ($6::text[])[i], $1, ($12::text[])[i] FROM ev WHERE outcome <> 'defer'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
 
@@ -334,7 +336,20 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
     static const char *const names[] = {"done", "retry", "dead", "defer"};
     if (n == 0)
         return ERR_OK;
-    enum { SOURCE, TYPE, RECORD, OUTCOME, DETAIL, DELAY, SKIPPED, IDS, INDEX, CODE, ARRAYS };
+    enum {
+        SOURCE,
+        TYPE,
+        RECORD,
+        OUTCOME,
+        DETAIL,
+        DELAY,
+        SKIPPED,
+        IDS,
+        INDEX,
+        CODE,
+        WARNING,
+        ARRAYS
+    };
     struct buf a[ARRAYS];
     for (int k = 0; k < ARRAYS; k++) {
         buf_init(&a[k], 0);
@@ -354,6 +369,7 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         array_add(&a[DELAY], num);
         array_add(&a[SKIPPED], rec->is_skipped ? "t" : "f");
         array_add(&a[CODE], rec->result == ERR_OK ? NULL : err_name(rec->result));
+        array_add(&a[WARNING], rec->has_warning ? "t" : "f");
         for (size_t e = 0; e < rec->event_count; e++) {
             snprintf(num, sizeof(num), "%lld", (long long)rec->events[e].id);
             array_add(&a[IDS], num);
@@ -368,8 +384,9 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
     const char *params[] = {owner,           a[SOURCE].data, a[TYPE].data,  a[RECORD].data,
                             a[OUTCOME].data, a[DETAIL].data, a[DELAY].data, a[SKIPPED].data,
-                            a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data};
-    PGresult *r = db_exec_cached(db, finish_sql, 12, params);
+                            a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data,
+                            a[WARNING].data};
+    PGresult *r = db_exec_cached(db, finish_sql, 13, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (rc == ERR_OK) {
         for (int row = 0; row < PQntuples(r); row++) {

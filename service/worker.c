@@ -115,7 +115,9 @@ static void log_finished(const struct queue_finish_item *it, enum err rc)
 {
     const struct queue_record *r = it->record;
     static const char *const names[] = {"done", "retry", "dead", "deferred"};
-    const char *name = it->outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[it->outcome];
+    const char *name = it->outcome == QUEUE_DONE && r->is_skipped    ? "skipped"
+                       : it->outcome == QUEUE_DONE && r->has_warning ? "warning"
+                                                                     : names[it->outcome];
     int attempts = 0;
     for (size_t i = 0; i < r->event_count; i++)
         if (r->events[i].attempts > attempts)
