@@ -26,7 +26,9 @@ struct config {
     /* Queue tuning. */
     int http_threads;
     int http_request_timeout_ms; /* one request, headers and body, from its first byte */
+    int ingest_commit_threads;   /* group committers of the webhook ack path; 0: one commit each */
     int claim_batch;
+    int claim_batch_max; /* a worker's claim grows toward this while its claims come back full */
     int lease_seconds;
     int poll_interval_ms;
     int max_attempts;

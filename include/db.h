@@ -14,6 +14,11 @@ struct db_pool;
 /* libpq's connect_timeout for every connection unless the URL sets its own. */
 #define DB_CONNECT_TIMEOUT_SECONDS "5"
 
+/* The webhook path's database limits, run on each of its connections (the HTTP pool, the group
+ * committers): a statement 3 s, a lock wait 1.5 s. A webhook that cannot be committed within
+ * them gets 503 instead of hanging its HTTP thread. */
+#define DB_WEBHOOK_SESSION_SQL "SET statement_timeout = 3000; SET lock_timeout = 1500"
+
 /* Opens a connection to url (borrowed). On ERR_OK *out is the connection; the caller closes it
  * with PQfinish. Logs the failure (never the URL: it may hold a password). */
 enum err db_open(const char *url, PGconn **out) WARN_UNUSED;
@@ -33,6 +38,11 @@ void db_pool_release(struct db_pool *pool, PGconn *conn);
 /* Runs one statement without parameters, for its effect (rows it returns are discarded);
  * ERR_DB (logged with the SQL state) on failure. */
 enum err db_exec(PGconn *db, const char *sql) WARN_UNUSED;
+
+/* PQexecParams for a hot statement (sql is a static string): prepared once per connection
+ * and then executed without parsing or planning it again. Thread-safe; the caller clears the
+ * result as PQexecParams'. A failed PREPARE returns its error result. */
+PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *const *params);
 
 /* Checks r against the expected status; on mismatch logs what (a fixed phrase naming the
  * operation) with the SQL state and returns ERR_DB (ERR_CONFLICT for unique violations).

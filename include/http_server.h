@@ -17,13 +17,6 @@ struct http_server;
 #define HTTP_MAX_CONNECTIONS_PER_CLIENT 64
 #define HTTP_WEBHOOK_CONNECTIONS (HTTP_MAX_CONNECTIONS / 8 * 7)
 
-/* The webhook path's database limits (milliseconds, as SQL text): a statement, a lock wait. A
- * webhook that cannot be committed within them gets 503. */
-#define HTTP_DB_STATEMENT_TIMEOUT_MS "3000"
-#define HTTP_DB_LOCK_TIMEOUT_MS "1500"
-/* SQL for db_pool_new's session_sql: the two limits above on each HTTP connection. */
-extern const char http_server_db_session_sql[];
-
 /* Starts the libmicrohttpd daemon on cfg->bind_address:cfg->port with its own thread pool.
  * cfg and pool are borrowed and must outlive the server. On ERR_OK *out is the server;
  * stop it with http_server_stop. */

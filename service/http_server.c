@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "admin.h"
+#include "ingest_commit.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -27,10 +28,6 @@
 
 /* How long a webhook request may wait for a database connection before answering 503. */
 #define DB_WAIT_MS 1000
-
-const char http_server_db_session_sql[] =
-    "SET statement_timeout = " HTTP_DB_STATEMENT_TIMEOUT_MS "; "
-    "SET lock_timeout = " HTTP_DB_LOCK_TIMEOUT_MS;
 
 /* One open connection, known from MHD's connect notification until its close notification.
  * The deadline sweeper reads started_ms and fd under the server's lock. */
@@ -49,10 +46,14 @@ struct outage {
     long long refused;
 };
 
+/* Events one group commit may hold (a larger request is a group of its own). */
+#define INGEST_GROUP_MAX_EVENTS 2000
+
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct config *cfg;
     struct db_pool *pool;
+    struct ingest_committer *committer; /* NULL: each request commits alone */
     atomic_llong next_request_id;
     atomic_int open_connections;
     pthread_mutex_t conn_lock;
@@ -208,16 +209,15 @@ static void outage_over(struct http_server *s)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* Borrows a connection and stores the events in one transaction. When the batch fails on its
+/* Stores the events on a borrowed connection in one transaction. When the batch fails on its
  * data (not on availability), each event is tried alone: the ones the database refuses are set
  * aside (*set_aside, logged with the reason) and the others stored. */
-static enum err store(struct http_request *req, const char *source,
-                      const struct queue_event_in *evs, size_t n, size_t *stored, size_t *set_aside)
+static enum err store_on_pool(struct http_request *req, const char *source,
+                              const struct queue_event_in *evs, size_t n, size_t *stored,
+                              size_t *set_aside)
 {
     struct http_server *s = req->server;
     PGconn *db = NULL;
-    *set_aside = 0;
-    bool was_quiet = db_set_quiet(true);
     enum err rc = db_pool_acquire(s->pool, DB_WAIT_MS, &db);
     if (rc == ERR_OK)
         rc = queue_push(db, evs, n, stored);
@@ -240,11 +240,30 @@ static enum err store(struct http_request *req, const char *source,
         }
     }
     db_pool_release(s->pool, db);
+    return rc;
+}
+
+/* Stores the events durably before the caller acknowledges them: through the group committer
+ * (with concurrent requests, one transaction), or alone on a borrowed connection; a request
+ * whose data the committer's database refused goes event by event (store_on_pool). A failure
+ * to store is a database outage: logged when it starts and when it ends, not per request. */
+static enum err store(struct http_request *req, const char *source,
+                      const struct queue_event_in *evs, size_t n, size_t *stored, size_t *set_aside)
+{
+    struct http_server *s = req->server;
+    *set_aside = 0;
+    bool was_quiet = db_set_quiet(true);
+    enum err rc = ERR_DB;
+    if (s->committer)
+        rc = ingest_store(s->committer, evs, n, stored);
+    if (!s->committer || rc == ERR_INVALID)
+        rc = store_on_pool(req, source, evs, n, stored, set_aside);
     db_set_quiet(was_quiet);
     if (rc == ERR_OK)
         outage_over(s);
     else if (rc == ERR_DB)
-        outage_refused(s, db_last_error());
+        outage_refused(s, db_last_error()[0] ? db_last_error()
+                                             : "the group commit could not store the events");
     return rc;
 }
 
@@ -797,6 +816,12 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_cond_init(&s->stop_cond, NULL);
     pthread_mutex_init(&s->outage.lock, NULL);
+    if (cfg->ingest_commit_threads > 0 &&
+        ingest_committer_start(cfg->database_url, cfg->ingest_commit_threads,
+                               INGEST_GROUP_MAX_EVENTS, &s->committer) != ERR_OK) {
+        server_free(s);
+        return ERR_INTERNAL;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof(addr));
@@ -808,6 +833,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         a6->sin6_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET6, cfg->bind_address, &a6->sin6_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
+            ingest_committer_stop(s->committer);
             server_free(s);
             return ERR_CONFIG;
         }
@@ -818,6 +844,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         a4->sin_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET, cfg->bind_address, &a4->sin_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
+            ingest_committer_stop(s->committer);
             server_free(s);
             return ERR_CONFIG;
         }
@@ -834,12 +861,14 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     if (!s->daemon) {
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));
+        ingest_committer_stop(s->committer);
         server_free(s);
         return ERR_CONFIG;
     }
     if (pthread_create(&s->sweeper, NULL, sweep_connections, s) != 0) {
         log_error("cannot start the connection deadline thread");
         MHD_stop_daemon(s->daemon);
+        ingest_committer_stop(s->committer);
         server_free(s);
         return ERR_INTERNAL;
     }
@@ -868,5 +897,6 @@ void http_server_stop(struct http_server *s)
         pthread_join(s->sweeper, NULL);
     }
     MHD_stop_daemon(s->daemon);
+    ingest_committer_stop(s->committer);
     server_free(s);
 }
