@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -80,6 +81,21 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
     }
 }
 
+/* A transient failure (an outage, a rate limit, a timeout: nothing wrong with the record) is
+ * retried past QUEUE_MAX_ATTEMPTS while the record's oldest open change is younger than
+ * QUEUE_RETRY_WINDOW_HOURS, as Salesforce and HubSpot retry their own deliveries for a day:
+ * a rate of failing calls that makes most attempts fail somewhere (each sync makes several
+ * calls) must delay a change, not dead-letter it (issue 12, found by the chaos run). */
+static bool is_in_retry_window(const struct queue_record *r, const struct config *cfg)
+{
+    int64_t oldest = INT64_MAX;
+    for (size_t i = 0; i < r->event_count; i++)
+        if (r->events[i].occurred_at_ms < oldest)
+            oldest = r->events[i].occurred_at_ms;
+    return r->event_count > 0 &&
+           util_now_ms() - oldest < (int64_t)cfg->retry_window_hours * 3600 * 1000;
+}
+
 /* Finishes one record according to the handler's verdict. */
 static void finish(struct worker *w, PGconn *db, struct queue_record *r)
 {
@@ -100,7 +116,8 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         delay = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
         if (r->retry_after_ms > delay)
             delay = r->retry_after_ms;
-    } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
+    } else if (err_is_transient(r->result) &&
+               (attempts < cfg->max_attempts || is_in_retry_window(r, cfg))) {
         outcome = QUEUE_RETRY;
         delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
                                   r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
@@ -112,8 +129,10 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         detail = fallback = xstrdup(err_str(r->result));
 
     size_t changed = 0;
-    enum err rc =
-        queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
+    /* Within the window no event of the record is past its last attempt. */
+    int max_attempts =
+        outcome == QUEUE_RETRY && is_in_retry_window(r, cfg) ? INT_MAX : cfg->max_attempts;
+    enum err rc = queue_finish(db, w->owner, r, outcome, detail, delay, max_attempts, &changed);
     static const char *const names[] = {"done", "retry", "dead", "deferred"};
     const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
     if (rc != ERR_OK) {
