@@ -3,7 +3,7 @@
  * names its finding; the histories are in docs/chaos.md.
  *
  * Tests of findings not fixed yet are registered only with CHAOS_FINDINGS=1 (they fail today);
- * whoever fixes one moves it to the default case list. */
+ * whoever fixes one moves it to the fixed_findings case. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,14 +103,14 @@ static bool is_linked(void *arg)
     return deal != NULL;
 }
 
-/* ---- Findings not fixed yet (CHAOS_FINDINGS=1) --------------------------------------------- */
+/* ---- Fixed findings ------------------------------------------------------------------------ */
 
-/* F7 / chaos C3: a deal deleted in HubSpot comes back from a Salesforce change made BEFORE the
- * delete, whose sync was still retrying. The user edits the opportunity; reading it fails once
- * (503), so the Salesforce-to-HubSpot sync retries a few seconds later; meanwhile the user
- * deletes the deal in HubSpot and dealsync forgets the link; the retry then finds an unlinked
- * opportunity and creates a new deal. README: only "a later opportunity change creates a new
- * deal". */
+/* F7 / chaos C3 (fixed by 840d3f0, the deleted_deal tombstone): a deal deleted in HubSpot comes
+ * back from a Salesforce change made BEFORE the delete, whose sync was still retrying. The user
+ * edits the opportunity; reading it fails once (503), so the Salesforce-to-HubSpot sync retries a
+ * few seconds later; meanwhile the user deletes the deal in HubSpot and dealsync forgets the link;
+ * the retry then finds an unlinked opportunity and creates a new deal. README: only "a later
+ * opportunity change creates a new deal". */
 START_TEST(deal_deleted_in_hubspot_stays_deleted_after_an_older_opportunity_change)
 {
     struct e2e e;
@@ -145,6 +145,8 @@ START_TEST(deal_deleted_in_hubspot_stays_deleted_after_an_older_opportunity_chan
     e2e_stop(&e);
 }
 END_TEST
+
+/* ---- Findings not fixed yet (CHAOS_FINDINGS=1) --------------------------------------------- */
 
 /* Chaos C5: an opportunity deleted in Salesforce comes back as a new opportunity, made by the
  * HubSpot-to-Salesforce handler from the echo of dealsync's own deal write. The deal's webhooks
