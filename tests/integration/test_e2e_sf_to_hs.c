@@ -31,17 +31,8 @@ static void sf_delete(struct e2e *e, const char *type, const char *id)
 /* Id of the seeded record of type whose field has value. Caller frees. */
 static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
 {
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *all = NULL;
-    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
-    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, list) if (!id && strcmp(sbtest_str(r, field), value) == 0) id =
-        xstrdup(sbtest_str(r, "Id"));
+    char *id = e2e_sf_find(e, type, field, value);
     ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
-    cJSON_Delete(all);
-    free(path);
     return id;
 }
 
@@ -839,28 +830,12 @@ START_TEST(batch_and_setup)
           "\"rule\":\"two_way\"}]",
           f);
     fclose(f);
-    char *log = xasprintf("%s/bad-mappings.log", itest_env("TEST_TMPDIR"));
-    char *env[] = {xasprintf("DATABASE_URL=%s", e.svc.db_url),
-                   xasprintf("SALESFORCE_LOGIN_URL=%s", e.sb.base),
-                   xstrdup("SALESFORCE_CLIENT_ID=sandbox-client-id"),
-                   xstrdup("SALESFORCE_CLIENT_SECRET=sandbox-client-secret"),
-                   xstrdup("SALESFORCE_REFRESH_TOKEN=sandbox-refresh-token"),
-                   xasprintf("HUBSPOT_API_BASE_URL=%s", e.sb.base),
-                   xstrdup("HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token"),
-                   xstrdup("WORKER_THREADS=1"),
-                   xasprintf("MAPPINGS_FILE=%s", mappings),
-                   NULL};
-    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
-    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
-    ck_assert_int_ne(itest_proc_stop(p, 0, 20000), 0);
-    char *text = itest_read_file(log, NULL);
-    ck_assert_msg(strstr(text, "mapped salesforce field does not exist") &&
+    char *text = NULL;
+    ck_assert_int_ne(e2e_run_worker_with_mappings(&e, mappings, &text), 0);
+    ck_assert_msg(text && strstr(text, "mapped salesforce field does not exist") &&
                       strstr(text, "No_Such_Field__c"),
                   "start-up did not report the missing field");
     free(text);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(log);
     free(mappings);
     e2e_stop(&e);
 }
