@@ -430,10 +430,12 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
         enum err found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
-        /* LastModifiedDate counts whole seconds: a change in the delete's own second may have
-         * come after it, and is taken as a new change rather than lost. */
+        /* LastModifiedDate counts whole seconds: a change in the delete's own second is taken
+         * as before it. The deal then stays deleted until the opportunity's next change (nothing
+         * is lost: Salesforce holds the change), rather than coming back against the user's
+         * delete. */
         int64_t modified = sf_time(o->sf, "LastModifiedDate");
-        if (deleted_ms > 0 && modified >= 0 && modified + 1000 <= deleted_ms) {
+        if (deleted_ms > 0 && modified <= deleted_ms) {
             note(o,
                  "not synced: its deal was deleted in hubspot after the opportunity's last change; "
                  "a new deal is made when the opportunity changes");

@@ -734,6 +734,11 @@ START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
 }
 END_TEST
 
+static bool clock_passed(void *arg)
+{
+    return util_now_ms() >= *(const int64_t *)arg;
+}
+
 static bool link_gone(void *arg)
 {
     void **a = arg;
@@ -752,8 +757,7 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
     char *deal = NULL;
     char *opp = synced_pair(&e, "Deleted later", 300, &deal);
     expect_quiet(&e);
-    /* The opportunity's last change a minute ago (LastModifiedDate counts whole seconds, and a
-     * change in the delete's own second counts as after it). */
+    /* The opportunity's last change a minute ago, well before the delete. */
     char *backdate = xasprintf("/_sandbox/salesforce/records/Opportunity/%s/backdate", opp);
     ck_assert_int_eq(e2e_sb(&e, "POST", backdate, "{\"minutes\":1}", NULL), 200);
     free(backdate);
@@ -785,7 +789,11 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
                   detail ? detail : "(none)");
     free(detail);
 
-    /* A change after the delete: a new deal, as HubSpot's integration makes one. */
+    /* A change after the delete (in a later second: LastModifiedDate counts whole seconds, and a
+     * change in the delete's own second counts as before it): a new deal, as HubSpot's
+     * integration makes one. */
+    int64_t next_second = (util_now_ms() / 1000 + 1) * 1000;
+    ck_assert(itest_wait_for(clock_passed, &next_second, 5000));
     e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":301}");
     ck_assert(wait_field(&e, "deals", opp, "amount", "301"));
     expect_quiet(&e);
