@@ -790,6 +790,13 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
     return rc;
 }
 
+static bool has_contact(const cJSON *synced, const char *sf_contact)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, synced) if (e->string && same_id(e->string, sf_contact)) return true;
+    return false;
+}
+
 static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                          const cJSON *roles, cJSON *rollup_contacts)
 {
@@ -844,7 +851,12 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs)) {
+            if (!list_contains(assoc, hs) && o->deal && has_contact(previous, cid)) {
+                /* dealsync associated this contact before and the association is gone: a user
+                 * removed it in HubSpot, and the other direction removes the role. Adding it back
+                 * from the role would undo the user's change. */
+                note(o, "contact %s removed from the deal in hubspot: not associated again", hs);
+            } else if (!list_contains(assoc, hs)) {
                 pairs_add(&add, o->deal_id, hs);
                 added++;
             }
