@@ -14,16 +14,17 @@
 static const char push_sql[] =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(source text, dedup_key text,"
-    "    object_type text, record_id text, event_type text, occurred_ms bigint, payload jsonb)"
+    "    object_type text, record_id text, event_type text, occurred_ms bigint, payload jsonb,"
+    "    priority smallint)"
     "), rec AS ("
     "  INSERT INTO sync_record (source, object_type, record_id)"
     "  SELECT DISTINCT source, object_type, record_id FROM input"
     "  ON CONFLICT DO NOTHING"
     "), ins AS ("
     "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
-    "                          occurred_at, payload)"
+    "                          occurred_at, payload, priority)"
     "  SELECT source, dedup_key, object_type, record_id, event_type,"
-    "         to_timestamp(occurred_ms / 1000.0), payload FROM input"
+    "         to_timestamp(occurred_ms / 1000.0), payload, priority FROM input"
     "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1"
     ") SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')";
 
@@ -40,6 +41,7 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
         cJSON_AddStringToObject(row, "event_type", e->event_type);
         cJSON_AddNumberToObject(row, "occurred_ms", (double)e->occurred_at_ms);
         cJSON_AddItemToObject(row, "payload", cJSON_Duplicate(e->payload, true));
+        cJSON_AddNumberToObject(row, "priority", e->priority);
         cJSON_AddItemToArray(rows, row);
     }
     char *json = cJSON_PrintUnformatted(rows);
@@ -55,20 +57,29 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
     return rc;
 }
 
+/* A claim takes the most urgent records first and records of one priority only: a live batch
+ * is never held up behind a hundred background records. */
 static const char claim_sql[] =
-    "WITH cand AS ("
-    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
-    "  WHERE (r.source, r.object_type, r.record_id) IN ("
-    "          SELECT source, object_type, record_id FROM sync_event"
-    "          WHERE status IN ('pending', 'running'))"
-    "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
+    "WITH open_rec AS ("
+    "  SELECT source, object_type, record_id, min(priority) AS priority FROM sync_event"
+    "  WHERE status IN ('pending', 'running') GROUP BY source, object_type, record_id"
+    "), cand AS ("
+    "  SELECT r.source, r.object_type, r.record_id, o.priority, r.not_before"
+    "  FROM sync_record r JOIN open_rec o USING (source, object_type, record_id)"
+    "  WHERE (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
     "    AND r.not_before <= now()"
-    "  ORDER BY r.not_before LIMIT $2::int"
+    "  ORDER BY o.priority, r.not_before LIMIT greatest($2::int, $4::int)"
     "  FOR UPDATE OF r SKIP LOCKED"
+    "), ranked AS ("
+    "  SELECT c.*, row_number() OVER (ORDER BY c.priority, c.not_before) AS n,"
+    "         min(c.priority) OVER () AS top FROM cand c"
+    "), pick AS ("
+    "  SELECT source, object_type, record_id FROM ranked"
+    "  WHERE priority = top AND (n <= $2::int OR priority > 0)"
     "), leased AS ("
     "  UPDATE sync_record r SET lease_owner = $1,"
     "         lease_expires_at = now() + make_interval(secs => $3::int)"
-    "  FROM cand c WHERE (r.source, r.object_type, r.record_id) ="
+    "  FROM pick c WHERE (r.source, r.object_type, r.record_id) ="
     "                    (c.source, c.object_type, c.record_id)"
     "  RETURNING r.source, r.object_type, r.record_id"
     ") UPDATE sync_event e SET status = 'running', attempts = e.attempts + 1,"
@@ -120,11 +131,12 @@ static const char *keep(struct batch_storage *st, const char *s)
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
                      struct queue_batch *out)
 {
-    char max_s[16], lease_s[16];
+    char max_s[16], lease_s[16], background_s[16];
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
-    const char *params[] = {owner, max_s, lease_s};
-    PGresult *r = PQexecParams(db, claim_sql, 3, NULL, params, NULL, NULL, 0);
+    snprintf(background_s, sizeof(background_s), "%d", QUEUE_BACKGROUND_CLAIM);
+    const char *params[] = {owner, max_s, lease_s, background_s};
+    PGresult *r = PQexecParams(db, claim_sql, 4, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);
