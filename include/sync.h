@@ -10,6 +10,7 @@
 #include "http_client.h"
 #include "mapping.h"
 #include "sf_client.h"
+#include "sf_describe.h"
 
 /* Built once in main before the workers start; read-only afterwards (shared by all threads). */
 struct sync_shared {
@@ -25,6 +26,7 @@ struct sync_ctx {
     struct http_client *http;
     struct sf_client *sf;
     struct hs_client *hs;
+    struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
 };
 
 /* A Salesforce client from the configuration (refresh-token flow, or JWT bearer when a username

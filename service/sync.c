@@ -38,6 +38,7 @@ void *sync_ctx_new(const struct config *cfg, void *arg)
     hopt.connect_timeout_ms = 10000;
     hopt.timeout_ms = cfg->http_timeout_ms;
     ctx->http = http_client_new(&hopt);
+    ctx->describe = sf_describe_new();
     if (config_has_salesforce_api(cfg) && sync_sf_client_new(cfg, ctx->http, &ctx->sf) != ERR_OK)
         ctx->sf = NULL;
     if (config_has_hubspot_api(cfg)) {
@@ -55,6 +56,7 @@ void sync_ctx_free(void *arg)
     struct sync_ctx *ctx = arg;
     if (!ctx)
         return;
+    sf_describe_free(ctx->describe);
     hs_client_free(ctx->hs);
     sf_client_free(ctx->sf);
     http_client_free(ctx->http);

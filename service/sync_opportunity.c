@@ -403,15 +403,17 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     char *pipeline_id = NULL;
     cJSON *stage_map = NULL;
     char *reason = NULL;
+    enum err refusal = ERR_OK;
     struct mapping_result mr = {0};
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
-    enum err rc = pipelines_resolve(pl, rt ? rt : "", stage, &pipeline_id, &stage_map, &reason);
+    enum err rc =
+        pipelines_resolve(pl, rt ? rt : "", stage, &pipeline_id, &stage_map, &reason, &refusal);
     if (rc != ERR_OK)
         goto out;
     if (!pipeline_id) {
         note(o, "not synced: %s", reason);
-        finish(o, ERR_OK, true);
+        finish(o, refusal, refusal == ERR_OK);
         goto out;
     }
     const cJSON *owner = cJSON_GetObjectItemCaseSensitive(o->sf, "Owner");
@@ -1075,6 +1077,8 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     pl.hs = ctx->hs;
     pl.db = db;
     pl.limit = ctx->cfg->pipeline_limit;
+    pl.describe = ctx->describe;
+    pl.stage_values = mapping_values_of(ctx->mappings, "StageName");
     ow.hs = ctx->hs;
     ow.emails = cJSON_CreateObject();
     ow.found = cJSON_CreateObject();
