@@ -81,7 +81,9 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
                      struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);
 
-enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
+/* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted and no outcome
+ * row (the record was busy elsewhere, or waits for API budget): waiting is not failing. */
+enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 
 /* Finishes one claimed record in one transaction: its claimed events become done, pending
  * again (retry: the record backs off retry_delay_ms; events past max_attempts go dead instead)

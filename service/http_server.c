@@ -89,6 +89,7 @@ static unsigned status_for(enum err e)
     case ERR_UPSTREAM:
     case ERR_TIMEOUT:
     case ERR_RATE_LIMIT:
+    case ERR_BUSY:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     case ERR_CONFIG:
     case ERR_INTERNAL:

@@ -206,10 +206,15 @@ void queue_batch_clear(struct queue_batch *b)
 static const char finish_sql[] =
     "WITH ev AS ("
     "  UPDATE sync_event SET"
-    "    status = CASE WHEN $3 = 'retry' AND attempts < $6::int THEN 'pending'"
+    "    status = CASE WHEN $3 = 'defer' THEN 'pending'"
+    "                  WHEN $3 = 'retry' AND attempts < $6::int THEN 'pending'"
     "                  WHEN $3 = 'retry' THEN 'dead' ELSE $3 END,"
-    "    lease_owner = NULL, last_error = CASE WHEN $3 = 'done' THEN NULL ELSE $4 END,"
-    "    finished_at = CASE WHEN $3 = 'retry' AND attempts < $6::int THEN NULL ELSE now() END"
+    "    attempts = CASE WHEN $3 = 'defer' THEN greatest(attempts - 1, 0) ELSE attempts END,"
+    "    lease_owner = NULL,"
+    "    last_error = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN last_error"
+    "                      ELSE $4 END,"
+    "    finished_at = CASE WHEN $3 = 'defer' OR ($3 = 'retry' AND attempts < $6::int) THEN NULL"
+    "                       ELSE now() END"
     "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
     "  RETURNING id, source, object_type, record_id, status, attempts"
     "), outcome AS ("
@@ -218,7 +223,7 @@ static const char finish_sql[] =
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND $8 THEN 'skipped' ELSE status END,"
-    "         attempts, $4, $1 FROM ev"
+    "         attempts, $4, $1 FROM ev WHERE $3 <> 'defer'"
     "), rec AS ("
     "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
     "         not_before = now() + make_interval(secs => $5::double precision / 1000)"
@@ -236,9 +241,10 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
         buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
     buf_append_str(&ids, "}");
 
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "defer"};
     char delay_s[16], max_s[16];
-    snprintf(delay_s, sizeof(delay_s), "%d", outcome == QUEUE_RETRY ? retry_delay_ms : 0);
+    snprintf(delay_s, sizeof(delay_s), "%d",
+             outcome == QUEUE_RETRY || outcome == QUEUE_DEFER ? retry_delay_ms : 0);
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
     const char *params[] = {owner,
                             ids.data,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "contact_rollups.h"
 #include "crm_match.h"
 #include "db.h"
 #include "link.h"
@@ -206,9 +207,21 @@ static bool has_value(const cJSON *obj, const char *sf_id)
     return false;
 }
 
-/* Creates the missing roles and deletes the ones whose mirrored association is gone. */
+static bool has_key(const cJSON *obj, const char *sf_id)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, obj) if (v->string && sf_id_equal(v->string, sf_id)) return true;
+    return false;
+}
+
+/* Creates the missing roles and deletes the ones whose mirrored association is gone. A role is
+ * created only for a contact new to the pair: one whose association dealsync mirrored before
+ * (before) or made itself from a role (synced, the other direction's {"sf contact": ...}) and
+ * whose role is gone was deleted in Salesforce, and the other direction is removing the
+ * association; re-creating the role from dealsync's own association would undo the user's delete
+ * for good (issue 10). */
 static enum err sync_roles(struct sync_ctx *ctx, const char *opp_id, const cJSON *wanted,
-                           const cJSON *before, struct buf *detail)
+                           const cJSON *before, const cJSON *synced, struct buf *detail)
 {
     cJSON *roles = NULL;
     cJSON *creates = cJSON_CreateArray();
@@ -241,6 +254,11 @@ static enum err sync_roles(struct sync_ctx *ctx, const char *opp_id, const cJSON
     {
         if (has_value(have, w->valuestring))
             continue;
+        if (has_value(before, w->valuestring) || has_key(synced, w->valuestring)) {
+            buf_printf(detail, "; contact role of %s deleted in salesforce: not re-created",
+                       w->valuestring);
+            continue;
+        }
         cJSON_AddItemToObject(have, w->string, cJSON_CreateString(w->valuestring));
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
@@ -290,6 +308,7 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, const char *de
     struct hs_batch_result res = {0};
     cJSON *found = cJSON_CreateObject();
     cJSON *before = NULL;
+    cJSON *synced = NULL;
     const char **ids = NULL;
     size_t n = 0;
     const cJSON *c;
@@ -313,10 +332,13 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, const char *de
     }
     if (cJSON_GetArraySize(found) == 0 && cJSON_GetArraySize(before) == 0)
         goto out;
-    rc = sync_roles(ctx, opp_id, found, before, detail);
+    rc = synced_deal_contacts(db, opp_id, &synced);
+    if (rc == ERR_OK)
+        rc = sync_roles(ctx, opp_id, found, before, synced, detail);
     if (rc == ERR_OK)
         rc = remember(db, deal_id, found);
 out:
+    cJSON_Delete(synced);
     free(ids);
     cJSON_Delete(before);
     cJSON_Delete(found);

@@ -93,6 +93,13 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
     const char *detail = r->detail;
     if (r->result == ERR_OK) {
         outcome = QUEUE_DONE;
+    } else if (r->result == ERR_BUSY) {
+        /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
+         * attempt is not counted, so a busy record is never dead-lettered for it. */
+        outcome = QUEUE_DEFER;
+        delay = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        if (r->retry_after_ms > delay)
+            delay = r->retry_after_ms;
     } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
         outcome = QUEUE_RETRY;
         delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
@@ -107,7 +114,7 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
     size_t changed = 0;
     enum err rc =
         queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "deferred"};
     const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
     if (rc != ERR_OK) {
         log_warn("cannot record outcome; the lease will expire and the record be retried",

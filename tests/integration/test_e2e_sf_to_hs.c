@@ -20,25 +20,6 @@
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
-static char *sf_create(struct e2e *e, const char *type, const char *json)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *rec = NULL;
-    int status = e2e_sb(e, "POST", path, json, &rec);
-    ck_assert_msg(status == 201, "create %s: %d", type, status);
-    char *id = xstrdup(sbtest_str(rec, "Id"));
-    cJSON_Delete(rec);
-    free(path);
-    return id;
-}
-
-static void sf_update(struct e2e *e, const char *type, const char *id, const char *json)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
-    ck_assert_int_eq(e2e_sb(e, "PATCH", path, json, NULL), 200);
-    free(path);
-}
-
 static void sf_delete(struct e2e *e, const char *type, const char *id)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
@@ -387,11 +368,11 @@ START_TEST(opportunity_lifecycle)
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":120000,\"AccountId\":\"%s\","
                            "\"RecordTypeId\":\"%s\",\"Type\":\"New Business\"}",
                            acme, rt);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\",\"Role\":\"Decision Maker\"}",
                      opp, jane);
-    char *role_jane = sf_create(&e, "OpportunityContactRole", json);
+    char *role_jane = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     int one = 1;
     ck_assert_msg(wait_deal(&e, opp, contacts_are, &one, DEADLINE_MS),
@@ -436,7 +417,7 @@ START_TEST(opportunity_lifecycle)
 
     /* A field change. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":150000,\"Description\":\"Phase two\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":150000,\"Description\":\"Phase two\"}");
     const char *amount_150[] = {"amount", "150000"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)amount_150, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -448,7 +429,7 @@ START_TEST(opportunity_lifecycle)
 
     /* A duplicate notification: the same state again changes nothing in HubSpot. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase two\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase two\"}");
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
     ck_assert_int_eq(
         e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert"), 0);
@@ -461,7 +442,7 @@ START_TEST(opportunity_lifecycle)
     ck_assert_int_eq(e2e_sb(&e, "PATCH", deal_path, "{\"properties\":{\"amount\":\"999\"}}", NULL),
                      200);
     free(deal_path);
-    sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase three\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"Phase three\"}");
     const char *phase3[] = {"description", "Phase three"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)phase3, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -476,7 +457,7 @@ START_TEST(opportunity_lifecycle)
 
     /* A stage change to Closed Won moves the deal; the contact becomes a customer. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
     char *won = stage_id(&e, pipeline_label, "Closed Won", NULL);
     const char *stage_won[] = {"dealstage", won};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)stage_won, DEADLINE_MS));
@@ -490,7 +471,7 @@ START_TEST(opportunity_lifecycle)
     mark = e2e_mark(&e);
     char *globex = sf_find(&e, "Account", "Name", "Globex");
     json = xasprintf("{\"AccountId\":\"%s\"}", globex);
-    sf_update(&e, "Opportunity", opp, json);
+    e2e_sf_update(&e, "Opportunity", opp, json);
     free(json);
     struct company_check to_globex = {&e, globex};
     ck_assert_msg(wait_deal(&e, opp, only_company_of, &to_globex, DEADLINE_MS),
@@ -502,7 +483,7 @@ START_TEST(opportunity_lifecycle)
     /* A contact role added (no outbound message: found by polling). */
     mark = e2e_mark(&e);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, john);
-    char *role_john = sf_create(&e, "OpportunityContactRole", json);
+    char *role_john = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     int two = 2;
     ck_assert_msg(wait_deal(&e, opp, contacts_are, &two, DEADLINE_MS), "john never associated");
@@ -529,10 +510,10 @@ START_TEST(opportunity_lifecycle)
                      "\"CloseDate\":\"2027-03-31\",\"Amount\":5000,\"AccountId\":\"%s\","
                      "\"RecordTypeId\":\"%s\"}",
                      acme, rt);
-    char *opp2 = sf_create(&e, "Opportunity", json);
+    char *opp2 = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp2, jane);
-    char *role2 = sf_create(&e, "OpportunityContactRole", json);
+    char *role2 = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     ck_assert(wait_deal(&e, opp2, contacts_are, &one, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -542,7 +523,7 @@ START_TEST(opportunity_lifecycle)
     expect_contact(&e, contact_id, "dealsync_total_revenue", "999");
     expect_contact(&e, contact_id, "lifecyclestage", "customer");
     /* The older deal changing does not make it the recent one. */
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":160000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":160000}");
     expect_contact(&e, contact_id, "dealsync_total_revenue", "160000");
     expect_contact(&e, contact_id, "dealsync_recent_deal_amount", "5000");
 
@@ -612,7 +593,7 @@ START_TEST(switch_company_sync_and_limits)
                            "\"Type\":\"Existing Customer - Upgrade\"}",
                            acme);
     long long mark = e2e_mark(&e);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     void *skipped[] = {&e, opp, "skipped"};
     ck_assert(itest_wait_for(has_outcome, skipped, DEADLINE_MS));
@@ -623,7 +604,7 @@ START_TEST(switch_company_sync_and_limits)
 
     ck_assert_int_eq(sync_setting_set(e.svc.db, SYNC_SETTING_SYNC_DEALS, "on"), ERR_OK);
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":20}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":20}");
     const char *amount_20[] = {"amount", "20"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)amount_20, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -635,13 +616,13 @@ START_TEST(switch_company_sync_and_limits)
     cJSON_Delete(deal);
     expect_detail(&e, opp, "company sync is off");
     expect_detail(&e, opp, "Type not written: no hubspot option for value");
-    expect_detail(&e, opp, "owner not set");
+    expect_detail(&e, opp, "owner left as it is");
 
     /* A second record type would need a second pipeline: past the limit, not synced. */
     json = xasprintf("{\"Name\":\"Renewal\",\"StageName\":\"Prospecting\","
                      "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
                      renewal);
-    char *opp2 = sf_create(&e, "Opportunity", json);
+    char *opp2 = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     void *skipped2[] = {&e, opp2, "skipped"};
     ck_assert(itest_wait_for(has_outcome, skipped2, DEADLINE_MS));
@@ -682,11 +663,11 @@ START_TEST(duplicates_order_and_faults)
                             NULL),
                      200);
     long long mark = e2e_mark(&e);
-    char *opp = sf_create(&e, "Opportunity",
-                          "{\"Name\":\"Dup\",\"StageName\":\"Prospecting\","
-                          "\"CloseDate\":\"2026-12-31\",\"Amount\":1}");
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":2}");
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":3}");
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Dup\",\"StageName\":\"Prospecting\","
+                              "\"CloseDate\":\"2026-12-31\",\"Amount\":1}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":3}");
     const char *amount_3[] = {"amount", "3"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)amount_3, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -730,7 +711,7 @@ START_TEST(duplicates_order_and_faults)
                             NULL),
                      200);
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":4}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":4}");
     const char *amount_4[] = {"amount", "4"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)amount_4, DEADLINE_MS));
     ck_assert(fault_fired(&e));
@@ -742,7 +723,7 @@ START_TEST(duplicates_order_and_faults)
     /* Salesforce expires every token: dealsync fetches a new one and carries on. */
     ck_assert_int_eq(e2e_sb(&e, "POST", "/_sandbox/salesforce/tokens/expire", NULL, NULL), 200);
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":5}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":5}");
     const char *amount_5[] = {"amount", "5"};
     ck_assert(wait_deal(&e, opp, has_prop, (void *)amount_5, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -798,7 +779,7 @@ START_TEST(batch_and_setup)
         char *json = xasprintf("{\"Name\":\"Batch %d\",\"StageName\":\"Prospecting\","
                                "\"CloseDate\":\"2026-12-31\",\"Amount\":%d}",
                                i, 100 * (i + 1));
-        opps[i] = sf_create(&e, "Opportunity", json);
+        opps[i] = e2e_sf_create(&e, "Opportunity", json);
         free(json);
         void *skipped[] = {&e, opps[i], "skipped"};
         ck_assert(itest_wait_for(has_outcome, skipped, DEADLINE_MS));
