@@ -15,6 +15,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "util.h"
 
 /* How often one worker prunes done events. */
@@ -80,6 +81,15 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
     }
 }
 
+/* Whether the record was claimed for an import (dealsync_import_records_total). */
+static bool is_imported(const struct queue_record *r)
+{
+    for (size_t i = 0; i < r->event_count; i++)
+        if (strcmp(r->events[i].event_type, "import") == 0)
+            return true;
+    return false;
+}
+
 /* Finishes one record according to the handler's verdict. */
 static void finish(struct worker *w, PGconn *db, struct queue_record *r)
 {
@@ -123,6 +133,11 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
     } else {
+        /* Dead of a transient cause: retried automatically later (reconcile.c). */
+        if (outcome == QUEUE_DEAD && err_is_transient(r->result) &&
+            reconcile_mark_transient(db, r) != ERR_OK)
+            log_warn("dead event not marked for the automatic retry",
+                     LOG_STR("record_id", r->record_id));
         enum log_level level = outcome == QUEUE_DEAD    ? LOG_ERROR
                                : outcome == QUEUE_RETRY ? LOG_WARN
                                                         : LOG_INFO;
@@ -137,6 +152,11 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"%s\"", r->source, name);
         metrics_inc("dealsync_worker_records_total", labels, 1);
         metrics_inc("dealsync_worker_events_total", labels, (long long)r->event_count);
+        if (is_imported(r)) {
+            snprintf(labels, sizeof(labels), "source=\"%s\",state=\"%s\"", r->source,
+                     outcome == QUEUE_DONE ? (r->is_skipped ? "skipped" : "synced") : name);
+            metrics_inc("dealsync_import_records_total", labels, 1);
+        }
     }
     free(fallback);
 }

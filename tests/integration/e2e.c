@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "itest.h"
 #include "util.h"
@@ -177,8 +178,36 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     }
     register_outbound_message(e);
     register_hubspot_webhooks(e);
+    e->env = xcalloc((size_t)k + 2, sizeof(char *));
     for (int i = 0; i < k; i++)
-        free(env[i]);
+        e->env[i] = env[i];
+    e->env[k] = xasprintf("DATABASE_URL=%s", e->svc.db_url);
+}
+
+struct itest_proc *e2e_dealsync_start(struct e2e *e, const char *const *args, char **log_path)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = itest_env("DEALSYNC_BIN");
+    for (const char *const *a = args; *a && n < 15; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    *log_path = xasprintf("%s/command-%d-%d.log", itest_env("TEST_TMPDIR"), (int)getpid(),
+                          ++e->command_count);
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)e->env, *log_path, NULL);
+    ck_assert_msg(p != NULL, "cannot start dealsync %s", args[0]);
+    return p;
+}
+
+int e2e_dealsync(struct e2e *e, const char *const *args, char **output)
+{
+    char *log_path = NULL;
+    struct itest_proc *p = e2e_dealsync_start(e, args, &log_path);
+    int status = itest_proc_stop(p, 0, 120000);
+    if (output)
+        *output = itest_read_file(log_path, NULL);
+    free(log_path);
+    return status;
 }
 
 void e2e_stop(struct e2e *e)
@@ -187,6 +216,9 @@ void e2e_stop(struct e2e *e)
     sbtest_stop(&e->sb);
     free(e->sf_token);
     free(e->org_id);
+    for (char **x = e->env; x && *x; x++)
+        free(*x);
+    free(e->env);
     memset(e, 0, sizeof(*e));
 }
 
