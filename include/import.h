@@ -34,11 +34,12 @@ typedef void (*import_page_fn)(const struct import_state *st, int64_t elapsed_ms
  * after since_ms (< 0: all). Continues the unfinished import of that side and window when there
  * is one. The HubSpot side first makes sure every active opportunity record type has its
  * pipeline (as the first sync of such an opportunity would), then lists the deals of every
- * pipeline in pipeline_map. SIGINT or SIGTERM pending in *stop (may be NULL; the signals must
- * be blocked) stops it between pages (st->is_stopped). ERR_FORBIDDEN when the Sync deals
- * switch is off. On any return *st says how far it got. */
+ * pipeline in pipeline_map. A record dealsync has synced since it last changed is listed but
+ * not queued, unless is_forced (resync). SIGINT or SIGTERM pending in *stop (may be NULL; the
+ * signals must be blocked) stops it between pages (st->is_stopped). ERR_FORBIDDEN when the Sync
+ * deals switch is off. On any return *st says how far it got. */
 enum err import_side(struct sync_ctx *ctx, PGconn *db, const char *source, int64_t since_ms,
-                     const sigset_t *stop, import_page_fn on_page, void *arg,
+                     bool is_forced, const sigset_t *stop, import_page_fn on_page, void *arg,
                      struct import_state *st) WARN_UNUSED;
 
 /* `dealsync import [salesforce|hubspot|both] [--since ISO-DATE] [--wait] | --status`:

@@ -17,6 +17,7 @@
 #include "mapping.h"
 #include "pipelines.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "sf_id.h"
 #include "soql.h"
 #include "sync_state.h"
@@ -88,35 +89,26 @@ static enum err run_open(PGconn *db, const char *source, int64_t since_ms, struc
     return rc;
 }
 
-/* Queues one page's records and saves the cursor after it. A crash between the two repeats the
- * page, whose events are then recognised by their dedup keys. */
+/* Queues one page's records (found: [{"id", "ms"}]) and saves the cursor after it. A crash
+ * between the two repeats the page, whose events are then recognised by their dedup keys. */
 static enum err save_page(PGconn *db, struct import_state *st, const char *object_type,
-                          const cJSON *ids, const cJSON *cursor)
+                          const cJSON *found, const cJSON *cursor, bool is_forced)
 {
-    size_t n = (size_t)cJSON_GetArraySize(ids);
-    struct queue_event_in *evs = xcalloc(n + 1, sizeof(*evs));
-    char **keys = xcalloc(n + 1, sizeof(char *));
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddNumberToObject(payload, "import_run", (double)st->run_id);
-    int64_t now = util_now_ms();
-    size_t k = 0;
-    const cJSON *id;
-    cJSON_ArrayForEach(id, ids)
-    {
-        keys[k] = xasprintf("import:%lld:%s", (long long)st->run_id, id->valuestring);
-        evs[k] =
-            (struct queue_event_in){st->source, keys[k], object_type, id->valuestring,
-                                    "import",   now,     payload,     QUEUE_PRIORITY_BACKGROUND};
-        k++;
-    }
-    size_t stored = 0;
-    enum err rc = k ? queue_push(db, evs, k, &stored) : ERR_OK;
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "import:%lld:", (long long)st->run_id);
+    struct reconcile_batch b = {st->source, object_type, found,     "import",
+                                prefix,     false,       is_forced, payload};
+    long long stored = 0;
+    long long k = cJSON_GetArraySize(found);
+    enum err rc = k ? reconcile_queue(db, &b, &stored) : ERR_OK;
     if (rc == ERR_OK) {
         char *cur = cJSON_PrintUnformatted(cursor);
         char run[32], seen[32], queued[32], total[32];
         snprintf(run, sizeof(run), "%lld", (long long)st->run_id);
-        snprintf(seen, sizeof(seen), "%zu", k);
-        snprintf(queued, sizeof(queued), "%zu", stored);
+        snprintf(seen, sizeof(seen), "%lld", k);
+        snprintf(queued, sizeof(queued), "%lld", stored);
         snprintf(total, sizeof(total), "%lld", st->total);
         const char *params[] = {run, cur, seen, queued, total};
         PGresult *r = PQexecParams(
@@ -133,15 +125,31 @@ static enum err save_page(PGconn *db, struct import_state *st, const char *objec
     }
     if (rc == ERR_OK) {
         st->pages_done++;
-        st->records_seen += (long long)k;
-        st->records_queued += (long long)stored;
+        st->records_seen += k;
+        st->records_queued += stored;
     }
-    for (size_t i = 0; i < k; i++)
-        free(keys[i]);
-    free(keys);
-    free(evs);
     cJSON_Delete(payload);
     return rc;
+}
+
+static void add_found(cJSON *found, const char *id, const char *modified)
+{
+    int64_t ms = 0;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "id", id);
+    if (modified && util_parse_iso8601_ms(modified, &ms))
+        cJSON_AddNumberToObject(f, "ms", (double)ms);
+    else
+        cJSON_AddNullToObject(f, "ms");
+    cJSON_AddItemToArray(found, f);
+}
+
+/* The id of the last record of found. Borrowed. */
+static const char *last_id(const cJSON *found)
+{
+    int n = cJSON_GetArraySize(found);
+    return n ? cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(found, n - 1), "id"))
+             : NULL;
 }
 
 static enum err run_listed(PGconn *db, struct import_state *st)
@@ -168,6 +176,7 @@ struct lister {
     struct sync_ctx *ctx;
     PGconn *db;
     int64_t since_ms;
+    bool is_forced;
     const sigset_t *stop;
     import_page_fn on_page;
     void *arg;
@@ -210,7 +219,7 @@ static char *opportunity_soql(int64_t since_ms, const char *after)
 {
     struct buf q;
     buf_init(&q, 0);
-    buf_append_str(&q, "SELECT Id FROM Opportunity");
+    buf_append_str(&q, "SELECT Id, SystemModstamp FROM Opportunity");
     const char *glue = " WHERE ";
     if (since_ms >= 0) {
         char ts[UTIL_ISO8601_LEN];
@@ -251,22 +260,22 @@ static enum err list_salesforce(struct lister *l, cJSON *cursor)
         if (is_first && page.total >= 0)
             l->st->total = l->st->records_seen + page.total;
         is_first = false;
-        cJSON *ids = cJSON_CreateArray();
+        cJSON *found = cJSON_CreateArray();
         const cJSON *r;
         cJSON_ArrayForEach(r, page.records)
         {
             char id18[19];
             const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "Id"));
             if (id && sf_id_to18(id, id18))
-                cJSON_AddItemToArray(ids, cJSON_CreateString(id18));
+                add_found(found, id18,
+                          cJSON_GetStringValue(cJSON_GetObjectItem(r, "SystemModstamp")));
         }
-        int n = cJSON_GetArraySize(ids);
-        if (n > 0) {
+        if (last_id(found)) {
             cJSON_DeleteItemFromObjectCaseSensitive(cursor, "after");
-            cJSON_AddStringToObject(cursor, "after", cJSON_GetArrayItem(ids, n - 1)->valuestring);
+            cJSON_AddStringToObject(cursor, "after", last_id(found));
         }
-        rc = save_page(l->db, l->st, "Opportunity", ids, cursor);
-        cJSON_Delete(ids);
+        rc = save_page(l->db, l->st, "Opportunity", found, cursor, l->is_forced);
+        cJSON_Delete(found);
         free(next);
         next = page.next_url ? xstrdup(page.next_url) : NULL;
         sf_query_page_clear(&page);
@@ -363,7 +372,7 @@ static cJSON *deal_search(const char *pipeline, const char *after, int64_t since
     cJSON_AddStringToObject(sort, "direction", "ASCENDING");
     cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "sorts"), sort);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "properties"),
-                         cJSON_CreateString("hs_object_id"));
+                         cJSON_CreateString("hs_lastmodifieddate"));
     cJSON_AddNumberToObject(req, "limit", HS_PAGE);
     return req;
 }
@@ -421,27 +430,29 @@ static enum err list_hubspot(struct lister *l, cJSON *cursor)
                 break;
             if (strcmp(after, "0") == 0 && total > 0)
                 l->st->total = (l->st->total < 0 ? 0 : l->st->total) + total;
-            cJSON *ids = cJSON_CreateArray();
+            cJSON *found = cJSON_CreateArray();
             const cJSON *d;
             cJSON_ArrayForEach(d, results)
             {
                 const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "id"));
+                const cJSON *props = cJSON_GetObjectItem(d, "properties");
                 if (id)
-                    cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+                    add_found(
+                        found, id,
+                        cJSON_GetStringValue(cJSON_GetObjectItem(props, "hs_lastmodifieddate")));
             }
-            int n = cJSON_GetArraySize(ids);
             bool is_last = cJSON_GetArraySize(results) < HS_PAGE;
             cJSON_Delete(results);
-            if (n > 0) {
+            if (last_id(found)) {
                 free(after);
-                after = xstrdup(cJSON_GetArrayItem(ids, n - 1)->valuestring);
+                after = xstrdup(last_id(found));
             }
             if (is_last)
                 set_cursor(cursor, i + 1, "0");
             else
                 set_cursor(cursor, i, after);
-            rc = save_page(l->db, l->st, "deal", ids, cursor);
-            cJSON_Delete(ids);
+            rc = save_page(l->db, l->st, "deal", found, cursor, l->is_forced);
+            cJSON_Delete(found);
             if (rc != ERR_OK || is_last)
                 break;
             report(l);
@@ -452,7 +463,7 @@ static enum err list_hubspot(struct lister *l, cJSON *cursor)
 }
 
 enum err import_side(struct sync_ctx *ctx, PGconn *db, const char *source, int64_t since_ms,
-                     const sigset_t *stop, import_page_fn on_page, void *arg,
+                     bool is_forced, const sigset_t *stop, import_page_fn on_page, void *arg,
                      struct import_state *st)
 {
     bool is_sf = strcmp(source, "salesforce") == 0;
@@ -473,7 +484,7 @@ enum err import_side(struct sync_ctx *ctx, PGconn *db, const char *source, int64
     rc = run_open(db, st->source, since_ms, st, &cursor);
     if (rc != ERR_OK)
         return rc;
-    struct lister l = {ctx, db, since_ms, stop, on_page, arg, util_monotonic_ms(), st};
+    struct lister l = {ctx, db, since_ms, is_forced, stop, on_page, arg, util_monotonic_ms(), st};
     log_info("import started", LOG_STR("source", st->source), LOG_I64("import_run", st->run_id),
              LOG_I64("pages_done", st->pages_done), LOG_I64("records_seen", st->records_seen));
     rc = is_sf ? list_salesforce(&l, cursor) : list_hubspot(&l, cursor);
@@ -659,6 +670,7 @@ static int import_sides(const struct config *cfg, const struct mapping_set *mapp
                         const char *const *sides, int64_t since_ms, bool is_wait,
                         const char *command, const sigset_t *signals)
 {
+    bool is_forced = strcmp(command, "resync") == 0; /* resync queues even what is in sync */
     struct sync_shared shared = {cfg, mappings};
     struct sync_ctx *ctx = sync_ctx_new(cfg, &shared);
     struct progress p = {isatty(STDERR_FILENO) == 1};
@@ -669,7 +681,8 @@ static int import_sides(const struct config *cfg, const struct mapping_set *mapp
     bool is_stopped = false;
     for (size_t i = 0; sides[i] && status == 0 && !is_stopped; i++) {
         struct import_state st;
-        enum err rc = import_side(ctx, db, sides[i], since_ms, signals, on_page, &p, &st);
+        enum err rc =
+            import_side(ctx, db, sides[i], since_ms, is_forced, signals, on_page, &p, &st);
         if (rc == ERR_FORBIDDEN) {
             fprintf(stderr, "dealsync %s: refused: %s\n", command, refused);
             status = 1;
@@ -680,8 +693,9 @@ static int import_sides(const struct config *cfg, const struct mapping_set *mapp
                     command, sides[i], st.records_seen, err_str(rc));
             status = 1;
         } else {
-            printf("%s: import %lld %s %lld records in %d pages, %lld newly queued\n", st.source,
-                   (long long)st.run_id, st.is_stopped ? "stopped after" : "listed",
+            printf("%s: import %lld %s %lld records in %d pages, %lld queued (the others were "
+                   "in sync)\n",
+                   st.source, (long long)st.run_id, st.is_stopped ? "stopped after" : "listed",
                    st.records_seen, st.pages_done, st.records_queued);
             buf_printf(&runs, "%s%lld", runs.len > 1 ? "," : "", (long long)st.run_id);
             is_stopped = st.is_stopped;

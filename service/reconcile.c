@@ -29,41 +29,48 @@
  * dealsync's write must not pass for the write's echo. Costs at most one read per write. */
 #define SAME_TIME_S 5
 
-/* Queues, as background "reconcile" events, the records of `found` ([{id, ms}]) that dealsync
- * has not synced since ms: no link, or a link whose side's modification time is older (within
- * SAME_TIME_S). One statement; the dedup key (id, time) queues each change once however often
- * a sweep sees it. *queued receives how many events were new. */
-static enum err queue_changed(PGconn *db, const char *source, const char *object_type,
-                              const cJSON *found, long long *queued)
+enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long *queued)
 {
-    bool is_sf = strcmp(source, "salesforce") == 0;
-    char *json = cJSON_PrintUnformatted(found);
-    const char *params[] = {json, source, object_type};
+    bool is_sf = strcmp(b->source, "salesforce") == 0;
+    char *json = cJSON_PrintUnformatted(b->found);
+    char *payload = b->payload ? cJSON_PrintUnformatted(b->payload) : xstrdup("{}");
+    const char *params[] = {json, b->source, b->object_type, b->event_type, b->key_prefix, payload};
+    const char *side = is_sf ? "sf" : "hs";
     char *sql = xasprintf(
         "WITH found AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id text, ms bigint)),"
         " changed AS (SELECT f.id, f.ms FROM found f LEFT JOIN record_link l"
-        "   ON l.kind = 'opportunity' AND l.%s = f.id"
-        "  WHERE l.%s IS NULL OR l.%s IS NULL"
-        "     OR l.%s < to_timestamp(f.ms / 1000.0) + make_interval(secs => %d)),"
+        "   ON l.kind = 'opportunity' AND l.%s_id = f.id"
+        "  WHERE %s OR l.%s_id IS NULL OR l.%s_modified_at IS NULL OR f.ms IS NULL"
+        "     OR l.%s_modified_at < to_timestamp(f.ms / 1000.0) + make_interval(secs => %d)),"
         " rec AS (INSERT INTO sync_record (source, object_type, record_id)"
         "  SELECT DISTINCT $2, $3, id FROM changed ON CONFLICT DO NOTHING),"
         " ins AS (INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
         "   occurred_at, payload, priority)"
-        "  SELECT $2, 'reconcile:' || id || ':' || ms, $3, id, 'reconcile',"
-        "   to_timestamp(ms / 1000.0), '{}', %d FROM changed"
+        "  SELECT $2, $5 || id || %s, $3, id, $4, coalesce(to_timestamp(ms / 1000.0), now()),"
+        "   $6::jsonb, %d FROM changed"
         "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1)"
         " SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')",
-        is_sf ? "sf_id" : "hs_id", is_sf ? "sf_id" : "hs_id",
-        is_sf ? "sf_modified_at" : "hs_modified_at", is_sf ? "sf_modified_at" : "hs_modified_at",
-        SAME_TIME_S, QUEUE_PRIORITY_BACKGROUND);
-    PGresult *r = PQexecParams(db, sql, 3, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot queue reconciled records");
+        side, b->is_forced ? "true" : "false", side, side, side, SAME_TIME_S,
+        b->is_key_timed ? "':' || coalesce(ms, 0)" : "''", QUEUE_PRIORITY_BACKGROUND);
+    PGresult *r = PQexecParams(db, sql, 6, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot queue records");
     if (rc == ERR_OK)
         *queued += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     free(sql);
+    free(payload);
     free(json);
     return rc;
+}
+
+/* A sweep's findings, as "reconcile" events keyed by (id, time): each change queued once
+ * however often a sweep sees it. */
+static enum err queue_changed(PGconn *db, const char *source, const char *object_type,
+                              const cJSON *found, long long *queued)
+{
+    struct reconcile_batch b = {source,       object_type, found, "reconcile",
+                                "reconcile:", true,        false, NULL};
+    return reconcile_queue(db, &b, queued);
 }
 
 static void add_found(cJSON *found, const char *id, int64_t ms)

@@ -425,18 +425,31 @@ static bool is_archived(void *arg)
     return is;
 }
 
+/* The delete poller's first window is done: it has moved its watermark past its start. */
+static bool first_delete_poll_done(void *arg)
+{
+    struct e2e *e = arg;
+    return scalar(
+               e,
+               "SELECT count(*) FROM poll_watermark WHERE name ="
+               " 'salesforce_opportunity_deleted' AND watermark > now() - interval '5 minutes'") ==
+           1;
+}
+
 START_TEST(a_delete_older_than_getdeleted_window_still_deletes_the_deal)
 {
     struct e2e e;
-    e2e_start(&e, "import_gap", NULL, NULL, true);
+    /* The delete poller runs once at start, then not for an hour unless the test says so. */
+    const char *env[] = {"DELETE_POLL_INTERVAL_SECONDS=3600", NULL};
+    e2e_start(&e, "import_gap", env, NULL, true);
     char *deal_path = NULL;
     cJSON *opp = opportunity_with_deal(&e, "Deleted during an outage", &deal_path);
     const char *opp_id = sbtest_str(opp, "Id");
+    ck_assert_msg(itest_wait_for(first_delete_poll_done, &e, DEADLINE_MS),
+                  "the delete poller never ran");
 
-    /* dealsync is away (its delete poller does not run) while the opportunity is deleted, and
+    /* dealsync was away (its delete poller did not run) while the opportunity was deleted, and
      * comes back 16 days later: getDeleted keeps 15 days. */
-    itest_db_exec(e.svc.db, "UPDATE poll_watermark SET last_run_at = now() + interval '1 day'"
-                            " WHERE name = 'salesforce_opportunity_deleted'");
     char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp_id);
     cJSON_Delete(sb_json(&e, "DELETE", path, NULL, 200));
     char *backdate = xasprintf("%s/backdate", path);
