@@ -38,7 +38,7 @@ INTEG_BIN := $(BUILD)/test-integration
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench
+.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-import
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN)
 
 deps:
@@ -111,6 +111,11 @@ migrate: $(BIN)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench.sh
+
+# What `dealsync import` costs in API calls per record (N=200 by default; N=10000 is the issue's).
+bench-import: deps
+	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN)
+	@bench/import.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \
