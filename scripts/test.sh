@@ -26,11 +26,22 @@ export SANDBOX_BIN="$PWD/$BUILD/dealsync-sandbox"
 export FIXTURES_DIR="$PWD/tests/fixtures"
 export MIGRATIONS_DIR="$PWD/migrations"
 export TEST_TMPDIR="$tmp"
+# Kept after the run (never committed: build*/ is ignored): the /admin page's screenshots.
+export TEST_ARTIFACTS_DIR="$PWD/$BUILD/test-artifacts"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 
 status=0
+if [ -z "${CK_RUN_SUITE:-}" ]; then
+  echo "== deployment manifests (yamllint --strict)"
+  yamllint --strict -c deploy/.yamllint deploy || status=1
+fi
 echo "== unit tests"
 "$BUILD/test-unit" || status=1
 echo "== integration tests (PostgreSQL on port $port)"
 "$BUILD/test-integration" || status=1
+# Opt-in (docs/chaos.md): a short convergence run under chaos, on its own cluster and sandbox.
+if [ "${CHAOS_SHORT:-}" = 1 ]; then
+  echo "== chaos (300 changes)"
+  BUILD=$BUILD CHAOS_CHANGES=${CHAOS_CHANGES:-300} CHAOS_KEEP=${CHAOS_KEEP:-0} scripts/chaos.sh || status=1
+fi
 exit $status

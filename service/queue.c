@@ -213,17 +213,19 @@ static const char finish_sql[] =
     "    lease_owner = NULL,"
     "    last_error = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN last_error"
     "                      ELSE $4 END,"
+    "    error_code = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN error_code"
+    "                      ELSE $11 END,"
     "    finished_at = CASE WHEN $3 = 'defer' OR ($3 = 'retry' AND attempts < $6::int) THEN NULL"
     "                       ELSE now() END"
     "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
     "  RETURNING id, source, object_type, record_id, status, attempts"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
-    "                            detail, worker)"
+    "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND $8 THEN 'skipped' ELSE status END,"
-    "         attempts, $4, $1 FROM ev WHERE $3 <> 'defer'"
+    "         attempts, $4, $1, $11 FROM ev WHERE $3 <> 'defer'"
     "), rec AS ("
     "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
     "         not_before = now() + make_interval(secs => $5::double precision / 1000)"
@@ -255,8 +257,9 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                             rec->source,
                             rec->is_skipped ? "true" : "false",
                             rec->object_type,
-                            rec->record_id};
-    PGresult *r = PQexecParams(db, finish_sql, 10, NULL, params, NULL, NULL, 0);
+                            rec->record_id,
+                            rec->result == ERR_OK ? NULL : err_name(rec->result)};
+    PGresult *r = PQexecParams(db, finish_sql, 11, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (rc == ERR_OK && changed)
         *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
@@ -277,6 +280,7 @@ enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long 
     PGresult *r = PQexecParams(
         db,
         "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = 0, last_error = NULL,"
+        "    error_code = NULL,"
         "    finished_at = NULL, lease_owner = NULL"
         "  WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
         "  RETURNING source, object_type, record_id),"

@@ -138,9 +138,10 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
             reconcile_mark_transient(db, r) != ERR_OK)
             log_warn("dead event not marked for the automatic retry",
                      LOG_STR("record_id", r->record_id));
-        enum log_level level = outcome == QUEUE_DEAD    ? LOG_ERROR
-                               : outcome == QUEUE_RETRY ? LOG_WARN
-                                                        : LOG_INFO;
+        /* A retry after a rate limit is the queue doing its job, not a warning. */
+        enum log_level level = outcome == QUEUE_DEAD                                   ? LOG_ERROR
+                               : outcome == QUEUE_RETRY && r->result != ERR_RATE_LIMIT ? LOG_WARN
+                                                                                       : LOG_INFO;
         log_emit(level, outcome == QUEUE_DEAD ? "event buried" : "event handled",
                  LOG_STR("outcome", name), LOG_STR("source", r->source),
                  LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
