@@ -163,6 +163,10 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
     env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
     env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
+    /* No reconciliation sweeps or dead-letter retries unless a test asks for them: they would
+     * add reads (and calls to count) to scenarios about other things. */
+    env[k++] = xstrdup("RECONCILE_INTERVAL_SECONDS=0");
+    env[k++] = xstrdup("DEAD_RETRY_INTERVAL_SECONDS=0");
     for (const char *const *x = extra_env; x && *x && k < 62; x++)
         env[k++] = xstrdup(*x);
     env[k] = NULL;
