@@ -344,6 +344,25 @@ char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
     return id;
 }
 
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "IsDeleted")))
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    cJSON_Delete(all);
+    free(path);
+    return id;
+}
+
 void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *json)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);

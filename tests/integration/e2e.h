@@ -73,6 +73,8 @@ char *e2e_last_detail(struct e2e *e, const char *record_id);
 
 /* Creates a Salesforce record (json: its fields); returns its Id (caller frees). Asserts 201. */
 char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
+/* Id of the first live Salesforce record of type whose field has value (caller frees), or NULL. */
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
 /* Changes a Salesforce record as a user would (fires its outbound message). Asserts 200. */
 void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *json);
 /* The Salesforce record (caller deletes), or NULL when there is none. */

@@ -31,17 +31,8 @@ static void sf_delete(struct e2e *e, const char *type, const char *id)
 /* Id of the seeded record of type whose field has value. Caller frees. */
 static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
 {
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *all = NULL;
-    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
-    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, list) if (!id && strcmp(sbtest_str(r, field), value) == 0) id =
-        xstrdup(sbtest_str(r, "Id"));
+    char *id = e2e_sf_find(e, type, field, value);
     ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
-    cJSON_Delete(all);
-    free(path);
     return id;
 }
 
