@@ -123,6 +123,13 @@ static void run_dealsync_command(struct e2e *e, const char *const *env, const ch
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals)
 {
+    e2e_start_prepared(e, name, extra_env, sandbox_args, sync_deals, NULL);
+}
+
+void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extra_env,
+                        const char *const *sandbox_args, bool sync_deals,
+                        void (*prepare)(struct e2e *e))
+{
     memset(e, 0, sizeof(*e));
     /* Fast delivery retries, so tests wait milliseconds where the real CRMs wait minutes. */
     const char *defaults[] = {
@@ -143,6 +150,8 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     e->org_id = xstrdup(sbtest_str(org, "organizationId"));
     cJSON_Delete(org);
     e->sf_token = fetch_sf_token(e);
+    if (prepare)
+        prepare(e);
 
     char *env[64];
     int k = 0;
@@ -210,6 +219,30 @@ int e2e_dealsync(struct e2e *e, const char *const *args, char **output)
     int status = itest_proc_stop(p, 0, 120000);
     if (output)
         *output = itest_read_file(log_path, NULL);
+    free(log_path);
+    return status;
+}
+
+int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log)
+{
+    static int runs;
+    char *log_path = xasprintf("%s/worker-mappings-%d.log", itest_env("TEST_TMPDIR"), ++runs);
+    char *env[] = {xasprintf("DATABASE_URL=%s", e->svc.db_url),
+                   xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base),
+                   xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID),
+                   xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET),
+                   xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN),
+                   xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base),
+                   xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN),
+                   xstrdup("WORKER_THREADS=1"),
+                   xasprintf("MAPPINGS_FILE=%s", mappings),
+                   NULL};
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log_path, NULL);
+    int status = itest_proc_stop(p, 0, 20000);
+    *log = itest_read_file(log_path, NULL);
+    for (int i = 0; env[i]; i++)
+        free(env[i]);
     free(log_path);
     return status;
 }

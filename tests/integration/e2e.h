@@ -33,6 +33,16 @@ struct e2e {
  * sync_deals false the switch stays off. Fails the test when anything does not come up. */
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals);
+/* The same, calling prepare(e) (may be NULL) once the sandbox is up and before dealsync
+ * starts: for the Salesforce fields and HubSpot properties a mappings file names, which
+ * dealsync checks at start. */
+void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extra_env,
+                        const char *const *sandbox_args, bool sync_deals,
+                        void (*prepare)(struct e2e *e));
+/* Runs `dealsync worker` against the same sandbox and database with MAPPINGS_FILE=mappings, as an
+ * operator starting it with that file would, and returns its exit status once it stops (it is
+ * stopped after 20 s if it keeps running). *log receives what it logged (caller frees). */
+int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log);
 /* Stops dealsync (asserting a clean exit) and the sandbox. */
 void e2e_stop(struct e2e *e);
 

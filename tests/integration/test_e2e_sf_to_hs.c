@@ -833,28 +833,12 @@ START_TEST(batch_and_setup)
           "\"rule\":\"two_way\"}]",
           f);
     fclose(f);
-    char *log = xasprintf("%s/bad-mappings.log", itest_env("TEST_TMPDIR"));
-    char *env[] = {xasprintf("DATABASE_URL=%s", e.svc.db_url),
-                   xasprintf("SALESFORCE_LOGIN_URL=%s", e.sb.base),
-                   xstrdup("SALESFORCE_CLIENT_ID=sandbox-client-id"),
-                   xstrdup("SALESFORCE_CLIENT_SECRET=sandbox-client-secret"),
-                   xstrdup("SALESFORCE_REFRESH_TOKEN=sandbox-refresh-token"),
-                   xasprintf("HUBSPOT_API_BASE_URL=%s", e.sb.base),
-                   xstrdup("HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token"),
-                   xstrdup("WORKER_THREADS=1"),
-                   xasprintf("MAPPINGS_FILE=%s", mappings),
-                   NULL};
-    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
-    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
-    ck_assert_int_ne(itest_proc_stop(p, 0, 20000), 0);
-    char *text = itest_read_file(log, NULL);
-    ck_assert_msg(strstr(text, "mapped salesforce field does not exist") &&
+    char *text = NULL;
+    ck_assert_int_ne(e2e_run_worker_with_mappings(&e, mappings, &text), 0);
+    ck_assert_msg(text && strstr(text, "mapped salesforce field does not exist") &&
                       strstr(text, "No_Such_Field__c"),
                   "start-up did not report the missing field");
     free(text);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(log);
     free(mappings);
     e2e_stop(&e);
 }
