@@ -40,7 +40,8 @@ CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench chaos bench-import
+.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-e2e chaos \
+        bench-import
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -122,6 +123,11 @@ chaos: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench.sh
+
+# End to end under a stream of edits with API latency (issues 13 and 14); see docs/benchmarks.md.
+bench-e2e: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@scripts/bench-e2e.sh
 
 # What `dealsync import` costs in API calls per record (N=200 by default; N=10000 is the issue's).
 bench-import: deps

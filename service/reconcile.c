@@ -42,8 +42,11 @@ enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long 
         "   ON l.kind = 'opportunity' AND l.%s_id = f.id"
         "  WHERE %s OR l.%s_id IS NULL OR l.%s_modified_at IS NULL OR f.ms IS NULL"
         "     OR l.%s_modified_at < to_timestamp(f.ms / 1000.0) + make_interval(secs => %d)),"
-        " rec AS (INSERT INTO sync_record (source, object_type, record_id)"
-        "  SELECT DISTINCT $2, $3, id FROM changed ON CONFLICT DO NOTHING),"
+        " rec AS (INSERT INTO sync_record (source, object_type, record_id, priority)"
+        "  SELECT DISTINCT $2, $3, id, %d FROM changed ORDER BY 3"
+        "  ON CONFLICT (source, object_type, record_id) DO UPDATE SET priority ="
+        "    CASE WHEN sync_record.open_events > 0"
+        "         THEN least(sync_record.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END),"
         " ins AS (INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
         "   occurred_at, payload, priority)"
         "  SELECT $2, $5 || id || %s, $3, id, $4, coalesce(to_timestamp(ms / 1000.0), now()),"
@@ -51,7 +54,8 @@ enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long 
         "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1)"
         " SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')",
         side, b->is_forced ? "true" : "false", side, side, side, SAME_TIME_S,
-        b->is_key_timed ? "':' || coalesce(ms, 0)" : "''", QUEUE_PRIORITY_BACKGROUND);
+        QUEUE_PRIORITY_BACKGROUND, b->is_key_timed ? "':' || coalesce(ms, 0)" : "''",
+        QUEUE_PRIORITY_BACKGROUND);
     PGresult *r = PQexecParams(db, sql, 6, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot queue records");
     if (rc == ERR_OK)
