@@ -473,7 +473,8 @@ END_TEST
 START_TEST(a_transiently_dead_record_is_retried_automatically)
 {
     struct e2e e;
-    const char *env[] = {"QUEUE_MAX_ATTEMPTS=1", "DEAD_RETRY_INTERVAL_SECONDS=1", NULL};
+    const char *env[] = {"QUEUE_MAX_ATTEMPTS=1", "QUEUE_RETRY_WINDOW_HOURS=0",
+                         "DEAD_RETRY_INTERVAL_SECONDS=1", NULL};
     e2e_start(&e, "import_dead_retry", env, NULL, true);
     /* HubSpot answers 503 to the first deal creation: with one attempt allowed, it dies. */
     cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
