@@ -157,9 +157,14 @@ static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp
         buf_printf(&fields, ",%s", ctx->cfg->sf_deal_id_field);
     free(why);
     char *ids = id_list(opps, n, false);
-    char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
-    enum err rc = sf_query(ctx->sf, soql, records);
-    free(soql);
+    enum err rc = ERR_OK;
+    if (ids[0]) {
+        char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
+        rc = sf_query(ctx->sf, soql, records);
+        free(soql);
+    } else {
+        *records = cJSON_CreateArray(); /* every record deferred (busy): nothing to read */
+    }
     free(ids);
     buf_clear(&fields);
     return rc;
@@ -425,8 +430,10 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
         enum err found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
+        /* LastModifiedDate counts whole seconds: a change in the delete's own second may have
+         * come after it, and is taken as a new change rather than lost. */
         int64_t modified = sf_time(o->sf, "LastModifiedDate");
-        if (deleted_ms > 0 && modified <= deleted_ms) {
+        if (deleted_ms > 0 && modified >= 0 && modified + 1000 <= deleted_ms) {
             note(o,
                  "not synced: its deal was deleted in hubspot after the opportunity's last change; "
                  "a new deal is made when the opportunity changes");
