@@ -136,6 +136,9 @@ enum err sf_tooling_create(struct sf_client *sf, const char *type, const cJSON *
 enum err sf_user_has_permission(struct sf_client *sf, const char *permission,
                                 bool *has) WARN_UNUSED;
 
+/* GET limits: {"DailyApiRequests": {"Max", "Remaining"}, ...}. Caller deletes. */
+enum err sf_limits(struct sf_client *sf, cJSON **limits) WARN_UNUSED;
+
 /* ---- Pure helpers (thread-safe) ------------------------------------------------------------ */
 
 /* First error of a Salesforce error body: the REST array [{"message","errorCode","fields"}],

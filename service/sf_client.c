@@ -874,3 +874,17 @@ enum err sf_user_has_permission(struct sf_client *sf, const char *permission, bo
     free(soql);
     return rc;
 }
+
+enum err sf_limits(struct sf_client *sf, cJSON **limits)
+{
+    struct sf_answer ans;
+    enum err rc = sf_call(sf, "GET", "limits", NULL, &ans);
+    if (rc == ERR_OK && !cJSON_IsObject(ans.json))
+        rc = ERR_UPSTREAM;
+    if (rc == ERR_OK) {
+        *limits = ans.json;
+        ans.json = NULL;
+    }
+    cJSON_Delete(ans.json);
+    return rc;
+}

@@ -119,6 +119,44 @@ static void run_dealsync_command(struct e2e *e, const char *const *env, const ch
     ck_assert_int_eq(itest_proc_stop(p, 0, 20000), 0);
 }
 
+char **e2e_dealsync_env(const struct e2e *e, const char *const *extra)
+{
+    char **env = xcalloc(64, sizeof(char *));
+    int k = 0;
+    if (e->svc.db_url) {
+        env[k++] = xasprintf("DATABASE_URL=%s", e->svc.db_url);
+        env[k++] = xasprintf("PUBLIC_BASE_URL=%s", e->svc.base);
+    }
+    env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
+    env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET);
+    env[k++] = xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN);
+    env[k++] = xstrdup("SALESFORCE_API_VERSION=" API_VERSION);
+    env[k++] = xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base);
+    env[k++] = xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN);
+    env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
+    env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
+    env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
+    env[k++] = xstrdup("WORKER_THREADS=2");
+    env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
+    env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");
+    env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
+    env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
+    env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
+    for (const char *const *x = extra; x && *x && k < 62; x++)
+        env[k++] = xstrdup(*x);
+    env[k] = NULL;
+    return env;
+}
+
+void e2e_env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals)
 {
@@ -152,28 +190,7 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
     if (prepare)
         prepare(e);
 
-    char *env[64];
-    int k = 0;
-    env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
-    env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
-    env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
-    env[k++] = xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET);
-    env[k++] = xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN);
-    env[k++] = xstrdup("SALESFORCE_API_VERSION=" API_VERSION);
-    env[k++] = xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base);
-    env[k++] = xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN);
-    env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
-    env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
-    env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
-    env[k++] = xstrdup("WORKER_THREADS=2");
-    env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
-    env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");
-    env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
-    env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
-    env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
-    for (const char *const *x = extra_env; x && *x && k < 62; x++)
-        env[k++] = xstrdup(*x);
-    env[k] = NULL;
+    char **env = e2e_dealsync_env(e, extra_env);
 
     /* The switch is set (and the schema migrated) before dealsync serves, as an operator
      * would run `dealsync settings sync-deals on` once. svc_start creates the database. */
@@ -186,8 +203,7 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
     }
     register_outbound_message(e);
     register_hubspot_webhooks(e);
-    for (int i = 0; i < k; i++)
-        free(env[i]);
+    e2e_env_free(env);
 }
 
 int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log)

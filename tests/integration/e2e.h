@@ -31,6 +31,12 @@ struct e2e {
  * sync_deals false the switch stays off. Fails the test when anything does not come up. */
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals);
+/* dealsync's environment wired to this sandbox (as serve gets it; with DATABASE_URL and
+ * PUBLIC_BASE_URL of the running dealsync once started), then extra ("NAME=value", later ones
+ * win as the process sees them). NULL-ended; free with e2e_env_free. */
+char **e2e_dealsync_env(const struct e2e *e, const char *const *extra);
+void e2e_env_free(char **env);
+
 /* The same, calling prepare(e) (may be NULL) once the sandbox is up and before dealsync
  * starts: for the Salesforce fields and HubSpot properties a mappings file names, which
  * dealsync checks at start. */
