@@ -40,7 +40,8 @@ CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan fuzz format format-check migrate clean deps bench bench-e2e chaos
+.PHONY: all test run asan tsan fuzz format format-check migrate clean deps bench bench-e2e chaos \
+        bench-import
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -127,6 +128,11 @@ bench: deps
 bench-e2e: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench-e2e.sh
+
+# What `dealsync import` costs in API calls per record (N=200 by default; N=10000 is the issue's).
+bench-import: deps
+	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN)
+	@bench/import.sh
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer (float-cast-overflow
 # included: a double that does not fit its integer), any finding fatal.
