@@ -64,10 +64,12 @@ struct queue_batch {
 
 /* Leases up to max_records records that have open events and are not leased (or whose lease
  * expired: their worker died) nor backing off, and marks all their open events running.
- * FOR UPDATE SKIP LOCKED: concurrent claimers never get the same record. On ERR_OK the batch
- * may be empty; free it with queue_batch_clear. */
+ * FOR UPDATE SKIP LOCKED: concurrent claimers never get the same record. live_only: only
+ * records with a pending live event (SQL function sync_event_is_live: never tried before; an
+ * import or sweep redefines it in its migration), taken when the Salesforce budget is short.
+ * On ERR_OK the batch may be empty; free it with queue_batch_clear. */
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
-                     struct queue_batch *out) WARN_UNUSED;
+                     bool live_only, struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);
 
 enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
@@ -80,6 +82,15 @@ enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed) WARN_UNUSED;
+
+/* Gives a claimed record back without counting the attempt: its claimed events are pending
+ * again with attempts as before the claim, the lease is released and the record is not claimed
+ * for delay_ms. For work that waits for API budget (or a rate limit), which is never a failure,
+ * and for records released unstarted at shutdown. With detail (may be NULL: no row) each event
+ * gets a 'deferred' outcome row. Only events still leased by owner change (*changed, may be
+ * NULL). */
+enum err queue_defer(PGconn *db, const char *owner, const struct queue_record *rec, int delay_ms,
+                     const char *detail, size_t *changed) WARN_UNUSED;
 
 /* Puts dead events back to pending with their attempts reset, for an operator who fixed the
  * cause (a missing field, a permission, a handler that now exists). ids (count n) selects

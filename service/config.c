@@ -98,6 +98,12 @@ static const struct config_var config_vars[] = {
         rollup_recent_amount_property, 0, 0),
     VAR("ROLLUP_TOTAL_REVENUE_PROPERTY", CFG_STR, NEED_NO, "dealsync_total_revenue",
         rollup_total_revenue_property, 0, 0),
+    VAR("HUBSPOT_BURST_LIMIT", CFG_INT, NEED_NO, "190", hs_burst_limit, 1, 100000),
+    VAR("HUBSPOT_DAILY_LIMIT", CFG_INT, NEED_NO, "0", hs_daily_limit, 0, 100000000),
+    VAR("HUBSPOT_SEARCH_PER_SECOND", CFG_INT, NEED_NO, "5", hs_search_per_second, 1, 1000),
+    VAR("SALESFORCE_API_BUDGET_PERCENT", CFG_INT, NEED_NO, "50", sf_budget_percent, 1, 100),
+    VAR("API_BUDGET_MAX_WAIT_MS", CFG_INT, NEED_NO, "10000", budget_max_wait_ms, 0, 600000),
+    VAR("API_BUDGET_PROBE_SECONDS", CFG_INT, NEED_NO, "60", budget_probe_seconds, 1, 86400),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
 };

@@ -31,6 +31,13 @@ static const struct worker_route routes[] = {
     {"hubspot", NULL, skip},
 };
 
+/* Every second, per worker: the pollers, and the budget's Salesforce usage refresh. */
+static void tick(void *ctx, PGconn *db)
+{
+    sf_poller_tick(ctx, db);
+    sync_budget_tick(ctx, db);
+}
+
 const struct worker_ops *handlers_ops(struct sync_shared *shared)
 {
     static struct worker_ops ops;
@@ -39,6 +46,6 @@ const struct worker_ops *handlers_ops(struct sync_shared *shared)
     ops.arg = shared;
     ops.routes = routes;
     ops.route_count = sizeof(routes) / sizeof(routes[0]);
-    ops.tick = sf_poller_tick;
+    ops.tick = tick;
     return &ops;
 }

@@ -63,6 +63,11 @@ static const char claim_sql[] =
     "          WHERE status IN ('pending', 'running'))"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
     "    AND r.not_before <= now()"
+    /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
+    "    AND (NOT $4::bool OR EXISTS (SELECT 1 FROM sync_event l"
+    "          WHERE (l.source, l.object_type, l.record_id) ="
+    "                (r.source, r.object_type, r.record_id)"
+    "            AND l.status = 'pending' AND sync_event_is_live(l)))"
     "  ORDER BY r.not_before LIMIT $2::int"
     "  FOR UPDATE OF r SKIP LOCKED"
     "), leased AS ("
@@ -118,13 +123,13 @@ static const char *keep(struct batch_storage *st, const char *s)
 }
 
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
-                     struct queue_batch *out)
+                     bool live_only, struct queue_batch *out)
 {
     char max_s[16], lease_s[16];
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
-    const char *params[] = {owner, max_s, lease_s};
-    PGresult *r = PQexecParams(db, claim_sql, 3, NULL, params, NULL, NULL, 0);
+    const char *params[] = {owner, max_s, lease_s, live_only ? "true" : "false"};
+    PGresult *r = PQexecParams(db, claim_sql, 4, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);
@@ -191,6 +196,16 @@ void queue_batch_clear(struct queue_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+/* "{id,id,…}" of the record's claimed events, for a bigint[] parameter; buf_clear it. */
+static void event_ids(const struct queue_record *rec, struct buf *ids)
+{
+    buf_init(ids, 0);
+    buf_append_str(ids, "{");
+    for (size_t i = 0; i < rec->event_count; i++)
+        buf_printf(ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
+    buf_append_str(ids, "}");
+}
+
 static const char finish_sql[] =
     "WITH ev AS ("
     "  UPDATE sync_event SET"
@@ -218,11 +233,7 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                       int max_attempts, size_t *changed)
 {
     struct buf ids;
-    buf_init(&ids, 0);
-    buf_append_str(&ids, "{");
-    for (size_t i = 0; i < rec->event_count; i++)
-        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
-    buf_append_str(&ids, "}");
+    event_ids(rec, &ids);
 
     static const char *const names[] = {"done", "retry", "dead"};
     char delay_s[16], max_s[16];
@@ -240,6 +251,41 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                             rec->record_id};
     PGresult *r = PQexecParams(db, finish_sql, 10, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+    if (rc == ERR_OK && changed)
+        *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    buf_clear(&ids);
+    return rc;
+}
+
+static const char defer_sql[] =
+    "WITH ev AS ("
+    "  UPDATE sync_event SET status = 'pending', attempts = greatest(attempts - 1, 0),"
+    "         lease_owner = NULL, last_error = coalesce($6, last_error)"
+    "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
+    "  RETURNING id, source, object_type, record_id, attempts"
+    "), outcome AS ("
+    "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
+    "                            detail, worker)"
+    "  SELECT id, source, object_type, record_id, 'deferred', attempts, $6, $1 FROM ev"
+    "  WHERE $6 IS NOT NULL"
+    "), rec AS ("
+    "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
+    "         not_before = now() + make_interval(secs => $7::double precision / 1000)"
+    "  WHERE (source, object_type, record_id) = ($3, $4, $5) AND lease_owner = $1"
+    ") SELECT count(*) FROM ev";
+
+enum err queue_defer(PGconn *db, const char *owner, const struct queue_record *rec, int delay_ms,
+                     const char *detail, size_t *changed)
+{
+    struct buf ids;
+    event_ids(rec, &ids);
+    char delay_s[16];
+    snprintf(delay_s, sizeof(delay_s), "%d", delay_ms > 0 ? delay_ms : 0);
+    const char *params[] = {owner,          ids.data, rec->source, rec->object_type,
+                            rec->record_id, detail,   delay_s};
+    PGresult *r = PQexecParams(db, defer_sql, 7, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot defer events");
     if (rc == ERR_OK && changed)
         *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);

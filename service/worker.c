@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_budget.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -19,6 +20,9 @@
 
 /* How often one worker prunes done events. */
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
+/* A rate limit that gave no hint (Salesforce's REQUEST_LIMIT_EXCEEDED sends none): try again
+ * after this long, so a closed door is not knocked on every second. */
+#define DEFER_WITHOUT_HINT_MS 60000
 
 struct worker {
     struct worker_pool *pool;
@@ -80,9 +84,36 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
     }
 }
 
+/* A record that waited for API budget or met a rate limit: back to the queue for when the
+ * budget returns, without counting the attempt and never dead-lettered for it. */
+static void defer(struct worker *w, PGconn *db, struct queue_record *r)
+{
+    int delay = r->retry_after_ms > 0 ? r->retry_after_ms : DEFER_WITHOUT_HINT_MS;
+    /* jitter, so that deferred records do not all come back in the same instant */
+    delay += (int)((double)rand_r(&w->seed) / RAND_MAX * (delay / 10 + 1));
+    char *detail = xasprintf("deferred: %s", r->detail ? r->detail : err_str(r->result));
+    size_t changed = 0;
+    if (queue_defer(db, w->owner, r, delay, detail, &changed) != ERR_OK)
+        log_warn("cannot defer record; the lease will expire and the record be retried",
+                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
+    else if (changed > 0)
+        log_info("event deferred", LOG_STR("source", r->source),
+                 LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
+                 LOG_I64("events", (long long)r->event_count), LOG_STR("detail", detail),
+                 LOG_I64("retry_in_ms", delay));
+    char labels[96];
+    snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"deferred\"", r->source);
+    metrics_inc("dealsync_worker_records_total", labels, 1);
+    free(detail);
+}
+
 /* Finishes one record according to the handler's verdict. */
 static void finish(struct worker *w, PGconn *db, struct queue_record *r)
 {
+    if (r->result == ERR_RATE_LIMIT) {
+        defer(w, db, r);
+        return;
+    }
     const struct config *cfg = w->pool->cfg;
     enum queue_outcome outcome;
     int delay = 0;
@@ -138,26 +169,9 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
  * attempt not counted, and the lease is dropped so another process takes them at once. */
 static void release(struct worker *w, PGconn *db, const struct queue_record *r)
 {
-    struct buf ids;
-    buf_init(&ids, 0);
-    buf_append_str(&ids, "{");
-    for (size_t i = 0; i < r->event_count; i++)
-        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)r->events[i].id);
-    buf_append_str(&ids, "}");
-    const char *params[] = {w->owner, ids.data, r->source, r->object_type, r->record_id};
-    PGresult *res = PQexecParams(
-        db,
-        "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = attempts - 1,"
-        "  lease_owner = NULL WHERE id = ANY($2::bigint[]) AND lease_owner = $1"
-        "  AND status = 'running' RETURNING 1)"
-        " UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE (source, object_type, record_id) = ($3, $4, $5) AND lease_owner = $1",
-        5, NULL, params, NULL, NULL, 0);
-    if (db_check(db, res, PGRES_COMMAND_OK, "cannot release record") == ERR_OK)
+    if (queue_defer(db, w->owner, r, 0, NULL, NULL) == ERR_OK)
         log_info("record released at shutdown", LOG_STR("source", r->source),
                  LOG_STR("record_id", r->record_id));
-    PQclear(res);
-    buf_clear(&ids);
 }
 
 static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b)
@@ -232,7 +246,11 @@ static void *worker_main(void *arg)
             next_tick = util_monotonic_ms() + 1000;
         }
         struct queue_batch b = {0};
-        if (queue_claim(db, w->owner, cfg->claim_batch, cfg->lease_seconds, &b) != ERR_OK) {
+        bool live_only = false;
+        if (api_budget_sf_live_only(db, cfg, &live_only) != ERR_OK)
+            live_only = false;
+        if (queue_claim(db, w->owner, cfg->claim_batch, cfg->lease_seconds, live_only, &b) !=
+            ERR_OK) {
             queue_batch_clear(&b);
             wait_for_work(w, db, 1000);
             continue;
@@ -265,6 +283,7 @@ enum err worker_pool_start(const struct config *cfg, const struct worker_ops *op
     p->cfg = cfg;
     p->ops = ops;
     atomic_init(&p->stop, false);
+    api_budget_resume_waits();
     if (pipe(p->wake) != 0) {
         log_error("cannot create wake-up pipe", LOG_STR("error", strerror(errno)));
         free(p);
@@ -295,6 +314,7 @@ void worker_pool_stop(struct worker_pool *pool)
     if (!pool)
         return;
     atomic_store(&pool->stop, true);
+    api_budget_cancel_waits();
     ssize_t n = write(pool->wake[1], "x", 1);
     (void)n;
     for (int i = 0; i < pool->count; i++)

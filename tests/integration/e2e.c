@@ -119,6 +119,34 @@ static void run_dealsync_command(struct e2e *e, const char *const *env, const ch
     ck_assert_int_eq(itest_proc_stop(p, 0, 20000), 0);
 }
 
+/* dealsync's environment wired to the sandbox, plus extra_env; NULL-terminated in env (cap
+ * entries). Returns the count; the caller frees each. */
+static int wiring_env(struct e2e *e, const char *const *extra_env, char **env, int cap)
+{
+    int k = 0;
+    env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
+    env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
+    env[k++] = xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET);
+    env[k++] = xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN);
+    env[k++] = xstrdup("SALESFORCE_API_VERSION=" API_VERSION);
+    env[k++] = xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base);
+    env[k++] = xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN);
+    env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
+    env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
+    env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
+    env[k++] = xstrdup("WORKER_THREADS=2");
+    env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
+    env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");
+    env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
+    env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
+    env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
+    for (const char *const *x = extra_env; x && *x && k < cap - 2; x++)
+        env[k++] = xstrdup(*x);
+    env[k] = NULL;
+    return k;
+}
+
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals)
 {
@@ -144,27 +172,7 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     e->sf_token = fetch_sf_token(e);
 
     char *env[64];
-    int k = 0;
-    env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
-    env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
-    env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
-    env[k++] = xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET);
-    env[k++] = xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN);
-    env[k++] = xstrdup("SALESFORCE_API_VERSION=" API_VERSION);
-    env[k++] = xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base);
-    env[k++] = xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN);
-    env[k++] = xstrdup("HUBSPOT_CLIENT_SECRET=" SB_HS_SECRET);
-    env[k++] = xstrdup("HUBSPOT_APP_ID=" SB_HS_APP_ID);
-    env[k++] = xstrdup("HUBSPOT_DEVELOPER_API_KEY=" SB_HS_DEV_KEY);
-    env[k++] = xstrdup("WORKER_THREADS=2");
-    env[k++] = xstrdup("QUEUE_RETRY_BASE_MS=50");
-    env[k++] = xstrdup("QUEUE_RETRY_MAX_MS=1000");
-    env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
-    env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
-    env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
-    for (const char *const *x = extra_env; x && *x && k < 62; x++)
-        env[k++] = xstrdup(*x);
-    env[k] = NULL;
+    int k = wiring_env(e, extra_env, env, 64);
 
     /* The switch is set (and the schema migrated) before dealsync serves, as an operator
      * would run `dealsync settings sync-deals on` once. svc_start creates the database. */
@@ -181,6 +189,22 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
         free(env[i]);
 }
 
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env)
+{
+    char *env[64];
+    int k = wiring_env(e, extra_env, env, 62);
+    env[k++] = xasprintf("DATABASE_URL=%s", e->svc.db_url);
+    env[k] = NULL;
+    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
+    ck_assert_msg(p != NULL, "dealsync worker did not start; see %s", log);
+    free(log);
+    for (int i = 0; i < k; i++)
+        free(env[i]);
+    return p;
+}
+
 void e2e_stop(struct e2e *e)
 {
     ck_assert_int_eq(svc_stop(&e->svc), 0);
@@ -188,6 +212,37 @@ void e2e_stop(struct e2e *e)
     free(e->sf_token);
     free(e->org_id);
     memset(e, 0, sizeof(*e));
+}
+
+char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *rec = NULL;
+    int status = e2e_sb(e, "POST", path, json, &rec);
+    ck_assert_msg(status == 201, "create %s: %d", type, status);
+    char *id = xstrdup(sbtest_str(rec, "Id"));
+    cJSON_Delete(rec);
+    free(path);
+    return id;
+}
+
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0)
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
+    cJSON_Delete(all);
+    free(path);
+    return id;
 }
 
 long long e2e_events(struct e2e *e, const char *status)

@@ -31,6 +31,10 @@ struct e2e {
  * sync_deals false the switch stays off. Fails the test when anything does not come up. */
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals);
+/* A second dealsync process (`dealsync worker`, workers only) on the same database and sandbox,
+ * with the same wiring plus extra_env, as a replica would run. Stop it with itest_proc_stop. */
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env);
+
 /* Stops dealsync (asserting a clean exit) and the sandbox. */
 void e2e_stop(struct e2e *e);
 
@@ -54,6 +58,12 @@ int e2e_count(struct e2e *e, long long since, const char *system, const char *di
 /* Writes "<label>: salesforce N calls, hubspot M calls" for the API calls dealsync made since
  * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
 void e2e_report_calls(struct e2e *e, const char *label, long long since);
+
+/* Creates a record in the sandbox's Salesforce through the control API (as a user would in the
+ * UI; not an API call of dealsync's); returns its Id (caller frees). */
+char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
+/* Id of the record of type whose field has value (caller frees); fails the test if none. */
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
 
 /* Rows of the queue in a given status, and the newest outcome detail of a record. */
 long long e2e_events(struct e2e *e, const char *status);

@@ -20,18 +20,6 @@
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
-static char *sf_create(struct e2e *e, const char *type, const char *json)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *rec = NULL;
-    int status = e2e_sb(e, "POST", path, json, &rec);
-    ck_assert_msg(status == 201, "create %s: %d", type, status);
-    char *id = xstrdup(sbtest_str(rec, "Id"));
-    cJSON_Delete(rec);
-    free(path);
-    return id;
-}
-
 static void sf_update(struct e2e *e, const char *type, const char *id, const char *json)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
@@ -45,23 +33,6 @@ static void sf_delete(struct e2e *e, const char *type, const char *id)
     int status = e2e_sb(e, "DELETE", path, NULL, NULL);
     ck_assert_msg(status == 200 || status == 204, "delete %s: %d", type, status);
     free(path);
-}
-
-/* Id of the seeded record of type whose field has value. Caller frees. */
-static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *all = NULL;
-    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
-    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, list) if (!id && strcmp(sbtest_str(r, field), value) == 0) id =
-        xstrdup(sbtest_str(r, "Id"));
-    ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
-    cJSON_Delete(all);
-    free(path);
-    return id;
 }
 
 static const char *prop(const cJSON *obj, const char *name)
@@ -376,10 +347,10 @@ START_TEST(opportunity_lifecycle)
                      201);
     char *owner_id = xstrdup(sbtest_str(owner, "id"));
     cJSON_Delete(owner);
-    char *acme = sf_find(&e, "Account", "Name", "Acme Corp");
-    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
-    char *john = sf_find(&e, "Contact", "Email", "john@globex.test");
-    char *rt = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *john = e2e_sf_find(&e, "Contact", "Email", "john@globex.test");
+    char *rt = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
 
     /* New opportunity, with a contact role added in the same minute. */
     long long mark = e2e_mark(&e);
@@ -387,11 +358,11 @@ START_TEST(opportunity_lifecycle)
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":120000,\"AccountId\":\"%s\","
                            "\"RecordTypeId\":\"%s\",\"Type\":\"New Business\"}",
                            acme, rt);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\",\"Role\":\"Decision Maker\"}",
                      opp, jane);
-    char *role_jane = sf_create(&e, "OpportunityContactRole", json);
+    char *role_jane = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     int one = 1;
     ck_assert_msg(wait_deal(&e, opp, contacts_are, &one, DEADLINE_MS),
@@ -488,7 +459,7 @@ START_TEST(opportunity_lifecycle)
 
     /* The opportunity moves to another account: the deal's company follows. */
     mark = e2e_mark(&e);
-    char *globex = sf_find(&e, "Account", "Name", "Globex");
+    char *globex = e2e_sf_find(&e, "Account", "Name", "Globex");
     json = xasprintf("{\"AccountId\":\"%s\"}", globex);
     sf_update(&e, "Opportunity", opp, json);
     free(json);
@@ -502,7 +473,7 @@ START_TEST(opportunity_lifecycle)
     /* A contact role added (no outbound message: found by polling). */
     mark = e2e_mark(&e);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, john);
-    char *role_john = sf_create(&e, "OpportunityContactRole", json);
+    char *role_john = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     int two = 2;
     ck_assert_msg(wait_deal(&e, opp, contacts_are, &two, DEADLINE_MS), "john never associated");
@@ -529,10 +500,10 @@ START_TEST(opportunity_lifecycle)
                      "\"CloseDate\":\"2027-03-31\",\"Amount\":5000,\"AccountId\":\"%s\","
                      "\"RecordTypeId\":\"%s\"}",
                      acme, rt);
-    char *opp2 = sf_create(&e, "Opportunity", json);
+    char *opp2 = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp2, jane);
-    char *role2 = sf_create(&e, "OpportunityContactRole", json);
+    char *role2 = e2e_sf_create(&e, "OpportunityContactRole", json);
     free(json);
     ck_assert(wait_deal(&e, opp2, contacts_are, &one, DEADLINE_MS));
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -605,14 +576,14 @@ START_TEST(switch_company_sync_and_limits)
     struct e2e e;
     const char *env[] = {"COMPANY_SYNC=false", "SYNC_PIPELINE_LIMIT=1", NULL};
     e2e_start(&e, "e2e_s2h_switch", env, NULL, false);
-    char *acme = sf_find(&e, "Account", "Name", "Acme Corp");
-    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
+    char *renewal = e2e_sf_find(&e, "RecordType", "DeveloperName", "Renewal");
     char *json = xasprintf("{\"Name\":\"Switched\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":10,\"AccountId\":\"%s\","
                            "\"Type\":\"Existing Customer - Upgrade\"}",
                            acme);
     long long mark = e2e_mark(&e);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     void *skipped[] = {&e, opp, "skipped"};
     ck_assert(itest_wait_for(has_outcome, skipped, DEADLINE_MS));
@@ -641,7 +612,7 @@ START_TEST(switch_company_sync_and_limits)
     json = xasprintf("{\"Name\":\"Renewal\",\"StageName\":\"Prospecting\","
                      "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
                      renewal);
-    char *opp2 = sf_create(&e, "Opportunity", json);
+    char *opp2 = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     void *skipped2[] = {&e, opp2, "skipped"};
     ck_assert(itest_wait_for(has_outcome, skipped2, DEADLINE_MS));
@@ -682,9 +653,9 @@ START_TEST(duplicates_order_and_faults)
                             NULL),
                      200);
     long long mark = e2e_mark(&e);
-    char *opp = sf_create(&e, "Opportunity",
-                          "{\"Name\":\"Dup\",\"StageName\":\"Prospecting\","
-                          "\"CloseDate\":\"2026-12-31\",\"Amount\":1}");
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Dup\",\"StageName\":\"Prospecting\","
+                              "\"CloseDate\":\"2026-12-31\",\"Amount\":1}");
     sf_update(&e, "Opportunity", opp, "{\"Amount\":2}");
     sf_update(&e, "Opportunity", opp, "{\"Amount\":3}");
     const char *amount_3[] = {"amount", "3"};
@@ -796,7 +767,7 @@ START_TEST(batch_and_setup)
         char *json = xasprintf("{\"Name\":\"Batch %d\",\"StageName\":\"Prospecting\","
                                "\"CloseDate\":\"2026-12-31\",\"Amount\":%d}",
                                i, 100 * (i + 1));
-        opps[i] = sf_create(&e, "Opportunity", json);
+        opps[i] = e2e_sf_create(&e, "Opportunity", json);
         free(json);
         void *skipped[] = {&e, opps[i], "skipped"};
         ck_assert(itest_wait_for(has_outcome, skipped, DEADLINE_MS));
