@@ -75,6 +75,7 @@ struct config {
     int sf_budget_percent;    /* share of the org's daily Salesforce allocation */
     int budget_max_wait_ms;   /* longest a worker waits for a slot before deferring */
     int budget_probe_seconds; /* refresh Salesforce usage this often while live-only */
+    int api_cache_seconds;    /* property definitions and owners, per process (api_cache.c) */
 };
 
 /* True when the Salesforce API is configured with either flow. */

@@ -165,6 +165,9 @@ enum err hs_pipeline_stage_create(struct hs_client *hs, const char *object_type,
 enum err hs_owner_find_by_email(struct hs_client *hs, const char *email,
                                 char **owner_id) WARN_UNUSED;
 
+/* GET /crm/v3/owners (all pages): the array of PublicOwner objects. */
+enum err hs_owners_list(struct hs_client *hs, cJSON **owners) WARN_UNUSED;
+
 /* GET /crm/v3/properties/<type>: the "results" array of property definitions. */
 enum err hs_properties_list(struct hs_client *hs, const char *object_type,
                             cJSON **properties) WARN_UNUSED;

@@ -4,9 +4,13 @@
 -- api-usage as the last Sforce-Limit-Info header said it.
 CREATE TABLE api_budget (
     api            text        PRIMARY KEY,
-    -- Pacing (generic cell rate algorithm): the earliest time the next call may be sent. Each
-    -- call moves it one spacing (interval / allowed calls) later, so calls are spread evenly and
-    -- no rolling window of interval_ms ever holds more than the allowed number.
+    -- Pacing: the send times of the calls in the current window (a sliding log, as HubSpot
+    -- counts), including slots reserved by workers about to send. A call goes at once while
+    -- the window has room, else when enough of the window's calls have aged out, so bursts go
+    -- through and no rolling window of interval_ms ever holds more than the allowed number.
+    calls          timestamptz[] NOT NULL DEFAULT '{}',
+    -- Not before this: set when HubSpot's headers say the window is fuller than the log knows
+    -- (other programs use the same app) or a 429 still came.
     next_at        timestamptz NOT NULL DEFAULT now(),
     limit_max      integer,    -- X-HubSpot-RateLimit-Max as last seen (NULL: not yet)
     interval_ms    integer,    -- X-HubSpot-RateLimit-Interval-Milliseconds as last seen
@@ -37,7 +41,9 @@ DECLARE
     d       api_budget%ROWTYPE;
     t       timestamptz;
     lim     integer;
-    spacing double precision;
+    win     interval;
+    recent  timestamptz[];
+    n       integer;
     slot    timestamptz;
     today   date;
     used    bigint;
@@ -64,17 +70,25 @@ BEGIN
         RETURN;
     END IF;
     -- The header's Max wins when lower (a Free or Starter account, an OAuth app); the setting
-    -- is the ceiling. One call in twenty is kept free for jitter and for other users.
+    -- is the ceiling. One call in twenty (at least one) is kept free for timing jitter and for
+    -- other programs using the same app.
     lim := least(p_limit, coalesce(b.limit_max, p_limit));
-    spacing := coalesce(b.interval_ms, p_interval_ms)::double precision
-               / greatest(1, lim - greatest(lim / 20, CASE WHEN lim > 1 THEN 1 ELSE 0 END));
-    slot := greatest(b.next_at, t);
+    lim := greatest(1, lim - greatest(lim / 20, CASE WHEN lim > 1 THEN 1 ELSE 0 END));
+    -- A call is logged when its slot is reserved and reaches HubSpot a little later, so HubSpot
+    -- lets it age out a little later too: the log counts a window a fortieth longer.
+    win := coalesce(b.interval_ms, p_interval_ms) * interval '1.025 millisecond';
+    recent := ARRAY(SELECT c FROM unnest(b.calls) AS c WHERE c > t - win ORDER BY c);
+    n := coalesce(array_length(recent, 1), 0);
+    -- With the window full, the slot comes when the call lim places back ages out.
+    slot := CASE WHEN n < lim THEN t ELSE recent[n - lim + 1] + win END;
+    slot := greatest(slot, b.next_at, t);
     wait_ms := ceil(extract(epoch FROM slot - t) * 1000);
     IF wait_ms > p_max_wait_ms THEN
         refused := 'burst';
         RETURN;
     END IF;
-    UPDATE api_budget SET next_at = slot + spacing * interval '1 millisecond' WHERE api = p_api;
+    UPDATE api_budget SET calls = ARRAY(SELECT c FROM unnest(recent || slot) AS c ORDER BY c)
+     WHERE api = p_api;
     IF p_daily_api IS NOT NULL THEN
         UPDATE api_budget SET day = today, day_used = used + 1 WHERE api = p_daily_api;
     END IF;

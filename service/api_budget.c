@@ -1,8 +1,9 @@
 /* api_budget.c - the shared API budget: HubSpot calls are paced through one row of api_budget
- * per limit (a generic cell rate algorithm: the row holds the earliest time the next call may
- * go), so every worker of every process spaces its calls as if it were one client. Salesforce
- * usage is only recorded here; the claim path reads it. Does not retry and does not decide what
- * a failure means: a refused take is ERR_RATE_LIMIT, which worker.c defers. */
+ * per limit (a sliding log of the window's send times, kept by the SQL function
+ * api_budget_take), so every worker of every process spends one budget as if it were one
+ * client. Salesforce usage is only recorded here; the claim path reads it. Does not retry and
+ * does not decide what a failure means: a refused take is ERR_RATE_LIMIT, which worker.c
+ * defers. */
 #include "api_budget.h"
 
 #include <ctype.h>

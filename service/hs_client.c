@@ -527,12 +527,10 @@ enum err hs_assoc_delete(struct hs_client *hs, const char *from_type, const char
     return rc;
 }
 
-enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *from_id,
-                       const char *to_type, cJSON **results)
+/* Every page of a GET list answer: base_path (with its query, e.g. "?limit=500") is followed
+ * by "&after=<cursor>" while "paging.next.after" is given; *results gets every "results" item. */
+static enum err list_all(struct hs_client *hs, const char *base_path, cJSON **results)
 {
-    if (!is_object_type(from_type) || !is_object_type(to_type))
-        return ERR_INVALID;
-    char *base = assoc_path(from_type, from_id, "", to_type, NULL);
     cJSON *all = cJSON_CreateArray();
     char *after = NULL;
     enum err rc = ERR_OK;
@@ -540,7 +538,7 @@ enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *
     for (int page = 0; rc == ERR_OK; page++) {
         struct buf path;
         buf_init(&path, 0);
-        buf_printf(&path, "%s?limit=500", base);
+        buf_append_str(&path, base_path);
         query_add(&path, "after", after);
         cJSON *json = NULL;
         rc = page < MAX_PAGES ? hs_call_get(hs, "GET", path.data, NULL, NULL, &json) : ERR_UPSTREAM;
@@ -566,6 +564,18 @@ enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *
     }
     free(after);
     cJSON_Delete(all);
+    return rc;
+}
+
+enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *from_id,
+                       const char *to_type, cJSON **results)
+{
+    if (!is_object_type(from_type) || !is_object_type(to_type))
+        return ERR_INVALID;
+    char *base = assoc_path(from_type, from_id, "", to_type, NULL);
+    char *path = xasprintf("%s?limit=500", base);
+    enum err rc = list_all(hs, path, results);
+    free(path);
     free(base);
     return rc;
 }
@@ -688,6 +698,11 @@ enum err hs_owner_find_by_email(struct hs_client *hs, const char *email, char **
     cJSON_Delete(results);
     buf_clear(&path);
     return rc;
+}
+
+enum err hs_owners_list(struct hs_client *hs, cJSON **owners)
+{
+    return list_all(hs, "/crm/v3/owners?limit=100", owners);
 }
 
 enum err hs_properties_list(struct hs_client *hs, const char *object_type, cJSON **properties)

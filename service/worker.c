@@ -20,9 +20,6 @@
 
 /* How often one worker prunes done events. */
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
-/* A rate limit that gave no hint (Salesforce's REQUEST_LIMIT_EXCEEDED sends none): try again
- * after this long, so a closed door is not knocked on every second. */
-#define DEFER_WITHOUT_HINT_MS 60000
 
 struct worker {
     struct worker_pool *pool;
@@ -88,9 +85,15 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
  * budget returns, without counting the attempt and never dead-lettered for it. */
 static void defer(struct worker *w, PGconn *db, struct queue_record *r)
 {
-    int delay = r->retry_after_ms > 0 ? r->retry_after_ms : DEFER_WITHOUT_HINT_MS;
-    /* jitter, so that deferred records do not all come back in the same instant */
-    delay += (int)((double)rand_r(&w->seed) / RAND_MAX * (delay / 10 + 1));
+    const struct config *cfg = w->pool->cfg;
+    int attempts = 0;
+    for (size_t i = 0; i < r->event_count; i++)
+        if (r->events[i].attempts > attempts)
+            attempts = r->events[i].attempts;
+    /* The hint when the answer gave one (HubSpot's, the budget's); else the backoff a retry
+     * would get (Salesforce's REQUEST_LIMIT_EXCEEDED says nothing about when). */
+    int delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
+                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
     char *detail = xasprintf("deferred: %s", r->detail ? r->detail : err_str(r->result));
     size_t changed = 0;
     if (queue_defer(db, w->owner, r, delay, detail, &changed) != ERR_OK)

@@ -330,6 +330,56 @@ START_TEST(hubspot_daily_limit_defers_without_attempts)
 }
 END_TEST
 
+/* ---- Benchmark: the burst at default limits (bench/budget.sh) ------------------- */
+
+static int sf_calls(struct e2e *e, long long mark)
+{
+    return e2e_count(e, mark, "salesforce", "in", NULL, NULL);
+}
+
+START_TEST(burst_benchmark)
+{
+    const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
+    int n = size && atoi(size) > 0 ? atoi(size) : 1000;
+    /* As `make run` wires it: one process, four workers, both directions, default limits. */
+    const char *env[] = {"WORKER_THREADS=4", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_budget_burst", env, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    long long mark = e2e_mark(&e);
+    int64_t started = util_monotonic_ms();
+    char **opps = create_burst(&e, n, "Burst");
+    struct linked_wait w = {&e, n};
+    bool is_done = itest_wait_for(all_linked, &w, 1800000) && e2e_wait_idle(&e, 600000);
+    double wall_s = (double)(util_monotonic_ms() - started) / 1000.0;
+    struct hs_calls c = hubspot_calls(&e, mark);
+    int sf = sf_calls(&e, mark);
+    int complete = 0;
+    for (int i = 0; i < n; i++) {
+        complete += deal_contacts(&e, opps[i]) == 2;
+        free(opps[i]);
+    }
+    free(opps);
+    long long dead = e2e_events(&e, "dead");
+    /* The least time HubSpot's limit (190 per 10 s) allows for the calls made. */
+    double floor_s = c.total / 19.0;
+    printf("bench-budget: %d opportunities with two contact roles each, both directions, "
+           "default limits, 4 workers\n",
+           n);
+    printf("bench-budget: complete %d of %d, dead events %lld\n", complete, n, dead);
+    printf("bench-budget: hubspot calls %d, answered 429 %d (%.2f%%)\n", c.total, c.refused,
+           c.total ? 100.0 * c.refused / c.total : 0);
+    printf("bench-budget: calls per opportunity: hubspot %.2f, salesforce %.2f\n",
+           (double)c.total / n, (double)sf / n);
+    printf("bench-budget: wall %.1f s, least time the hubspot limit allows %.1f s (%.2fx)\n",
+           wall_s, floor_s, floor_s > 0 ? wall_s / floor_s : 0);
+    printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
+           n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
+    ck_assert_msg(is_done, "the burst did not finish");
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_budget(void);
 Suite *suite_e2e_budget(void)
 {
@@ -344,6 +394,14 @@ Suite *suite_e2e_budget(void)
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, 1200);
         tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    /* A benchmark, not a test: only bench/budget.sh runs it (it measures, asserts nothing but
+     * that the burst finished). */
+    if (getenv("BUDGET_BENCH")) {
+        TCase *tc = tcase_create("burst");
+        tcase_set_timeout(tc, 3600);
+        tcase_add_test(tc, burst_benchmark);
         suite_add_tcase(s, tc);
     }
     return s;
