@@ -7,6 +7,7 @@
 
 #include "compiler.h"
 #include "err.h"
+#include "log.h"
 
 /* Plain data. Strings are owned by the struct (config_clear frees them); NULL when unset. */
 struct config {
@@ -51,6 +52,7 @@ struct config {
     char *hubspot_api_base_url;
     char *hubspot_access_token;
     char *hubspot_developer_api_key;
+    char *admin_token; /* ADMIN_TOKEN: the /admin page and its API; off when unset */
 
     /* Sync behaviour. */
     char *mappings_file;
@@ -96,7 +98,7 @@ int config_port(void);
 /* Frees the strings; cfg may be reused with config_load. NULL is a no-op. */
 void config_clear(struct config *cfg);
 
-/* Logs the effective configuration once (info), secrets as "***". */
-void config_log(const struct config *cfg);
+/* Logs the effective configuration once at level, secrets as "***". */
+void config_log(const struct config *cfg, enum log_level level);
 
 #endif

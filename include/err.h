@@ -20,6 +20,7 @@
     X(UPSTREAM, "upstream unavailable", true)                                                      \
     X(RATE_LIMIT, "upstream rate limited", true)                                                   \
     X(TIMEOUT, "timed out", true)                                                                  \
+    X(BUSY, "busy: another worker holds the record", true)                                         \
     X(INTERNAL, "internal error", false)
 
 enum err {

@@ -45,7 +45,8 @@ struct mapping_field {
     enum mapping_rule rule;
     enum mapping_kind kind; /* PICKLIST/TEXT for custom fields until refined per call */
     bool is_standard;
-    cJSON *values; /* custom picklist map {"SF value":"hs option"}, or NULL */
+    cJSON *values; /* picklist map {"SF value":"hs option"} (StageName: {"SF stage":"hs stage
+                    * id or label"}), or NULL */
 };
 
 /* The standard mappings plus the custom ones from MAPPINGS_FILE. Immutable once built, so one
@@ -66,6 +67,10 @@ void mapping_set_free(struct mapping_set *set);
 /* Number of field pairs and the i-th pair (borrowed, valid while the set lives). */
 size_t mapping_set_count(const struct mapping_set *set);
 const struct mapping_field *mapping_set_field(const struct mapping_set *set, size_t i);
+
+/* The mappings file's "values" of the pair of Salesforce field sf_field, or NULL (borrowed,
+ * valid while the set lives). For StageName they name HubSpot stages by id or label. */
+const cJSON *mapping_values_of(const struct mapping_set *set, const char *sf_field);
 
 /* Comma-separated Salesforce fields / HubSpot properties the set reads (rule "none" excluded):
  * what to SELECT before calling mapping_apply. Caller frees. Thread-safe. */

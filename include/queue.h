@@ -72,7 +72,11 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
                      bool live_only, struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);
 
-enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
+/* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted (the record
+ * was busy elsewhere, or waits for API budget): waiting is not failing. No outcome row, except
+ * a 'deferred' one when the record's result is ERR_RATE_LIMIT (so an operator sees why it
+ * waits). */
+enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 
 /* Finishes one claimed record in one transaction: its claimed events become done, pending
  * again (retry: the record backs off retry_delay_ms; events past max_attempts go dead instead)
@@ -82,15 +86,6 @@ enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD };
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed) WARN_UNUSED;
-
-/* Gives a claimed record back without counting the attempt: its claimed events are pending
- * again with attempts as before the claim, the lease is released and the record is not claimed
- * for delay_ms. For work that waits for API budget (or a rate limit), which is never a failure,
- * and for records released unstarted at shutdown. With detail (may be NULL: no row) each event
- * gets a 'deferred' outcome row. Only events still leased by owner change (*changed, may be
- * NULL). */
-enum err queue_defer(PGconn *db, const char *owner, const struct queue_record *rec, int delay_ms,
-                     const char *detail, size_t *changed) WARN_UNUSED;
 
 /* Puts dead events back to pending with their attempts reset, for an operator who fixed the
  * cause (a missing field, a permission, a handler that now exists). ids (count n) selects

@@ -74,6 +74,11 @@ enum err sf_limits(struct sf_client *sf, cJSON **limits) WARN_UNUSED;
 /* GET sobjects/<type>/<id>[?fields=<comma list>]; fields may be NULL. */
 enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
                         cJSON **record) WARN_UNUSED;
+/* GET ui-api/object-info/<type>/picklist-values/<record type id>/<field> (API v41.0+): the
+ * values the record type offers, {"values":[{"label","value","attributes"}…]}. record_type_id
+ * "012000000000000AAA" is the master record type. */
+enum err sf_picklist_values(struct sf_client *sf, const char *type, const char *record_type_id,
+                            const char *field, cJSON **values) WARN_UNUSED;
 /* POST sobjects/<type>; *id receives the new record id. */
 enum err sf_sobject_create(struct sf_client *sf, const char *type, const cJSON *fields,
                            char **id) WARN_UNUSED;

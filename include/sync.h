@@ -11,6 +11,7 @@
 #include "http_client.h"
 #include "mapping.h"
 #include "sf_client.h"
+#include "sf_describe.h"
 
 /* Built once in main before the workers start; read-only afterwards (shared by all threads). */
 struct sync_shared {
@@ -26,7 +27,8 @@ struct sync_ctx {
     struct http_client *http;
     struct sf_client *sf;
     struct hs_client *hs;
-    struct api_budget *budget; /* paces hs, records sf's usage (api_budget.h) */
+    struct api_budget *budget;    /* paces hs, records sf's usage (api_budget.h) */
+    struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
 };
 
 /* A Salesforce client from the configuration (refresh-token flow, or JWT bearer when a username

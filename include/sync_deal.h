@@ -30,4 +30,16 @@ bool sync_deal_hubspot_wins(int64_t hs_modified_ms, int64_t sf_modified_ms);
  * "2026-03-01T00:00:00.000Z"); null, absent and "" are the same blank. Pure. */
 bool sync_deal_same_value(const cJSON *a, const cJSON *b);
 
+/* The baseline rule both directions share, for the fields a sync left pending ({"sf field":
+ * "hs property"}, may be NULL): their new baselines sf_seen / hs_seen (changed in place) take
+ * back the old ones (null where there was none), so the change stays visible to the direction
+ * that carries it. Pure. */
+void sync_deal_keep_baseline(const cJSON *pending, const cJSON *old_sf_seen,
+                             const cJSON *old_hs_seen, cJSON *sf_seen, cJSON *hs_seen);
+
+/* Drops from written ({"field": value}, dealsync's own writes) every field whose value in now
+ * differs: once a record holds something else, a user setting the old value again is a change,
+ * not dealsync's echo. Fields absent from now are kept. Pure. */
+void sync_deal_prune_written(cJSON *written, const cJSON *now);
+
 #endif

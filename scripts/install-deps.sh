@@ -9,6 +9,8 @@ PACKAGES=(
   check
   postgresql-15 postgresql-client-15
   curl jq
+  # checks in make test: promtool (/metrics), yamllint (deploy/), chromium (the /admin page)
+  prometheus yamllint chromium chromium-driver
 )
 
 missing=()

@@ -26,6 +26,18 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 trap 'echo "run: setup failed at scripts/run.sh line $LINENO" >&2' ERR
 
+# .run/env: the environment of this run, for dealsync's other commands (settings, requeue,
+# status, show, doctor, register) in another terminal: `. .run/env`.
+write_env() {
+  local v
+  umask 077
+  : >"$RUN_DIR/env"
+  for v in "$@"; do
+    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}" >>"$RUN_DIR/env"
+  done
+  umask 022
+}
+
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Waits up to 20 s for url to answer 200.
 wait_http() {
@@ -61,7 +73,10 @@ if $has_real_api; then
   export HUBSPOT_CLIENT_SECRET=${HUBSPOT_CLIENT_SECRET:-sandbox-client-secret}
   "$BUILD/dealsync" serve &
   pids+=($!)
+  # Secrets stay where the user keeps them: only where this run put things.
+  write_env DATABASE_URL PORT PUBLIC_BASE_URL
   echo "run: dealsync on http://localhost:$PORT against the real APIs (GET /healthz, /readyz, /metrics); Ctrl-C stops" >&2
+  echo "run: in another terminal, '. .run/env' (then add your credentials) lets dealsync's commands reach this database" >&2
   echo "run: with PUBLIC_BASE_URL set to the https URL at which Salesforce and HubSpot reach this service, register the webhooks once: $BUILD/dealsync register" >&2
   wait "${pids[0]}"
   exit 0
@@ -119,12 +134,18 @@ sb POST /_sandbox/hubspot/owners '{"email":"bob@dealsync.test","firstName":"Bob"
 
 # Register dealsync's endpoints with the sandbox exactly as with the real CRMs, and turn the
 # sync on (it starts off, as in HubSpot).
-if ! "$BUILD/dealsync" register >"$RUN_DIR/register.log" 2>&1; then
-  cat "$RUN_DIR/register.log" >&2
+# Its answer is on stdout, its log on stderr. The sandbox calls a registered outbound message as
+# the record-triggered flow of a real org would, so register's advice to create that flow in
+# Setup (the indented lines) does not apply here.
+if ! "$BUILD/dealsync" register >"$RUN_DIR/register.out" 2>"$RUN_DIR/register.log"; then
+  cat "$RUN_DIR/register.out" "$RUN_DIR/register.log" >&2
   exit 1
 fi
-grep -v '^{' "$RUN_DIR/register.log" | sed 's/^/run: /' >&2
+grep -v '^ ' "$RUN_DIR/register.out" | sed 's/^/run: /' >&2
 "$BUILD/dealsync" settings sync-deals on >"$RUN_DIR/dealsync.log" 2>&1
+write_env DATABASE_URL PORT PUBLIC_BASE_URL SALESFORCE_ORG_ID SALESFORCE_LOGIN_URL \
+  SALESFORCE_CLIENT_ID SALESFORCE_CLIENT_SECRET SALESFORCE_REFRESH_TOKEN HUBSPOT_API_BASE_URL \
+  HUBSPOT_ACCESS_TOKEN HUBSPOT_CLIENT_SECRET HUBSPOT_APP_ID HUBSPOT_DEVELOPER_API_KEY ADMIN_TOKEN
 
 # Opportunities made now queue outbound messages; the sandbox redelivers them until dealsync
 # acknowledges, so they arrive once it serves.
@@ -151,8 +172,11 @@ wait_http "http://localhost:$PORT/healthz"
 cat >&2 <<EOF
 run: dealsync on http://localhost:$PORT (log .run/dealsync.log), against the sandbox Salesforce
      and HubSpot on $SB (log .run/sandbox.log; control API in tests/sandbox/README.md).
-     Seeded: 3 accounts, 5 contacts, 2 record types, 3 opportunities with contact roles (just
+     Seeded: 3 accounts, 4 contacts, 2 record types, 3 opportunities with contact roles (just
      sent to dealsync as outbound messages), HubSpot owners matching the Salesforce users.
+     (No Salesforce flow to create here: the sandbox calls the outbound message itself.)
+  dealsync's commands against this demo, in another terminal:
+    . .run/env; $BUILD/dealsync settings
   Change an opportunity in Salesforce, as a user would:
     curl -s -X PATCH $SB/_sandbox/salesforce/records/Opportunity/$opp -H 'Content-Type: application/json' -d '{"StageName":"Negotiation/Review","Amount":72000}'
   Watch it arrive on the HubSpot side:

@@ -26,9 +26,15 @@ export SANDBOX_BIN="$PWD/$BUILD/dealsync-sandbox"
 export FIXTURES_DIR="$PWD/tests/fixtures"
 export MIGRATIONS_DIR="$PWD/migrations"
 export TEST_TMPDIR="$tmp"
+# Kept after the run (never committed: build*/ is ignored): the /admin page's screenshots.
+export TEST_ARTIFACTS_DIR="$PWD/$BUILD/test-artifacts"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 
 status=0
+if [ -z "${CK_RUN_SUITE:-}" ]; then
+  echo "== deployment manifests (yamllint --strict)"
+  yamllint --strict -c deploy/.yamllint deploy || status=1
+fi
 echo "== unit tests"
 "$BUILD/test-unit" || status=1
 echo "== integration tests (PostgreSQL on port $port)"

@@ -107,6 +107,7 @@ static const struct config_var config_vars[] = {
     VAR("API_CACHE_SECONDS", CFG_INT, NEED_NO, "60", api_cache_seconds, 0, 86400),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
+    VAR("ADMIN_TOKEN", CFG_SECRET, NEED_NO, NULL, admin_token, 0, 0),
 };
 
 #define VAR_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
@@ -171,7 +172,12 @@ static int validate(const struct config *cfg, bool need_webhooks)
                         "SALESFORCE_PRIVATE_KEY_FILE\n");
         problems++;
     }
-    if (cfg->retry_max_ms < cfg->retry_base_ms) {
+    if (cfg->admin_token && strlen(cfg->admin_token) < 16) {
+        fprintf(stderr, "config: ADMIN_TOKEN must be at least 16 characters (it guards /admin)\n");
+        problems++;
+    }
+    /* 0 is below both minimums: a value that failed to parse, already reported. */
+    if (cfg->retry_base_ms > 0 && cfg->retry_max_ms > 0 && cfg->retry_max_ms < cfg->retry_base_ms) {
         fprintf(stderr, "config: QUEUE_RETRY_MAX_MS must not be below QUEUE_RETRY_BASE_MS\n");
         problems++;
     }
@@ -221,10 +227,11 @@ enum err config_load(struct config *cfg, bool need_webhooks)
             break;
         }
     }
-    if (problems == 0)
-        problems += validate(cfg, need_webhooks);
+    /* Formats and combinations are checked even when values are missing, so that one start
+     * lists every problem of every kind. */
+    problems += validate(cfg, need_webhooks);
     if (problems) {
-        fprintf(stderr, "config: %d problem%s; see README.md, Configuration\n", problems,
+        fprintf(stderr, "config: %d problem%s; see docs/configuration.md\n", problems,
                 problems == 1 ? "" : "s");
         config_clear(cfg);
         return ERR_CONFIG;
@@ -268,7 +275,7 @@ void config_clear(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-void config_log(const struct config *cfg)
+void config_log(const struct config *cfg, enum log_level level)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -293,6 +300,6 @@ void config_log(const struct config *cfg)
             break;
         }
     }
-    log_info("effective configuration", LOG_STR("config", b.data));
+    log_emit(level, "effective configuration", LOG_STR("config", b.data), LOG_END);
     buf_clear(&b);
 }

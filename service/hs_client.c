@@ -148,14 +148,15 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
                 hint = DAILY_LIMIT_RETRY_MS;
             hs->retry_after_ms = hint;
         }
-        /* A missing or conflicting record is an answer the caller acts on, not a degradation. */
-        log_emit(rc == ERR_NOT_FOUND || rc == ERR_CONFLICT ? LOG_INFO : LOG_WARN,
-                 "hubspot request failed", LOG_STR("method", method), LOG_STR("path", log_path),
-                 LOG_I64("http_status", resp.status), LOG_STR("category", category),
-                 LOG_STR("policy", policy), LOG_STR("correlation_id", correlation),
-                 LOG_I64("body_bytes", resp.body_len),
-                 LOG_I64("retry_after_ms", hs->retry_after_ms), LOG_STR("err", err_name(rc)),
-                 LOG_END);
+        /* A missing or conflicting record is an answer the caller acts on, not a degradation;
+         * a rate limit is waited out by the queue's backoff. */
+        log_emit(
+            rc == ERR_NOT_FOUND || rc == ERR_CONFLICT || rc == ERR_RATE_LIMIT ? LOG_INFO : LOG_WARN,
+            "hubspot request failed", LOG_STR("method", method), LOG_STR("path", log_path),
+            LOG_I64("http_status", resp.status), LOG_STR("category", category),
+            LOG_STR("policy", policy), LOG_STR("correlation_id", correlation),
+            LOG_I64("body_bytes", resp.body_len), LOG_I64("retry_after_ms", hs->retry_after_ms),
+            LOG_STR("err", err_name(rc)), LOG_END);
         goto out;
     }
     if (resp.body_len > 0 && !(*json = cJSON_Parse(resp.body))) {
@@ -329,9 +330,21 @@ static enum err batch_send(struct hs_client *hs, const char *path, const cJSON *
     }
     if (rc != ERR_OK)
         goto out;
-    if (cJSON_GetArraySize(all.errors) > 0)
-        log_warn("hubspot batch had failed items", LOG_STR("path", path), LOG_I64("inputs", total),
-                 LOG_I64("errors", cJSON_GetArraySize(all.errors)));
+    if (cJSON_GetArraySize(all.errors) > 0) {
+        /* A batch read answering "not found" for some ids is how dealsync learns a record does
+         * not exist yet: an expected answer, not a warning. */
+        int missing = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, all.errors)
+        {
+            const cJSON *cat = cJSON_GetObjectItemCaseSensitive(e, "category");
+            missing += cJSON_IsString(cat) && strcmp(cat->valuestring, "OBJECT_NOT_FOUND") == 0;
+        }
+        log_emit(missing == cJSON_GetArraySize(all.errors) ? LOG_DEBUG : LOG_WARN,
+                 "hubspot batch had failed items", LOG_STR("path", path), LOG_I64("inputs", total),
+                 LOG_I64("errors", cJSON_GetArraySize(all.errors)), LOG_I64("not_found", missing),
+                 LOG_END);
+    }
     *res = all;
     all = (struct hs_batch_result){0};
 out:

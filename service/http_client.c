@@ -336,10 +336,13 @@ enum err http_client_request(struct http_client *hc, const char *method, const c
     rc = http_status_to_err(resp->status);
     if (resp->status == 429 || resp->status == 423 || resp->status == 477 || resp->status >= 500)
         resp->retry_after_ms = retry_hint(resp->status, t.retry_after, resp);
+    /* A 429 is waited out (the queue backs off as told); a 5xx is worth a warning. */
     if (resp->status == 429 || resp->status >= 500)
-        log_warn("upstream request refused", LOG_STR("method", method), LOG_STR("path", path),
+        log_emit(resp->status == 429 ? LOG_INFO : LOG_WARN, "upstream request refused",
+                 LOG_STR("method", method), LOG_STR("path", path),
                  LOG_I64("http_status", resp->status), LOG_I64("body_bytes", resp->body_len),
-                 LOG_I64("retry_after_ms", resp->retry_after_ms), LOG_I64("duration_ms", duration));
+                 LOG_I64("retry_after_ms", resp->retry_after_ms), LOG_I64("duration_ms", duration),
+                 LOG_END);
     else
         log_debug("upstream request", LOG_STR("method", method), LOG_STR("path", path),
                   LOG_I64("http_status", resp->status), LOG_I64("body_bytes", resp->body_len),

@@ -13,6 +13,7 @@
 
 #include <microhttpd.h>
 
+#include "admin.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -54,6 +55,8 @@ struct http_request {
     struct buf body;
     int64_t started_ms;
     unsigned status;
+    char *location;       /* owned; set by /admin: 303 See Other to it */
+    bool ask_credentials; /* set by /admin with ERR_AUTH: WWW-Authenticate: Basic */
 };
 
 typedef struct reply (*route_fn)(struct http_request *req, struct MHD_Connection *c);
@@ -89,6 +92,7 @@ static unsigned status_for(enum err e)
     case ERR_UPSTREAM:
     case ERR_TIMEOUT:
     case ERR_RATE_LIMIT:
+    case ERR_BUSY:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     case ERR_CONFIG:
     case ERR_INTERNAL:
@@ -333,12 +337,36 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
     return (struct reply){ERR_OK, "text/plain; version=0.0.4", buf_steal(&b)};
 }
 
+/* /admin and below: the operator's page and its API (admin.c), GET and POST. */
+static struct reply handle_admin(struct http_request *req, struct MHD_Connection *c)
+{
+    char *path = xstrndup(req->raw_uri, strcspn(req->raw_uri, "?"));
+    struct admin_request in = {
+        .method = req->route->method,
+        .path = path,
+        .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+        .csrf_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token"),
+        .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+        .q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
+        .body = req->body.data ? req->body.data : "",
+        .body_len = req->body.len,
+    };
+    struct admin_reply out;
+    admin_handle(req->server->cfg, req->server->pool, &in, &out);
+    free(path);
+    req->location = out.location;
+    req->ask_credentials = out.ask_credentials;
+    return (struct reply){out.rc, out.content_type, out.body};
+}
+
 static const struct route routes[] = {
     {"POST", "/webhooks/salesforce", "webhook_salesforce", REPLY_SOAP, handle_salesforce},
     {"POST", "/webhooks/hubspot", "webhook_hubspot", REPLY_JSON, handle_hubspot},
     {"GET", "/healthz", "healthz", REPLY_JSON, handle_healthz},
     {"GET", "/readyz", "readyz", REPLY_JSON, handle_readyz},
     {"GET", "/metrics", "metrics", REPLY_TEXT, handle_metrics},
+    {"GET", "/admin", "admin", REPLY_JSON, handle_admin},
+    {"POST", "/admin", "admin", REPLY_JSON, handle_admin},
 };
 
 static size_t body_limit(const struct http_server *s, const struct route *r)
@@ -353,7 +381,7 @@ static size_t body_limit(const struct http_server *s, const struct route *r)
 static enum MHD_Result send_reply(struct http_request *req, struct MHD_Connection *c,
                                   struct reply r)
 {
-    unsigned status = status_for(r.rc);
+    unsigned status = req->location && r.rc == ERR_OK ? MHD_HTTP_SEE_OTHER : status_for(r.rc);
     size_t len = r.body ? strlen(r.body) : 0;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, r.body ? r.body : (char *)"", r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -361,6 +389,11 @@ static enum MHD_Result send_reply(struct http_request *req, struct MHD_Connectio
     char id[32];
     snprintf(id, sizeof(id), "%lld", req->id);
     MHD_add_response_header(resp, "X-Request-Id", id);
+    if (req->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, req->location);
+    if (req->ask_credentials && r.rc == ERR_AUTH)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Basic realm=\"dealsync admin\", charset=\"UTF-8\"");
     enum MHD_Result ok = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     if (ok == MHD_YES) {
@@ -385,7 +418,9 @@ static const struct route *find_route(const struct http_server *s, const char *m
 {
     *path_known = false;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(route_path(s, &routes[i]), path) != 0)
+        bool same = routes[i].fn == handle_admin ? admin_path(path)
+                                                 : strcmp(route_path(s, &routes[i]), path) == 0;
+        if (!same)
             continue;
         *path_known = true;
         if (strcmp(routes[i].method, method) == 0)
@@ -480,6 +515,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                     (double)(util_monotonic_ms() - req->started_ms) / 1000.0);
     buf_clear(&req->body);
     free(req->raw_uri);
+    free(req->location);
     free(req);
     *con_cls = NULL;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
+#include "ops_cli.h"
 #include "queue.h"
 #include "register.h"
 #include "setup.h"
@@ -46,11 +47,13 @@ static const char usage[] =
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
     "  requeue [EVENT_ID...]\n"
     "            put dead-lettered events (all, or the ones named) back in the queue\n"
+    "  status [--json]\n"
+    "            sync health: queue, outcomes and errors of the last 24 hours, dead letters\n"
     "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
     "            HEALTHCHECK; reads PORT)\n"
     "  --help    show this text\n"
     "\n"
-    "Configuration comes from environment variables; see README.md.\n";
+    "Configuration comes from environment variables; see docs/configuration.md.\n";
 
 static void *xmalloc_hook(size_t n)
 {
@@ -297,10 +300,17 @@ static int cmd_migrate(const struct config *cfg, int argc, char **argv, sigset_t
     return run_migrate(cfg);
 }
 
+static int cmd_status(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)signals;
+    return ops_cli_status(cfg, argc, argv);
+}
+
 static const struct command commands[] = {
     {"serve", 0, 0, true, cmd_serve},         {"worker", 0, 0, false, cmd_worker},
     {"migrate", 0, 0, false, cmd_migrate},    {"settings", 0, 2, false, run_settings},
     {"requeue", 0, 1000, false, run_requeue}, {"register", 0, 1, false, run_register},
+    {"status", 0, 1, false, cmd_status},
 };
 
 int main(int argc, char **argv)
@@ -331,7 +341,12 @@ int main(int argc, char **argv)
     enum log_level level = LOG_INFO;
     log_parse_level(cfg.log_level, &level);
     log_set_level(level);
-    config_log(&cfg);
+    /* serve and worker log on stdout (the container's log); a one-shot command answers on
+     * stdout and logs on stderr, and its configuration is of interest only when debugging. */
+    bool is_service = cmd->run == cmd_serve || cmd->run == cmd_worker;
+    if (!is_service)
+        log_set_fd(2);
+    config_log(&cfg, is_service ? LOG_INFO : LOG_DEBUG);
 
     /* Process-wide library state, before any thread exists. */
     cJSON_Hooks hooks = {xmalloc_hook, free};

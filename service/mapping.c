@@ -186,7 +186,8 @@ static void load_entry(struct mapping_set *set, const cJSON *e, int i, bool *see
     struct mapping_field *by_hs = find_by_hs(set, hs);
     if (by_sf && by_sf == by_hs && by_sf->is_standard && !seen_standard[by_sf - set->fields]) {
         seen_standard[by_sf - set->fields] = true;
-        if (values && (by_sf->kind == MAPPING_KIND_OWNER || by_sf->kind == MAPPING_KIND_STAGE)) {
+        /* StageName's values name HubSpot stages (pipelines.c); owners have none. */
+        if (values && by_sf->kind == MAPPING_KIND_OWNER) {
             problem(errors, "mappings[%d]: \"values\" not supported for %s", i, by_sf->sf_field);
             return;
         }
@@ -263,6 +264,14 @@ void mapping_set_free(struct mapping_set *set)
     }
     free(set->fields);
     free(set);
+}
+
+const cJSON *mapping_values_of(const struct mapping_set *set, const char *sf_field)
+{
+    for (size_t i = 0; set && i < set->count; i++)
+        if (strcasecmp(set->fields[i].sf_field, sf_field) == 0)
+            return set->fields[i].values;
+    return NULL;
 }
 
 size_t mapping_set_count(const struct mapping_set *set)

@@ -108,11 +108,46 @@ long long metrics_counter(const char *name, const char *labels)
     return v;
 }
 
+/* The HELP text of every family dealsync records, so that each one rendered has its HELP and
+ * TYPE (checked with promtool by test_metrics). A new metric gets its line here. */
+static const struct {
+    const char *name;
+    const char *text;
+} catalogue[] = {
+    {"dealsync_http_requests_total", "HTTP requests answered, by route and status."},
+    {"dealsync_http_request_duration_seconds", "Time to answer an HTTP request, by route."},
+    {"dealsync_webhook_events_received_total", "Webhook events received, by source."},
+    {"dealsync_webhook_events_stored_total", "Webhook events committed to the queue, by source."},
+    {"dealsync_webhook_events_duplicate_total",
+     "Webhook events already in the queue (redeliveries), by source."},
+    {"dealsync_webhook_events_rejected_total", "Webhook requests refused, by source and reason."},
+    {"dealsync_webhook_events_ignored_total",
+     "Webhook events acknowledged and dropped (object types dealsync does not sync), by source."},
+    {"dealsync_worker_records_total", "Records a worker finished, by source and outcome."},
+    {"dealsync_worker_events_total", "Events a worker finished, by source and outcome."},
+    {"dealsync_deal_syncs_total", "HubSpot deals handled by the sync to Salesforce, by outcome."},
+    {"dealsync_deals_refused_total", "HubSpot deals not synced to Salesforce, by reason."},
+    {"dealsync_sf_deal_field_checks_total",
+     "Checks of the Opportunity deal id field, by whether it was ready."},
+    {"dealsync_api_calls_total",
+     "Calls dealsync made to the CRM APIs, by api, endpoint and status."},
+    {"dealsync_api_budget_remaining",
+     "API budget left as last seen, by api and window (10s: HubSpot's rolling window; day)."},
+    {"dealsync_api_throttled_seconds_total",
+     "Seconds workers waited for a slot in the shared API budget, by api."},
+    {"dealsync_api_budget_refusals_total",
+     "Calls not sent because the shared API budget was out (the record was deferred), by api "
+     "and window."},
+};
+
 static const char *help_for(const char *name)
 {
     for (size_t i = 0; i < help_count; i++)
         if (strcmp(helps[i].name, name) == 0)
             return helps[i].text;
+    for (size_t i = 0; i < sizeof(catalogue) / sizeof(catalogue[0]); i++)
+        if (strcmp(catalogue[i].name, name) == 0)
+            return catalogue[i].text;
     return NULL;
 }
 

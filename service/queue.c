@@ -209,19 +209,26 @@ static void event_ids(const struct queue_record *rec, struct buf *ids)
 static const char finish_sql[] =
     "WITH ev AS ("
     "  UPDATE sync_event SET"
-    "    status = CASE WHEN $3 = 'retry' AND attempts < $6::int THEN 'pending'"
+    "    status = CASE WHEN $3 = 'defer' THEN 'pending'"
+    "                  WHEN $3 = 'retry' AND attempts < $6::int THEN 'pending'"
     "                  WHEN $3 = 'retry' THEN 'dead' ELSE $3 END,"
-    "    lease_owner = NULL, last_error = CASE WHEN $3 = 'done' THEN NULL ELSE $4 END,"
-    "    finished_at = CASE WHEN $3 = 'retry' AND attempts < $6::int THEN NULL ELSE now() END"
+    "    attempts = CASE WHEN $3 = 'defer' THEN greatest(attempts - 1, 0) ELSE attempts END,"
+    "    lease_owner = NULL,"
+    "    last_error = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN last_error"
+    "                      ELSE $4 END,"
+    "    error_code = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN error_code"
+    "                      ELSE $11 END,"
+    "    finished_at = CASE WHEN $3 = 'defer' OR ($3 = 'retry' AND attempts < $6::int) THEN NULL"
+    "                       ELSE now() END"
     "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
     "  RETURNING id, source, object_type, record_id, status, attempts"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
-    "                            detail, worker)"
+    "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
-    "         CASE WHEN status = 'pending' THEN 'retry'"
+    "         CASE WHEN $3 = 'defer' THEN 'deferred' WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND $8 THEN 'skipped' ELSE status END,"
-    "         attempts, $4, $1 FROM ev"
+    "         attempts, $4, $1, $11 FROM ev WHERE $3 <> 'defer' OR $11 = 'RATE_LIMIT'"
     "), rec AS ("
     "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
     "         not_before = now() + make_interval(secs => $5::double precision / 1000)"
@@ -235,9 +242,10 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
     struct buf ids;
     event_ids(rec, &ids);
 
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "defer"};
     char delay_s[16], max_s[16];
-    snprintf(delay_s, sizeof(delay_s), "%d", outcome == QUEUE_RETRY ? retry_delay_ms : 0);
+    snprintf(delay_s, sizeof(delay_s), "%d",
+             outcome == QUEUE_RETRY || outcome == QUEUE_DEFER ? retry_delay_ms : 0);
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
     const char *params[] = {owner,
                             ids.data,
@@ -248,44 +256,10 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                             rec->source,
                             rec->is_skipped ? "true" : "false",
                             rec->object_type,
-                            rec->record_id};
-    PGresult *r = PQexecParams(db, finish_sql, 10, NULL, params, NULL, NULL, 0);
+                            rec->record_id,
+                            rec->result == ERR_OK ? NULL : err_name(rec->result)};
+    PGresult *r = PQexecParams(db, finish_sql, 11, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
-    if (rc == ERR_OK && changed)
-        *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    buf_clear(&ids);
-    return rc;
-}
-
-static const char defer_sql[] =
-    "WITH ev AS ("
-    "  UPDATE sync_event SET status = 'pending', attempts = greatest(attempts - 1, 0),"
-    "         lease_owner = NULL, last_error = coalesce($6, last_error)"
-    "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
-    "  RETURNING id, source, object_type, record_id, attempts"
-    "), outcome AS ("
-    "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
-    "                            detail, worker)"
-    "  SELECT id, source, object_type, record_id, 'deferred', attempts, $6, $1 FROM ev"
-    "  WHERE $6 IS NOT NULL"
-    "), rec AS ("
-    "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
-    "         not_before = now() + make_interval(secs => $7::double precision / 1000)"
-    "  WHERE (source, object_type, record_id) = ($3, $4, $5) AND lease_owner = $1"
-    ") SELECT count(*) FROM ev";
-
-enum err queue_defer(PGconn *db, const char *owner, const struct queue_record *rec, int delay_ms,
-                     const char *detail, size_t *changed)
-{
-    struct buf ids;
-    event_ids(rec, &ids);
-    char delay_s[16];
-    snprintf(delay_s, sizeof(delay_s), "%d", delay_ms > 0 ? delay_ms : 0);
-    const char *params[] = {owner,          ids.data, rec->source, rec->object_type,
-                            rec->record_id, detail,   delay_s};
-    PGresult *r = PQexecParams(db, defer_sql, 7, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot defer events");
     if (rc == ERR_OK && changed)
         *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -305,6 +279,7 @@ enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long 
     PGresult *r = PQexecParams(
         db,
         "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = 0, last_error = NULL,"
+        "    error_code = NULL,"
         "    finished_at = NULL, lease_owner = NULL"
         "  WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
         "  RETURNING source, object_type, record_id),"

@@ -588,6 +588,25 @@ enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, 
     return rc;
 }
 
+enum err sf_picklist_values(struct sf_client *sf, const char *type, const char *record_type_id,
+                            const char *field, cJSON **values)
+{
+    char *rest = path_of(type, "picklist-values", record_type_id, field);
+    char *path = xasprintf("ui-api/object-info/%s", rest);
+    struct sf_answer ans;
+    enum err rc = sf_call(sf, "GET", path, NULL, &ans);
+    if (rc == ERR_OK && !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ans.json, "values")))
+        rc = ERR_UPSTREAM;
+    if (rc == ERR_OK) {
+        *values = ans.json;
+        ans.json = NULL;
+    }
+    cJSON_Delete(ans.json);
+    free(path);
+    free(rest);
+    return rc;
+}
+
 /* POST <prefix>/<type> and read {"id","success"}. */
 static enum err create_at(struct sf_client *sf, const char *prefix, const char *type,
                           const cJSON *body, char **id)

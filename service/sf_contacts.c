@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "contact_rollups.h"
 #include "crm_match.h"
 #include "db.h"
 #include "link.h"
@@ -206,11 +207,19 @@ static bool has_value(const cJSON *obj, const char *sf_id)
     return false;
 }
 
+static bool has_key(const cJSON *obj, const char *sf_id)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, obj) if (v->string && sf_id_equal(v->string, sf_id)) return true;
+    return false;
+}
+
 /* What one deal's roles need, between the batch's reads and its writes. */
 struct deal_roles {
     cJSON *before; /* {"hs contact id": "003…"} mirrored before */
     cJSON *found;  /* {"hs contact id": "003…"} wanted now */
     cJSON *have;   /* {"role id": "003…"} roles the opportunity has */
+    cJSON *synced; /* the other direction's {"sf contact": …} for the opportunity */
 };
 
 /* Whether the deal has contacts to mirror or mirrored before (else its roles are left alone). */
@@ -256,7 +265,11 @@ out:
 }
 
 /* Creates the missing roles of every deal in one collection call (split by the client when
- * large); a transient failure fails the deals it concerns. */
+ * large); a transient failure fails the deals it concerns. A role is created only for a contact
+ * new to the pair: one whose association dealsync mirrored before (before) or made itself from
+ * a role (synced) and whose role is gone was deleted in Salesforce, and the other direction is
+ * removing the association; re-creating the role from dealsync's own association would undo
+ * the user's delete for good (issue 10). */
 static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
                          struct deal_roles *dr, size_t n)
 {
@@ -274,6 +287,12 @@ static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
         {
             if (has_value(dr[i].have, w->valuestring))
                 continue;
+            if (has_value(dr[i].before, w->valuestring) || has_key(dr[i].synced, w->valuestring)) {
+                buf_printf(deals[i].detail,
+                           "; contact role of %s deleted in salesforce: not re-created",
+                           w->valuestring);
+                continue;
+            }
             cJSON_AddItemToObject(dr[i].have, w->string, cJSON_CreateString(w->valuestring));
             cJSON *rec = cJSON_CreateObject();
             cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
@@ -454,7 +473,11 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
                 cJSON_AddStringToObject(dr[i].found, c->valuestring, sf_id);
         }
     }
-    rc = read_roles(ctx, deals, dr, n);
+    for (size_t i = 0; i < n && rc == ERR_OK; i++)
+        if (is_touched(&dr[i]) && deals[i].opp_id)
+            rc = synced_deal_contacts(db, deals[i].opp_id, &dr[i].synced);
+    if (rc == ERR_OK)
+        rc = read_roles(ctx, deals, dr, n);
     if (rc != ERR_OK)
         goto out;
     create_roles(ctx, deals, dr, n);
@@ -470,6 +493,7 @@ out:
         cJSON_Delete(dr[i].before);
         cJSON_Delete(dr[i].found);
         cJSON_Delete(dr[i].have);
+        cJSON_Delete(dr[i].synced);
     }
     free(dr);
     free(ids);

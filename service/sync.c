@@ -39,6 +39,7 @@ void *sync_ctx_new(const struct config *cfg, void *arg)
     hopt.timeout_ms = cfg->http_timeout_ms;
     ctx->http = http_client_new(&hopt);
     ctx->budget = api_budget_new(cfg);
+    ctx->describe = sf_describe_new();
     if (config_has_salesforce_api(cfg) && sync_sf_client_new(cfg, ctx->http, &ctx->sf) != ERR_OK)
         ctx->sf = NULL;
     if (ctx->sf)
@@ -60,6 +61,7 @@ void sync_ctx_free(void *arg)
     struct sync_ctx *ctx = arg;
     if (!ctx)
         return;
+    sf_describe_free(ctx->describe);
     hs_client_free(ctx->hs);
     sf_client_free(ctx->sf);
     api_budget_free(ctx->budget);

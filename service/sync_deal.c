@@ -20,6 +20,7 @@
 #include "sf_setup.h"
 #include "soql.h"
 #include "sync.h"
+#include "sync_pair.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -37,6 +38,9 @@ struct deal_work {
     cJSON *stage_map;
     struct link link;
     bool has_link;
+    bool was_linked;  /* linked when the batch started: both records' locks were taken then */
+    cJSON *pending;   /* {"sf field": "hs property"}: changes this sync leaves to the other
+                       * direction (or that lost a conflict): their baselines stay as they were */
     const cJSON *opp; /* borrowed from the opportunity query; NULL when none yet */
     char *company_id; /* primary company, or NULL */
     cJSON *contacts;  /* array of contact id strings */
@@ -108,6 +112,37 @@ bool sync_deal_same_value(const cJSON *a, const cJSON *b)
     if (as_number(a, &da) && as_number(b, &db))
         return da == db;
     return false;
+}
+
+void sync_deal_keep_baseline(const cJSON *pending, const cJSON *old_sf_seen,
+                             const cJSON *old_hs_seen, cJSON *sf_seen, cJSON *hs_seen)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, pending)
+    {
+        const cJSON *sf_old = cJSON_GetObjectItem(old_sf_seen, e->string);
+        cJSON_DeleteItemFromObject(sf_seen, e->string);
+        cJSON_AddItemToObject(sf_seen, e->string,
+                              sf_old ? cJSON_Duplicate(sf_old, true) : cJSON_CreateNull());
+        if (!cJSON_IsString(e))
+            continue;
+        const cJSON *hs_old = cJSON_GetObjectItemCaseSensitive(old_hs_seen, e->valuestring);
+        cJSON_DeleteItemFromObjectCaseSensitive(hs_seen, e->valuestring);
+        cJSON_AddItemToObject(hs_seen, e->valuestring,
+                              hs_old ? cJSON_Duplicate(hs_old, true) : cJSON_CreateNull());
+    }
+}
+
+void sync_deal_prune_written(cJSON *written, const cJSON *now)
+{
+    cJSON *e = written ? written->child : NULL;
+    while (e) {
+        cJSON *next = e->next;
+        const cJSON *v = cJSON_GetObjectItem(now, e->string);
+        if (v && !sync_deal_same_value(v, e))
+            cJSON_Delete(cJSON_DetachItemViaPointer(written, e));
+        e = next;
+    }
 }
 
 static char *value_text(const cJSON *v)
@@ -465,6 +500,7 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         const cJSON *hv = p ? cJSON_GetObjectItemCaseSensitive(w->props, p) : NULL;
         const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, c->string) : NULL;
         bool drop = false;
+        bool is_pending = false;
         if (cJSON_IsNull(c) && is_required(c->string)) {
             buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
             drop = true;
@@ -472,10 +508,12 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                    sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p),
                                         hv)) {
             buf_printf(&w->detail, "; %s holds dealsync's own write: not sent back", p);
-            drop = true;
+            drop = is_pending = true;
         } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p) &&
                    sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_seen, p), hv)) {
-            drop = true; /* unchanged in HubSpot since the last sync */
+            /* Unchanged in HubSpot since the last sync: a different Salesforce value is a
+             * Salesforce change the other direction carries. */
+            drop = is_pending = true;
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
                    cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
                    !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv)) {
@@ -491,10 +529,15 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                            "; conflict on %s: salesforce value %s (changed later) kept, "
                            "hubspot value %s lost",
                            c->string, sf_text, hs_text);
-                drop = true;
+                drop = is_pending = true;
             }
             free(hs_text);
             free(sf_text);
+        }
+        if (is_pending) {
+            if (!w->pending)
+                w->pending = cJSON_CreateObject();
+            cJSON_AddStringToObject(w->pending, c->string, p);
         }
         if (drop)
             cJSON_Delete(cJSON_DetachItemViaPointer(w->changes, c));
@@ -700,12 +743,23 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
         cJSON_AddItemToObject(l.sf_written, c->string, cJSON_Duplicate(c, true));
     }
     l.hs_written = w->has_link ? cJSON_Duplicate(w->link.hs_written, true) : cJSON_CreateObject();
+    sync_deal_prune_written(l.hs_written, w->props);
     if (wrote_opp_id) {
         cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, ctx->cfg->hs_opportunity_id_property);
         cJSON_AddStringToObject(l.hs_written, ctx->cfg->hs_opportunity_id_property, w->opp_id);
     }
+    /* The baseline (sf_seen / hs_seen) is what both sides agreed on at the end of this sync,
+     * field by field: the value written, the value both already held, or a value this sync
+     * decided not to write (it then never travels back as a change). A change this sync left
+     * to the other direction, or that lost a conflict here, keeps the old baseline on both
+     * sides, so the other direction still sees it as a change: saving the current Salesforce
+     * value there instead made a Salesforce edit in flight look unchanged, and the other
+     * direction then kept HubSpot's older value for good (issue 14). */
     l.sf_seen = snapshot(ctx, w->opp, true, w->changes);
     l.hs_seen = snapshot(ctx, w->props, false, NULL);
+    sync_deal_prune_written(l.sf_written, l.sf_seen);
+    if (w->has_link)
+        sync_deal_keep_baseline(w->pending, w->link.sf_seen, w->link.hs_seen, l.sf_seen, l.hs_seen);
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));
@@ -775,6 +829,55 @@ static void describe_write(struct deal_work *w, struct buf *b)
         buf_printf(b, "%s%s=%s", k++ ? ", " : ": ", c->string, t);
         free(t);
     }
+}
+
+/* ---- One worker per pair (sync_pair.c) ---------------------------------------------------- */
+
+static void busy(struct deal_work *w)
+{
+    settle(w, ERR_BUSY, false, "deferred: another worker is syncing deal %s or its opportunity",
+           w->deal_id);
+}
+
+/* Before anything is read: the record's lock, and its partner's when they are linked. */
+static enum err lock_records(PGconn *db, struct deal_work *ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        bool got = false;
+        if (w->is_settled)
+            continue;
+        enum err rc = sync_pair_lock_record(db, SYNC_PAIR_HS, w->deal_id, &got, &w->was_linked);
+        if (rc != ERR_OK)
+            return rc;
+        if (!got)
+            busy(w);
+    }
+    return ERR_OK;
+}
+
+/* After a read, for a pair not linked when the batch started: the opportunity's lock. Held by
+ * another worker, the record is that worker's for now; linked meanwhile, this batch's reads may
+ * predate that worker's writes: either way it comes back shortly. */
+static enum err lock_found_opportunity(PGconn *db, struct deal_work *w, const char *opp_id)
+{
+    bool got = false;
+    if (w->is_settled || w->was_linked || !opp_id)
+        return ERR_OK;
+    enum err rc = sync_pair_try_lock(db, SYNC_PAIR_SF, opp_id, &got);
+    if (rc != ERR_OK)
+        return rc;
+    if (got) {
+        struct link l = {0};
+        rc = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l);
+        link_clear(&l);
+        if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+            return rc;
+        got = rc == ERR_NOT_FOUND;
+    }
+    if (!got)
+        busy(w);
+    return ERR_OK;
 }
 
 /* ---- The handler ------------------------------------------------------------------------- */
@@ -848,6 +951,11 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     size_t n_ids = 0;
     enum err rc;
 
+    rc = lock_records(db, ws, n);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, 0, "cannot lock the records");
+        goto out;
+    }
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
             ids[n_ids++] = ws[i].deal_id;
@@ -862,6 +970,12 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     }
     attach_deals(ws, n, deals.results);
     for (size_t i = 0; i < n; i++) {
+        if (!ws[i].is_settled && ws[i].props)
+            rc = lock_found_opportunity(db, &ws[i], origin_opportunity(ctx, &ws[i]));
+        if (rc != ERR_OK) {
+            settle_all(ws, n, rc, 0, "cannot lock the records");
+            goto out;
+        }
         if (ws[i].is_settled)
             continue;
         if (!ws[i].props) {
@@ -898,6 +1012,13 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         goto out;
     }
     attach_opportunities(ctx, ws, n, opps);
+    for (size_t i = 0; i < n && rc == ERR_OK; i++)
+        if (!ws[i].is_settled && ws[i].opp)
+            rc = lock_found_opportunity(db, &ws[i], str(ws[i].opp, "Id"));
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, 0, "cannot lock the records");
+        goto out;
+    }
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled && ws[i].company_id)
             cJSON_AddItemToArray(company_ids, cJSON_CreateString(ws[i].company_id));
@@ -1003,6 +1124,7 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
                    ws[i].deal_id);
     }
     sync_batch(ctx, db, ws, count);
+    sync_pair_unlock_all(db);
 out:
     for (size_t i = 0; i < count; i++) {
         free(ws[i].record_type_id);
@@ -1012,6 +1134,7 @@ out:
         free(ws[i].company_id);
         cJSON_Delete(ws[i].contacts);
         cJSON_Delete(ws[i].changes);
+        cJSON_Delete(ws[i].pending);
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }

@@ -22,6 +22,8 @@
 #include "sf_id.h"
 #include "sync.h"
 #include "sync_deal.h"
+#include "sync_pair.h"
+#include "sf_setup.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -36,6 +38,7 @@ struct opp {
     bool is_deleted;          /* Salesforce confirms the delete */
     bool is_reported_deleted; /* by a getDeleted event */
     bool is_finished;         /* result is set; later steps leave it alone */
+    bool was_linked;          /* linked when the slice started: both records' locks are held */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
@@ -137,7 +140,7 @@ static char *id_list(const struct opp *opps, size_t n, bool only_found)
     return buf_steal(&b);
 }
 
-static enum err query_opportunities(struct sync_ctx *ctx, struct opp *opps, size_t n,
+static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                                     cJSON **records)
 {
     struct buf fields;
@@ -149,6 +152,12 @@ static enum err query_opportunities(struct sync_ctx *ctx, struct opp *opps, size
         if (!list_has(&fields, f))
             buf_printf(&fields, ",%s", f);
     free(mapped);
+    bool has_deal_field = false;
+    char *why = NULL;
+    if (sf_setup_deal_field_state(db, &has_deal_field, &why) == ERR_OK && has_deal_field &&
+        !list_has(&fields, ctx->cfg->sf_deal_id_field))
+        buf_printf(&fields, ",%s", ctx->cfg->sf_deal_id_field);
+    free(why);
     char *ids = id_list(opps, n, false);
     char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
     enum err rc = sf_query(ctx->sf, soql, records);
@@ -367,7 +376,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
         const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
         const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
-        bool sf_unchanged = seen && now && cJSON_Compare(seen, now, true);
+        bool sf_unchanged = seen && sync_deal_same_value(seen, now);
         bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now);
         bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
                         sync_deal_hubspot_wins(hs_modified, sf_modified);
@@ -406,15 +415,36 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     char *pipeline_id = NULL;
     cJSON *stage_map = NULL;
     char *reason = NULL;
+    enum err refusal = ERR_OK;
     struct mapping_result mr = {0};
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
-    enum err rc = pipelines_resolve(pl, rt ? rt : "", stage, &pipeline_id, &stage_map, &reason);
+    const cJSON *now = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
+    const char *in_pipeline = str(now, "pipeline");
+    if (in_pipeline) {
+        /* A user moved the deal to a pipeline that is no Salesforce pipeline: as in HubSpot's
+         * integration, it stops syncing until it is moved back (both directions skip it). */
+        char *record_type = NULL;
+        enum err found = pipeline_map_find_by_hs(db, in_pipeline, &record_type);
+        free(record_type);
+        if (found == ERR_NOT_FOUND) {
+            note(o,
+                 "not synced: deal %s is in pipeline %s, not a salesforce pipeline; left alone "
+                 "until it is moved back",
+                 o->deal_id, in_pipeline);
+            finish(o, ERR_OK, true);
+            return ERR_OK;
+        }
+        if (found != ERR_OK)
+            return found;
+    }
+    enum err rc =
+        pipelines_resolve(pl, rt ? rt : "", stage, &pipeline_id, &stage_map, &reason, &refusal);
     if (rc != ERR_OK)
         goto out;
     if (!pipeline_id) {
         note(o, "not synced: %s", reason);
-        finish(o, ERR_OK, true);
+        finish(o, refusal, refusal == ERR_OK);
         goto out;
     }
     const cJSON *owner = cJSON_GetObjectItemCaseSensitive(o->sf, "Owner");
@@ -433,12 +463,11 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
         goto out;
     for (size_t i = 0; i < mr.skip_count; i++) {
         if (strcmp(mr.skips[i].field, "OwnerId") == 0) {
-            note(o, "owner not set: no hubspot owner has the e-mail %s of salesforce user %s",
+            note(o, "owner left as it is: no hubspot owner has the e-mail %s of salesforce user %s",
                  str(owner, "Email") ? str(owner, "Email") : "(none)", str(o->sf, "OwnerId"));
-            /* The Salesforce value wins: an owner HubSpot cannot match leaves the deal's empty. */
-            const char *had = str(current, "hubspot_owner_id");
-            if (had)
-                cJSON_AddStringToObject(mr.changes, "hubspot_owner_id", "");
+            /* An owner is never erased: one HubSpot cannot match leaves the deal's owner as it
+             * is (as HubSpot's integration does), and the baseline takes both as they are, so
+             * the deal's owner does not travel back either. */
         } else {
             note(o, "%s not written: %s", mr.skips[i].field, mr.skips[i].reason);
         }
@@ -840,7 +869,10 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     free(l.hs_id);
     l.hs_id = xstrdup(o->deal_id);
     /* hs_written: {"property": "value as written"}, merged over what was written before, so the
-     * HubSpot-to-Salesforce handler drops the webhooks that only report these values back. */
+     * HubSpot-to-Salesforce handler drops the webhooks that only report these values back;
+     * older writes the deal no longer holds are dropped (the user changed them since). */
+    sync_deal_prune_written(
+        l.hs_written, o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL);
     for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next) {
         cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, e->string);
         cJSON_AddItemToObject(l.hs_written, e->string, cJSON_Duplicate(e, true));
@@ -941,6 +973,82 @@ static void describe_write(struct opp *o)
 
 /* ---- The handler ----------------------------------------------------------------------------- */
 
+/* ---- One worker per pair (sync_pair.c) ------------------------------------------------------ */
+
+static void busy(struct opp *o)
+{
+    note(o, "deferred: another worker is syncing this opportunity or its deal");
+    finish(o, ERR_BUSY, false);
+}
+
+/* Before anything is read: the record's lock, and its partner's when they are linked. */
+static enum err lock_records(PGconn *db, struct opp *opps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        bool got = false;
+        if (o->is_finished)
+            continue;
+        enum err rc = sync_pair_lock_record(db, SYNC_PAIR_SF, o->id, &got, &o->was_linked);
+        if (rc != ERR_OK)
+            return rc;
+        if (!got)
+            busy(o);
+    }
+    return ERR_OK;
+}
+
+/* After the reads, for pairs that were not linked when the slice started: the deal's lock. A
+ * deal found by the opportunity id on it while another worker holds it is that worker's; one
+ * linked meanwhile means the reads may predate that worker's writes: both come back shortly.
+ * An opportunity made from a deal holds the deal's id before the deal holds the opportunity's
+ * (the other direction stamps it just after creating the opportunity): that deal is stamped
+ * here, never duplicated. */
+static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || o->was_linked || !o->sf)
+            continue;
+        const char *deal = o->deal ? o->deal_id : str(o->sf, ctx->cfg->sf_deal_id_field);
+        int64_t num = 0;
+        if (!deal || !util_parse_i64(deal, &num) || num <= 0)
+            continue;
+        bool got = false;
+        enum err rc = sync_pair_try_lock(db, SYNC_PAIR_HS, deal, &got);
+        if (rc != ERR_OK)
+            return rc;
+        struct link l = {0};
+        if (got) {
+            rc = link_find_by_hs(db, LINK_OPPORTUNITY, deal, &l);
+            link_clear(&l);
+            if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+                return rc;
+            got = rc == ERR_NOT_FOUND;
+        }
+        if (!got) {
+            busy(o);
+            continue;
+        }
+        if (o->deal)
+            continue;
+        cJSON *props = cJSON_CreateObject();
+        cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+        cJSON *updated = NULL;
+        rc = hs_object_update(ctx->hs, "deals", deal, NULL, props, &updated);
+        cJSON_Delete(updated);
+        cJSON_Delete(props);
+        if (rc == ERR_NOT_FOUND)
+            continue; /* deleted in HubSpot since: a new deal is made */
+        if (rc != ERR_OK)
+            return rc;
+        note(o, "deal %s made from this opportunity's deal id field: opportunity id stored on it",
+             deal);
+        busy(o);
+    }
+    return ERR_OK;
+}
+
 static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
 {
     if (ctx && ctx->sf && ctx->hs && ctx->mappings)
@@ -1035,9 +1143,13 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     }
     if (!is_on)
         goto out;
+    step = "cannot lock the records";
+    rc = lock_records(db, opps, count);
+    if (rc != ERR_OK)
+        goto failed;
 
     step = "cannot read the opportunities from salesforce";
-    rc = query_opportunities(ctx, opps, count, &sf_records);
+    rc = query_opportunities(ctx, db, opps, count, &sf_records);
     if (rc != ERR_OK)
         goto failed;
     const cJSON *rec;
@@ -1058,6 +1170,10 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     free(mapped);
     step = "cannot read the deals from hubspot";
     rc = read_deals(ctx, opps, count, props, &deals);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot lock the deals";
+    rc = lock_found_deals(ctx, db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot delete the deals of deleted opportunities";
@@ -1081,6 +1197,8 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     pl.hs = ctx->hs;
     pl.db = db;
     pl.limit = ctx->cfg->pipeline_limit;
+    pl.describe = ctx->describe;
+    pl.stage_values = mapping_values_of(ctx->mappings, "StageName");
     ow.hs = ctx->hs;
     ow.cache_seconds = ctx->cfg->api_cache_seconds;
     ow.emails = cJSON_CreateObject();
@@ -1168,6 +1286,7 @@ out:
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
     }
+    sync_pair_unlock_all(db);
     cJSON_Delete(ow.emails);
     cJSON_Delete(ow.found);
     pipelines_clear(&pl);

@@ -81,42 +81,9 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
     }
 }
 
-/* A record that waited for API budget or met a rate limit: back to the queue for when the
- * budget returns, without counting the attempt and never dead-lettered for it. */
-static void defer(struct worker *w, PGconn *db, struct queue_record *r)
-{
-    const struct config *cfg = w->pool->cfg;
-    int attempts = 0;
-    for (size_t i = 0; i < r->event_count; i++)
-        if (r->events[i].attempts > attempts)
-            attempts = r->events[i].attempts;
-    /* The hint when the answer gave one (HubSpot's, the budget's); else the backoff a retry
-     * would get (Salesforce's REQUEST_LIMIT_EXCEEDED says nothing about when). */
-    int delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
-                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
-    char *detail = xasprintf("deferred: %s", r->detail ? r->detail : err_str(r->result));
-    size_t changed = 0;
-    if (queue_defer(db, w->owner, r, delay, detail, &changed) != ERR_OK)
-        log_warn("cannot defer record; the lease will expire and the record be retried",
-                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
-    else if (changed > 0)
-        log_info("event deferred", LOG_STR("source", r->source),
-                 LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
-                 LOG_I64("events", (long long)r->event_count), LOG_STR("detail", detail),
-                 LOG_I64("retry_in_ms", delay));
-    char labels[96];
-    snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"deferred\"", r->source);
-    metrics_inc("dealsync_worker_records_total", labels, 1);
-    free(detail);
-}
-
 /* Finishes one record according to the handler's verdict. */
 static void finish(struct worker *w, PGconn *db, struct queue_record *r)
 {
-    if (r->result == ERR_RATE_LIMIT) {
-        defer(w, db, r);
-        return;
-    }
     const struct config *cfg = w->pool->cfg;
     enum queue_outcome outcome;
     int delay = 0;
@@ -127,6 +94,21 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
     const char *detail = r->detail;
     if (r->result == ERR_OK) {
         outcome = QUEUE_DONE;
+    } else if (r->result == ERR_BUSY) {
+        /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
+         * attempt is not counted, so a busy record is never dead-lettered for it. */
+        outcome = QUEUE_DEFER;
+        delay = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        if (r->retry_after_ms > delay)
+            delay = r->retry_after_ms;
+    } else if (r->result == ERR_RATE_LIMIT) {
+        /* Waiting for API budget, or a rate limit that still came, is not a failure (issue 9):
+         * back in the queue when the budget returns (the hint: HubSpot's, the budget's; else
+         * the backoff a retry would get, as Salesforce's REQUEST_LIMIT_EXCEEDED says nothing
+         * about when), the attempt not counted, never dead-lettered for it. */
+        outcome = QUEUE_DEFER;
+        delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
+                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
     } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
         outcome = QUEUE_RETRY;
         delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
@@ -141,7 +123,7 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
     size_t changed = 0;
     enum err rc =
         queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
-    static const char *const names[] = {"done", "retry", "dead"};
+    static const char *const names[] = {"done", "retry", "dead", "deferred"};
     const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
     if (rc != ERR_OK) {
         log_warn("cannot record outcome; the lease will expire and the record be retried",
@@ -150,9 +132,10 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
     } else {
-        enum log_level level = outcome == QUEUE_DEAD    ? LOG_ERROR
-                               : outcome == QUEUE_RETRY ? LOG_WARN
-                                                        : LOG_INFO;
+        /* A retry after a rate limit is the queue doing its job, not a warning. */
+        enum log_level level = outcome == QUEUE_DEAD                                   ? LOG_ERROR
+                               : outcome == QUEUE_RETRY && r->result != ERR_RATE_LIMIT ? LOG_WARN
+                                                                                       : LOG_INFO;
         log_emit(level, outcome == QUEUE_DEAD ? "event buried" : "event handled",
                  LOG_STR("outcome", name), LOG_STR("source", r->source),
                  LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
@@ -172,7 +155,8 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
  * attempt not counted, and the lease is dropped so another process takes them at once. */
 static void release(struct worker *w, PGconn *db, const struct queue_record *r)
 {
-    if (queue_defer(db, w->owner, r, 0, NULL, NULL) == ERR_OK)
+    if (queue_finish(db, w->owner, r, QUEUE_DEFER, NULL, 0, w->pool->cfg->max_attempts, NULL) ==
+        ERR_OK)
         log_info("record released at shutdown", LOG_STR("source", r->source),
                  LOG_STR("record_id", r->record_id));
 }

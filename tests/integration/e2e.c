@@ -214,18 +214,6 @@ void e2e_stop(struct e2e *e)
     memset(e, 0, sizeof(*e));
 }
 
-char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *rec = NULL;
-    int status = e2e_sb(e, "POST", path, json, &rec);
-    ck_assert_msg(status == 201, "create %s: %d", type, status);
-    char *id = xstrdup(sbtest_str(rec, "Id"));
-    cJSON_Delete(rec);
-    free(path);
-    return id;
-}
-
 char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
@@ -347,4 +335,101 @@ char *e2e_last_detail(struct e2e *e, const char *record_id)
     char *out = xstrdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
     return out;
+}
+
+/* ---- Records as a user sees them ------------------------------------------------------------ */
+
+char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *rec = NULL;
+    int status = e2e_sb(e, "POST", path, json, &rec);
+    ck_assert_msg(status == 201, "create %s: %d", type, status);
+    char *id = xstrdup(sbtest_str(rec, "Id"));
+    cJSON_Delete(rec);
+    free(path);
+    return id;
+}
+
+void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *json)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
+    int status = e2e_sb(e, "PATCH", path, json, NULL);
+    ck_assert_msg(status == 200 || status == 204, "update %s %s: %d", type, id, status);
+    free(path);
+}
+
+cJSON *e2e_sf_get(struct e2e *e, const char *type, const char *id)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s/%s", type, id);
+    cJSON *rec = NULL;
+    int status = e2e_sb(e, "GET", path, NULL, &rec);
+    free(path);
+    if (status != 200) {
+        cJSON_Delete(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *props_json)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s/%s", type, id);
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    int status = e2e_sb(e, "PATCH", path, body, NULL);
+    ck_assert_msg(status == 200, "update %s %s: %d", type, id, status);
+    free(body);
+    free(path);
+}
+
+cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s/%s", type, id);
+    cJSON *o = NULL;
+    int status = e2e_sb(e, "GET", path, NULL, &o);
+    free(path);
+    if (status != 200) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *e2e_deal_id_of(struct e2e *e, const char *opp)
+{
+    const char *params[] = {opp};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT hs_id FROM record_link WHERE kind = 'opportunity' AND"
+                               " sf_id = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    char *id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                   ? xstrdup(PQgetvalue(r, 0, 0))
+                   : NULL;
+    PQclear(r);
+    return id;
+}
+
+const char *e2e_prop(const cJSON *obj, const char *name)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(obj, "properties"), name));
+    return s ? s : "";
+}
+
+const char *e2e_sf_text(const cJSON *rec, const char *field, char *out, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, field);
+    if (cJSON_IsNumber(v))
+        snprintf(out, n, "%.15g", v->valuedouble);
+    else if (cJSON_IsString(v))
+        snprintf(out, n, "%s", v->valuestring);
+    else
+        snprintf(out, n, "%s", "");
+    return out;
+}
+
+void e2e_sb_settings(struct e2e *e, const char *settings_json)
+{
+    int status = e2e_sb(e, "PUT", "/_sandbox/settings", settings_json, NULL);
+    ck_assert_msg(status == 200, "sandbox settings %s: %d", settings_json, status);
 }

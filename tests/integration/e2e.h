@@ -59,14 +59,33 @@ int e2e_count(struct e2e *e, long long since, const char *system, const char *di
  * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
 void e2e_report_calls(struct e2e *e, const char *label, long long since);
 
-/* Creates a record in the sandbox's Salesforce through the control API (as a user would in the
- * UI; not an API call of dealsync's); returns its Id (caller frees). */
-char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
 /* Id of the record of type whose field has value (caller frees); fails the test if none. */
 char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
 
 /* Rows of the queue in a given status, and the newest outcome detail of a record. */
 long long e2e_events(struct e2e *e, const char *status);
 char *e2e_last_detail(struct e2e *e, const char *record_id);
+
+/* ---- Records as a user sees them (through the control API: not counted as API calls) ---- */
+
+/* Creates a Salesforce record (json: its fields); returns its Id (caller frees). Asserts 201. */
+char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
+/* Changes a Salesforce record as a user would (fires its outbound message). Asserts 200. */
+void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *json);
+/* The Salesforce record (caller deletes), or NULL when there is none. */
+cJSON *e2e_sf_get(struct e2e *e, const char *type, const char *id);
+/* Changes a HubSpot record's properties (props_json: an object) as a user would. */
+void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *props_json);
+/* The HubSpot record (caller deletes), or NULL when there is none. */
+cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id);
+/* The HubSpot deal id dealsync linked to opportunity opp (caller frees), or NULL. */
+char *e2e_deal_id_of(struct e2e *e, const char *opp);
+/* A HubSpot record's property as text ("" when unset). Borrowed from obj. */
+const char *e2e_prop(const cJSON *obj, const char *name);
+/* A Salesforce field as text: numbers as HubSpot writes them ("200", "12.5"), "" when null.
+ * Written into out (size n). */
+const char *e2e_sf_text(const cJSON *rec, const char *field, char *out, size_t n);
+/* Merges settings into the sandbox (PUT /_sandbox/settings, settings_json an object). */
+void e2e_sb_settings(struct e2e *e, const char *settings_json);
 
 #endif

@@ -56,6 +56,24 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+void itest_exec_child(const char *const *argv, const char *const *extra_env)
+{
+    for (const char *const *e = extra_env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        char *name = xstrndup(*e, (size_t)(eq - *e));
+        setenv(name, eq + 1, 1);
+        free(name);
+    }
+    /* Unblock everything the test runner may have blocked. */
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
 struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra_env,
                                const char *log_path, const char *ready_url)
 {
@@ -70,20 +88,7 @@ struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra
                 close(fd);
             }
         }
-        for (const char *const *e = extra_env; e && *e; e++) {
-            const char *eq = strchr(*e, '=');
-            if (!eq)
-                continue;
-            char *name = xstrndup(*e, (size_t)(eq - *e));
-            setenv(name, eq + 1, 1);
-            free(name);
-        }
-        /* Unblock everything the test runner may have blocked. */
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+        itest_exec_child(argv, extra_env);
     }
     struct itest_proc *p = xcalloc(1, sizeof(*p));
     p->pid = pid;

@@ -22,6 +22,10 @@ int itest_free_port(void);
  */
 struct itest_proc *itest_spawn(const char *const *argv, const char *const *extra_env,
                                const char *log_path, const char *ready_url);
+/* In a forked child: adds extra_env ("NAME=value", NULL-ended, may be NULL) to the
+ * environment, unblocks all signals and execs argv; never returns. */
+void itest_exec_child(const char *const *argv, const char *const *extra_env)
+    __attribute__((noreturn));
 /* Sends sig (0: none, just wait), waits up to timeout_ms for exit; SIGKILL after that. Returns the
  * exit status (128+signal when killed by a signal), -1 if it had to be killed. Frees p. NULL is a
  * no-op. */

@@ -309,8 +309,15 @@ static void create_pipeline(const struct sb_request *req, struct sb_response *re
     if (!body)
         return;
     const char *msg = check_pipeline_input(body, NULL);
+    /* The subscription's pipeline allowance (per tier; the numbers are UNVERIFIED, so it is a
+     * setting, 0 = no limit). */
+    int64_t allowed = sb_setting_int("hubspot.deal_pipeline_limit", 0);
     if (msg) {
         hs_error(resp, 400, "VALIDATION_ERROR", msg);
+    } else if (allowed > 0 && (int64_t)pipeline_count >= allowed) {
+        hs_errorf(resp, 400, "VALIDATION_ERROR",
+                  "You have reached the limit of %lld deal pipelines for your subscription",
+                  (long long)allowed);
     } else {
         char *id = new_id();
         struct pipeline *p =

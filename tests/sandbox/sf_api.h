@@ -32,6 +32,13 @@ void sf_tooling_handle(const struct sb_request *req, const char *rest, const cha
 cJSON *sf_describe_global(bool tooling, const char *version);
 cJSON *sf_describe(const struct sf_object *obj, const char *version);
 
+/* /services/data/vXX.X/ui-api/... (seg[0] is "ui-api"): picklist values by record type. */
+void sf_uiapi_handle(const struct sb_request *req, char **seg, size_t n, const char *version,
+                     struct sb_response *resp);
+/* Control API: PUT {"stages":[ApiName, ...]} sets a BusinessProcess's stages. */
+void sf_process_put_stages(const struct sb_request *req, struct sf_record *process,
+                           struct sb_response *resp);
+
 /* Answers an sf_error as a REST error array. */
 void sf_respond_error(struct sb_response *resp, const struct sf_error *err);
 void sf_respond_errorf(struct sb_response *resp, int status, const char *code, const char *fmt, ...)

@@ -126,6 +126,9 @@ static void records(const struct sb_request *req, char **seg, size_t n, struct s
     }
     if (n == 4 && strcmp(seg[3], "backdate") == 0 && is_method(req, "POST")) {
         backdate(req, rec, resp);
+    } else if (n == 4 && strcmp(seg[3], "stages") == 0 && is_method(req, "PUT") &&
+               strcmp(obj->name, "BusinessProcess") == 0) {
+        sf_process_put_stages(req, rec, resp);
     } else if (n != 3) {
         message(resp, 404, "no such salesforce control route");
     } else if (is_method(req, "GET")) {

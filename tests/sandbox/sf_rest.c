@@ -183,8 +183,9 @@ static void handle_query(const struct sb_request *req, bool all, const char *ver
 static const char *type_name(enum sf_type t)
 {
     static const char *const names[] = {
-        "id",  "string", "textarea", "picklist", "email", "url",      "phone",     "boolean",
-        "int", "double", "currency", "percent",  "date",  "datetime", "reference", "complexvalue"};
+        "id",    "string",   "textarea",  "picklist",     "email",        "url",
+        "phone", "boolean",  "int",       "double",       "currency",     "percent",
+        "date",  "datetime", "reference", "complexvalue", "multipicklist"};
     return names[t];
 }
 
@@ -211,7 +212,8 @@ static cJSON *describe_field(const struct sf_object *obj, const struct sf_field 
     else
         cJSON_AddNullToObject(o, "relationshipName");
     cJSON *values = cJSON_AddArrayToObject(o, "picklistValues");
-    if (strcmp(obj->name, "Opportunity") == 0 && strcmp(f->name, "StageName") == 0) {
+    bool is_stage = strcmp(obj->name, "Opportunity") == 0 && strcmp(f->name, "StageName") == 0;
+    if (is_stage) {
         struct sf_object *stages = sf_store_object("OpportunityStage", false);
         for (size_t i = 0; stages && i < stages->record_count; i++) {
             const cJSON *v = stages->records[i]->values;
@@ -223,9 +225,20 @@ static cJSON *describe_field(const struct sf_object *obj, const struct sf_field 
             cJSON_AddItemToObject(pv, "active",
                                   cJSON_Duplicate(cJSON_GetObjectItem(v, "IsActive"), true));
             cJSON_AddFalseToObject(pv, "defaultValue");
+            cJSON_AddNullToObject(pv, "validFor");
             cJSON_AddItemToArray(values, pv);
         }
+    } else {
+        const cJSON *pv;
+        cJSON_ArrayForEach(pv, f->picklist)
+        {
+            cJSON *copy = cJSON_Duplicate(pv, true);
+            if (!cJSON_GetObjectItem(copy, "validFor"))
+                cJSON_AddNullToObject(copy, "validFor");
+            cJSON_AddItemToArray(values, copy);
+        }
     }
+    cJSON_AddBoolToObject(o, "restrictedPicklist", is_stage || f->is_restricted);
     return o;
 }
 
@@ -264,6 +277,23 @@ static cJSON *describe(const struct sf_object *obj, const char *version)
     cJSON *rts = cJSON_AddArrayToObject(o, "recordTypeInfos");
     struct sf_object *rt = sf_store_object("RecordType", false);
     bool first = true;
+    size_t live = 0;
+    for (size_t i = 0; rt && i < rt->record_count; i++) {
+        const char *t =
+            cJSON_GetStringValue(cJSON_GetObjectItem(rt->records[i]->values, "SobjectType"));
+        live += t && strcmp(t, obj->name) == 0 && !rt->records[i]->is_deleted;
+    }
+    /* Every object has the master record type; it is the default only when there is no
+     * other. */
+    cJSON *master = cJSON_CreateObject();
+    cJSON_AddBoolToObject(master, "active", true);
+    cJSON_AddBoolToObject(master, "available", true);
+    cJSON_AddBoolToObject(master, "defaultRecordTypeMapping", live == 0);
+    cJSON_AddStringToObject(master, "developerName", "Master");
+    cJSON_AddBoolToObject(master, "master", true);
+    cJSON_AddStringToObject(master, "name", "Master");
+    cJSON_AddStringToObject(master, "recordTypeId", "012000000000000AAA");
+    cJSON_AddItemToArray(rts, master);
     for (size_t i = 0; rt && i < rt->record_count; i++) {
         const cJSON *v = rt->records[i]->values;
         const cJSON *t = cJSON_GetObjectItem(v, "SobjectType");
@@ -275,6 +305,8 @@ static cJSON *describe(const struct sf_object *obj, const char *version)
         cJSON_AddItemToObject(info, "developerName",
                               cJSON_Duplicate(cJSON_GetObjectItem(v, "DeveloperName"), true));
         cJSON_AddItemToObject(info, "active",
+                              cJSON_Duplicate(cJSON_GetObjectItem(v, "IsActive"), true));
+        cJSON_AddItemToObject(info, "available",
                               cJSON_Duplicate(cJSON_GetObjectItem(v, "IsActive"), true));
         cJSON_AddBoolToObject(info, "defaultRecordTypeMapping", first);
         cJSON_AddBoolToObject(info, "master", false);
@@ -1164,6 +1196,8 @@ static void data_api(const struct sb_request *req, const char *sub, struct sb_re
         composite(req, seg, n, version, user, resp);
     } else if (strcmp(seg[0], "tooling") == 0) {
         sf_tooling_handle(req, rest + strlen("tooling"), version, user, resp);
+    } else if (strcmp(seg[0], "ui-api") == 0) {
+        sf_uiapi_handle(req, seg, n, version, resp);
     } else if (strcmp(seg[0], "limits") == 0 && n == 1) {
         limits(resp);
     } else {

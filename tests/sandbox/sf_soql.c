@@ -321,7 +321,7 @@ static const cJSON *fref_value(const struct fref *f, const struct sf_record *rec
 static bool is_text(enum sf_type t)
 {
     return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL || t == SF_URL ||
-           t == SF_PHONE;
+           t == SF_PHONE || t == SF_MULTIPICKLIST;
 }
 
 static bool parse_value(struct parser *p, const struct fref *f, struct val *v)

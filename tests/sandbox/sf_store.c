@@ -416,6 +416,17 @@ static void build_schema(void)
     sf_store_add_field(o, "SobjectType", SF_PICKLIST, 40)->is_required = true;
     sf_store_add_field(o, "IsActive", SF_BOOL, 0);
     sf_store_add_field(o, "Description", SF_STRING, 255);
+    ref(o, "BusinessProcessId", "BusinessProcess", "BusinessProcess");
+    system_fields(o, false);
+
+    /* A sales process: the stages an opportunity record type offers (kept in the hidden
+     * "_stages" value, set through the control API; Salesforce keeps them in Metadata). */
+    o = add_object("BusinessProcess", "Business Process", "019", false);
+    o->is_read_only = true;
+    sf_store_add_field(o, "Name", SF_STRING, 80)->is_required = true;
+    sf_store_add_field(o, "Description", SF_STRING, 255);
+    sf_store_add_field(o, "TableEnumOrId", SF_STRING, 40)->is_required = true;
+    sf_store_add_field(o, "IsActive", SF_BOOL, 0);
     system_fields(o, false);
 
     o = add_object("OpportunityStage", "Opportunity Stage", "01J", false);
@@ -663,7 +674,36 @@ static const char *field_label(const struct sf_field *f, char *buf, size_t n)
 static bool is_string_type(enum sf_type t)
 {
     return t == SF_STRING || t == SF_TEXTAREA || t == SF_PICKLIST || t == SF_EMAIL || t == SF_URL ||
-           t == SF_PHONE;
+           t == SF_PHONE || t == SF_MULTIPICKLIST;
+}
+
+static bool picklist_has(const struct sf_field *f, const char *value)
+{
+    const cJSON *pv;
+    cJSON_ArrayForEach(pv, f->picklist)
+    {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(pv, "value"));
+        if (v && strcmp(v, value) == 0 && cJSON_IsTrue(cJSON_GetObjectItem(pv, "active")))
+            return true;
+    }
+    return false;
+}
+
+/* A restricted picklist takes only its active values; a multi-select picklist's are
+ * ';'-separated. */
+static bool picklist_allows(const struct sf_field *f, const char *value)
+{
+    if (!f->is_restricted || !value[0])
+        return true;
+    if (f->type != SF_MULTIPICKLIST)
+        return picklist_has(f, value);
+    char *copy = xstrdup(value);
+    char *save = NULL;
+    bool ok = true;
+    for (char *s = strtok_r(copy, ";", &save); s && ok; s = strtok_r(NULL, ";", &save))
+        ok = picklist_has(f, s);
+    free(copy);
+    return ok;
 }
 
 static const char *type_word(enum sf_type t)
@@ -728,6 +768,13 @@ static bool coerce(const struct sf_field *f, const cJSON *v, cJSON **out, struct
                              "%s: invalid email address: %s", f->name, v->valuestring);
                 return false;
             }
+        }
+        if ((f->type == SF_PICKLIST || f->type == SF_MULTIPICKLIST) &&
+            !picklist_allows(f, v->valuestring)) {
+            sf_error_set(err, 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", f->name,
+                         "%s: bad value for restricted picklist field: %s", f->name,
+                         v->valuestring);
+            return false;
         }
         /* Salesforce stores "" as null for text fields. */
         *out = v->valuestring[0] ? cJSON_CreateString(v->valuestring) : cJSON_CreateNull();
@@ -1185,10 +1232,21 @@ void sf_store_seed(void)
     memcpy(st.ui_user, ui->id, sizeof(st.ui_user));
     seed("User", "{\"Username\":\"bob@dealsync.test\",\"Email\":\"bob@dealsync.test\","
                  "\"FirstName\":\"Bob\",\"LastName\":\"Seller\",\"IsActive\":true}");
-    seed("RecordType", "{\"Name\":\"New Business\",\"DeveloperName\":\"New_Business\","
-                       "\"SobjectType\":\"Opportunity\",\"IsActive\":true}");
-    seed("RecordType", "{\"Name\":\"Renewal\",\"DeveloperName\":\"Renewal\","
-                       "\"SobjectType\":\"Opportunity\",\"IsActive\":true}");
+    struct sf_record *process =
+        seed("BusinessProcess", "{\"Name\":\"Standard Sales Process\","
+                                "\"TableEnumOrId\":\"Opportunity\",\"IsActive\":true}");
+    cJSON *process_stages = cJSON_AddArrayToObject(process->values, "_stages");
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+        cJSON_AddItemToArray(process_stages, cJSON_CreateString(stages[i].name));
+    static const char *const record_types[][2] = {{"New Business", "New_Business"},
+                                                  {"Renewal", "Renewal"}};
+    for (size_t i = 0; i < 2; i++) {
+        json = xasprintf("{\"Name\":\"%s\",\"DeveloperName\":\"%s\",\"SobjectType\":"
+                         "\"Opportunity\",\"IsActive\":true,\"BusinessProcessId\":\"%s\"}",
+                         record_types[i][0], record_types[i][1], process->id);
+        seed("RecordType", json);
+        free(json);
+    }
     for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
         json = xasprintf("{\"ApiName\":\"%s\",\"MasterLabel\":\"%s\",\"IsActive\":true,"
                          "\"IsClosed\":%s,\"IsWon\":%s,\"DefaultProbability\":%d,"
@@ -1233,6 +1291,7 @@ static void free_object(struct sf_object *obj)
         free(obj->fields[i].name);
         free(obj->fields[i].ref_to);
         free(obj->fields[i].rel_name);
+        cJSON_Delete(obj->fields[i].picklist);
     }
     free(obj->records);
     free(obj->fields);

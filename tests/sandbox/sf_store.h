@@ -27,7 +27,8 @@ enum sf_type {
     SF_DATE,
     SF_DATETIME,
     SF_REFERENCE,
-    SF_COMPLEX /* Tooling "Metadata": a JSON object, retrieved one record at a time */
+    SF_COMPLEX, /* Tooling "Metadata": a JSON object, retrieved one record at a time */
+    SF_MULTIPICKLIST,
 };
 
 struct sf_field {
@@ -43,6 +44,9 @@ struct sf_field {
     bool is_unique;
     bool is_custom;
     bool is_single_row; /* Tooling Metadata/FullName: query must return at most one row */
+    cJSON *picklist;    /* picklists: [{value, label, active, defaultValue}] as describe shows
+                         * them, or NULL (any value, as for a picklist with no values set) */
+    bool is_restricted; /* restricted picklist: a value outside `picklist` is refused */
 };
 
 struct sf_record {

@@ -110,6 +110,27 @@ START_TEST(formats_are_checked)
 }
 END_TEST
 
+START_TEST(problems_of_every_kind_come_in_one_round)
+{
+    /* A missing value, a bad number, a bad format and a contradiction together: all four are
+     * reported by the first start, not one kind per attempt. */
+    set_valid();
+    unsetenv("HUBSPOT_CLIENT_SECRET");
+    setenv("QUEUE_LEASE_SECONDS", "soon", 1);
+    setenv("SALESFORCE_ORG_ID", "not-an-org", 1);
+    setenv("SALESFORCE_CLIENT_ID", "client-without-secret", 1);
+    enum err rc;
+    char *errors = load_errors(true, &rc);
+    ck_assert_int_eq(rc, ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(errors, "HUBSPOT_CLIENT_SECRET is required"));
+    ck_assert_ptr_nonnull(strstr(errors, "QUEUE_LEASE_SECONDS must be a whole number"));
+    ck_assert_ptr_nonnull(strstr(errors, "SALESFORCE_ORG_ID must be"));
+    ck_assert_ptr_nonnull(strstr(errors, "SALESFORCE_CLIENT_ID needs"));
+    ck_assert_ptr_nonnull(strstr(errors, "4 problems"));
+    free(errors);
+}
+END_TEST
+
 START_TEST(workers_do_not_need_webhook_secrets)
 {
     clear_env();
@@ -129,7 +150,7 @@ START_TEST(secrets_are_masked_in_the_log)
     char path[] = "/tmp/dealsync-log-XXXXXX";
     int fd = mkstemp(path);
     log_set_fd(fd);
-    config_log(&cfg);
+    config_log(&cfg, LOG_INFO);
     log_set_fd(1);
     lseek(fd, 0, SEEK_SET);
     char text[8192] = {0};
@@ -155,6 +176,7 @@ Suite *suite_config(void)
     tcase_add_test(tc, defaults_apply);
     tcase_add_test(tc, every_problem_is_reported_at_once);
     tcase_add_test(tc, formats_are_checked);
+    tcase_add_test(tc, problems_of_every_kind_come_in_one_round);
     tcase_add_test(tc, workers_do_not_need_webhook_secrets);
     tcase_add_test(tc, secrets_are_masked_in_the_log);
     suite_add_tcase(s, tc);

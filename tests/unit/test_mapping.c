@@ -343,9 +343,13 @@ static const struct file_case file_cases[] = {
      {"invalid salesforce field name", "invalid hubspot property name"}},
     {"[{\"salesforce\":\"A__c\",\"hubspot\":\"a\",\"rule\":\"none\",\"values\":{\"x\":1}}]",
      {"\"values\" must map strings to strings"}},
-    {"[{\"salesforce\":\"StageName\",\"hubspot\":\"dealstage\",\"rule\":\"two_way\","
+    {"[{\"salesforce\":\"OwnerId\",\"hubspot\":\"hubspot_owner_id\",\"rule\":\"two_way\","
      "\"values\":{\"a\":\"b\"}}]",
-     {"\"values\" not supported for StageName"}},
+     {"\"values\" not supported for OwnerId"}},
+    /* StageName's values name HubSpot stages (pipelines.c). */
+    {"[{\"salesforce\":\"StageName\",\"hubspot\":\"dealstage\",\"rule\":\"two_way\","
+     "\"values\":{\"Prospecting\":\"Discovery\"}}]",
+     {NULL}},
     {"[1, {\"salesforce\":\"A__c\",\"hubspot\":\"a\",\"rule\":\"bad\"}]",
      {"mappings[0]: not an object", "mappings[1]: unknown rule \"bad\""}},
 };

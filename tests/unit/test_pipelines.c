@@ -60,6 +60,40 @@ START_TEST(labels_name_the_record_type)
 }
 END_TEST
 
+/* The UI API's StageName values for a record type (the shape Salesforce answers with, its
+ * attribute name misspelt as Salesforce spells it) become stage rows in the process's order. */
+START_TEST(process_stages_come_from_the_ui_api_values)
+{
+    cJSON *ui = cJSON_Parse(
+        "{\"controllerValues\":{},\"defaultValue\":null,\"eTag\":\"x\",\"url\":\"/u\","
+        "\"values\":[{\"attributes\":{\"closed\":false,\"defaultProbability\":20.0,"
+        "\"forecastCategoryName\":\"Pipeline\",\"picklistAtrributesValueType\":"
+        "\"OpportunityStage\",\"won\":false},\"label\":\"Needs Analysis\",\"validFor\":[],"
+        "\"value\":\"Needs Analysis\"},{\"attributes\":{\"closed\":true,"
+        "\"defaultProbability\":100.0,\"won\":true},\"label\":\"Won!\",\"validFor\":[],"
+        "\"value\":\"Closed Won\"}]}");
+    cJSON *rows = pipelines_process_stages(ui);
+    ck_assert_int_eq(cJSON_GetArraySize(rows), 2);
+    const cJSON *won = cJSON_GetArrayItem(rows, 1);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(won, "ApiName")), "Closed Won");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(won, "MasterLabel")), "Won!");
+    ck_assert_int_eq(cJSON_GetObjectItem(won, "SortOrder")->valueint, 2);
+    cJSON *in = pipelines_stage_input(won);
+    ck_assert_str_eq(cJSON_GetStringValue(
+                         cJSON_GetObjectItem(cJSON_GetObjectItem(in, "metadata"), "probability")),
+                     "1.0");
+    cJSON_Delete(in);
+    in = pipelines_stage_input(cJSON_GetArrayItem(rows, 0));
+    ck_assert_str_eq(cJSON_GetStringValue(
+                         cJSON_GetObjectItem(cJSON_GetObjectItem(in, "metadata"), "probability")),
+                     "0.2");
+    ck_assert_int_eq(cJSON_GetObjectItem(in, "displayOrder")->valueint, 1);
+    cJSON_Delete(in);
+    cJSON_Delete(rows);
+    cJSON_Delete(ui);
+}
+END_TEST
+
 Suite *suite_pipelines(void);
 Suite *suite_pipelines(void)
 {
@@ -68,6 +102,7 @@ Suite *suite_pipelines(void)
     tcase_add_loop_test(tc, stage_input_follows_the_salesforce_stage, 0,
                         sizeof(stages) / sizeof(stages[0]));
     tcase_add_test(tc, labels_name_the_record_type);
+    tcase_add_test(tc, process_stages_come_from_the_ui_api_values);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,33 @@
+/* sync_pair.h - one worker at a time per linked pair (an opportunity and its deal), across every
+ * worker of every dealsync process on the database: PostgreSQL session advisory locks on the
+ * worker's own connection, taken without waiting. */
+#ifndef SVC_SYNC_PAIR_H
+#define SVC_SYNC_PAIR_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "compiler.h"
+#include "err.h"
+
+/* Which side an id belongs to: the key of a Salesforce id never meets a HubSpot id's. */
+enum sync_pair_side { SYNC_PAIR_SF, SYNC_PAIR_HS };
+
+/* Takes the lock of one record (side, id) for this connection's session, without waiting:
+ * *got is false when another session holds it. Taking a lock this session already holds is
+ * cheap and succeeds. ERR_DB when the database cannot answer. Thread-safe per connection. */
+enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id,
+                            bool *got) WARN_UNUSED;
+
+/* Takes the locks of one record and, when record_link links it, of its partner on the other side
+ * (the pair is then locked as a whole). *got is false when either is held elsewhere (what this
+ * call took stays held until sync_pair_unlock_all); *is_linked says whether a link exists. */
+enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char *id, bool *got,
+                               bool *is_linked) WARN_UNUSED;
+
+/* Releases every lock this session holds (the end of a handler's batch). Safe to call with none
+ * held; a failure is logged (the locks then go with the session). */
+void sync_pair_unlock_all(PGconn *db);
+
+#endif

@@ -1,0 +1,566 @@
+/* test_e2e_parity.c - where dealsync behaves as HubSpot's own Salesforce integration does
+ * (issue 10): pipelines with the stages of their record type's sales process, the default
+ * pipeline of an org with one record type, a refused pipeline failing only its record type,
+ * stages mapped to existing HubSpot stages, and picklist values checked both ways. Every
+ * scenario runs both directions, as users run dealsync, and ends with both sides agreeing and
+ * no change bouncing between them. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e.h"
+#include "itest.h"
+#include "queue.h"
+#include "sync_state.h"
+#include "util.h"
+
+#define DEADLINE_MS 45000
+#define SF_CONTROL "/_sandbox/salesforce/records/"
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+static cJSON *sb(struct e2e *e, const char *method, const char *path, const char *body, int want)
+{
+    cJSON *json = NULL;
+    int status = e2e_sb(e, method, path, body, &json);
+    ck_assert_msg(status == want, "%s %s: %d, wanted %d", method, path, status, want);
+    return json;
+}
+
+/* Creates a Salesforce record as the UI user; returns its id (caller frees). */
+static char *sf_create(struct e2e *e, const char *type, const char *json)
+{
+    char *path = xasprintf(SF_CONTROL "%s", type);
+    cJSON *rec = sb(e, "POST", path, json, 201);
+    char *id = xstrdup(sbtest_str(rec, "Id"));
+    cJSON_Delete(rec);
+    free(path);
+    return id;
+}
+
+static void sf_update(struct e2e *e, const char *type, const char *id, const char *json)
+{
+    char *path = xasprintf(SF_CONTROL "%s/%s", type, id);
+    cJSON_Delete(sb(e, "PATCH", path, json, 200));
+    free(path);
+}
+
+static cJSON *sf_get(struct e2e *e, const char *type, const char *id)
+{
+    char *path = xasprintf(SF_CONTROL "%s/%s", type, id);
+    cJSON *rec = sb(e, "GET", path, NULL, 200);
+    free(path);
+    return rec;
+}
+
+/* Id of the live record of type whose field has value (caller frees), or NULL. */
+static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf(SF_CONTROL "%s", type);
+    cJSON *all = sb(e, "GET", path, NULL, 200);
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, all)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")))
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    cJSON_Delete(all);
+    free(path);
+    return id;
+}
+
+static void hs_update(struct e2e *e, const char *type, const char *id, const char *props_json)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s/%s", type, id);
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    cJSON_Delete(sb(e, "PATCH", path, body, 200));
+    free(body);
+    free(path);
+}
+
+static char *hs_create(struct e2e *e, const char *type, const char *props_json)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s", type);
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    cJSON *o = sb(e, "POST", path, body, 201);
+    char *id = xstrdup(sbtest_str(o, "id"));
+    cJSON_Delete(o);
+    free(body);
+    free(path);
+    return id;
+}
+
+static const char *prop(const cJSON *obj, const char *name)
+{
+    const char *s =
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "properties"), name));
+    return s ? s : "";
+}
+
+/* The deal linked to opportunity opp (sandbox state, caller deletes), or NULL. */
+static cJSON *deal_of(struct e2e *e, const char *opp)
+{
+    const char *params[] = {opp};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT hs_id FROM record_link WHERE kind = 'opportunity' AND"
+                               " sf_id = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    char *path = PQntuples(r) == 1
+                     ? xasprintf("/_sandbox/hubspot/objects/deals/%s", PQgetvalue(r, 0, 0))
+                     : NULL;
+    PQclear(r);
+    if (!path)
+        return NULL;
+    cJSON *d = NULL;
+    int status = e2e_sb(e, "GET", path, NULL, &d);
+    free(path);
+    if (status != 200 || cJSON_IsTrue(cJSON_GetObjectItem(d, "archived"))) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+struct deal_wait {
+    struct e2e *e;
+    const char *opp;
+    const char *name;  /* property, or NULL: the deal exists */
+    const char *value; /* its wanted value */
+};
+
+static bool deal_pred(void *arg)
+{
+    struct deal_wait *w = arg;
+    cJSON *d = deal_of(w->e, w->opp);
+    bool ok = d && (!w->name || strcmp(prop(d, w->name), w->value) == 0);
+    cJSON_Delete(d);
+    return ok;
+}
+
+static cJSON *wait_deal(struct e2e *e, const char *opp, const char *name, const char *value)
+{
+    struct deal_wait w = {e, opp, name, value};
+    ck_assert_msg(itest_wait_for(deal_pred, &w, DEADLINE_MS), "deal of %s never had %s = %s", opp,
+                  name ? name : "(exists)", value ? value : "");
+    return deal_of(e, opp);
+}
+
+struct opp_wait {
+    struct e2e *e;
+    const char *id;
+    const char *field;
+    const char *value;
+};
+
+static bool opp_pred(void *arg)
+{
+    struct opp_wait *w = arg;
+    cJSON *o = sf_get(w->e, "Opportunity", w->id);
+    bool ok = strcmp(sbtest_str(o, w->field), w->value) == 0;
+    cJSON_Delete(o);
+    return ok;
+}
+
+static void wait_opp(struct e2e *e, const char *id, const char *field, const char *value)
+{
+    struct opp_wait w = {e, id, field, value};
+    ck_assert_msg(itest_wait_for(opp_pred, &w, DEADLINE_MS), "opportunity %s never had %s = %s", id,
+                  field, value);
+}
+
+static void wait_idle(struct e2e *e)
+{
+    ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "dealsync and the sandbox never went quiet");
+}
+
+/* The pipeline labelled label (caller deletes), or NULL. */
+static cJSON *pipeline_labelled(struct e2e *e, const char *label)
+{
+    cJSON *list = sb(e, "GET", "/crm/v3/pipelines/deals", NULL, 200);
+    cJSON *hit = NULL;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(list, "results"))
+    {
+        if (!hit && strcmp(sbtest_str(p, "label"), label) == 0)
+            hit = cJSON_Duplicate(p, true);
+    }
+    cJSON_Delete(list);
+    return hit;
+}
+
+static const char *stage_labelled(const cJSON *pipeline, const char *label)
+{
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(pipeline, "stages"))
+    {
+        if (strcmp(sbtest_str(s, "label"), label) == 0)
+            return sbtest_str(s, "id");
+    }
+    return NULL;
+}
+
+static const char *stage_label_of(const cJSON *pipeline, const char *id)
+{
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(pipeline, "stages"))
+    {
+        if (strcmp(sbtest_str(s, "id"), id) == 0)
+            return sbtest_str(s, "label");
+    }
+    return "";
+}
+
+/* Runs a count query and frees it. */
+static long long count_sql(struct e2e *e, char *sql)
+{
+    long long n = itest_db_scalar(e->svc.db, sql);
+    free(sql);
+    return n;
+}
+
+static void expect_detail(struct e2e *e, const char *record_id, const char *needle)
+{
+    const char *params[] = {record_id, needle};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT count(*) FROM sync_outcome WHERE record_id = $1 AND"
+                               " strpos(detail, $2) > 0",
+                               2, NULL, params, NULL, NULL, 0);
+    bool found = PQresultStatus(r) == PGRES_TUPLES_OK && atoll(PQgetvalue(r, 0, 0)) > 0;
+    PQclear(r);
+    if (!found) {
+        char *d = e2e_last_detail(e, record_id);
+        ck_abort_msg("no outcome of %s says \"%s\"; the last is \"%s\"", record_id, needle,
+                     d ? d : "(none)");
+        free(d);
+    }
+}
+
+/* Writes dealsync made to deals / to opportunities since mark (the user's own writes go
+ * through the control API and are not counted). */
+static int deal_writes(struct e2e *e, long long mark)
+{
+    return e2e_count(e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/update") +
+           e2e_count(e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert") +
+           e2e_count(e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals/");
+}
+
+static int opp_writes(struct e2e *e, long long mark)
+{
+    return e2e_count(e, mark, "salesforce", "in", "PATCH", "/services/data/v60.0/composite/") +
+           e2e_count(e, mark, "salesforce", "in", "PATCH",
+                     "/services/data/v60.0/sobjects/Opportunity/") +
+           e2e_count(e, mark, "salesforce", "in", "POST", "/services/data/v60.0/composite/");
+}
+
+/* Both sides agree on the stage: the deal's stage is the HubSpot stage labelled as the
+ * opportunity's (or mapped to it). */
+static void assert_same_stage(struct e2e *e, const char *opp, const cJSON *pipeline,
+                              const char *hs_label)
+{
+    cJSON *o = sf_get(e, "Opportunity", opp);
+    cJSON *d = deal_of(e, opp);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_str_eq(prop(d, "pipeline"), sbtest_str(pipeline, "id"));
+    ck_assert_str_eq(stage_label_of(pipeline, prop(d, "dealstage")),
+                     hs_label ? hs_label : sbtest_str(o, "StageName"));
+    cJSON_Delete(d);
+    cJSON_Delete(o);
+}
+
+/* ---- Stages per record type --------------------------------------------------------------- */
+
+/* A record type whose sales process offers four stages gets a pipeline of those four stages,
+ * not every active stage of the org; a stage moved in HubSpot reaches Salesforce and nothing
+ * bounces. */
+START_TEST(pipeline_has_its_record_types_sales_process)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_parity_stages", NULL, NULL, true);
+    char *bp = sf_create(&e, "BusinessProcess",
+                         "{\"Name\":\"Renewal Process\",\"TableEnumOrId\":\"Opportunity\","
+                         "\"IsActive\":true}");
+    char *path = xasprintf(SF_CONTROL "BusinessProcess/%s/stages", bp);
+    cJSON_Delete(sb(&e, "PUT", path,
+                    "{\"stages\":[\"Qualification\",\"Negotiation/Review\",\"Closed Won\","
+                    "\"Closed Lost\"]}",
+                    200));
+    free(path);
+    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *json = xasprintf("{\"BusinessProcessId\":\"%s\"}", bp);
+    sf_update(&e, "RecordType", renewal, json);
+    free(json);
+
+    json = xasprintf("{\"Name\":\"Renewal 2027\",\"StageName\":\"Qualification\","
+                     "\"CloseDate\":\"2027-01-31\",\"Amount\":500,\"RecordTypeId\":\"%s\"}",
+                     renewal);
+    char *opp = sf_create(&e, "Opportunity", json);
+    free(json);
+    cJSON_Delete(wait_deal(&e, opp, NULL, NULL));
+    wait_idle(&e);
+    char *label = xasprintf("Salesforce - %s", renewal);
+    cJSON *pipeline = pipeline_labelled(&e, label);
+    ck_assert_msg(pipeline != NULL, "no pipeline %s", label);
+    const char *want[] = {"Qualification", "Negotiation/Review", "Closed Won", "Closed Lost"};
+    const cJSON *stages = cJSON_GetObjectItem(pipeline, "stages");
+    ck_assert_int_eq(cJSON_GetArraySize(stages), 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq(sbtest_str(cJSON_GetArrayItem(stages, i), "label"), want[i]);
+    assert_same_stage(&e, opp, pipeline, NULL);
+
+    /* A HubSpot user moves the deal on: Salesforce follows, and nothing comes back. */
+    cJSON *deal = deal_of(&e, opp);
+    char *props =
+        xasprintf("{\"dealstage\":\"%s\"}", stage_labelled(pipeline, "Negotiation/Review"));
+    long long mark = e2e_mark(&e);
+    hs_update(&e, "deals", sbtest_str(deal, "id"), props);
+    free(props);
+    wait_opp(&e, opp, "StageName", "Negotiation/Review");
+    wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, NULL);
+    ck_assert_int_eq(deal_writes(&e, mark), 0);
+
+    /* And back from Salesforce. */
+    mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
+    cJSON_Delete(wait_deal(&e, opp, "dealstage", stage_labelled(pipeline, "Closed Won")));
+    wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, NULL);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+    cJSON_Delete(deal);
+    cJSON_Delete(pipeline);
+    free(label);
+    free(opp);
+    free(renewal);
+    free(bp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Default pipeline --------------------------------------------------------------------- */
+
+/* An org with a single record type syncs into "Salesforce - Default pipeline", whatever the
+ * opportunity's RecordTypeId; a deal created there becomes an opportunity of that record type. */
+START_TEST(one_record_type_syncs_into_the_default_pipeline)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_parity_default", NULL, NULL, true);
+    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    sf_update(&e, "RecordType", renewal, "{\"IsActive\":false}");
+    char *only = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *json = xasprintf("{\"Name\":\"Single type\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2026-12-31\",\"Amount\":70,\"RecordTypeId\":\"%s\"}",
+                           only);
+    char *opp = sf_create(&e, "Opportunity", json);
+    free(json);
+    cJSON_Delete(wait_deal(&e, opp, NULL, NULL));
+    wait_idle(&e);
+    cJSON *pipeline = pipeline_labelled(&e, "Salesforce - Default pipeline");
+    ck_assert_msg(pipeline != NULL, "no \"Salesforce - Default pipeline\"");
+    char *per_type = xasprintf("Salesforce - %s", only);
+    cJSON *other = pipeline_labelled(&e, per_type);
+    ck_assert_msg(other == NULL, "a pipeline named after the record type was created");
+    assert_same_stage(&e, opp, pipeline, NULL);
+
+    /* A deal created in that pipeline in HubSpot becomes an opportunity of the one record
+     * type, and both sides then agree. */
+    char *props = xasprintf("{\"dealname\":\"From hubspot\",\"pipeline\":\"%s\",\"dealstage\":"
+                            "\"%s\",\"amount\":\"90\",\"closedate\":\"2027-02-01\"}",
+                            sbtest_str(pipeline, "id"), stage_labelled(pipeline, "Prospecting"));
+    char *deal = hs_create(&e, "deals", props);
+    free(props);
+    wait_idle(&e);
+    char *created = sf_find(&e, "Opportunity", "Name", "From hubspot");
+    ck_assert_msg(created != NULL, "the deal did not become an opportunity");
+    cJSON *o = sf_get(&e, "Opportunity", created);
+    ck_assert_str_eq(sbtest_str(o, "RecordTypeId"), only);
+    ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
+    cJSON_Delete(o);
+    long long mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", created, "{\"StageName\":\"Qualification\"}");
+    wait_idle(&e);
+    assert_same_stage(&e, created, pipeline, NULL);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+    ck_assert_int_eq(
+        count_sql(&e, xstrdup("SELECT count(*) FROM pipeline_map WHERE record_type_id <> ''")), 0);
+    free(created);
+    free(deal);
+    cJSON_Delete(other);
+    free(per_type);
+    cJSON_Delete(pipeline);
+    free(opp);
+    free(only);
+    free(renewal);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Stages mapped in the mappings file ---------------------------------------------------- */
+
+static char *write_file(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", itest_env("TEST_TMPDIR"), name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* The record type's pipeline already exists in HubSpot with stages of its own; the mappings file
+ * maps Salesforce stages onto them (two onto one). No stage is added, and stage changes travel
+ * both ways without bouncing. */
+START_TEST(stages_map_to_existing_hubspot_stages)
+{
+    struct e2e e;
+    char *mappings =
+        write_file("parity-stage-mappings.json",
+                   "[{\"salesforce\":\"StageName\",\"hubspot\":\"dealstage\",\"rule\":\"two_way\","
+                   "\"values\":{\"Prospecting\":\"Discovery\",\"Qualification\":\"Discovery\","
+                   "\"Closed Won\":\"Won\",\"Closed Lost\":\"Lost\"}}]");
+    char *env_mappings = xasprintf("MAPPINGS_FILE=%s", mappings);
+    const char *env[] = {env_mappings, NULL};
+    e2e_start(&e, "e2e_parity_stage_map", env, NULL, true);
+    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *body = xasprintf(
+        "{\"label\":\"Salesforce - %s\",\"displayOrder\":1,\"stages\":["
+        "{\"label\":\"Discovery\",\"displayOrder\":0,\"metadata\":{\"probability\":\"0.1\"}},"
+        "{\"label\":\"Won\",\"displayOrder\":1,\"metadata\":{\"probability\":\"1.0\"}},"
+        "{\"label\":\"Lost\",\"displayOrder\":2,\"metadata\":{\"probability\":\"0.0\"}}]}",
+        nb);
+    cJSON *pipeline = sb(&e, "POST", "/crm/v3/pipelines/deals", body, 201);
+    free(body);
+
+    char *json = xasprintf("{\"Name\":\"Mapped stages\",\"StageName\":\"Qualification\","
+                           "\"CloseDate\":\"2026-12-31\",\"Amount\":40,\"RecordTypeId\":\"%s\"}",
+                           nb);
+    char *opp = sf_create(&e, "Opportunity", json);
+    free(json);
+    cJSON_Delete(wait_deal(&e, opp, "dealstage", stage_labelled(pipeline, "Discovery")));
+    wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, "Discovery");
+
+    /* Prospecting maps to the same HubSpot stage: nothing to write either way. */
+    long long mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Prospecting\"}");
+    wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, "Discovery");
+    ck_assert_int_eq(deal_writes(&e, mark), 0);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+    cJSON *o = sf_get(&e, "Opportunity", opp);
+    ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
+    cJSON_Delete(o);
+
+    /* A HubSpot user closes the deal as won: Salesforce follows. */
+    cJSON *deal = deal_of(&e, opp);
+    char *props = xasprintf("{\"dealstage\":\"%s\"}", stage_labelled(pipeline, "Won"));
+    mark = e2e_mark(&e);
+    hs_update(&e, "deals", sbtest_str(deal, "id"), props);
+    free(props);
+    wait_opp(&e, opp, "StageName", "Closed Won");
+    wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, "Won");
+    ck_assert_int_eq(deal_writes(&e, mark), 0);
+    cJSON *after = pipeline_labelled(&e, sbtest_str(pipeline, "label"));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(after, "stages")), 3);
+    cJSON_Delete(after);
+    cJSON_Delete(deal);
+    free(opp);
+    cJSON_Delete(pipeline);
+    free(nb);
+    e2e_stop(&e);
+    free(env_mappings);
+    free(mappings);
+}
+END_TEST
+
+/* ---- A refused pipeline ------------------------------------------------------------------- */
+
+struct two {
+    struct e2e *e;
+    const char *a, *b;
+};
+
+static bool both_settled(void *arg)
+{
+    struct two *t = arg;
+    return count_sql(t->e, xasprintf("SELECT count(DISTINCT record_id) FROM sync_outcome WHERE"
+                                     " record_id IN ('%s', '%s')",
+                                     t->a, t->b)) == 2;
+}
+
+/* HubSpot refuses a second Salesforce pipeline (the subscription's pipeline allowance): the
+ * opportunity of that record type fails with the reason, and the other opportunity of the same
+ * batch is synced. */
+START_TEST(refused_pipeline_fails_only_its_record_type)
+{
+    struct e2e e;
+    /* One worker claims the two events together (one batch). */
+    const char *env[] = {"WORKER_THREADS=1", NULL};
+    const char *args[] = {"--set", "hubspot.deal_pipeline_limit=2", NULL};
+    e2e_start(&e, "e2e_parity_refused", env, args, false);
+    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *json = xasprintf("{\"Name\":\"Fits\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
+                           nb);
+    char *fits = sf_create(&e, "Opportunity", json);
+    free(json);
+    json = xasprintf("{\"Name\":\"Refused\",\"StageName\":\"Prospecting\","
+                     "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
+                     renewal);
+    char *refused = sf_create(&e, "Opportunity", json);
+    free(json);
+    wait_idle(&e); /* sync deals is off: both skipped */
+    /* The two records arrive in one transaction, as a resync queues them. */
+    itest_db_exec(e.svc.db, "DELETE FROM sync_outcome");
+    ck_assert_int_eq(sync_setting_set(e.svc.db, SYNC_SETTING_SYNC_DEALS, "on"), ERR_OK);
+    cJSON *payload = cJSON_CreateObject();
+    struct queue_event_in evs[2] = {
+        {"salesforce", "parity-1", "Opportunity", refused, "resync", util_now_ms(), payload},
+        {"salesforce", "parity-2", "Opportunity", fits, "resync", util_now_ms(), payload},
+    };
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(e.svc.db, evs, 2, &stored), ERR_OK);
+    cJSON_Delete(payload);
+    struct two t = {&e, fits, refused};
+    ck_assert(itest_wait_for(both_settled, &t, DEADLINE_MS));
+    wait_idle(&e);
+    cJSON *deal = deal_of(&e, fits);
+    ck_assert_msg(deal != NULL, "the opportunity whose pipeline exists was not synced");
+    cJSON_Delete(deal);
+    ck_assert_ptr_null(deal_of(&e, refused));
+    expect_detail(&e, refused, "hubspot refused to create the pipeline");
+    ck_assert_int_ge(count_sql(&e, xasprintf("SELECT count(*) FROM sync_outcome WHERE"
+                                             " record_id = '%s' AND outcome = 'done'",
+                                             fits)),
+                     1);
+    free(refused);
+    free(fits);
+    free(renewal);
+    free(nb);
+    e2e_stop(&e);
+}
+END_TEST
+
+Suite *suite_e2e_parity(void);
+Suite *suite_e2e_parity(void)
+{
+    Suite *s = suite_create("e2e_parity");
+    const struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {{"stages", pipeline_has_its_record_types_sales_process},
+                 {"default", one_record_type_syncs_into_the_default_pipeline},
+                 {"stage_map", stages_map_to_existing_hubspot_stages},
+                 {"refused", refused_pipeline_fails_only_its_record_type}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, 300);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}

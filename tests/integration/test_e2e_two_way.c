@@ -1,0 +1,452 @@
+/* test_e2e_two_way.c - both directions running, as users run dealsync: a change on either side
+ * reaches the other and stays there, whatever the other direction is doing at the same moment.
+ * What one direction wrote, skipped or could not map never travels back as a change (issues 10
+ * and 14). Every test ends with both sides agreeing and the queue quiet. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "e2e.h"
+#include "itest.h"
+#include "util.h"
+
+#define DEADLINE_MS 60000
+#define OPP_PROP "dealsync_salesforce_opportunity_id"
+
+/* ---- Helpers -------------------------------------------------------------------------------- */
+
+struct field_wait {
+    struct e2e *e;
+    const char *type; /* "Opportunity" or "deals" */
+    const char *id;   /* for deals: the opportunity id, the deal is found by its link */
+    const char *field;
+    const char *want;
+};
+
+static bool field_is(void *arg)
+{
+    struct field_wait *w = arg;
+    char text[128];
+    bool ok = false;
+    if (strcmp(w->type, "deals") == 0) {
+        char *deal_id = e2e_deal_id_of(w->e, w->id);
+        cJSON *d = deal_id ? e2e_hs_get(w->e, "deals", deal_id) : NULL;
+        ok = d && strcmp(e2e_prop(d, w->field), w->want) == 0;
+        cJSON_Delete(d);
+        free(deal_id);
+    } else {
+        cJSON *r = e2e_sf_get(w->e, w->type, w->id);
+        ok = r && strcmp(e2e_sf_text(r, w->field, text, sizeof(text)), w->want) == 0;
+        cJSON_Delete(r);
+    }
+    return ok;
+}
+
+static bool wait_field(struct e2e *e, const char *type, const char *id, const char *field,
+                       const char *want)
+{
+    struct field_wait w = {e, type, id, field, want};
+    return itest_wait_for(field_is, &w, DEADLINE_MS);
+}
+
+/* A synced opportunity with Amount and Description, its deal created by dealsync. Returns the
+ * opportunity id; *deal_id gets the deal's. Both caller-freed. */
+static char *synced_pair(struct e2e *e, const char *name, int amount, char **deal_id)
+{
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                           "\"2027-06-30\",\"Amount\":%d,\"Description\":\"first\"}",
+                           name, amount);
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    char want[32];
+    snprintf(want, sizeof(want), "%d", amount);
+    ck_assert_msg(wait_field(e, "deals", opp, "amount", want), "opportunity %s never synced", opp);
+    *deal_id = e2e_deal_id_of(e, opp);
+    ck_assert_ptr_nonnull(*deal_id);
+    return opp;
+}
+
+/* Both records of the pair, and whether Amount and Description agree; the values into the
+ * buffers for the failure message. */
+static bool pair_agrees(struct e2e *e, const char *opp, const char *deal_id, char *sf_amount,
+                        char *hs_amount, char *sf_desc, char *hs_desc, size_t n)
+{
+    cJSON *o = e2e_sf_get(e, "Opportunity", opp);
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    e2e_sf_text(o, "Amount", sf_amount, n);
+    snprintf(hs_amount, n, "%s", e2e_prop(d, "amount"));
+    e2e_sf_text(o, "Description", sf_desc, n);
+    snprintf(hs_desc, n, "%s", e2e_prop(d, "description"));
+    cJSON_Delete(o);
+    cJSON_Delete(d);
+    return strcmp(sf_amount, hs_amount) == 0 && strcmp(sf_desc, hs_desc) == 0;
+}
+
+static void expect_quiet(struct e2e *e)
+{
+    ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "the sync never went quiet");
+    ck_assert_int_eq(e2e_events(e, "dead"), 0);
+}
+
+/* ---- Issue 14: the lost update ------------------------------------------------------------- */
+
+/* A Salesforce edit still on its way to HubSpot (its outbound message held back) while a
+ * HubSpot edit of another field is synced to Salesforce: the HubSpot-to-Salesforce handler
+ * used to record the opportunity's new Amount as already seen, and the Salesforce-to-HubSpot
+ * direction then kept HubSpot's older amount for good (deal 100, opportunity 200). */
+START_TEST(salesforce_edit_in_flight_survives_a_hubspot_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_sf_flight", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "In flight", 100, &deal);
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":4000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":200}");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "from hubspot"));
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    expect_quiet(&e);
+
+    char a1[64], a2[64], d1[64], d2[64];
+    bool agrees = pair_agrees(&e, opp, deal, a1, a2, d1, d2, sizeof(a1));
+    ck_assert_msg(agrees && strcmp(a1, "200") == 0,
+                  "opportunity amount %s, deal amount %s; descriptions \"%s\" / \"%s\"", a1, a2, d1,
+                  d2);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The mirror case: a HubSpot edit whose webhook is held back while a Salesforce edit of another
+ * field is synced to HubSpot. */
+START_TEST(hubspot_edit_in_flight_survives_a_salesforce_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_hs_flight", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "In flight too", 100, &deal);
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":4000}");
+    e2e_hs_update(&e, "deals", deal, "{\"amount\":\"300\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    ck_assert(wait_field(&e, "deals", opp, "description", "from salesforce"));
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+
+    char a1[64], a2[64], d1[64], d2[64];
+    bool agrees = pair_agrees(&e, opp, deal, a1, a2, d1, d2, sizeof(a1));
+    ck_assert_msg(agrees && strcmp(a1, "300") == 0,
+                  "opportunity amount %s, deal amount %s; descriptions \"%s\" / \"%s\"", a1, a2, d1,
+                  d2);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define STREAM_PAIRS 12
+#define STREAM_ROUNDS 8
+
+/* A stream of edits on both sides at once: Amount edited in Salesforce, the description in
+ * HubSpot, on every pair, round after round, without waiting for the sync. At quiet every pair
+ * holds the last value each user set, on both sides. */
+START_TEST(stream_of_edits_on_both_sides_converges)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_stream", NULL, NULL, true);
+    char *opps[STREAM_PAIRS], *deals[STREAM_PAIRS];
+    int last_amount[STREAM_PAIRS];
+    char last_desc[STREAM_PAIRS][32];
+    for (int i = 0; i < STREAM_PAIRS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "Stream %d", i);
+        opps[i] = synced_pair(&e, name, 1000 + i, &deals[i]);
+        last_amount[i] = 1000 + i;
+        snprintf(last_desc[i], sizeof(last_desc[i]), "%s", "first");
+    }
+    expect_quiet(&e);
+
+    unsigned seed = 14;
+    for (int round = 0; round < STREAM_ROUNDS; round++) {
+        for (int i = 0; i < STREAM_PAIRS; i++) {
+            int what = rand_r(&seed) % 3; /* 0: Salesforce, 1: HubSpot, 2: both */
+            if (what != 1) {
+                last_amount[i] = 2000 + round * 100 + i;
+                char *json = xasprintf("{\"Amount\":%d}", last_amount[i]);
+                e2e_sf_update(&e, "Opportunity", opps[i], json);
+                free(json);
+            }
+            if (what != 0) {
+                snprintf(last_desc[i], sizeof(last_desc[i]), "hs %d.%d", round, i);
+                char *json = xasprintf("{\"description\":\"%s\"}", last_desc[i]);
+                e2e_hs_update(&e, "deals", deals[i], json);
+                free(json);
+            }
+        }
+        /* Pace the rounds so each finds syncs in flight (not a timing assertion). */
+        struct timespec pause = {0, 150 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    expect_quiet(&e);
+
+    int different = 0;
+    for (int i = 0; i < STREAM_PAIRS; i++) {
+        char a1[64], a2[64], d1[64], d2[64], want[32];
+        snprintf(want, sizeof(want), "%d", last_amount[i]);
+        bool ok = pair_agrees(&e, opps[i], deals[i], a1, a2, d1, d2, sizeof(a1)) &&
+                  strcmp(a1, want) == 0 && strcmp(d1, last_desc[i]) == 0;
+        if (!ok) {
+            different++;
+            fprintf(stderr,
+                    "pair %d: amount sf %s hs %s (last set %s), description sf \"%s\" hs \"%s\""
+                    " (last set \"%s\")\n",
+                    i, a1, a2, want, d1, d2, last_desc[i]);
+        }
+        free(opps[i]);
+        free(deals[i]);
+    }
+    printf("two-way stream: %d pairs, %d rounds, records different at quiet: %d\n", STREAM_PAIRS,
+           STREAM_ROUNDS, different);
+    ck_assert_int_eq(different, 0);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Issue 10: what dealsync wrote, skipped or could not map never travels back ------------ */
+
+/* A Salesforce Type with no HubSpot dealtype option is not written, and the empty dealtype is
+ * not carried back as a HubSpot change when the deal is next synced the other way. */
+START_TEST(unmapped_picklist_value_is_not_blanked)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_picklist", NULL, NULL, true);
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Upgrade\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                              "\"2027-06-30\",\"Amount\":10,\"Type\":\"Existing Customer - "
+                              "Upgrade\"}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "10"));
+    char *deal = e2e_deal_id_of(&e, opp);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"touched in hubspot\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "touched in hubspot"));
+    expect_quiet(&e);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    char type[64];
+    ck_assert_str_eq(e2e_sf_text(o, "Type", type, sizeof(type)), "Existing Customer - Upgrade");
+    cJSON_Delete(o);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The synced pipeline and its first stage, from a deal dealsync made. Caller frees. */
+static void synced_pipeline(struct e2e *e, char **pipeline, char **stage)
+{
+    char *deal_id = NULL;
+    char *opp = synced_pair(e, "Pipeline maker", 1, &deal_id);
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    *pipeline = xstrdup(e2e_prop(d, "pipeline"));
+    *stage = xstrdup(e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+    free(deal_id);
+    free(opp);
+}
+
+static bool has_opportunity(void *arg)
+{
+    void **a = arg;
+    cJSON *d = e2e_hs_get(a[0], "deals", a[1]);
+    bool ok = d && e2e_prop(d, OPP_PROP)[0] != '\0';
+    cJSON_Delete(d);
+    return ok;
+}
+
+/* A deal made in HubSpot by an owner Salesforce has no user for: its opportunity belongs to the
+ * integration user, and that opportunity's outbound message used to clear the deal's owner. */
+START_TEST(unmatched_owner_is_never_erased)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_owner", NULL, NULL, true);
+    char *pipeline = NULL, *stage = NULL;
+    synced_pipeline(&e, &pipeline, &stage);
+    cJSON *owner = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/_sandbox/hubspot/owners",
+                            "{\"email\":\"carol@elsewhere.test\",\"firstName\":\"Carol\"}", &owner),
+                     201);
+    char *carol = xstrdup(sbtest_str(owner, "id"));
+    cJSON_Delete(owner);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Carol's deal\",\"pipeline\":\"%s\","
+                           "\"dealstage\":\"%s\",\"amount\":\"500\",\"closedate\":"
+                           "\"2027-03-01\",\"hubspot_owner_id\":\"%s\"}}",
+                           pipeline, stage, carol);
+    cJSON *deal = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/_sandbox/hubspot/objects/deals", body, &deal), 201);
+    free(body);
+    char *deal_id = xstrdup(sbtest_str(deal, "id"));
+    cJSON_Delete(deal);
+    void *args[] = {&e, deal_id};
+    ck_assert_msg(itest_wait_for(has_opportunity, args, DEADLINE_MS),
+                  "the deal never got its opportunity");
+    expect_quiet(&e);
+    /* Once more from Salesforce: the opportunity's own change travels, the owner stays. */
+    cJSON *d = e2e_hs_get(&e, "deals", deal_id);
+    char *opp = xstrdup(e2e_prop(d, OPP_PROP));
+    cJSON_Delete(d);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":600}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "600"));
+    expect_quiet(&e);
+    d = e2e_hs_get(&e, "deals", deal_id);
+    ck_assert_str_eq(e2e_prop(d, "hubspot_owner_id"), carol);
+    cJSON_Delete(d);
+    free(opp);
+    free(deal_id);
+    free(carol);
+    free(pipeline);
+    free(stage);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* A deal moved by a user to a pipeline that is not a Salesforce pipeline stops syncing both
+ * ways: a Salesforce change no longer moves it back, until the user does. */
+START_TEST(deal_moved_to_unsynced_pipeline_is_left_alone)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_pipeline", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Moved away", 700, &deal);
+    expect_quiet(&e);
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    char *pipeline = xstrdup(e2e_prop(d, "pipeline"));
+    char *stage = xstrdup(e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+
+    e2e_hs_update(&e, "deals", deal,
+                  "{\"pipeline\":\"default\",\"dealstage\":\"appointmentscheduled\"}");
+    expect_quiet(&e);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":800,\"StageName\":\"Qualification\"}");
+    expect_quiet(&e);
+    d = e2e_hs_get(&e, "deals", deal);
+    ck_assert_str_eq(e2e_prop(d, "pipeline"), "default");
+    ck_assert_str_eq(e2e_prop(d, "dealstage"), "appointmentscheduled");
+    ck_assert_str_eq(e2e_prop(d, "amount"), "700");
+    cJSON_Delete(d);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(detail && strstr(detail, "not a salesforce pipeline"), "outcome: %s",
+                  detail ? detail : "(none)");
+    free(detail);
+
+    /* Moved back by the user: the sync resumes, the later Salesforce change included. */
+    char *json = xasprintf("{\"pipeline\":\"%s\",\"dealstage\":\"%s\"}", pipeline, stage);
+    e2e_hs_update(&e, "deals", deal, json);
+    free(json);
+    expect_quiet(&e);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":900}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "900"));
+    expect_quiet(&e);
+    free(pipeline);
+    free(stage);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* Id of the first live Salesforce record of type whose field has value (caller frees). */
+static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "IsDeleted")))
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    cJSON_Delete(all);
+    free(path);
+    return id;
+}
+
+static int deal_contacts(struct e2e *e, const char *deal_id)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    int n = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations")) n +=
+        strcmp(sbtest_str(a, "toObjectType"), "contacts") == 0;
+    cJSON_Delete(d);
+    return n;
+}
+
+static bool has_one_contact(void *arg)
+{
+    void **a = arg;
+    return deal_contacts(a[0], a[1]) == 1;
+}
+
+/* A contact role deleted in Salesforce while the deal is synced the other way: the
+ * HubSpot-to-Salesforce handler saw the association dealsync itself had made and re-created the
+ * role, undoing the user's delete for good. */
+START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=15", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_role", env, NULL, true);
+    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    ck_assert_ptr_nonnull(jane);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Roles", 42, &deal);
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    char *role = e2e_sf_create(&e, "OpportunityContactRole", json);
+    free(json);
+    void *args[] = {&e, deal};
+    ck_assert_msg(itest_wait_for(has_one_contact, args, DEADLINE_MS),
+                  "the role never became an association");
+    expect_quiet(&e);
+
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s", role);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete role: %d", status);
+    free(path);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"after the role went\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "after the role went"));
+    expect_quiet(&e);
+
+    char *left = sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(left == NULL, "the deleted role came back as %s", left);
+    ck_assert_int_eq(deal_contacts(&e, deal), 0);
+    free(role);
+    free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+Suite *suite_e2e_two_way(void);
+Suite *suite_e2e_two_way(void)
+{
+    Suite *s = suite_create("e2e_two_way");
+    TCase *tc = tcase_create("both directions");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, salesforce_edit_in_flight_survives_a_hubspot_change);
+    tcase_add_test(tc, hubspot_edit_in_flight_survives_a_salesforce_change);
+    tcase_add_test(tc, stream_of_edits_on_both_sides_converges);
+    tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
+    tcase_add_test(tc, unmatched_owner_is_never_erased);
+    tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
+    tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
+    suite_add_tcase(s, tc);
+    return s;
+}
