@@ -11,6 +11,7 @@
 
 #include "e2e.h"
 #include "itest.h"
+#include "ops_status.h"
 #include "queue.h"
 #include "util.h"
 
@@ -159,6 +160,19 @@ START_TEST(two_processes_share_a_low_hubspot_limit)
     }
     free(opps);
     ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    /* The operator's status view shows the day's HubSpot calls, counted by the shared budget. */
+    cJSON *status = NULL;
+    ck_assert_int_eq(ops_status(e.svc.db, &status), ERR_OK);
+    const cJSON *row;
+    double day_used = -1;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItem(status, "api_budget"))
+    {
+        if (strcmp(ops_str(row, "api"), "hubspot") == 0)
+            day_used = ops_num(row, "day_used");
+    }
+    ck_assert_msg(day_used >= c.total, "status shows %.0f hubspot calls today, %d were made",
+                  day_used, c.total);
+    cJSON_Delete(status);
     /* Both processes did part of the work (lease owners are "<host>:<pid>/<worker>"). */
     ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(DISTINCT split_part(worker, '/', 1))"
                                                " FROM sync_outcome WHERE outcome = 'done'"),

@@ -370,6 +370,16 @@ START_TEST(database_unavailable_gets_503_then_recovers)
 }
 END_TEST
 
+static bool has_duration_metric(void *url)
+{
+    char *resp = NULL;
+    bool has =
+        itest_http("GET", url, NULL, NULL, 0, &resp, NULL) == 200 && resp &&
+        strstr(resp, "dealsync_http_request_duration_seconds_bucket{route=\"webhook_hubspot\"");
+    free(resp);
+    return has;
+}
+
 START_TEST(health_readiness_and_metrics)
 {
     struct svc s;
@@ -393,6 +403,9 @@ START_TEST(health_readiness_and_metrics)
     ck_assert_int_eq(svc_post(&s, "/webhooks/hubspot", NULL, "[]", 2, &resp), 401);
     free(resp);
     url = xasprintf("%s/metrics", s.base);
+    /* A request's duration is recorded when MHD reports it complete, which may come after its
+     * client already has the answer: wait for it rather than read once. */
+    ck_assert(itest_wait_for(has_duration_metric, url, 5000));
     ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, &resp, NULL), 200);
     ck_assert_ptr_nonnull(
         strstr(resp, "dealsync_webhook_events_stored_total{source=\"hubspot\"} 1"));
