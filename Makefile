@@ -35,11 +35,13 @@ BIN := $(BUILD)/dealsync
 SANDBOX_BIN := $(BUILD)/dealsync-sandbox
 UNIT_BIN := $(BUILD)/test-unit
 INTEG_BIN := $(BUILD)/test-integration
+CHAOS_SRCS := $(wildcard tests/chaos/*.c)
+CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-budget
-all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN)
+.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-budget chaos
+all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
 	@scripts/install-deps.sh
@@ -89,6 +91,10 @@ $(INTEG_BIN): $(BUILD)/tests/integration/runner.o $(INTEG_SRCS:%.c=$(BUILD)/%.o)
               $(INTEG_HELPERS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
+# The chaos run's driver and checker (scripts/chaos.sh, docs/chaos.md).
+$(CHAOS_BIN): $(CHAOS_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libdealsync.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bench-%: bench/%.c $(BUILD)/libdealsync.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -107,6 +113,11 @@ run: deps
 
 migrate: $(BIN)
 	$(BIN) migrate
+
+# Convergence under chaos: CHAOS_CHANGES (10000), CHAOS_SECONDS, CHAOS_SEED; see docs/chaos.md.
+chaos: deps
+	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN) $(CHAOS_BIN)
+	@scripts/chaos.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)

@@ -58,6 +58,8 @@ struct config {
     char *mappings_file;
     int pipeline_limit;
     bool company_sync;
+    bool lifecycle_stage_sync; /* contacts' lifecycle stage moves forward with their deals */
+    bool company_match_domain; /* an account's company may be found by its website's domain */
     int delete_poll_seconds;
     int contact_role_poll_seconds;
     int http_timeout_ms;

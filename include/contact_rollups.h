@@ -70,7 +70,8 @@ char *contact_rollup_property_list(const struct config *cfg);
 
 /* The changes to write on a contact whose current properties are `current` (may be NULL): each
  * roll-up property that differs, and lifecycle stage when it moves forward ("customer" once a
- * deal is closed won, else "opportunity" while one is open). Empty object when nothing
+ * deal is closed won, else "opportunity" while one is open) and cfg->lifecycle_stage_sync is on
+ * (HubSpot's "automatic lifecycle stage transitions"). Empty object when nothing
  * changes. Caller deletes. Pure. */
 cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rollup *r,
                               const cJSON *current);

@@ -15,12 +15,19 @@
 #include "hs_client.h"
 
 /* account: the opportunity's Account as SOQL returns it ({Id, Name, Website, Phone, Industry,
- * BillingCity, BillingCountry}; borrowed). Looks in record_link, then searches companies by
- * cfg->hs_account_id_property, then creates the company; the link is saved. On ERR_OK
- * *company_id (caller frees) and *is_created are set. */
+ * BillingCity, BillingCountry}; borrowed); sf_contact_ids: the Salesforce ids of the
+ * opportunity's contact roles (array of strings, may be NULL). Finds the account's company as
+ * HubSpot's account sync would, in this order: record_link; a company holding the account id
+ * (cfg->hs_account_id_property); the company already associated with those contacts' HubSpot
+ * contacts; a company with the account website's domain (cfg->company_match_domain). Only a
+ * company holding no other account's id is taken, and the account id is stored on it. Else the
+ * company is created. The link is saved. One worker at a time per account (an advisory lock on
+ * db), so two opportunities of one new account get one company. On ERR_OK *company_id (caller
+ * frees) is set and *how (static) says how it was found: "linked", "account id", "contacts",
+ * "domain" or "created". */
 enum err hs_companies_find_or_create(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                                     const cJSON *account, char **company_id,
-                                     bool *is_created) WARN_UNUSED;
+                                     const cJSON *account, const cJSON *sf_contact_ids,
+                                     char **company_id, const char **how) WARN_UNUSED;
 
 /* The company properties for an account: name, domain (from Website), phone, industry, city,
  * country, and the account id in cfg->hs_account_id_property. Caller deletes. Pure. */

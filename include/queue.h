@@ -54,6 +54,7 @@ struct queue_record {
     char *detail;       /* set by the handler (owned by the batch): what changed, or why not */
     int retry_after_ms; /* handler hint for a transient failure (429 Retry-After); 0 = none */
     bool is_skipped;    /* done, but deliberately not synced (detail says why) */
+    bool has_warning;   /* done, but something was left out (detail says what): a warning */
 };
 
 struct queue_batch {

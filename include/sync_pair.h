@@ -26,6 +26,12 @@ enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id
 enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char *id, bool *got,
                                bool *is_linked) WARN_UNUSED;
 
+/* Waits for the lock named key (an account, a company, a contact about to be created): two
+ * workers resolving one new account create one company. Held until sync_pair_unlock(key) or
+ * sync_pair_unlock_all; hold one such lock at a time, so no two workers can wait on each other. */
+enum err sync_pair_lock_wait(PGconn *db, const char *key) WARN_UNUSED;
+void sync_pair_unlock(PGconn *db, const char *key);
+
 /* Releases every lock this session holds (the end of a handler's batch). Safe to call with none
  * held; a failure is logged (the locks then go with the session). */
 void sync_pair_unlock_all(PGconn *db);

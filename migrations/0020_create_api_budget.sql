@@ -98,7 +98,7 @@ END $$;
 -- A deferred record (waiting for budget) is not a failure: the outcome says so.
 ALTER TABLE sync_outcome DROP CONSTRAINT sync_outcome_outcome_check;
 ALTER TABLE sync_outcome ADD CONSTRAINT sync_outcome_outcome_check
-    CHECK (outcome IN ('done', 'retry', 'dead', 'skipped', 'deferred'));
+    CHECK (outcome IN ('done', 'retry', 'dead', 'skipped', 'warning', 'deferred'));
 
 -- Live work: what the claim still takes while the Salesforce budget is short (queue_claim's
 -- live_only). An event never tried before is live; automatic retries are not. Work that is not

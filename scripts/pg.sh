@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# pg.sh start DIR PORT | stop DIR - a private PostgreSQL 15 cluster in DIR, reached over a unix
+# pg.sh start DIR PORT | stop DIR | restart DIR - a private PostgreSQL 15 cluster in DIR, reached over a unix
 # socket in DIR (and on 127.0.0.1:PORT). initdb refuses to run as root, so as root the cluster
 # belongs to Debian's `postgres` user and is driven through runuser.
 # `start` prints the DATABASE_URL on stdout.
 set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-cmd=${1:?usage: pg.sh start DIR PORT | stop DIR}
-dir=${2:?usage: pg.sh start DIR PORT | stop DIR}
+cmd=${1:?usage: pg.sh start DIR PORT | stop DIR | restart DIR}
+dir=${2:?usage: pg.sh start DIR PORT | stop DIR | restart DIR}
 dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
 
 as_owner() {
@@ -44,13 +44,18 @@ start)
   fi
   echo "postgresql://dealsync@127.0.0.1:$port/dealsync"
   ;;
+restart)
+  # As after a crash (immediate: no checkpoint, WAL replayed at start); the chaos run uses it.
+  as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -m immediate -w -t 60 restart >/dev/null \
+    || { tail -n 30 "$dir/postgres.log" >&2; exit 1; }
+  ;;
 stop)
   if [ -f "$dir/data/PG_VERSION" ]; then
     as_owner "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   ;;
 *)
-  echo "usage: pg.sh start DIR PORT | stop DIR" >&2
+  echo "usage: pg.sh start DIR PORT | stop DIR | restart DIR" >&2
   exit 2
   ;;
 esac

@@ -39,4 +39,9 @@ echo "== unit tests"
 "$BUILD/test-unit" || status=1
 echo "== integration tests (PostgreSQL on port $port)"
 "$BUILD/test-integration" || status=1
+# Opt-in (docs/chaos.md): a short convergence run under chaos, on its own cluster and sandbox.
+if [ "${CHAOS_SHORT:-}" = 1 ]; then
+  echo "== chaos (300 changes)"
+  BUILD=$BUILD CHAOS_CHANGES=${CHAOS_CHANGES:-300} CHAOS_KEEP=${CHAOS_KEEP:-0} scripts/chaos.sh || status=1
+fi
 exit $status

@@ -77,6 +77,8 @@ static const struct config_var config_vars[] = {
      * UNVERIFIED in the reference): an operator sets theirs. */
     VAR("SYNC_PIPELINE_LIMIT", CFG_INT, NEED_NO, "15", pipeline_limit, 1, 1000),
     VAR("COMPANY_SYNC", CFG_BOOL, NEED_NO, "true", company_sync, 0, 0),
+    VAR("LIFECYCLE_STAGE_SYNC", CFG_BOOL, NEED_NO, "true", lifecycle_stage_sync, 0, 0),
+    VAR("COMPANY_MATCH_DOMAIN", CFG_BOOL, NEED_NO, "true", company_match_domain, 0, 0),
     VAR("DELETE_POLL_INTERVAL_SECONDS", CFG_INT, NEED_NO, "60", delete_poll_seconds, 1, 86400),
     VAR("CONTACT_ROLE_POLL_INTERVAL_SECONDS", CFG_INT, NEED_NO, "60", contact_role_poll_seconds, 1,
         86400),

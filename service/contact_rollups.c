@@ -219,7 +219,7 @@ cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rol
                r->total_revenue ? r->total_revenue : "0");
     const char *target = r->has_won ? "customer" : r->has_open ? "opportunity" : NULL;
     const char *stage = current_text(current, "lifecyclestage");
-    if (target && lifecycle_is_forward(stage, target))
+    if (cfg->lifecycle_stage_sync && target && lifecycle_is_forward(stage, target))
         cJSON_AddStringToObject(changes, "lifecyclestage", target);
     return changes;
 }

@@ -117,6 +117,43 @@ enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id)
     return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND hs_id = $2", kind, hs_id);
 }
 
+enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id)
+{
+    const char *params[] = {sf_id, hs_id};
+    PGresult *r = PQexecParams(db,
+                               "INSERT INTO deleted_deal (sf_opportunity_id, hs_deal_id)"
+                               " VALUES ($1, $2) ON CONFLICT (sf_opportunity_id) DO UPDATE SET"
+                               " hs_deal_id = EXCLUDED.hs_deal_id, deleted_at = now()",
+                               2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save deleted deal");
+    PQclear(r);
+    return rc;
+}
+
+enum err link_tombstone_find(PGconn *db, const char *sf_id, int64_t *deleted_ms)
+{
+    const char *params[] = {sf_id};
+    PGresult *r = PQexecParams(db,
+                               "SELECT (extract(epoch FROM deleted_at) * 1000)::bigint FROM"
+                               " deleted_deal WHERE sf_opportunity_id = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read deleted deal");
+    if (rc == ERR_OK)
+        *deleted_ms = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return rc;
+}
+
+enum err link_tombstone_delete(PGconn *db, const char *sf_id)
+{
+    const char *params[] = {sf_id};
+    PGresult *r = PQexecParams(db, "DELETE FROM deleted_deal WHERE sf_opportunity_id = $1", 1, NULL,
+                               params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot forget deleted deal");
+    PQclear(r);
+    return rc;
+}
+
 void link_clear(struct link *l)
 {
     if (!l)

@@ -227,7 +227,8 @@ static const char finish_sql[] =
     "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
     "         CASE WHEN $3 = 'defer' THEN 'deferred' WHEN status = 'pending' THEN 'retry'"
-    "              WHEN status = 'done' AND $8 THEN 'skipped' ELSE status END,"
+    "              WHEN status = 'done' AND $8 THEN 'skipped'"
+    "              WHEN status = 'done' AND $12 THEN 'warning' ELSE status END,"
     "         attempts, $4, $1, $11 FROM ev WHERE $3 <> 'defer' OR $11 = 'RATE_LIMIT'"
     "), rec AS ("
     "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
@@ -257,8 +258,9 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
                             rec->is_skipped ? "true" : "false",
                             rec->object_type,
                             rec->record_id,
-                            rec->result == ERR_OK ? NULL : err_name(rec->result)};
-    PGresult *r = PQexecParams(db, finish_sql, 11, NULL, params, NULL, NULL, 0);
+                            rec->result == ERR_OK ? NULL : err_name(rec->result),
+                            rec->has_warning ? "true" : "false"};
+    PGresult *r = PQexecParams(db, finish_sql, 12, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (rc == ERR_OK && changed)
         *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);

@@ -9,6 +9,7 @@
 #include "link.h"
 #include "log.h"
 #include "sf_id.h"
+#include "sync_pair.h"
 #include "util.h"
 
 /* Company property -> Account field, for accounts created from a company. */
@@ -37,6 +38,8 @@ static cJSON *account_from_company(const cJSON *company)
     return rec;
 }
 
+#define ACCOUNT_CREATE_LOCK "salesforce account create"
+
 enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
                              cJSON **accounts, cJSON **reasons)
 {
@@ -53,6 +56,7 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
     size_t n = 0;
     const cJSON *c;
     enum err rc = ERR_OK;
+    bool is_locked = false;
 
     ids = xcalloc((size_t)cJSON_GetArraySize(company_ids) + 1, sizeof(*ids));
     cJSON_ArrayForEach(c, company_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
@@ -95,8 +99,23 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
         } else if (!crm_match_prop(c, "name")) {
             cJSON_AddStringToObject(why, hs_id, "company has no name to create an account from");
         } else {
-            cJSON_AddItemToArray(to_create, account_from_company(c));
-            cJSON_AddItemToArray(create_for, cJSON_CreateString(hs_id));
+            /* One worker at a time creates accounts: two deals sharing a new company in
+             * different batches create one Account (the second finds the first's link once it
+             * has the lock). */
+            struct link l = {0};
+            if (!is_locked) {
+                rc = sync_pair_lock_wait(db, ACCOUNT_CREATE_LOCK);
+                if (rc != ERR_OK)
+                    goto out;
+                is_locked = true;
+            }
+            if (link_find_by_hs(db, LINK_ACCOUNT, hs_id, &l) == ERR_OK) {
+                cJSON_AddStringToObject(found, hs_id, l.sf_id);
+            } else {
+                cJSON_AddItemToArray(to_create, account_from_company(c));
+                cJSON_AddItemToArray(create_for, cJSON_CreateString(hs_id));
+            }
+            link_clear(&l);
         }
     }
     if (cJSON_GetArraySize(to_create) > 0) {
@@ -138,6 +157,8 @@ done:
     *reasons = why;
     found = why = NULL;
 out:
+    if (is_locked)
+        sync_pair_unlock(db, ACCOUNT_CREATE_LOCK);
     free(ids);
     sf_save_results_free(saved, saved_n);
     cJSON_Delete(create_for);

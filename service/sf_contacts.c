@@ -14,6 +14,7 @@
 #include "log.h"
 #include "sf_id.h"
 #include "soql.h"
+#include "sync_pair.h"
 
 static const char *str(const cJSON *o, const char *name)
 {
@@ -88,6 +89,8 @@ out:
 
 /* found: {"hs contact id": "003…"} for every contact that has (or now has) a Salesforce
  * contact; detail gets the failures. */
+#define CONTACT_CREATE_LOCK "salesforce contact create"
+
 static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const cJSON *contacts,
                                  const char *account_id, cJSON *found, struct buf *detail)
 {
@@ -99,6 +102,7 @@ static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const cJSON *
     struct sf_save_result *saved = NULL;
     size_t saved_n = 0;
     const cJSON *c;
+    bool is_locked = false;
     enum err rc;
 
     cJSON_ArrayForEach(c, contacts)
@@ -127,10 +131,24 @@ static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const cJSON *
         goto out;
     cJSON_ArrayForEach(c, contacts)
     {
-        if (str(c, "id") && !cJSON_GetObjectItemCaseSensitive(found, str(c, "id"))) {
+        struct link l = {0};
+        if (!str(c, "id") || cJSON_GetObjectItemCaseSensitive(found, str(c, "id")))
+            continue;
+        /* One worker at a time creates contacts: two deals sharing a new contact in different
+         * batches create one Contact (the second finds the first's link once it has the lock). */
+        if (!is_locked) {
+            rc = sync_pair_lock_wait(db, CONTACT_CREATE_LOCK);
+            if (rc != ERR_OK)
+                goto out;
+            is_locked = true;
+        }
+        if (link_find_by_hs(db, LINK_CONTACT, str(c, "id"), &l) == ERR_OK) {
+            cJSON_AddStringToObject(found, str(c, "id"), l.sf_id);
+        } else {
             cJSON_AddItemToArray(to_create, contact_from_hubspot(c, account_id));
             cJSON_AddItemToArray(create_for, cJSON_CreateString(str(c, "id")));
         }
+        link_clear(&l);
     }
     if (cJSON_GetArraySize(to_create) > 0) {
         rc = sf_collection_create(ctx->sf, to_create, false, &saved, &saved_n);
@@ -155,6 +173,8 @@ static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const cJSON *
     }
     rc = crm_match_stamp(ctx, db, "contacts", LINK_CONTACT, id_prop, contacts, found);
 out:
+    if (is_locked)
+        sync_pair_unlock(db, CONTACT_CREATE_LOCK);
     sf_save_results_free(saved, saved_n);
     cJSON_Delete(create_for);
     cJSON_Delete(to_create);

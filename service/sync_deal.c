@@ -586,6 +586,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
         buf_printf(&w->detail, "; %s not written: %s%s", res.skips[i].field, res.skips[i].reason,
                    strcmp(res.skips[i].field, "hubspot_owner_id") == 0 ? " (owner left as is)"
                                                                        : "");
+    if (res.skip_count > 0)
+        w->rec->has_warning = true; /* synced, with something left out */
     mapping_result_clear(&res);
     filter_changes(ctx, w);
 
@@ -595,6 +597,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
     if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
         cJSON_AddStringToObject(w->changes, "AccountId", account);
+    if (w->company_id && !account)
+        w->rec->has_warning = true;
     if (w->company_id && !account)
         buf_printf(&w->detail, "; no account: %s",
                    str(account_reasons, w->company_id) ? str(account_reasons, w->company_id)
@@ -887,14 +891,17 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
     struct link l = {0};
     bool had = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
     enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
+    if (rc == ERR_OK && had)
+        rc = link_tombstone_save(db, l.sf_id, w->deal_id);
     if (rc == ERR_OK)
         rc = sf_contacts_forget_deal(db, w->deal_id);
     if (rc != ERR_OK)
         settle(w, rc, false, "cannot forget deleted deal %s", w->deal_id);
     else if (had)
         settle(w, ERR_OK, false,
-               "deal %s is deleted in hubspot: opportunity %s kept, link forgotten", w->deal_id,
-               l.sf_id);
+               "deal %s is deleted in hubspot: opportunity %s kept, link forgotten (a new deal is "
+               "made when the opportunity changes after this)",
+               w->deal_id, l.sf_id);
     else
         settle(w, ERR_OK, true, "deal %s is deleted in hubspot and was never synced", w->deal_id);
     link_clear(&l);

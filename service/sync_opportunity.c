@@ -419,6 +419,30 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     struct mapping_result mr = {0};
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
+    if (!o->deal) {
+        /* A deal deleted in HubSpot comes back only for a change made after the delete: an
+         * older event (a late outbound message, a poller's, dealsync's own echo) leaves it
+         * deleted. Both clocks are the CRMs' and dealsync's; a skew of seconds matters only for
+         * a change made in those seconds. */
+        int64_t deleted_ms = 0;
+        enum err found = link_tombstone_find(db, o->id, &deleted_ms);
+        if (found != ERR_OK)
+            return found;
+        int64_t modified = sf_time(o->sf, "LastModifiedDate");
+        if (deleted_ms > 0 && modified <= deleted_ms) {
+            note(o,
+                 "not synced: its deal was deleted in hubspot after the opportunity's last change; "
+                 "a new deal is made when the opportunity changes");
+            finish(o, ERR_OK, true);
+            return ERR_OK;
+        }
+        if (deleted_ms > 0) {
+            found = link_tombstone_delete(db, o->id);
+            if (found != ERR_OK)
+                return found;
+            note(o, "its deal was deleted in hubspot; the opportunity changed since: a new deal");
+        }
+    }
     const cJSON *now = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     const char *in_pipeline = str(now, "pipeline");
     if (in_pipeline) {
@@ -461,6 +485,9 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
     if (rc != ERR_OK)
         goto out;
+    /* Synced, with something left out: a warning in the outcome and the metrics. */
+    if (mr.skip_count > 0)
+        o->rec->has_warning = true;
     for (size_t i = 0; i < mr.skip_count; i++) {
         if (strcmp(mr.skips[i].field, "OwnerId") == 0) {
             note(o, "owner left as it is: no hubspot owner has the e-mail %s of salesforce user %s",
@@ -668,7 +695,8 @@ static void pairs_clear(struct pairs *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
-static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                          const cJSON *roles)
 {
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
@@ -699,8 +727,15 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
         cJSON_DeleteItemFromObject(account, "Id");
         cJSON_AddStringToObject(account, "Id", account_id);
         char *company = NULL;
-        bool is_created = false;
-        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, &company, &is_created);
+        const char *how = NULL;
+        cJSON *contact_ids = cJSON_CreateArray();
+        const cJSON *role;
+        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
+                                            str(role, "ContactId"))
+            cJSON_AddItemToArray(contact_ids, cJSON_CreateString(str(role, "ContactId")));
+        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, contact_ids, &company,
+                                         &how);
+        cJSON_Delete(contact_ids);
         cJSON_Delete(account);
         if (rc != ERR_OK)
             break;
@@ -709,7 +744,8 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
             note(o, "company %s already the primary association", company);
         } else {
             pairs_add(&add, o->deal_id, company);
-            note(o, "company %s%s associated as primary", company, is_created ? " (created)" : "");
+            note(o, "company %s (%s) associated as primary", company,
+                 strcmp(how, "created") == 0 ? "created" : how);
         }
         /* The opportunity moved to another account: the old account's company goes. Companies
          * dealsync did not link to an account were associated by a user and stay. */
@@ -1216,7 +1252,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the companies";
-    rc = companies(ctx, db, opps, count);
+    rc = companies(ctx, db, opps, count, roles);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the contacts";

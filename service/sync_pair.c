@@ -55,6 +55,29 @@ enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char 
     return rc;
 }
 
+/* The advisory lock class of the find-or-create locks ("DS" + 2). */
+#define CREATE_LOCK_CLASS "1146290178"
+
+enum err sync_pair_lock_wait(PGconn *db, const char *key)
+{
+    const char *params[] = {key};
+    PGresult *r = PQexecParams(db, "SELECT pg_advisory_lock(" CREATE_LOCK_CLASS ", hashtext($1))",
+                               1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot take find-or-create lock");
+    PQclear(r);
+    return rc;
+}
+
+void sync_pair_unlock(PGconn *db, const char *key)
+{
+    const char *params[] = {key};
+    PGresult *r = PQexecParams(db, "SELECT pg_advisory_unlock(" CREATE_LOCK_CLASS ", hashtext($1))",
+                               1, NULL, params, NULL, NULL, 0);
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot release find-or-create lock") != ERR_OK)
+        log_warn("find-or-create lock stays until the connection closes");
+    PQclear(r);
+}
+
 void sync_pair_unlock_all(PGconn *db)
 {
     PGresult *r = PQexec(db, "SELECT pg_advisory_unlock_all()");

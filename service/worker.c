@@ -124,7 +124,9 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *r)
     enum err rc =
         queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
     static const char *const names[] = {"done", "retry", "dead", "deferred"};
-    const char *name = outcome == QUEUE_DONE && r->is_skipped ? "skipped" : names[outcome];
+    const char *name = outcome == QUEUE_DONE && r->is_skipped    ? "skipped"
+                       : outcome == QUEUE_DONE && r->has_warning ? "warning"
+                                                                 : names[outcome];
     if (rc != ERR_OK) {
         log_warn("cannot record outcome; the lease will expire and the record be retried",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));

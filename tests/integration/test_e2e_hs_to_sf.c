@@ -730,7 +730,14 @@ START_TEST(own_echo_is_not_sent_back)
     wait_idle(&t);
     cJSON *after = opportunity_of(&t, deal);
     ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(after, "Amount")->valuedouble, 6500);
-    assert_detail_has(&t, deal, "amount holds dealsync's own write: not sent back");
+    /* Either the echo is recognised as dealsync's own write, or (when the Salesforce change's
+     * own sync takes the pair first) the deal already holds 6500 when it is read: never is
+     * 6000 written to Salesforce. */
+    char *d = detail_of(&t, deal);
+    ck_assert_msg(strstr(d, "amount holds dealsync's own write: not sent back") ||
+                      strstr(d, "already matches"),
+                  "outcome of deal %s is \"%s\"", deal, d);
+    free(d);
     ck_assert_int_eq(e2e_count(&t.e, mark, "salesforce", "in", "PATCH", NULL), 0);
     e2e_report_calls(&t.e, "h2s: dealsync's own hubspot write comes back", mark);
     cJSON_Delete(after);

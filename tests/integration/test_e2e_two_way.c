@@ -10,6 +10,7 @@
 
 #include "e2e.h"
 #include "itest.h"
+#include "queue.h"
 #include "util.h"
 
 #define DEADLINE_MS 60000
@@ -239,6 +240,12 @@ START_TEST(unmapped_picklist_value_is_not_blanked)
     char type[64];
     ck_assert_str_eq(e2e_sf_text(o, "Type", type, sizeof(type)), "Existing Customer - Upgrade");
     cJSON_Delete(o);
+    /* Synced with a value left out: a warning, not a plain success. */
+    char *sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE record_id = '%s' AND"
+                          " outcome = 'warning' AND detail LIKE '%%Type not written%%'",
+                          opp);
+    ck_assert_int_ge(itest_db_scalar(e.svc.db, sql), 1);
+    free(sql);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -434,6 +441,372 @@ START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
 }
 END_TEST
 
+/* ---- Issue 10: companies are found before they are created --------------------------------- */
+
+/* The id of a HubSpot record created through the control API (caller frees). */
+static char *hs_make(struct e2e *e, const char *type, const char *props_json)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s", type);
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    cJSON *o = NULL;
+    ck_assert_int_eq(e2e_sb(e, "POST", path, body, &o), 201);
+    char *id = xstrdup(sbtest_str(o, "id"));
+    cJSON_Delete(o);
+    free(body);
+    free(path);
+    return id;
+}
+
+/* The deal's primary company (type 5) id, or "" (written into out). */
+static const char *primary_company(struct e2e *e, const char *deal_id, char *out, size_t n)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    const cJSON *a;
+    snprintf(out, n, "%s", "");
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
+    {
+        const cJSON *t = cJSON_GetObjectItem(a, "associationTypeId");
+        if (strcmp(sbtest_str(a, "toObjectType"), "companies") == 0 && cJSON_IsNumber(t) &&
+            t->valueint == 5)
+            snprintf(out, n, "%s", sbtest_str(a, "toObjectId"));
+    }
+    cJSON_Delete(d);
+    return out;
+}
+
+struct company_wait {
+    struct e2e *e;
+    const char *opp;
+    char company[32];
+};
+
+static bool has_company(void *arg)
+{
+    struct company_wait *w = arg;
+    char *deal = e2e_deal_id_of(w->e, w->opp);
+    if (deal)
+        primary_company(w->e, deal, w->company, sizeof(w->company));
+    free(deal);
+    return deal && w->company[0];
+}
+
+/* How many HubSpot companies hold the account id. */
+static int companies_of_account(struct e2e *e, const char *account)
+{
+    char *body = xasprintf("{\"filterGroups\":[{\"filters\":[{\"propertyName\":"
+                           "\"salesforceaccountid\",\"operator\":\"EQ\",\"value\":\"%s\"}]}],"
+                           "\"limit\":100}",
+                           account);
+    cJSON *res = NULL;
+    ck_assert_int_eq(e2e_sb(e, "POST", "/crm/v3/objects/companies/search", body, &res), 200);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(res, "results"));
+    cJSON_Delete(res);
+    free(body);
+    return n;
+}
+
+static char *opportunity_of_account(struct e2e *e, const char *name, const char *account,
+                                    const char *contact)
+{
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                           "\"2027-06-30\",\"Amount\":5%s%s%s}",
+                           name, account ? ",\"AccountId\":\"" : "", account ? account : "",
+                           account ? "\"" : "");
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    if (contact) {
+        json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, contact);
+        free(e2e_sf_create(e, "OpportunityContactRole", json));
+        free(json);
+    }
+    return opp;
+}
+
+/* A company with the account website's domain is the account's company: none is created. */
+START_TEST(company_found_by_domain)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_domain", NULL, NULL, true);
+    char *account = e2e_sf_create(
+        &e, "Account", "{\"Name\":\"Umbrella\",\"Website\":\"https://www.umbrella.test\"}");
+    char *company = hs_make(&e, "companies",
+                            "{\"name\":\"Umbrella Corporation\",\"domain\":\"umbrella.test\"}");
+    char *opp = opportunity_of_account(&e, "Umbrella deal", account, NULL);
+    struct company_wait w = {&e, opp, ""};
+    ck_assert_msg(itest_wait_for(has_company, &w, DEADLINE_MS), "the deal never got a company");
+    expect_quiet(&e);
+    ck_assert_str_eq(w.company, company);
+    ck_assert_int_eq(companies_of_account(&e, account), 1);
+    free(opp);
+    free(company);
+    free(account);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The company already associated with the opportunity's (synced) contacts is the account's
+ * company, as HubSpot's account sync finds it. */
+START_TEST(company_found_by_contacts)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_by_contacts", NULL, NULL, true);
+    char *account = e2e_sf_create(&e, "Account", "{\"Name\":\"Pied Piper\"}");
+    char *json = xasprintf("{\"FirstName\":\"Richard\",\"LastName\":\"Hendricks\",\"Email\":"
+                           "\"richard@piedpiper.test\",\"AccountId\":\"%s\"}",
+                           account);
+    char *richard = e2e_sf_create(&e, "Contact", json);
+    free(json);
+    char *company = hs_make(&e, "companies", "{\"name\":\"Pied Piper Inc\"}");
+    char *contact =
+        hs_make(&e, "contacts", "{\"email\":\"richard@piedpiper.test\",\"firstname\":\"Richard\"}");
+    char *path = xasprintf("/crm/v4/objects/contacts/%s/associations/default/companies/%s", contact,
+                           company);
+    int status = e2e_sb(&e, "PUT", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 201, "associate: %d", status);
+    free(path);
+    /* A first opportunity, without an account, links Richard's contact. */
+    char *first = opportunity_of_account(&e, "Richard's first", NULL, richard);
+    char *first_deal = NULL;
+    ck_assert(wait_field(&e, "deals", first, "dealname", "Richard's first"));
+    first_deal = e2e_deal_id_of(&e, first);
+    void *args[] = {&e, first_deal};
+    ck_assert(itest_wait_for(has_one_contact, args, DEADLINE_MS));
+    expect_quiet(&e);
+
+    char *opp = opportunity_of_account(&e, "Pied Piper deal", account, richard);
+    struct company_wait w = {&e, opp, ""};
+    ck_assert_msg(itest_wait_for(has_company, &w, DEADLINE_MS), "the deal never got a company");
+    expect_quiet(&e);
+    ck_assert_str_eq(w.company, company);
+    ck_assert_int_eq(companies_of_account(&e, account), 1);
+    free(first_deal);
+    free(first);
+    free(opp);
+    free(contact);
+    free(company);
+    free(richard);
+    free(account);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define CONCURRENT_OPPS 6
+
+/* Opportunities of one new account synced by several workers at once: one company. */
+START_TEST(one_company_for_concurrent_opportunities)
+{
+    const char *env[] = {"WORKER_THREADS=4", NULL};
+    const char *sandbox[] = {"--set", "sf_om_batch_delay_ms=0", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_one_company", env, sandbox, true);
+    char *account = e2e_sf_create(&e, "Account", "{\"Name\":\"Hooli\"}");
+    /* A slow company search, so the workers' syncs overlap. */
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"path\":\"/crm/v3/objects/companies/search\","
+                            "\"action\":\"latency\",\"latency_ms\":400}]}",
+                            NULL),
+                     200);
+    char *opps[CONCURRENT_OPPS];
+    for (int i = 0; i < CONCURRENT_OPPS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "Hooli %d", i);
+        opps[i] = opportunity_of_account(&e, name, account, NULL);
+        struct timespec pause = {0, 120 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    char first[32] = "";
+    for (int i = 0; i < CONCURRENT_OPPS; i++) {
+        struct company_wait w = {&e, opps[i], ""};
+        ck_assert_msg(itest_wait_for(has_company, &w, DEADLINE_MS), "opportunity %d: no company",
+                      i);
+        if (!first[0])
+            snprintf(first, sizeof(first), "%s", w.company);
+        ck_assert_str_eq(w.company, first);
+        free(opps[i]);
+    }
+    expect_quiet(&e);
+    ck_assert_int_eq(companies_of_account(&e, account), 1);
+    free(account);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define CONCURRENT_DEALS 4
+
+static bool has_account(void *arg)
+{
+    void **a = arg;
+    cJSON *d = e2e_hs_get(a[0], "deals", a[1]);
+    const char *opp = d ? e2e_prop(d, OPP_PROP) : "";
+    cJSON *o = opp[0] ? e2e_sf_get(a[0], "Opportunity", opp) : NULL;
+    char account[32];
+    bool ok = o && e2e_sf_text(o, "AccountId", account, sizeof(account))[0];
+    cJSON_Delete(o);
+    cJSON_Delete(d);
+    return ok;
+}
+
+/* Deals of one new company synced by several workers at once (webhooks in separate batches):
+ * one Account in Salesforce, shared by their opportunities. */
+START_TEST(one_account_for_concurrent_deals)
+{
+    const char *env[] = {"WORKER_THREADS=4", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_one_account", env, NULL, true);
+    char *pipeline = NULL, *stage = NULL;
+    synced_pipeline(&e, &pipeline, &stage);
+    expect_quiet(&e);
+    char *company = hs_make(&e, "companies", "{\"name\":\"Initrode\"}");
+    /* A slow company read, so the workers' syncs overlap. */
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"path\":\"/crm/v3/objects/companies/batch/read\","
+                            "\"action\":\"latency\",\"latency_ms\":400}]}",
+                            NULL),
+                     200);
+    char *deals[CONCURRENT_DEALS];
+    for (int i = 0; i < CONCURRENT_DEALS; i++) {
+        char *body = xasprintf(
+            "{\"properties\":{\"dealname\":\"Initrode %d\",\"pipeline\":\"%s\",\"dealstage\":"
+            "\"%s\",\"closedate\":\"2027-03-01\"},\"associations\":[{\"to\":{\"id\":\"%s\"},"
+            "\"types\":[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":5}]}]}",
+            i, pipeline, stage, company);
+        cJSON *d = NULL;
+        ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &d), 201);
+        deals[i] = xstrdup(sbtest_str(d, "id"));
+        cJSON_Delete(d);
+        free(body);
+        /* Apart enough that each webhook is its own batch (not a timing assertion). */
+        struct timespec pause = {0, 120 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    for (int i = 0; i < CONCURRENT_DEALS; i++) {
+        void *args[] = {&e, deals[i]};
+        ck_assert_msg(itest_wait_for(has_account, args, DEADLINE_MS), "deal %d: no account", i);
+    }
+    expect_quiet(&e);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "GET", "/_sandbox/salesforce/records/Account", NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list) n += strcmp(sbtest_str(r, "Name"), "Initrode") == 0 &&
+                                     !cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted"));
+    cJSON_Delete(all);
+    ck_assert_int_eq(n, 1);
+    for (int i = 0; i < CONCURRENT_DEALS; i++)
+        free(deals[i]);
+    free(company);
+    free(pipeline);
+    free(stage);
+    e2e_stop(&e);
+}
+END_TEST
+
+struct contact_prop {
+    struct e2e *e;
+    const char *sf_contact;
+    const char *name;
+    const char *want;
+};
+
+static bool contact_prop_is(void *arg)
+{
+    struct contact_prop *c = arg;
+    const char *params[] = {c->sf_contact};
+    PGresult *r = PQexecParams(
+        c->e->svc.db, "SELECT hs_id FROM record_link WHERE kind = 'contact' AND sf_id = $1", 1,
+        NULL, params, NULL, NULL, 0);
+    cJSON *hc = PQntuples(r) == 1 ? e2e_hs_get(c->e, "contacts", PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    bool ok = hc && strcmp(e2e_prop(hc, c->name), c->want) == 0;
+    cJSON_Delete(hc);
+    return ok;
+}
+
+/* LIFECYCLE_STAGE_SYNC=false: a closed-won deal's contact gets its roll-ups, and keeps the
+ * lifecycle stage the team gave it. */
+START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
+{
+    const char *env[] = {"LIFECYCLE_STAGE_SYNC=false", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_lifecycle", env, NULL, true);
+    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Won\",\"StageName\":\"Closed Won\",\"CloseDate\":"
+                              "\"2026-11-30\",\"Amount\":900}");
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    free(e2e_sf_create(&e, "OpportunityContactRole", json));
+    free(json);
+    struct contact_prop c = {&e, jane, "dealsync_num_associated_deals", "1"};
+    ck_assert_msg(itest_wait_for(contact_prop_is, &c, DEADLINE_MS), "roll-up never written");
+    expect_quiet(&e);
+    struct contact_prop stage = {&e, jane, "lifecyclestage", "customer"};
+    ck_assert_msg(!contact_prop_is(&stage), "the lifecycle stage moved with the switch off");
+    free(opp);
+    free(jane);
+    e2e_stop(&e);
+}
+END_TEST
+
+static bool link_gone(void *arg)
+{
+    void **a = arg;
+    char *deal = e2e_deal_id_of(a[0], a[1]);
+    free(deal);
+    return deal == NULL;
+}
+
+/* A deal deleted in HubSpot stays deleted when a Salesforce event about an older change of its
+ * opportunity arrives afterwards (a late outbound message, a poller's event, the echo of
+ * dealsync's own write); a change made after the delete makes a new deal. */
+START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_tombstone", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Deleted later", 300, &deal);
+    expect_quiet(&e);
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete deal: %d", status);
+    free(path);
+    void *args[] = {&e, opp};
+    ck_assert(itest_wait_for(link_gone, args, DEADLINE_MS));
+    expect_quiet(&e);
+
+    /* An event about the opportunity as it was before the delete. */
+    cJSON *payload = cJSON_CreateObject();
+    struct queue_event_in ev = {.source = "salesforce",
+                                .dedup_key = "late-outbound-message",
+                                .object_type = "Opportunity",
+                                .record_id = opp,
+                                .event_type = "outbound_message",
+                                .occurred_at_ms = util_now_ms(),
+                                .payload = payload};
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(e.svc.db, &ev, 1, &stored), ERR_OK);
+    cJSON_Delete(payload);
+    expect_quiet(&e);
+    char *again = e2e_deal_id_of(&e, opp);
+    ck_assert_msg(again == NULL, "the deleted deal came back as %s", again);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(detail && strstr(detail, "deleted in hubspot"), "outcome: %s",
+                  detail ? detail : "(none)");
+    free(detail);
+
+    /* A change after the delete: a new deal, as HubSpot's integration makes one. */
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":301}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "301"));
+    expect_quiet(&e);
+    again = e2e_deal_id_of(&e, opp);
+    ck_assert_str_ne(again, deal);
+    free(again);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_two_way(void);
 Suite *suite_e2e_two_way(void)
 {
@@ -447,6 +820,18 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, unmatched_owner_is_never_erased);
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
+    tcase_add_test(tc, company_found_by_domain);
+    tcase_add_test(tc, company_found_by_contacts);
+    tcase_add_test(tc, lifecycle_stage_sync_off_keeps_the_stage);
     suite_add_tcase(s, tc);
+    TCase *creates = tcase_create("concurrent creates");
+    tcase_set_timeout(creates, 300);
+    tcase_add_test(creates, one_company_for_concurrent_opportunities);
+    tcase_add_test(creates, one_account_for_concurrent_deals);
+    suite_add_tcase(s, creates);
+    TCase *deletes = tcase_create("deletes");
+    tcase_set_timeout(deletes, 300);
+    tcase_add_test(deletes, deleted_deal_is_not_recreated_by_an_older_event);
+    suite_add_tcase(s, deletes);
     return s;
 }

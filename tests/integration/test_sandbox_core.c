@@ -202,6 +202,48 @@ START_TEST(dropped_and_held_connections_get_no_answer)
 }
 END_TEST
 
+/* The write is carried out, then the answer is lost: the caller sees a timeout while the record
+ * exists. The log keeps the answer that never left, and the body when asked to. */
+START_TEST(timeout_after_write_applies_the_write_and_loses_the_answer)
+{
+    const char *rules = "{\"rules\":[{\"method\":\"POST\",\"path\":\"/crm/v3/objects/contacts\","
+                        "\"action\":\"timeout_after_write\",\"hold_ms\":100,\"count\":1}]}";
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/faults", NULL, rules, NULL, NULL), 200);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"core.log_body_bytes\":20}", NULL, NULL),
+                     200);
+    cJSON *first = requests_since(0);
+    int64_t mark = (int64_t)cJSON_GetObjectItem(first, "last_id")->valuedouble;
+    cJSON_Delete(first);
+
+    const char *body = "{\"properties\":{\"email\":\"lost@example.com\"}}";
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/contacts", body, NULL), 0);
+    cJSON *list = NULL;
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/_sandbox/hubspot/objects/contacts", NULL, NULL, &list, NULL),
+        200);
+    int found = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, list)
+    {
+        const cJSON *props = cJSON_GetObjectItem(c, "properties");
+        found += strcmp(sbtest_str(props, "email"), "lost@example.com") == 0;
+    }
+    ck_assert_int_eq(found, 1);
+    cJSON_Delete(list);
+    /* the rule fired once: the same request now gets its answer (a conflict: it exists) */
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/contacts", body, NULL), 409);
+
+    cJSON *log = requests_since(mark);
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(log, "requests"), 0);
+    ck_assert_int_eq(cJSON_GetObjectItem(e, "status")->valueint, 0);
+    ck_assert_str_eq(sbtest_str(e, "fault"), "timeout_after_write (answer 201 lost)");
+    ck_assert_str_eq(sbtest_str(e, "body"), "{\"properties\":{\"emai");
+    ck_assert_int_eq(cJSON_GetObjectItem(e, "body_len")->valueint, (int)strlen(body));
+    cJSON_Delete(log);
+}
+END_TEST
+
 START_TEST(bad_fault_bodies_are_rejected)
 {
     const char *bad[] = {
@@ -276,6 +318,7 @@ Suite *suite_sandbox_core(void)
     tcase_add_test(tc, fault_for_next_n_requests);
     tcase_add_test(tc, rate_faults_are_deterministic_from_the_seed);
     tcase_add_test(tc, dropped_and_held_connections_get_no_answer);
+    tcase_add_test(tc, timeout_after_write_applies_the_write_and_loses_the_answer);
     tcase_add_test(tc, bad_fault_bodies_are_rejected);
     tcase_add_test(tc, delivery_faults_become_settings_and_reset_clears_everything);
     tcase_add_test(tc, oversized_body_is_rejected);

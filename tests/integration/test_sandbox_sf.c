@@ -374,6 +374,38 @@ START_TEST(sobject_create_read_update_delete)
 }
 END_TEST
 
+/* The control API lists a type's records, or only those whose field has a value (ids match in
+ * either length). */
+START_TEST(control_lists_records_by_field)
+{
+    char *a = create_opp("Listed A", 1);
+    char *b = create_opp("Listed B", 2);
+    cJSON *list = NULL;
+    ck_assert_int_eq(
+        call("GET", "/_sandbox/salesforce/records/Opportunity", false, NULL, &list, NULL), 200);
+    ck_assert_int_ge(cJSON_GetArraySize(list), 2);
+    cJSON_Delete(list);
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity?field=Id&value=%.15s", b);
+    ck_assert_int_eq(call("GET", path, false, NULL, &list, NULL), 200);
+    ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 0), "Name"), "Listed B");
+    cJSON_Delete(list);
+    ck_assert_int_eq(call("GET",
+                          "/_sandbox/salesforce/records/Opportunity?field=Name&value=Listed%20A",
+                          false, NULL, &list, NULL),
+                     200);
+    ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(list, 0), "Id"), a);
+    cJSON_Delete(list);
+    ck_assert_int_eq(
+        call("GET", "/_sandbox/salesforce/records/Opportunity?field=Name", false, NULL, NULL, NULL),
+        400);
+    free(path);
+    free(b);
+    free(a);
+}
+END_TEST
+
 START_TEST(sobject_errors_as_salesforce_reports_them)
 {
     cJSON *o = NULL;
@@ -1356,6 +1388,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, expired_or_unknown_token_is_401);
     tcase_add_test(tc, oauth_jwt_bearer_verifies_rs256);
     tcase_add_test(tc, sobject_create_read_update_delete);
+    tcase_add_test(tc, control_lists_records_by_field);
     tcase_add_test(tc, sobject_errors_as_salesforce_reports_them);
     tcase_add_test(tc, custom_field_then_upsert_by_external_id);
     tcase_add_test(tc, soql_subset_and_its_limits);

@@ -25,14 +25,25 @@ void sb_settings_mark_defaults(void);
 void sb_settings_restore_defaults(void);
 
 /* ---- reqlog.c: own mutex ---- */
+/* body (may be NULL) is kept only up to the setting core.log_body_bytes (default 0: not kept);
+ * fault names the injected fault that decided the answer (NULL: none). */
 void sb_reqlog_add(const char *system, const char *direction, const char *method, const char *path,
-                   const char *query, int status, size_t body_len);
+                   const char *query, int status, const char *body, size_t body_len,
+                   const char *fault);
 /* Entries with id > since (system NULL = all) as {"requests":[…],"last_id":n}; caller deletes. */
 cJSON *sb_reqlog_json(int64_t since, const char *system);
 void sb_reqlog_clear(void);
 
 /* ---- faults.c: own mutex ---- */
-enum sb_fault_kind { SB_FAULT_NONE, SB_FAULT_ERROR, SB_FAULT_TIMEOUT, SB_FAULT_DROP };
+/* SB_FAULT_LOSE_ANSWER: the request is carried out (a write is applied), then the connection is
+ * held and closed without an answer, as when a response is lost after the server committed. */
+enum sb_fault_kind {
+    SB_FAULT_NONE,
+    SB_FAULT_ERROR,
+    SB_FAULT_TIMEOUT,
+    SB_FAULT_DROP,
+    SB_FAULT_LOSE_ANSWER
+};
 
 /* What the core does to one incoming request. body is owned (free with sb_fault_clear). */
 struct sb_fault {

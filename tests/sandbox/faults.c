@@ -194,12 +194,14 @@ static const char *parse_rule(const cJSON *o, struct fault_rule *r)
         r->kind = SB_FAULT_TIMEOUT;
     } else if (strcmp(action, "drop") == 0) {
         r->kind = SB_FAULT_DROP;
+    } else if (strcmp(action, "timeout_after_write") == 0) {
+        r->kind = SB_FAULT_LOSE_ANSWER;
     } else if (strcmp(action, "latency") == 0) {
         if (latency <= 0)
             return "a latency rule needs latency_ms";
         r->kind = SB_FAULT_NONE;
     } else {
-        return "rule.action must be error, latency, timeout or drop";
+        return "rule.action must be error, latency, timeout, timeout_after_write or drop";
     }
     const char *method = str_field(o, "method");
     r->method = (method && strcmp(method, "*") != 0) ? xstrdup(method) : NULL;
@@ -309,6 +311,8 @@ static const char *kind_name(enum sb_fault_kind k)
         return "timeout";
     case SB_FAULT_DROP:
         return "drop";
+    case SB_FAULT_LOSE_ANSWER:
+        return "timeout_after_write";
     case SB_FAULT_NONE:
         break;
     }
@@ -332,7 +336,7 @@ cJSON *sb_faults_json(void)
         cJSON_AddNumberToObject(o, "rate", r->rate);
         cJSON_AddNumberToObject(o, "count", (double)r->count);
         cJSON_AddNumberToObject(o, "latency_ms", r->latency_ms);
-        if (r->kind == SB_FAULT_TIMEOUT)
+        if (r->kind == SB_FAULT_TIMEOUT || r->kind == SB_FAULT_LOSE_ANSWER)
             cJSON_AddNumberToObject(o, "hold_ms", r->hold_ms);
         cJSON_AddNumberToObject(o, "matched", (double)r->matched);
         cJSON_AddNumberToObject(o, "fired", (double)r->fired);

@@ -577,6 +577,17 @@ static bool control_objects(const struct sb_request *req, const char *rest,
                 hs_respond_invalid(resp, status, errors);
             goto out;
         }
+        if (strcmp(req->method, "GET") == 0) {
+            /* every record of the type, archived ones included, full state */
+            size_t count;
+            struct hs_object *const *all = hs_objects_all(&count);
+            cJSON *list = cJSON_CreateArray();
+            for (size_t i = 0; i < count; i++)
+                if (all[i]->type == t)
+                    cJSON_AddItemToArray(list, hs_object_full_json(all[i]));
+            sb_respond_json(resp, 200, list);
+            goto out;
+        }
         return false;
     }
     int64_t id;

@@ -364,7 +364,7 @@ static void batch_post(struct batch *b)
         h_timeout,
         NULL};
     int status = sb_http_post(b->url, headers, b->body, body_len, timeout, NULL);
-    sb_log_delivery("hubspot", b->url, status, body_len);
+    sb_log_delivery("hubspot", b->url, status, b->body, body_len);
     sb_lock();
     batch_done(b, status >= 200 && status < 300);
     sb_unlock();

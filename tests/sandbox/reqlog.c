@@ -20,6 +20,8 @@ struct reqlog_entry {
     char *query;
     int status;
     size_t body_len;
+    char *body;  /* the first core.log_body_bytes bytes of the body, or NULL */
+    char *fault; /* the injected fault that decided the answer, or NULL */
 };
 
 static pthread_mutex_t reqlog_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -35,12 +37,29 @@ static void entry_clear(struct reqlog_entry *e)
     free(e->method);
     free(e->path);
     free(e->query);
+    free(e->body);
+    free(e->fault);
     memset(e, 0, sizeof *e);
 }
 
-void sb_reqlog_add(const char *system, const char *direction, const char *method, const char *path,
-                   const char *query, int status, size_t body_len)
+/* The excerpt of body kept in the log: none unless the setting core.log_body_bytes asks. */
+static char *body_excerpt(const char *body, size_t body_len)
 {
+    int64_t keep = sb_setting_int("core.log_body_bytes", 0);
+    if (keep <= 0 || !body)
+        return NULL;
+    size_t n = body_len < (size_t)keep ? body_len : (size_t)keep;
+    char *out = xmalloc(n + 1);
+    memcpy(out, body, n);
+    out[n] = '\0';
+    return out;
+}
+
+void sb_reqlog_add(const char *system, const char *direction, const char *method, const char *path,
+                   const char *query, int status, const char *body, size_t body_len,
+                   const char *fault)
+{
+    char *excerpt = body_excerpt(body, body_len);
     pthread_mutex_lock(&reqlog_mu);
     if (!entries)
         entries = xcalloc(REQLOG_MAX, sizeof *entries);
@@ -62,12 +81,15 @@ void sb_reqlog_add(const char *system, const char *direction, const char *method
     e->query = xstrdup(query ? query : "");
     e->status = status;
     e->body_len = body_len;
+    e->body = excerpt;
+    e->fault = fault ? xstrdup(fault) : NULL;
     pthread_mutex_unlock(&reqlog_mu);
 }
 
-void sb_log_delivery(const char *system, const char *url, int status, size_t body_len)
+void sb_log_delivery(const char *system, const char *url, int status, const char *body,
+                     size_t body_len)
 {
-    sb_reqlog_add(system, "out", "POST", url, "", status, body_len);
+    sb_reqlog_add(system, "out", "POST", url, "", status, body, body_len, NULL);
 }
 
 cJSON *sb_reqlog_json(int64_t since, const char *system)
@@ -89,6 +111,10 @@ cJSON *sb_reqlog_json(int64_t since, const char *system)
         cJSON_AddStringToObject(o, "query", e->query);
         cJSON_AddNumberToObject(o, "status", e->status);
         cJSON_AddNumberToObject(o, "body_len", (double)e->body_len);
+        if (e->body)
+            cJSON_AddStringToObject(o, "body", e->body);
+        if (e->fault)
+            cJSON_AddStringToObject(o, "fault", e->fault);
         cJSON_AddItemToArray(list, o);
     }
     cJSON_AddNumberToObject(root, "last_id", (double)(next_id - 1));

@@ -83,8 +83,10 @@ double sb_random(void);
 int64_t sb_now_ms(void);
 
 /* Appends a record of an outgoing delivery (webhook or outbound message) to the request log,
- * so tests can count them. direction "out", target url, status answered (0 = no answer). */
-void sb_log_delivery(const char *system, const char *url, int status, size_t body_len);
+ * so tests can count them. direction "out", target url, status answered (0 = no answer); body
+ * is kept as the core.log_body_bytes setting says. */
+void sb_log_delivery(const char *system, const char *url, int status, const char *body,
+                     size_t body_len);
 
 /* POSTs body to url with the given headers (NULL-terminated array of "Name: value" strings).
  * Returns the HTTP status, 0 when the connection failed or timed out; *resp_body (may be NULL)

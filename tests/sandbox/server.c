@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -207,19 +208,44 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct sb_resp
     return rc;
 }
 
+static const char *fault_name(enum sb_fault_kind kind)
+{
+    switch (kind) {
+    case SB_FAULT_ERROR:
+        return "error";
+    case SB_FAULT_TIMEOUT:
+        return "timeout";
+    case SB_FAULT_DROP:
+        return "drop";
+    case SB_FAULT_LOSE_ANSWER:
+        return "timeout_after_write";
+    case SB_FAULT_NONE:
+        break;
+    }
+    return NULL;
+}
+
 /* Applies the fault chosen for this request. Returns true when the fault answered (resp filled)
- * or swallowed the request (*is_dropped). */
-static bool apply_fault(const struct sb_request *req, struct sb_response *resp, bool *is_dropped)
+ * or swallowed the request (*is_dropped). A timeout_after_write fault returns false with
+ * *lose_after_ms set: the request is to be carried out, then its answer lost. *fault names the
+ * fault that fired (static), or stays NULL. */
+static bool apply_fault(const struct sb_request *req, struct sb_response *resp, bool *is_dropped,
+                        int *lose_after_ms, const char **fault)
 {
     struct sb_fault f;
     bool is_handled = true;
     sb_faults_decide(req->method, req->path, &f);
+    *fault = fault_name(f.kind);
     if (f.latency_ms > 0 && !sb_sleep_ms(f.latency_ms)) {
         *is_dropped = true;
         goto out;
     }
     switch (f.kind) {
     case SB_FAULT_NONE:
+        is_handled = false;
+        break;
+    case SB_FAULT_LOSE_ANSWER:
+        *lose_after_ms = f.hold_ms;
         is_handled = false;
         break;
     case SB_FAULT_DROP:
@@ -257,8 +283,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, const char *url, co
         .conn = conn,
     };
     const char *system = "none";
+    const char *fault = NULL;
     bool is_dropped = false;
     bool is_logged = true;
+    int lose_after_ms = -1;
+    char note[64];
 
     if (st->body.is_over_limit) {
         system = guess_system(url);
@@ -270,7 +299,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, const char *url, co
         sb_lock();
         sb_control_handle(&req, &resp);
         sb_unlock();
-    } else if (apply_fault(&req, &resp, &is_dropped)) {
+    } else if (apply_fault(&req, &resp, &is_dropped, &lose_after_ms, &fault)) {
         system = guess_system(url);
     } else {
         sb_lock();
@@ -284,10 +313,17 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, const char *url, co
             respond_core_error(&resp, 404, msg);
             free(msg);
         }
+        if (lose_after_ms >= 0) {
+            /* carried out; the log keeps the answer that never left */
+            snprintf(note, sizeof note, "timeout_after_write (answer %d lost)", resp.status);
+            fault = note;
+            (void)sb_sleep_ms(lose_after_ms);
+            is_dropped = true;
+        }
     }
     if (is_logged)
-        sb_reqlog_add(system, "in", method, url, req.query, is_dropped ? 0 : resp.status,
-                      req.body_len);
+        sb_reqlog_add(system, "in", method, url, req.query, is_dropped ? 0 : resp.status, req.body,
+                      req.body_len, fault);
     enum MHD_Result rc = is_dropped ? MHD_NO : send_response(conn, &resp);
     response_clear(&resp);
     return rc;

@@ -86,6 +86,34 @@ static void backdate(const struct sb_request *req, struct sf_record *rec, struct
     message(resp, 200, "backdated");
 }
 
+/* Every record of obj, or with ?field=F&value=V only those whose F reads V exactly (a text
+ * field, or an id in either length). */
+static void list_records(const struct sb_request *req, const struct sf_object *obj,
+                         struct sb_response *resp)
+{
+    char *field = sb_req_query(req, "field");
+    char *value = sb_req_query(req, "value");
+    if ((field == NULL) != (value == NULL)) {
+        message(resp, 400, "give both field and value, or neither");
+        goto out;
+    }
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < obj->record_count; i++) {
+        if (field) {
+            const char *v = cJSON_GetStringValue(
+                cJSON_GetObjectItemCaseSensitive(obj->records[i]->values, field));
+            if (!v || (strcmp(v, value) != 0 &&
+                       !(strlen(v) == 18 && strlen(value) == 15 && strncmp(v, value, 15) == 0)))
+                continue;
+        }
+        cJSON_AddItemToArray(list, full_state(obj, obj->records[i]));
+    }
+    sb_respond_json(resp, 200, list);
+out:
+    free(field);
+    free(value);
+}
+
 static void records(const struct sb_request *req, char **seg, size_t n, struct sb_response *resp)
 {
     struct sf_object *obj = n >= 2 ? any_object(seg[1]) : NULL;
@@ -95,10 +123,7 @@ static void records(const struct sb_request *req, char **seg, size_t n, struct s
         return;
     }
     if (n == 2 && is_method(req, "GET")) {
-        cJSON *list = cJSON_CreateArray();
-        for (size_t i = 0; i < obj->record_count; i++)
-            cJSON_AddItemToArray(list, full_state(obj, obj->records[i]));
-        sb_respond_json(resp, 200, list);
+        list_records(req, obj, resp);
         return;
     }
     const char *user = acting_user(req);

@@ -409,7 +409,7 @@ void sb_sf_tick(void)
                                           "SOAPAction: \"\"", NULL};
     int status = sb_http_post(url, headers, body, strlen(body), timeout, &answer);
     bool ok = status == 200 && is_ack(answer);
-    sb_log_delivery("salesforce", url, status, strlen(body));
+    sb_log_delivery("salesforce", url, status, body, strlen(body));
 
     sb_lock();
     now = sb_now_ms();

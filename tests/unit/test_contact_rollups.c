@@ -17,6 +17,7 @@ static void config_init(struct config *cfg)
     cfg->rollup_recent_close_date_property = "close";
     cfg->rollup_recent_amount_property = "recent";
     cfg->rollup_total_revenue_property = "total";
+    cfg->lifecycle_stage_sync = true;
 }
 
 static const char *get(const cJSON *o, const char *name)
@@ -101,6 +102,23 @@ START_TEST(a_contact_without_deals_is_cleared)
 }
 END_TEST
 
+/* LIFECYCLE_STAGE_SYNC=false (HubSpot's "automatic lifecycle stage transitions" off): the
+ * roll-ups are written, the lifecycle stage is left to the team. */
+START_TEST(lifecycle_stage_sync_off_leaves_the_stage)
+{
+    struct config cfg;
+    config_init(&cfg);
+    cfg.lifecycle_stage_sync = false;
+    struct contact_rollup r = {
+        1, 1767225600000LL, 1798675200000LL, xstrdup("5000"), xstrdup("5000"), true, false};
+    cJSON *c = contact_rollup_changes(&cfg, &r, NULL);
+    ck_assert_str_eq(get(c, "n"), "1");
+    ck_assert_ptr_null(cJSON_GetObjectItem(c, "lifecyclestage"));
+    cJSON_Delete(c);
+    contact_rollup_clear(&r);
+}
+END_TEST
+
 Suite *suite_contact_rollups(void);
 Suite *suite_contact_rollups(void)
 {
@@ -110,6 +128,7 @@ Suite *suite_contact_rollups(void)
     tcase_add_test(tc, equal_values_are_not_written_again);
     tcase_add_test(tc, lifecycle_never_moves_back);
     tcase_add_test(tc, a_contact_without_deals_is_cleared);
+    tcase_add_test(tc, lifecycle_stage_sync_off_leaves_the_stage);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -91,6 +91,47 @@ START_TEST(deal_id_field_must_be_a_custom_field)
 }
 END_TEST
 
+/* The baseline rule: a pending field takes back its old baseline on both sides (null where there
+ * was none), every other field keeps the value agreed in this sync. */
+START_TEST(pending_fields_keep_their_old_baseline)
+{
+    cJSON *pending = cJSON_Parse("{\"Amount\":\"amount\",\"Type\":\"dealtype\"}");
+    cJSON *old_sf = cJSON_Parse("{\"Amount\":100,\"Name\":\"Old\"}");
+    cJSON *old_hs = cJSON_Parse("{\"amount\":\"100\",\"dealname\":\"Old\"}");
+    cJSON *sf = cJSON_Parse("{\"Amount\":200,\"Name\":\"New\",\"Type\":\"X\"}");
+    cJSON *hs = cJSON_Parse("{\"amount\":\"100\",\"dealname\":\"New\",\"dealtype\":\"y\"}");
+    sync_deal_keep_baseline(pending, old_sf, old_hs, sf, hs);
+    ck_assert_int_eq(cJSON_GetObjectItem(sf, "Amount")->valueint, 100);
+    ck_assert_str_eq(cJSON_GetObjectItem(hs, "amount")->valuestring, "100");
+    ck_assert_str_eq(cJSON_GetObjectItem(sf, "Name")->valuestring, "New");
+    ck_assert_str_eq(cJSON_GetObjectItem(hs, "dealname")->valuestring, "New");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(sf, "Type")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hs, "dealtype")));
+    sync_deal_keep_baseline(NULL, old_sf, old_hs, sf, hs); /* nothing pending: unchanged */
+    ck_assert_str_eq(cJSON_GetObjectItem(sf, "Name")->valuestring, "New");
+    cJSON_Delete(pending);
+    cJSON_Delete(old_sf);
+    cJSON_Delete(old_hs);
+    cJSON_Delete(sf);
+    cJSON_Delete(hs);
+}
+END_TEST
+
+/* dealsync's remembered writes are forgotten once the record holds something else. */
+START_TEST(written_values_the_record_no_longer_holds_are_forgotten)
+{
+    cJSON *written = cJSON_Parse("{\"amount\":\"100\",\"dealname\":\"A\",\"closedate\":"
+                                 "\"2027-01-01\"}");
+    cJSON *now = cJSON_Parse("{\"amount\":\"100.0\",\"dealname\":\"B\"}");
+    sync_deal_prune_written(written, now);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(written, "amount"));    /* same value */
+    ck_assert_ptr_null(cJSON_GetObjectItem(written, "dealname"));     /* changed since */
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(written, "closedate")); /* not read: kept */
+    cJSON_Delete(written);
+    cJSON_Delete(now);
+}
+END_TEST
+
 Suite *suite_sync_deal(void);
 Suite *suite_sync_deal(void)
 {
@@ -101,6 +142,8 @@ Suite *suite_sync_deal(void)
     tcase_add_test(tc, later_second_wins_and_a_tie_keeps_salesforce);
     tcase_add_test(tc, soql_literals_are_escaped);
     tcase_add_test(tc, deal_id_field_must_be_a_custom_field);
+    tcase_add_test(tc, pending_fields_keep_their_old_baseline);
+    tcase_add_test(tc, written_values_the_record_no_longer_holds_are_forgotten);
     suite_add_tcase(s, tc);
     return s;
 }
