@@ -159,9 +159,16 @@ static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp
         buf_printf(&fields, ",%s", ctx->cfg->sf_deal_id_field);
     free(why);
     char *ids = id_list(opps, n, false);
-    char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
-    enum err rc = sf_query(ctx->sf, soql, records);
-    free(soql);
+    enum err rc = ERR_OK;
+    if (ids[0]) {
+        char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
+        rc = sf_query(ctx->sf, soql, records);
+        free(soql);
+    } else {
+        /* Every record of the batch is finished already (busy with another worker): an empty
+         * IN () is a MALFORMED_QUERY, and there is nothing to read. */
+        *records = cJSON_CreateArray();
+    }
     free(ids);
     buf_clear(&fields);
     return rc;
