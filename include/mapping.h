@@ -28,9 +28,11 @@ enum mapping_kind {
     MAPPING_KIND_DATE,     /* Salesforce date <-> HubSpot date or datetime (midnight UTC) */
     MAPPING_KIND_DATETIME, /* Salesforce datetime <-> HubSpot datetime */
     MAPPING_KIND_BOOL,
-    MAPPING_KIND_PICKLIST, /* Salesforce picklist <-> HubSpot enumeration option */
-    MAPPING_KIND_OWNER,    /* OwnerId <-> hubspot_owner_id through the owner lookup */
-    MAPPING_KIND_STAGE,    /* StageName <-> dealstage through the caller's stage map */
+    MAPPING_KIND_PICKLIST,      /* Salesforce picklist <-> HubSpot enumeration option */
+    MAPPING_KIND_MULTIPICKLIST, /* Salesforce multi-select picklist <-> HubSpot checkboxes
+                                 * (enumeration, fieldType "checkbox"); ';'-separated both sides */
+    MAPPING_KIND_OWNER,         /* OwnerId <-> hubspot_owner_id through the owner lookup */
+    MAPPING_KIND_STAGE,         /* StageName <-> dealstage through the caller's stage map */
 };
 
 enum mapping_direction {
@@ -93,6 +95,8 @@ struct mapping_context {
     const cJSON *hs_property_defs; /* array of HubSpot property definitions
                                     * ({"name","type","fieldType","options":[{label,value}]}) as
                                     * GET /crm/v3/properties/deals returns them in "results" */
+    const cJSON *sf_describe;      /* the Opportunity describe (sf_describe.h): a value written to
+                                    * a Salesforce picklist must be one of its picklistValues */
 };
 
 /* A field left out of the changes, with a fixed lowercase reason. */
@@ -124,6 +128,13 @@ enum err mapping_apply(const struct mapping_set *set, const struct mapping_conte
                        const cJSON *hs_properties, struct mapping_result *out) WARN_UNUSED;
 /* Frees the changes and skips. NULL is a no-op. */
 void mapping_result_clear(struct mapping_result *r);
+
+/* Whether a Salesforce field of describe type sf_type and a HubSpot property of type hs_type
+ * and fieldType hs_field_type (may be NULL) can hold each other's values, following HubSpot's
+ * table of compatible types (reference hubspot.md 1.3). NULL when they can, else why not (a
+ * fixed lowercase phrase). Pure. */
+const char *mapping_type_mismatch(const char *sf_type, const char *hs_type,
+                                  const char *hs_field_type);
 
 /* Rule name as in the mappings file, and the reverse (false when unknown). Pure. */
 const char *mapping_rule_name(enum mapping_rule rule);

@@ -29,7 +29,14 @@ struct sync_ctx {
     struct hs_client *hs;
     struct api_budget *budget;    /* paces hs, records sf's usage (api_budget.h) */
     struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
+    cJSON *hs_deal_defs;          /* this worker's copy of the deal property definitions */
+    int64_t hs_deal_defs_ms;      /* when they were read */
 };
+
+/* The deal property definitions (GET /crm/v3/properties/deals), read again once older than
+ * SF_DESCRIBE_TTL_MS. On ERR_OK *defs is borrowed, valid until the next call or
+ * sync_ctx_free. */
+enum err sync_deal_property_defs(struct sync_ctx *ctx, const cJSON **defs) WARN_UNUSED;
 
 /* A Salesforce client from the configuration (refresh-token flow, or JWT bearer when a username
  * and key file are set without a refresh token). ERR_CONFIG when the API is not configured.

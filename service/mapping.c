@@ -42,6 +42,38 @@ static const char *const rule_names[] = {
     [MAPPING_RULE_NONE] = "none",
 };
 
+const char *mapping_type_mismatch(const char *sf_type, const char *hs_type,
+                                  const char *hs_field_type)
+{
+    /* HubSpot's table (reference hubspot.md 1.3), each row read both ways. */
+    static const struct {
+        const char *hs_type;
+        const char *hs_field_type; /* NULL = any */
+        const char *sf_types;      /* ",type," list */
+    } ok[] = {
+        {"enumeration", "checkbox", ",multipicklist,"},
+        {"enumeration", NULL, ",picklist,reference,"},
+        {"bool", NULL, ",boolean,"},
+        {"number", NULL, ",double,int,currency,percent,long,"},
+        {"string", NULL, ",string,textarea,email,phone,url,"},
+        {"phone_number", NULL, ",phone,string,"},
+        {"date", NULL, ",date,"},
+        {"datetime", NULL, ",date,datetime,"},
+    };
+    if (!sf_type || !hs_type)
+        return "type unknown";
+    char needle[64];
+    snprintf(needle, sizeof(needle), ",%s,", sf_type);
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (strcmp(ok[i].hs_type, hs_type) != 0)
+            continue;
+        if (ok[i].hs_field_type && (!hs_field_type || strcmp(ok[i].hs_field_type, hs_field_type)))
+            continue;
+        return strstr(ok[i].sf_types, needle) ? NULL : "types cannot hold each other's values";
+    }
+    return "types cannot hold each other's values";
+}
+
 const char *mapping_rule_name(enum mapping_rule rule)
 {
     if ((size_t)rule < sizeof(rule_names) / sizeof(rule_names[0]))
@@ -402,10 +434,118 @@ static enum mapping_kind effective_kind(const struct mapping_field *f, const cJS
         {"datetime", MAPPING_KIND_DATETIME},
         {"bool", MAPPING_KIND_BOOL},
     };
+    const char *field_type =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(def, "fieldType"));
+    if (type && strcmp(type, "enumeration") == 0 && field_type &&
+        strcmp(field_type, "checkbox") == 0)
+        return MAPPING_KIND_MULTIPICKLIST;
     for (size_t i = 0; type && i < sizeof(by_type) / sizeof(by_type[0]); i++)
         if (strcmp(type, by_type[i].type) == 0)
             return by_type[i].kind;
     return f->kind;
+}
+
+/* ---- Salesforce picklists (the describe) ---------------------------------------------------- */
+
+static const cJSON *sf_field_def(const struct mapping_context *ctx, const char *name)
+{
+    const cJSON *def;
+    if (!ctx || !ctx->sf_describe)
+        return NULL;
+    cJSON_ArrayForEach(def, cJSON_GetObjectItemCaseSensitive(ctx->sf_describe, "fields"))
+    {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(def, "name"));
+        if (n && strcasecmp(n, name) == 0)
+            return def;
+    }
+    return NULL;
+}
+
+/* The describe of a picklist that lists values (one without values takes any text). */
+static bool sf_has_values(const cJSON *def)
+{
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(def, "type"));
+    return type && (strcmp(type, "picklist") == 0 || strcmp(type, "multipicklist") == 0) &&
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(def, "picklistValues")) > 0;
+}
+
+/* The active picklist value whose value or label is s, ignoring case; NULL when none. */
+static const char *sf_picklist_value(const cJSON *def, const char *s)
+{
+    const cJSON *pv;
+    cJSON_ArrayForEach(pv, cJSON_GetObjectItemCaseSensitive(def, "picklistValues"))
+    {
+        const char *value = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pv, "value"));
+        const char *label = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pv, "label"));
+        if (!value || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pv, "active")))
+            continue;
+        if (strcasecmp(value, s) == 0 || (label && strcasecmp(label, s) == 0))
+            return value;
+    }
+    return NULL;
+}
+
+/* Splits a ';'-separated list (both CRMs' multi-select form) into trimmed, non-empty items.
+ * Caller deletes. */
+static cJSON *split_list(const char *s)
+{
+    cJSON *items = cJSON_CreateArray();
+    while (s && *s) {
+        size_t len = strcspn(s, ";");
+        const char *a = s, *b = s + len;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a) {
+            char *item = xstrndup(a, (size_t)(b - a));
+            cJSON_AddItemToArray(items, cJSON_CreateString(item));
+            free(item);
+        }
+        s += len;
+        if (*s == ';')
+            s++;
+    }
+    return items;
+}
+
+static char *join_list(const cJSON *items)
+{
+    struct buf b;
+    const cJSON *it;
+    buf_init(&b, 0);
+    cJSON_ArrayForEach(it, items)
+    {
+        if (b.len)
+            buf_append_str(&b, ";");
+        buf_append_str(&b, it->valuestring);
+    }
+    return buf_steal(&b);
+}
+
+/* The value as the Salesforce picklist spells it (each item of a multi-select); false with
+ * *bad (borrowed from value) naming the first item the picklist does not have. */
+static bool sf_picklist_text(const cJSON *def, const char *value, char **out, char **bad)
+{
+    cJSON *items = split_list(value);
+    cJSON *canon = cJSON_CreateArray();
+    const cJSON *it;
+    bool ok = true;
+    cJSON_ArrayForEach(it, items)
+    {
+        const char *v = sf_picklist_value(def, it->valuestring);
+        if (!v) {
+            *bad = xstrdup(it->valuestring);
+            ok = false;
+            break;
+        }
+        cJSON_AddItemToArray(canon, cJSON_CreateString(v));
+    }
+    if (ok)
+        *out = join_list(canon);
+    cJSON_Delete(canon);
+    cJSON_Delete(items);
+    return ok;
 }
 
 /* HubSpot's closedate is a datetime property holding a date; custom date properties take
@@ -516,6 +656,30 @@ static enum err sf_to_hs_value(const struct mapping_field *f, enum mapping_kind 
         *out = xstrdup(mapped);
         return ERR_OK;
     }
+    case MAPPING_KIND_MULTIPICKLIST: {
+        *reason = "no hubspot option for value";
+        if (!s)
+            return ERR_INVALID;
+        cJSON *items = split_list(s);
+        cJSON *mapped_items = cJSON_CreateArray();
+        const cJSON *it;
+        bool ok = true;
+        cJSON_ArrayForEach(it, items)
+        {
+            const char *mapped = f->values ? lookup(f->values, it->valuestring) : NULL;
+            const cJSON *opt = find_option(def, mapped ? mapped : it->valuestring);
+            if (opt)
+                mapped = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opt, "value"));
+            ok = ok && mapped;
+            if (mapped)
+                cJSON_AddItemToArray(mapped_items, cJSON_CreateString(mapped));
+        }
+        if (ok)
+            *out = join_list(mapped_items);
+        cJSON_Delete(mapped_items);
+        cJSON_Delete(items);
+        return ok ? ERR_OK : ERR_INVALID;
+    }
     case MAPPING_KIND_STAGE: {
         *reason = "no stage mapping for value";
         const char *stage = s && ctx ? lookup(ctx->stage_map, s) : NULL;
@@ -581,15 +745,39 @@ static enum err hs_to_sf_value(const struct mapping_field *f, enum mapping_kind 
             return ERR_INVALID;
         *out = cJSON_CreateBool(strcasecmp(s, "true") == 0);
         return ERR_OK;
-    case MAPPING_KIND_PICKLIST: {
-        /* Salesforce picklists are not described here: prefer the file's value, then the
-         * option's label (Salesforce picklist values usually read like labels). */
-        const char *sf = f->values ? reverse_lookup(f->values, s) : NULL;
-        const cJSON *opt = !sf && def ? find_option(def, s) : NULL;
-        if (opt)
-            sf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opt, "label"));
-        *out = cJSON_CreateString(sf ? sf : s);
-        return ERR_OK;
+    case MAPPING_KIND_PICKLIST:
+    case MAPPING_KIND_MULTIPICKLIST: {
+        /* The file's value first, else the option's label (what HubSpot shows, and what
+         * Salesforce picklist values read like); map_to_sf then checks it against the
+         * Salesforce picklist. */
+        *reason = "no hubspot option matches value";
+        cJSON *items = kind == MAPPING_KIND_PICKLIST ? cJSON_CreateArray() : split_list(s);
+        if (kind == MAPPING_KIND_PICKLIST)
+            cJSON_AddItemToArray(items, cJSON_CreateString(s));
+        cJSON *sf_items = cJSON_CreateArray();
+        bool has_options = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(def, "options")) > 0;
+        bool ok = true;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, items)
+        {
+            const char *sf = f->values ? reverse_lookup(f->values, it->valuestring) : NULL;
+            const cJSON *opt = !sf && def ? find_option(def, it->valuestring) : NULL;
+            if (opt)
+                sf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(opt, "label"));
+            if (!sf && !has_options)
+                sf = it->valuestring;
+            ok = ok && sf;
+            if (sf)
+                cJSON_AddItemToArray(sf_items, cJSON_CreateString(sf));
+        }
+        if (ok) {
+            char *text = join_list(sf_items);
+            *out = cJSON_CreateString(text);
+            free(text);
+        }
+        cJSON_Delete(sf_items);
+        cJSON_Delete(items);
+        return ok ? ERR_OK : ERR_INVALID;
     }
     case MAPPING_KIND_STAGE: {
         *reason = "no stage mapping for value";
@@ -635,6 +823,23 @@ static bool hs_equal(enum mapping_kind kind, const char *a, const char *b)
     case MAPPING_KIND_BOOL:
     case MAPPING_KIND_PICKLIST:
         return strcasecmp(a, b) == 0;
+    case MAPPING_KIND_MULTIPICKLIST: {
+        /* The same options in any order. */
+        cJSON *la = split_list(a), *lb = split_list(b);
+        bool same = cJSON_GetArraySize(la) == cJSON_GetArraySize(lb);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, la)
+        {
+            bool found = false;
+            const cJSON *y;
+            cJSON_ArrayForEach(y, lb) found =
+                found || strcasecmp(x->valuestring, y->valuestring) == 0;
+            same = same && found;
+        }
+        cJSON_Delete(la);
+        cJSON_Delete(lb);
+        return same;
+    }
     default:
         break;
     }
@@ -739,6 +944,24 @@ static enum err map_to_sf(const struct mapping_field *f, const struct mapping_co
     if (rc == ERR_INVALID) {
         add_skip(r, f->hs_property, reason);
         return ERR_OK;
+    }
+    const cJSON *sf_def = sf_field_def(ctx, f->sf_field);
+    if (rc == ERR_OK && kind != MAPPING_KIND_STAGE && kind != MAPPING_KIND_OWNER &&
+        sf_has_values(sf_def) && cJSON_IsString(value)) {
+        /* Checked against the field's values: an unknown value would fail the whole record on
+         * a restricted picklist, and add a stray value to an unrestricted one. */
+        char *canon = NULL, *bad = NULL;
+        if (!sf_picklist_text(sf_def, value->valuestring, &canon, &bad)) {
+            char *why = xasprintf("no salesforce picklist value \"%s\"", bad);
+            add_skip(r, f->hs_property, why);
+            free(why);
+            free(bad);
+            cJSON_Delete(value);
+            return ERR_OK;
+        }
+        cJSON_Delete(value);
+        value = cJSON_CreateString(canon);
+        free(canon);
     }
     if (rc == ERR_OK)
         cJSON_AddItemToObject(r->changes, f->sf_field, value);

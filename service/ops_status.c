@@ -100,12 +100,13 @@ static const char last_24h_sql[] =
 
 static const char problems_sql[] =
     "SELECT CASE outcome WHEN 'dead' THEN 'error' ELSE 'warning' END AS severity,"
-    "       coalesce(error_code, 'UNKNOWN') AS type, source, count(*) AS events,"
+    "       coalesce(error_code, CASE outcome WHEN 'warning' THEN 'PARTIAL_SYNC'"
+    "                                ELSE 'UNKNOWN' END) AS type, source, count(*) AS events,"
     "       count(DISTINCT (object_type, record_id)) AS records, " ISO(
         "max(at)") " AS last_at,"
                    "       (array_agg(detail ORDER BY at DESC))[1] AS example"
                    "  FROM sync_outcome WHERE at > now() - interval '24 hours' AND outcome IN "
-                   "('dead', 'retry')"
+                   "('dead', 'retry', 'warning')"
                    "  GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC";
 
 static const char skipped_sql[] =

@@ -73,16 +73,16 @@ static enum err ensure_property(struct hs_client *hs, const struct prop_spec *s)
     return rc;
 }
 
-static bool has_named(const cJSON *list, const char *key, const char *name, bool ignore_case)
+static const cJSON *named(const cJSON *list, const char *name, bool ignore_case)
 {
     const cJSON *it;
     cJSON_ArrayForEach(it, list)
     {
-        const char *n = str(it, key);
+        const char *n = str(it, "name");
         if (n && (ignore_case ? strcasecmp(n, name) == 0 : strcmp(n, name) == 0))
-            return true;
+            return it;
     }
-    return false;
+    return NULL;
 }
 
 /* Every mapped field and property must exist on its side. */
@@ -101,14 +101,31 @@ static enum err check_mappings(struct sync_ctx *ctx, const struct mapping_set *m
         const struct mapping_field *f = mapping_set_field(mappings, i);
         if (f->rule == MAPPING_RULE_NONE)
             continue;
-        if (!has_named(fields, "name", f->sf_field, true)) {
+        if (!named(fields, f->sf_field, true)) {
             log_error("mapped salesforce field does not exist on Opportunity",
                       LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
             rc = ERR_CONFIG;
         }
-        if (!has_named(props, "name", f->hs_property, false)) {
+        if (!named(props, f->hs_property, false)) {
             log_error("mapped hubspot property does not exist on deals",
                       LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
+            rc = ERR_CONFIG;
+            continue;
+        }
+        if (f->is_standard)
+            continue;
+        /* The pair must hold each other's values (HubSpot's compatible types). */
+        const cJSON *sf_def = named(fields, f->sf_field, true);
+        const cJSON *hs_def = named(props, f->hs_property, false);
+        const char *why = sf_def ? mapping_type_mismatch(str(sf_def, "type"), str(hs_def, "type"),
+                                                         str(hs_def, "fieldType"))
+                                 : NULL;
+        if (why) {
+            log_error(
+                "mapped field and property cannot hold each other's values",
+                LOG_STR("field", f->sf_field), LOG_STR("salesforce_type", str(sf_def, "type")),
+                LOG_STR("property", f->hs_property), LOG_STR("hubspot_type", str(hs_def, "type")),
+                LOG_STR("hubspot_field_type", str(hs_def, "fieldType")), LOG_STR("reason", why));
             rc = ERR_CONFIG;
         }
     }

@@ -62,6 +62,7 @@ void sync_ctx_free(void *arg)
     if (!ctx)
         return;
     sf_describe_free(ctx->describe);
+    cJSON_Delete(ctx->hs_deal_defs);
     hs_client_free(ctx->hs);
     sf_client_free(ctx->sf);
     api_budget_free(ctx->budget);
@@ -112,4 +113,20 @@ enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)
     free(problems);
     free(text);
     return rc;
+}
+
+enum err sync_deal_property_defs(struct sync_ctx *ctx, const cJSON **defs)
+{
+    int64_t now = util_now_ms();
+    if (!ctx->hs_deal_defs || now - ctx->hs_deal_defs_ms >= SF_DESCRIBE_TTL_MS) {
+        cJSON *fresh = NULL;
+        enum err rc = hs_properties_list(ctx->hs, "deals", &fresh);
+        if (rc != ERR_OK)
+            return rc;
+        cJSON_Delete(ctx->hs_deal_defs);
+        ctx->hs_deal_defs = fresh;
+        ctx->hs_deal_defs_ms = now;
+    }
+    *defs = ctx->hs_deal_defs;
+    return ERR_OK;
 }

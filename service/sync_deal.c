@@ -575,7 +575,15 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     struct mapping_result res = {0};
     mctx.stage_map = w->stage_map;
     mctx.owner_map = owner_map;
-    enum err rc = mapping_apply(ctx->mappings, &mctx, MAPPING_HS_TO_SF, w->opp, w->props, &res);
+    /* Picklist values are checked against Salesforce's and HubSpot's definitions (issue 10). */
+    enum err rc = sf_describe_opportunity(ctx->describe, ctx->sf, &mctx.sf_describe);
+    if (rc == ERR_OK)
+        rc = sync_deal_property_defs(ctx, &mctx.hs_property_defs);
+    if (rc != ERR_OK) {
+        settle(w, rc, false, "cannot read the field definitions for deal %s", w->deal_id);
+        return ERR_OK;
+    }
+    rc = mapping_apply(ctx->mappings, &mctx, MAPPING_HS_TO_SF, w->opp, w->props, &res);
     if (rc != ERR_OK) {
         settle(w, rc, false, "cannot map deal %s", w->deal_id);
         return ERR_OK;

@@ -150,6 +150,13 @@ static int wiring_env(struct e2e *e, const char *const *extra_env, char **env, i
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals)
 {
+    e2e_start_prepared(e, name, extra_env, sandbox_args, sync_deals, NULL);
+}
+
+void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extra_env,
+                        const char *const *sandbox_args, bool sync_deals,
+                        void (*prepare)(struct e2e *e))
+{
     memset(e, 0, sizeof(*e));
     /* Fast delivery retries, so tests wait milliseconds where the real CRMs wait minutes. */
     const char *defaults[] = {
@@ -170,6 +177,8 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
     e->org_id = xstrdup(sbtest_str(org, "organizationId"));
     cJSON_Delete(org);
     e->sf_token = fetch_sf_token(e);
+    if (prepare)
+        prepare(e);
 
     char *env[64];
     int k = wiring_env(e, extra_env, env, 64);
@@ -205,6 +214,30 @@ struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char 
     return p;
 }
 
+int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log)
+{
+    static int runs;
+    char *log_path = xasprintf("%s/worker-mappings-%d.log", itest_env("TEST_TMPDIR"), ++runs);
+    char *env[] = {xasprintf("DATABASE_URL=%s", e->svc.db_url),
+                   xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base),
+                   xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID),
+                   xstrdup("SALESFORCE_CLIENT_SECRET=" SB_CLIENT_SECRET),
+                   xstrdup("SALESFORCE_REFRESH_TOKEN=" SB_REFRESH_TOKEN),
+                   xasprintf("HUBSPOT_API_BASE_URL=%s", e->sb.base),
+                   xstrdup("HUBSPOT_ACCESS_TOKEN=" SB_HS_TOKEN),
+                   xstrdup("WORKER_THREADS=1"),
+                   xasprintf("MAPPINGS_FILE=%s", mappings),
+                   NULL};
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log_path, NULL);
+    int status = itest_proc_stop(p, 0, 20000);
+    *log = itest_read_file(log_path, NULL);
+    for (int i = 0; env[i]; i++)
+        free(env[i]);
+    free(log_path);
+    return status;
+}
+
 void e2e_stop(struct e2e *e)
 {
     ck_assert_int_eq(svc_stop(&e->svc), 0);
@@ -212,25 +245,6 @@ void e2e_stop(struct e2e *e)
     free(e->sf_token);
     free(e->org_id);
     memset(e, 0, sizeof(*e));
-}
-
-char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *all = NULL;
-    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
-    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, list)
-    {
-        if (!id && strcmp(sbtest_str(r, field), value) == 0)
-            id = xstrdup(sbtest_str(r, "Id"));
-    }
-    ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
-    cJSON_Delete(all);
-    free(path);
-    return id;
 }
 
 long long e2e_events(struct e2e *e, const char *status)
@@ -347,6 +361,25 @@ char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
     ck_assert_msg(status == 201, "create %s: %d", type, status);
     char *id = xstrdup(sbtest_str(rec, "Id"));
     cJSON_Delete(rec);
+    free(path);
+    return id;
+}
+
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
+    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "IsDeleted")))
+            id = xstrdup(sbtest_str(r, "Id"));
+    }
+    cJSON_Delete(all);
     free(path);
     return id;
 }

@@ -34,7 +34,16 @@ void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
 /* A second dealsync process (`dealsync worker`, workers only) on the same database and sandbox,
  * with the same wiring plus extra_env, as a replica would run. Stop it with itest_proc_stop. */
 struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env);
-
+/* The same, calling prepare(e) (may be NULL) once the sandbox is up and before dealsync
+ * starts: for the Salesforce fields and HubSpot properties a mappings file names, which
+ * dealsync checks at start. */
+void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extra_env,
+                        const char *const *sandbox_args, bool sync_deals,
+                        void (*prepare)(struct e2e *e));
+/* Runs `dealsync worker` against the same sandbox and database with MAPPINGS_FILE=mappings, as an
+ * operator starting it with that file would, and returns its exit status once it stops (it is
+ * stopped after 20 s if it keeps running). *log receives what it logged (caller frees). */
+int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log);
 /* Stops dealsync (asserting a clean exit) and the sandbox. */
 void e2e_stop(struct e2e *e);
 
@@ -59,9 +68,6 @@ int e2e_count(struct e2e *e, long long since, const char *system, const char *di
  * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
 void e2e_report_calls(struct e2e *e, const char *label, long long since);
 
-/* Id of the record of type whose field has value (caller frees); fails the test if none. */
-char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
-
 /* Rows of the queue in a given status, and the newest outcome detail of a record. */
 long long e2e_events(struct e2e *e, const char *status);
 char *e2e_last_detail(struct e2e *e, const char *record_id);
@@ -70,6 +76,8 @@ char *e2e_last_detail(struct e2e *e, const char *record_id);
 
 /* Creates a Salesforce record (json: its fields); returns its Id (caller frees). Asserts 201. */
 char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
+/* Id of the first live Salesforce record of type whose field has value (caller frees), or NULL. */
+char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
 /* Changes a Salesforce record as a user would (fires its outbound message). Asserts 200. */
 void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *json);
 /* The Salesforce record (caller deletes), or NULL when there is none. */

@@ -159,7 +159,11 @@ static bool opp_pred(void *arg)
 {
     struct opp_wait *w = arg;
     cJSON *o = sf_get(w->e, "Opportunity", w->id);
-    bool ok = strcmp(sbtest_str(o, w->field), w->value) == 0;
+    const cJSON *v = cJSON_GetObjectItem(o, w->field);
+    char number[32] = "";
+    if (cJSON_IsNumber(v))
+        snprintf(number, sizeof(number), "%g", v->valuedouble);
+    bool ok = strcmp(cJSON_IsNumber(v) ? number : sbtest_str(o, w->field), w->value) == 0;
     cJSON_Delete(o);
     return ok;
 }
@@ -545,6 +549,231 @@ START_TEST(refused_pipeline_fails_only_its_record_type)
 }
 END_TEST
 
+/* ---- Picklists both ways ------------------------------------------------------------------ */
+
+/* A deal created in HubSpot whose deal type ("New Business") is no value of Salesforce's Type
+ * picklist: the opportunity is created without it and the reason recorded; later changes in
+ * Salesforce do not clear the HubSpot value, and nothing bounces. */
+START_TEST(hubspot_value_without_salesforce_picklist_value)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_parity_picklist", NULL, NULL, true);
+    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    /* A first opportunity makes the pipeline. */
+    char *json = xasprintf("{\"Name\":\"Seed\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\","
+                           "\"Type\":\"New Customer\"}",
+                           nb);
+    char *seed = sf_create(&e, "Opportunity", json);
+    free(json);
+    cJSON_Delete(wait_deal(&e, seed, NULL, NULL));
+    wait_idle(&e);
+    char *label = xasprintf("Salesforce - %s", nb);
+    cJSON *pipeline = pipeline_labelled(&e, label);
+    ck_assert_ptr_nonnull(pipeline);
+
+    char *props = xasprintf("{\"dealname\":\"Typed in hubspot\",\"pipeline\":\"%s\","
+                            "\"dealstage\":\"%s\",\"amount\":\"300\",\"closedate\":\"2027-03-01\","
+                            "\"dealtype\":\"newbusiness\"}",
+                            sbtest_str(pipeline, "id"), stage_labelled(pipeline, "Prospecting"));
+    char *deal = hs_create(&e, "deals", props);
+    free(props);
+    wait_idle(&e);
+    char *opp = sf_find(&e, "Opportunity", "Name", "Typed in hubspot");
+    ck_assert_msg(opp != NULL, "the deal did not become an opportunity");
+    cJSON *o = sf_get(&e, "Opportunity", opp);
+    ck_assert_str_eq(sbtest_str(o, "Type"), "");
+    ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
+    cJSON_Delete(o);
+    expect_detail(&e, deal, "dealtype not written: no salesforce picklist value \"New Business\"");
+
+    /* A Salesforce change: the deal follows, and its deal type stays. */
+    long long mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", opp, "{\"Amount\":350}");
+    cJSON_Delete(wait_deal(&e, opp, "amount", "350"));
+    wait_idle(&e);
+    cJSON *d = deal_of(&e, opp);
+    ck_assert_str_eq(prop(d, "dealtype"), "newbusiness");
+    cJSON_Delete(d);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+    o = sf_get(&e, "Opportunity", opp);
+    ck_assert_str_eq(sbtest_str(o, "Type"), "");
+    cJSON_Delete(o);
+
+    /* The Salesforce value a HubSpot option matches does travel: both sides agree. */
+    mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", opp, "{\"Type\":\"New Customer\"}");
+    wait_idle(&e);
+    expect_detail(&e, opp, "Type not written: no hubspot option for value");
+    d = deal_of(&e, opp);
+    ck_assert_str_eq(prop(d, "dealtype"), "newbusiness");
+    cJSON_Delete(d);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+    free(opp);
+    free(deal);
+    cJSON_Delete(pipeline);
+    free(label);
+    free(seed);
+    free(nb);
+    e2e_stop(&e);
+}
+END_TEST
+
+static void create_sf_field(struct e2e *e, const char *json)
+{
+    cJSON_Delete(sb(e, "POST", "/services/data/v60.0/tooling/sobjects/CustomField", json, 201));
+}
+
+static void create_hs_property(struct e2e *e, const char *json)
+{
+    cJSON_Delete(sb(e, "POST", "/crm/v3/properties/deals", json, 201));
+}
+
+/* A restricted picklist and a multi-select on Opportunity, an enumeration and a checkbox
+ * property on deals, and a text field next to a number property. */
+static void prepare_picklists(struct e2e *e)
+{
+    create_sf_field(e, "{\"FullName\":\"Opportunity.Tier__c\",\"Metadata\":{\"label\":\"Tier\","
+                       "\"type\":\"Picklist\",\"valueSet\":{\"restricted\":true,"
+                       "\"valueSetDefinition\":{\"value\":[{\"fullName\":\"Gold\",\"label\":"
+                       "\"Gold\",\"default\":false},{\"fullName\":\"Silver\",\"label\":"
+                       "\"Silver\",\"default\":false}]}}}}");
+    create_sf_field(e, "{\"FullName\":\"Opportunity.Regions__c\",\"Metadata\":{\"label\":"
+                       "\"Regions\",\"type\":\"MultiselectPicklist\",\"visibleLines\":4,"
+                       "\"valueSet\":{\"restricted\":true,\"valueSetDefinition\":{\"value\":["
+                       "{\"fullName\":\"Europe\",\"label\":\"Europe\"},{\"fullName\":\"Asia\","
+                       "\"label\":\"Asia\"},{\"fullName\":\"Africa\",\"label\":\"Africa\"}]}}}}");
+    create_sf_field(e, "{\"FullName\":\"Opportunity.Budget_Code__c\",\"Metadata\":{\"label\":"
+                       "\"Budget code\",\"type\":\"Text\",\"length\":40}}");
+    create_hs_property(e, "{\"name\":\"tier\",\"label\":\"Tier\",\"type\":\"enumeration\","
+                          "\"fieldType\":\"select\",\"groupName\":\"dealinformation\","
+                          "\"options\":[{\"label\":\"Gold\",\"value\":\"gold\",\"displayOrder\":0},"
+                          "{\"label\":\"Silver\",\"value\":\"silver\",\"displayOrder\":1},"
+                          "{\"label\":\"Bronze\",\"value\":\"bronze\",\"displayOrder\":2}]}");
+    create_hs_property(e, "{\"name\":\"regions\",\"label\":\"Regions\",\"type\":\"enumeration\","
+                          "\"fieldType\":\"checkbox\",\"groupName\":\"dealinformation\","
+                          "\"options\":[{\"label\":\"Europe\",\"value\":\"eu\",\"displayOrder\":0},"
+                          "{\"label\":\"Asia\",\"value\":\"asia\",\"displayOrder\":1},"
+                          "{\"label\":\"Africa\",\"value\":\"africa\",\"displayOrder\":2},"
+                          "{\"label\":\"Oceania\",\"value\":\"oceania\",\"displayOrder\":3}]}");
+    create_hs_property(e, "{\"name\":\"budget\",\"label\":\"Budget\",\"type\":\"number\","
+                          "\"fieldType\":\"number\",\"groupName\":\"dealinformation\"}");
+}
+
+static void subscribe_property(struct e2e *e, const char *property)
+{
+    char *body = xasprintf("{\"eventType\":\"deal.propertyChange\",\"propertyName\":\"%s\","
+                           "\"active\":true}",
+                           property);
+    cJSON_Delete(sb(e, "POST", "/webhooks/v3/1160452/subscriptions?hapikey=sandbox-developer-key",
+                    body, 201));
+    free(body);
+}
+
+static bool same_set(const char *a, const char *b)
+{
+    /* ';'-separated lists with the same items, in any order (items have no ';' or spaces). */
+    char *x = xasprintf(";%s;", a), *y = xasprintf(";%s;", b);
+    bool same = strlen(a) == strlen(b);
+    for (char *p = x + 1; same && *p;) {
+        size_t n = strcspn(p, ";");
+        char *item = xasprintf(";%.*s;", (int)n, p);
+        same = strstr(y, item) != NULL;
+        free(item);
+        p += n + (p[n] == ';');
+    }
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A restricted picklist and a multi-select picklist, mapped to a HubSpot dropdown and HubSpot
+ * checkboxes: values travel both ways (';'-separated on both sides); a HubSpot value Salesforce
+ * has no value for is left out with the reason, and the rest of the deal still syncs. */
+START_TEST(custom_picklists_and_checkboxes_both_ways)
+{
+    struct e2e e;
+    char *mappings =
+        write_file("parity-picklists.json", "[{\"salesforce\":\"Tier__c\",\"hubspot\":\"tier\","
+                                            "\"rule\":\"two_way\"},{\"salesforce\":\"Regions__c\","
+                                            "\"hubspot\":\"regions\",\"rule\":\"two_way\"}]");
+    char *env_mappings = xasprintf("MAPPINGS_FILE=%s", mappings);
+    const char *env[] = {env_mappings, NULL};
+    e2e_start_prepared(&e, "e2e_parity_multi", env, NULL, true, prepare_picklists);
+    subscribe_property(&e, "tier");
+    subscribe_property(&e, "regions");
+
+    char *opp = sf_create(&e, "Opportunity",
+                          "{\"Name\":\"Regional\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                          "\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\",\"Regions__c\":"
+                          "\"Europe;Asia\"}");
+    cJSON *d = wait_deal(&e, opp, "tier", "gold");
+    wait_idle(&e);
+    cJSON_Delete(d);
+    d = deal_of(&e, opp);
+    ck_assert_msg(same_set(prop(d, "regions"), "eu;asia"), "regions \"%s\"", prop(d, "regions"));
+    char *deal = xstrdup(sbtest_str(d, "id"));
+    cJSON_Delete(d);
+
+    /* HubSpot values Salesforce cannot hold (Bronze, Oceania): left out, the amount still
+     * travels, and Salesforce's values do not come back over HubSpot's. */
+    long long mark = e2e_mark(&e);
+    hs_update(&e, "deals", deal,
+              "{\"tier\":\"bronze\",\"regions\":\"eu;oceania\",\"amount\":\"150\"}");
+    wait_opp(&e, opp, "Amount", "150");
+    wait_idle(&e);
+    cJSON *o = sf_get(&e, "Opportunity", opp);
+    ck_assert_str_eq(sbtest_str(o, "Tier__c"), "Gold");
+    ck_assert_str_eq(sbtest_str(o, "Regions__c"), "Europe;Asia");
+    cJSON_Delete(o);
+    expect_detail(&e, deal, "tier not written: no salesforce picklist value \"Bronze\"");
+    expect_detail(&e, deal, "regions not written: no salesforce picklist value \"Oceania\"");
+    d = deal_of(&e, opp);
+    ck_assert_str_eq(prop(d, "tier"), "bronze");
+    ck_assert_str_eq(prop(d, "regions"), "eu;oceania");
+    cJSON_Delete(d);
+    ck_assert_int_eq(deal_writes(&e, mark), 0);
+
+    /* Values Salesforce has: both sides agree. */
+    mark = e2e_mark(&e);
+    hs_update(&e, "deals", deal, "{\"tier\":\"silver\",\"regions\":\"africa;eu\"}");
+    wait_opp(&e, opp, "Tier__c", "Silver");
+    wait_idle(&e);
+    o = sf_get(&e, "Opportunity", opp);
+    ck_assert_msg(same_set(sbtest_str(o, "Regions__c"), "Africa;Europe"), "Regions__c \"%s\"",
+                  sbtest_str(o, "Regions__c"));
+    cJSON_Delete(o);
+    ck_assert_int_eq(deal_writes(&e, mark), 0);
+
+    /* And from Salesforce. */
+    mark = e2e_mark(&e);
+    sf_update(&e, "Opportunity", opp, "{\"Regions__c\":\"Asia\",\"Tier__c\":\"Gold\"}");
+    cJSON_Delete(wait_deal(&e, opp, "regions", "asia"));
+    wait_idle(&e);
+    d = deal_of(&e, opp);
+    ck_assert_str_eq(prop(d, "tier"), "gold");
+    cJSON_Delete(d);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+
+    /* A text field mapped to a number property is named at start, and dealsync stops. */
+    char *bad = write_file("parity-bad-types.json",
+                           "[{\"salesforce\":\"Budget_Code__c\",\"hubspot\":\"budget\","
+                           "\"rule\":\"two_way\"}]");
+    char *text = NULL;
+    ck_assert_int_ne(e2e_run_worker_with_mappings(&e, bad, &text), 0);
+    ck_assert_msg(text && strstr(text, "cannot hold each other's values") &&
+                      strstr(text, "Budget_Code__c") && strstr(text, "\"budget\""),
+                  "start-up did not name the pair: %s", text ? text : "");
+    free(text);
+    free(bad);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+    free(env_mappings);
+    free(mappings);
+}
+END_TEST
+
 Suite *suite_e2e_parity(void);
 Suite *suite_e2e_parity(void)
 {
@@ -555,6 +784,8 @@ Suite *suite_e2e_parity(void)
     } cases[] = {{"stages", pipeline_has_its_record_types_sales_process},
                  {"default", one_record_type_syncs_into_the_default_pipeline},
                  {"stage_map", stages_map_to_existing_hubspot_stages},
+                 {"picklist", hubspot_value_without_salesforce_picklist_value},
+                 {"multi", custom_picklists_and_checkboxes_both_ways},
                  {"refused", refused_pipeline_fails_only_its_record_type}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);

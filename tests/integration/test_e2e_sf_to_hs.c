@@ -28,6 +28,14 @@ static void sf_delete(struct e2e *e, const char *type, const char *id)
     free(path);
 }
 
+/* Id of the seeded record of type whose field has value. Caller frees. */
+static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
+{
+    char *id = e2e_sf_find(e, type, field, value);
+    ck_assert_msg(id != NULL, "no %s with %s = %s", type, field, value);
+    return id;
+}
+
 static const char *prop(const cJSON *obj, const char *name)
 {
     const char *s =
@@ -340,10 +348,10 @@ START_TEST(opportunity_lifecycle)
                      201);
     char *owner_id = xstrdup(sbtest_str(owner, "id"));
     cJSON_Delete(owner);
-    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
-    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
-    char *john = e2e_sf_find(&e, "Contact", "Email", "john@globex.test");
-    char *rt = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *acme = sf_find(&e, "Account", "Name", "Acme Corp");
+    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *john = sf_find(&e, "Contact", "Email", "john@globex.test");
+    char *rt = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
 
     /* New opportunity, with a contact role added in the same minute. */
     long long mark = e2e_mark(&e);
@@ -452,7 +460,7 @@ START_TEST(opportunity_lifecycle)
 
     /* The opportunity moves to another account: the deal's company follows. */
     mark = e2e_mark(&e);
-    char *globex = e2e_sf_find(&e, "Account", "Name", "Globex");
+    char *globex = sf_find(&e, "Account", "Name", "Globex");
     json = xasprintf("{\"AccountId\":\"%s\"}", globex);
     e2e_sf_update(&e, "Opportunity", opp, json);
     free(json);
@@ -569,8 +577,8 @@ START_TEST(switch_company_sync_and_limits)
     struct e2e e;
     const char *env[] = {"COMPANY_SYNC=false", "SYNC_PIPELINE_LIMIT=1", NULL};
     e2e_start(&e, "e2e_s2h_switch", env, NULL, false);
-    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
-    char *renewal = e2e_sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *acme = sf_find(&e, "Account", "Name", "Acme Corp");
+    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
     char *json = xasprintf("{\"Name\":\"Switched\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":10,\"AccountId\":\"%s\","
                            "\"Type\":\"Existing Customer - Upgrade\"}",
@@ -823,28 +831,12 @@ START_TEST(batch_and_setup)
           "\"rule\":\"two_way\"}]",
           f);
     fclose(f);
-    char *log = xasprintf("%s/bad-mappings.log", itest_env("TEST_TMPDIR"));
-    char *env[] = {xasprintf("DATABASE_URL=%s", e.svc.db_url),
-                   xasprintf("SALESFORCE_LOGIN_URL=%s", e.sb.base),
-                   xstrdup("SALESFORCE_CLIENT_ID=sandbox-client-id"),
-                   xstrdup("SALESFORCE_CLIENT_SECRET=sandbox-client-secret"),
-                   xstrdup("SALESFORCE_REFRESH_TOKEN=sandbox-refresh-token"),
-                   xasprintf("HUBSPOT_API_BASE_URL=%s", e.sb.base),
-                   xstrdup("HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token"),
-                   xstrdup("WORKER_THREADS=1"),
-                   xasprintf("MAPPINGS_FILE=%s", mappings),
-                   NULL};
-    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
-    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
-    ck_assert_int_ne(itest_proc_stop(p, 0, 20000), 0);
-    char *text = itest_read_file(log, NULL);
-    ck_assert_msg(strstr(text, "mapped salesforce field does not exist") &&
+    char *text = NULL;
+    ck_assert_int_ne(e2e_run_worker_with_mappings(&e, mappings, &text), 0);
+    ck_assert_msg(text && strstr(text, "mapped salesforce field does not exist") &&
                       strstr(text, "No_Such_Field__c"),
                   "start-up did not report the missing field");
     free(text);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(log);
     free(mappings);
     e2e_stop(&e);
 }

@@ -93,61 +93,67 @@ static void expect_quiet(struct e2e *e)
 
 /* ---- Issue 14: the lost update ------------------------------------------------------------- */
 
-/* A Salesforce edit still on its way to HubSpot (its outbound message held back) while a
- * HubSpot edit of another field is synced to Salesforce: the HubSpot-to-Salesforce handler
- * used to record the opportunity's new Amount as already seen, and the Salesforce-to-HubSpot
- * direction then kept HubSpot's older amount for good (deal 100, opportunity 200). */
-START_TEST(salesforce_edit_in_flight_survives_a_hubspot_change)
+/* One side's Amount edit held back on its way (the sandbox delays its delivery), while the other
+ * side's edit of another field is synced: when the held edit arrives, it still wins. */
+struct in_flight {
+    const char *name;
+    const char *hold;    /* sandbox settings that hold the held side's delivery back */
+    const char *release; /* and that restore it */
+    bool is_sf_held;     /* which side's Amount edit is held */
+    const char *amount;  /* the held Amount */
+};
+
+static void edit_in_flight(const struct in_flight *t)
 {
     struct e2e e;
-    e2e_start(&e, "e2e_two_way_sf_flight", NULL, NULL, true);
+    e2e_start(&e, t->name, NULL, NULL, true);
     char *deal = NULL;
-    char *opp = synced_pair(&e, "In flight", 100, &deal);
+    char *opp = synced_pair(&e, t->name, 100, &deal);
     expect_quiet(&e);
 
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":4000}");
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":200}");
-    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
-    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "from hubspot"));
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    e2e_sb_settings(&e, t->hold);
+    char *amount = xasprintf(t->is_sf_held ? "{\"Amount\":%s}" : "{\"amount\":\"%s\"}", t->amount);
+    if (t->is_sf_held) {
+        e2e_sf_update(&e, "Opportunity", opp, amount);
+        e2e_hs_update(&e, "deals", deal, "{\"description\":\"the other side\"}");
+        ck_assert(wait_field(&e, "Opportunity", opp, "Description", "the other side"));
+    } else {
+        e2e_hs_update(&e, "deals", deal, amount);
+        e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"the other side\"}");
+        ck_assert(wait_field(&e, "deals", opp, "description", "the other side"));
+    }
+    free(amount);
+    e2e_sb_settings(&e, t->release);
     expect_quiet(&e);
 
     char a1[64], a2[64], d1[64], d2[64];
     bool agrees = pair_agrees(&e, opp, deal, a1, a2, d1, d2, sizeof(a1));
-    ck_assert_msg(agrees && strcmp(a1, "200") == 0,
+    ck_assert_msg(agrees && strcmp(a1, t->amount) == 0,
                   "opportunity amount %s, deal amount %s; descriptions \"%s\" / \"%s\"", a1, a2, d1,
                   d2);
     free(deal);
     free(opp);
     e2e_stop(&e);
 }
+
+/* The HubSpot-to-Salesforce handler used to record the opportunity's new Amount, still on its
+ * way to HubSpot, as already seen, and the Salesforce-to-HubSpot direction then kept HubSpot's
+ * older amount for good (deal 100, opportunity 200). */
+START_TEST(salesforce_edit_in_flight_survives_a_hubspot_change)
+{
+    const struct in_flight t = {"e2e_two_way_sf_flight", "{\"sf_om_batch_delay_ms\":4000}",
+                                "{\"sf_om_batch_delay_ms\":20}", true, "200"};
+    edit_in_flight(&t);
+}
 END_TEST
 
-/* The mirror case: a HubSpot edit whose webhook is held back while a Salesforce edit of another
- * field is synced to HubSpot. */
+/* The mirror case: a HubSpot edit whose webhook is held back. */
 START_TEST(hubspot_edit_in_flight_survives_a_salesforce_change)
 {
-    struct e2e e;
-    e2e_start(&e, "e2e_two_way_hs_flight", NULL, NULL, true);
-    char *deal = NULL;
-    char *opp = synced_pair(&e, "In flight too", 100, &deal);
-    expect_quiet(&e);
-
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":4000}");
-    e2e_hs_update(&e, "deals", deal, "{\"amount\":\"300\"}");
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
-    ck_assert(wait_field(&e, "deals", opp, "description", "from salesforce"));
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
-    expect_quiet(&e);
-
-    char a1[64], a2[64], d1[64], d2[64];
-    bool agrees = pair_agrees(&e, opp, deal, a1, a2, d1, d2, sizeof(a1));
-    ck_assert_msg(agrees && strcmp(a1, "300") == 0,
-                  "opportunity amount %s, deal amount %s; descriptions \"%s\" / \"%s\"", a1, a2, d1,
-                  d2);
-    free(deal);
-    free(opp);
-    e2e_stop(&e);
+    const struct in_flight t = {"e2e_two_way_hs_flight",
+                                "{\"hubspot.webhook_batch_delay_ms\":4000}",
+                                "{\"hubspot.webhook_batch_delay_ms\":50}", false, "300"};
+    edit_in_flight(&t);
 }
 END_TEST
 
@@ -365,26 +371,6 @@ START_TEST(deal_moved_to_unsynced_pipeline_is_left_alone)
 }
 END_TEST
 
-/* Id of the first live Salesforce record of type whose field has value (caller frees). */
-static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
-{
-    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
-    cJSON *all = NULL;
-    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &all), 200);
-    const cJSON *list = cJSON_IsArray(all) ? all : cJSON_GetObjectItem(all, "records");
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, list)
-    {
-        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
-            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "IsDeleted")))
-            id = xstrdup(sbtest_str(r, "Id"));
-    }
-    cJSON_Delete(all);
-    free(path);
-    return id;
-}
-
 static int deal_contacts(struct e2e *e, const char *deal_id)
 {
     cJSON *d = e2e_hs_get(e, "deals", deal_id);
@@ -410,7 +396,7 @@ START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
     const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=15", NULL};
     struct e2e e;
     e2e_start(&e, "e2e_two_way_role", env, NULL, true);
-    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
     ck_assert_ptr_nonnull(jane);
     char *deal = NULL;
     char *opp = synced_pair(&e, "Roles", 42, &deal);
@@ -430,7 +416,7 @@ START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
     ck_assert(wait_field(&e, "Opportunity", opp, "Description", "after the role went"));
     expect_quiet(&e);
 
-    char *left = sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    char *left = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
     ck_assert_msg(left == NULL, "the deleted role came back as %s", left);
     ck_assert_int_eq(deal_contacts(&e, deal), 0);
     free(role);
@@ -730,7 +716,7 @@ START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
     const char *env[] = {"LIFECYCLE_STAGE_SYNC=false", NULL};
     struct e2e e;
     e2e_start(&e, "e2e_two_way_lifecycle", env, NULL, true);
-    char *jane = sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
     char *opp = e2e_sf_create(&e, "Opportunity",
                               "{\"Name\":\"Won\",\"StageName\":\"Closed Won\",\"CloseDate\":"
                               "\"2026-11-30\",\"Amount\":900}");

@@ -380,6 +380,19 @@ static struct sf_field *ref(struct sf_object *obj, const char *name, const char 
     return f;
 }
 
+static void picklist(struct sf_field *f, const char *const *values)
+{
+    f->picklist = cJSON_CreateArray();
+    for (size_t i = 0; values[i]; i++) {
+        cJSON *pv = cJSON_CreateObject();
+        cJSON_AddBoolToObject(pv, "active", true);
+        cJSON_AddBoolToObject(pv, "defaultValue", false);
+        cJSON_AddStringToObject(pv, "label", values[i]);
+        cJSON_AddStringToObject(pv, "value", values[i]);
+        cJSON_AddItemToArray(f->picklist, pv);
+    }
+}
+
 static void system_fields(struct sf_object *obj, bool owner)
 {
     if (owner)
@@ -472,8 +485,14 @@ static void build_schema(void)
     sf_store_add_field(o, "CloseDate", SF_DATE, 0)->is_required = true;
     sf_store_add_field(o, "StageName", SF_PICKLIST, 255)->is_required = true;
     sf_store_add_field(o, "Probability", SF_PERCENT, 3);
-    sf_store_add_field(o, "Type", SF_PICKLIST, 255);
-    sf_store_add_field(o, "LeadSource", SF_PICKLIST, 255);
+    /* The standard values of a new org; both picklists are unrestricted, as Salesforce ships
+     * them. */
+    picklist(sf_store_add_field(o, "Type", SF_PICKLIST, 255),
+             (const char *const[]){"Existing Customer - Upgrade", "Existing Customer - Replacement",
+                                   "Existing Customer - Downgrade", "New Customer", NULL});
+    picklist(sf_store_add_field(o, "LeadSource", SF_PICKLIST, 255),
+             (const char *const[]){"Web", "Phone Inquiry", "Partner Referral", "Purchased List",
+                                   "Other", NULL});
     sf_store_add_field(o, "NextStep", SF_STRING, 255);
     sf_store_add_field(o, "Description", SF_TEXTAREA, 32000);
     sf_store_add_field(o, "ForecastCategoryName", SF_PICKLIST, 40);

@@ -238,13 +238,20 @@ static bool create_custom_field(struct sf_object *tobj, const cJSON *body, const
         bool needs_length;
         bool can_be_external;
     } types[] = {
-        {"Text", SF_STRING, true, true},         {"Number", SF_DOUBLE, false, true},
-        {"Checkbox", SF_BOOL, false, false},     {"Date", SF_DATE, false, false},
-        {"DateTime", SF_DATETIME, false, false}, {"Currency", SF_CURRENCY, false, false},
-        {"Percent", SF_PERCENT, false, false},   {"Email", SF_EMAIL, false, true},
-        {"Phone", SF_PHONE, false, false},       {"Url", SF_URL, false, false},
-        {"TextArea", SF_TEXTAREA, false, false}, {"LongTextArea", SF_TEXTAREA, true, false},
+        {"Text", SF_STRING, true, true},
+        {"Number", SF_DOUBLE, false, true},
+        {"Checkbox", SF_BOOL, false, false},
+        {"Date", SF_DATE, false, false},
+        {"DateTime", SF_DATETIME, false, false},
+        {"Currency", SF_CURRENCY, false, false},
+        {"Percent", SF_PERCENT, false, false},
+        {"Email", SF_EMAIL, false, true},
+        {"Phone", SF_PHONE, false, false},
+        {"Url", SF_URL, false, false},
+        {"TextArea", SF_TEXTAREA, false, false},
+        {"LongTextArea", SF_TEXTAREA, true, false},
         {"Picklist", SF_PICKLIST, false, false},
+        {"MultiselectPicklist", SF_MULTIPICKLIST, false, false},
     };
     const char *name = NULL;
     const char *full_name = str_item(body, "FullName");
@@ -298,7 +305,48 @@ static bool create_custom_field(struct sf_object *tobj, const cJSON *body, const
                      "Only Text, Number and Email fields can be external ids or unique");
         return false;
     }
+    const cJSON *value_set = cJSON_GetObjectItemCaseSensitive(md, "valueSet");
+    const cJSON *defined = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(value_set, "valueSetDefinition"), "value");
+    bool is_picklist = types[t].type == SF_PICKLIST || types[t].type == SF_MULTIPICKLIST;
+    if (is_picklist && (!cJSON_IsArray(defined) || cJSON_GetArraySize(defined) == 0)) {
+        sf_error_set(err, 400, "FIELD_INTEGRITY_EXCEPTION", "valueSet",
+                     "Picklist fields need valueSet.valueSetDefinition.value");
+        return false;
+    }
+    if (types[t].type == SF_MULTIPICKLIST &&
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(md, "visibleLines"))) {
+        sf_error_set(err, 400, "REQUIRED_FIELD_MISSING", "visibleLines",
+                     "Required fields are missing: [visibleLines]");
+        return false;
+    }
+    cJSON *picklist = NULL;
+    const cJSON *v;
+    const cJSON *list = is_picklist ? defined : NULL;
+    cJSON_ArrayForEach(v, list)
+    {
+        const char *value = str_item(v, "fullName");
+        if (!value || !*value || strchr(value, ';')) {
+            cJSON_Delete(picklist);
+            sf_error_set(err, 400, "FIELD_INTEGRITY_EXCEPTION", "valueSet",
+                         "Each picklist value needs a fullName without ';'");
+            return false;
+        }
+        if (!picklist)
+            picklist = cJSON_CreateArray();
+        cJSON *pv = cJSON_CreateObject();
+        cJSON_AddBoolToObject(pv, "active", true);
+        cJSON_AddBoolToObject(pv, "defaultValue",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "default")));
+        cJSON_AddStringToObject(pv, "label", str_item(v, "label") ? str_item(v, "label") : value);
+        cJSON_AddStringToObject(pv, "value", value);
+        cJSON_AddItemToArray(picklist, pv);
+    }
     struct sf_field *f = sf_store_add_field(obj, name, types[t].type, len);
+    f->picklist = picklist;
+    f->is_restricted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(value_set, "restricted"));
+    if (types[t].type == SF_MULTIPICKLIST)
+        f->length = 4099;
     f->is_external_id = is_external;
     f->is_unique = is_unique;
     f->is_required = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(md, "required"));

@@ -20,7 +20,22 @@ static const char *const property_defs_json =
     "{\"name\":\"score\",\"type\":\"number\"},"
     "{\"name\":\"renewal_date\",\"type\":\"date\"},"
     "{\"name\":\"signed_at\",\"type\":\"datetime\"},"
-    "{\"name\":\"is_strategic\",\"type\":\"bool\"}]";
+    "{\"name\":\"is_strategic\",\"type\":\"bool\"},"
+    "{\"name\":\"regions\",\"type\":\"enumeration\",\"fieldType\":\"checkbox\",\"options\":["
+    "{\"label\":\"Europe\",\"value\":\"eu\"},{\"label\":\"Asia\",\"value\":\"asia\"}]}]";
+
+/* The Salesforce side: the Opportunity describe's picklists (values checked when written). */
+static const char *const sf_describe_json =
+    "{\"fields\":[{\"name\":\"Type\",\"type\":\"picklist\",\"picklistValues\":["
+    "{\"value\":\"New Business\",\"label\":\"New Business\",\"active\":true},"
+    "{\"value\":\"Existing Business\",\"label\":\"Existing Business\",\"active\":true}]},"
+    "{\"name\":\"Priority__c\",\"type\":\"picklist\",\"picklistValues\":["
+    "{\"value\":\"P1\",\"label\":\"P1\",\"active\":true},"
+    "{\"value\":\"P2\",\"label\":\"P2\",\"active\":true},"
+    "{\"value\":\"Low\",\"label\":\"Low\",\"active\":false}]},"
+    "{\"name\":\"Regions__c\",\"type\":\"multipicklist\",\"picklistValues\":["
+    "{\"value\":\"Europe\",\"label\":\"Europe\",\"active\":true},"
+    "{\"value\":\"Asia\",\"label\":\"Asia\",\"active\":true}]}]}";
 
 static const char *const stage_map_json =
     "{\"Prospecting\":\"appointmentscheduled\",\"Closed Won\":\"closedwon\"}";
@@ -36,7 +51,8 @@ static const char *const custom_mappings =
     "{\"salesforce\":\"Region__c\",\"hubspot\":\"region\",\"rule\":\"prefer_salesforce_unless_"
     "blank\"},"
     "{\"salesforce\":\"Segment__c\",\"hubspot\":\"segment\",\"rule\":\"always_salesforce\"},"
-    "{\"salesforce\":\"Internal__c\",\"hubspot\":\"internal\",\"rule\":\"none\"}]";
+    "{\"salesforce\":\"Internal__c\",\"hubspot\":\"internal\",\"rule\":\"none\"},"
+    "{\"salesforce\":\"Regions__c\",\"hubspot\":\"regions\",\"rule\":\"two_way\"}]";
 
 struct apply_case {
     const char *name;
@@ -176,6 +192,25 @@ static const struct apply_case apply_cases[] = {
      "{\"Score__c\":7.25,\"Renewal__c\":\"2024-02-29\","
      "\"Signed__c\":\"2013-05-20T20:49:32.000Z\",\"Strategic__c\":false}",
      "", false},
+    /* Picklists both ways (issue 10): HubSpot options reach Salesforce as labels, checked
+     * against the Salesforce picklist; multi-selects are ';'-separated checkboxes. */
+    {"hs picklist label not in the salesforce picklist is skipped", HS, "{\"Priority__c\":\"P2\"}",
+     "{\"priority\":\"low\"}", "{}", "priority:no salesforce picklist value \"Low\"", false},
+    {"hs value that is no hubspot option is skipped", HS, "{}", "{\"priority\":\"medium\"}", "{}",
+     "priority:no hubspot option matches value", false},
+    {"hs option reaches salesforce as its label, spelt as salesforce does", HS, "{\"Type\":null}",
+     "{\"dealtype\":\"EXISTINGBUSINESS\"}", "{\"Type\":\"Existing Business\"}", "", false},
+    {"sf multi-select becomes hubspot checkboxes", SF, "{\"Regions__c\":\"Europe;Asia\"}", "{}",
+     "{\"regions\":\"eu;asia\"}", "", false},
+    {"sf multi-select with a value hubspot lacks is skipped", SF,
+     "{\"Regions__c\":\"Europe;Mars\"}", "{}", "{}", "Regions__c:no hubspot option for value",
+     false},
+    {"sf multi-select in another order writes nothing", SF, "{\"Regions__c\":\"Asia;Europe\"}",
+     "{\"regions\":\"eu;asia\"}", "{}", "", false},
+    {"hs checkboxes become a multi-select", HS, "{}", "{\"regions\":\"asia;eu\"}",
+     "{\"Regions__c\":\"Asia;Europe\"}", "", false},
+    {"hs checkboxes equal as a set write nothing", HS, "{\"Regions__c\":\"Europe;Asia\"}",
+     "{\"regions\":\"asia;eu\"}", "{}", "", false},
     {"hs new opportunity: no blanks, no always_salesforce", HS, NULL,
      "{\"dealname\":\"N\",\"description\":\"\",\"region\":\"APAC\",\"segment\":\"ENT\"}",
      "{\"Name\":\"N\",\"Region__c\":\"APAC\"}", "", false},
@@ -210,10 +245,12 @@ START_TEST(apply_table)
     cJSON *defs = parse_or_fail(property_defs_json);
     cJSON *stages = parse_or_fail(stage_map_json);
     cJSON *owners = parse_or_fail(owner_map_json);
+    cJSON *describe = parse_or_fail(sf_describe_json);
     struct mapping_context ctx = {
         .stage_map = stages,
         .owner_map = owners,
         .hs_property_defs = defs,
+        .sf_describe = describe,
         .hs_pipeline_id = c->with_pipeline ? "p1" : NULL,
     };
     cJSON *sf = c->sf ? parse_or_fail(c->sf) : NULL;
@@ -235,8 +272,43 @@ START_TEST(apply_table)
     cJSON_Delete(sf);
     cJSON_Delete(owners);
     cJSON_Delete(stages);
+    cJSON_Delete(describe);
     cJSON_Delete(defs);
     mapping_set_free(set);
+}
+END_TEST
+
+/* HubSpot's table of compatible types, read both ways. */
+static const struct {
+    const char *sf_type, *hs_type, *hs_field_type;
+    bool is_ok;
+} type_cases[] = {
+    {"picklist", "enumeration", "select", true},
+    {"multipicklist", "enumeration", "checkbox", true},
+    {"picklist", "enumeration", "checkbox", false},
+    {"multipicklist", "enumeration", "select", false},
+    {"boolean", "bool", "booleancheckbox", true},
+    {"double", "number", "number", true},
+    {"currency", "number", "number", true},
+    {"string", "number", "number", false}, /* text to number */
+    {"double", "string", "text", false},
+    {"string", "string", "text", true},
+    {"textarea", "string", "textarea", true},
+    {"date", "date", "date", true},
+    {"datetime", "date", "date", false}, /* a date cannot hold the time */
+    {"date", "datetime", "date", true},
+    {"datetime", "datetime", "date", true},
+    {"boolean", "string", "text", false},
+    {NULL, "string", "text", false},
+};
+
+START_TEST(type_compatibility_follows_hubspots_table)
+{
+    const char *why = mapping_type_mismatch(type_cases[_i].sf_type, type_cases[_i].hs_type,
+                                            type_cases[_i].hs_field_type);
+    ck_assert_msg((why == NULL) == type_cases[_i].is_ok, "%s <-> %s/%s: %s",
+                  type_cases[_i].sf_type ? type_cases[_i].sf_type : "(null)",
+                  type_cases[_i].hs_type, type_cases[_i].hs_field_type, why ? why : "compatible");
 }
 END_TEST
 
@@ -463,6 +535,8 @@ Suite *suite_mapping(void)
     tcase_add_loop_test(tc, apply_table, 0, (int)(sizeof(apply_cases) / sizeof(apply_cases[0])));
     tcase_add_test(tc, owner_callback_translates_both_ways_and_propagates_errors);
     tcase_add_test(tc, non_object_source_is_invalid);
+    tcase_add_loop_test(tc, type_compatibility_follows_hubspots_table, 0,
+                        (int)(sizeof(type_cases) / sizeof(type_cases[0])));
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
     tcase_add_loop_test(tc, file_table, 0, (int)(sizeof(file_cases) / sizeof(file_cases[0])));
