@@ -40,7 +40,7 @@ CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-budget chaos
+.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-e2e bench-budget chaos
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -122,6 +122,11 @@ chaos: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench.sh
+
+# End to end under a stream of edits with API latency (issues 13 and 14); see docs/benchmarks.md.
+bench-e2e: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@scripts/bench-e2e.sh
 
 # Issue 9's burst against the sandbox at default limits (minutes; see docs/api-budget.md).
 bench-budget: deps

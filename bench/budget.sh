@@ -4,8 +4,9 @@
 # roles each, created at once). Prints: complete and dead, the share of HubSpot calls answered
 # 429, calls per opportunity per CRM, and the wall time against the least time HubSpot's limit
 # allows for the calls made. Then the two-process test at the issue's 500 opportunities.
-# BUDGET_BENCH_OPPORTUNITIES and BUDGET_TEST_OPPORTUNITIES change the sizes; BUDGET_SKIP_TWO=1
-# runs the burst only. Uses scripts/test.sh for the throwaway PostgreSQL.
+# BUDGET_BENCH_OPPORTUNITIES and BUDGET_TEST_OPPORTUNITIES change the sizes;
+# BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH for the burst; BUDGET_SKIP_TWO=1 runs the
+# burst only. Uses scripts/test.sh for the throwaway PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUDGET_BENCH=1

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
@@ -25,6 +26,14 @@ static int per_request;
 static atomic_int next_request;
 static int total_requests;
 static atomic_int failures;
+static int64_t *latency_us; /* per request: from sending to the answer */
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static size_t discard(char *d, size_t s, size_t n, void *a)
 {
@@ -87,8 +96,10 @@ static void *run_commit(void *arg)
             break;
         char *body = hubspot_body(req);
         const char *params[] = {body};
+        int64_t sent = monotonic_us();
         PGresult *r = PQexecParams(db, "INSERT INTO bench_floor (payload) VALUES ($1::jsonb)", 1,
                                    NULL, params, NULL, NULL, 0);
+        latency_us[req] = monotonic_us() - sent;
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             atomic_fetch_add(&failures, 1);
         PQclear(r);
@@ -141,8 +152,10 @@ static void *run(void *arg)
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
         }
         long status = 0;
+        int64_t sent = monotonic_us();
         if (curl_easy_perform(c) == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        latency_us[req] = monotonic_us() - sent;
         if (status != 200)
             atomic_fetch_add(&failures, 1);
         curl_slist_free_all(h);
@@ -151,6 +164,12 @@ static void *run(void *arg)
     }
     curl_easy_cleanup(c);
     return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -168,6 +187,7 @@ int main(int argc, char **argv)
     total_requests = atoi(argv[3]);
     int threads = atoi(argv[4]);
     per_request = atoi(argv[5]);
+    latency_us = xcalloc((size_t)total_requests + 1, sizeof(*latency_us));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
     int64_t start = util_monotonic_ms();
@@ -183,9 +203,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
     double secs = (double)(util_monotonic_ms() - start) / 1000.0;
+    qsort(latency_us, (size_t)total_requests, sizeof(*latency_us), cmp_i64);
+    double p99 = (double)latency_us[(total_requests - 1) * 99 / 100] / 1000.0;
     printf("{\"mode\":\"%s\",\"requests\":%d,\"threads\":%d,\"seconds\":%.3f,"
-           "\"requests_per_second\":%.1f,\"failures\":%d}\n",
-           mode, total_requests, threads, secs, total_requests / secs, atomic_load(&failures));
+           "\"requests_per_second\":%.1f,\"p99_ms\":%.1f,\"failures\":%d}\n",
+           mode, total_requests, threads, secs, total_requests / secs, p99, atomic_load(&failures));
+    free(latency_us);
     free(th);
     curl_global_cleanup();
     return atomic_load(&failures) ? 1 : 0;

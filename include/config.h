@@ -25,7 +25,9 @@ struct config {
 
     /* Queue tuning. */
     int http_threads;
+    int ingest_commit_threads; /* group committers of the webhook ack path; 0: one commit each */
     int claim_batch;
+    int claim_batch_max; /* a worker's claim grows toward this while its claims come back full */
     int lease_seconds;
     int poll_interval_ms;
     int max_attempts;

@@ -30,6 +30,11 @@ void db_pool_release(struct db_pool *pool, PGconn *conn);
  * ERR_DB (logged with the SQL state) on failure. */
 enum err db_exec(PGconn *db, const char *sql) WARN_UNUSED;
 
+/* PQexecParams for a hot statement (sql is a static string): prepared once per connection
+ * and then executed without parsing or planning it again. Thread-safe; the caller clears the
+ * result as PQexecParams'. A failed PREPARE returns its error result. */
+PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *const *params);
+
 /* Checks r against the expected status; on mismatch logs what (a fixed phrase naming the
  * operation) with the SQL state and returns ERR_DB (ERR_CONFLICT for unique violations).
  * Does not clear r. */

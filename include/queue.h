@@ -33,6 +33,13 @@ struct queue_event_in {
 enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n,
                     size_t *stored) WARN_UNUSED;
 
+/* queue_push for the events of several requests in one statement: group[i] (NULL: all 0) is
+ * the request of events[i], and stored[g] (groups entries) receives how many of request g's
+ * events were new; a key repeated within the statement counts for the first request that
+ * carries it. sqlstate (may be NULL) receives the SQL state of a failure ("" when none). */
+enum err queue_push_groups(PGconn *db, const struct queue_event_in *events, const size_t *group,
+                           size_t n, size_t *stored, size_t groups, char sqlstate[6]) WARN_UNUSED;
+
 /* One claimed event. Strings are owned by the enclosing queue_batch. */
 struct queue_event {
     int64_t id;
@@ -87,6 +94,20 @@ enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed) WARN_UNUSED;
+
+/* One record to finish with queue_finish_many; changed is set (events that changed). */
+struct queue_finish_item {
+    const struct queue_record *record;
+    enum queue_outcome outcome;
+    const char *detail; /* may be NULL */
+    int retry_delay_ms;
+    size_t changed; /* out */
+};
+
+/* queue_finish for n records in ONE statement (one round trip, one transaction): what a worker
+ * calls for a whole claimed batch. Each item's changed is set as queue_finish's *changed. */
+enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_item *items, size_t n,
+                           int max_attempts) WARN_UNUSED;
 
 /* Puts dead events back to pending with their attempts reset, for an operator who fixed the
  * cause (a missing field, a permission, a handler that now exists). ids (count n) selects

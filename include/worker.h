@@ -55,6 +55,10 @@ enum err worker_pool_start(const struct config *cfg, const struct worker_ops *op
  * batch it did not start, joins and frees. NULL is a no-op. */
 void worker_pool_stop(struct worker_pool *pool);
 
+/* Frees the LISTEN notifications queued on db and returns how many there were. Workers call it
+ * before each claim, so a worker that is never idle does not accumulate them. */
+size_t worker_drain_notifications(PGconn *db);
+
 /* Backoff before attempt number `attempts + 1`: base * 2^(attempts-1), capped, with jitter in
  * [50%, 100%], and never shorter than hint_ms. rnd is in [0, 1). Pure. */
 int worker_backoff_ms(int attempts, int base_ms, int max_ms, int hint_ms, double rnd);

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# bench.sh - `make bench`: webhook ingest throughput and memory, each as a ratio against a
-# baseline measured in the same run (see README, Benchmarks). Starts its own PostgreSQL and
-# dealsync (endpoints only, WORKER_THREADS=0, so the figures are the ingest path alone).
+# bench.sh - `make bench`: webhook ingest and queue drain, each figure the median of RUNS runs
+# (default 3) and each printed as a ratio against an anchor measured in the same run on the same
+# PostgreSQL cluster (see docs/benchmarks.md):
+#   ingest (dealsync serve with WORKER_THREADS=0: the ack path alone) against pgbench running a
+#     one-row INSERT (autocommit: INSERT+COMMIT) of the same HubSpot body at the same number of
+#     clients;
+#   queue drain, one event per record, no-op handler (build/bench-queue) against the textbook
+#     per-event SKIP LOCKED queue and against graphile-worker 0.17, installed from npm into
+#     $BUILD/bench-node for the benchmark only (never a dependency of dealsync; no lock file).
+# BENCH_SKIP_GRAPHILE=1 skips graphile-worker (no npm registry at hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+RUNS=${RUNS:-3}
 REQUESTS=${REQUESTS:-2000}
-THREADS=${THREADS:-8}
-EVENTS=${EVENTS:-10}
+QEVENTS=${QEVENTS:-5000}
+QTHREADS=${QTHREADS:-4}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
 tmp=$(mktemp -d /tmp/dealsync-bench.XXXXXX)
 chmod 755 "$tmp"
@@ -22,50 +31,103 @@ cleanup() {
 trap cleanup EXIT
 show_log() { echo "bench: dealsync log:" >&2; tail -n 20 "$tmp/dealsync.log" >&2; }
 url=$(scripts/pg.sh start "$tmp/pg" "$pgport")
+psql() { "$PGBIN/psql" "$@"; }
+
+# graphile-worker, for the queue anchor: into the build directory, never the repository.
+gw_dir=$PWD/$BUILD/bench-node
+if [ "${BENCH_SKIP_GRAPHILE:-0}" != 1 ] && [ ! -d "$gw_dir/node_modules/graphile-worker" ]; then
+  mkdir -p "$gw_dir"
+  npm install --prefix "$gw_dir" --no-save --no-package-lock --no-audit --no-fund \
+    graphile-worker@0.17 >"$tmp/npm.log" 2>&1 || { cat "$tmp/npm.log" >&2; exit 1; }
+fi
+cp bench/graphile_worker.mjs "$gw_dir/"
 
 DATABASE_URL=$url PORT=$port BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL=http://127.0.0.1:$port \
   SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
   HTTP_THREADS=${HTTP_THREADS:-4} LOG_LEVEL=warn "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-
+kill -0 "$pid" 2>/dev/null || { show_log; exit 1; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$pid/status"; }
-kill -0 "$pid" 2>/dev/null || { show_log; exit 1; }
 rss_idle=$(rss)
 
-run() { "$BUILD/bench-ingest" "$1" "http://127.0.0.1:$port" "$REQUESTS" "$THREADS" "$EVENTS"; }
-rate() { sed -n 's/.*"requests_per_second":\([0-9.]*\).*/\1/p'; }
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+record() { echo "$2" >>"$tmp/$1"; } # record NAME VALUE: one run's figure
 
-base=$("$BUILD/bench-ingest" healthz "http://127.0.0.1:$port" $(( REQUESTS * 10 )) "$THREADS" "$EVENTS"); echo "$base"
-floor=$("$BUILD/bench-ingest" commit "$url" "$REQUESTS" "$THREADS" "$EVENTS"); echo "$floor"
-hs=$(run hubspot); echo "$hs"
-sf=$(run salesforce); echo "$sf"
-rss_after=$(rss); hwm_after=$(hwm)
-stored=$(/usr/lib/postgresql/15/bin/psql "$url" -Atqc "select count(*) from sync_event")
+# The pgbench anchor: one INSERT+COMMIT of a 10-event HubSpot body per transaction.
+psql "$url" -qc "CREATE TABLE bench_pgbench (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"
+body=$(printf '{"eventId":%d,"subscriptionId":7,"portalId":62515,"appId":1,"occurredAt":1733400000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":%d,"propertyName":"amount","propertyValue":"1200","changeSource":"CRM_UI"},' $(seq 1 20))
+echo "INSERT INTO bench_pgbench (payload) VALUES ('[${body%,}]');" >"$tmp/insert.sql"
+pgbench_tps() { # clients
+  "$PGBIN/pgbench" -n -c "$1" -j 2 -t $(( REQUESTS / $1 )) -f "$tmp/insert.sql" "$url" 2>/dev/null |
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+ingest() { # mode clients events
+  "$BUILD/bench-ingest" "$1" "http://127.0.0.1:$port" "$REQUESTS" "$2" "$3"
+}
 
-b=$(echo "$base" | rate); f=$(echo "$floor" | rate); h=$(echo "$hs" | rate); s=$(echo "$sf" | rate)
-echo
-echo "requests: $REQUESTS per mode, $THREADS connections, $EVENTS events per webhook request"
-echo "events stored: $stored (expected $(( 2 * REQUESTS * EVENTS )))"
-awk -v b="$b" -v f="$f" -v h="$h" -v s="$s" -v e="$EVENTS" 'BEGIN {
-  printf "baseline: one INSERT+COMMIT per body, no HTTP  %7.0f/s  (1.00)\n", f
-  printf "HubSpot webhook: verified, parsed, committed   %7.0f/s  (%.2f of the commit baseline, %.0f events/s)\n", h, h/f, h*e
-  printf "Salesforce message: parsed, committed          %7.0f/s  (%.2f of the commit baseline, %.0f events/s)\n", s, s/f, s*e
-  printf "for scale: GET /healthz                        %7.0f/s\n", b
-}'
-awk -v i="$rss_idle" -v a="$rss_after" -v m="$hwm_after" 'BEGIN {
-  printf "memory: idle RSS %d KiB, after the run %d KiB (%.2fx idle), peak %d KiB (%.2fx idle)\n", i, a, a/i, m, m/i
-}'
+echo "bench: $RUNS runs; each figure below is the median"
+for run in $(seq 1 "$RUNS"); do
+  echo "-- run $run"
+  for c in 8 32; do
+    tps=$(pgbench_tps "$c"); echo "pgbench INSERT+COMMIT, $c clients: $tps tps"
+    record "pg_$c" "$tps"
+    out=$(ingest hubspot "$c" 10); echo "$out"
+    record "hs_$c" "$(echo "$out" | field requests_per_second)"
+    record "hs_p99_$c" "$(echo "$out" | field p99_ms)"
+    record "hs_ratio_$c" "$(awk -v a="$(echo "$out" | field requests_per_second)" -v b="$tps" 'BEGIN { print a / b }')"
+  done
+  out=$(ingest hubspot 8 100); echo "$out"
+  record hs100 "$(echo "$out" | field requests_per_second)"
+  record hs100_p99 "$(echo "$out" | field p99_ms)"
+  out=$(ingest salesforce 8 10); echo "$out"
+  record sf "$(echo "$out" | field requests_per_second)"
+  record sf_p99 "$(echo "$out" | field p99_ms)"
 
-# Queue drain: dealsync's by-record claims against the textbook per-event queue (same run, same
-# database, a fresh table for each).
-QEVENTS=${QEVENTS:-20000}
-qurl="${url%/*}/bench_queue"
-/usr/lib/postgresql/15/bin/createdb -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
-for records in $(( QEVENTS / 10 )) "$QEVENTS"; do
-  echo
-  echo "queue drain: $QEVENTS events over $records records ($(( QEVENTS / records )) per record), 4 workers, no-op handler"
-  "$BUILD/bench-queue" "$qurl" "$QEVENTS" "$records" 4
+  "$PGBIN/dropdb" --if-exists -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
+  "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
+  qurl="${url%/*}/bench_queue"
+  out=$("$BUILD/bench-queue" "$qurl" "$QEVENTS" "$QEVENTS" "$QTHREADS" 2>/dev/null); echo "$out"
+  tb=$(echo "$out" | grep per_event_skip_locked | field events_per_second)
+  ds=$(echo "$out" | grep dealsync_by_record | field events_per_second)
+  record q_textbook "$tb"; record q_dealsync "$ds"
+  record q_ratio_textbook "$(awk -v a="$ds" -v b="$tb" 'BEGIN { print a / b }')"
+  if [ "${BENCH_SKIP_GRAPHILE:-0}" != 1 ]; then
+    for gmode in default batched; do
+      "$PGBIN/dropdb" --if-exists -h 127.0.0.1 -p "$pgport" -U dealsync bench_graphile
+      "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U dealsync bench_graphile
+      out=$(node "$gw_dir/graphile_worker.mjs" "${url%/*}/bench_graphile" "$QEVENTS" "$QTHREADS" "$gmode")
+      echo "$out"
+      gw=$(echo "$out" | field events_per_second)
+      record "q_gw_$gmode" "$gw"
+      record "q_ratio_gw_$gmode" "$(awk -v a="$ds" -v b="$gw" 'BEGIN { print a / b }')"
+    done
+  fi
 done
+rss_after=$(rss); hwm_after=$(hwm)
 
+m() { median <"$tmp/$1"; }
+echo
+echo "== medians of $RUNS runs ($(date -u +%F), $(nproc) cores)"
+echo "ingest: $REQUESTS requests per figure; dealsync serve, WORKER_THREADS=0, HTTP_THREADS=${HTTP_THREADS:-4}"
+for c in 8 32; do
+  printf "  HubSpot, 10 events/request, %2d connections: %7.0f req/s (%6.0f events/s), p99 ack %6.1f ms; pgbench INSERT+COMMIT %7.0f tps; ratio %.2f (goal 1.0)\n" \
+    "$(m "hs_$c")" "$(awk -v r="$(m "hs_$c")" 'BEGIN { print r * 10 }')" "$(m "hs_p99_$c")" "$(m "pg_$c")" "$(m "hs_ratio_$c")"
+done
+printf "  HubSpot, 100 events/request, 8 connections: %7.0f req/s (%6.0f events/s, goal 50000), p99 ack %6.1f ms\n" \
+  "$(m hs100)" "$(awk -v r="$(m hs100)" 'BEGIN { print r * 100 }')" "$(m hs100_p99)"
+printf "  Salesforce, 10 notifications/message, 8 connections: %7.0f req/s, p99 ack %6.1f ms\n" "$(m sf)" "$(m sf_p99)"
+echo "queue drain: $QEVENTS events, one per record, $QTHREADS workers, no-op handler"
+printf "  dealsync %7.0f events/s; textbook per-event queue %7.0f events/s; ratio %.2f (goal 5)\n" \
+  "$(m q_dealsync)" "$(m q_textbook)" "$(m q_ratio_textbook)"
+if [ "${BENCH_SKIP_GRAPHILE:-0}" != 1 ]; then
+  printf "  graphile-worker 0.17 as installed %7.0f jobs/s; ratio %.2f (goal 3)\n" "$(m q_gw_default)" "$(m q_ratio_gw_default)"
+  printf "  graphile-worker 0.17 batched (localQueue 20, batched completions) %7.0f jobs/s; ratio %.2f\n" \
+    "$(m q_gw_batched)" "$(m q_ratio_gw_batched)"
+fi
+awk -v i="$rss_idle" -v a="$rss_after" -v m="$hwm_after" 'BEGIN {
+  printf "memory (ingest server): idle RSS %d KiB, after the runs %d KiB, peak %d KiB\n", i, a, m
+}'

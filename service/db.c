@@ -3,6 +3,7 @@
 #include "db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,49 @@ static void quiet_notices(void *arg, const char *message)
 {
     (void)arg;
     (void)message;
+}
+
+/* Which static statements each live connection has prepared, and under which name. Names are
+ * never reused, so an entry forgotten (the table is a ring) is only prepared again, never
+ * clashes. A closed connection's entries are not removed: a later connection at the same
+ * address has another backend PID. */
+#define PREPARED_SLOTS 512
+struct prepared {
+    const PGconn *db;
+    int pid;
+    const char *sql;
+    unsigned long name;
+};
+static struct prepared prepared[PREPARED_SLOTS];
+static size_t prepared_next;
+static unsigned long prepared_names;
+static pthread_mutex_t prepared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *const *params)
+{
+    int pid = PQbackendPID(db);
+    unsigned long name = 0;
+    pthread_mutex_lock(&prepared_lock);
+    for (size_t i = 0; i < PREPARED_SLOTS && !name; i++)
+        if (prepared[i].db == db && prepared[i].pid == pid && prepared[i].sql == sql)
+            name = prepared[i].name;
+    bool fresh = name == 0;
+    if (fresh)
+        name = ++prepared_names;
+    pthread_mutex_unlock(&prepared_lock);
+
+    char id[32];
+    snprintf(id, sizeof(id), "dealsync_%lu", name);
+    if (fresh) {
+        PGresult *r = PQprepare(db, id, sql, nparams, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return r;
+        PQclear(r);
+        pthread_mutex_lock(&prepared_lock);
+        prepared[prepared_next++ % PREPARED_SLOTS] = (struct prepared){db, pid, sql, name};
+        pthread_mutex_unlock(&prepared_lock);
+    }
+    return PQexecPrepared(db, id, nparams, params, NULL, NULL, 0);
 }
 
 enum err db_open(const char *url, PGconn **out)

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "admin.h"
+#include "ingest_commit.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -25,10 +26,14 @@
 /* How long a webhook request may wait for a database connection before answering 503. */
 #define DB_WAIT_MS 2000
 
+/* Events one group commit may hold (a larger request is a group of its own). */
+#define INGEST_GROUP_MAX_EVENTS 2000
+
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct config *cfg;
     struct db_pool *pool;
+    struct ingest_committer *committer; /* NULL: each request commits alone */
     atomic_llong next_request_id;
 };
 
@@ -139,10 +144,13 @@ static void count_events(const char *source, size_t received, size_t stored)
     metrics_inc("dealsync_webhook_events_duplicate_total", labels, (long long)(received - stored));
 }
 
-/* Borrows a connection and stores the events in one transaction. */
+/* Stores the events durably before the caller acknowledges them: through the group committer
+ * (with concurrent requests, one transaction), or alone on a borrowed connection. */
 static enum err store(struct http_request *req, const struct queue_event_in *evs, size_t n,
                       size_t *stored)
 {
+    if (req->server->committer)
+        return ingest_store(req->server->committer, evs, n, stored);
     PGconn *db = NULL;
     enum err rc = db_pool_acquire(req->server->pool, DB_WAIT_MS, &db);
     if (rc == ERR_OK)
@@ -536,6 +544,12 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->pool = pool;
+    if (cfg->ingest_commit_threads > 0 &&
+        ingest_committer_start(cfg->database_url, cfg->ingest_commit_threads,
+                               INGEST_GROUP_MAX_EVENTS, &s->committer) != ERR_OK) {
+        free(s);
+        return ERR_INTERNAL;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof(addr));
@@ -546,6 +560,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         a6->sin6_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET6, cfg->bind_address, &a6->sin6_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
+            ingest_committer_stop(s->committer);
             free(s);
             return ERR_CONFIG;
         }
@@ -556,6 +571,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         a4->sin_port = htons((uint16_t)cfg->port);
         if (inet_pton(AF_INET, cfg->bind_address, &a4->sin_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
+            ingest_committer_stop(s->committer);
             free(s);
             return ERR_CONFIG;
         }
@@ -569,6 +585,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     if (!s->daemon) {
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));
+        ingest_committer_stop(s->committer);
         free(s);
         return ERR_CONFIG;
     }
@@ -583,5 +600,7 @@ void http_server_stop(struct http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon);
+    /* After the daemon: no request is waiting for a commit any more. */
+    ingest_committer_stop(s->committer);
     free(s);
 }

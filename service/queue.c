@@ -1,6 +1,8 @@
 /* queue.c - the sync_event / sync_record tables. Each operation is one SQL statement (one
- * round trip, one transaction), so a crash at any point leaves the queue consistent: an event
- * is pending, running under a lease that will expire, done, or dead. */
+ * round trip, one transaction) for a whole batch, never one per event, so a crash at any point
+ * leaves the queue consistent: an event is pending, running under a lease that will expire,
+ * done, or dead. sync_record.open_events (kept by triggers, migration 0050) lets a claim find
+ * the claimable records without reading the events. */
 #include "queue.h"
 
 #include <stdio.h>
@@ -11,10 +13,14 @@
 #include "log.h"
 #include "util.h"
 
+/* Events of one or more requests (g: the request's index, k: the event's position) in one
+ * statement. A key repeated in the statement is stored once, from its first row, and counted for
+ * that row's request; each request's count of new events comes back as a row (g, stored). */
 static const char push_sql[] =
     "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(source text, dedup_key text,"
-    "    object_type text, record_id text, event_type text, occurred_ms bigint, payload jsonb)"
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(k int, g int, source text,"
+    "    dedup_key text, object_type text, record_id text, event_type text, occurred_ms bigint,"
+    "    payload jsonb)"
     "), rec AS ("
     "  INSERT INTO sync_record (source, object_type, record_id)"
     "  SELECT DISTINCT source, object_type, record_id FROM input"
@@ -23,46 +29,69 @@ static const char push_sql[] =
     "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
     "                          occurred_at, payload)"
     "  SELECT source, dedup_key, object_type, record_id, event_type,"
-    "         to_timestamp(occurred_ms / 1000.0), payload FROM input"
-    "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1"
-    ") SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')";
+    "         to_timestamp(occurred_ms / 1000.0), payload FROM input ORDER BY k"
+    "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING source, dedup_key"
+    "), first AS ("
+    "  SELECT DISTINCT ON (source, dedup_key) g, source, dedup_key FROM input"
+    "  ORDER BY source, dedup_key, k"
+    "), n AS (SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', ''))"
+    " SELECT f.g, count(ins.dedup_key) FROM first f"
+    " LEFT JOIN ins ON (ins.source, ins.dedup_key) = (f.source, f.dedup_key)"
+    " CROSS JOIN n GROUP BY f.g";
 
-enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, size_t *stored)
+enum err queue_push_groups(PGconn *db, const struct queue_event_in *events, const size_t *group,
+                           size_t n, size_t *stored, size_t groups, char sqlstate[6])
 {
     cJSON *rows = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
         const struct queue_event_in *e = &events[i];
         cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "k", (double)i);
+        cJSON_AddNumberToObject(row, "g", group ? (double)group[i] : 0);
         cJSON_AddStringToObject(row, "source", e->source);
         cJSON_AddStringToObject(row, "dedup_key", e->dedup_key);
         cJSON_AddStringToObject(row, "object_type", e->object_type);
         cJSON_AddStringToObject(row, "record_id", e->record_id);
         cJSON_AddStringToObject(row, "event_type", e->event_type);
         cJSON_AddNumberToObject(row, "occurred_ms", (double)e->occurred_at_ms);
-        cJSON_AddItemToObject(row, "payload", cJSON_Duplicate(e->payload, true));
+        cJSON_AddItemReferenceToObject(row, "payload", (cJSON *)e->payload);
         cJSON_AddItemToArray(rows, row);
     }
     char *json = cJSON_PrintUnformatted(rows);
     cJSON_Delete(rows);
 
+    for (size_t g = 0; g < groups; g++)
+        stored[g] = 0;
     const char *params[] = {json};
-    PGresult *r = PQexecParams(db, push_sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = db_exec_cached(db, push_sql, 1, params);
+    if (sqlstate) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(sqlstate, 6, "%s", state ? state : "");
+    }
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot store events");
-    if (rc == ERR_OK)
-        *stored = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        size_t g = (size_t)strtoull(PQgetvalue(r, row, 0), NULL, 10);
+        if (g < groups)
+            stored[g] = (size_t)strtoull(PQgetvalue(r, row, 1), NULL, 10);
+    }
     PQclear(r);
     free(json);
     return rc;
 }
 
+enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, size_t *stored)
+{
+    return queue_push_groups(db, events, NULL, n, stored, 1, NULL);
+}
+
+/* Candidates come from the partial index of records with open events (migration 0050), not
+ * from the events. A record leased here whose events are not visible to this statement's
+ * snapshot (a push committed while it ran) comes back with a NULL event id, and is released. */
 static const char claim_sql[] =
     "WITH cand AS ("
     "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
-    "  WHERE (r.source, r.object_type, r.record_id) IN ("
-    "          SELECT source, object_type, record_id FROM sync_event"
-    "          WHERE status IN ('pending', 'running'))"
+    "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
-    "    AND r.not_before <= now()"
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
     "    AND (NOT $4::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="
@@ -76,13 +105,50 @@ static const char claim_sql[] =
     "  FROM cand c WHERE (r.source, r.object_type, r.record_id) ="
     "                    (c.source, c.object_type, c.record_id)"
     "  RETURNING r.source, r.object_type, r.record_id"
-    ") UPDATE sync_event e SET status = 'running', attempts = e.attempts + 1,"
+    "), ev AS ("
+    "  UPDATE sync_event e SET status = 'running', attempts = e.attempts + 1,"
     "         lease_owner = $1, last_attempt_at = now()"
     "  FROM leased l WHERE (e.source, e.object_type, e.record_id) ="
     "                      (l.source, l.object_type, l.record_id)"
     "    AND e.status IN ('pending', 'running')"
-    "  RETURNING e.source, e.object_type, e.record_id, e.id, e.event_type, e.payload::text,"
-    "            e.attempts, (extract(epoch FROM e.occurred_at) * 1000)::bigint";
+    "  RETURNING e.source, e.object_type, e.record_id, e.id, e.event_type, e.payload,"
+    "            e.attempts, e.occurred_at"
+    ") SELECT l.source, l.object_type, l.record_id, ev.id, ev.event_type, ev.payload::text,"
+    "         ev.attempts, (extract(epoch FROM ev.occurred_at) * 1000)::bigint"
+    "  FROM leased l LEFT JOIN ev ON (ev.source, ev.object_type, ev.record_id) ="
+    "                                (l.source, l.object_type, l.record_id)";
+
+/* Drops the leases of records claimed without a visible event (see claim_sql). */
+static void release_empty(PGconn *db, const char *owner, PGresult *r)
+{
+    cJSON *keys = cJSON_CreateArray();
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (!PQgetisnull(r, i, 3))
+            continue;
+        cJSON *k = cJSON_CreateObject();
+        cJSON_AddStringToObject(k, "source", PQgetvalue(r, i, 0));
+        cJSON_AddStringToObject(k, "object_type", PQgetvalue(r, i, 1));
+        cJSON_AddStringToObject(k, "record_id", PQgetvalue(r, i, 2));
+        cJSON_AddItemToArray(keys, k);
+    }
+    if (cJSON_GetArraySize(keys) > 0) {
+        char *json = cJSON_PrintUnformatted(keys);
+        const char *params[] = {owner, json};
+        PGresult *res =
+            PQexecParams(db,
+                         "UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
+                         " FROM jsonb_to_recordset($2::jsonb) AS k(source text, object_type text,"
+                         "   record_id text)"
+                         " WHERE (r.source, r.object_type, r.record_id) = (k.source, k.object_type,"
+                         "   k.record_id) AND r.lease_owner = $1",
+                         2, NULL, params, NULL, NULL, 0);
+        if (db_check(db, res, PGRES_COMMAND_OK, "cannot release an empty claim") != ERR_OK)
+            log_warn("an empty claim keeps its lease until it expires");
+        PQclear(res);
+        free(json);
+    }
+    cJSON_Delete(keys);
+}
 
 /* Claimed rows before grouping; sorted by record, then time, then id. */
 struct claim_row {
@@ -129,26 +195,31 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
     const char *params[] = {owner, max_s, lease_s, live_only ? "true" : "false"};
-    PGresult *r = PQexecParams(db, claim_sql, 4, NULL, params, NULL, NULL, 0);
+    PGresult *r = db_exec_cached(db, claim_sql, 4, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);
         return rc;
     }
 
-    size_t n = (size_t)PQntuples(r);
+    release_empty(db, owner, r);
+    size_t total = (size_t)PQntuples(r);
+    size_t n = 0;
     struct batch_storage *st = xcalloc(1, sizeof(*st));
-    st->strings = xcalloc(n * 5 + 1, sizeof(char *));
-    struct claim_row *rows = xcalloc(n + 1, sizeof(*rows));
-    for (size_t i = 0; i < n; i++) {
-        rows[i].source = keep(st, PQgetvalue(r, (int)i, 0));
-        rows[i].object_type = keep(st, PQgetvalue(r, (int)i, 1));
-        rows[i].record_id = keep(st, PQgetvalue(r, (int)i, 2));
-        rows[i].ev.id = strtoll(PQgetvalue(r, (int)i, 3), NULL, 10);
-        rows[i].ev.event_type = keep(st, PQgetvalue(r, (int)i, 4));
-        rows[i].ev.payload = keep(st, PQgetvalue(r, (int)i, 5));
-        rows[i].ev.attempts = atoi(PQgetvalue(r, (int)i, 6));
-        rows[i].ev.occurred_at_ms = strtoll(PQgetvalue(r, (int)i, 7), NULL, 10);
+    st->strings = xcalloc(total * 5 + 1, sizeof(char *));
+    struct claim_row *rows = xcalloc(total + 1, sizeof(*rows));
+    for (int i = 0; i < (int)total; i++) {
+        if (PQgetisnull(r, i, 3))
+            continue;
+        rows[n].source = keep(st, PQgetvalue(r, i, 0));
+        rows[n].object_type = keep(st, PQgetvalue(r, i, 1));
+        rows[n].record_id = keep(st, PQgetvalue(r, i, 2));
+        rows[n].ev.id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        rows[n].ev.event_type = keep(st, PQgetvalue(r, i, 4));
+        rows[n].ev.payload = keep(st, PQgetvalue(r, i, 5));
+        rows[n].ev.attempts = atoi(PQgetvalue(r, i, 6));
+        rows[n].ev.occurred_at_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+        n++;
     }
     PQclear(r);
     qsort(rows, n, sizeof(*rows), cmp_rows);
@@ -196,76 +267,155 @@ void queue_batch_clear(struct queue_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* "{id,id,…}" of the record's claimed events, for a bigint[] parameter; buf_clear it. */
-static void event_ids(const struct queue_record *rec, struct buf *ids)
-{
-    buf_init(ids, 0);
-    buf_append_str(ids, "{");
-    for (size_t i = 0; i < rec->event_count; i++)
-        buf_printf(ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
-    buf_append_str(ids, "}");
-}
-
+/* Finishes many records in one statement. Per record: $2-$4 key, $5 outcome, $6 detail,
+ * $7 retry delay, $8 skipped, $12 error code (the handler's error name), $13 warning; per event: $9
+ * id, $10 its record's index (1-based). Events are read through the primary key (= ANY) and find
+ * their record's values by array position, so no step joins the inputs to a table by scanning it.
+ * The records are locked in key order first, as the open-events trigger of a concurrent push does:
+ * no deadlock. */
+#define EVENT_RECORD "($10::int[])[array_position($9::bigint[], e.id)]"
+#define EVENT_OUTCOME "($5::text[])[" EVENT_RECORD "]"
 static const char finish_sql[] =
-    "WITH ev AS ("
-    "  UPDATE sync_event SET"
-    "    status = CASE WHEN $3 = 'defer' THEN 'pending'"
-    "                  WHEN $3 = 'retry' AND attempts < $6::int THEN 'pending'"
-    "                  WHEN $3 = 'retry' THEN 'dead' ELSE $3 END,"
-    "    attempts = CASE WHEN $3 = 'defer' THEN greatest(attempts - 1, 0) ELSE attempts END,"
+    "WITH lk AS ("
+    "  SELECT r.source, r.object_type, r.record_id, u.delay_ms"
+    "  FROM unnest($2::text[], $3::text[], $4::text[], $7::int[])"
+    "       AS u(source, object_type, record_id, delay_ms)"
+    "  JOIN sync_record r ON (r.source, r.object_type, r.record_id) ="
+    "                        (u.source, u.object_type, u.record_id)"
+    "  ORDER BY 1, 2, 3 FOR UPDATE OF r"
+    "), rec AS ("
+    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL,"
+    "         not_before = now() + make_interval(secs => lk.delay_ms / 1000.0)"
+    "  FROM lk WHERE (r.source, r.object_type, r.record_id) ="
+    "                (lk.source, lk.object_type, lk.record_id) AND r.lease_owner = $1"
+    "), ev AS ("
+    "  UPDATE sync_event e SET"
+    "    status = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN 'pending'"
+    "                  WHEN " EVENT_OUTCOME " <> 'retry' THEN " EVENT_OUTCOME
+    "                  WHEN e.attempts < $11::int THEN 'pending' ELSE 'dead' END,"
+    "    attempts = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN greatest(e.attempts - 1, 0)"
+    "                    ELSE e.attempts END,"
     "    lease_owner = NULL,"
-    "    last_error = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN last_error"
-    "                      ELSE $4 END,"
-    "    error_code = CASE WHEN $3 = 'done' THEN NULL WHEN $3 = 'defer' THEN error_code"
-    "                      ELSE $11 END,"
-    "    finished_at = CASE WHEN $3 = 'defer' OR ($3 = 'retry' AND attempts < $6::int) THEN NULL"
-    "                       ELSE now() END"
-    "  WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'running'"
-    "  RETURNING id, source, object_type, record_id, status, attempts"
+    "    last_error = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
+    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.last_error"
+    "                      ELSE ($6::text[])[" EVENT_RECORD "] END,"
+    "    error_code = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
+    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.error_code"
+    "                      ELSE ($12::text[])[" EVENT_RECORD "] END,"
+    "    finished_at = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN NULL"
+    "                       WHEN " EVENT_OUTCOME " = 'retry' AND e.attempts < $11::int"
+    "                       THEN NULL ELSE now() END"
+    "  WHERE e.id = ANY($9::bigint[]) AND e.lease_owner = $1 AND e.status = 'running'"
+    "  RETURNING e.id, e.source, e.object_type, e.record_id, e.status, e.attempts,"
+    "            " EVENT_RECORD " AS i, " EVENT_OUTCOME " AS outcome"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
     "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
-    "         CASE WHEN $3 = 'defer' THEN 'deferred' WHEN status = 'pending' THEN 'retry'"
-    "              WHEN status = 'done' AND $8 THEN 'skipped'"
-    "              WHEN status = 'done' AND $12 THEN 'warning' ELSE status END,"
-    "         attempts, $4, $1, $11 FROM ev WHERE $3 <> 'defer' OR $11 = 'RATE_LIMIT'"
-    "), rec AS ("
-    "  UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL,"
-    "         not_before = now() + make_interval(secs => $5::double precision / 1000)"
-    "  WHERE (source, object_type, record_id) = ($7, $9, $10) AND lease_owner = $1"
-    ") SELECT count(*) FROM ev";
+    "         CASE WHEN outcome = 'defer' THEN 'deferred' WHEN status = 'pending' THEN 'retry'"
+    "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped'"
+    "              WHEN status = 'done' AND ($13::bool[])[i] THEN 'warning' ELSE status END,"
+    "         attempts, ($6::text[])[i], $1, ($12::text[])[i] FROM ev"
+    /* a record waiting for API budget says so (issue 9); a busy one does not */
+    "  WHERE outcome <> 'defer' OR ($12::text[])[i] = 'RATE_LIMIT'"
+    ") SELECT i, count(*) FROM ev GROUP BY i";
+
+/* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */
+static void array_add(struct buf *b, const char *s)
+{
+    buf_append_str(b, b->len > 1 ? "," : "");
+    if (!s) {
+        buf_append_str(b, "NULL");
+        return;
+    }
+    buf_append_str(b, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_append_str(b, "\\");
+        buf_append(b, p, 1);
+    }
+    buf_append_str(b, "\"");
+}
+
+enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_item *items, size_t n,
+                           int max_attempts)
+{
+    static const char *const names[] = {"done", "retry", "dead", "defer"};
+    if (n == 0)
+        return ERR_OK;
+    enum {
+        SOURCE,
+        TYPE,
+        RECORD,
+        OUTCOME,
+        DETAIL,
+        DELAY,
+        SKIPPED,
+        IDS,
+        INDEX,
+        CODE,
+        WARNING,
+        ARRAYS
+    };
+    struct buf a[ARRAYS];
+    for (int k = 0; k < ARRAYS; k++) {
+        buf_init(&a[k], 0);
+        buf_append_str(&a[k], "{");
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct queue_finish_item *it = &items[k];
+        const struct queue_record *rec = it->record;
+        char num[32];
+        array_add(&a[SOURCE], rec->source);
+        array_add(&a[TYPE], rec->object_type);
+        array_add(&a[RECORD], rec->record_id);
+        array_add(&a[OUTCOME], names[it->outcome]);
+        array_add(&a[DETAIL], it->detail);
+        bool waits = it->outcome == QUEUE_RETRY || it->outcome == QUEUE_DEFER;
+        snprintf(num, sizeof(num), "%d", waits ? it->retry_delay_ms : 0);
+        array_add(&a[DELAY], num);
+        array_add(&a[SKIPPED], rec->is_skipped ? "t" : "f");
+        array_add(&a[CODE], rec->result == ERR_OK ? NULL : err_name(rec->result));
+        array_add(&a[WARNING], rec->has_warning ? "t" : "f");
+        for (size_t e = 0; e < rec->event_count; e++) {
+            snprintf(num, sizeof(num), "%lld", (long long)rec->events[e].id);
+            array_add(&a[IDS], num);
+            snprintf(num, sizeof(num), "%zu", k + 1);
+            array_add(&a[INDEX], num);
+        }
+        items[k].changed = 0;
+    }
+    for (int k = 0; k < ARRAYS; k++)
+        buf_append_str(&a[k], "}");
+    char max_s[16];
+    snprintf(max_s, sizeof(max_s), "%d", max_attempts);
+    const char *params[] = {owner,           a[SOURCE].data, a[TYPE].data,  a[RECORD].data,
+                            a[OUTCOME].data, a[DETAIL].data, a[DELAY].data, a[SKIPPED].data,
+                            a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data,
+                            a[WARNING].data};
+    PGresult *r = db_exec_cached(db, finish_sql, 13, params);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+    if (rc == ERR_OK) {
+        for (int row = 0; row < PQntuples(r); row++) {
+            long k = strtol(PQgetvalue(r, row, 0), NULL, 10) - 1;
+            if (k >= 0 && (size_t)k < n)
+                items[k].changed = (size_t)strtoull(PQgetvalue(r, row, 1), NULL, 10);
+        }
+    }
+    PQclear(r);
+    for (int k = 0; k < ARRAYS; k++)
+        buf_clear(&a[k]);
+    return rc;
+}
 
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,
                       int max_attempts, size_t *changed)
 {
-    struct buf ids;
-    event_ids(rec, &ids);
-
-    static const char *const names[] = {"done", "retry", "dead", "defer"};
-    char delay_s[16], max_s[16];
-    snprintf(delay_s, sizeof(delay_s), "%d",
-             outcome == QUEUE_RETRY || outcome == QUEUE_DEFER ? retry_delay_ms : 0);
-    snprintf(max_s, sizeof(max_s), "%d", max_attempts);
-    const char *params[] = {owner,
-                            ids.data,
-                            names[outcome],
-                            detail,
-                            delay_s,
-                            max_s,
-                            rec->source,
-                            rec->is_skipped ? "true" : "false",
-                            rec->object_type,
-                            rec->record_id,
-                            rec->result == ERR_OK ? NULL : err_name(rec->result),
-                            rec->has_warning ? "true" : "false"};
-    PGresult *r = PQexecParams(db, finish_sql, 12, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+    struct queue_finish_item it = {rec, outcome, detail, retry_delay_ms, 0};
+    enum err rc = queue_finish_many(db, owner, &it, 1, max_attempts);
     if (rc == ERR_OK && changed)
-        *changed = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    buf_clear(&ids);
+        *changed = it.changed;
     return rc;
 }
 
@@ -320,9 +470,7 @@ enum err queue_next_due_ms(PGconn *db, long long *ms)
 {
     PGresult *r = PQexec(db, "SELECT ceil(extract(epoch FROM min(greatest(r.not_before, coalesce("
                              "  r.lease_expires_at, r.not_before))) - now()) * 1000)::bigint"
-                             " FROM sync_record r WHERE (r.source, r.object_type, r.record_id) IN ("
-                             "  SELECT source, object_type, record_id FROM sync_event"
-                             "  WHERE status IN ('pending', 'running'))");
+                             " FROM sync_record r WHERE r.open_events > 0");
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read next due time");
     if (rc == ERR_OK) {
         if (PQgetisnull(r, 0, 0)) {

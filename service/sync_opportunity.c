@@ -165,9 +165,7 @@ static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp
         rc = sf_query(ctx->sf, soql, records);
         free(soql);
     } else {
-        /* Every record of the batch is finished already (busy with another worker): an empty
-         * IN () is a MALFORMED_QUERY, and there is nothing to read. */
-        *records = cJSON_CreateArray();
+        *records = cJSON_CreateArray(); /* every record deferred (busy): nothing to read */
     }
     free(ids);
     buf_clear(&fields);
@@ -435,8 +433,10 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
         enum err found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
+        /* LastModifiedDate counts whole seconds: a change in the delete's own second may have
+         * come after it, and is taken as a new change rather than lost. */
         int64_t modified = sf_time(o->sf, "LastModifiedDate");
-        if (deleted_ms > 0 && modified <= deleted_ms) {
+        if (deleted_ms > 0 && modified >= 0 && modified + 1000 <= deleted_ms) {
             note(o,
                  "not synced: its deal was deleted in hubspot after the opportunity's last change; "
                  "a new deal is made when the opportunity changes");

@@ -27,6 +27,7 @@ struct worker {
     int index;
     char owner[128];
     unsigned int seed;
+    int claim_size; /* records asked for at the next claim (see next_claim_size) */
 };
 
 struct worker_pool {
@@ -73,97 +74,188 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
 {
     struct pollfd fds[2] = {{PQsocket(db), POLLIN, 0}, {w->pool->wake[0], POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
-    if (n > 0 && (fds[0].revents & POLLIN)) {
-        PQconsumeInput(db);
-        PGnotify *note;
-        while ((note = PQnotifies(db)) != NULL)
-            PQfreemem(note);
-    }
+    if (n > 0 && (fds[0].revents & POLLIN))
+        (void)worker_drain_notifications(db);
 }
 
-/* Finishes one record according to the handler's verdict. */
-static void finish(struct worker *w, PGconn *db, struct queue_record *r)
+/* The handler's verdict on one record as a queue outcome: done, retried with backoff, or dead.
+ * *fallback receives a detail the caller frees when the handler gave none for a failure. */
+static struct queue_finish_item verdict(struct worker *w, const struct queue_record *r,
+                                        char **fallback)
 {
     const struct config *cfg = w->pool->cfg;
-    enum queue_outcome outcome;
-    int delay = 0;
+    struct queue_finish_item it = {r, QUEUE_DONE, r->detail, 0, 0};
     int attempts = 0;
     for (size_t i = 0; i < r->event_count; i++)
         if (r->events[i].attempts > attempts)
             attempts = r->events[i].attempts;
-    const char *detail = r->detail;
     if (r->result == ERR_OK) {
-        outcome = QUEUE_DONE;
+        it.outcome = QUEUE_DONE;
     } else if (r->result == ERR_BUSY) {
         /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
          * attempt is not counted, so a busy record is never dead-lettered for it. */
-        outcome = QUEUE_DEFER;
-        delay = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
-        if (r->retry_after_ms > delay)
-            delay = r->retry_after_ms;
+        it.outcome = QUEUE_DEFER;
+        it.retry_delay_ms = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        if (r->retry_after_ms > it.retry_delay_ms)
+            it.retry_delay_ms = r->retry_after_ms;
     } else if (r->result == ERR_RATE_LIMIT) {
         /* Waiting for API budget, or a rate limit that still came, is not a failure (issue 9):
          * back in the queue when the budget returns (the hint: HubSpot's, the budget's; else
          * the backoff a retry would get, as Salesforce's REQUEST_LIMIT_EXCEEDED says nothing
          * about when), the attempt not counted, never dead-lettered for it. */
-        outcome = QUEUE_DEFER;
-        delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
-                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
+        it.outcome = QUEUE_DEFER;
+        it.retry_delay_ms =
+            worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms, r->retry_after_ms,
+                              (double)rand_r(&w->seed) / RAND_MAX);
     } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
-        outcome = QUEUE_RETRY;
-        delay = worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms,
-                                  r->retry_after_ms, (double)rand_r(&w->seed) / RAND_MAX);
+        it.outcome = QUEUE_RETRY;
+        it.retry_delay_ms =
+            worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms, r->retry_after_ms,
+                              (double)rand_r(&w->seed) / RAND_MAX);
     } else {
-        outcome = QUEUE_DEAD;
+        it.outcome = QUEUE_DEAD;
     }
-    char *fallback = NULL;
-    if (r->result != ERR_OK && !detail)
-        detail = fallback = xstrdup(err_str(r->result));
+    *fallback = NULL;
+    if (r->result != ERR_OK && !it.detail)
+        it.detail = *fallback = xstrdup(err_str(r->result));
+    return it;
+}
 
-    size_t changed = 0;
-    enum err rc =
-        queue_finish(db, w->owner, r, outcome, detail, delay, cfg->max_attempts, &changed);
+static void log_finished(const struct queue_finish_item *it, enum err rc)
+{
+    const struct queue_record *r = it->record;
     static const char *const names[] = {"done", "retry", "dead", "deferred"};
-    const char *name = outcome == QUEUE_DONE && r->is_skipped    ? "skipped"
-                       : outcome == QUEUE_DONE && r->has_warning ? "warning"
-                                                                 : names[outcome];
+    const char *name = it->outcome == QUEUE_DONE && r->is_skipped    ? "skipped"
+                       : it->outcome == QUEUE_DONE && r->has_warning ? "warning"
+                                                                     : names[it->outcome];
+    int attempts = 0;
+    for (size_t i = 0; i < r->event_count; i++)
+        if (r->events[i].attempts > attempts)
+            attempts = r->events[i].attempts;
     if (rc != ERR_OK) {
         log_warn("cannot record outcome; the lease will expire and the record be retried",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
-    } else if (changed == 0) {
+    } else if (it->changed == 0) {
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
     } else {
         /* A retry after a rate limit is the queue doing its job, not a warning. */
-        enum log_level level = outcome == QUEUE_DEAD                                   ? LOG_ERROR
-                               : outcome == QUEUE_RETRY && r->result != ERR_RATE_LIMIT ? LOG_WARN
-                                                                                       : LOG_INFO;
-        log_emit(level, outcome == QUEUE_DEAD ? "event buried" : "event handled",
+        enum log_level level = it->outcome == QUEUE_DEAD ? LOG_ERROR
+                               : it->outcome == QUEUE_RETRY && r->result != ERR_RATE_LIMIT
+                                   ? LOG_WARN
+                                   : LOG_INFO;
+        log_emit(level, it->outcome == QUEUE_DEAD ? "event buried" : "event handled",
                  LOG_STR("outcome", name), LOG_STR("source", r->source),
                  LOG_STR("object_type", r->object_type), LOG_STR("record_id", r->record_id),
                  LOG_I64("event_id", r->events[0].id), LOG_I64("events", (long long)r->event_count),
                  LOG_I64("attempt", attempts),
                  LOG_STR("error", r->result == ERR_OK ? NULL : err_name(r->result)),
-                 LOG_STR("detail", detail), LOG_I64("retry_in_ms", delay), LOG_END);
+                 LOG_STR("detail", it->detail), LOG_I64("retry_in_ms", it->retry_delay_ms),
+                 LOG_END);
         char labels[96];
         snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"%s\"", r->source, name);
         metrics_inc("dealsync_worker_records_total", labels, 1);
         metrics_inc("dealsync_worker_events_total", labels, (long long)r->event_count);
     }
-    free(fallback);
+}
+
+/* A backlog is drained in bigger claims (fewer statements and commits per event, and bigger
+ * API batches for the handlers); a queue that keeps up is claimed in small ones, so no record
+ * waits behind a long batch. The size doubles after a full claim, up to claim_batch_max, and
+ * falls back to claim_batch after one that was not full. */
+static void next_claim_size(struct worker *w, size_t claimed)
+{
+    const struct config *cfg = w->pool->cfg;
+    int max = cfg->claim_batch_max > cfg->claim_batch ? cfg->claim_batch_max : cfg->claim_batch;
+    if (claimed >= (size_t)w->claim_size)
+        w->claim_size = w->claim_size * 2 < max ? w->claim_size * 2 : max;
+    else
+        w->claim_size = cfg->claim_batch;
+}
+
+/* Whether claims take live work only: Salesforce usage is near dealsync's share (issue 9). */
+static bool is_live_only(PGconn *db, const struct config *cfg)
+{
+    bool live_only = false;
+    return api_budget_sf_live_only(db, cfg, &live_only) == ERR_OK && live_only;
+}
+
+/* Finishes records according to the handler's verdicts, all in one statement. When next is
+ * not NULL the worker's next batch is claimed in the same transaction: one commit (one WAL
+ * flush) per batch instead of two. A failed claim does not lose the outcomes: they are then
+ * written alone, and next stays empty. */
+static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size_t n,
+                   struct queue_batch *next)
+{
+    const struct config *cfg = w->pool->cfg;
+    struct queue_finish_item *items = xcalloc(n, sizeof(*items));
+    char **fallbacks = xcalloc(n, sizeof(*fallbacks));
+    for (size_t i = 0; i < n; i++)
+        items[i] = verdict(w, &recs[i], &fallbacks[i]);
+    enum err rc = ERR_DB;
+    bool done = false;
+    if (next && db_exec(db, "BEGIN") == ERR_OK) {
+        rc = queue_finish_many(db, w->owner, items, n, cfg->max_attempts);
+        if (rc == ERR_OK)
+            rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
+                             next);
+        if (rc == ERR_OK)
+            rc = db_commit(db);
+        if (rc == ERR_OK)
+            next_claim_size(w, next->record_count);
+        done = rc == ERR_OK;
+        if (!done) {
+            db_rollback(db);
+            queue_batch_clear(next);
+        }
+    }
+    if (!done)
+        rc = queue_finish_many(db, w->owner, items, n, cfg->max_attempts);
+    for (size_t i = 0; i < n; i++) {
+        log_finished(&items[i], rc);
+        free(fallbacks[i]);
+    }
+    free(fallbacks);
+    free(items);
 }
 
 /* Releases records claimed but not started (shutdown): they go back to pending with the
  * attempt not counted, and the lease is dropped so another process takes them at once. */
 static void release(struct worker *w, PGconn *db, const struct queue_record *r)
 {
-    if (queue_finish(db, w->owner, r, QUEUE_DEFER, NULL, 0, w->pool->cfg->max_attempts, NULL) ==
-        ERR_OK)
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_append_str(&ids, "{");
+    for (size_t i = 0; i < r->event_count; i++)
+        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)r->events[i].id);
+    buf_append_str(&ids, "}");
+    const char *params[] = {w->owner, ids.data, r->source, r->object_type, r->record_id};
+    PGresult *res = PQexecParams(
+        db,
+        "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = attempts - 1,"
+        "  lease_owner = NULL WHERE id = ANY($2::bigint[]) AND lease_owner = $1"
+        "  AND status = 'running' RETURNING 1)"
+        " UPDATE sync_record SET lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE (source, object_type, record_id) = ($3, $4, $5) AND lease_owner = $1",
+        5, NULL, params, NULL, NULL, 0);
+    if (db_check(db, res, PGRES_COMMAND_OK, "cannot release record") == ERR_OK)
         log_info("record released at shutdown", LOG_STR("source", r->source),
                  LOG_STR("record_id", r->record_id));
+    PQclear(res);
+    buf_clear(&ids);
 }
 
-static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b)
+/* Releases every record of b (shutdown before they were started). */
+static void release_all(struct worker *w, PGconn *db, const struct queue_batch *b)
+{
+    for (size_t i = 0; i < b->record_count; i++)
+        release(w, db, &b->records[i]);
+}
+
+/* Hands each route's records to its handler and finishes them; the last group's finish also
+ * claims the worker's next batch into *next (see finish). */
+static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b,
+                         struct queue_batch *next)
 {
     const struct worker_ops *ops = w->pool->ops;
     size_t i = 0;
@@ -190,10 +282,24 @@ static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_b
         } else {
             rt->handle(ctx, db, &b->records[i], j - i);
         }
-        for (size_t k = i; k < j; k++)
-            finish(w, db, &b->records[k]);
+        bool last = j == b->record_count && !is_stopping(w->pool);
+        finish(w, db, &b->records[i], j - i, last ? next : NULL);
         i = j;
     }
+}
+
+/* Frees the notifications libpq queued on db: a busy worker never waits in wait_for_work, and
+ * without this every NOTIFY of every push stays in its connection's memory. */
+size_t worker_drain_notifications(PGconn *db)
+{
+    size_t n = 0;
+    PQconsumeInput(db);
+    PGnotify *note;
+    while ((note = PQnotifies(db)) != NULL) {
+        PQfreemem(note);
+        n++;
+    }
+    return n;
 }
 
 static void *worker_main(void *arg)
@@ -206,6 +312,8 @@ static void *worker_main(void *arg)
     int64_t next_prune = w->index == 0 ? util_monotonic_ms() : INT64_MAX;
     int64_t next_tick = util_monotonic_ms();
     int reconnect_ms = 100;
+    struct queue_batch b = {0};
+    bool have_batch = false; /* b was claimed with the last finish and not handled yet */
 
     while (!is_stopping(p)) {
         if (!db || PQstatus(db) != CONNECTION_OK) {
@@ -234,16 +342,18 @@ static void *worker_main(void *arg)
             p->ops->tick(ctx, db);
             next_tick = util_monotonic_ms() + 1000;
         }
-        struct queue_batch b = {0};
-        bool live_only = false;
-        if (api_budget_sf_live_only(db, cfg, &live_only) != ERR_OK)
-            live_only = false;
-        if (queue_claim(db, w->owner, cfg->claim_batch, cfg->lease_seconds, live_only, &b) !=
-            ERR_OK) {
-            queue_batch_clear(&b);
-            wait_for_work(w, db, 1000);
-            continue;
+        /* A batch claimed with the previous finish is handled at once; otherwise claim. */
+        if (!have_batch) {
+            (void)worker_drain_notifications(db);
+            if (queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
+                            &b) != ERR_OK) {
+                queue_batch_clear(&b);
+                wait_for_work(w, db, 1000);
+                continue;
+            }
+            next_claim_size(w, b.record_count);
         }
+        have_batch = false;
         if (b.record_count == 0) {
             queue_batch_clear(&b);
             /* Sleep until NOTIFY, the next backoff or lease expiry, or the fallback poll. */
@@ -256,9 +366,16 @@ static void *worker_main(void *arg)
             wait_for_work(w, db, wait_ms);
             continue;
         }
-        handle_batch(w, ctx, db, &b);
+        struct queue_batch next = {0};
+        (void)worker_drain_notifications(db);
+        handle_batch(w, ctx, db, &b, &next);
         queue_batch_clear(&b);
+        b = next;
+        have_batch = b.storage != NULL;
     }
+    if (have_batch && db)
+        release_all(w, db, &b);
+    queue_batch_clear(&b);
     if (p->ops->ctx_new && p->ops->ctx_free)
         p->ops->ctx_free(ctx);
     PQfinish(db);
@@ -285,6 +402,7 @@ enum err worker_pool_start(const struct config *cfg, const struct worker_ops *op
         w->pool = p;
         w->index = i;
         w->seed = (unsigned)(util_now_ms() ^ (i * 7919));
+        w->claim_size = cfg->claim_batch;
         snprintf(w->owner, sizeof(w->owner), "%s/%d", id, i);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             log_error("cannot start worker thread", LOG_I64("worker", i));

@@ -355,8 +355,11 @@ START_TEST(burst_benchmark)
 {
     const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
     int n = size && atoi(size) > 0 ? atoi(size) : 1000;
-    /* As `make run` wires it: one process, four workers, both directions, default limits. */
-    const char *env[] = {"WORKER_THREADS=4", NULL};
+    /* As `make run` wires it: one process, four workers, both directions, default limits
+     * (BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH, to compare batch sizes). */
+    const char *batch = getenv("BUDGET_BENCH_CLAIM_BATCH");
+    char *claim = batch ? xasprintf("QUEUE_CLAIM_BATCH=%s", batch) : NULL;
+    const char *env[] = {"WORKER_THREADS=4", claim, NULL};
     struct e2e e;
     e2e_start(&e, "e2e_budget_burst", env, NULL, true);
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
@@ -378,8 +381,8 @@ START_TEST(burst_benchmark)
     /* The least time HubSpot's limit (190 per 10 s) allows for the calls made. */
     double floor_s = c.total / 19.0;
     printf("bench-budget: %d opportunities with two contact roles each, both directions, "
-           "default limits, 4 workers\n",
-           n);
+           "default limits, 4 workers, claim batch %s\n",
+           n, batch ? batch : "default");
     printf("bench-budget: complete %d of %d, dead events %lld\n", complete, n, dead);
     printf("bench-budget: hubspot calls %d, answered 429 %d (%.2f%%)\n", c.total, c.refused,
            c.total ? 100.0 * c.refused / c.total : 0);
@@ -390,6 +393,7 @@ START_TEST(burst_benchmark)
     printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
            n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
     ck_assert_msg(is_done, "the burst did not finish");
+    free(claim);
     e2e_stop(&e);
 }
 END_TEST

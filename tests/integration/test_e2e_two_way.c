@@ -752,6 +752,11 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
     char *deal = NULL;
     char *opp = synced_pair(&e, "Deleted later", 300, &deal);
     expect_quiet(&e);
+    /* The opportunity's last change a minute ago (LastModifiedDate counts whole seconds, and a
+     * change in the delete's own second counts as after it). */
+    char *backdate = xasprintf("/_sandbox/salesforce/records/Opportunity/%s/backdate", opp);
+    ck_assert_int_eq(e2e_sb(&e, "POST", backdate, "{\"minutes\":1}", NULL), 200);
+    free(backdate);
     char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
     int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
     ck_assert_msg(status == 200 || status == 204, "delete deal: %d", status);

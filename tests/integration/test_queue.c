@@ -311,6 +311,148 @@ START_TEST(dead_events_can_be_requeued)
 }
 END_TEST
 
+/* sync_record.open_events (what claims read instead of the events) follows every change of
+ * sync_event, whoever makes it: push, claim, finish, requeue, an operator's UPDATE or DELETE. */
+START_TEST(open_event_counts_follow_every_change)
+{
+    PGconn *db;
+    char *url = qtest_db("q_open", &db);
+    const char *drift = "SELECT count(*) FROM sync_record r WHERE open_events <> (SELECT count(*)"
+                        " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
+                        " (r.source, r.object_type, r.record_id)"
+                        " AND e.status IN ('pending', 'running'))";
+    qtest_push(db, "hubspot", "a1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "a2", "deal", "1", 2);
+    qtest_push(db, "hubspot", "a2", "deal", "1", 2); /* duplicate: not counted */
+    qtest_push(db, "hubspot", "b1", "deal", "2", 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT open_events FROM sync_record WHERE record_id"
+                                         " = '1'"),
+                     2);
+    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    struct queue_finish_item items[2] = {
+        {&b.records[0], QUEUE_DONE, NULL, 0, 0},
+        {&b.records[1], QUEUE_DEAD, "gone", 0, 0},
+    };
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 2, 10), ERR_OK);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), 0);
+    long long moved = 0;
+    ck_assert_int_eq(queue_requeue_dead(db, NULL, 0, &moved), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), moved);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'dead' WHERE dedup_key = 'a1'");
+    itest_db_exec(db, "UPDATE sync_event SET status = 'pending' WHERE dedup_key <> 'a1'");
+    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    itest_db_exec(db, "DELETE FROM sync_event WHERE dedup_key = 'b1'");
+    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A worker finishes a whole batch in one statement: each record gets its own outcome, and a
+ * record whose lease was taken over changes nothing while the others are finished. */
+START_TEST(finish_many_gives_each_record_its_outcome)
+{
+    PGconn *db;
+    char *url = qtest_db("q_many", &db);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "d2", "deal", "1", 2);
+    qtest_push(db, "hubspot", "r1", "deal", "2", 1);
+    qtest_push(db, "hubspot", "x1", "deal", "3", 1);
+    qtest_push(db, "hubspot", "s1", "deal", "4", 1);
+    qtest_push(db, "hubspot", "t1", "deal", "5", 1);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 5);
+    /* Record 5's lease expires and another worker takes it over. */
+    itest_db_exec(db, "UPDATE sync_record SET lease_expires_at = now() - interval '1 second'"
+                      " WHERE record_id = '5'");
+    struct queue_batch other = {0};
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &other), ERR_OK);
+    ck_assert_uint_eq(other.record_count, 1);
+    struct queue_finish_item items[5];
+    for (size_t i = 0; i < 5; i++) {
+        struct queue_record *r = &b.records[i];
+        const char *id = r->record_id;
+        items[i] = (struct queue_finish_item){r, QUEUE_DONE, "ok", 0, 99};
+        if (strcmp(id, "2") == 0)
+            items[i] = (struct queue_finish_item){r, QUEUE_RETRY, "503", 3600000, 99};
+        if (strcmp(id, "3") == 0)
+            items[i] = (struct queue_finish_item){r, QUEUE_DEAD, "bad", 0, 99};
+        if (strcmp(id, "4") == 0)
+            r->is_skipped = true;
+    }
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 5, 10), ERR_OK);
+    for (size_t i = 0; i < 5; i++) {
+        const char *id = b.records[i].record_id;
+        size_t want = strcmp(id, "1") == 0 ? 2 : strcmp(id, "5") == 0 ? 0 : 1;
+        ck_assert_msg(items[i].changed == want, "record %s changed %zu", id, items[i].changed);
+    }
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome ="
+                                         " 'done' AND record_id = '1'"),
+                     2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'r1'"
+                                         " AND status = 'pending' AND last_error = '503'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id = '2'"
+                                         " AND not_before > now() + interval '59 minutes'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'x1'"
+                                         " AND status = 'dead' AND last_error = 'bad'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome ="
+                                         " 'skipped' AND record_id = '4'"),
+                     1);
+    /* The other worker still holds record 5, and finishes it. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id = '5'"
+                                         " AND lease_owner = 'w2'"),
+                     1);
+    size_t changed = 0;
+    ck_assert_int_eq(queue_finish(db, "w2", &other.records[0], QUEUE_DONE, NULL, 0, 10, &changed),
+                     ERR_OK);
+    ck_assert_uint_eq(changed, 1);
+    queue_batch_clear(&other);
+    queue_batch_clear(&b);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A deferred record (busy elsewhere) waits without failing: pending again after the delay,
+ * the attempt not counted, its last error kept, no outcome row. */
+START_TEST(a_deferred_record_waits_without_counting_an_attempt)
+{
+    PGconn *db;
+    char *url = qtest_db("q_defer", &db);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    itest_db_exec(db, "UPDATE sync_event SET last_error = 'earlier 503', attempts = 2");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 3);
+    struct queue_finish_item it = {&b.records[0], QUEUE_DEFER, "busy", 3600000, 0};
+    ck_assert_int_eq(queue_finish_many(db, "w1", &it, 1, 3), ERR_OK);
+    ck_assert_uint_eq(it.changed, 1);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status ="
+                                         " 'pending' AND attempts = 2 AND last_error ="
+                                         " 'earlier 503' AND finished_at IS NULL"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), 0);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 0);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT open_events FROM sync_record"), 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -325,6 +467,9 @@ Suite *suite_queue(void)
     tcase_add_test(tc, concurrent_claimers_split_the_work);
     tcase_add_test(tc, prune_removes_only_old_done_events);
     tcase_add_test(tc, dead_events_can_be_requeued);
+    tcase_add_test(tc, open_event_counts_follow_every_change);
+    tcase_add_test(tc, finish_many_gives_each_record_its_outcome);
+    tcase_add_test(tc, a_deferred_record_waits_without_counting_an_attempt);
     suite_add_tcase(s, tc);
     return s;
 }

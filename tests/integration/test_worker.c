@@ -4,6 +4,7 @@
 #include <check.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -220,6 +221,43 @@ START_TEST(a_stopping_pool_releases_what_it_did_not_start)
 }
 END_TEST
 
+struct drain {
+    PGconn *db;
+    size_t count;
+};
+
+static bool drained_all(void *arg)
+{
+    struct drain *d = arg;
+    d->count += worker_drain_notifications(d->db);
+    return d->count >= 20;
+}
+
+/* A busy worker never sleeps in poll(), so the notifications of every push pile up in its
+ * connection unless it frees them before each claim (the soak benchmark saw RSS grow). */
+START_TEST(notifications_are_freed_before_each_claim)
+{
+    PGconn *db;
+    char *url = qtest_db("w_notes", &db);
+    PGconn *listener = itest_db_connect(url);
+    itest_db_exec(listener, "LISTEN " QUEUE_NOTIFY_CHANNEL);
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "n%d", i);
+        qtest_push(db, "hubspot", key, "deal", "1", i);
+    }
+    /* The notifications arrive asynchronously: wait until all 20 were drained, then none is left.
+     */
+    struct drain d = {listener, 0};
+    ck_assert_msg(itest_wait_for(drained_all, &d, 20000), "drained %zu of 20", d.count);
+    ck_assert_uint_eq(worker_drain_notifications(listener), 0);
+    ck_assert_ptr_null(PQnotifies(listener));
+    PQfinish(listener);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_worker(void);
 Suite *suite_worker(void)
 {
@@ -230,6 +268,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, backoff_grows_with_jitter_and_honours_hints);
     tcase_add_test(tc, a_worker_killed_mid_event_is_taken_over_and_done_once);
     tcase_add_test(tc, a_stopping_pool_releases_what_it_did_not_start);
+    tcase_add_test(tc, notifications_are_freed_before_each_claim);
     suite_add_tcase(s, tc);
     return s;
 }

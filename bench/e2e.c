@@ -1,0 +1,595 @@
+/* e2e.c - end-to-end latency under a steady stream of edits (issues 13 and 14), against a running
+ * dealsync wired to the sandbox (scripts/bench-e2e.sh starts both). RECORDS opportunities are
+ * created and synced first (without API latency), then the sandbox adds LATENCY_MS to every API
+ * call and RATE changes per second per side are made for SECONDS seconds, as users make them
+ * (through the sandbox's control API): Amount of a random opportunity in Salesforce (mode sf), the
+ * name of a random deal in HubSpot (mode hs), or both at once (mode both). Each change carries a
+ * unique value, and a poller reads the other side (control API: no latency, not counted as API
+ * calls) until it shows that value or a later one: that time minus the time of the change is the
+ * change's latency (resolution: one poll, a few tens of milliseconds). dealsync's RSS is sampled
+ * before, during and after. After the stream, once every change arrived and the queue and the
+ * sandbox's deliveries are idle (or QUIET_MAX_S passed), every record is compared on both sides:
+ * "records different at quiet: N" must be 0.
+ * usage: bench-e2e SANDBOX_URL DATABASE_URL DEALSYNC_PID MODE RECORDS RATE SECONDS LATENCY_MS
+ *                  QUIET_MAX_S */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "util.h"
+
+#define AMOUNT_BASE 1000000.0
+#define NAME_PREFIX "bench-"
+
+struct change {
+    int record;
+    long seq;
+    int64_t sent_ms;
+    int64_t seen_ms; /* 0: not seen yet */
+    int next;        /* the record's next change of the same side, -1 at the end */
+};
+
+/* The changes of one side (made in `from`, looked for in the other system). */
+struct side {
+    const char *name;
+    struct change *changes;
+    int count;
+    int capacity;
+    int *first_open; /* per record: its oldest change not seen yet, -1 when none */
+    int *last;       /* per record: its newest change, -1 when none */
+};
+
+struct record {
+    char *opp;  /* Salesforce Opportunity Id */
+    char *deal; /* HubSpot deal id */
+};
+
+static const char *sb_url;
+static struct record *records;
+static int record_count;
+static struct side sf_side = {"salesforce->hubspot", NULL, 0, 0, NULL, NULL};
+static struct side hs_side = {"hubspot->salesforce", NULL, 0, 0, NULL, NULL};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool stop_poll;
+static atomic_long next_seq;
+static atomic_int failures;
+
+static size_t collect(char *d, size_t s, size_t n, void *arg)
+{
+    buf_append(arg, d, s * n);
+    return s * n;
+}
+
+/* One call to the sandbox's control API. Returns the HTTP status; *out receives the JSON. */
+static long call(CURL *c, const char *method, const char *path, const char *body, cJSON **out)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    char *url = xasprintf("%s%s", sb_url, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (!body)
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (out)
+        *out = b.data ? cJSON_ParseWithLength(b.data, b.len) : NULL;
+    curl_slist_free_all(h);
+    free(url);
+    buf_clear(&b);
+    return status;
+}
+
+static CURL *handle(void)
+{
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    return c;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench-e2e: %s\n", what);
+    exit(1);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long db_scalar(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) && !PQgetisnull(r, 0, 0)
+                      ? atoll(PQgetvalue(r, 0, 0))
+                      : -1;
+    PQclear(r);
+    return v;
+}
+
+static long rss_kib(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+static char *find_id(CURL *c, const char *type, const char *field, const char *value)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/%s", type);
+    cJSON *all = NULL;
+    call(c, "GET", path, NULL, &all);
+    free(path);
+    char *id = NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, all)
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, field);
+        if (!id && cJSON_IsString(v) && strcmp(v->valuestring, value) == 0)
+            id = xstrdup(cJSON_GetObjectItemCaseSensitive(r, "Id")->valuestring);
+    }
+    cJSON_Delete(all);
+    if (!id)
+        die("seed record missing");
+    return id;
+}
+
+static bool queue_idle(PGconn *db, CURL *c)
+{
+    if (db_scalar(db, "SELECT count(*) FROM sync_event WHERE status IN ('pending', 'running')"))
+        return false;
+    cJSON *om = NULL, *hooks = NULL;
+    call(c, "GET", "/_sandbox/salesforce/outbound", NULL, &om);
+    call(c, "GET", "/_sandbox/hubspot/webhooks", NULL, &hooks);
+    const cJSON *queued = cJSON_GetObjectItemCaseSensitive(om, "queued");
+    const cJSON *pending = cJSON_GetObjectItemCaseSensitive(hooks, "pending");
+    const cJSON *in_flight = cJSON_GetObjectItemCaseSensitive(hooks, "inFlight");
+    bool idle = cJSON_GetArraySize(queued) == 0 && cJSON_IsNumber(pending) &&
+                pending->valuedouble == 0 && cJSON_IsNumber(in_flight) &&
+                in_flight->valuedouble == 0;
+    cJSON_Delete(om);
+    cJSON_Delete(hooks);
+    return idle;
+}
+
+static bool wait_idle(PGconn *db, CURL *c, int deadline_s)
+{
+    int64_t end = util_monotonic_ms() + (int64_t)deadline_s * 1000;
+    while (util_monotonic_ms() < end) {
+        if (queue_idle(db, c)) {
+            sleep_ms(300);
+            if (queue_idle(db, c))
+                return true;
+        }
+        sleep_ms(200);
+    }
+    return false;
+}
+
+static void create_records(CURL *c, PGconn *db)
+{
+    char *acme = find_id(c, "Account", "Name", "Acme Corp");
+    records = xcalloc((size_t)record_count, sizeof(*records));
+    for (int i = 0; i < record_count; i++) {
+        char *body = xasprintf("{\"Name\":\"" NAME_PREFIX "0-%d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2027-06-30\",\"Amount\":%.0f,"
+                               "\"AccountId\":\"%s\"}",
+                               i, AMOUNT_BASE, acme);
+        cJSON *o = NULL;
+        if (call(c, "POST", "/_sandbox/salesforce/records/Opportunity", body, &o) != 201)
+            die("cannot create an opportunity");
+        records[i].opp = xstrdup(cJSON_GetObjectItemCaseSensitive(o, "Id")->valuestring);
+        cJSON_Delete(o);
+        free(body);
+    }
+    free(acme);
+    /* Every opportunity linked to its deal, and nothing left to do. */
+    int64_t end = util_monotonic_ms() + 900000;
+    while (db_scalar(db, "SELECT count(*) FROM record_link WHERE kind = 'opportunity'") <
+           record_count) {
+        if (util_monotonic_ms() > end)
+            die("the opportunities were not all synced within 15 minutes");
+        sleep_ms(500);
+    }
+    if (!wait_idle(db, c, 600))
+        die("the queue did not go idle after the initial sync");
+    for (int i = 0; i < record_count; i++) {
+        const char *params[] = {records[i].opp};
+        PGresult *r = PQexecParams(db,
+                                   "SELECT hs_id FROM record_link WHERE kind = 'opportunity'"
+                                   " AND sf_id = $1",
+                                   1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            die("an opportunity has no deal");
+        records[i].deal = xstrdup(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+}
+
+/* ---- the stream ------------------------------------------------------------------------- */
+
+static void side_init(struct side *s, int capacity)
+{
+    s->capacity = capacity;
+    s->changes = xcalloc((size_t)capacity, sizeof(*s->changes));
+    s->first_open = xcalloc((size_t)record_count, sizeof(int));
+    s->last = xcalloc((size_t)record_count, sizeof(int));
+    for (int i = 0; i < record_count; i++)
+        s->first_open[i] = s->last[i] = -1;
+}
+
+static void side_add(struct side *s, int record, long seq, int64_t sent_ms)
+{
+    pthread_mutex_lock(&lock);
+    if (s->count < s->capacity) {
+        int k = s->count++;
+        s->changes[k] = (struct change){record, seq, sent_ms, 0, -1};
+        if (s->last[record] >= 0)
+            s->changes[s->last[record]].next = k;
+        s->last[record] = k;
+        if (s->first_open[record] < 0)
+            s->first_open[record] = k;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* The other side shows seq (or -1: none of ours) for record: every change up to seq arrived. */
+static void side_seen(struct side *s, int record, long seq, int64_t now)
+{
+    pthread_mutex_lock(&lock);
+    int k = s->first_open[record];
+    while (k >= 0 && s->changes[k].seq <= seq) {
+        s->changes[k].seen_ms = now;
+        k = s->changes[k].next;
+    }
+    s->first_open[record] = k;
+    pthread_mutex_unlock(&lock);
+}
+
+static bool side_open(struct side *s, int record)
+{
+    pthread_mutex_lock(&lock);
+    bool open = s->first_open[record] >= 0;
+    pthread_mutex_unlock(&lock);
+    return open;
+}
+
+static int side_open_count(struct side *s)
+{
+    int n = 0;
+    for (int i = 0; i < record_count; i++)
+        n += side_open(s, i);
+    return n;
+}
+
+struct stream {
+    struct side *side;
+    int rate;
+    int seconds;
+};
+
+static void *generate(void *arg)
+{
+    struct stream *st = arg;
+    CURL *c = handle();
+    unsigned seed = (unsigned)util_now_ms() ^ (st->side == &sf_side ? 0x5f : 0xa3);
+    int total = st->rate * st->seconds;
+    int64_t start = util_monotonic_ms();
+    for (int k = 0; k < total; k++) {
+        int64_t due = start + (int64_t)k * 1000 / st->rate;
+        int64_t now = util_monotonic_ms();
+        if (due > now)
+            sleep_ms((int)(due - now));
+        int r = (int)(rand_r(&seed) % (unsigned)record_count);
+        long seq = atomic_fetch_add(&next_seq, 1) + 1;
+        char *path, *body;
+        if (st->side == &sf_side) {
+            path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", records[r].opp);
+            body = xasprintf("{\"Amount\":%.0f}", AMOUNT_BASE + (double)seq);
+        } else {
+            path = xasprintf("/_sandbox/hubspot/objects/deals/%s", records[r].deal);
+            body = xasprintf("{\"properties\":{\"dealname\":\"" NAME_PREFIX "%ld\"}}", seq);
+        }
+        /* The change exists from the moment the user's request returns. */
+        long status = call(c, "PATCH", path, body, NULL);
+        if (status == 200)
+            side_add(st->side, r, seq, util_monotonic_ms());
+        else
+            atomic_fetch_add(&failures, 1);
+        free(path);
+        free(body);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* The seq a value carries: Amount - AMOUNT_BASE, or the number after NAME_PREFIX; -1 if none. */
+static long amount_seq(const char *text)
+{
+    if (!text || !*text)
+        return -1;
+    double v = strtod(text, NULL);
+    return v > AMOUNT_BASE ? (long)llround(v - AMOUNT_BASE) : -1;
+}
+
+static long name_seq(const char *text)
+{
+    size_t n = strlen(NAME_PREFIX);
+    if (!text || strncmp(text, NAME_PREFIX, n) != 0 || strchr(text + n, '-'))
+        return -1;
+    return strtol(text + n, NULL, 10);
+}
+
+static const char *hs_prop(const cJSON *deal, const char *name)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(deal, "properties");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void sf_text(const cJSON *rec, const char *field, char *out, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, field);
+    if (cJSON_IsString(v))
+        snprintf(out, n, "%s", v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(out, n, "%.2f", v->valuedouble);
+    else
+        snprintf(out, n, "%s", "");
+}
+
+/* All bench opportunities by record index (caller deletes the array it came from). */
+static cJSON *sf_all(CURL *c, const cJSON **by_record)
+{
+    cJSON *all = NULL;
+    call(c, "GET", "/_sandbox/salesforce/records/Opportunity", NULL, &all);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, all)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "Id");
+        for (int i = 0; cJSON_IsString(id) && i < record_count; i++)
+            if (strcmp(records[i].opp, id->valuestring) == 0)
+                by_record[i] = rec;
+    }
+    return all;
+}
+
+static cJSON *hs_deal(CURL *c, int i)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", records[i].deal);
+    cJSON *d = NULL;
+    call(c, "GET", path, NULL, &d);
+    free(path);
+    return d;
+}
+
+static void *poll_sides(void *arg)
+{
+    (void)arg;
+    CURL *c = handle();
+    const cJSON **by_record = xcalloc((size_t)record_count, sizeof(*by_record));
+    while (!atomic_load(&stop_poll)) {
+        int64_t loop_start = util_monotonic_ms();
+        for (int i = 0; i < record_count; i++) {
+            if (!side_open(&sf_side, i))
+                continue;
+            cJSON *d = hs_deal(c, i);
+            side_seen(&sf_side, i, amount_seq(hs_prop(d, "amount")), util_monotonic_ms());
+            cJSON_Delete(d);
+        }
+        if (hs_side.count) {
+            memset(by_record, 0, (size_t)record_count * sizeof(*by_record));
+            cJSON *all = sf_all(c, by_record);
+            int64_t now = util_monotonic_ms();
+            for (int i = 0; i < record_count; i++) {
+                char name[256];
+                sf_text(by_record[i], "Name", name, sizeof(name));
+                side_seen(&hs_side, i, name_seq(name), now);
+            }
+            cJSON_Delete(all);
+        }
+        int64_t spent = util_monotonic_ms() - loop_start;
+        if (spent < 20)
+            sleep_ms((int)(20 - spent));
+    }
+    free(by_record);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void report_side(const struct side *s)
+{
+    if (!s->count)
+        return;
+    int64_t *lat = xcalloc((size_t)s->count, sizeof(*lat));
+    int n = 0, unseen = 0;
+    for (int k = 0; k < s->count; k++) {
+        if (s->changes[k].seen_ms)
+            lat[n++] = s->changes[k].seen_ms - s->changes[k].sent_ms;
+        else
+            unseen++;
+    }
+    qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+    int64_t p50 = n ? lat[(n - 1) * 50 / 100] : -1;
+    int64_t p99 = n ? lat[(n - 1) * 99 / 100] : -1;
+    int64_t max = n ? lat[n - 1] : -1;
+    printf("%s: %d changes, latency p50 %lld ms, p99 %lld ms, max %lld ms, never seen %d\n",
+           s->name, s->count, (long long)p50, (long long)p99, (long long)max, unseen);
+    printf("{\"direction\":\"%s\",\"changes\":%d,\"p50_ms\":%lld,\"p99_ms\":%lld,"
+           "\"max_ms\":%lld,\"never_seen\":%d}\n",
+           s->name, s->count, (long long)p50, (long long)p99, (long long)max, unseen);
+    free(lat);
+}
+
+/* Every record on both sides: Amount against amount, Name against dealname. */
+static int compare_all(CURL *c)
+{
+    const cJSON **by_record = xcalloc((size_t)record_count, sizeof(*by_record));
+    cJSON *all = sf_all(c, by_record);
+    int different = 0;
+    for (int i = 0; i < record_count; i++) {
+        cJSON *d = hs_deal(c, i);
+        char amount[64], name[256];
+        sf_text(by_record[i], "Amount", amount, sizeof(amount));
+        sf_text(by_record[i], "Name", name, sizeof(name));
+        const char *hs_amount = hs_prop(d, "amount");
+        const char *hs_name = hs_prop(d, "dealname");
+        bool same = fabs(strtod(amount, NULL) - strtod(hs_amount, NULL)) < 0.005 &&
+                    strcmp(name, hs_name) == 0;
+        if (!same) {
+            if (different < 25)
+                printf("  different: opportunity %s Amount %s Name %s | deal %s amount %s"
+                       " dealname %s\n",
+                       records[i].opp, amount, name, records[i].deal, hs_amount, hs_name);
+            different++;
+        }
+        cJSON_Delete(d);
+    }
+    cJSON_Delete(all);
+    free(by_record);
+    return different;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 10) {
+        fprintf(stderr,
+                "usage: %s SANDBOX_URL DATABASE_URL DEALSYNC_PID MODE RECORDS RATE"
+                " SECONDS LATENCY_MS QUIET_MAX_S\n",
+                argv[0]);
+        return 64;
+    }
+    sb_url = argv[1];
+    int pid = atoi(argv[3]);
+    const char *mode = argv[4];
+    record_count = atoi(argv[5]);
+    int rate = atoi(argv[6]);
+    int seconds = atoi(argv[7]);
+    int latency_ms = atoi(argv[8]);
+    int quiet_max_s = atoi(argv[9]);
+    bool do_sf = strcmp(mode, "sf") == 0 || strcmp(mode, "both") == 0;
+    bool do_hs = strcmp(mode, "hs") == 0 || strcmp(mode, "both") == 0;
+    if (!do_sf && !do_hs)
+        die("MODE is sf, hs or both");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    PGconn *db = PQconnectdb(argv[2]);
+    if (PQstatus(db) != CONNECTION_OK)
+        die("cannot connect to the database");
+    CURL *c = handle();
+
+    int64_t t = util_monotonic_ms();
+    create_records(c, db);
+    printf("setup: %d opportunities created in Salesforce and synced to HubSpot in %.1f s\n",
+           record_count, (double)(util_monotonic_ms() - t) / 1000.0);
+    long rss_before = rss_kib(pid);
+
+    /* Every emulated API call (not the control API) now takes latency_ms longer. */
+    char *faults = xasprintf("{\"rules\":[{\"path\":\"/\",\"latency_ms\":%d}]}", latency_ms);
+    if (latency_ms > 0 && call(c, "PUT", "/_sandbox/faults", faults, NULL) != 200)
+        die("cannot set the API latency");
+    free(faults);
+
+    side_init(&sf_side, do_sf ? rate * seconds : 0);
+    side_init(&hs_side, do_hs ? rate * seconds : 0);
+    pthread_t poller, gen_sf, gen_hs;
+    pthread_create(&poller, NULL, poll_sides, NULL);
+    struct stream s_sf = {&sf_side, rate, seconds}, s_hs = {&hs_side, rate, seconds};
+    if (do_sf)
+        pthread_create(&gen_sf, NULL, generate, &s_sf);
+    if (do_hs)
+        pthread_create(&gen_hs, NULL, generate, &s_hs);
+    long rss_max = rss_before;
+    int64_t stream_start = util_monotonic_ms();
+    int64_t stream_end = stream_start + (int64_t)seconds * 1000;
+    int minute = 0;
+    long rss_minute1 = -1, rss_last = -1;
+    while (util_monotonic_ms() < stream_end) {
+        long r = rss_kib(pid);
+        if (r > rss_max)
+            rss_max = r;
+        /* One sample a minute: the soak's growth is measured from minute 1 (warmed up). */
+        if (util_monotonic_ms() - stream_start >= (int64_t)(minute + 1) * 60000) {
+            minute++;
+            printf("rss at minute %d: %ld KiB\n", minute, r);
+            fflush(stdout);
+            if (minute == 1)
+                rss_minute1 = r;
+            rss_last = r;
+        }
+        sleep_ms(500);
+    }
+    if (minute >= 3)
+        printf("rss growth from minute 1 to %d: %.2f MiB/min\n", minute,
+               (double)(rss_last - rss_minute1) / 1024.0 / (minute - 1));
+    if (do_sf)
+        pthread_join(gen_sf, NULL);
+    if (do_hs)
+        pthread_join(gen_hs, NULL);
+
+    /* Quiet: until every change arrived and nothing is left to do, or quiet_max_s. */
+    int64_t quiet_end = util_monotonic_ms() + (int64_t)quiet_max_s * 1000;
+    while (util_monotonic_ms() < quiet_end &&
+           (side_open_count(&sf_side) + side_open_count(&hs_side) > 0 || !queue_idle(db, c))) {
+        long r = rss_kib(pid);
+        if (r > rss_max)
+            rss_max = r;
+        sleep_ms(500);
+    }
+    atomic_store(&stop_poll, true);
+    pthread_join(poller, NULL);
+    bool idle = wait_idle(db, c, 10);
+    long rss_after = rss_kib(pid);
+    call(c, "DELETE", "/_sandbox/faults", NULL, NULL);
+
+    printf("mode %s: %d records, %d changes/s per side for %d s, API latency %d ms\n", mode,
+           record_count, rate, seconds, latency_ms);
+    report_side(&sf_side);
+    report_side(&hs_side);
+    printf("change requests that failed: %d\n", atomic_load(&failures));
+    printf("rss: before %ld KiB, during the stream max %ld KiB, after %ld KiB\n", rss_before,
+           rss_max, rss_after);
+    printf("queue idle at the end: %s; dead events: %lld\n", idle ? "yes" : "NO",
+           db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"));
+    int different = compare_all(c);
+    printf("records different at quiet: %d\n", different);
+    printf("{\"mode\":\"%s\",\"records_different\":%d,\"rss_before_kib\":%ld,"
+           "\"rss_max_kib\":%ld,\"rss_after_kib\":%ld}\n",
+           mode, different, rss_before, rss_max, rss_after);
+    curl_easy_cleanup(c);
+    PQfinish(db);
+    return different == 0 ? 0 : 2;
+}

@@ -1,0 +1,38 @@
+/* ingest_commit.h - group commit on the acknowledgement path (issue 13). Webhook requests hand
+ * their events to a committer thread, which writes whatever has gathered from concurrent
+ * requests in ONE statement (one transaction, one WAL flush) and then answers each request:
+ * no request is acknowledged before the commit that holds its events. When a group fails
+ * because of one request's data, each request of the group is written again alone, so each gets
+ * its own answer (the bad one ERR_INVALID, the others as if alone); when the database fails,
+ * every request of the group gets ERR_DB (503: the sender retries). */
+#ifndef SVC_INGEST_COMMIT_H
+#define SVC_INGEST_COMMIT_H
+
+#include <stddef.h>
+
+#include "compiler.h"
+#include "err.h"
+#include "queue.h"
+
+struct ingest_committer;
+
+/* Starts `threads` committer threads (each with its own connection to url, opened lazily and
+ * reopened after a failure). A group holds at most max_events events (a request larger than
+ * that is a group of its own). On ERR_OK *out is the committer. */
+enum err ingest_committer_start(const char *url, int threads, int max_events,
+                                struct ingest_committer **out) WARN_UNUSED;
+
+/* Lets the threads finish the groups in hand, answers what is still queued with ERR_DB, joins
+ * and frees. NULL is a no-op. */
+void ingest_committer_stop(struct ingest_committer *c);
+
+/* Stores evs (borrowed until it returns) with the events of concurrent requests, and waits for
+ * the commit. On ERR_OK *stored is how many of this request's events were new (not duplicates of
+ * stored events, nor of an earlier event of the same group). Thread-safe. */
+enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
+                      size_t *stored) WARN_UNUSED;
+
+/* Requests waiting for a committer right now (for tests and diagnostics). Thread-safe. */
+size_t ingest_committer_waiting(struct ingest_committer *c);
+
+#endif

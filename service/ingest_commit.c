@@ -1,0 +1,218 @@
+/* ingest_commit.c - the group committer of the webhook ack path (see ingest_commit.h). Requests
+ * wait on a queue under one mutex; each committer thread takes every waiting request (up to
+ * max_events events), writes them with queue_push_groups in one statement, and wakes the
+ * requests it answered. */
+#include "ingest_commit.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+struct waiting {
+    const struct queue_event_in *evs;
+    size_t n;
+    size_t stored;
+    enum err rc;
+    bool is_done;
+    struct waiting *next;
+};
+
+struct ingest_committer {
+    char *url;
+    int max_events;
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* a request is waiting, or stop */
+    pthread_cond_t done; /* some request was answered */
+    struct waiting *head;
+    struct waiting *tail;
+    bool stop;
+    pthread_t *threads;
+    int thread_count;
+};
+
+/* Takes the waiting requests of the next group (at least one). Called with the lock held. */
+static struct waiting *take_group(struct ingest_committer *c, size_t *count)
+{
+    struct waiting *first = c->head, *last = c->head;
+    size_t events = first->n;
+    *count = 1;
+    while (last->next && events + last->next->n <= (size_t)c->max_events) {
+        last = last->next;
+        events += last->n;
+        (*count)++;
+    }
+    c->head = last->next;
+    if (!c->head)
+        c->tail = NULL;
+    last->next = NULL;
+    return first;
+}
+
+/* A failure caused by the data of a request (SQL state class 22 or 23), not by the database. */
+static bool is_data_error(const char *sqlstate)
+{
+    return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0;
+}
+
+/* Writes one group. Fills each request's rc and stored. */
+static void commit_group(PGconn **db, const char *url, struct waiting *group, size_t count)
+{
+    if (!*db || PQstatus(*db) != CONNECTION_OK) {
+        PQfinish(*db);
+        *db = NULL;
+        if (db_open(url, db) != ERR_OK) {
+            for (struct waiting *w = group; w; w = w->next)
+                w->rc = ERR_DB;
+            return;
+        }
+    }
+    size_t total = 0;
+    for (struct waiting *w = group; w; w = w->next)
+        total += w->n;
+    struct queue_event_in *evs = xcalloc(total ? total : 1, sizeof(*evs));
+    size_t *owner = xcalloc(total ? total : 1, sizeof(*owner));
+    size_t *stored = xcalloc(count, sizeof(*stored));
+    size_t k = 0, g = 0;
+    for (struct waiting *w = group; w; w = w->next, g++) {
+        for (size_t i = 0; i < w->n; i++, k++) {
+            evs[k] = w->evs[i];
+            owner[k] = g;
+        }
+    }
+    char state[6] = "";
+    enum err rc = queue_push_groups(*db, evs, owner, total, stored, count, state);
+    if (rc == ERR_OK) {
+        g = 0;
+        for (struct waiting *w = group; w; w = w->next, g++) {
+            w->rc = ERR_OK;
+            w->stored = stored[g];
+        }
+    } else if (count > 1 && is_data_error(state)) {
+        /* One request's data failed the group: each request alone gets its own answer. */
+        for (struct waiting *w = group; w; w = w->next) {
+            rc = queue_push_groups(*db, w->evs, NULL, w->n, &w->stored, 1, state);
+            w->rc = rc == ERR_OK ? ERR_OK : is_data_error(state) ? ERR_INVALID : ERR_DB;
+        }
+    } else {
+        for (struct waiting *w = group; w; w = w->next)
+            w->rc = is_data_error(state) ? ERR_INVALID : ERR_DB;
+    }
+    metrics_inc("dealsync_ingest_groups_total", "", 1);
+    metrics_inc("dealsync_ingest_group_requests_total", "", (long long)count);
+    free(stored);
+    free(owner);
+    free(evs);
+}
+
+static void *committer_main(void *arg)
+{
+    struct ingest_committer *c = arg;
+    PGconn *db = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->head && !c->stop)
+            pthread_cond_wait(&c->work, &c->lock);
+        if (!c->head)
+            break; /* stopping, nothing left */
+        size_t count = 0;
+        struct waiting *group = take_group(c, &count);
+        pthread_mutex_unlock(&c->lock);
+        commit_group(&db, c->url, group, count);
+        pthread_mutex_lock(&c->lock);
+        for (struct waiting *w = group, *next; w; w = next) {
+            next = w->next;
+            w->is_done = true;
+        }
+        pthread_cond_broadcast(&c->done);
+    }
+    pthread_mutex_unlock(&c->lock);
+    PQfinish(db);
+    return NULL;
+}
+
+enum err ingest_committer_start(const char *url, int threads, int max_events,
+                                struct ingest_committer **out)
+{
+    struct ingest_committer *c = xcalloc(1, sizeof(*c));
+    c->url = xstrdup(url);
+    c->max_events = max_events > 0 ? max_events : 1;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->done, NULL);
+    c->threads = xcalloc((size_t)(threads > 0 ? threads : 1), sizeof(pthread_t));
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&c->threads[i], NULL, committer_main, c) != 0) {
+            log_error("cannot start an ingest committer thread", LOG_I64("thread", i));
+            ingest_committer_stop(c);
+            return ERR_INTERNAL;
+        }
+        c->thread_count++;
+    }
+    *out = c;
+    return ERR_OK;
+}
+
+void ingest_committer_stop(struct ingest_committer *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stop = true;
+    pthread_cond_broadcast(&c->work);
+    pthread_mutex_unlock(&c->lock);
+    for (int i = 0; i < c->thread_count; i++)
+        pthread_join(c->threads[i], NULL);
+    /* No thread left: whatever still waits is answered "retry later". */
+    pthread_mutex_lock(&c->lock);
+    for (struct waiting *w = c->head; w; w = w->next) {
+        w->rc = ERR_DB;
+        w->is_done = true;
+    }
+    c->head = c->tail = NULL;
+    pthread_cond_broadcast(&c->done);
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->work);
+    pthread_cond_destroy(&c->done);
+    free(c->threads);
+    free(c->url);
+    free(c);
+}
+
+enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
+                      size_t *stored)
+{
+    struct waiting w = {evs, n, 0, ERR_DB, false, NULL};
+    pthread_mutex_lock(&c->lock);
+    if (c->stop) {
+        pthread_mutex_unlock(&c->lock);
+        return ERR_DB;
+    }
+    if (c->tail)
+        c->tail->next = &w;
+    else
+        c->head = &w;
+    c->tail = &w;
+    pthread_cond_signal(&c->work);
+    while (!w.is_done)
+        pthread_cond_wait(&c->done, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+    *stored = w.stored;
+    return w.rc;
+}
+
+size_t ingest_committer_waiting(struct ingest_committer *c)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (struct waiting *w = c->head; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
