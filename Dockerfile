@@ -1,5 +1,7 @@
-# dealsync: multi-stage build on Debian bookworm. The build stage uses the project's Makefile; the
-# runtime stage holds the binary and its shared libraries only, and runs as a non-root user.
+# dealsync: multi-stage build on Debian bookworm. The build stage uses the project's Makefile and
+# gathers into /rootfs exactly what the binary loads (ldd: its shared libraries and the dynamic
+# loader), the CA certificates libcurl verifies the CRMs' TLS with, and a passwd entry for the
+# non-root user. The runtime image is that tree FROM scratch: no shell, no package manager.
 FROM docker.io/library/debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -13,15 +15,20 @@ COPY include ./include
 COPY service ./service
 COPY migrations ./migrations
 RUN make build/dealsync && strip build/dealsync
+RUN set -e; \
+    mkdir -p /rootfs/usr/local/bin /rootfs/etc/ssl/certs /rootfs/tmp; \
+    cp build/dealsync /rootfs/usr/local/bin/dealsync; \
+    ldd build/dealsync | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' \
+      | sort -u | xargs -I{} cp --parents -L {} /rootfs/; \
+    cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/; \
+    echo 'dealsync:x:10001:10001:dealsync:/nonexistent:/nonexistent' >/rootfs/etc/passwd; \
+    echo 'dealsync:x:10001:' >/rootfs/etc/group; \
+    printf 'passwd: files\ngroup: files\nhosts: files dns\n' >/rootfs/etc/nsswitch.conf; \
+    chmod 1777 /rootfs/tmp
 
-FROM docker.io/library/debian:bookworm-slim
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates libmicrohttpd12 libcurl4 libcjson1 libpq5 libxml2 libssl3 \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dealsync
-COPY --from=build /src/build/dealsync /usr/local/bin/dealsync
-USER dealsync
+FROM scratch
+COPY --from=build /rootfs/ /
+USER 10001:10001
 ENV PORT=8080 BIND_ADDRESS=0.0.0.0
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "http_client.h"
 #include "mapping.h"
+#include "sf_client.h"
 
 /* Which systems to register with (a bit set). */
 #define REGISTER_SALESFORCE 1u
@@ -51,6 +52,18 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
  * inactive one is activated). hc is borrowed. Adds to *sum. */
 enum err register_hubspot(const struct config *cfg, const struct mapping_set *mappings,
                           struct http_client *hc, struct register_summary *sum) WARN_UNUSED;
+
+/* For `dealsync doctor`, changing nothing. ERR_OK with *problem NULL when an outbound message
+ * on Opportunity sends to register_sf_endpoint() with every needed field (*message: its
+ * "Opportunity.<Name>", caller frees); ERR_OK with *problem (caller frees) saying what is
+ * wrong otherwise; another error when Salesforce could not be asked. */
+enum err register_check_salesforce(const struct config *cfg, const struct mapping_set *mappings,
+                                   struct sf_client *sf, char **problem,
+                                   char **message) WARN_UNUSED;
+/* Likewise for the HubSpot app: its target URL is register_hs_target() and every wanted
+ * subscription is active. */
+enum err register_check_hubspot(const struct config *cfg, const struct mapping_set *mappings,
+                                struct http_client *hc, char **problem) WARN_UNUSED;
 
 /* The whole subcommand: checks the configuration (ERR_CONFIG, every problem on stderr), loads
  * the mappings, registers with each target and prints a summary on stdout. Runs in the main

@@ -18,4 +18,12 @@
  * the handlers report what fails. */
 enum err setup_run(const struct config *cfg, const struct mapping_set *mappings) WARN_UNUSED;
 
+/* Every mapped Salesforce field exists on Opportunity and every mapped HubSpot property on
+ * deals: ERR_CONFIG (each miss logged, and listed in *problem when not NULL; caller frees)
+ * when one does not. Also used by `dealsync doctor`. */
+struct sf_client;
+struct hs_client;
+enum err setup_check_mappings(struct sf_client *sf, struct hs_client *hs,
+                              const struct mapping_set *mappings, char **problem) WARN_UNUSED;
+
 #endif

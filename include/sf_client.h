@@ -68,9 +68,6 @@ enum err sf_query(struct sf_client *sf, const char *soql, cJSON **records) WARN_
 /* Same, including deleted and archived records (queryAll). */
 enum err sf_query_all(struct sf_client *sf, const char *soql, cJSON **records) WARN_UNUSED;
 
-/* GET limits/: the org's limits ({"DailyApiRequests":{"Max","Remaining"},…}). */
-enum err sf_limits(struct sf_client *sf, cJSON **limits) WARN_UNUSED;
-
 /* GET sobjects/<type>/<id>[?fields=<comma list>]; fields may be NULL. */
 enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
                         cJSON **record) WARN_UNUSED;
@@ -142,6 +139,9 @@ enum err sf_tooling_create(struct sf_client *sf, const char *type, const cJSON *
  * Permissions<Letters> or the org does not know it (INVALID_FIELD). */
 enum err sf_user_has_permission(struct sf_client *sf, const char *permission,
                                 bool *has) WARN_UNUSED;
+
+/* GET limits: {"DailyApiRequests": {"Max", "Remaining"}, ...}. Caller deletes. */
+enum err sf_limits(struct sf_client *sf, cJSON **limits) WARN_UNUSED;
 
 /* ---- Pure helpers (thread-safe) ------------------------------------------------------------ */
 

@@ -20,6 +20,8 @@
 #include "mapping.h"
 #include "migrate.h"
 #include "ops_cli.h"
+#include "ops_doctor.h"
+#include "ops_show.h"
 #include "queue.h"
 #include "register.h"
 #include "setup.h"
@@ -47,6 +49,11 @@ static const char usage[] =
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
     "  requeue [EVENT_ID...]\n"
     "            put dead-lettered events (all, or the ones named) back in the queue\n"
+    "  doctor [--json]\n"
+    "            check everything the sync needs (database, both CRMs, webhooks, mappings,\n"
+    "            PUBLIC_BASE_URL) and say how to fix each miss; exit 0 when all pass\n"
+    "  show opportunity|deal ID\n"
+    "            the opportunity and its deal side by side, with stage and pipeline labels\n"
     "  status [--json]\n"
     "            sync health: queue, outcomes and errors of the last 24 hours, dead letters\n"
     "  healthcheck  exit 0 when this host's dealsync answers GET /healthz (container\n"
@@ -306,11 +313,24 @@ static int cmd_status(const struct config *cfg, int argc, char **argv, sigset_t 
     return ops_cli_status(cfg, argc, argv);
 }
 
+static int cmd_doctor(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)signals;
+    return ops_doctor_run(cfg, argc, argv);
+}
+
+static int cmd_show(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    (void)signals;
+    return ops_show_run(cfg, argc, argv);
+}
+
 static const struct command commands[] = {
     {"serve", 0, 0, true, cmd_serve},         {"worker", 0, 0, false, cmd_worker},
     {"migrate", 0, 0, false, cmd_migrate},    {"settings", 0, 2, false, run_settings},
     {"requeue", 0, 1000, false, run_requeue}, {"register", 0, 1, false, run_register},
-    {"status", 0, 1, false, cmd_status},
+    {"status", 0, 1, false, cmd_status},      {"doctor", 0, 1, false, cmd_doctor},
+    {"show", 2, 2, false, cmd_show},
 };
 
 int main(int argc, char **argv)

@@ -247,6 +247,70 @@ static cJSON *sf_message_body(const struct config *cfg, const char *endpoint, co
     return body;
 }
 
+/* What the outbound messages on Opportunity hold for our endpoint and fields. */
+struct om_found {
+    char *id;         /* the match, else ours (by name) when it is stale, else NULL */
+    char *name;       /* its Name */
+    bool is_match;    /* right endpoint and every field: in place */
+    bool is_same_url; /* (ours, stale) the endpoint is right, so fields are missing */
+    bool has_fields;
+};
+
+static void om_found_clear(struct om_found *f)
+{
+    free(f->id);
+    free(f->name);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Ours by name, or any with our endpoint (registered by hand before). */
+static enum err sf_find_message(struct sf_client *sf, const char *endpoint, const cJSON *fields,
+                                struct om_found *found)
+{
+    cJSON *rows = NULL;
+    /* EntityDefinitionId holds a standard object's API name (reference salesforce.md 5.1). */
+    enum err rc = sf_tooling_query(sf,
+                                   "SELECT Id, Name FROM WorkflowOutboundMessage "
+                                   "WHERE EntityDefinitionId = 'Opportunity'",
+                                   &rows);
+    if (rc != ERR_OK) {
+        log_error("cannot list salesforce outbound messages", LOG_STR("err", err_name(rc)));
+        return rc;
+    }
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        const char *id = str_item(row, "Id");
+        const char *name = str_item(row, "Name");
+        cJSON *md = NULL;
+        if (!id || !name)
+            continue;
+        rc = sf_message_metadata(sf, id, &md);
+        if (rc != ERR_OK) {
+            log_error("cannot read salesforce outbound message", LOG_STR("id", id),
+                      LOG_STR("err", err_name(rc)));
+            break;
+        }
+        const char *url = str_item(md, "endpointUrl");
+        bool is_ours = strcmp(name, REGISTER_SF_MESSAGE_NAME) == 0;
+        bool is_same_url = url && strcmp(url, endpoint) == 0;
+        bool has_fields = covers(cJSON_GetObjectItemCaseSensitive(md, "fields"), fields);
+        cJSON_Delete(md);
+        if ((is_same_url && has_fields) || is_ours) {
+            om_found_clear(found);
+            found->id = xstrdup(id);
+            found->name = xstrdup(name);
+            found->is_match = is_same_url && has_fields;
+            found->is_same_url = is_same_url;
+            found->has_fields = has_fields;
+            if (found->is_match || is_ours)
+                break;
+        }
+    }
+    cJSON_Delete(rows);
+    return rc;
+}
+
 enum err register_salesforce(const struct config *cfg, const struct mapping_set *mappings,
                              struct http_client *hc, struct register_summary *sum)
 {
@@ -254,7 +318,6 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
     char *endpoint = NULL;
     char *mapped = NULL;
     cJSON *fields = NULL;
-    cJSON *rows = NULL;
     cJSON *body = NULL;
     char *user = NULL;
     char *new_id = NULL;
@@ -269,56 +332,31 @@ enum err register_salesforce(const struct config *cfg, const struct mapping_set 
     mapped = mappings ? mapping_sf_field_list(mappings) : NULL;
     fields = name_list(sf_standard_fields, mapped);
 
-    /* EntityDefinitionId holds a standard object's API name (reference salesforce.md 5.1). */
-    rc = sf_tooling_query(sf,
-                          "SELECT Id, Name FROM WorkflowOutboundMessage "
-                          "WHERE EntityDefinitionId = 'Opportunity'",
-                          &rows);
-    if (rc != ERR_OK) {
-        log_error("cannot list salesforce outbound messages", LOG_STR("err", err_name(rc)));
+    struct om_found found = {0};
+    rc = sf_find_message(sf, endpoint, fields, &found);
+    if (rc != ERR_OK)
+        goto out;
+    if (found.is_match) {
+        log_info("salesforce outbound message already registered", LOG_STR("id", found.id),
+                 LOG_STR("name", found.name));
+        printf("salesforce: outbound message Opportunity.%s (%s) already registered -> %s\n",
+               found.name, found.id, public_endpoint);
+        sum->unchanged++;
+        om_found_clear(&found);
         goto out;
     }
-    /* Ours by name, or any with our endpoint (registered by hand before). */
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const char *id = str_item(row, "Id");
-        const char *name = str_item(row, "Name");
-        cJSON *md = NULL;
-        if (!id || !name)
-            continue;
-        rc = sf_message_metadata(sf, id, &md);
-        if (rc != ERR_OK) {
-            log_error("cannot read salesforce outbound message", LOG_STR("id", id),
-                      LOG_STR("err", err_name(rc)));
-            goto out;
-        }
-        const char *url = str_item(md, "endpointUrl");
-        bool is_ours = strcmp(name, REGISTER_SF_MESSAGE_NAME) == 0;
-        bool is_same_url = url && strcmp(url, endpoint) == 0;
-        bool has_fields = covers(cJSON_GetObjectItemCaseSensitive(md, "fields"), fields);
-        cJSON_Delete(md);
-        if (is_same_url && has_fields) {
-            log_info("salesforce outbound message already registered", LOG_STR("id", id),
-                     LOG_STR("name", name));
-            printf("salesforce: outbound message Opportunity.%s (%s) already registered -> %s\n",
-                   name, id, public_endpoint);
-            sum->unchanged++;
-            rc = ERR_OK;
-            goto out;
-        }
-        if (is_ours) {
-            log_error("salesforce outbound message exists with another endpoint or fewer fields",
-                      LOG_STR("id", id), LOG_BOOL("is_same_endpoint", is_same_url),
-                      LOG_BOOL("has_fields", has_fields));
-            fprintf(stderr,
-                    "register: Salesforce already has the outbound message "
-                    "Opportunity.%s (%s) with %s; delete it (Setup > Outbound Messages, after "
-                    "removing it from its flow) and run dealsync register again\n",
-                    name, id, is_same_url ? "fewer fields" : "another endpoint URL");
-            rc = ERR_CONFLICT;
-            goto out;
-        }
+    if (found.id) {
+        log_error("salesforce outbound message exists with another endpoint or fewer fields",
+                  LOG_STR("id", found.id), LOG_BOOL("is_same_endpoint", found.is_same_url),
+                  LOG_BOOL("has_fields", found.has_fields));
+        fprintf(stderr,
+                "register: Salesforce already has the outbound message "
+                "Opportunity.%s (%s) with %s; delete it (Setup > Outbound Messages, after "
+                "removing it from its flow) and run dealsync register again\n",
+                found.name, found.id, found.is_same_url ? "fewer fields" : "another endpoint URL");
+        om_found_clear(&found);
+        rc = ERR_CONFLICT;
+        goto out;
     }
 
     rc = sf_integration_user(cfg, sf, &user);
@@ -355,12 +393,36 @@ out:
             OPENSSL_cleanse(url, strlen(url));
         cJSON_Delete(body);
     }
-    cJSON_Delete(rows);
     cJSON_Delete(fields);
     free(mapped);
     free(public_endpoint);
     free_secret(endpoint);
     sf_client_free(sf);
+    return rc;
+}
+
+enum err register_check_salesforce(const struct config *cfg, const struct mapping_set *mappings,
+                                   struct sf_client *sf, char **problem, char **message)
+{
+    *problem = NULL;
+    *message = NULL;
+    char *endpoint = register_sf_endpoint(cfg);
+    char *mapped = mappings ? mapping_sf_field_list(mappings) : NULL;
+    cJSON *fields = name_list(sf_standard_fields, mapped);
+    struct om_found found = {0};
+    enum err rc = sf_find_message(sf, endpoint, fields, &found);
+    if (rc == ERR_OK && found.is_match)
+        *message = xasprintf("Opportunity.%s", found.name);
+    else if (rc == ERR_OK && found.id)
+        *problem = xasprintf("the outbound message Opportunity.%s has %s", found.name,
+                             found.is_same_url ? "fewer fields than dealsync needs"
+                                               : "another endpoint URL");
+    else if (rc == ERR_OK)
+        *problem = xstrdup("no outbound message on Opportunity sends to this dealsync");
+    om_found_clear(&found);
+    cJSON_Delete(fields);
+    free(mapped);
+    free_secret(endpoint);
     return rc;
 }
 
@@ -628,6 +690,59 @@ out:
     cJSON_Delete(subs);
     cJSON_Delete(properties);
     free(mapped);
+    free(target);
+    return rc;
+}
+
+enum err register_check_hubspot(const struct config *cfg, const struct mapping_set *mappings,
+                                struct http_client *hc, char **problem)
+{
+    *problem = NULL;
+    cJSON *have = NULL, *subs = NULL;
+    long status = 0;
+    char *target = register_hs_target(cfg);
+    enum err rc = hs_webhooks_call(cfg, hc, "GET", "/settings", NULL, true, &status, &have);
+    if (rc != ERR_OK && status == 404) {
+        *problem = xstrdup("the app has no webhook settings");
+        rc = ERR_OK;
+        goto out;
+    }
+    if (rc != ERR_OK)
+        goto out;
+    const char *url = str_item(have, "targetUrl");
+    if (!url || strcmp(url, target) != 0) {
+        *problem =
+            xasprintf("the app's webhook target URL is %s, not %s", url ? url : "unset", target);
+        goto out;
+    }
+    rc = hs_list_subscriptions(cfg, hc, &subs);
+    if (rc != ERR_OK)
+        goto out;
+    char *mapped = mappings ? mapping_hs_property_list(mappings) : NULL;
+    cJSON *properties = name_list(hs_standard_properties, mapped);
+    struct buf missing;
+    buf_init(&missing, 0);
+    for (size_t i = 0; hs_object_events[i]; i++) {
+        const cJSON *s = find_subscription(subs, hs_object_events[i], NULL);
+        if (!s || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "active")))
+            buf_printf(&missing, "%s%s", missing.len ? ", " : "", hs_object_events[i]);
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, properties)
+    {
+        const cJSON *s = find_subscription(subs, "deal.propertyChange", p->valuestring);
+        if (!s || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "active")))
+            buf_printf(&missing, "%sdeal.propertyChange %s", missing.len ? ", " : "",
+                       p->valuestring);
+    }
+    if (missing.len)
+        *problem = xasprintf("no active subscription for %s", missing.data);
+    buf_clear(&missing);
+    cJSON_Delete(properties);
+    free(mapped);
+out:
+    cJSON_Delete(subs);
+    cJSON_Delete(have);
     free(target);
     return rc;
 }

@@ -85,15 +85,19 @@ static const cJSON *named(const cJSON *list, const char *name, bool ignore_case)
     return NULL;
 }
 
-/* Every mapped field and property must exist on its side. */
-static enum err check_mappings(struct sync_ctx *ctx, const struct mapping_set *mappings)
+enum err setup_check_mappings(struct sf_client *sf, struct hs_client *hs,
+                              const struct mapping_set *mappings, char **problem)
 {
     cJSON *describe = NULL;
     cJSON *props = NULL;
+    struct buf missing;
+    buf_init(&missing, 0);
+    if (problem)
+        *problem = NULL;
     /* GET sobjects/Opportunity/describe: "describe" takes the id's place in the path. */
-    enum err rc = sf_sobject_get(ctx->sf, "Opportunity", "describe", NULL, &describe);
+    enum err rc = sf_sobject_get(sf, "Opportunity", "describe", NULL, &describe);
     if (rc == ERR_OK)
-        rc = hs_properties_list(ctx->hs, "deals", &props);
+        rc = hs_properties_list(hs, "deals", &props);
     if (rc != ERR_OK)
         goto out;
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(describe, "fields");
@@ -104,11 +108,13 @@ static enum err check_mappings(struct sync_ctx *ctx, const struct mapping_set *m
         if (!named(fields, f->sf_field, true)) {
             log_error("mapped salesforce field does not exist on Opportunity",
                       LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
+            buf_printf(&missing, "%sOpportunity.%s", missing.len ? ", " : "", f->sf_field);
             rc = ERR_CONFIG;
         }
         if (!named(props, f->hs_property, false)) {
             log_error("mapped hubspot property does not exist on deals",
                       LOG_STR("field", f->sf_field), LOG_STR("property", f->hs_property));
+            buf_printf(&missing, "%sdeal property %s", missing.len ? ", " : "", f->hs_property);
             rc = ERR_CONFIG;
             continue;
         }
@@ -129,7 +135,10 @@ static enum err check_mappings(struct sync_ctx *ctx, const struct mapping_set *m
             rc = ERR_CONFIG;
         }
     }
+    if (problem && missing.len)
+        *problem = xasprintf("mapped but missing: %s", missing.data);
 out:
+    buf_clear(&missing);
     cJSON_Delete(props);
     cJSON_Delete(describe);
     return rc;
@@ -180,7 +189,7 @@ enum err setup_run(const struct config *cfg, const struct mapping_set *mappings)
                 result = ERR_CONFIG;
         }
     }
-    enum err rc = check_mappings(ctx, mappings);
+    enum err rc = setup_check_mappings(ctx->sf, ctx->hs, mappings, NULL);
     if (rc == ERR_CONFIG) {
         result = ERR_CONFIG;
     } else if (rc != ERR_OK) {

@@ -550,20 +550,6 @@ static char *path_of(const char *prefix, const char *a, const char *b, const cha
     return p;
 }
 
-enum err sf_limits(struct sf_client *sf, cJSON **limits)
-{
-    struct sf_answer ans;
-    enum err rc = sf_call(sf, "GET", "limits/", NULL, &ans);
-    if (rc == ERR_OK && !cJSON_IsObject(ans.json))
-        rc = ERR_UPSTREAM;
-    if (rc == ERR_OK) {
-        *limits = ans.json;
-        ans.json = NULL;
-    }
-    cJSON_Delete(ans.json);
-    return rc;
-}
-
 enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
                         cJSON **record)
 {
@@ -900,5 +886,19 @@ enum err sf_user_has_permission(struct sf_client *sf, const char *permission, bo
     }
     cJSON_Delete(records);
     free(soql);
+    return rc;
+}
+
+enum err sf_limits(struct sf_client *sf, cJSON **limits)
+{
+    struct sf_answer ans;
+    enum err rc = sf_call(sf, "GET", "limits", NULL, &ans);
+    if (rc == ERR_OK && !cJSON_IsObject(ans.json))
+        rc = ERR_UPSTREAM;
+    if (rc == ERR_OK) {
+        *limits = ans.json;
+        ans.json = NULL;
+    }
+    cJSON_Delete(ans.json);
     return rc;
 }

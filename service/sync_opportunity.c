@@ -1190,6 +1190,12 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     rc = lock_records(db, opps, count);
     if (rc != ERR_OK)
         goto failed;
+    /* Every record deferred (another worker holds its pair): nothing to read or write. */
+    size_t open_count = 0;
+    for (size_t i = 0; i < count; i++)
+        open_count += !opps[i].is_finished;
+    if (open_count == 0)
+        goto out;
 
     step = "cannot read the opportunities from salesforce";
     rc = query_opportunities(ctx, db, opps, count, &sf_records);

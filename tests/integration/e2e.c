@@ -119,11 +119,14 @@ static void run_dealsync_command(struct e2e *e, const char *const *env, const ch
     ck_assert_int_eq(itest_proc_stop(p, 0, 20000), 0);
 }
 
-/* dealsync's environment wired to the sandbox, plus extra_env; NULL-terminated in env (cap
- * entries). Returns the count; the caller frees each. */
-static int wiring_env(struct e2e *e, const char *const *extra_env, char **env, int cap)
+char **e2e_dealsync_env(const struct e2e *e, const char *const *extra)
 {
+    char **env = xcalloc(64, sizeof(char *));
     int k = 0;
+    if (e->svc.db_url) {
+        env[k++] = xasprintf("DATABASE_URL=%s", e->svc.db_url);
+        env[k++] = xasprintf("PUBLIC_BASE_URL=%s", e->svc.base);
+    }
     env[k++] = xasprintf("SALESFORCE_ORG_ID=%s", e->org_id);
     env[k++] = xasprintf("SALESFORCE_LOGIN_URL=%s", e->sb.base);
     env[k++] = xstrdup("SALESFORCE_CLIENT_ID=" SB_CLIENT_ID);
@@ -141,10 +144,17 @@ static int wiring_env(struct e2e *e, const char *const *extra_env, char **env, i
     env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
     env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
     env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
-    for (const char *const *x = extra_env; x && *x && k < cap - 2; x++)
+    for (const char *const *x = extra; x && *x && k < 62; x++)
         env[k++] = xstrdup(*x);
     env[k] = NULL;
-    return k;
+    return env;
+}
+
+void e2e_env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
 }
 
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
@@ -180,8 +190,7 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
     if (prepare)
         prepare(e);
 
-    char *env[64];
-    int k = wiring_env(e, extra_env, env, 64);
+    char **env = e2e_dealsync_env(e, extra_env);
 
     /* The switch is set (and the schema migrated) before dealsync serves, as an operator
      * would run `dealsync settings sync-deals on` once. svc_start creates the database. */
@@ -194,24 +203,7 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
     }
     register_outbound_message(e);
     register_hubspot_webhooks(e);
-    for (int i = 0; i < k; i++)
-        free(env[i]);
-}
-
-struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env)
-{
-    char *env[64];
-    int k = wiring_env(e, extra_env, env, 62);
-    env[k++] = xasprintf("DATABASE_URL=%s", e->svc.db_url);
-    env[k] = NULL;
-    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
-    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
-    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
-    ck_assert_msg(p != NULL, "dealsync worker did not start; see %s", log);
-    free(log);
-    for (int i = 0; i < k; i++)
-        free(env[i]);
-    return p;
+    e2e_env_free(env);
 }
 
 int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log)
@@ -236,6 +228,18 @@ int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log
         free(env[i]);
     free(log_path);
     return status;
+}
+
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env)
+{
+    char **env = e2e_dealsync_env(e, extra_env);
+    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
+    ck_assert_msg(p != NULL, "dealsync worker did not start; see %s", log);
+    free(log);
+    e2e_env_free(env);
+    return p;
 }
 
 void e2e_stop(struct e2e *e)

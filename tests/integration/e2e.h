@@ -31,9 +31,12 @@ struct e2e {
  * sync_deals false the switch stays off. Fails the test when anything does not come up. */
 void e2e_start(struct e2e *e, const char *name, const char *const *extra_env,
                const char *const *sandbox_args, bool sync_deals);
-/* A second dealsync process (`dealsync worker`, workers only) on the same database and sandbox,
- * with the same wiring plus extra_env, as a replica would run. Stop it with itest_proc_stop. */
-struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env);
+/* dealsync's environment wired to this sandbox (as serve gets it; with DATABASE_URL and
+ * PUBLIC_BASE_URL of the running dealsync once started), then extra ("NAME=value", later ones
+ * win as the process sees them). NULL-ended; free with e2e_env_free. */
+char **e2e_dealsync_env(const struct e2e *e, const char *const *extra);
+void e2e_env_free(char **env);
+
 /* The same, calling prepare(e) (may be NULL) once the sandbox is up and before dealsync
  * starts: for the Salesforce fields and HubSpot properties a mappings file names, which
  * dealsync checks at start. */
@@ -44,6 +47,9 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
  * operator starting it with that file would, and returns its exit status once it stops (it is
  * stopped after 20 s if it keeps running). *log receives what it logged (caller frees). */
 int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log);
+/* A second dealsync process (`dealsync worker`, workers only) on the same database and sandbox,
+ * with the same wiring plus extra_env, as a replica would run. Stop it with itest_proc_stop. */
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env);
 /* Stops dealsync (asserting a clean exit) and the sandbox. */
 void e2e_stop(struct e2e *e);
 

@@ -128,6 +128,33 @@ START_TEST(a_clean_sync_logs_no_warning)
     cJSON_Delete(answer);
     free(out);
     free(err);
+
+    /* dealsync show: both records side by side, stage and pipeline by label, and the link. */
+    char **cmd_env = e2e_dealsync_env(&e, NULL);
+    const char *show_opp[] = {itest_env("DEALSYNC_BIN"), "show", "opportunity", opp, NULL};
+    ck_assert_int_eq(clitest_run(show_opp, (const char *const *)cmd_env, &out, &err), 0);
+    ck_assert_msg(strstr(out, "Acme - quiet") && strstr(out, "Prospecting") &&
+                      strstr(out, "Salesforce - ") && strstr(out, "linked by dealsync"),
+                  "show opportunity printed:\n%s", out);
+    char *deal = xstrdup(strstr(out, "deal 2") + 5);
+    deal[strcspn(deal, "\n")] = '\0';
+    /* The deal's stage shows by label first: "Prospecting (<stage id>)". */
+    ck_assert_ptr_nonnull(strstr(out, "Prospecting ("));
+    free(out);
+    free(err);
+    const char *show_deal[] = {itest_env("DEALSYNC_BIN"), "show", "deal", deal, NULL};
+    ck_assert_int_eq(clitest_run(show_deal, (const char *const *)cmd_env, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, opp));
+    ck_assert_ptr_nonnull(strstr(out, "Acme - quiet"));
+    free(out);
+    free(err);
+    const char *show_none[] = {itest_env("DEALSYNC_BIN"), "show", "deal", "99999999999", NULL};
+    ck_assert_int_eq(clitest_run(show_none, (const char *const *)cmd_env, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "no such deal"));
+    free(out);
+    free(err);
+    free(deal);
+    e2e_env_free(cmd_env);
     free(opp);
     free(jane);
     free(acme);
