@@ -31,6 +31,7 @@ struct config {
     int lease_seconds;
     int poll_interval_ms;
     int max_attempts;
+    int retry_window_hours; /* transient failures retry past max_attempts while this young */
     int retry_base_ms;
     int retry_max_ms;
     int done_retention_hours;

@@ -46,7 +46,7 @@ free_port() {
   echo "$p"
 }
 wait_http() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 900); do
     curl -fs -o /dev/null "$1" && return 0
     sleep 0.1
   done

@@ -127,34 +127,35 @@ port_of() { if [ "$1" = A ]; then echo "$port_a"; else echo "$port_b"; fi; }
 "$BUILD/chaos-driver" follow-log &
 log_pid=$!
 
-# Starts both processes, then once a second: restarts a process that exited by itself (and
-# says so); every KILL_EVERY seconds SIGKILLs the next one and restarts it; restarts PostgreSQL
-# once. Until stop-chaos exists; then makes sure both run. The processes are this loop's
+# Starts both processes, then about once a second: restarts a process that exited by itself
+# (and says so); every KILL_EVERY seconds (by the clock) SIGKILLs the next one and restarts it;
+# restarts PostgreSQL once. Until stop-chaos exists; then makes sure both run. The processes are this loop's
 # children, so it reaps them.
 chaos_loop() {
-  local tick=0 next=A pg_done=false name rc
+  local started=$SECONDS next=A pg_done=false name rc now next_kill=$KILL_EVERY
   start_dealsync A "$port_a"
   start_dealsync B "$port_b"
   while [ ! -f "$dir/stop-chaos" ]; do
     sleep 1
-    tick=$((tick + 1))
+    now=$((SECONDS - started))
     for name in A B; do
       if ! is_running "$name"; then
         wait "$(cat "$dir/$name.pid")" 2>/dev/null && rc=0 || rc=$?
-        say "dealsync $name exited by itself (status $rc) at ${tick}s: restarted"
+        say "dealsync $name exited by itself (status $rc) at ${now}s: restarted"
         echo "$name $rc" >>"$dir/self-exits"
         start_dealsync "$name" "$(port_of "$name")"
       fi
     done
-    if [ $((tick % KILL_EVERY)) = 0 ]; then
+    if [ "$now" -ge "$next_kill" ]; then
       kill -KILL "$(cat "$dir/$next.pid")" 2>/dev/null || true
       wait "$(cat "$dir/$next.pid")" 2>/dev/null || true
-      say "SIGKILL dealsync $next at ${tick}s"
+      say "SIGKILL dealsync $next at ${now}s"
       start_dealsync "$next" "$(port_of "$next")"
       if [ "$next" = A ]; then next=B; else next=A; fi
+      next_kill=$((next_kill + KILL_EVERY))
     fi
-    if ! $pg_done && [ "$tick" -ge "$PG_RESTART_AFTER" ]; then
-      say "PostgreSQL restarted at ${tick}s"
+    if ! $pg_done && [ "$now" -ge "$PG_RESTART_AFTER" ]; then
+      say "PostgreSQL restarted at ${now}s"
       scripts/pg.sh restart "$dir/pg"
       pg_done=true
     fi

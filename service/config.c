@@ -51,6 +51,7 @@ static const struct config_var config_vars[] = {
     VAR("QUEUE_LEASE_SECONDS", CFG_INT, NEED_NO, "120", lease_seconds, 1, 86400),
     VAR("QUEUE_POLL_INTERVAL_MS", CFG_INT, NEED_NO, "2000", poll_interval_ms, 10, 600000),
     VAR("QUEUE_MAX_ATTEMPTS", CFG_INT, NEED_NO, "10", max_attempts, 1, 1000),
+    VAR("QUEUE_RETRY_WINDOW_HOURS", CFG_INT, NEED_NO, "24", retry_window_hours, 0, 8760),
     VAR("QUEUE_RETRY_BASE_MS", CFG_INT, NEED_NO, "1000", retry_base_ms, 1, 86400000),
     VAR("QUEUE_RETRY_MAX_MS", CFG_INT, NEED_NO, "3600000", retry_max_ms, 1, 86400000),
     VAR("QUEUE_DONE_RETENTION_HOURS", CFG_INT, NEED_NO, "168", done_retention_hours, 0, 87600),

@@ -1027,6 +1027,16 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         goto out;
     }
     attach_opportunities(ctx, ws, n, opps);
+    for (size_t i = 0; i < n; i++) {
+        /* Linked, but its opportunity is gone (deleted in Salesforce, or hidden from the
+         * integration user): never made again from the deal (chaos finding C5); the other
+         * direction deletes the deal once Salesforce confirms the delete. */
+        if (!ws[i].is_settled && ws[i].has_link && !ws[i].opp)
+            settle(&ws[i], ERR_OK, true,
+                   "opportunity %s of deal %s is not in salesforce (deleted, or hidden from the "
+                   "integration user): nothing written",
+                   ws[i].link.sf_id, ws[i].deal_id);
+    }
     for (size_t i = 0; i < n && rc == ERR_OK; i++)
         if (!ws[i].is_settled && ws[i].opp)
             rc = lock_found_opportunity(db, &ws[i], str(ws[i].opp, "Id"));

@@ -433,10 +433,12 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
         enum err found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
-        /* LastModifiedDate counts whole seconds: a change in the delete's own second may have
-         * come after it, and is taken as a new change rather than lost. */
+        /* LastModifiedDate counts whole seconds: a change in the delete's own second is taken
+         * as before it. The deal then stays deleted until the opportunity's next change (nothing
+         * is lost: Salesforce holds the change), rather than coming back against the user's
+         * delete. */
         int64_t modified = sf_time(o->sf, "LastModifiedDate");
-        if (deleted_ms > 0 && modified >= 0 && modified + 1000 <= deleted_ms) {
+        if (deleted_ms > 0 && modified <= deleted_ms) {
             note(o,
                  "not synced: its deal was deleted in hubspot after the opportunity's last change; "
                  "a new deal is made when the opportunity changes");
@@ -791,6 +793,13 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
     return rc;
 }
 
+static bool has_contact(const cJSON *synced, const char *sf_contact)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, synced) if (e->string && same_id(e->string, sf_contact)) return true;
+    return false;
+}
+
 static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                          const cJSON *roles, cJSON *rollup_contacts)
 {
@@ -845,7 +854,12 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs)) {
+            if (!list_contains(assoc, hs) && o->deal && has_contact(previous, cid)) {
+                /* dealsync associated this contact before and the association is gone: a user
+                 * removed it in HubSpot, and the other direction removes the role. Adding it back
+                 * from the role would undo the user's change. */
+                note(o, "contact %s removed from the deal in hubspot: not associated again", hs);
+            } else if (!list_contains(assoc, hs)) {
                 pairs_add(&add, o->deal_id, hs);
                 added++;
             }

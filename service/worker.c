@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -78,8 +79,27 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
         (void)worker_drain_notifications(db);
 }
 
+/* A transient failure (an outage, a rate limit, a timeout: nothing wrong with the record) is
+ * retried past QUEUE_MAX_ATTEMPTS while the record's oldest open change is younger than
+ * QUEUE_RETRY_WINDOW_HOURS, as Salesforce and HubSpot retry their own deliveries for a day:
+ * a rate of failing calls that makes most attempts fail somewhere (each sync makes several
+ * calls) must delay a change, not dead-letter it (issue 12, found by the chaos run). */
+static bool is_in_retry_window(const struct queue_record *r, const struct config *cfg)
+{
+    int64_t oldest = INT64_MAX;
+    for (size_t i = 0; i < r->event_count; i++)
+        if (r->events[i].occurred_at_ms < oldest)
+            oldest = r->events[i].occurred_at_ms;
+    return r->event_count > 0 &&
+           util_now_ms() - oldest < (int64_t)cfg->retry_window_hours * 3600 * 1000;
+}
+
 /* The handler's verdict on one record as a queue outcome: done, retried with backoff, or dead.
+ * The verdict alone decides dead (QUEUE_MAX_ATTEMPTS, the retry window): a retry is always
+ * pending again, so the finishing statement gets no attempt limit of its own (NO_LIMIT).
  * *fallback receives a detail the caller frees when the handler gave none for a failure. */
+#define NO_LIMIT INT_MAX
+
 static struct queue_finish_item verdict(struct worker *w, const struct queue_record *r,
                                         char **fallback)
 {
@@ -107,7 +127,8 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
         it.retry_delay_ms =
             worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms, r->retry_after_ms,
                               (double)rand_r(&w->seed) / RAND_MAX);
-    } else if (err_is_transient(r->result) && attempts < cfg->max_attempts) {
+    } else if (err_is_transient(r->result) &&
+               (attempts < cfg->max_attempts || is_in_retry_window(r, cfg))) {
         it.outcome = QUEUE_RETRY;
         it.retry_delay_ms =
             worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms, r->retry_after_ms,
@@ -195,7 +216,7 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     enum err rc = ERR_DB;
     bool done = false;
     if (next && db_exec(db, "BEGIN") == ERR_OK) {
-        rc = queue_finish_many(db, w->owner, items, n, cfg->max_attempts);
+        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
         if (rc == ERR_OK)
             rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
                              next);
@@ -210,7 +231,7 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
         }
     }
     if (!done)
-        rc = queue_finish_many(db, w->owner, items, n, cfg->max_attempts);
+        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
     for (size_t i = 0; i < n; i++) {
         log_finished(&items[i], rc);
         free(fallbacks[i]);

@@ -734,6 +734,11 @@ START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
 }
 END_TEST
 
+static bool clock_passed(void *arg)
+{
+    return util_now_ms() >= *(const int64_t *)arg;
+}
+
 static bool link_gone(void *arg)
 {
     void **a = arg;
@@ -752,8 +757,7 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
     char *deal = NULL;
     char *opp = synced_pair(&e, "Deleted later", 300, &deal);
     expect_quiet(&e);
-    /* The opportunity's last change a minute ago (LastModifiedDate counts whole seconds, and a
-     * change in the delete's own second counts as after it). */
+    /* The opportunity's last change a minute ago, well before the delete. */
     char *backdate = xasprintf("/_sandbox/salesforce/records/Opportunity/%s/backdate", opp);
     ck_assert_int_eq(e2e_sb(&e, "POST", backdate, "{\"minutes\":1}", NULL), 200);
     free(backdate);
@@ -785,13 +789,61 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
                   detail ? detail : "(none)");
     free(detail);
 
-    /* A change after the delete: a new deal, as HubSpot's integration makes one. */
+    /* A change after the delete (in a later second: LastModifiedDate counts whole seconds, and a
+     * change in the delete's own second counts as before it): a new deal, as HubSpot's
+     * integration makes one. */
+    int64_t next_second = (util_now_ms() / 1000 + 1) * 1000;
+    ck_assert(itest_wait_for(clock_passed, &next_second, 5000));
     e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":301}");
     ck_assert(wait_field(&e, "deals", opp, "amount", "301"));
     expect_quiet(&e);
     again = e2e_deal_id_of(&e, opp);
     ck_assert_str_ne(again, deal);
     free(again);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The mirror case: a contact a user removed from the deal in HubSpot is not associated again
+ * from its contact role by a Salesforce change synced before the removal reached Salesforce
+ * (the HubSpot webhook is held back); the role goes instead. */
+START_TEST(contact_removed_in_hubspot_is_not_reassociated)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_unassoc", NULL, NULL, true);
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Unassociated", 43, &deal);
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    free(e2e_sf_create(&e, "OpportunityContactRole", json));
+    free(json);
+    void *args[] = {&e, deal};
+    ck_assert(itest_wait_for(has_one_contact, args, DEADLINE_MS));
+    expect_quiet(&e);
+
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    char contact[32] = "";
+    const cJSON *a;
+    cJSON_ArrayForEach(
+        a, cJSON_GetObjectItem(d, "associations")) if (strcmp(sbtest_str(a, "toObjectType"),
+                                                              "contacts") == 0)
+        snprintf(contact, sizeof(contact), "%s", sbtest_str(a, "toObjectId"));
+    cJSON_Delete(d);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":4000}");
+    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/contacts/%s", deal, contact);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "remove association: %d", status);
+    free(path);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":44}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "44"));
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+    ck_assert_int_eq(deal_contacts(&e, deal), 0);
+    char *left = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(left == NULL, "the role of the removed contact stayed: %s", left);
+    free(jane);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -811,6 +863,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, unmatched_owner_is_never_erased);
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
+    tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
     tcase_add_test(tc, company_found_by_contacts);
     tcase_add_test(tc, lifecycle_stage_sync_off_keeps_the_stage);

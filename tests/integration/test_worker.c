@@ -128,6 +128,36 @@ START_TEST(each_type_goes_to_its_handler_and_its_fate)
 }
 END_TEST
 
+/* Chaos finding F4: with 10% of API calls failing, most attempts of a multi-call sync fail
+ * somewhere, and changes were dead-lettered after QUEUE_MAX_ATTEMPTS for transient errors only.
+ * A change younger than QUEUE_RETRY_WINDOW_HOURS keeps retrying; an older one is dead-lettered
+ * after QUEUE_MAX_ATTEMPTS as before. */
+START_TEST(transient_failures_retry_past_max_attempts_within_the_window)
+{
+    PGconn *db;
+    char *url = qtest_db("w_window", &db);
+    struct config cfg = test_config(url);
+    cfg.retry_window_hours = 1;
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &ops, "test", &pool), ERR_OK);
+    qtest_push(db, "hubspot", "young", "contact", "5", util_now_ms() - 60 * 1000);
+    qtest_push(db, "hubspot", "old", "contact", "6", util_now_ms() - 2 * 3600 * 1000);
+    wait_count(db,
+               "SELECT count(*) FROM sync_event WHERE dedup_key = 'old' AND status = 'dead'"
+               " AND attempts = 3",
+               1);
+    wait_count(db,
+               "SELECT count(*) FROM sync_event WHERE dedup_key = 'young' AND attempts >= 6"
+               " AND status <> 'dead'",
+               1);
+    worker_pool_stop(pool);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"),
+                     1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 START_TEST(backoff_grows_with_jitter_and_honours_hints)
 {
     ck_assert_int_eq(worker_backoff_ms(1, 1000, 60000, 0, 0.999999), 999);
@@ -265,6 +295,7 @@ Suite *suite_worker(void)
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, each_type_goes_to_its_handler_and_its_fate);
+    tcase_add_test(tc, transient_failures_retry_past_max_attempts_within_the_window);
     tcase_add_test(tc, backoff_grows_with_jitter_and_honours_hints);
     tcase_add_test(tc, a_worker_killed_mid_event_is_taken_over_and_done_once);
     tcase_add_test(tc, a_stopping_pool_releases_what_it_did_not_start);
