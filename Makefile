@@ -40,7 +40,8 @@ CHAOS_BIN := $(BUILD)/chaos-driver
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
-.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-e2e bench-budget chaos
+.PHONY: all test run asan tsan format format-check migrate clean deps bench bench-e2e chaos \
+        bench-import bench-budget
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -132,6 +133,11 @@ bench-e2e: deps
 bench-budget: deps
 	@$(MAKE) --no-print-directory all
 	@bench/budget.sh
+
+# What `dealsync import` costs in API calls per record (N=200 by default; N=10000 is the issue's).
+bench-import: deps
+	@$(MAKE) --no-print-directory $(BIN) $(SANDBOX_BIN)
+	@bench/import.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \

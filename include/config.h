@@ -65,6 +65,8 @@ struct config {
     bool company_match_domain; /* an account's company may be found by its website's domain */
     int delete_poll_seconds;
     int contact_role_poll_seconds;
+    int reconcile_interval_seconds;  /* 0: no reconciliation sweeps */
+    int dead_retry_interval_seconds; /* 0: transiently dead events are not retried */
     int http_timeout_ms;
     char *hs_opportunity_id_property; /* unique deal property holding the opportunity id */
     char *hs_contact_id_property;     /* contact property holding the Salesforce contact id */

@@ -98,6 +98,12 @@ enum err hs_batch_archive(struct hs_client *hs, const char *object_type, const c
  * *results: the page's records; *next_after: the next cursor, NULL on the last page. */
 enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *request,
                    const char *after, cJSON **results, char **next_after) WARN_UNUSED;
+/* Appends {"propertyName","operator","value"} to a search group's filters array. Pure. */
+void hs_search_filter(cJSON *filters, const char *property, const char *op, const char *value);
+/* Same, and *total (may be NULL) receives the answer's "total" (-1 when absent). */
+enum err hs_search_page(struct hs_client *hs, const char *object_type, const cJSON *request,
+                        const char *after, cJSON **results, char **next_after,
+                        long long *total) WARN_UNUSED;
 
 /* ---- Associations v4 --------------------------------------------------------------------- */
 

@@ -16,6 +16,13 @@
 
 #define QUEUE_NOTIFY_CHANNEL "dealsync_queue"
 
+/* Event priorities: a record is claimed by the most urgent of its open events. */
+#define QUEUE_PRIORITY_LIVE 0       /* webhooks, outbound messages, pollers */
+#define QUEUE_PRIORITY_BACKGROUND 1 /* import, reconciliation, resync */
+/* A claim of background records only takes up to this many (or max_records if more): an import
+ * fills HubSpot's 100-input batches. */
+#define QUEUE_BACKGROUND_CLAIM 100
+
 /* One event to store. All borrowed for the call. */
 struct queue_event_in {
     const char *source;      /* "salesforce" or "hubspot" */
@@ -25,6 +32,7 @@ struct queue_event_in {
     const char *event_type;  /* "outbound_message", "deal.propertyChange", ... */
     int64_t occurred_at_ms;
     const cJSON *payload;
+    int priority; /* QUEUE_PRIORITY_*; 0 (live) when left out */
 };
 
 /* Stores events in ONE transaction (one statement) and notifies idle workers on commit.
@@ -72,10 +80,12 @@ struct queue_batch {
 
 /* Leases up to max_records records that have open events and are not leased (or whose lease
  * expired: their worker died) nor backing off, and marks all their open events running.
- * FOR UPDATE SKIP LOCKED: concurrent claimers never get the same record. live_only: only
- * records with a pending live event (SQL function sync_event_is_live: never tried before; an
- * import or sweep redefines it in its migration), taken when the Salesforce budget is short.
- * On ERR_OK the batch may be empty; free it with queue_batch_clear. */
+ * Records with a live event come first; a claim holds records of one priority only, and when
+ * only background records are claimable it takes up to max(max_records,
+ * QUEUE_BACKGROUND_CLAIM) of them.
+ * live_only: only records with a pending live event (sync_event_is_live), taken when the
+ * Salesforce budget is short. FOR UPDATE SKIP LOCKED: concurrent claimers never get the same
+ * record. On ERR_OK the batch may be empty; free it with queue_batch_clear. */
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
                      bool live_only, struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);

@@ -68,6 +68,18 @@ enum err sf_query(struct sf_client *sf, const char *soql, cJSON **records) WARN_
 /* Same, including deleted and archived records (queryAll). */
 enum err sf_query_all(struct sf_client *sf, const char *soql, cJSON **records) WARN_UNUSED;
 
+/* One page of a query, for callers that save their place between pages (an import). */
+struct sf_query_page {
+    cJSON *records;  /* the page's records (array) */
+    long long total; /* the query's totalSize, -1 when absent */
+    char *next_url;  /* nextRecordsUrl, NULL on the last page */
+};
+/* The first page of soql (next_url NULL), or the page at next_url (soql ignored). On ERR_OK
+ * *page is filled; release it with sf_query_page_clear (NULL is a no-op). */
+enum err sf_query_page(struct sf_client *sf, const char *soql, const char *next_url,
+                       struct sf_query_page *page) WARN_UNUSED;
+void sf_query_page_clear(struct sf_query_page *page);
+
 /* GET sobjects/<type>/<id>[?fields=<comma list>]; fields may be NULL. */
 enum err sf_sobject_get(struct sf_client *sf, const char *type, const char *id, const char *fields,
                         cJSON **record) WARN_UNUSED;
@@ -127,6 +139,11 @@ enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms
                         cJSON **ids, int64_t *latest_ms) WARN_UNUSED;
 enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
                         cJSON **deleted, int64_t *latest_ms) WARN_UNUSED;
+/* getDeleted, and *earliest_ms: earliestDateAvailable (0 when absent). A start Salesforce no
+ * longer covers (more than 15 days back, or purged) is ERR_INVALID (INVALID_REPLICATION_DATE). */
+enum err sf_get_deleted_window(struct sf_client *sf, const char *type, int64_t start_ms,
+                               int64_t end_ms, cJSON **deleted, int64_t *latest_ms,
+                               int64_t *earliest_ms) WARN_UNUSED;
 
 /* Tooling API: query (all pages) and create (e.g. CustomField, WorkflowOutboundMessage with
  * {"FullName":…,"Metadata":{…}}). */

@@ -3,12 +3,15 @@
  * the reason, so the queue never holds work nobody will do. */
 #include "handlers.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "reconcile.h"
 #include "sf_poller.h"
 #include "sync.h"
 #include "sync_deal.h"
 #include "sync_opportunity.h"
+#include "sync_state.h"
 #include "util.h"
 
 static void skip(void *ctx, PGconn *db, struct queue_record *records, size_t count)
@@ -24,19 +27,24 @@ static void skip(void *ctx, PGconn *db, struct queue_record *records, size_t cou
     }
 }
 
+/* The periodic work: the Salesforce pollers, then the reconciliation sweeps and retries, all
+ * only while the Sync deals switch is on; and the API budget's Salesforce usage refresh. */
+static void tick(void *ctx, PGconn *db)
+{
+    bool is_on = false;
+    if (!ctx || sync_deals_enabled(db, &is_on) != ERR_OK || !is_on)
+        return;
+    sf_poller_tick(ctx, db);
+    reconcile_tick(ctx, db);
+    sync_budget_tick(ctx, db);
+}
+
 static const struct worker_route routes[] = {
     {"salesforce", "Opportunity", sync_opportunities},
     {"hubspot", "deal", sync_deals},
     {"salesforce", NULL, skip},
     {"hubspot", NULL, skip},
 };
-
-/* Every second, per worker: the pollers, and the budget's Salesforce usage refresh. */
-static void tick(void *ctx, PGconn *db)
-{
-    sf_poller_tick(ctx, db);
-    sync_budget_tick(ctx, db);
-}
 
 const struct worker_ops *handlers_ops(struct sync_shared *shared)
 {

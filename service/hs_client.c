@@ -449,8 +449,8 @@ enum err hs_batch_archive(struct hs_client *hs, const char *object_type, const c
     return rc;
 }
 
-enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *request,
-                   const char *after, cJSON **results, char **next_after)
+enum err hs_search_page(struct hs_client *hs, const char *object_type, const cJSON *request,
+                        const char *after, cJSON **results, char **next_after, long long *total)
 {
     if (!is_object_type(object_type) || !cJSON_IsObject(request))
         return ERR_INVALID;
@@ -470,13 +470,31 @@ enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *r
         const cJSON *next = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(json, "paging"), "next");
         const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(next, "after");
+        const cJSON *count = cJSON_GetObjectItemCaseSensitive(json, "total");
         *next_after = cJSON_IsString(cursor) ? xstrdup(cursor->valuestring) : NULL;
         *results = cJSON_DetachItemViaPointer(json, page);
+        if (total)
+            *total = cJSON_IsNumber(count) ? (long long)count->valuedouble : -1;
     }
     cJSON_Delete(json);
     free(path);
     cJSON_Delete(body);
     return rc;
+}
+
+void hs_search_filter(cJSON *filters, const char *property, const char *op, const char *value)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "propertyName", property);
+    cJSON_AddStringToObject(f, "operator", op);
+    cJSON_AddStringToObject(f, "value", value);
+    cJSON_AddItemToArray(filters, f);
+}
+
+enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *request,
+                   const char *after, cJSON **results, char **next_after)
+{
+    return hs_search_page(hs, object_type, request, after, results, next_after, NULL);
 }
 
 /* ---- Associations v4 ---------------------------------------------------------------------- */

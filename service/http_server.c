@@ -196,7 +196,7 @@ static struct reply handle_salesforce(struct http_request *req, struct MHD_Conne
         const struct webhook_sf_notification *n = &msg.notifications[i];
         evs[i] = (struct queue_event_in){"salesforce", n->notification_id, n->object_type,
                                          n->record_id, "outbound_message", n->occurred_at_ms,
-                                         n->payload};
+                                         n->payload,   QUEUE_PRIORITY_LIVE};
     }
     size_t stored = 0;
     rc = store(req, evs, msg.count, &stored);
@@ -261,9 +261,9 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
         evs = xcalloc(batch.count, sizeof(*evs));
         for (size_t i = 0; i < batch.count; i++) {
             const struct webhook_hs_event *e = &batch.events[i];
-            evs[i] = (struct queue_event_in){"hubspot",    e->dedup_key,  e->object_type,
-                                             e->record_id, e->event_type, e->occurred_at_ms,
-                                             e->payload};
+            evs[i] = (struct queue_event_in){"hubspot",    e->dedup_key,       e->object_type,
+                                             e->record_id, e->event_type,      e->occurred_at_ms,
+                                             e->payload,   QUEUE_PRIORITY_LIVE};
         }
         rc = store(req, evs, batch.count, &stored);
         if (rc != ERR_OK) {

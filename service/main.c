@@ -16,6 +16,7 @@
 #include "db.h"
 #include "handlers.h"
 #include "http_server.h"
+#include "import.h"
 #include "log.h"
 #include "mapping.h"
 #include "migrate.h"
@@ -23,6 +24,7 @@
 #include "ops_doctor.h"
 #include "ops_show.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "register.h"
 #include "setup.h"
 #include "sf_setup.h"
@@ -49,6 +51,13 @@ static const char usage[] =
     "            turn opportunity/deal sync on or off (off until turned on, as in HubSpot)\n"
     "  requeue [EVENT_ID...]\n"
     "            put dead-lettered events (all, or the ones named) back in the queue\n"
+    "  import [salesforce|hubspot|both] [--since ISO-DATE] [--wait]\n"
+    "            queue every opportunity and every deal of a synced pipeline for the\n"
+    "            workers; continues an import that was stopped\n"
+    "  import --status\n"
+    "            each import: pages, records listed, queued, synced, failed\n"
+    "  resync --opportunity ID... | --deal ID... | --dead | --since ISO-DATE\n"
+    "            queue those records again and print what was queued\n"
     "  doctor [--json]\n"
     "            check everything the sync needs (database, both CRMs, webhooks, mappings,\n"
     "            PUBLIC_BASE_URL) and say how to fix each miss; exit 0 when all pass\n"
@@ -132,27 +141,22 @@ static int run_migrate(const struct config *cfg)
 static int run_requeue(const struct config *cfg, int argc, char **argv, sigset_t *signals)
 {
     (void)signals;
-    PGconn *db = NULL;
-    int64_t *ids = xcalloc((size_t)argc, sizeof(int64_t));
-    size_t n = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!util_parse_i64(argv[i], &ids[n]) || ids[n] <= 0) {
-            fprintf(stderr, "dealsync requeue: '%s' is not an event id\n", argv[i]);
-            free(ids);
-            return EX_USAGE;
-        }
-        n++;
-    }
-    int status = 1;
-    long long moved = 0;
-    if (run_migrate(cfg) == 0 && db_open(cfg->database_url, &db) == ERR_OK &&
-        queue_requeue_dead(db, ids, n, &moved) == ERR_OK) {
-        log_info("dead events requeued", LOG_I64("events", moved));
-        printf("requeued %lld dead event%s\n", moved, moved == 1 ? "" : "s");
-        status = 0;
-    }
-    PQfinish(db);
-    free(ids);
+    if (run_migrate(cfg) != 0)
+        return 1;
+    return requeue_main(cfg, argc - 1, argv + 1);
+}
+
+/* `dealsync import ...` and `dealsync resync ...` (issue 8): they need the mappings, as the
+ * sync does, for the pipelines they make sure of. */
+static int run_import(const struct config *cfg, int argc, char **argv, sigset_t *signals)
+{
+    struct mapping_set *mappings = NULL;
+    if (run_migrate(cfg) != 0 || sync_load_mappings(cfg, &mappings) != ERR_OK)
+        return 1;
+    int status = strcmp(argv[1], "import") == 0
+                     ? import_main(cfg, mappings, argc - 1, argv + 1, signals)
+                     : resync_main(cfg, mappings, argc - 1, argv + 1, signals);
+    mapping_set_free(mappings);
     return status;
 }
 
@@ -166,7 +170,9 @@ static int run_settings(const struct config *cfg, int argc, char **argv, sigset_
         return 1;
     if (argc == 4 && strcmp(argv[2], "sync-deals") == 0 &&
         (strcmp(argv[3], "on") == 0 || strcmp(argv[3], "off") == 0)) {
-        if (sync_setting_set(db, SYNC_SETTING_SYNC_DEALS, argv[3]) == ERR_OK) {
+        /* Turned on: sweep both sides at once, so what changed while it was off syncs. */
+        if (sync_setting_set(db, SYNC_SETTING_SYNC_DEALS, argv[3]) == ERR_OK &&
+            (strcmp(argv[3], "off") == 0 || reconcile_request_now(db) == ERR_OK)) {
             log_info("setting changed", LOG_STR("name", SYNC_SETTING_SYNC_DEALS),
                      LOG_STR("value", argv[3]));
             status = 0;
@@ -329,6 +335,7 @@ static const struct command commands[] = {
     {"serve", 0, 0, true, cmd_serve},         {"worker", 0, 0, false, cmd_worker},
     {"migrate", 0, 0, false, cmd_migrate},    {"settings", 0, 2, false, run_settings},
     {"requeue", 0, 1000, false, run_requeue}, {"register", 0, 1, false, run_register},
+    {"import", 0, 4, false, run_import},      {"resync", 1, 1000, false, run_import},
     {"status", 0, 1, false, cmd_status},      {"doctor", 0, 1, false, cmd_doctor},
     {"show", 2, 2, false, cmd_show},
 };

@@ -312,14 +312,15 @@ enum err ops_resync(PGconn *db, const char *salesforce_id, const char *hubspot_i
     size_t n = 0;
     if (salesforce_id) {
         keys[n] = xasprintf("resync:%s:%lld", salesforce_id, (long long)now);
-        ev[n] = (struct queue_event_in){"salesforce", keys[n],      "Opportunity", salesforce_id,
-                                        "resync",     (int64_t)now, payload};
+        ev[n] =
+            (struct queue_event_in){"salesforce", keys[n],      "Opportunity", salesforce_id,
+                                    "resync",     (int64_t)now, payload,       QUEUE_PRIORITY_LIVE};
         n++;
     }
     if (hubspot_id) {
         keys[n] = xasprintf("resync:%s:%lld", hubspot_id, (long long)now);
-        ev[n] =
-            (struct queue_event_in){"hubspot", keys[n], "deal", hubspot_id, "resync", now, payload};
+        ev[n] = (struct queue_event_in){"hubspot", keys[n], "deal",  hubspot_id,
+                                        "resync",  now,     payload, QUEUE_PRIORITY_LIVE};
         n++;
     }
     enum err rc = queue_push(db, ev, n, queued);

@@ -20,16 +20,19 @@ static const char push_sql[] =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(k int, g int, source text,"
     "    dedup_key text, object_type text, record_id text, event_type text, occurred_ms bigint,"
-    "    payload jsonb)"
+    "    payload jsonb, priority smallint)"
     "), rec AS ("
-    "  INSERT INTO sync_record (source, object_type, record_id)"
-    "  SELECT DISTINCT source, object_type, record_id FROM input"
-    "  ON CONFLICT DO NOTHING"
+    "  INSERT INTO sync_record (source, object_type, record_id, priority)"
+    "  SELECT source, object_type, record_id, min(priority) FROM input"
+    "  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    "  ON CONFLICT (source, object_type, record_id) DO UPDATE SET priority ="
+    "    CASE WHEN sync_record.open_events > 0"
+    "         THEN least(sync_record.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END"
     "), ins AS ("
     "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
-    "                          occurred_at, payload)"
+    "                          occurred_at, payload, priority)"
     "  SELECT source, dedup_key, object_type, record_id, event_type,"
-    "         to_timestamp(occurred_ms / 1000.0), payload FROM input ORDER BY k"
+    "         to_timestamp(occurred_ms / 1000.0), payload, priority FROM input ORDER BY k"
     "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING source, dedup_key"
     "), first AS ("
     "  SELECT DISTINCT ON (source, dedup_key) g, source, dedup_key FROM input"
@@ -55,6 +58,7 @@ enum err queue_push_groups(PGconn *db, const struct queue_event_in *events, cons
         cJSON_AddStringToObject(row, "event_type", e->event_type);
         cJSON_AddNumberToObject(row, "occurred_ms", (double)e->occurred_at_ms);
         cJSON_AddItemReferenceToObject(row, "payload", (cJSON *)e->payload);
+        cJSON_AddNumberToObject(row, "priority", e->priority);
         cJSON_AddItemToArray(rows, row);
     }
     char *json = cJSON_PrintUnformatted(rows);
@@ -86,23 +90,32 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
 
 /* Candidates come from the partial index of records with open events (migration 0050), not
  * from the events. A record leased here whose events are not visible to this statement's
- * snapshot (a push committed while it ran) comes back with a NULL event id, and is released. */
+ * snapshot (a push committed while it ran) comes back with a NULL event id, and is released.
+ * The most urgent records come first (sync_record.priority: that of the most urgent open
+ * event, kept by the push), and a claim holds records of one priority only: a live batch is
+ * never held up behind a hundred background records. */
 static const char claim_sql[] =
     "WITH cand AS ("
-    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
+    "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
-    "    AND (NOT $4::bool OR EXISTS (SELECT 1 FROM sync_event l"
+    "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="
     "                (r.source, r.object_type, r.record_id)"
     "            AND l.status = 'pending' AND sync_event_is_live(l)))"
-    "  ORDER BY r.not_before LIMIT $2::int"
+    "  ORDER BY r.priority, r.not_before LIMIT greatest($2::int, $4::int)"
     "  FOR UPDATE OF r SKIP LOCKED"
+    "), ranked AS ("
+    "  SELECT c.*, row_number() OVER (ORDER BY c.priority, c.not_before) AS n,"
+    "         min(c.priority) OVER () AS top FROM cand c"
+    "), pick AS ("
+    "  SELECT source, object_type, record_id FROM ranked"
+    "  WHERE priority = top AND (n <= $2::int OR priority > 0)"
     "), leased AS ("
     "  UPDATE sync_record r SET lease_owner = $1,"
     "         lease_expires_at = now() + make_interval(secs => $3::int)"
-    "  FROM cand c WHERE (r.source, r.object_type, r.record_id) ="
+    "  FROM pick c WHERE (r.source, r.object_type, r.record_id) ="
     "                    (c.source, c.object_type, c.record_id)"
     "  RETURNING r.source, r.object_type, r.record_id"
     "), ev AS ("
@@ -191,11 +204,12 @@ static const char *keep(struct batch_storage *st, const char *s)
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
                      bool live_only, struct queue_batch *out)
 {
-    char max_s[16], lease_s[16];
+    char max_s[16], lease_s[16], background_s[16];
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
-    const char *params[] = {owner, max_s, lease_s, live_only ? "true" : "false"};
-    PGresult *r = db_exec_cached(db, claim_sql, 4, params);
+    snprintf(background_s, sizeof(background_s), "%d", QUEUE_BACKGROUND_CLAIM);
+    const char *params[] = {owner, max_s, lease_s, background_s, live_only ? "true" : "false"};
+    PGresult *r = db_exec_cached(db, claim_sql, 5, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);

@@ -521,6 +521,42 @@ out:
     return rc;
 }
 
+enum err sf_query_page(struct sf_client *sf, const char *soql, const char *next_url,
+                       struct sf_query_page *page)
+{
+    char *q = next_url ? NULL : http_url_encode(soql);
+    char *target = next_url ? xstrdup(next_url) : xasprintf("query?q=%s", q);
+    struct sf_answer ans = {0};
+    enum err rc = sf_call(sf, "GET", target, NULL, &ans);
+    cJSON *recs = cJSON_GetObjectItemCaseSensitive(ans.json, "records");
+    if (rc == ERR_OK && !cJSON_IsArray(recs)) {
+        log_warn("salesforce query answer without records");
+        rc = ERR_UPSTREAM;
+    }
+    if (rc == ERR_OK) {
+        const char *url =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans.json, "nextRecordsUrl"));
+        bool is_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ans.json, "done"));
+        const cJSON *total = cJSON_GetObjectItemCaseSensitive(ans.json, "totalSize");
+        page->records = cJSON_DetachItemViaPointer(ans.json, recs);
+        page->total = cJSON_IsNumber(total) ? (long long)total->valuedouble : -1;
+        page->next_url = !is_done && url ? xstrdup(url) : NULL;
+    }
+    cJSON_Delete(ans.json);
+    free(target);
+    free(q);
+    return rc;
+}
+
+void sf_query_page_clear(struct sf_query_page *page)
+{
+    if (!page)
+        return;
+    cJSON_Delete(page->records);
+    free(page->next_url);
+    memset(page, 0, sizeof(*page));
+}
+
 enum err sf_query(struct sf_client *sf, const char *soql, cJSON **records)
 {
     return run_query(sf, "query", soql, records);
@@ -822,7 +858,7 @@ static char *replication_date(int64_t ms)
 
 static enum err replication_call(struct sf_client *sf, const char *type, const char *kind,
                                  const char *list_key, int64_t start_ms, int64_t end_ms,
-                                 cJSON **list, int64_t *latest_ms)
+                                 cJSON **list, int64_t *latest_ms, int64_t *earliest_ms)
 {
     char *start = replication_date(start_ms), *end = replication_date(end_ms);
     char *base = path_of("sobjects", type, kind, NULL);
@@ -838,6 +874,11 @@ static enum err replication_call(struct sf_client *sf, const char *type, const c
         rc = ERR_UPSTREAM;
     }
     if (rc == ERR_OK) {
+        const char *earliest = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(ans.json, "earliestDateAvailable"));
+        int64_t e = 0;
+        if (earliest_ms)
+            *earliest_ms = earliest && sf_datetime_parse(earliest, &e) ? e : 0;
         *list = cJSON_DetachItemViaPointer(ans.json, items);
         *latest_ms = latest;
     }
@@ -852,14 +893,22 @@ static enum err replication_call(struct sf_client *sf, const char *type, const c
 enum err sf_get_updated(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
                         cJSON **ids, int64_t *latest_ms)
 {
-    return replication_call(sf, type, "updated", "ids", start_ms, end_ms, ids, latest_ms);
+    return replication_call(sf, type, "updated", "ids", start_ms, end_ms, ids, latest_ms, NULL);
 }
 
 enum err sf_get_deleted(struct sf_client *sf, const char *type, int64_t start_ms, int64_t end_ms,
                         cJSON **deleted, int64_t *latest_ms)
 {
     return replication_call(sf, type, "deleted", "deletedRecords", start_ms, end_ms, deleted,
-                            latest_ms);
+                            latest_ms, NULL);
+}
+
+enum err sf_get_deleted_window(struct sf_client *sf, const char *type, int64_t start_ms,
+                               int64_t end_ms, cJSON **deleted, int64_t *latest_ms,
+                               int64_t *earliest_ms)
+{
+    return replication_call(sf, type, "deleted", "deletedRecords", start_ms, end_ms, deleted,
+                            latest_ms, earliest_ms);
 }
 
 /* ---- Permissions -------------------------------------------------------------------------- */

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 #include "queue.h"
 #include "sf_id.h"
+#include "soql.h"
 #include "sync.h"
 #include "sync_state.h"
 #include "util.h"
@@ -39,6 +41,68 @@ static enum err push(PGconn *db, const char *opp_id, const char *event_type, con
     return rc;
 }
 
+/* Linked opportunity ids per queryAll: 200 ids keep the query URL short. */
+#define GAP_BATCH 200
+
+/* Queues a "deleted" event for each id of ids that queryAll says is deleted, or does not return
+ * at all (purged from the recycle bin). */
+static enum err push_gone(struct sync_ctx *ctx, PGconn *db, const cJSON *ids, int64_t now,
+                          size_t *stored)
+{
+    struct buf q;
+    buf_init(&q, 0);
+    buf_append_str(&q, "SELECT Id, IsDeleted FROM Opportunity WHERE Id IN ");
+    soql_append_in(&q, ids);
+    cJSON *rows = NULL;
+    enum err rc = sf_query_all(ctx->sf, q.data, &rows);
+    buf_clear(&q);
+    if (rc != ERR_OK)
+        return rc;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, ids)
+    {
+        bool is_gone = true;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, rows)
+        {
+            const char *rid = cJSON_GetStringValue(cJSON_GetObjectItem(r, "Id"));
+            if (rid && sf_id_equal(rid, id->valuestring))
+                is_gone = cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted"));
+        }
+        if (!is_gone)
+            continue;
+        char *key = xasprintf("deleted:%s:gap", id->valuestring);
+        rc = push(db, id->valuestring, "deleted", key, now, id, stored);
+        free(key);
+        if (rc != ERR_OK)
+            break;
+    }
+    cJSON_Delete(rows);
+    return rc;
+}
+
+/* getDeleted refused the window (dealsync was away longer than Salesforce keeps its delete
+ * log): every opportunity dealsync has linked is looked up with queryAll instead, so a delete
+ * made during the gap still reaches HubSpot and the poller moves on. */
+static enum err sweep_linked(struct sync_ctx *ctx, PGconn *db, int64_t now, size_t *stored)
+{
+    PGresult *r = PQexec(db, "SELECT sf_id FROM record_link WHERE kind = 'opportunity'"
+                             " ORDER BY sf_id");
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read linked opportunities");
+    cJSON *batch = cJSON_CreateArray();
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
+        cJSON_AddItemToArray(batch, cJSON_CreateString(PQgetvalue(r, i, 0)));
+        if (cJSON_GetArraySize(batch) == GAP_BATCH || i + 1 == PQntuples(r)) {
+            rc = push_gone(ctx, db, batch, now, stored);
+            cJSON_Delete(batch);
+            batch = cJSON_CreateArray();
+        }
+    }
+    cJSON_Delete(batch);
+    PQclear(r);
+    return rc;
+}
+
 static void poll_deleted(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
@@ -53,7 +117,22 @@ static void poll_deleted(struct sync_ctx *ctx, PGconn *db, int64_t now)
         return;
     cJSON *deleted = NULL;
     int64_t latest = 0;
-    rc = sf_get_deleted(ctx->sf, "Opportunity", from, now, &deleted, &latest);
+    int64_t earliest = 0;
+    rc = sf_get_deleted_window(ctx->sf, "Opportunity", from, now, &deleted, &latest, &earliest);
+    if (rc == ERR_INVALID || (rc == ERR_OK && earliest > from)) {
+        size_t gone = 0;
+        cJSON_Delete(deleted);
+        log_warn("getDeleted no longer covers the window; comparing linked opportunities",
+                 LOG_I64("from_ms", from), LOG_I64("earliest_ms", earliest));
+        rc = sweep_linked(ctx, db, now, &gone);
+        /* Covered up to now: the next window starts at the last whole minute. */
+        if (rc == ERR_OK)
+            rc = poll_advance(db, SF_POLLER_DELETED, now - now % MINUTE_MS);
+        if (rc == ERR_OK)
+            log_info("deleted opportunities queued", LOG_I64("count", (int64_t)gone),
+                     LOG_STR("found_by", "linked ids"));
+        return;
+    }
     if (rc != ERR_OK) {
         log_warn("cannot poll deleted opportunities", LOG_STR("error", err_str(rc)));
         return;

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "util.h"
 
 /* How often one worker prunes done events. */
@@ -77,6 +78,15 @@ static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
     int n = poll(fds, 2, timeout_ms);
     if (n > 0 && (fds[0].revents & POLLIN))
         (void)worker_drain_notifications(db);
+}
+
+/* Whether the record was claimed for an import (dealsync_import_records_total). */
+static bool is_imported(const struct queue_record *r)
+{
+    for (size_t i = 0; i < r->event_count; i++)
+        if (strcmp(r->events[i].event_type, "import") == 0)
+            return true;
+    return false;
 }
 
 /* A transient failure (an outage, a rate limit, a timeout: nothing wrong with the record) is
@@ -177,6 +187,11 @@ static void log_finished(const struct queue_finish_item *it, enum err rc)
         snprintf(labels, sizeof(labels), "source=\"%s\",outcome=\"%s\"", r->source, name);
         metrics_inc("dealsync_worker_records_total", labels, 1);
         metrics_inc("dealsync_worker_events_total", labels, (long long)r->event_count);
+        if (is_imported(r)) {
+            snprintf(labels, sizeof(labels), "source=\"%s\",state=\"%s\"", r->source,
+                     it->outcome == QUEUE_DONE ? (r->is_skipped ? "skipped" : "synced") : name);
+            metrics_inc("dealsync_import_records_total", labels, 1);
+        }
     }
 }
 
@@ -233,6 +248,11 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     if (!done)
         rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
     for (size_t i = 0; i < n; i++) {
+        /* Dead of a transient cause: retried automatically later (reconcile.c). */
+        if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
+            reconcile_mark_transient(db, &recs[i]) != ERR_OK)
+            log_warn("dead event not marked for the automatic retry",
+                     LOG_STR("record_id", recs[i].record_id));
         log_finished(&items[i], rc);
         free(fallbacks[i]);
     }

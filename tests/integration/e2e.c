@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "itest.h"
 #include "util.h"
@@ -144,6 +145,10 @@ char **e2e_dealsync_env(const struct e2e *e, const char *const *extra)
     env[k++] = xstrdup("QUEUE_POLL_INTERVAL_MS=200");
     env[k++] = xstrdup("DELETE_POLL_INTERVAL_SECONDS=1");
     env[k++] = xstrdup("CONTACT_ROLE_POLL_INTERVAL_SECONDS=1");
+    /* No reconciliation sweeps or dead-letter retries unless a test asks for them: they would
+     * add reads (and calls to count) to scenarios about other things. */
+    env[k++] = xstrdup("RECONCILE_INTERVAL_SECONDS=0");
+    env[k++] = xstrdup("DEAD_RETRY_INTERVAL_SECONDS=0");
     for (const char *const *x = extra; x && *x && k < 62; x++)
         env[k++] = xstrdup(*x);
     env[k] = NULL;
@@ -204,6 +209,34 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
     register_outbound_message(e);
     register_hubspot_webhooks(e);
     e2e_env_free(env);
+    /* For the test's own dealsync commands: the same environment, with the database. */
+    e->env = e2e_dealsync_env(e, extra_env);
+}
+
+struct itest_proc *e2e_dealsync_start(struct e2e *e, const char *const *args, char **log_path)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = itest_env("DEALSYNC_BIN");
+    for (const char *const *a = args; *a && n < 15; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    *log_path = xasprintf("%s/command-%d-%d.log", itest_env("TEST_TMPDIR"), (int)getpid(),
+                          ++e->command_count);
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)e->env, *log_path, NULL);
+    ck_assert_msg(p != NULL, "cannot start dealsync %s", args[0]);
+    return p;
+}
+
+int e2e_dealsync(struct e2e *e, const char *const *args, char **output)
+{
+    char *log_path = NULL;
+    struct itest_proc *p = e2e_dealsync_start(e, args, &log_path);
+    int status = itest_proc_stop(p, 0, 120000);
+    if (output)
+        *output = itest_read_file(log_path, NULL);
+    free(log_path);
+    return status;
 }
 
 int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log)
@@ -248,6 +281,9 @@ void e2e_stop(struct e2e *e)
     sbtest_stop(&e->sb);
     free(e->sf_token);
     free(e->org_id);
+    for (char **x = e->env; x && *x; x++)
+        free(*x);
+    free(e->env);
     memset(e, 0, sizeof(*e));
 }
 

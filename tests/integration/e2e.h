@@ -23,6 +23,8 @@ struct e2e {
     struct svc svc;   /* dealsync: svc.base, svc.db (the test's own connection) */
     char *org_id;
     char *sf_token; /* an API access token of the integration user, for direct REST calls */
+    char **env;     /* dealsync's environment (NULL-ended), for its other commands */
+    int command_count;
 };
 
 /* Starts both and wires them. extra_env ("NAME=value", NULL-ended, may be NULL) is added to
@@ -73,6 +75,14 @@ int e2e_count(struct e2e *e, long long since, const char *system, const char *di
 /* Writes "<label>: salesforce N calls, hubspot M calls" for the API calls dealsync made since
  * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
 void e2e_report_calls(struct e2e *e, const char *label, long long since);
+
+/* Runs `dealsync <args>` (args NULL-ended) with dealsync's environment, waits up to 120 s and
+ * returns its exit status; *output (may be NULL) receives what it wrote to stdout and stderr
+ * (caller frees). */
+int e2e_dealsync(struct e2e *e, const char *const *args, char **output);
+/* Starts `dealsync <args>` without waiting; its output goes to *log_path (caller frees). Stop
+ * it with itest_proc_stop. */
+struct itest_proc *e2e_dealsync_start(struct e2e *e, const char *const *args, char **log_path);
 
 /* Rows of the queue in a given status, and the newest outcome detail of a record. */
 long long e2e_events(struct e2e *e, const char *status);

@@ -23,7 +23,7 @@ int qtest_push(PGconn *db, const char *source, const char *dedup_key, const char
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "key", dedup_key);
     struct queue_event_in ev = {source,       dedup_key,   object_type, record_id,
-                                "test.event", occurred_ms, payload};
+                                "test.event", occurred_ms, payload,     QUEUE_PRIORITY_LIVE};
     size_t stored = 0;
     ck_assert_int_eq(queue_push(db, &ev, 1, &stored), ERR_OK);
     cJSON_Delete(payload);

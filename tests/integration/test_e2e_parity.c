@@ -523,8 +523,10 @@ START_TEST(refused_pipeline_fails_only_its_record_type)
     ck_assert_int_eq(sync_setting_set(e.svc.db, SYNC_SETTING_SYNC_DEALS, "on"), ERR_OK);
     cJSON *payload = cJSON_CreateObject();
     struct queue_event_in evs[2] = {
-        {"salesforce", "parity-1", "Opportunity", refused, "resync", util_now_ms(), payload},
-        {"salesforce", "parity-2", "Opportunity", fits, "resync", util_now_ms(), payload},
+        {"salesforce", "parity-1", "Opportunity", refused, "resync", util_now_ms(), payload,
+         QUEUE_PRIORITY_LIVE},
+        {"salesforce", "parity-2", "Opportunity", fits, "resync", util_now_ms(), payload,
+         QUEUE_PRIORITY_LIVE},
     };
     size_t stored = 0;
     ck_assert_int_eq(queue_push(e.svc.db, evs, 2, &stored), ERR_OK);

@@ -680,8 +680,9 @@ START_TEST(duplicates_order_and_faults)
     /* A stale notification arriving late (an outbound message retried after newer ones):
      * the handler reads the current state, so the deal keeps the newest amount. */
     cJSON *payload = cJSON_Parse("{\"fields\":{\"Amount\":\"1.0\"}}");
-    struct queue_event_in late = {"salesforce",       "late-redelivery",       "Opportunity", opp,
-                                  "outbound_message", util_now_ms() - 3600000, payload};
+    struct queue_event_in late = {"salesforce", "late-redelivery",  "Opportunity",
+                                  opp,          "outbound_message", util_now_ms() - 3600000,
+                                  payload,      QUEUE_PRIORITY_LIVE};
     size_t stored = 0;
     ck_assert_int_eq(queue_push(e.svc.db, &late, 1, &stored), ERR_OK);
     ck_assert_int_eq(stored, 1);
@@ -726,8 +727,9 @@ START_TEST(duplicates_order_and_faults)
     mark = e2e_mark(&e);
     sf_delete(&e, "Opportunity", opp);
     cJSON *stale = cJSON_Parse("{\"fields\":{\"Amount\":\"5.0\"}}");
-    struct queue_event_in after = {"salesforce",       "read-after-delete", "Opportunity", opp,
-                                   "outbound_message", util_now_ms(),       stale};
+    struct queue_event_in after = {"salesforce", "read-after-delete", "Opportunity",
+                                   opp,          "outbound_message",  util_now_ms(),
+                                   stale,        QUEUE_PRIORITY_LIVE};
     ck_assert_int_eq(queue_push(e.svc.db, &after, 1, &stored), ERR_OK);
     cJSON_Delete(stale);
     ck_assert_msg(wait_deal(&e, opp, is_gone, NULL, DEADLINE_MS), "deal never deleted");
@@ -784,8 +786,9 @@ START_TEST(batch_and_setup)
     cJSON *payload = cJSON_CreateObject();
     for (int i = 0; i < 3; i++) {
         snprintf(keys[i], sizeof(keys[i]), "batch-%d", i);
-        evs[i] = (struct queue_event_in){"salesforce", keys[i],       "Opportunity", opps[i],
-                                         "resync",     util_now_ms(), payload};
+        evs[i] =
+            (struct queue_event_in){"salesforce",  keys[i], "Opportunity",      opps[i], "resync",
+                                    util_now_ms(), payload, QUEUE_PRIORITY_LIVE};
     }
     size_t stored = 0;
     ck_assert_int_eq(queue_push(e.svc.db, evs, 3, &stored), ERR_OK);

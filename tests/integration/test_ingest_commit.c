@@ -65,10 +65,14 @@ START_TEST(a_group_answers_each_request_after_its_commit)
 
     static struct request r[4];
     memset(r, 0, sizeof(r));
-    const struct queue_event_in a1 = {"hubspot", "a1", "deal", "R", "deal.propertyChange", 2, p};
-    const struct queue_event_in b1 = {"hubspot", "b1", "deal", "S", "deal.propertyChange", 3, p};
-    const struct queue_event_in pre = {"hubspot", "pre", "deal", "R", "deal.propertyChange", 1, p};
-    const struct queue_event_in bad = {"nowhere", "x1", "deal", "T", "deal.propertyChange", 4, p};
+    const struct queue_event_in a1 = {
+        "hubspot", "a1", "deal", "R", "deal.propertyChange", 2, p, QUEUE_PRIORITY_LIVE};
+    const struct queue_event_in b1 = {
+        "hubspot", "b1", "deal", "S", "deal.propertyChange", 3, p, QUEUE_PRIORITY_LIVE};
+    const struct queue_event_in pre = {
+        "hubspot", "pre", "deal", "R", "deal.propertyChange", 1, p, QUEUE_PRIORITY_LIVE};
+    const struct queue_event_in bad = {
+        "nowhere", "x1", "deal", "T", "deal.propertyChange", 4, p, QUEUE_PRIORITY_LIVE};
     r[0].ev[0] = a1;
     r[0].n = 1;
     r[1].ev[0] = b1;
@@ -124,9 +128,9 @@ START_TEST(a_key_repeated_in_a_group_is_stored_once)
     char *url = qtest_db("ic_dup", &db);
     cJSON *p = cJSON_CreateObject();
     struct queue_event_in evs[3] = {
-        {"hubspot", "k1", "deal", "1", "deal.creation", 1, p},
-        {"hubspot", "k2", "deal", "2", "deal.creation", 1, p},
-        {"hubspot", "k1", "deal", "1", "deal.creation", 1, p},
+        {"hubspot", "k1", "deal", "1", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
+        {"hubspot", "k2", "deal", "2", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
+        {"hubspot", "k1", "deal", "1", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
     };
     size_t group[3] = {0, 1, 1};
     size_t stored[2] = {9, 9};

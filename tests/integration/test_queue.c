@@ -48,17 +48,18 @@ START_TEST(a_batch_is_one_transaction)
     char *url = qtest_db("q_batch", &db);
     cJSON *p = cJSON_CreateObject();
     struct queue_event_in evs[3] = {
-        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p},
-        {"hubspot", "1:1:2", "deal", "10", "deal.propertyChange", 2, p},
-        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p}, /* duplicate within batch */
+        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
+        {"hubspot", "1:1:2", "deal", "10", "deal.propertyChange", 2, p, QUEUE_PRIORITY_LIVE},
+        {"hubspot", "1:1:1", "deal", "10", "deal.creation", 1, p,
+         QUEUE_PRIORITY_LIVE}, /* duplicate within batch */
     };
     size_t stored = 0;
     ck_assert_int_eq(queue_push(db, evs, 3, &stored), ERR_OK);
     ck_assert_uint_eq(stored, 2);
     /* An invalid source violates a CHECK: nothing of that batch may be stored. */
     struct queue_event_in bad[2] = {
-        {"hubspot", "1:1:9", "deal", "11", "deal.creation", 1, p},
-        {"nowhere", "x", "deal", "11", "deal.creation", 1, p},
+        {"hubspot", "1:1:9", "deal", "11", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
+        {"nowhere", "x", "deal", "11", "deal.creation", 1, p, QUEUE_PRIORITY_LIVE},
     };
     ck_assert_int_eq(queue_push(db, bad, 2, &stored), ERR_DB);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2);
@@ -249,6 +250,51 @@ START_TEST(concurrent_claimers_split_the_work)
                                      "SELECT count(*) FROM (SELECT record_id FROM sync_outcome"
                                      " GROUP BY record_id HAVING count(DISTINCT worker) > 1) d"),
                      0);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* Live changes first: a record with a live event is claimed before background (import) records
+ * queued earlier, a claim never mixes the two, and background claims fill 100-record batches. */
+START_TEST(live_records_are_claimed_before_background_ones)
+{
+    PGconn *db;
+    char *url = qtest_db("q_prio", &db);
+    enum { N = 150 };
+    cJSON *p = cJSON_CreateObject();
+    struct queue_event_in evs[N];
+    char keys[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "import:%d", i);
+        evs[i] = (struct queue_event_in){"hubspot", keys[i], "deal", keys[i] + 7,
+                                         "import",  i,       p,      QUEUE_PRIORITY_BACKGROUND};
+    }
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(db, evs, N, &stored), ERR_OK);
+    ck_assert_uint_eq(stored, N);
+    /* Two live edits arrive after the import was queued; one is on an imported record, which
+     * makes that record live. */
+    qtest_push(db, "hubspot", "live-1", "deal", "9999", 1);
+    qtest_push(db, "hubspot", "live-2", "deal", "3", 2);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    for (size_t i = 0; i < b.record_count; i++)
+        ck_assert(strcmp(b.records[i].record_id, "9999") == 0 ||
+                  strcmp(b.records[i].record_id, "3") == 0);
+    queue_batch_clear(&b);
+    /* Only background records are left: a claim of 10 takes 100 of them, then the rest. */
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(queue_claim(db, "w3", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, N - 1 - QUEUE_BACKGROUND_CLAIM);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'running'"
+                                         " AND priority = 1"),
+                     N);
+    cJSON_Delete(p);
     PQfinish(db);
     free(url);
 }
@@ -465,6 +511,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, retry_backs_off_then_dead_letters);
     tcase_add_test(tc, expired_lease_is_taken_over_and_the_old_owner_changes_nothing);
     tcase_add_test(tc, concurrent_claimers_split_the_work);
+    tcase_add_test(tc, live_records_are_claimed_before_background_ones);
     tcase_add_test(tc, prune_removes_only_old_done_events);
     tcase_add_test(tc, dead_events_can_be_requeued);
     tcase_add_test(tc, open_event_counts_follow_every_change);

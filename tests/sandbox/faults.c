@@ -229,6 +229,7 @@ static bool put_delivery(const cJSON *delivery, char **err)
     static const char *const names[][2] = {
         {"duplicate_rate", SB_SETTING_DUPLICATE_RATE},
         {"reorder_rate", SB_SETTING_REORDER_RATE},
+        {"drop_rate", SB_SETTING_DROP_RATE},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(delivery, names[i][0]);
@@ -348,5 +349,6 @@ cJSON *sb_faults_json(void)
                             sb_setting_double(SB_SETTING_DUPLICATE_RATE, 0));
     cJSON_AddNumberToObject(delivery, "reorder_rate",
                             sb_setting_double(SB_SETTING_REORDER_RATE, 0));
+    cJSON_AddNumberToObject(delivery, "drop_rate", sb_setting_double(SB_SETTING_DROP_RATE, 0));
     return root;
 }

@@ -207,6 +207,8 @@ struct batch {
     int count;
 };
 
+static void queue_remove(struct pending *p);
+
 /* Takes up to 100 due events off the queue (marked in flight). False when nothing is due. */
 static bool batch_take(struct batch *b)
 {
@@ -220,6 +222,13 @@ static bool batch_take(struct batch *b)
         struct pending *p = &queue[i];
         if (p->is_in_flight || p->due_at > now || p->queued_at + delay > now)
             continue;
+        if (sb_random() < sb_setting_double(SB_SETTING_DROP_RATE, 0)) {
+            /* Given up as after HubSpot's last retry: the change is never reported. */
+            dropped_events++;
+            queue_remove(p);
+            i--;
+            continue;
+        }
         p->is_in_flight = true;
         b->seqs[b->count++] = p->seq;
         cJSON *e = cJSON_Duplicate(p->event, true);

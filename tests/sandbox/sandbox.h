@@ -72,9 +72,12 @@ double sb_setting_double(const char *name, double fallback);
  * settings; each half reads them when it sends a webhook / outbound message:
  *   delivery.duplicate_rate  0..1  chance that a delivered batch is sent once more later
  *   delivery.reorder_rate    0..1  chance that a batch is shuffled before it is sent
+ *   delivery.drop_rate       0..1  chance that a due notification or webhook event is given up
+ *                                  at once, as the real CRMs give up after their last retry
  * Decide with sb_random() so a run is reproducible from the seed. */
 #define SB_SETTING_DUPLICATE_RATE "delivery.duplicate_rate"
 #define SB_SETTING_REORDER_RATE "delivery.reorder_rate"
+#define SB_SETTING_DROP_RATE "delivery.drop_rate"
 
 /* Deterministic pseudo-random numbers from the fault seed (xorshift); returns [0, 1). */
 double sb_random(void);

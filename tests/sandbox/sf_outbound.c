@@ -367,6 +367,13 @@ void sb_sf_tick(void)
         /* Notifications queued within one batch window of the first due one travel with it. */
         if (e->is_in_flight || e->due_ms > (om ? now + batch_window : now))
             continue;
+        if (sb_random() < sb_setting_double(SB_SETTING_DROP_RATE, 0.0)) {
+            /* Given up as after 24 hours of failed attempts: the change is never reported. */
+            q.dropped++;
+            remove_at(i);
+            i--;
+            continue;
+        }
         if (!om) {
             struct sf_object *owner = NULL;
             om = sf_store_find(e->action_id, &owner);

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# import.sh - `make bench-import`: what `dealsync import` costs. Seeds the sandbox with N
+# opportunities (each with its own account and two contact roles) that exist before dealsync
+# starts, imports them into an empty HubSpot, then seeds N deals in the synced pipeline and
+# imports them the other way. For each direction it prints, from the sandbox's request log, the
+# API calls per record made to each CRM, the wall time, and the largest share of HubSpot's
+# 10-second limit used in any 10-second window. Both directions run, with webhooks and outbound
+# messages delivered, as in production. N=10000 is the issue's size; the default is smaller.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+N=${N:-200}
+WORKERS=${WORKERS:-4}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+tmp=$(mktemp -d /tmp/dealsync-bench-import.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+  scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+  if [ "${KEEP_TMP:-}" = 1 ]; then echo "bench: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p=$((20000 + RANDOM % 20000))
+  while ! port_is_free "$p"; do p=$((20000 + RANDOM % 20000)); done
+  echo "$p"
+}
+wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+
+export DATABASE_URL
+DATABASE_URL=$(scripts/pg.sh start "$tmp/pg" "$(free_port)")
+SB_PORT=$(free_port)
+SB=http://127.0.0.1:$SB_PORT
+# Records made before dealsync starts send nothing (delivery.drop_rate=1 while seeding).
+"$BUILD/dealsync-sandbox" --port "$SB_PORT" --set delivery.drop_rate=1 >"$tmp/sandbox.log" 2>&1 &
+pids+=($!)
+wait_http "$SB/_sandbox/health"
+
+sb() { curl -fsS -X "$1" "$SB$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+drop() { sb PUT /_sandbox/settings "{\"delivery.drop_rate\": $1}" >/dev/null; }
+
+echo "bench: seeding $N opportunities, $N accounts, $((2 * N)) contacts and $((2 * N)) contact roles" >&2
+for i in $(seq 1 "$N"); do
+  acct=$(sb POST /_sandbox/salesforce/records/Account "{\"Name\":\"Bench account $i\",\"Website\":\"https://bench$i.test\"}" | jq -er .Id)
+  c1=$(sb POST /_sandbox/salesforce/records/Contact "{\"LastName\":\"First $i\",\"Email\":\"first$i@bench$i.test\",\"AccountId\":\"$acct\"}" | jq -er .Id)
+  c2=$(sb POST /_sandbox/salesforce/records/Contact "{\"LastName\":\"Second $i\",\"Email\":\"second$i@bench$i.test\",\"AccountId\":\"$acct\"}" | jq -er .Id)
+  opp=$(sb POST /_sandbox/salesforce/records/Opportunity "{\"Name\":\"Bench opportunity $i\",\"StageName\":\"Prospecting\",\"CloseDate\":\"2027-06-01\",\"Amount\":$((1000 + i)),\"AccountId\":\"$acct\"}" | jq -er .Id)
+  sb POST /_sandbox/salesforce/records/OpportunityContactRole "{\"OpportunityId\":\"$opp\",\"ContactId\":\"$c1\",\"IsPrimary\":true}" >/dev/null
+  sb POST /_sandbox/salesforce/records/OpportunityContactRole "{\"OpportunityId\":\"$opp\",\"ContactId\":\"$c2\"}" >/dev/null
+done
+
+PORT=$(free_port)
+export PORT BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL=http://127.0.0.1:$PORT LOG_LEVEL=warn
+export SALESFORCE_ORG_ID
+SALESFORCE_ORG_ID=$(curl -fsS "$SB/_sandbox/salesforce/org" | jq -er .organizationId)
+export SALESFORCE_LOGIN_URL=$SB SALESFORCE_CLIENT_ID=sandbox-client-id \
+  SALESFORCE_CLIENT_SECRET=sandbox-client-secret SALESFORCE_REFRESH_TOKEN=sandbox-refresh-token
+export HUBSPOT_API_BASE_URL=$SB HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token \
+  HUBSPOT_CLIENT_SECRET=sandbox-client-secret HUBSPOT_APP_ID=1160452 \
+  HUBSPOT_DEVELOPER_API_KEY=sandbox-developer-key WORKER_THREADS=$WORKERS
+"$BUILD/dealsync" register >"$tmp/register.log" 2>&1
+"$BUILD/dealsync" settings sync-deals on >>"$tmp/register.log" 2>&1
+"$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$PORT/healthz"
+drop 0
+
+mark() { curl -fsS "$SB/_sandbox/requests?since=9000000000000000000" | jq -er .last_id; }
+
+# API calls dealsync made since a mark: "salesforce_calls hubspot_calls peak_hubspot_10s".
+calls_since() {
+  curl -fsS "$SB/_sandbox/requests?since=$1" >"$tmp/requests.json"
+  jq -r '[.requests[] | select(.direction == "in")] |
+    [(map(select(.system == "salesforce")) | length), (map(select(.system == "hubspot")) | length)]
+    | @tsv' "$tmp/requests.json" | tr '\n' '\t'
+  jq -r '.requests[] | select(.direction == "in" and .system == "hubspot") | .ts' "$tmp/requests.json" |
+    sort -n | awk '{ t[NR] = $1; while (t[NR] - t[first + 1] >= 10000) first++;
+      if (NR - first > peak) peak = NR - first } END { print peak + 0 }'
+}
+
+limit=$(curl -fsS "$SB/_sandbox/settings" | jq -r '."hubspot.rate_limit_max" // 190')
+phase() { # label side
+  local m start end out
+  m=$(mark)
+  start=$(date +%s.%N)
+  "$BUILD/dealsync" import "$2" --wait >"$tmp/import-$2.out" 2>>"$tmp/import-$2.log" || {
+    cat "$tmp/import-$2.out" "$tmp/import-$2.log" >&2
+    exit 1
+  }
+  # Echoes of the import's own writes come back through webhooks: wait for the queue to settle.
+  for _ in $(seq 1 600); do
+    open=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select count(*) from sync_event where status in ('pending','running')")
+    [ "$open" = 0 ] && break
+    sleep 0.5
+  done
+  end=$(date +%s.%N)
+  read -r sf hs peak <<<"$(calls_since "$m")"
+  awk -v l="$1" -v n="$N" -v sf="$sf" -v hs="$hs" -v p="$peak" -v lim="$limit" -v s="$start" -v e="$end" 'BEGIN {
+    printf "%-34s %6d records  salesforce %6d calls (%.3f/record)  hubspot %6d calls (%.3f/record)  total %.3f/record  wall %.1f s  hubspot peak %d calls in 10 s (%.0f%% of %d)\n",
+      l, n, sf, sf / n, hs, hs / n, (sf + hs) / n, e - s, p, 100 * p / lim, lim }'
+  sed 's/^/  /' "$tmp/import-$2.out"
+}
+
+echo "bench: N=$N WORKERS=$WORKERS, both directions running, deliveries on" >&2
+phase "import salesforce -> hubspot" salesforce
+
+# The HubSpot side: N deals in the pipeline the import made, created while deliveries are lost
+# (they existed before), then imported.
+drop 1
+pipeline=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select hs_pipeline_id from pipeline_map order by created_at limit 1")
+stage=$(curl -fsS "$SB/crm/v3/pipelines/deals" -H 'Authorization: Bearer sandbox-hubspot-token' |
+  jq -er --arg p "$pipeline" '.results[] | select(.id == $p) | .stages[0].id')
+for i in $(seq 1 "$N"); do
+  sb POST /_sandbox/hubspot/objects/deals "{\"properties\":{\"dealname\":\"Bench deal $i\",\"pipeline\":\"$pipeline\",\"dealstage\":\"$stage\",\"amount\":\"$((5000 + i))\",\"closedate\":\"2027-07-01T00:00:00.000Z\"}}" >/dev/null
+done
+drop 0
+phase "import hubspot -> salesforce" hubspot
+dead=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select count(*) from sync_event where status = 'dead'")
+echo "dead events: $dead"
