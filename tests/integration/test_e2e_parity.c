@@ -28,59 +28,6 @@ static cJSON *sb(struct e2e *e, const char *method, const char *path, const char
     return json;
 }
 
-/* Creates a Salesforce record as the UI user; returns its id (caller frees). */
-static char *sf_create(struct e2e *e, const char *type, const char *json)
-{
-    char *path = xasprintf(SF_CONTROL "%s", type);
-    cJSON *rec = sb(e, "POST", path, json, 201);
-    char *id = xstrdup(sbtest_str(rec, "Id"));
-    cJSON_Delete(rec);
-    free(path);
-    return id;
-}
-
-static void sf_update(struct e2e *e, const char *type, const char *id, const char *json)
-{
-    char *path = xasprintf(SF_CONTROL "%s/%s", type, id);
-    cJSON_Delete(sb(e, "PATCH", path, json, 200));
-    free(path);
-}
-
-static cJSON *sf_get(struct e2e *e, const char *type, const char *id)
-{
-    char *path = xasprintf(SF_CONTROL "%s/%s", type, id);
-    cJSON *rec = sb(e, "GET", path, NULL, 200);
-    free(path);
-    return rec;
-}
-
-/* Id of the live record of type whose field has value (caller frees), or NULL. */
-static char *sf_find(struct e2e *e, const char *type, const char *field, const char *value)
-{
-    char *path = xasprintf(SF_CONTROL "%s", type);
-    cJSON *all = sb(e, "GET", path, NULL, 200);
-    char *id = NULL;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, all)
-    {
-        if (!id && strcmp(sbtest_str(r, field), value) == 0 &&
-            !cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted")))
-            id = xstrdup(sbtest_str(r, "Id"));
-    }
-    cJSON_Delete(all);
-    free(path);
-    return id;
-}
-
-static void hs_update(struct e2e *e, const char *type, const char *id, const char *props_json)
-{
-    char *path = xasprintf("/_sandbox/hubspot/objects/%s/%s", type, id);
-    char *body = xasprintf("{\"properties\":%s}", props_json);
-    cJSON_Delete(sb(e, "PATCH", path, body, 200));
-    free(body);
-    free(path);
-}
-
 static char *hs_create(struct e2e *e, const char *type, const char *props_json)
 {
     char *path = xasprintf("/_sandbox/hubspot/objects/%s", type);
@@ -91,13 +38,6 @@ static char *hs_create(struct e2e *e, const char *type, const char *props_json)
     free(body);
     free(path);
     return id;
-}
-
-static const char *prop(const cJSON *obj, const char *name)
-{
-    const char *s =
-        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "properties"), name));
-    return s ? s : "";
 }
 
 /* The deal linked to opportunity opp (sandbox state, caller deletes), or NULL. */
@@ -135,7 +75,7 @@ static bool deal_pred(void *arg)
 {
     struct deal_wait *w = arg;
     cJSON *d = deal_of(w->e, w->opp);
-    bool ok = d && (!w->name || strcmp(prop(d, w->name), w->value) == 0);
+    bool ok = d && (!w->name || strcmp(e2e_prop(d, w->name), w->value) == 0);
     cJSON_Delete(d);
     return ok;
 }
@@ -158,7 +98,7 @@ struct opp_wait {
 static bool opp_pred(void *arg)
 {
     struct opp_wait *w = arg;
-    cJSON *o = sf_get(w->e, "Opportunity", w->id);
+    cJSON *o = e2e_sf_get(w->e, "Opportunity", w->id);
     const cJSON *v = cJSON_GetObjectItem(o, w->field);
     char number[32] = "";
     if (cJSON_IsNumber(v))
@@ -264,11 +204,11 @@ static int opp_writes(struct e2e *e, long long mark)
 static void assert_same_stage(struct e2e *e, const char *opp, const cJSON *pipeline,
                               const char *hs_label)
 {
-    cJSON *o = sf_get(e, "Opportunity", opp);
+    cJSON *o = e2e_sf_get(e, "Opportunity", opp);
     cJSON *d = deal_of(e, opp);
     ck_assert_ptr_nonnull(d);
-    ck_assert_str_eq(prop(d, "pipeline"), sbtest_str(pipeline, "id"));
-    ck_assert_str_eq(stage_label_of(pipeline, prop(d, "dealstage")),
+    ck_assert_str_eq(e2e_prop(d, "pipeline"), sbtest_str(pipeline, "id"));
+    ck_assert_str_eq(stage_label_of(pipeline, e2e_prop(d, "dealstage")),
                      hs_label ? hs_label : sbtest_str(o, "StageName"));
     cJSON_Delete(d);
     cJSON_Delete(o);
@@ -283,24 +223,24 @@ START_TEST(pipeline_has_its_record_types_sales_process)
 {
     struct e2e e;
     e2e_start(&e, "e2e_parity_stages", NULL, NULL, true);
-    char *bp = sf_create(&e, "BusinessProcess",
-                         "{\"Name\":\"Renewal Process\",\"TableEnumOrId\":\"Opportunity\","
-                         "\"IsActive\":true}");
+    char *bp = e2e_sf_create(&e, "BusinessProcess",
+                             "{\"Name\":\"Renewal Process\",\"TableEnumOrId\":\"Opportunity\","
+                             "\"IsActive\":true}");
     char *path = xasprintf(SF_CONTROL "BusinessProcess/%s/stages", bp);
     cJSON_Delete(sb(&e, "PUT", path,
                     "{\"stages\":[\"Qualification\",\"Negotiation/Review\",\"Closed Won\","
                     "\"Closed Lost\"]}",
                     200));
     free(path);
-    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *renewal = e2e_sf_find(&e, "RecordType", "DeveloperName", "Renewal");
     char *json = xasprintf("{\"BusinessProcessId\":\"%s\"}", bp);
-    sf_update(&e, "RecordType", renewal, json);
+    e2e_sf_update(&e, "RecordType", renewal, json);
     free(json);
 
     json = xasprintf("{\"Name\":\"Renewal 2027\",\"StageName\":\"Qualification\","
                      "\"CloseDate\":\"2027-01-31\",\"Amount\":500,\"RecordTypeId\":\"%s\"}",
                      renewal);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     cJSON_Delete(wait_deal(&e, opp, NULL, NULL));
     wait_idle(&e);
@@ -319,7 +259,7 @@ START_TEST(pipeline_has_its_record_types_sales_process)
     char *props =
         xasprintf("{\"dealstage\":\"%s\"}", stage_labelled(pipeline, "Negotiation/Review"));
     long long mark = e2e_mark(&e);
-    hs_update(&e, "deals", sbtest_str(deal, "id"), props);
+    e2e_hs_update(&e, "deals", sbtest_str(deal, "id"), props);
     free(props);
     wait_opp(&e, opp, "StageName", "Negotiation/Review");
     wait_idle(&e);
@@ -328,9 +268,21 @@ START_TEST(pipeline_has_its_record_types_sales_process)
 
     /* And back from Salesforce. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Won\"}");
     cJSON_Delete(wait_deal(&e, opp, "dealstage", stage_labelled(pipeline, "Closed Won")));
     wait_idle(&e);
+    assert_same_stage(&e, opp, pipeline, NULL);
+    ck_assert_int_eq(opp_writes(&e, mark), 0);
+
+    /* A stage outside the sales process (the API lets one be set) still syncs: the pipeline
+     * gains it. */
+    mark = e2e_mark(&e);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Needs Analysis\"}");
+    wait_idle(&e);
+    cJSON_Delete(pipeline);
+    pipeline = pipeline_labelled(&e, label);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(pipeline, "stages")), 5);
+    ck_assert_ptr_nonnull(stage_labelled(pipeline, "Needs Analysis"));
     assert_same_stage(&e, opp, pipeline, NULL);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
     cJSON_Delete(deal);
@@ -351,13 +303,13 @@ START_TEST(one_record_type_syncs_into_the_default_pipeline)
 {
     struct e2e e;
     e2e_start(&e, "e2e_parity_default", NULL, NULL, true);
-    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
-    sf_update(&e, "RecordType", renewal, "{\"IsActive\":false}");
-    char *only = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *renewal = e2e_sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    e2e_sf_update(&e, "RecordType", renewal, "{\"IsActive\":false}");
+    char *only = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
     char *json = xasprintf("{\"Name\":\"Single type\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":70,\"RecordTypeId\":\"%s\"}",
                            only);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     cJSON_Delete(wait_deal(&e, opp, NULL, NULL));
     wait_idle(&e);
@@ -376,14 +328,14 @@ START_TEST(one_record_type_syncs_into_the_default_pipeline)
     char *deal = hs_create(&e, "deals", props);
     free(props);
     wait_idle(&e);
-    char *created = sf_find(&e, "Opportunity", "Name", "From hubspot");
+    char *created = e2e_sf_find(&e, "Opportunity", "Name", "From hubspot");
     ck_assert_msg(created != NULL, "the deal did not become an opportunity");
-    cJSON *o = sf_get(&e, "Opportunity", created);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", created);
     ck_assert_str_eq(sbtest_str(o, "RecordTypeId"), only);
     ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
     cJSON_Delete(o);
     long long mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", created, "{\"StageName\":\"Qualification\"}");
+    e2e_sf_update(&e, "Opportunity", created, "{\"StageName\":\"Qualification\"}");
     wait_idle(&e);
     assert_same_stage(&e, created, pipeline, NULL);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
@@ -427,7 +379,7 @@ START_TEST(stages_map_to_existing_hubspot_stages)
     char *env_mappings = xasprintf("MAPPINGS_FILE=%s", mappings);
     const char *env[] = {env_mappings, NULL};
     e2e_start(&e, "e2e_parity_stage_map", env, NULL, true);
-    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *nb = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
     char *body = xasprintf(
         "{\"label\":\"Salesforce - %s\",\"displayOrder\":1,\"stages\":["
         "{\"label\":\"Discovery\",\"displayOrder\":0,\"metadata\":{\"probability\":\"0.1\"}},"
@@ -440,7 +392,7 @@ START_TEST(stages_map_to_existing_hubspot_stages)
     char *json = xasprintf("{\"Name\":\"Mapped stages\",\"StageName\":\"Qualification\","
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":40,\"RecordTypeId\":\"%s\"}",
                            nb);
-    char *opp = sf_create(&e, "Opportunity", json);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     cJSON_Delete(wait_deal(&e, opp, "dealstage", stage_labelled(pipeline, "Discovery")));
     wait_idle(&e);
@@ -448,12 +400,12 @@ START_TEST(stages_map_to_existing_hubspot_stages)
 
     /* Prospecting maps to the same HubSpot stage: nothing to write either way. */
     long long mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Prospecting\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Prospecting\"}");
     wait_idle(&e);
     assert_same_stage(&e, opp, pipeline, "Discovery");
     ck_assert_int_eq(deal_writes(&e, mark), 0);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
-    cJSON *o = sf_get(&e, "Opportunity", opp);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
     ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
     cJSON_Delete(o);
 
@@ -461,7 +413,7 @@ START_TEST(stages_map_to_existing_hubspot_stages)
     cJSON *deal = deal_of(&e, opp);
     char *props = xasprintf("{\"dealstage\":\"%s\"}", stage_labelled(pipeline, "Won"));
     mark = e2e_mark(&e);
-    hs_update(&e, "deals", sbtest_str(deal, "id"), props);
+    e2e_hs_update(&e, "deals", sbtest_str(deal, "id"), props);
     free(props);
     wait_opp(&e, opp, "StageName", "Closed Won");
     wait_idle(&e);
@@ -505,17 +457,17 @@ START_TEST(refused_pipeline_fails_only_its_record_type)
     const char *env[] = {"WORKER_THREADS=1", NULL};
     const char *args[] = {"--set", "hubspot.deal_pipeline_limit=2", NULL};
     e2e_start(&e, "e2e_parity_refused", env, args, false);
-    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
-    char *renewal = sf_find(&e, "RecordType", "DeveloperName", "Renewal");
+    char *nb = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *renewal = e2e_sf_find(&e, "RecordType", "DeveloperName", "Renewal");
     char *json = xasprintf("{\"Name\":\"Fits\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
                            nb);
-    char *fits = sf_create(&e, "Opportunity", json);
+    char *fits = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     json = xasprintf("{\"Name\":\"Refused\",\"StageName\":\"Prospecting\","
                      "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\"}",
                      renewal);
-    char *refused = sf_create(&e, "Opportunity", json);
+    char *refused = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     wait_idle(&e); /* sync deals is off: both skipped */
     /* The two records arrive in one transaction, as a resync queues them. */
@@ -560,13 +512,13 @@ START_TEST(hubspot_value_without_salesforce_picklist_value)
 {
     struct e2e e;
     e2e_start(&e, "e2e_parity_picklist", NULL, NULL, true);
-    char *nb = sf_find(&e, "RecordType", "DeveloperName", "New_Business");
+    char *nb = e2e_sf_find(&e, "RecordType", "DeveloperName", "New_Business");
     /* A first opportunity makes the pipeline. */
     char *json = xasprintf("{\"Name\":\"Seed\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"RecordTypeId\":\"%s\","
                            "\"Type\":\"New Customer\"}",
                            nb);
-    char *seed = sf_create(&e, "Opportunity", json);
+    char *seed = e2e_sf_create(&e, "Opportunity", json);
     free(json);
     cJSON_Delete(wait_deal(&e, seed, NULL, NULL));
     wait_idle(&e);
@@ -581,9 +533,9 @@ START_TEST(hubspot_value_without_salesforce_picklist_value)
     char *deal = hs_create(&e, "deals", props);
     free(props);
     wait_idle(&e);
-    char *opp = sf_find(&e, "Opportunity", "Name", "Typed in hubspot");
+    char *opp = e2e_sf_find(&e, "Opportunity", "Name", "Typed in hubspot");
     ck_assert_msg(opp != NULL, "the deal did not become an opportunity");
-    cJSON *o = sf_get(&e, "Opportunity", opp);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
     ck_assert_str_eq(sbtest_str(o, "Type"), "");
     ck_assert_str_eq(sbtest_str(o, "StageName"), "Prospecting");
     cJSON_Delete(o);
@@ -591,24 +543,24 @@ START_TEST(hubspot_value_without_salesforce_picklist_value)
 
     /* A Salesforce change: the deal follows, and its deal type stays. */
     long long mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Amount\":350}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":350}");
     cJSON_Delete(wait_deal(&e, opp, "amount", "350"));
     wait_idle(&e);
     cJSON *d = deal_of(&e, opp);
-    ck_assert_str_eq(prop(d, "dealtype"), "newbusiness");
+    ck_assert_str_eq(e2e_prop(d, "dealtype"), "newbusiness");
     cJSON_Delete(d);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
-    o = sf_get(&e, "Opportunity", opp);
+    o = e2e_sf_get(&e, "Opportunity", opp);
     ck_assert_str_eq(sbtest_str(o, "Type"), "");
     cJSON_Delete(o);
 
     /* The Salesforce value a HubSpot option matches does travel: both sides agree. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Type\":\"New Customer\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Type\":\"New Customer\"}");
     wait_idle(&e);
     expect_detail(&e, opp, "Type not written: no hubspot option for value");
     d = deal_of(&e, opp);
-    ck_assert_str_eq(prop(d, "dealtype"), "newbusiness");
+    ck_assert_str_eq(e2e_prop(d, "dealtype"), "newbusiness");
     cJSON_Delete(d);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
     free(opp);
@@ -705,43 +657,44 @@ START_TEST(custom_picklists_and_checkboxes_both_ways)
     subscribe_property(&e, "tier");
     subscribe_property(&e, "regions");
 
-    char *opp = sf_create(&e, "Opportunity",
-                          "{\"Name\":\"Regional\",\"StageName\":\"Prospecting\",\"CloseDate\":"
-                          "\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\",\"Regions__c\":"
-                          "\"Europe;Asia\"}");
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Regional\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                              "\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\",\"Regions__c\":"
+                              "\"Europe;Asia\"}");
     cJSON *d = wait_deal(&e, opp, "tier", "gold");
     wait_idle(&e);
     cJSON_Delete(d);
     d = deal_of(&e, opp);
-    ck_assert_msg(same_set(prop(d, "regions"), "eu;asia"), "regions \"%s\"", prop(d, "regions"));
+    ck_assert_msg(same_set(e2e_prop(d, "regions"), "eu;asia"), "regions \"%s\"",
+                  e2e_prop(d, "regions"));
     char *deal = xstrdup(sbtest_str(d, "id"));
     cJSON_Delete(d);
 
     /* HubSpot values Salesforce cannot hold (Bronze, Oceania): left out, the amount still
      * travels, and Salesforce's values do not come back over HubSpot's. */
     long long mark = e2e_mark(&e);
-    hs_update(&e, "deals", deal,
-              "{\"tier\":\"bronze\",\"regions\":\"eu;oceania\",\"amount\":\"150\"}");
+    e2e_hs_update(&e, "deals", deal,
+                  "{\"tier\":\"bronze\",\"regions\":\"eu;oceania\",\"amount\":\"150\"}");
     wait_opp(&e, opp, "Amount", "150");
     wait_idle(&e);
-    cJSON *o = sf_get(&e, "Opportunity", opp);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
     ck_assert_str_eq(sbtest_str(o, "Tier__c"), "Gold");
     ck_assert_str_eq(sbtest_str(o, "Regions__c"), "Europe;Asia");
     cJSON_Delete(o);
     expect_detail(&e, deal, "tier not written: no salesforce picklist value \"Bronze\"");
     expect_detail(&e, deal, "regions not written: no salesforce picklist value \"Oceania\"");
     d = deal_of(&e, opp);
-    ck_assert_str_eq(prop(d, "tier"), "bronze");
-    ck_assert_str_eq(prop(d, "regions"), "eu;oceania");
+    ck_assert_str_eq(e2e_prop(d, "tier"), "bronze");
+    ck_assert_str_eq(e2e_prop(d, "regions"), "eu;oceania");
     cJSON_Delete(d);
     ck_assert_int_eq(deal_writes(&e, mark), 0);
 
     /* Values Salesforce has: both sides agree. */
     mark = e2e_mark(&e);
-    hs_update(&e, "deals", deal, "{\"tier\":\"silver\",\"regions\":\"africa;eu\"}");
+    e2e_hs_update(&e, "deals", deal, "{\"tier\":\"silver\",\"regions\":\"africa;eu\"}");
     wait_opp(&e, opp, "Tier__c", "Silver");
     wait_idle(&e);
-    o = sf_get(&e, "Opportunity", opp);
+    o = e2e_sf_get(&e, "Opportunity", opp);
     ck_assert_msg(same_set(sbtest_str(o, "Regions__c"), "Africa;Europe"), "Regions__c \"%s\"",
                   sbtest_str(o, "Regions__c"));
     cJSON_Delete(o);
@@ -749,11 +702,11 @@ START_TEST(custom_picklists_and_checkboxes_both_ways)
 
     /* And from Salesforce. */
     mark = e2e_mark(&e);
-    sf_update(&e, "Opportunity", opp, "{\"Regions__c\":\"Asia\",\"Tier__c\":\"Gold\"}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Regions__c\":\"Asia\",\"Tier__c\":\"Gold\"}");
     cJSON_Delete(wait_deal(&e, opp, "regions", "asia"));
     wait_idle(&e);
     d = deal_of(&e, opp);
-    ck_assert_str_eq(prop(d, "tier"), "gold");
+    ck_assert_str_eq(e2e_prop(d, "tier"), "gold");
     cJSON_Delete(d);
     ck_assert_int_eq(opp_writes(&e, mark), 0);
 
