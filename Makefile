@@ -41,7 +41,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
 .PHONY: all test run asan tsan fuzz format format-check migrate clean deps bench bench-e2e chaos \
-        bench-import
+        bench-import bench-budget
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -128,6 +128,11 @@ bench: deps
 bench-e2e: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@scripts/bench-e2e.sh
+
+# Issue 9's burst against the sandbox at default limits (minutes; see docs/api-budget.md).
+bench-budget: deps
+	@$(MAKE) --no-print-directory all
+	@bench/budget.sh
 
 # What `dealsync import` costs in API calls per record (N=200 by default; N=10000 is the issue's).
 bench-import: deps

@@ -78,6 +78,14 @@ struct config {
     char *rollup_recent_close_date_property;
     char *rollup_recent_amount_property;
     char *rollup_total_revenue_property;
+    /* API budget (issue 9, api_budget.c) */
+    int hs_burst_limit;       /* HubSpot calls per 10 s for the private app */
+    int hs_daily_limit;       /* 0 = as HubSpot reports it */
+    int hs_search_per_second; /* search's own limit */
+    int sf_budget_percent;    /* share of the org's daily Salesforce allocation */
+    int budget_max_wait_ms;   /* longest a worker waits for a slot before deferring */
+    int budget_probe_seconds; /* refresh Salesforce usage this often while live-only */
+    int api_cache_seconds;    /* property definitions and owners, per process (api_cache.c) */
 };
 
 /* True when the Salesforce API is configured with either flow. */

@@ -28,6 +28,12 @@ enum err hs_client_new(const struct hs_client_options *opt, struct http_client *
 /* Wipes the token and frees. NULL is a no-op. */
 void hs_client_free(struct hs_client *hs);
 
+struct api_budget;
+/* Paces every later call through budget (borrowed, must outlive the client; NULL stops
+ * pacing): a call that would wait longer than the budget allows is not sent and fails with
+ * ERR_RATE_LIMIT, its hint saying when to try again. */
+void hs_client_set_budget(struct hs_client *hs, struct api_budget *budget);
+
 /* The retry hint (ms) of the last ERR_RATE_LIMIT / ERR_UPSTREAM answer, -1 when none. For a
  * 429 with policyName DAILY it is at least an hour. */
 int64_t hs_retry_after_ms(const struct hs_client *hs);
@@ -164,6 +170,9 @@ enum err hs_pipeline_stage_create(struct hs_client *hs, const char *object_type,
  * userId). ERR_NOT_FOUND when no owner has that e-mail. */
 enum err hs_owner_find_by_email(struct hs_client *hs, const char *email,
                                 char **owner_id) WARN_UNUSED;
+
+/* GET /crm/v3/owners (all pages): the array of PublicOwner objects. */
+enum err hs_owners_list(struct hs_client *hs, cJSON **owners) WARN_UNUSED;
 
 /* GET /crm/v3/properties/<type>: the "results" array of property definitions. */
 enum err hs_properties_list(struct hs_client *hs, const char *object_type,

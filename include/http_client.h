@@ -30,6 +30,7 @@ struct http_response {
     int64_t hs_rate_remaining;   /* X-HubSpot-RateLimit-Remaining; -1 when absent */
     int64_t hs_rate_interval_ms; /* X-HubSpot-RateLimit-Interval-Milliseconds; -1 when absent */
     int64_t hs_daily_remaining;  /* X-HubSpot-RateLimit-Daily-Remaining; -1 when absent */
+    int64_t hs_daily_max;        /* X-HubSpot-RateLimit-Daily; -1 when absent */
 };
 
 /* New client; opt may be NULL for the defaults. curl_global_init must have run (main does it

@@ -7,6 +7,12 @@
  * Prometheus syntax (`source="hubspot",reason="bad_signature"`), or "" for none. */
 void metrics_inc(const char *name, const char *labels, long long delta);
 
+/* Adds a fractional delta (seconds waited, ...) to the counter name{labels}. */
+void metrics_add(const char *name, const char *labels, double delta);
+
+/* Sets the gauge name{labels} to value. */
+void metrics_set(const char *name, const char *labels, double value);
+
 /* Records one observation (seconds) in the histogram name{labels}. */
 void metrics_observe(const char *name, const char *labels, double seconds);
 

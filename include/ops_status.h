@@ -17,7 +17,10 @@
  *  "done", "dead", "oldest_pending_seconds", "lag_seconds"}, "last_24h": [{"direction",
  *  "source", "outcome", "events", "records"}], "problems": [{"severity" ("error": dead letters,
  *  "warning": retries), "type", "source", "events", "records", "last_at", "example"}],
- *  "skipped": [{"reason", "source", "events", "records"}]}. Caller deletes. */
+ *  "skipped": [{"reason", "source", "events", "records"}], "api_budget": [{"api" ("hubspot",
+ *  "hubspot_search", "salesforce"), "calls_in_window", "reserved", "header_max",
+ *  "header_remaining", "day_used", "daily_limit", "held_seconds", "usage_used", "usage_max",
+ *  "observed_at"}]}. Caller deletes. */
 enum err ops_status(PGconn *db, cJSON **out) WARN_UNUSED;
 
 /* Dead letters, newest first, at most limit: [{"id", "source", "object_type", "record_id",

@@ -83,14 +83,17 @@ struct queue_batch {
  * Records with a live event come first; a claim holds records of one priority only, and when
  * only background records are claimable it takes up to max(max_records,
  * QUEUE_BACKGROUND_CLAIM) of them.
- * FOR UPDATE SKIP LOCKED: concurrent claimers never get the same record. On ERR_OK the batch
- * may be empty; free it with queue_batch_clear. */
+ * live_only: only records with a pending live event (sync_event_is_live), taken when the
+ * Salesforce budget is short. FOR UPDATE SKIP LOCKED: concurrent claimers never get the same
+ * record. On ERR_OK the batch may be empty; free it with queue_batch_clear. */
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
-                     struct queue_batch *out) WARN_UNUSED;
+                     bool live_only, struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);
 
-/* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted and no outcome
- * row (the record was busy elsewhere, or waits for API budget): waiting is not failing. */
+/* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted (the record
+ * was busy elsewhere, or waits for API budget): waiting is not failing. No outcome row, except
+ * a 'deferred' one when the record's result is ERR_RATE_LIMIT (so an operator sees why it
+ * waits). */
 enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 
 /* Finishes one claimed record in one transaction: its claimed events become done, pending

@@ -51,6 +51,10 @@ const char *sf_instance_url(const struct sf_client *sf);
 /* The id of the user the token acts as, from the token answer's identity URL (borrowed; NULL
  * before the first token or when the answer had no identity URL). */
 const char *sf_user_id(const struct sf_client *sf);
+struct api_budget;
+/* Records the org's api-usage of every later answer in budget (borrowed, must outlive the
+ * client; NULL stops recording). */
+void sf_client_set_budget(struct sf_client *sf, struct api_budget *budget);
 /* "api-usage=18/5000" from the last answer, or NULL (borrowed until the next call). */
 const char *sf_limit_info(const struct sf_client *sf);
 

@@ -11,16 +11,27 @@
 #include "sync.h"
 #include "util.h"
 
-/* Makes the opportunity's contact roles follow the deal's contacts (array of HubSpot contact
- * id strings, borrowed): each contact's Salesforce Contact is found by the id stored on the
- * HubSpot contact (cfg->hs_contact_id_property), then the record link, then e-mail, else
- * created (with account_id, may be NULL) and its id written back to HubSpot; a missing role is
- * created; a role mirrored from an association that is gone now is deleted. Appends what it
- * did to detail. Errors: a transient API error or ERR_DB (retry the record); permanent
- * per-contact failures are reported in detail, not returned. */
-enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, const char *deal_id,
-                                const char *opp_id, const char *account_id,
-                                const cJSON *contact_ids, struct buf *detail) WARN_UNUSED;
+/* One deal whose contacts become its opportunity's roles. */
+struct sf_contacts_deal {
+    const char *deal_id;
+    const char *opp_id;
+    const char *account_id;   /* for contacts created in Salesforce; may be NULL */
+    const cJSON *contact_ids; /* HubSpot contact id strings associated with the deal */
+    struct buf *detail;       /* what was done is appended */
+    enum err result;          /* set: ERR_OK, or this deal's failure */
+};
+
+/* Makes each opportunity's contact roles follow its deal's contacts, for a whole batch in a few
+ * calls (one HubSpot read of every contact, one role query, one create, one delete): each
+ * contact's Salesforce Contact is found by the id stored on the HubSpot contact
+ * (cfg->hs_contact_id_property), then the record link, then e-mail, else created (with the
+ * deal's account_id) and its id written back to HubSpot; a missing role is created; a role
+ * mirrored from an association that is gone now is deleted. Sets each deal's result: a
+ * transient API error or ERR_DB (retry the record); permanent per-contact failures are
+ * reported in detail, not returned. Returns the failure common to all deals (ERR_OK when
+ * each deal has its own result). Borrowed arrays; n may be 0. */
+enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_deal *deals,
+                                size_t n) WARN_UNUSED;
 
 /* Forgets the mirrored associations of a deal (deal deleted). */
 enum err sf_contacts_forget_deal(PGconn *db, const char *deal_id) WARN_UNUSED;

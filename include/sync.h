@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "api_budget.h"
 #include "config.h"
 #include "hs_client.h"
 #include "http_client.h"
@@ -26,6 +27,7 @@ struct sync_ctx {
     struct http_client *http;
     struct sf_client *sf;
     struct hs_client *hs;
+    struct api_budget *budget;    /* paces hs, records sf's usage (api_budget.h) */
     struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
     cJSON *hs_deal_defs;          /* this worker's copy of the deal property definitions */
     int64_t hs_deal_defs_ms;      /* when they were read */
@@ -45,6 +47,10 @@ enum err sync_sf_client_new(const struct config *cfg, struct http_client *hc,
 /* worker_ctx_new_fn / worker_ctx_free_fn: arg is the struct sync_shared. */
 void *sync_ctx_new(const struct config *cfg, void *arg);
 void sync_ctx_free(void *ctx);
+
+/* worker_tick_fn for what the API budget needs besides the pollers: while Salesforce usage
+ * keeps workers to live work, one worker of all processes refreshes the usage now and then. */
+void sync_budget_tick(void *ctx, PGconn *db);
 
 /* Reads MAPPINGS_FILE (when set) and builds the mapping set. ERR_CONFIG with every problem
  * logged. On ERR_OK *out is freed with mapping_set_free. */

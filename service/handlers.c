@@ -28,7 +28,7 @@ static void skip(void *ctx, PGconn *db, struct queue_record *records, size_t cou
 }
 
 /* The periodic work: the Salesforce pollers, then the reconciliation sweeps and retries, all
- * only while the Sync deals switch is on. */
+ * only while the Sync deals switch is on; and the API budget's Salesforce usage refresh. */
 static void tick(void *ctx, PGconn *db)
 {
     bool is_on = false;
@@ -36,6 +36,7 @@ static void tick(void *ctx, PGconn *db)
         return;
     sf_poller_tick(ctx, db);
     reconcile_tick(ctx, db);
+    sync_budget_tick(ctx, db);
 }
 
 static const struct worker_route routes[] = {

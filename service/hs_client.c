@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "api_budget.h"
 #include "log.h"
 #include "util.h"
 
@@ -26,6 +27,7 @@ struct hs_client {
     char *base_url;
     char *token;
     int64_t retry_after_ms;
+    struct api_budget *budget; /* borrowed; NULL = calls are not paced */
 };
 
 enum err hs_client_new(const struct hs_client_options *opt, struct http_client *hc,
@@ -61,6 +63,11 @@ void hs_client_free(struct hs_client *hs)
 int64_t hs_retry_after_ms(const struct hs_client *hs)
 {
     return hs->retry_after_ms;
+}
+
+void hs_client_set_budget(struct hs_client *hs, struct api_budget *budget)
+{
+    hs->budget = budget;
 }
 
 bool hs_error_parse(const char *body, char **category, char **correlation_id, char **policy)
@@ -109,12 +116,29 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
     const char *headers[] = {auth, "Accept: application/json",
                              text ? "Content-Type: application/json" : NULL, NULL};
 
+    size_t path_len = strlen(log_path);
+    bool is_search = path_len >= 7 && strcmp(log_path + path_len - 7, "/search") == 0;
+    int64_t wait_ms = -1;
+    enum err rc;
+
     *json = NULL;
-    enum err rc = http_client_request(hs->hc, method, url, headers, text, &resp);
-    *status = resp.status;
+    http_response_init(&resp);
     hs->retry_after_ms = -1;
-    if (rc != ERR_OK) {
+    if (hs->budget && api_budget_hs_take(hs->budget, is_search, &wait_ms) == ERR_RATE_LIMIT) {
+        /* Not sent: waiting is not failing, the worker defers the record without an attempt. */
+        *status = 0;
+        hs->retry_after_ms = wait_ms;
+        rc = ERR_RATE_LIMIT;
+        goto out;
+    }
+    rc = http_client_request(hs->hc, method, url, headers, text, &resp);
+    *status = resp.status;
+    api_budget_count_call("hubspot", log_path, resp.status);
+    if (rc != ERR_OK)
         hs_error_parse(resp.body, &category, &correlation, &policy);
+    if (hs->budget && resp.status > 0)
+        api_budget_hs_observe(hs->budget, is_search, &resp, policy);
+    if (rc != ERR_OK) {
         if (rc == ERR_RATE_LIMIT || rc == ERR_UPSTREAM) {
             int64_t hint = resp.retry_after_ms;
             if (resp.status == 429 && hint < 0)
@@ -534,12 +558,10 @@ enum err hs_assoc_delete(struct hs_client *hs, const char *from_type, const char
     return rc;
 }
 
-enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *from_id,
-                       const char *to_type, cJSON **results)
+/* Every page of a GET list answer: base_path (with its query, e.g. "?limit=500") is followed
+ * by "&after=<cursor>" while "paging.next.after" is given; *results gets every "results" item. */
+static enum err list_all(struct hs_client *hs, const char *base_path, cJSON **results)
 {
-    if (!is_object_type(from_type) || !is_object_type(to_type))
-        return ERR_INVALID;
-    char *base = assoc_path(from_type, from_id, "", to_type, NULL);
     cJSON *all = cJSON_CreateArray();
     char *after = NULL;
     enum err rc = ERR_OK;
@@ -547,7 +569,7 @@ enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *
     for (int page = 0; rc == ERR_OK; page++) {
         struct buf path;
         buf_init(&path, 0);
-        buf_printf(&path, "%s?limit=500", base);
+        buf_append_str(&path, base_path);
         query_add(&path, "after", after);
         cJSON *json = NULL;
         rc = page < MAX_PAGES ? hs_call_get(hs, "GET", path.data, NULL, NULL, &json) : ERR_UPSTREAM;
@@ -573,6 +595,18 @@ enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *
     }
     free(after);
     cJSON_Delete(all);
+    return rc;
+}
+
+enum err hs_assoc_list(struct hs_client *hs, const char *from_type, const char *from_id,
+                       const char *to_type, cJSON **results)
+{
+    if (!is_object_type(from_type) || !is_object_type(to_type))
+        return ERR_INVALID;
+    char *base = assoc_path(from_type, from_id, "", to_type, NULL);
+    char *path = xasprintf("%s?limit=500", base);
+    enum err rc = list_all(hs, path, results);
+    free(path);
     free(base);
     return rc;
 }
@@ -695,6 +729,11 @@ enum err hs_owner_find_by_email(struct hs_client *hs, const char *email, char **
     cJSON_Delete(results);
     buf_clear(&path);
     return rc;
+}
+
+enum err hs_owners_list(struct hs_client *hs, cJSON **owners)
+{
+    return list_all(hs, "/crm/v3/owners?limit=100", owners);
 }
 
 enum err hs_properties_list(struct hs_client *hs, const char *object_type, cJSON **properties)

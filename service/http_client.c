@@ -62,6 +62,7 @@ void http_response_init(struct http_response *r)
     r->hs_rate_remaining = -1;
     r->hs_rate_interval_ms = -1;
     r->hs_daily_remaining = -1;
+    r->hs_daily_max = -1;
 }
 
 void http_response_clear(struct http_response *r)
@@ -206,6 +207,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
         {"X-HubSpot-RateLimit-Interval-Milliseconds",
          offsetof(struct http_response, hs_rate_interval_ms)},
         {"X-HubSpot-RateLimit-Daily-Remaining", offsetof(struct http_response, hs_daily_remaining)},
+        {"X-HubSpot-RateLimit-Daily", offsetof(struct http_response, hs_daily_max)},
     };
     char *value = xstrndup(v, v_len);
     char *name = xstrndup(data, name_len);

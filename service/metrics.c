@@ -14,11 +14,14 @@ static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                  0.1,   0.25,   0.5,   1,    2.5,   5};
 #define BUCKET_COUNT (sizeof(buckets) / sizeof(buckets[0]))
 
+enum series_kind { SERIES_COUNTER, SERIES_GAUGE, SERIES_HISTOGRAM };
+
 struct series {
     char *name;
     char *labels;
-    bool is_histogram;
+    enum series_kind kind;
     long long count;
+    double value; /* gauges; fractional counter increments (metrics_add) */
     double sum;
     long long bucket_counts[BUCKET_COUNT];
 };
@@ -34,7 +37,7 @@ static size_t series_count, series_cap;
 static struct help *helps;
 static size_t help_count;
 
-static struct series *find(const char *name, const char *labels, bool is_histogram)
+static struct series *find(const char *name, const char *labels, enum series_kind kind)
 {
     for (size_t i = 0; i < series_count; i++)
         if (strcmp(series[i].name, name) == 0 && strcmp(series[i].labels, labels) == 0)
@@ -47,21 +50,35 @@ static struct series *find(const char *name, const char *labels, bool is_histogr
     memset(s, 0, sizeof(*s));
     s->name = xstrdup(name);
     s->labels = xstrdup(labels);
-    s->is_histogram = is_histogram;
+    s->kind = kind;
     return s;
 }
 
 void metrics_inc(const char *name, const char *labels, long long delta)
 {
     pthread_mutex_lock(&lock);
-    find(name, labels, false)->count += delta;
+    find(name, labels, SERIES_COUNTER)->count += delta;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_add(const char *name, const char *labels, double delta)
+{
+    pthread_mutex_lock(&lock);
+    find(name, labels, SERIES_COUNTER)->value += delta;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_set(const char *name, const char *labels, double value)
+{
+    pthread_mutex_lock(&lock);
+    find(name, labels, SERIES_GAUGE)->value = value;
     pthread_mutex_unlock(&lock);
 }
 
 void metrics_observe(const char *name, const char *labels, double seconds)
 {
     pthread_mutex_lock(&lock);
-    struct series *s = find(name, labels, true);
+    struct series *s = find(name, labels, SERIES_HISTOGRAM);
     s->count++;
     s->sum += seconds;
     for (size_t i = 0; i < BUCKET_COUNT; i++)
@@ -118,6 +135,15 @@ static const struct {
     {"dealsync_deals_refused_total", "HubSpot deals not synced to Salesforce, by reason."},
     {"dealsync_sf_deal_field_checks_total",
      "Checks of the Opportunity deal id field, by whether it was ready."},
+    {"dealsync_api_calls_total",
+     "Calls dealsync made to the CRM APIs, by api, endpoint and status."},
+    {"dealsync_api_budget_remaining",
+     "API budget left as last seen, by api and window (10s: HubSpot's rolling window; day)."},
+    {"dealsync_api_throttled_seconds_total",
+     "Seconds workers waited for a slot in the shared API budget, by api."},
+    {"dealsync_api_budget_refusals_total",
+     "Calls not sent because the shared API budget was out (the record was deferred), by api "
+     "and window."},
 };
 
 static const char *help_for(const char *name)
@@ -134,11 +160,13 @@ static const char *help_for(const char *name)
 static void render_series(struct buf *b, const struct series *s)
 {
     const char *sep = s->labels[0] ? "," : "";
-    if (!s->is_histogram) {
-        if (s->labels[0])
-            buf_printf(b, "%s{%s} %lld\n", s->name, s->labels, s->count);
+    if (s->kind != SERIES_HISTOGRAM) {
+        buf_printf(b, "%s%s%s%s ", s->name, s->labels[0] ? "{" : "", s->labels,
+                   s->labels[0] ? "}" : "");
+        if (s->kind == SERIES_GAUGE || s->value != 0)
+            buf_printf(b, "%.3f\n", (double)s->count + s->value);
         else
-            buf_printf(b, "%s %lld\n", s->name, s->count);
+            buf_printf(b, "%lld\n", s->count);
         return;
     }
     for (size_t i = 0; i < BUCKET_COUNT; i++)
@@ -162,8 +190,8 @@ char *metrics_render(void)
         const char *help = help_for(series[i].name);
         if (help)
             buf_printf(&b, "# HELP %s %s\n", series[i].name, help);
-        buf_printf(&b, "# TYPE %s %s\n", series[i].name,
-                   series[i].is_histogram ? "histogram" : "counter");
+        static const char *const types[] = {"counter", "gauge", "histogram"};
+        buf_printf(&b, "# TYPE %s %s\n", series[i].name, types[series[i].kind]);
         for (size_t j = i; j < series_count; j++) {
             if (!done[j] && strcmp(series[j].name, series[i].name) == 0) {
                 render_series(&b, &series[j]);

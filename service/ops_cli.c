@@ -17,6 +17,7 @@ static void print_status(const cJSON *status, const cJSON *dead)
 {
     const cJSON *settings = cJSON_GetObjectItemCaseSensitive(status, "settings");
     const cJSON *queue = cJSON_GetObjectItemCaseSensitive(status, "queue");
+    const cJSON *row;
     printf("dealsync status at %s\n", ops_str(status, "generated_at"));
     printf("sync deals: %s; opportunity deal id field: %s\n", ops_str(settings, "sync_deals"),
            ops_str(settings, "deal_id_field"));
@@ -25,8 +26,20 @@ static void print_status(const cJSON *status, const cJSON *dead)
            ops_num(queue, "pending"), ops_num(queue, "running"), ops_num(queue, "dead"),
            ops_num(queue, "done"), ops_num(queue, "oldest_pending_seconds"),
            ops_num(queue, "lag_seconds"));
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(status, "api_budget"))
+    {
+        if (strcmp(ops_str(row, "api"), "hubspot") == 0)
+            printf("hubspot budget: %.0f calls in the current window (%.0f reserved ahead), %.0f "
+                   "today%s\n",
+                   ops_num(row, "calls_in_window"), ops_num(row, "reserved"),
+                   ops_num(row, "day_used"),
+                   ops_num(row, "held_seconds") > 0 ? "; held back by HubSpot's headers" : "");
+        else if (strcmp(ops_str(row, "api"), "salesforce") == 0 && ops_num(row, "usage_max") > 0)
+            printf("salesforce usage: %.0f of %.0f calls in 24 h (as of %s)\n",
+                   ops_num(row, "usage_used"), ops_num(row, "usage_max"),
+                   ops_str(row, "observed_at"));
+    }
     printf("\nlast 24 hours:\n");
-    const cJSON *row;
     if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(status, "last_24h")) == 0)
         printf("  nothing synced\n");
     cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(status, "last_24h"))

@@ -115,6 +115,20 @@ static const char skipped_sql[] =
     "  FROM sync_outcome WHERE at > now() - interval '24 hours' AND outcome = 'skipped'"
     "  GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20";
 
+/* The shared API budget (issue 9, api_budget.c): HubSpot's window as dealsync's log holds it
+ * and the day; Salesforce's usage as last seen. */
+static const char budget_sql[] =
+    "SELECT api,"
+    "       (SELECT count(*) FROM unnest(calls) AS c"
+    "         WHERE c > now() - coalesce(interval_ms, 10000) * interval '1 millisecond'"
+    "           AND c <= now()) AS calls_in_window,"
+    "       (SELECT count(*) FROM unnest(calls) AS c WHERE c > now()) AS reserved,"
+    "       limit_max AS header_max, remaining AS header_remaining,"
+    "       CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN day_used ELSE 0 END AS day_used,"
+    "       daily_limit, greatest(extract(epoch FROM next_at - now()), 0)::float8 AS held_seconds,"
+    "       usage_used, usage_max, " ISO("observed_at") " AS observed_at"
+                                                        "  FROM api_budget ORDER BY api";
+
 enum err ops_status(PGconn *db, cJSON **out)
 {
     cJSON *status = cJSON_CreateObject();
@@ -153,8 +167,12 @@ enum err ops_status(PGconn *db, cJSON **out)
         cJSON_AddItemToObject(status, "problems", rows);
         rc = query_json(db, skipped_sql, 0, NULL, "cannot read skipped outcomes", &rows);
     }
-    if (rc == ERR_OK)
+    if (rc == ERR_OK) {
         cJSON_AddItemToObject(status, "skipped", rows);
+        rc = query_json(db, budget_sql, 0, NULL, "cannot read the api budget", &rows);
+    }
+    if (rc == ERR_OK)
+        cJSON_AddItemToObject(status, "api_budget", rows);
     if (rc != ERR_OK) {
         cJSON_Delete(status);
         return rc;

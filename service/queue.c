@@ -99,6 +99,11 @@ static const char claim_sql[] =
     "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
+    /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
+    "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
+    "          WHERE (l.source, l.object_type, l.record_id) ="
+    "                (r.source, r.object_type, r.record_id)"
+    "            AND l.status = 'pending' AND sync_event_is_live(l)))"
     "  ORDER BY r.priority, r.not_before LIMIT greatest($2::int, $4::int)"
     "  FOR UPDATE OF r SKIP LOCKED"
     "), ranked AS ("
@@ -197,14 +202,14 @@ static const char *keep(struct batch_storage *st, const char *s)
 }
 
 enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_seconds,
-                     struct queue_batch *out)
+                     bool live_only, struct queue_batch *out)
 {
     char max_s[16], lease_s[16], background_s[16];
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
     snprintf(background_s, sizeof(background_s), "%d", QUEUE_BACKGROUND_CLAIM);
-    const char *params[] = {owner, max_s, lease_s, background_s};
-    PGresult *r = db_exec_cached(db, claim_sql, 4, params);
+    const char *params[] = {owner, max_s, lease_s, background_s, live_only ? "true" : "false"};
+    PGresult *r = db_exec_cached(db, claim_sql, 5, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);
@@ -321,10 +326,12 @@ static const char finish_sql[] =
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
     "                            detail, worker, error_code)"
     "  SELECT id, source, object_type, record_id,"
-    "         CASE WHEN status = 'pending' THEN 'retry'"
+    "         CASE WHEN outcome = 'defer' THEN 'deferred' WHEN status = 'pending' THEN 'retry'"
     "              WHEN status = 'done' AND ($8::bool[])[i] THEN 'skipped'"
     "              WHEN status = 'done' AND ($13::bool[])[i] THEN 'warning' ELSE status END,"
-    "         attempts, ($6::text[])[i], $1, ($12::text[])[i] FROM ev WHERE outcome <> 'defer'"
+    "         attempts, ($6::text[])[i], $1, ($12::text[])[i] FROM ev"
+    /* a record waiting for API budget says so (issue 9); a busy one does not */
+    "  WHERE outcome <> 'defer' OR ($12::text[])[i] = 'RATE_LIMIT'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
 
 /* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */

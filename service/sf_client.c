@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "api_budget.h"
 #include "hmac.h"
 #include "log.h"
 #include "util.h"
@@ -35,6 +36,7 @@ struct sf_client {
     char *instance_url;
     char *user_id; /* last segment of the token answer's identity URL */
     char *limit_info;
+    struct api_budget *budget; /* borrowed; NULL = usage not recorded */
 };
 
 /* What one API call answered, for the functions that care about more than the JSON. */
@@ -145,6 +147,11 @@ const char *sf_user_id(const struct sf_client *sf)
 const char *sf_limit_info(const struct sf_client *sf)
 {
     return sf->limit_info;
+}
+
+void sf_client_set_budget(struct sf_client *sf, struct api_budget *budget)
+{
+    sf->budget = budget;
 }
 
 /* ---- Pure helpers ------------------------------------------------------------------------ */
@@ -330,6 +337,7 @@ enum err sf_authenticate(struct sf_client *sf)
     if (rc != ERR_OK)
         goto out;
     rc = http_client_request(sf->hc, "POST", url, headers, form.data, &resp);
+    api_budget_count_call("salesforce", "/services/oauth2/token", resp.status);
     if (rc != ERR_OK) {
         sf_error_parse(resp.body, &code, NULL);
         /* A refused grant (400 invalid_grant, 401) needs new credentials, not a retry. */
@@ -418,6 +426,10 @@ static enum err sf_call(struct sf_client *sf, const char *method, const char *ta
         free(code);
         code = NULL;
         rc = http_client_request(sf->hc, method, url, headers, text, &resp);
+        char *counted =
+            xstrndup(url + strlen(sf->instance_url), strcspn(url + strlen(sf->instance_url), "?"));
+        api_budget_count_call("salesforce", counted, resp.status);
+        free(counted);
         if (rc == ERR_OK)
             break;
         sf_error_parse(resp.body, &code, NULL);
@@ -432,6 +444,8 @@ static enum err sf_call(struct sf_client *sf, const char *method, const char *ta
     if (resp.sforce_limit_info) {
         free(sf->limit_info);
         sf->limit_info = xstrdup(resp.sforce_limit_info);
+        if (sf->budget)
+            api_budget_sf_observe(sf->budget, sf->limit_info);
     }
     ans->status = resp.status;
     path = xstrndup(target, strcspn(target, "?"));

@@ -234,133 +234,289 @@ static bool has_key(const cJSON *obj, const char *sf_id)
     return false;
 }
 
-/* Creates the missing roles and deletes the ones whose mirrored association is gone. A role is
- * created only for a contact new to the pair: one whose association dealsync mirrored before
- * (before) or made itself from a role (synced, the other direction's {"sf contact": ...}) and
- * whose role is gone was deleted in Salesforce, and the other direction is removing the
- * association; re-creating the role from dealsync's own association would undo the user's delete
- * for good (issue 10). */
-static enum err sync_roles(struct sync_ctx *ctx, const char *opp_id, const cJSON *wanted,
-                           const cJSON *before, const cJSON *synced, struct buf *detail)
+/* What one deal's roles need, between the batch's reads and its writes. */
+struct deal_roles {
+    cJSON *before; /* {"hs contact id": "003…"} mirrored before */
+    cJSON *found;  /* {"hs contact id": "003…"} wanted now */
+    cJSON *have;   /* {"role id": "003…"} roles the opportunity has */
+    cJSON *synced; /* the other direction's {"sf contact": …} for the opportunity */
+};
+
+/* Whether the deal has contacts to mirror or mirrored before (else its roles are left alone). */
+static bool is_touched(const struct deal_roles *dr)
 {
+    return cJSON_GetArraySize(dr->found) > 0 || cJSON_GetArraySize(dr->before) > 0;
+}
+
+/* The batch's roles in one query: each deal's `have`. */
+static enum err read_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
+                           struct deal_roles *dr, size_t n)
+{
+    cJSON *opp_ids = cJSON_CreateArray();
     cJSON *roles = NULL;
-    cJSON *creates = cJSON_CreateArray();
-    cJSON *have = cJSON_CreateObject();
-    const char **deletes = NULL;
-    size_t n_delete = 0;
-    struct sf_save_result *saved = NULL;
-    size_t saved_n = 0;
-    const cJSON *r, *w;
-    enum err rc;
+    const cJSON *r;
+    enum err rc = ERR_OK;
     struct buf q;
     buf_init(&q, 0);
-
-    buf_append_str(&q, "SELECT Id, ContactId FROM OpportunityContactRole WHERE OpportunityId = ");
-    soql_append_quoted(&q, opp_id);
+    for (size_t i = 0; i < n; i++)
+        if (deals[i].result == ERR_OK && deals[i].opp_id && is_touched(&dr[i]))
+            cJSON_AddItemToArray(opp_ids, cJSON_CreateString(deals[i].opp_id));
+    buf_append_str(&q, "SELECT Id, ContactId, OpportunityId FROM OpportunityContactRole"
+                       " WHERE OpportunityId IN ");
+    if (soql_append_in(&q, opp_ids) == 0)
+        goto out;
     rc = sf_query(ctx->sf, q.data, &roles);
     if (rc != ERR_OK)
         goto out;
-    deletes = xcalloc((size_t)cJSON_GetArraySize(roles) + 1, sizeof(*deletes));
     cJSON_ArrayForEach(r, roles)
     {
-        const char *contact = str(r, "ContactId");
-        if (!contact || !str(r, "Id"))
+        const char *opp = str(r, "OpportunityId");
+        if (!opp || !str(r, "Id") || !str(r, "ContactId"))
             continue;
-        cJSON_AddItemToObject(have, str(r, "Id"), cJSON_CreateString(contact));
-        if (!has_value(wanted, contact) && has_value(before, contact))
-            deletes[n_delete++] = str(r, "Id");
-    }
-    cJSON_ArrayForEach(w, wanted)
-    {
-        if (has_value(have, w->valuestring))
-            continue;
-        if (has_value(before, w->valuestring) || has_key(synced, w->valuestring)) {
-            buf_printf(detail, "; contact role of %s deleted in salesforce: not re-created",
-                       w->valuestring);
-            continue;
-        }
-        cJSON_AddItemToObject(have, w->string, cJSON_CreateString(w->valuestring));
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
-                                "OpportunityContactRole");
-        cJSON_AddStringToObject(rec, "OpportunityId", opp_id);
-        cJSON_AddStringToObject(rec, "ContactId", w->valuestring);
-        cJSON_AddItemToArray(creates, rec);
-    }
-    if (cJSON_GetArraySize(creates) > 0) {
-        rc = sf_collection_create(ctx->sf, creates, false, &saved, &saved_n);
-        if (rc != ERR_OK)
-            goto out;
-        for (size_t i = 0; i < saved_n; i++) {
-            if (!saved[i].is_success && err_is_transient(saved[i].err)) {
-                rc = saved[i].err;
-                goto out;
-            }
-            if (!saved[i].is_success)
-                buf_printf(detail, "; contact role not created: %s",
-                           saved[i].message ? saved[i].message : err_str(saved[i].err));
-        }
-        buf_printf(detail, "; contact roles added: %d", cJSON_GetArraySize(creates));
-    }
-    if (n_delete > 0) {
-        sf_save_results_free(saved, saved_n);
-        saved = NULL;
-        saved_n = 0;
-        rc = sf_collection_delete(ctx->sf, deletes, n_delete, false, &saved, &saved_n);
-        if (rc != ERR_OK)
-            goto out;
-        buf_printf(detail, "; contact roles removed: %zu", n_delete);
+        for (size_t i = 0; i < n; i++)
+            if (deals[i].opp_id && sf_id_equal(deals[i].opp_id, opp))
+                cJSON_AddStringToObject(dr[i].have, str(r, "Id"), str(r, "ContactId"));
     }
 out:
-    sf_save_results_free(saved, saved_n);
-    free(deletes);
-    cJSON_Delete(have);
-    cJSON_Delete(creates);
     cJSON_Delete(roles);
+    cJSON_Delete(opp_ids);
     buf_clear(&q);
     return rc;
 }
 
-enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, const char *deal_id,
-                                const char *opp_id, const char *account_id,
-                                const cJSON *contact_ids, struct buf *detail)
+/* Creates the missing roles of every deal in one collection call (split by the client when
+ * large); a transient failure fails the deals it concerns. A role is created only for a contact
+ * new to the pair: one whose association dealsync mirrored before (before) or made itself from
+ * a role (synced) and whose role is gone was deleted in Salesforce, and the other direction is
+ * removing the association; re-creating the role from dealsync's own association would undo
+ * the user's delete for good (issue 10). */
+static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
+                         struct deal_roles *dr, size_t n)
+{
+    cJSON *creates = cJSON_CreateArray();
+    size_t *owner = xcalloc(1, sizeof(size_t));
+    size_t count = 0;
+    int *added = xcalloc(n + 1, sizeof(int));
+    struct sf_save_result *saved = NULL;
+    size_t saved_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w;
+        if (deals[i].result != ERR_OK)
+            continue;
+        cJSON_ArrayForEach(w, dr[i].found)
+        {
+            if (has_value(dr[i].have, w->valuestring))
+                continue;
+            if (has_value(dr[i].before, w->valuestring) || has_key(dr[i].synced, w->valuestring)) {
+                buf_printf(deals[i].detail,
+                           "; contact role of %s deleted in salesforce: not re-created",
+                           w->valuestring);
+                continue;
+            }
+            cJSON_AddItemToObject(dr[i].have, w->string, cJSON_CreateString(w->valuestring));
+            cJSON *rec = cJSON_CreateObject();
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
+                                    "OpportunityContactRole");
+            cJSON_AddStringToObject(rec, "OpportunityId", deals[i].opp_id);
+            cJSON_AddStringToObject(rec, "ContactId", w->valuestring);
+            cJSON_AddItemToArray(creates, rec);
+            owner = xrealloc(owner, (count + 1) * sizeof(size_t));
+            owner[count++] = i;
+        }
+    }
+    if (count == 0)
+        goto out;
+    enum err rc = sf_collection_create(ctx->sf, creates, false, &saved, &saved_n);
+    for (size_t k = 0; k < count; k++) {
+        struct sf_contacts_deal *d = &deals[owner[k]];
+        if (d->result != ERR_OK)
+            continue;
+        if (rc != ERR_OK || k >= saved_n)
+            d->result = rc != ERR_OK ? rc : ERR_UPSTREAM;
+        else if (!saved[k].is_success && err_is_transient(saved[k].err))
+            d->result = saved[k].err;
+        else if (!saved[k].is_success)
+            buf_printf(d->detail, "; contact role not created: %s",
+                       saved[k].message ? saved[k].message : err_str(saved[k].err));
+        else
+            added[owner[k]]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (deals[i].result == ERR_OK && added[i] > 0)
+            buf_printf(deals[i].detail, "; contact roles added: %d", added[i]);
+out:
+    sf_save_results_free(saved, saved_n);
+    free(added);
+    free(owner);
+    cJSON_Delete(creates);
+}
+
+/* Deletes, in one call, the roles whose mirrored association is gone. */
+static void delete_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
+                         struct deal_roles *dr, size_t n)
+{
+    const char **ids = NULL;
+    size_t *owner = NULL;
+    size_t count = 0;
+    size_t *removed = xcalloc(n + 1, sizeof(size_t));
+    struct sf_save_result *saved = NULL;
+    size_t saved_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *r;
+        if (deals[i].result != ERR_OK)
+            continue;
+        cJSON_ArrayForEach(r, dr[i].have)
+        {
+            if (has_value(dr[i].found, r->valuestring) || !has_value(dr[i].before, r->valuestring))
+                continue;
+            ids = xrealloc(ids, (count + 1) * sizeof(*ids));
+            owner = xrealloc(owner, (count + 1) * sizeof(size_t));
+            ids[count] = r->string;
+            owner[count++] = i;
+        }
+    }
+    if (count == 0)
+        goto out;
+    enum err rc = sf_collection_delete(ctx->sf, ids, count, false, &saved, &saved_n);
+    for (size_t k = 0; k < count; k++) {
+        if (rc != ERR_OK)
+            deals[owner[k]].result = rc;
+        else
+            removed[owner[k]]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (deals[i].result == ERR_OK && removed[i] > 0)
+            buf_printf(deals[i].detail, "; contact roles removed: %zu", removed[i]);
+out:
+    sf_save_results_free(saved, saved_n);
+    free(removed);
+    free(owner);
+    free(ids);
+}
+
+/* Resolves the contacts of the deals that share one account (new contacts are created with
+ * it) into found; detail of each of those deals gets what happened. */
+static enum err resolve_for_account(struct sync_ctx *ctx, PGconn *db,
+                                    struct sf_contacts_deal *deals, size_t n,
+                                    const char *account_id, const cJSON *contacts, cJSON *found)
+{
+    cJSON *subset = cJSON_CreateArray();
+    const cJSON *c;
+    struct buf detail;
+    buf_init(&detail, 0);
+    cJSON_ArrayForEach(c, contacts)
+    {
+        const char *id = str(c, "id");
+        if (!id || cJSON_GetObjectItemCaseSensitive(found, id))
+            continue;
+        bool is_wanted = false;
+        for (size_t i = 0; i < n && !is_wanted; i++) {
+            const char *a = deals[i].account_id;
+            if ((a == NULL) != (account_id == NULL) || (a && strcmp(a, account_id) != 0))
+                continue;
+            const cJSON *w;
+            cJSON_ArrayForEach(w, deals[i].contact_ids) is_wanted =
+                is_wanted || (cJSON_IsString(w) && strcmp(w->valuestring, id) == 0);
+        }
+        if (is_wanted)
+            cJSON_AddItemToArray(subset, cJSON_Duplicate(c, true));
+    }
+    enum err rc = ERR_OK;
+    if (cJSON_GetArraySize(subset) > 0)
+        rc = resolve_contacts(ctx, db, subset, account_id, found, &detail);
+    for (size_t i = 0; rc == ERR_OK && detail.len > 0 && i < n; i++) {
+        const char *a = deals[i].account_id;
+        if ((a == NULL) == (account_id == NULL) && (!a || strcmp(a, account_id) == 0))
+            buf_append_str(deals[i].detail, detail.data);
+    }
+    buf_clear(&detail);
+    cJSON_Delete(subset);
+    return rc;
+}
+
+enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_deal *deals,
+                                size_t n)
 {
     struct hs_batch_result res = {0};
+    struct deal_roles *dr = xcalloc(n + 1, sizeof(*dr));
     cJSON *found = cJSON_CreateObject();
-    cJSON *before = NULL;
-    cJSON *synced = NULL;
     const char **ids = NULL;
-    size_t n = 0;
-    const cJSON *c;
-    enum err rc;
+    size_t n_ids = 0;
+    enum err rc = ERR_OK;
 
-    rc = mirrored_before(db, deal_id, &before);
-    if (rc != ERR_OK)
-        goto out;
-    ids = xcalloc((size_t)cJSON_GetArraySize(contact_ids) + 1, sizeof(*ids));
-    cJSON_ArrayForEach(c, contact_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
-    if (n > 0) {
+    for (size_t i = 0; i < n; i++) {
+        deals[i].result = ERR_OK;
+        dr[i].found = cJSON_CreateObject();
+        dr[i].have = cJSON_CreateObject();
+        rc = mirrored_before(db, deals[i].deal_id, &dr[i].before);
+        if (rc != ERR_OK)
+            goto out;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, deals[i].contact_ids)
+        {
+            bool seen = false;
+            for (size_t k = 0; k < n_ids && !seen; k++)
+                seen = cJSON_IsString(c) && strcmp(ids[k], c->valuestring) == 0;
+            if (cJSON_IsString(c) && !seen) {
+                ids = xrealloc(ids, (n_ids + 1) * sizeof(*ids));
+                ids[n_ids++] = c->valuestring;
+            }
+        }
+    }
+    /* One read of every contact of the batch, one resolution per account. */
+    if (n_ids > 0) {
         char *props =
             xasprintf("email,firstname,lastname,phone,%s", ctx->cfg->hs_contact_id_property);
-        rc = hs_batch_read(ctx->hs, "contacts", NULL, props, ids, n, &res);
+        rc = hs_batch_read(ctx->hs, "contacts", NULL, props, ids, n_ids, &res);
         free(props);
         if (rc != ERR_OK)
             goto out;
-        rc = resolve_contacts(ctx, db, res.results, account_id, found, detail);
+        for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+            bool is_done = false;
+            for (size_t k = 0; k < i && !is_done; k++) {
+                const char *a = deals[k].account_id, *b = deals[i].account_id;
+                is_done = (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
+            }
+            if (!is_done)
+                rc =
+                    resolve_for_account(ctx, db, deals, n, deals[i].account_id, res.results, found);
+        }
         if (rc != ERR_OK)
             goto out;
     }
-    if (cJSON_GetArraySize(found) == 0 && cJSON_GetArraySize(before) == 0)
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, deals[i].contact_ids)
+        {
+            const char *sf_id = cJSON_IsString(c) ? str(found, c->valuestring) : NULL;
+            if (sf_id && !cJSON_GetObjectItemCaseSensitive(dr[i].found, c->valuestring))
+                cJSON_AddStringToObject(dr[i].found, c->valuestring, sf_id);
+        }
+    }
+    for (size_t i = 0; i < n && rc == ERR_OK; i++)
+        if (is_touched(&dr[i]) && deals[i].opp_id)
+            rc = synced_deal_contacts(db, deals[i].opp_id, &dr[i].synced);
+    if (rc == ERR_OK)
+        rc = read_roles(ctx, deals, dr, n);
+    if (rc != ERR_OK)
         goto out;
-    rc = synced_deal_contacts(db, opp_id, &synced);
-    if (rc == ERR_OK)
-        rc = sync_roles(ctx, opp_id, found, before, synced, detail);
-    if (rc == ERR_OK)
-        rc = remember(db, deal_id, found);
+    create_roles(ctx, deals, dr, n);
+    delete_roles(ctx, deals, dr, n);
+    for (size_t i = 0; i < n; i++)
+        if (deals[i].result == ERR_OK && is_touched(&dr[i]))
+            deals[i].result = remember(db, deals[i].deal_id, dr[i].found);
 out:
-    cJSON_Delete(synced);
+    if (rc != ERR_OK)
+        for (size_t i = 0; i < n; i++)
+            deals[i].result = rc;
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(dr[i].before);
+        cJSON_Delete(dr[i].found);
+        cJSON_Delete(dr[i].have);
+        cJSON_Delete(dr[i].synced);
+    }
+    free(dr);
     free(ids);
-    cJSON_Delete(before);
     cJSON_Delete(found);
     hs_batch_result_clear(&res);
     return rc;

@@ -38,15 +38,20 @@ void *sync_ctx_new(const struct config *cfg, void *arg)
     hopt.connect_timeout_ms = 10000;
     hopt.timeout_ms = cfg->http_timeout_ms;
     ctx->http = http_client_new(&hopt);
+    ctx->budget = api_budget_new(cfg);
     ctx->describe = sf_describe_new();
     if (config_has_salesforce_api(cfg) && sync_sf_client_new(cfg, ctx->http, &ctx->sf) != ERR_OK)
         ctx->sf = NULL;
+    if (ctx->sf)
+        sf_client_set_budget(ctx->sf, ctx->budget);
     if (config_has_hubspot_api(cfg)) {
         struct hs_client_options ho = {0};
         ho.base_url = cfg->hubspot_api_base_url;
         ho.access_token = cfg->hubspot_access_token;
         if (hs_client_new(&ho, ctx->http, &ctx->hs) != ERR_OK)
             ctx->hs = NULL;
+        if (ctx->hs)
+            hs_client_set_budget(ctx->hs, ctx->budget);
     }
     return ctx;
 }
@@ -60,8 +65,21 @@ void sync_ctx_free(void *arg)
     cJSON_Delete(ctx->hs_deal_defs);
     hs_client_free(ctx->hs);
     sf_client_free(ctx->sf);
+    api_budget_free(ctx->budget);
     http_client_free(ctx->http);
     free(ctx);
+}
+
+void sync_budget_tick(void *arg, PGconn *db)
+{
+    struct sync_ctx *ctx = arg;
+    if (!ctx->sf || !api_budget_sf_probe_due(db, ctx->cfg))
+        return;
+    /* Any answer carries Sforce-Limit-Info, which the client records in the budget. */
+    cJSON *limits = NULL;
+    if (sf_limits(ctx->sf, &limits) != ERR_OK)
+        log_warn("cannot refresh salesforce api usage");
+    cJSON_Delete(limits);
 }
 
 enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hs_owners.h"
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
@@ -298,55 +299,6 @@ static enum err read_associations(struct sync_ctx *ctx, struct deal_work *ws, si
     return rc;
 }
 
-/* GET /crm/v3/owners (all pages): {"owner id": "e-mail"}. hs_client looks owners up by e-mail
- * only; this direction needs the other way round, for every owner of the batch at once. */
-static enum err hs_owner_emails(struct sync_ctx *ctx, cJSON **out)
-{
-    cJSON *emails = cJSON_CreateObject();
-    char *after = NULL;
-    char *auth = xasprintf("Authorization: Bearer %s", ctx->cfg->hubspot_access_token);
-    const char *headers[] = {auth, "Accept: application/json", NULL};
-    enum err rc = ERR_OK;
-    for (int page = 0; page < 100; page++) {
-        struct http_response resp;
-        char *url = xasprintf("%s/crm/v3/owners?limit=100%s%s", ctx->cfg->hubspot_api_base_url,
-                              after ? "&after=" : "", after ? after : "");
-        rc = http_client_request(ctx->http, "GET", url, headers, NULL, &resp);
-        free(url);
-        free(after);
-        after = NULL;
-        cJSON *json = rc == ERR_OK ? cJSON_Parse(resp.body) : NULL;
-        http_response_clear(&resp);
-        if (rc == ERR_OK && !json)
-            rc = ERR_UPSTREAM;
-        const cJSON *o;
-        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(json, "results"))
-        {
-            char id[32];
-            if (id_text(cJSON_GetObjectItemCaseSensitive(o, "id"), id) && str(o, "email"))
-                cJSON_AddStringToObject(emails, id, str(o, "email"));
-        }
-        const char *next = str(cJSON_GetObjectItemCaseSensitive(
-                                   cJSON_GetObjectItemCaseSensitive(json, "paging"), "next"),
-                               "after");
-        if (next)
-            after = http_url_encode(next);
-        cJSON_Delete(json);
-        if (rc != ERR_OK || !after)
-            break;
-    }
-    free(after);
-    free(auth);
-    if (rc == ERR_OK) {
-        *out = emails;
-        emails = NULL;
-    } else {
-        log_warn("cannot list hubspot owners", LOG_STR("error", err_str(rc)));
-    }
-    cJSON_Delete(emails);
-    return rc;
-}
-
 /* {"Salesforce user id": "HubSpot owner id"} for the owners of the batch whose e-mail is an
  * active Salesforce user's: the mapping's owner_map. */
 static enum err owner_map_build(struct sync_ctx *ctx, struct deal_work *ws, size_t n, cJSON **out)
@@ -368,9 +320,14 @@ static enum err owner_map_build(struct sync_ctx *ctx, struct deal_work *ws, size
     }
     if (cJSON_GetArraySize(wanted) == 0)
         goto done;
-    rc = hs_owner_emails(ctx, &emails);
-    if (rc != ERR_OK)
+    cJSON *ids = cJSON_CreateArray();
+    cJSON_ArrayForEach(e, wanted) cJSON_AddItemToArray(ids, cJSON_CreateString(e->string));
+    rc = hs_owners_emails(ctx->hs, ctx->cfg->api_cache_seconds, ids, &emails);
+    cJSON_Delete(ids);
+    if (rc != ERR_OK) {
+        log_warn("cannot list hubspot owners", LOG_STR("error", err_str(rc)));
         goto out;
+    }
     cJSON_ArrayForEach(e, emails) if (cJSON_GetObjectItemCaseSensitive(wanted, e->string))
         cJSON_AddItemToArray(want_emails, cJSON_CreateString(e->valuestring));
     buf_append_str(&q, "SELECT Id, Email FROM User WHERE IsActive = true AND Email IN ");
@@ -665,11 +622,38 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
 
 /* ---- Writing ----------------------------------------------------------------------------- */
 
+/* Updates linked opportunities by record id (records: collection records with Id, the deal id
+ * field and the changes; order: their work items), settling each refused one. */
+static void stamp_deal_ids(struct sync_ctx *ctx, const cJSON *records, struct deal_work **order,
+                           size_t n)
+{
+    struct sf_save_result *saved = NULL;
+    size_t saved_n = 0;
+    enum err rc = sf_collection_update(ctx->sf, records, false, &saved, &saved_n);
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = order[i];
+        const char *id = str(w->opp, "Id");
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot update opportunity %s", id);
+        else if (i < saved_n && saved[i].is_success)
+            w->opp_id = xstrdup(id);
+        else
+            settle(w, i < saved_n && saved[i].err != ERR_OK ? saved[i].err : ERR_INVALID, false,
+                   "opportunity %s refused by salesforce: %s %s", id,
+                   i < saved_n && saved[i].error_code ? saved[i].error_code : "",
+                   i < saved_n && saved[i].message ? saved[i].message : "");
+    }
+    sf_save_results_free(saved, saved_n);
+}
+
 static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws, size_t n)
 {
     const char *ext = ctx->cfg->sf_deal_id_field;
     cJSON *records = cJSON_CreateArray();
     struct deal_work **order = xcalloc(n + 1, sizeof(*order));
+    cJSON *stamps = cJSON_CreateArray();
+    struct deal_work **stamp_order = xcalloc(n + 1, sizeof(*stamp_order));
+    size_t n_stamps = 0;
     struct sf_save_result *saved = NULL;
     size_t saved_n = 0, k = 0;
     enum err rc = ERR_OK;
@@ -685,16 +669,15 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
             continue;
         }
         if (w->opp && needs_id) {
-            /* Linked before the field carried the deal id: stamp it by record id. */
+            /* Linked before the field carried the deal id (the other direction created the
+             * deal): stamp it by record id, all of the batch's in one collection update. */
             cJSON *rec = cJSON_Duplicate(w->changes, true);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
+                                    "Opportunity");
+            cJSON_AddStringToObject(rec, "Id", str(w->opp, "Id"));
             cJSON_AddStringToObject(rec, ext, w->deal_id);
-            rc = sf_sobject_update(ctx->sf, "Opportunity", str(w->opp, "Id"), rec);
-            cJSON_Delete(rec);
-            if (rc != ERR_OK)
-                settle(w, rc, false, "cannot update opportunity %s", str(w->opp, "Id"));
-            else
-                w->opp_id = xstrdup(str(w->opp, "Id"));
-            rc = ERR_OK;
+            cJSON_AddItemToArray(stamps, rec);
+            stamp_order[n_stamps++] = w;
             continue;
         }
         cJSON *rec = cJSON_Duplicate(w->changes, true);
@@ -703,6 +686,8 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
         cJSON_AddItemToArray(records, rec);
         order[k++] = w;
     }
+    if (n_stamps > 0)
+        stamp_deal_ids(ctx, stamps, stamp_order, n_stamps);
     if (k == 0)
         goto out;
     rc = sf_collection_upsert(ctx->sf, "Opportunity", ext, records, false, &saved, &saved_n);
@@ -726,6 +711,8 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
     }
 out:
     sf_save_results_free(saved, saved_n);
+    free(stamp_order);
+    cJSON_Delete(stamps);
     free(order);
     cJSON_Delete(records);
     return rc;
@@ -1077,6 +1064,10 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, hs_hint(ctx), "cannot store opportunity ids on deals");
         goto out;
     }
+    /* The links first, then every deal's contact roles in one pass (a few calls per batch). */
+    struct sf_contacts_deal *roles = xcalloc(n + 1, sizeof(*roles));
+    struct deal_work **role_of = xcalloc(n + 1, sizeof(*role_of));
+    size_t n_roles = 0;
     for (size_t i = 0; i < n; i++) {
         struct deal_work *w = &ws[i];
         if (w->is_settled)
@@ -1089,8 +1080,15 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
         if (!account && w->opp)
             account = str(w->opp, "AccountId");
-        rc = sf_contacts_sync_roles(ctx, db, w->deal_id, w->opp_id, account, w->contacts,
-                                    &w->detail);
+        roles[n_roles] = (struct sf_contacts_deal){w->deal_id,  w->opp_id,  account,
+                                                   w->contacts, &w->detail, ERR_OK};
+        role_of[n_roles++] = w;
+    }
+    if (sf_contacts_sync_roles(ctx, db, roles, n_roles) != ERR_OK)
+        log_warn("cannot sync the contact roles of a batch", LOG_I64("deals", (long long)n_roles));
+    for (size_t k = 0; k < n_roles; k++) {
+        struct deal_work *w = role_of[k];
+        rc = roles[k].result;
         if (rc != ERR_OK) {
             w->rec->retry_after_ms = hs_hint(ctx);
             settle(w, rc, false, "opportunity %s written; contact roles failed", w->opp_id);
@@ -1105,6 +1103,8 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
                  LOG_I64("fields", cJSON_GetArraySize(w->changes)));
         buf_clear(&head);
     }
+    free(role_of);
+    free(roles);
 out:
     free(reason);
     free(wrote);

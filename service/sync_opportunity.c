@@ -11,9 +11,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_cache.h"
 #include "contact_rollups.h"
 #include "hs_companies.h"
 #include "hs_contacts.h"
+#include "hs_owners.h"
 #include "link.h"
 #include "log.h"
 #include "pipelines.h"
@@ -198,6 +200,7 @@ static bool same_id(const char *a, const char *b)
 
 struct owners {
     struct hs_client *hs;
+    int cache_seconds;
     cJSON *emails; /* {"user id": "e-mail"} from Owner.Email */
     cJSON *found;  /* {"user id": "owner id" | null} */
 };
@@ -218,7 +221,7 @@ static enum err owner_lookup(void *arg, enum mapping_direction dir, const char *
     if (!email)
         return ERR_NOT_FOUND;
     char *owner = NULL;
-    enum err rc = hs_owner_find_by_email(ow->hs, email, &owner);
+    enum err rc = hs_owners_find_by_email(ow->hs, ow->cache_seconds, email, &owner);
     if (rc == ERR_NOT_FOUND)
         cJSON_AddNullToObject(ow->found, id);
     if (rc != ERR_OK)
@@ -1246,9 +1249,12 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         has_work |= !opps[i].is_finished;
     if (has_work) {
         step = "cannot read the hubspot deal properties";
-        rc = hs_properties_list(ctx->hs, "deals", &defs);
-        if (rc != ERR_OK)
-            goto failed;
+        if (!api_cache_get("hubspot/properties/deals", ctx->cfg->api_cache_seconds, &defs)) {
+            rc = hs_properties_list(ctx->hs, "deals", &defs);
+            if (rc != ERR_OK)
+                goto failed;
+            api_cache_put("hubspot/properties/deals", defs);
+        }
     }
     pl.sf = ctx->sf;
     pl.hs = ctx->hs;
@@ -1257,6 +1263,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     pl.describe = ctx->describe;
     pl.stage_values = mapping_values_of(ctx->mappings, "StageName");
     ow.hs = ctx->hs;
+    ow.cache_seconds = ctx->cfg->api_cache_seconds;
     ow.emails = cJSON_CreateObject();
     ow.found = cJSON_CreateObject();
     step = "cannot map the opportunity";

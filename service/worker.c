@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_budget.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -127,6 +128,15 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
         it.retry_delay_ms = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
         if (r->retry_after_ms > it.retry_delay_ms)
             it.retry_delay_ms = r->retry_after_ms;
+    } else if (r->result == ERR_RATE_LIMIT) {
+        /* Waiting for API budget, or a rate limit that still came, is not a failure (issue 9):
+         * back in the queue when the budget returns (the hint: HubSpot's, the budget's; else
+         * the backoff a retry would get, as Salesforce's REQUEST_LIMIT_EXCEEDED says nothing
+         * about when), the attempt not counted, never dead-lettered for it. */
+        it.outcome = QUEUE_DEFER;
+        it.retry_delay_ms =
+            worker_backoff_ms(attempts, cfg->retry_base_ms, cfg->retry_max_ms, r->retry_after_ms,
+                              (double)rand_r(&w->seed) / RAND_MAX);
     } else if (err_is_transient(r->result) &&
                (attempts < cfg->max_attempts || is_in_retry_window(r, cfg))) {
         it.outcome = QUEUE_RETRY;
@@ -199,6 +209,13 @@ static void next_claim_size(struct worker *w, size_t claimed)
         w->claim_size = cfg->claim_batch;
 }
 
+/* Whether claims take live work only: Salesforce usage is near dealsync's share (issue 9). */
+static bool is_live_only(PGconn *db, const struct config *cfg)
+{
+    bool live_only = false;
+    return api_budget_sf_live_only(db, cfg, &live_only) == ERR_OK && live_only;
+}
+
 /* Finishes records according to the handler's verdicts, all in one statement. When next is
  * not NULL the worker's next batch is claimed in the same transaction: one commit (one WAL
  * flush) per batch instead of two. A failed claim does not lose the outcomes: they are then
@@ -216,7 +233,8 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     if (next && db_exec(db, "BEGIN") == ERR_OK) {
         rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
         if (rc == ERR_OK)
-            rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, next);
+            rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
+                             next);
         if (rc == ERR_OK)
             rc = db_commit(db);
         if (rc == ERR_OK)
@@ -368,7 +386,8 @@ static void *worker_main(void *arg)
         /* A batch claimed with the previous finish is handled at once; otherwise claim. */
         if (!have_batch) {
             (void)worker_drain_notifications(db);
-            if (queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, &b) != ERR_OK) {
+            if (queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
+                            &b) != ERR_OK) {
                 queue_batch_clear(&b);
                 wait_for_work(w, db, 1000);
                 continue;
@@ -411,6 +430,7 @@ enum err worker_pool_start(const struct config *cfg, const struct worker_ops *op
     p->cfg = cfg;
     p->ops = ops;
     atomic_init(&p->stop, false);
+    api_budget_resume_waits();
     if (pipe(p->wake) != 0) {
         log_error("cannot create wake-up pipe", LOG_STR("error", strerror(errno)));
         free(p);
@@ -442,6 +462,7 @@ void worker_pool_stop(struct worker_pool *pool)
     if (!pool)
         return;
     atomic_store(&pool->stop, true);
+    api_budget_cancel_waits();
     ssize_t n = write(pool->wake[1], "x", 1);
     (void)n;
     for (int i = 0; i < pool->count; i++)

@@ -264,6 +264,18 @@ int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log
     return status;
 }
 
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env)
+{
+    char **env = e2e_dealsync_env(e, extra_env);
+    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
+    const char *argv[] = {itest_env("DEALSYNC_BIN"), "worker", NULL};
+    struct itest_proc *p = itest_spawn(argv, (const char *const *)env, log, NULL);
+    ck_assert_msg(p != NULL, "dealsync worker did not start; see %s", log);
+    free(log);
+    e2e_env_free(env);
+    return p;
+}
+
 void e2e_stop(struct e2e *e)
 {
     ck_assert_int_eq(svc_stop(&e->svc), 0);

@@ -53,6 +53,9 @@ void e2e_start_prepared(struct e2e *e, const char *name, const char *const *extr
  * operator starting it with that file would, and returns its exit status once it stops (it is
  * stopped after 20 s if it keeps running). *log receives what it logged (caller frees). */
 int e2e_run_worker_with_mappings(struct e2e *e, const char *mappings, char **log);
+/* A second dealsync process (`dealsync worker`, workers only) on the same database and sandbox,
+ * with the same wiring plus extra_env, as a replica would run. Stop it with itest_proc_stop. */
+struct itest_proc *e2e_start_worker(struct e2e *e, const char *name, const char *const *extra_env);
 /* Stops dealsync (asserting a clean exit) and the sandbox. */
 void e2e_stop(struct e2e *e);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hs_client.h"
+#include "hs_owners.h"
 #include "http_client.h"
 #include "itest.h"
 #include "mapping.h"
@@ -374,6 +375,43 @@ START_TEST(pipelines_owners_and_properties)
     owner_id = NULL;
     ck_assert_int_eq(hs_owner_find_by_email(hs, "nobody@example.com", &owner_id), ERR_NOT_FOUND);
     ck_assert_ptr_null(owner_id);
+
+    /* The owner list (all pages), and the cache both directions use: one list call serves
+     * every lookup; an owner added since is still found (a miss is asked again). */
+    cJSON *owners = NULL;
+    ck_assert_int_eq(hs_owners_list(hs, &owners), ERR_OK);
+    ck_assert_int_ge(cJSON_GetArraySize(owners), 1);
+    cJSON_Delete(owners);
+    long long before = sandbox_count(&sb, "hubspot", "GET", "/crm/v3/owners");
+    ck_assert_int_eq(hs_owners_find_by_email(hs, 60, "CAROL@example.com", &owner_id), ERR_OK);
+    ck_assert_str_eq(owner_id, cJSON_GetStringValue(cJSON_GetObjectItem(owner, "id")));
+    free(owner_id);
+    cJSON *emails = NULL;
+    cJSON *ids = cJSON_CreateArray();
+    cJSON_AddItemToArray(
+        ids, cJSON_CreateString(cJSON_GetStringValue(cJSON_GetObjectItem(owner, "id"))));
+    ck_assert_int_eq(hs_owners_emails(hs, 60, ids, &emails), ERR_OK);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
+                         emails, cJSON_GetStringValue(cJSON_GetObjectItem(owner, "id")))),
+                     "carol@example.com");
+    cJSON_Delete(emails);
+    ck_assert_int_eq(sandbox_count(&sb, "hubspot", "GET", "/crm/v3/owners") - before, 1);
+    cJSON *dave = NULL;
+    ck_assert_int_eq(sbtest_call(&sb, "POST", "/_sandbox/hubspot/owners", NULL,
+                                 "{\"email\":\"dave@example.com\",\"firstName\":\"Dave\"}", &dave,
+                                 NULL),
+                     201);
+    owner_id = NULL;
+    ck_assert_int_eq(hs_owners_find_by_email(hs, 60, "dave@example.com", &owner_id), ERR_OK);
+    ck_assert_str_eq(owner_id, cJSON_GetStringValue(cJSON_GetObjectItem(dave, "id")));
+    free(owner_id);
+    cJSON_AddItemToArray(ids,
+                         cJSON_CreateString(cJSON_GetStringValue(cJSON_GetObjectItem(dave, "id"))));
+    ck_assert_int_eq(hs_owners_emails(hs, 60, ids, &emails), ERR_OK);
+    ck_assert_int_ge(cJSON_GetArraySize(emails), 2);
+    cJSON_Delete(emails);
+    cJSON_Delete(ids);
+    cJSON_Delete(dave);
     cJSON_Delete(owner);
 
     cJSON *def = cJSON_Parse("{\"name\":\"sf_priority\",\"label\":\"Priority\",\"type\":"

@@ -78,7 +78,7 @@ START_TEST(claim_coalesces_a_record_in_order)
     qtest_push(db, "hubspot", "k2", "deal", "7", 2000);
     qtest_push(db, "hubspot", "k4", "deal", "8", 500);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 2);
     const struct queue_record *r7 =
         strcmp(b.records[0].record_id, "7") == 0 ? &b.records[0] : &b.records[1];
@@ -90,14 +90,14 @@ START_TEST(claim_coalesces_a_record_in_order)
     /* Leased: a second claimer gets nothing, even for a new event of the same record. */
     qtest_push(db, "hubspot", "k5", "deal", "7", 4000);
     struct queue_batch b2 = {0};
-    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &b2), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b2), ERR_OK);
     ck_assert_uint_eq(b2.record_count, 0);
     queue_batch_clear(&b2);
     /* Finishing releases the record; the new event is then claimable, alone. */
     size_t changed = 0;
     ck_assert_int_eq(queue_finish(db, "w1", r7, QUEUE_DONE, "ok", 0, 10, &changed), ERR_OK);
     ck_assert_uint_eq(changed, 3);
-    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &b2), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b2), ERR_OK);
     ck_assert_uint_eq(b2.record_count, 1);
     ck_assert_str_eq(b2.records[0].record_id, "7");
     ck_assert_uint_eq(b2.records[0].event_count, 1);
@@ -117,7 +117,7 @@ START_TEST(retry_backs_off_then_dead_letters)
     char *url = qtest_db("q_retry", &db);
     qtest_push(db, "salesforce", "n1", "Opportunity", "006X", 1);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     size_t changed;
     ck_assert_int_eq(
@@ -128,12 +128,12 @@ START_TEST(retry_backs_off_then_dead_letters)
                                          " AND last_error = 'upstream 503'"),
                      1);
     /* Backing off: not claimable now. */
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 0);
     queue_batch_clear(&b);
     /* Time passes (the test moves the backoff instead of sleeping). */
     itest_db_exec(db, "UPDATE sync_record SET not_before = now() - interval '1 second'");
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     ck_assert_int_eq(b.records[0].events[0].attempts, 2);
     /* Second transient failure with max_attempts 2: dead, with its error and attempts kept. */
@@ -157,11 +157,11 @@ START_TEST(expired_lease_is_taken_over_and_the_old_owner_changes_nothing)
     char *url = qtest_db("q_lease", &db);
     qtest_push(db, "hubspot", "e1", "deal", "5", 1);
     struct queue_batch dead_worker = {0};
-    ck_assert_int_eq(queue_claim(db, "dead", 10, 60, &dead_worker), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "dead", 10, 60, false, &dead_worker), ERR_OK);
     ck_assert_uint_eq(dead_worker.record_count, 1);
     itest_db_exec(db, "UPDATE sync_record SET lease_expires_at = now() - interval '1 second'");
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "alive", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "alive", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     ck_assert_int_eq(b.records[0].events[0].attempts, 2);
     size_t changed = 99;
@@ -195,7 +195,7 @@ static void *claim_loop(void *arg)
     PGconn *db = PQconnectdb(c->url);
     for (;;) {
         struct queue_batch b = {0};
-        if (queue_claim(db, c->name, 3, 60, &b) != ERR_OK)
+        if (queue_claim(db, c->name, 3, 60, false, &b) != ERR_OK)
             break;
         if (b.record_count == 0) {
             queue_batch_clear(&b);
@@ -278,17 +278,17 @@ START_TEST(live_records_are_claimed_before_background_ones)
     qtest_push(db, "hubspot", "live-1", "deal", "9999", 1);
     qtest_push(db, "hubspot", "live-2", "deal", "3", 2);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 2);
     for (size_t i = 0; i < b.record_count; i++)
         ck_assert(strcmp(b.records[i].record_id, "9999") == 0 ||
                   strcmp(b.records[i].record_id, "3") == 0);
     queue_batch_clear(&b);
     /* Only background records are left: a claim of 10 takes 100 of them, then the rest. */
-    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
     queue_batch_clear(&b);
-    ck_assert_int_eq(queue_claim(db, "w3", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w3", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, N - 1 - QUEUE_BACKGROUND_CLAIM);
     queue_batch_clear(&b);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'running'"
@@ -376,7 +376,7 @@ START_TEST(open_event_counts_follow_every_change)
                      2);
     ck_assert_int_eq(itest_db_scalar(db, drift), 0);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 2);
     ck_assert_int_eq(itest_db_scalar(db, drift), 0);
     struct queue_finish_item items[2] = {
@@ -413,13 +413,13 @@ START_TEST(finish_many_gives_each_record_its_outcome)
     qtest_push(db, "hubspot", "s1", "deal", "4", 1);
     qtest_push(db, "hubspot", "t1", "deal", "5", 1);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 5);
     /* Record 5's lease expires and another worker takes it over. */
     itest_db_exec(db, "UPDATE sync_record SET lease_expires_at = now() - interval '1 second'"
                       " WHERE record_id = '5'");
     struct queue_batch other = {0};
-    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, &other), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &other), ERR_OK);
     ck_assert_uint_eq(other.record_count, 1);
     struct queue_finish_item items[5];
     for (size_t i = 0; i < 5; i++) {
@@ -478,7 +478,7 @@ START_TEST(a_deferred_record_waits_without_counting_an_attempt)
     qtest_push(db, "hubspot", "d1", "deal", "1", 1);
     itest_db_exec(db, "UPDATE sync_event SET last_error = 'earlier 503', attempts = 2");
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     ck_assert_int_eq(b.records[0].events[0].attempts, 3);
     struct queue_finish_item it = {&b.records[0], QUEUE_DEFER, "busy", 3600000, 0};
@@ -490,7 +490,7 @@ START_TEST(a_deferred_record_waits_without_counting_an_attempt)
                                          " 'earlier 503' AND finished_at IS NULL"),
                      1);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), 0);
-    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, &b), ERR_OK);
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 0);
     queue_batch_clear(&b);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT open_events FROM sync_record"), 1);

@@ -1,0 +1,427 @@
+/* test_e2e_budget.c - one API budget for every worker and every replica (issue 9), with both
+ * directions running as `make run` wires them: two dealsync processes share a low HubSpot
+ * limit without being refused and without dead letters; Salesforce usage at dealsync's share
+ * keeps workers to live work until it drops; a closed day defers records without counting
+ * attempts. What a user would check: the deals in HubSpot, the queue, the sandbox's log. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e.h"
+#include "itest.h"
+#include "ops_status.h"
+#include "queue.h"
+#include "util.h"
+
+#define DEADLINE_MS 60000
+/* The low limit of the two-process test: 20 calls per 10 s, as the issue asks. */
+#define LOW_LIMIT 20
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+/* Creates n opportunities, each with contact roles for the two seeded contacts, at once (as a
+ * data load would). Returns the ids (caller frees each and the array). */
+static char **create_burst(struct e2e *e, int n, const char *label)
+{
+    char *jane = e2e_sf_find(e, "Contact", "Email", "jane@acme.test");
+    char *john = e2e_sf_find(e, "Contact", "Email", "john@globex.test");
+    char **ids = xcalloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        char *json = xasprintf("{\"Name\":\"%s %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":%d}",
+                               label, i, 1000 + i);
+        ids[i] = e2e_sf_create(e, "Opportunity", json);
+        free(json);
+        const char *contacts[] = {jane, john};
+        for (int c = 0; c < 2; c++) {
+            json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\","
+                             "\"Role\":\"Decision Maker\"}",
+                             ids[i], contacts[c]);
+            free(e2e_sf_create(e, "OpportunityContactRole", json));
+            free(json);
+        }
+    }
+    free(john);
+    free(jane);
+    return ids;
+}
+
+static long long linked_opportunities(struct e2e *e)
+{
+    return itest_db_scalar(e->svc.db,
+                           "SELECT count(*) FROM record_link WHERE kind = 'opportunity'");
+}
+
+struct linked_wait {
+    struct e2e *e;
+    long long want;
+};
+
+static bool all_linked(void *arg)
+{
+    struct linked_wait *w = arg;
+    return linked_opportunities(w->e) >= w->want;
+}
+
+/* Contacts associated with the deal of opportunity opp, read through the control API (so the
+ * test's reads do not draw on the HubSpot limit); -1 when there is no deal. */
+static int deal_contacts(struct e2e *e, const char *opp)
+{
+    const char *params[] = {opp};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT hs_id FROM record_link WHERE kind = 'opportunity' AND"
+                               " sf_id = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    char *path = PQntuples(r) == 1
+                     ? xasprintf("/_sandbox/hubspot/objects/deals/%s", PQgetvalue(r, 0, 0))
+                     : NULL;
+    PQclear(r);
+    if (!path)
+        return -1;
+    cJSON *d = NULL;
+    int status = e2e_sb(e, "GET", path, NULL, &d);
+    free(path);
+    int n = status == 200 ? 0 : -1;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
+    {
+        if (strcmp(sbtest_str(a, "toObjectType"), "contacts") == 0)
+            n++;
+    }
+    cJSON_Delete(d);
+    return n;
+}
+
+/* HubSpot API calls dealsync made since mark: total, answered 429, and the first and last
+ * request times (ms). */
+struct hs_calls {
+    int total;
+    int refused;
+    double first_ms;
+    double last_ms;
+};
+
+static struct hs_calls hubspot_calls(struct e2e *e, long long mark)
+{
+    struct hs_calls c = {0, 0, 0, 0};
+    char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
+    cJSON *log = NULL;
+    e2e_sb(e, "GET", q, NULL, &log);
+    free(q);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    {
+        if (strcmp(sbtest_str(r, "system"), "hubspot") != 0 ||
+            strcmp(sbtest_str(r, "direction"), "in") != 0)
+            continue;
+        double ts = cJSON_GetNumberValue(cJSON_GetObjectItem(r, "ts"));
+        if (c.total == 0)
+            c.first_ms = ts;
+        c.last_ms = ts;
+        c.total++;
+        if (cJSON_GetNumberValue(cJSON_GetObjectItem(r, "status")) == 429)
+            c.refused++;
+    }
+    cJSON_Delete(log);
+    return c;
+}
+
+/* ---- Two processes, one low HubSpot limit ------------------------------------------------- */
+
+START_TEST(two_processes_share_a_low_hubspot_limit)
+{
+    /* 500 as the issue asks takes about ten minutes at 20 calls per 10 s: make test uses a
+     * smaller default, and bench/budget.sh (or BUDGET_TEST_OPPORTUNITIES=500) runs the full
+     * size. */
+    const char *size = getenv("BUDGET_TEST_OPPORTUNITIES");
+    int n = size && atoi(size) > 0 ? atoi(size) : 40;
+    const char *sandbox[] = {"--set", "hubspot.rate_limit_max=20", NULL};
+    /* The operator sets the app's limit; four workers in each process. */
+    const char *env[] = {"HUBSPOT_BURST_LIMIT=20", "WORKER_THREADS=4", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_budget_two", env, sandbox, true);
+    struct itest_proc *replica = e2e_start_worker(&e, "e2e_budget_two_replica", env);
+
+    long long mark = e2e_mark(&e);
+    char **opps = create_burst(&e, n, "Budget");
+    struct linked_wait w = {&e, n};
+    /* At most a few HubSpot calls per opportunity at 19 calls per 10 s, plus start-up. */
+    ck_assert_msg(itest_wait_for(all_linked, &w, 60000 + n * 3000),
+                  "only %lld of %d opportunities synced", linked_opportunities(&e), n);
+    /* The echoes of the writes are paced at the same 2 calls per second: allow for them. */
+    ck_assert(e2e_wait_idle(&e, 60000 + n * 3000));
+    struct hs_calls c = hubspot_calls(&e, mark);
+
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(deal_contacts(&e, opps[i]) == 2, "opportunity %s: deal with %d contacts",
+                      opps[i], deal_contacts(&e, opps[i]));
+        free(opps[i]);
+    }
+    free(opps);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    /* The operator's status view shows the day's HubSpot calls, counted by the shared budget. */
+    cJSON *status = NULL;
+    ck_assert_int_eq(ops_status(e.svc.db, &status), ERR_OK);
+    const cJSON *row;
+    double day_used = -1;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItem(status, "api_budget"))
+    {
+        if (strcmp(ops_str(row, "api"), "hubspot") == 0)
+            day_used = ops_num(row, "day_used");
+    }
+    ck_assert_msg(day_used >= c.total, "status shows %.0f hubspot calls today, %d were made",
+                  day_used, c.total);
+    cJSON_Delete(status);
+    /* Both processes did part of the work (lease owners are "<host>:<pid>/<worker>"). */
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(DISTINCT split_part(worker, '/', 1))"
+                                               " FROM sync_outcome WHERE outcome = 'done'"),
+                     2);
+    double span_s = (c.last_ms - c.first_ms) / 1000.0;
+    double per_10s = span_s > 0 ? (c.total - 1) * 10.0 / span_s : 0;
+    printf("budget: %d opportunities, two processes x 4 workers, limit %d/10 s: %d hubspot calls, "
+           "%d answered 429 (%.2f%%), %.1f calls per 10 s over %.1f s (%.0f%% of the limit)\n",
+           n, LOW_LIMIT, c.total, c.refused, c.total ? 100.0 * c.refused / c.total : 0, per_10s,
+           span_s, 100.0 * per_10s / LOW_LIMIT);
+    ck_assert_msg(c.refused * 100 <= c.total, "%d of %d hubspot calls answered 429", c.refused,
+                  c.total);
+    ck_assert_msg(per_10s >= 0.8 * LOW_LIMIT, "achieved %.1f calls per 10 s of %d", per_10s,
+                  LOW_LIMIT);
+    ck_assert_int_eq(itest_proc_stop(replica, SIGTERM, 20000), 0);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Salesforce usage at dealsync's share -------------------------------------------------- */
+
+/* Rows of table about the record id (a test's own id) that also match cond. */
+static long long count_of(struct e2e *e, const char *table, const char *id, const char *cond)
+{
+    char *q = xasprintf("SELECT count(*) FROM %s WHERE record_id = '%s' AND %s", table, id, cond);
+    long long n = itest_db_scalar(e->svc.db, q);
+    free(q);
+    return n;
+}
+
+static long long pending_events(struct e2e *e, const char *record_id)
+{
+    return count_of(e, "sync_event", record_id, "status IN ('pending', 'running')");
+}
+
+struct record_wait {
+    struct e2e *e;
+    const char *id;
+};
+
+static bool is_linked(void *arg)
+{
+    struct record_wait *w = arg;
+    char *q = xasprintf("SELECT count(*) FROM record_link WHERE kind = 'opportunity'"
+                        " AND sf_id = '%s'",
+                        w->id);
+    long long n = itest_db_scalar(w->e->svc.db, q);
+    free(q);
+    return n > 0;
+}
+
+static bool is_live_only(void *arg)
+{
+    struct e2e *e = arg;
+    /* 50% of the sandbox's 100,000: live-only from 37,500. */
+    return itest_db_scalar(e->svc.db, "SELECT count(*) FROM api_budget WHERE api = 'salesforce'"
+                                      " AND usage_used >= 37500") == 1;
+}
+
+START_TEST(salesforce_share_keeps_workers_to_live_work)
+{
+    const char *env[] = {"SALESFORCE_API_BUDGET_PERCENT=50", "API_BUDGET_PROBE_SECONDS=1", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_budget_sf_share", env, NULL, true);
+    /* An opportunity synced before, with an automatic retry waiting (an earlier attempt failed):
+     * that is not live work. It is queued while dealsync's usage is at its share. */
+    char *retried = e2e_sf_create(&e, "Opportunity",
+                                  "{\"Name\":\"Waits for budget\",\"StageName\":\"Prospecting\","
+                                  "\"CloseDate\":\"2026-12-31\",\"Amount\":10}");
+    struct record_wait rw = {&e, retried};
+    ck_assert(itest_wait_for(is_linked, &rw, DEADLINE_MS));
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+
+    /* The org's usage reaches dealsync's share (50% of 100,000). */
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/salesforce/usage", "{\"used\":50000}", NULL),
+                     200);
+    /* A live change: its sync reads Salesforce, whose answer tells dealsync the usage. */
+    char *live = e2e_sf_create(&e, "Opportunity",
+                               "{\"Name\":\"Live at the share\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":20}");
+    struct record_wait lw = {&e, live};
+    ck_assert_msg(itest_wait_for(is_linked, &lw, DEADLINE_MS), "a live change did not sync");
+    ck_assert(itest_wait_for(is_live_only, &e, DEADLINE_MS));
+
+    /* The retry is queued now and waits: nothing claims it while usage stays at the share. */
+    const char *params[] = {retried};
+    PGresult *r = PQexecParams(
+        e.svc.db,
+        "WITH rec AS (INSERT INTO sync_record (source, object_type, record_id)"
+        "  VALUES ('salesforce', 'Opportunity', $1) ON CONFLICT DO NOTHING)"
+        " INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
+        "  occurred_at, payload, attempts)"
+        " VALUES ('salesforce', 'budget-retry', 'Opportunity', $1, 'resync', now(), '{}', 1)",
+        1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    /* A second live change after it syncs while the retry still waits. */
+    char *live2 = e2e_sf_create(&e, "Opportunity",
+                                "{\"Name\":\"Second live change\",\"StageName\":\"Prospecting\","
+                                "\"CloseDate\":\"2026-12-31\",\"Amount\":30}");
+    struct record_wait lw2 = {&e, live2};
+    ck_assert_msg(itest_wait_for(is_linked, &lw2, DEADLINE_MS), "a live change did not sync");
+    ck_assert_int_eq(pending_events(&e, retried), 1);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM sync_event WHERE"
+                                               " dedup_key = 'budget-retry' AND status = 'pending'"
+                                               " AND attempts = 1"),
+                     1);
+
+    /* Usage drops (the rolling 24 hours moved on): the probe notices and the retry runs. */
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/salesforce/usage", "{\"used\":100}", NULL), 200);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    ck_assert_int_eq(pending_events(&e, retried), 0);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM sync_event WHERE"
+                                               " dedup_key = 'budget-retry' AND status = 'done'"),
+                     1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(live2);
+    free(live);
+    free(retried);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- A closed day defers; it never dead-letters --------------------------------------------- */
+
+static bool is_deferred(void *arg)
+{
+    struct record_wait *w = arg;
+    return count_of(w->e, "sync_outcome", w->id, "outcome = 'deferred'") >= 1;
+}
+
+START_TEST(hubspot_daily_limit_defers_without_attempts)
+{
+    /* One attempt allowed: a throttled attempt that counted would dead-letter at once. */
+    const char *env[] = {"QUEUE_MAX_ATTEMPTS=1", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_budget_daily", env, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    /* The account's day is over (another program used it up). */
+    ck_assert_int_eq(sbtest_call(&e.sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"hubspot.rate_limit_daily\":1}", NULL, NULL),
+                     200);
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"After the day closed\",\"StageName\":\"Prospecting\","
+                              "\"CloseDate\":\"2026-12-31\",\"Amount\":40}");
+    struct record_wait w = {&e, opp};
+    ck_assert_msg(itest_wait_for(is_deferred, &w, DEADLINE_MS), "the record was not deferred");
+    /* Deferred to the day's reset, not failed: pending, no attempt counted, nothing dead. */
+    ck_assert_int_ge(count_of(&e, "sync_event", opp, "status = 'pending' AND attempts = 0"), 1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    ck_assert_int_eq(count_of(&e, "sync_record", opp, "not_before > now() + interval '1 minute'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM api_budget"
+                                               " WHERE api = 'hubspot' AND day_used >= 1"),
+                     1);
+    /* A later change is deferred too, without even being sent: the shared budget knows the day
+     * is closed. */
+    long long mark = e2e_mark(&e);
+    char *later = e2e_sf_create(&e, "Opportunity",
+                                "{\"Name\":\"Later the same day\",\"StageName\":\"Prospecting\","
+                                "\"CloseDate\":\"2026-12-31\",\"Amount\":50}");
+    struct record_wait lw = {&e, later};
+    ck_assert_msg(itest_wait_for(is_deferred, &lw, DEADLINE_MS), "the record was not deferred");
+    ck_assert_int_eq(hubspot_calls(&e, mark).total, 0);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(later);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Benchmark: the issue's burst at default limits (bench/budget.sh) ------------------- */
+
+static int sf_calls(struct e2e *e, long long mark)
+{
+    return e2e_count(e, mark, "salesforce", "in", NULL, NULL);
+}
+
+START_TEST(burst_benchmark)
+{
+    const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
+    int n = size && atoi(size) > 0 ? atoi(size) : 1000;
+    /* As `make run` wires it: one process, four workers, both directions, default limits
+     * (BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH, to compare batch sizes). */
+    const char *batch = getenv("BUDGET_BENCH_CLAIM_BATCH");
+    char *claim = batch ? xasprintf("QUEUE_CLAIM_BATCH=%s", batch) : NULL;
+    const char *env[] = {"WORKER_THREADS=4", claim, NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_budget_burst", env, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    long long mark = e2e_mark(&e);
+    int64_t started = util_monotonic_ms();
+    char **opps = create_burst(&e, n, "Burst");
+    struct linked_wait w = {&e, n};
+    bool is_done = itest_wait_for(all_linked, &w, 1800000) && e2e_wait_idle(&e, 600000);
+    double wall_s = (double)(util_monotonic_ms() - started) / 1000.0;
+    struct hs_calls c = hubspot_calls(&e, mark);
+    int sf = sf_calls(&e, mark);
+    int complete = 0;
+    for (int i = 0; i < n; i++) {
+        complete += deal_contacts(&e, opps[i]) == 2;
+        free(opps[i]);
+    }
+    free(opps);
+    long long dead = e2e_events(&e, "dead");
+    /* The least time HubSpot's limit (190 per 10 s) allows for the calls made. */
+    double floor_s = c.total / 19.0;
+    printf("bench-budget: %d opportunities with two contact roles each, both directions, "
+           "default limits, 4 workers, claim batch %s\n",
+           n, batch ? batch : "default");
+    printf("bench-budget: complete %d of %d, dead events %lld\n", complete, n, dead);
+    printf("bench-budget: hubspot calls %d, answered 429 %d (%.2f%%)\n", c.total, c.refused,
+           c.total ? 100.0 * c.refused / c.total : 0);
+    printf("bench-budget: calls per opportunity: hubspot %.2f, salesforce %.2f\n",
+           (double)c.total / n, (double)sf / n);
+    printf("bench-budget: wall %.1f s, least time the hubspot limit allows %.1f s (%.2fx)\n",
+           wall_s, floor_s, floor_s > 0 ? wall_s / floor_s : 0);
+    printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
+           n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
+    ck_assert_msg(is_done, "the burst did not finish");
+    free(claim);
+    e2e_stop(&e);
+}
+END_TEST
+
+Suite *suite_e2e_budget(void);
+Suite *suite_e2e_budget(void)
+{
+    Suite *s = suite_create("e2e_budget");
+    const struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {{"two_processes", two_processes_share_a_low_hubspot_limit},
+                 {"sf_share", salesforce_share_keeps_workers_to_live_work},
+                 {"daily", hubspot_daily_limit_defers_without_attempts}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, 1200);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    /* A benchmark, not a test: only bench/budget.sh runs it (it measures, asserts nothing but
+     * that the burst finished). */
+    if (getenv("BUDGET_BENCH")) {
+        TCase *tc = tcase_create("burst");
+        tcase_set_timeout(tc, 3600);
+        tcase_add_test(tc, burst_benchmark);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
