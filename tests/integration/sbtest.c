@@ -149,10 +149,13 @@ struct sbtest_listener *sbtest_listener_start(int fail_first)
     struct sbtest_listener *l = xcalloc(1, sizeof *l);
     pthread_mutex_init(&l->mu, NULL);
     l->fail_first = fail_first;
-    l->port = itest_free_port();
-    l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, (uint16_t)l->port,
-                                 NULL, NULL, on_request, l, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-                                 NULL, MHD_OPTION_END);
+    /* A free port can be taken by another process before the bind: another one is tried. */
+    for (int tries = 0; tries < 20 && !l->daemon; tries++) {
+        l->port = itest_free_port();
+        l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC,
+                                     (uint16_t)l->port, NULL, NULL, on_request, l,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+    }
     ck_assert_msg(l->daemon != NULL, "listener did not start");
     return l;
 }

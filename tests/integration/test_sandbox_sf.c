@@ -932,10 +932,14 @@ static void start_listener(int nacks)
     memset(&lst, 0, sizeof(lst));
     pthread_mutex_init(&lst.mu, NULL);
     lst.nacks_left = nacks;
-    lst.port = itest_free_port();
-    lst.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)lst.port, NULL, NULL,
-                                  on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                  MHD_OPTION_END);
+    /* A free port can be taken by another process before the bind (test runs share the
+     * machine): another one is tried. */
+    for (int tries = 0; tries < 20 && !lst.daemon; tries++) {
+        lst.port = itest_free_port();
+        lst.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)lst.port, NULL,
+                                      NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                                      on_completed, NULL, MHD_OPTION_END);
+    }
     ck_assert_ptr_nonnull(lst.daemon);
 }
 
