@@ -10,11 +10,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
-COPY scripts ./scripts
+COPY scripts/embed-migrations.sh ./scripts/
 COPY include ./include
 COPY service ./service
 COPY migrations ./migrations
-RUN make build/dealsync && strip build/dealsync
+RUN make -j"$(nproc)" build/dealsync && strip build/dealsync
 RUN set -e; \
     mkdir -p /rootfs/usr/local/bin /rootfs/etc/ssl/certs /rootfs/tmp; \
     cp build/dealsync /rootfs/usr/local/bin/dealsync; \

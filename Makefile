@@ -41,7 +41,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
 .PHONY: all test run asan tsan fuzz format format-check migrate clean deps bench bench-e2e chaos \
-        bench-import bench-budget
+        bench-import bench-budget kube-check
 all: $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(UNIT_BIN) $(INTEG_BIN) $(CHAOS_BIN)
 
 deps:
@@ -107,6 +107,12 @@ $(BUILD)/%.o: %.c
 test: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/test.sh
+	@$(if $(CK_RUN_SUITE),true,$(MAKE) --no-print-directory kube-check)
+
+# The image built and deploy/kubernetes/ played with `podman kube play`: /healthz and /readyz
+# (scripts/kube-check.sh; docs/deployment.md). Skips, saying why, where podman cannot run it.
+kube-check: deps
+	@scripts/kube-check.sh
 
 run: deps
 	@$(MAKE) --no-print-directory $(BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN))
