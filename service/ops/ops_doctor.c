@@ -265,65 +265,112 @@ static void check_salesforce_usage(struct doctor *d)
     cJSON_Delete(limits);
 }
 
-/* The token is valid and reads what dealsync reads: a 403 names the missing scope. */
+/* The scopes dealsync's calls need (HubSpot's Pipelines API takes the object's scopes). */
+enum scope_access { SCOPE_READ, SCOPE_WRITE };
+enum scope_kind { SCOPE_OBJECTS, SCOPE_SCHEMAS, SCOPE_OWNERS };
+static const struct hs_scope {
+    const char *name;
+    enum scope_kind kind;
+    const char *object_type;
+    enum scope_access access;
+} hs_scopes[] = {
+    {"crm.objects.deals.read", SCOPE_OBJECTS, "deals", SCOPE_READ},
+    {"crm.objects.deals.write", SCOPE_OBJECTS, "deals", SCOPE_WRITE},
+    {"crm.objects.contacts.read", SCOPE_OBJECTS, "contacts", SCOPE_READ},
+    {"crm.objects.contacts.write", SCOPE_OBJECTS, "contacts", SCOPE_WRITE},
+    {"crm.objects.companies.read", SCOPE_OBJECTS, "companies", SCOPE_READ},
+    {"crm.objects.companies.write", SCOPE_OBJECTS, "companies", SCOPE_WRITE},
+    {"crm.objects.owners.read", SCOPE_OWNERS, NULL, SCOPE_READ},
+    {"crm.schemas.deals.read", SCOPE_SCHEMAS, "deals", SCOPE_READ},
+    {"crm.schemas.deals.write", SCOPE_SCHEMAS, "deals", SCOPE_WRITE},
+    {"crm.schemas.contacts.read", SCOPE_SCHEMAS, "contacts", SCOPE_READ},
+    {"crm.schemas.contacts.write", SCOPE_SCHEMAS, "contacts", SCOPE_WRITE},
+    {"crm.schemas.companies.read", SCOPE_SCHEMAS, "companies", SCOPE_READ},
+    {"crm.schemas.companies.write", SCOPE_SCHEMAS, "companies", SCOPE_WRITE},
+};
+
+/* One call that needs the scope and changes nothing: reads of record 0 (HubSpot ids start at
+ * 1), an update of record 0 (404), a property definition that is refused for being empty
+ * (400), the owner of an address that cannot exist. A write's answer other than 401/403 (its
+ * 404 or 400) means the scope is granted: HubSpot checks scopes before anything else. */
+static enum err probe_scope(struct hs_client *hs, const struct hs_scope *s)
+{
+    enum err rc;
+    cJSON *empty = cJSON_CreateObject();
+    cJSON *out = NULL;
+    char *owner = NULL;
+    if (s->kind == SCOPE_OWNERS) {
+        rc = hs_owner_find_by_email(hs, "dealsync-doctor@invalid.test", &owner);
+        free(owner);
+    } else if (s->kind == SCOPE_OBJECTS && s->access == SCOPE_READ) {
+        const char *const none[] = {"0"};
+        struct hs_batch_result res = {0};
+        rc = hs_batch_read(hs, s->object_type, NULL, "hs_object_id", none, 1, &res);
+        hs_batch_result_clear(&res);
+    } else if (s->kind == SCOPE_OBJECTS) {
+        rc = hs_object_update(hs, s->object_type, "0", NULL, empty, NULL);
+    } else if (s->access == SCOPE_READ) {
+        rc = hs_properties_list(hs, s->object_type, &out);
+    } else {
+        rc = hs_property_create(hs, s->object_type, empty, &out);
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(empty);
+    if (rc == ERR_NOT_FOUND || (rc == ERR_INVALID && s->access == SCOPE_WRITE))
+        rc = ERR_OK;
+    return rc;
+}
+
+/* The token is valid and has every scope dealsync needs: each is probed, a 403 is a missing
+ * one (HubSpot answers MISSING_SCOPES), and every missing scope is named at once. */
 static void check_hubspot_token(struct doctor *d)
 {
     const char *name = "hubspot_token";
-    const char *fix = "set HUBSPOT_ACCESS_TOKEN to the private app's token, with the scopes "
-                      "crm.objects.deals.read/write, crm.objects.contacts.read/write, "
-                      "crm.objects.companies.read/write, crm.objects.owners.read, "
-                      "crm.schemas.deals.read/write, crm.schemas.contacts.write and "
-                      "crm.schemas.companies.write";
+    const size_t count = sizeof hs_scopes / sizeof hs_scopes[0];
+    struct buf all;
+    buf_init(&all, 0);
+    for (size_t i = 0; i < count; i++)
+        buf_printf(&all, "%s%s", i ? " " : "", hs_scopes[i].name);
+    char *fix = xasprintf("set HUBSPOT_ACCESS_TOKEN to the private app's token; the app needs "
+                          "the scopes %s (in HubSpot: Settings > Integrations > Private Apps > "
+                          "the app > Scopes)",
+                          all.data);
+    buf_clear(&all);
     if (!config_has_hubspot_api(d->cfg)) {
         result(d, name, false, xstrdup("HUBSPOT_ACCESS_TOKEN is not set"), fix);
+        free(fix);
         return;
     }
     struct hs_client_options opt = {d->cfg->hubspot_api_base_url, d->cfg->hubspot_access_token};
     struct hs_client *hs = NULL;
     enum err rc = hs_client_new(&opt, d->hc, &hs);
-    static const char *const objects[] = {"deals", "contacts", "companies"};
+    struct buf missing;
+    buf_init(&missing, 0);
     const char *failed = NULL;
-    const char *const none[] = {"0"};
-    for (size_t i = 0; rc == ERR_OK && i < 3; i++) {
-        struct hs_batch_result res = {0};
-        rc = hs_batch_read(hs, objects[i], NULL, "hs_object_id", none, 1, &res);
-        hs_batch_result_clear(&res);
-        failed = objects[i];
+    for (size_t i = 0; rc == ERR_OK && i < count; i++) {
+        enum err probe = probe_scope(hs, &hs_scopes[i]);
+        if (probe == ERR_FORBIDDEN)
+            buf_printf(&missing, "%s%s", missing.len ? ", " : "", hs_scopes[i].name);
+        else if (probe != ERR_OK) {
+            rc = probe;
+            failed = hs_scopes[i].name;
+        }
     }
-    cJSON *list = NULL;
-    if (rc == ERR_OK) {
-        failed = "deal pipelines";
-        rc = hs_pipelines_list(hs, "deals", &list);
-        cJSON_Delete(list);
-        list = NULL;
-    }
-    if (rc == ERR_OK) {
-        failed = "deal properties";
-        rc = hs_properties_list(hs, "deals", &list);
-        cJSON_Delete(list);
-    }
-    char *owner = NULL;
-    if (rc == ERR_OK) {
-        failed = "owners";
-        rc = hs_owner_find_by_email(hs, "dealsync-doctor@invalid.test", &owner);
-        if (rc == ERR_NOT_FOUND)
-            rc = ERR_OK;
-        free(owner);
-    }
-    if (rc != ERR_OK) {
+    if (rc != ERR_OK || missing.len) {
         result(d, name, false,
-               xasprintf(rc == ERR_AUTH        ? "the token is refused (reading %s)"
-                         : rc == ERR_FORBIDDEN ? "the token lacks the scope to read %s"
-                                               : "cannot read %s",
-                         failed),
+               rc == ERR_AUTH ? xstrdup("the token is refused (401)")
+               : rc != ERR_OK ? xasprintf("cannot check the scope %s: %s",
+                                          failed ? failed : "(none)", err_str(rc))
+                              : xasprintf("the token lacks the scopes %s", missing.data),
                fix);
         hs_client_free(hs);
-        return;
+    } else {
+        d->hs = hs;
+        result(d, name, true,
+               xasprintf("the token has the %zu scopes dealsync needs (each probed)", count), NULL);
     }
-    d->hs = hs;
-    result(d, name, true,
-           xstrdup("the token reads deals, contacts, companies, pipelines, properties and owners"),
-           NULL);
+    buf_clear(&missing);
+    free(fix);
 }
 
 static void check_hubspot_webhooks(struct doctor *d)

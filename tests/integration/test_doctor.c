@@ -29,8 +29,10 @@ static const char *const all_checks[] = {"database",
                                          NULL};
 
 /* Runs doctor --json with the e2e's environment plus extra; checks the exit status and that
- * exactly the checks named in failing (comma-separated, "" for none) failed, each with a fix. */
-static void doctor(struct e2e *e, const char *const *extra, const char *failing)
+ * exactly the checks named in failing (comma-separated, "" for none) failed, each with a fix,
+ * and, when detail_check is set, that its detail and fix contain detail_text. */
+static void doctor_with(struct e2e *e, const char *const *extra, const char *failing,
+                        const char *detail_check, const char *detail_text)
 {
     char **env = e2e_dealsync_env(e, extra);
     const char *argv[] = {itest_env("DEALSYNC_BIN"), "doctor", "--json", NULL};
@@ -55,6 +57,14 @@ static void doctor(struct e2e *e, const char *const *extra, const char *failing)
                       sbtest_str(c, "detail"), failing);
         if (!ok)
             ck_assert_msg(strlen(sbtest_str(c, "fix")) > 10, "%s has no fix", all_checks[n]);
+        if (detail_check && strcmp(detail_check, all_checks[n]) == 0) {
+            ck_assert_msg(strstr(sbtest_str(c, "detail"), detail_text) != NULL,
+                          "%s: detail '%s' does not name %s", all_checks[n],
+                          sbtest_str(c, "detail"), detail_text);
+            ck_assert_msg(strstr(sbtest_str(c, "fix"), detail_text) != NULL,
+                          "%s: fix '%s' does not name %s", all_checks[n], sbtest_str(c, "fix"),
+                          detail_text);
+        }
         free(list);
         free(needle);
     }
@@ -62,6 +72,11 @@ static void doctor(struct e2e *e, const char *const *extra, const char *failing)
     cJSON_Delete(answer);
     free(out);
     free(err);
+}
+
+static void doctor(struct e2e *e, const char *const *extra, const char *failing)
+{
+    doctor_with(e, extra, failing, NULL, NULL);
 }
 
 static void sandbox_setting(struct e2e *e, const char *json)
@@ -97,6 +112,25 @@ START_TEST(doctor_passes_when_all_is_in_place_and_fails_each_check_once)
 
     const char *bad_hs[] = {"HUBSPOT_ACCESS_TOKEN=not-the-token", NULL};
     doctor(&e, bad_hs, "hubspot_token,mappings");
+
+    /* The private app lacks one scope dealsync needs, a write one: the sandbox answers the calls
+     * needing it 403 MISSING_SCOPES, and doctor names it. */
+    sandbox_setting(&e, "{\"hubspot.scopes\":\"crm.objects.deals.read crm.objects.contacts.read "
+                        "crm.objects.contacts.write crm.objects.companies.read "
+                        "crm.objects.companies.write crm.objects.owners.read "
+                        "crm.schemas.deals.read crm.schemas.deals.write "
+                        "crm.schemas.contacts.read crm.schemas.contacts.write "
+                        "crm.schemas.companies.read crm.schemas.companies.write\"}");
+    doctor_with(&e, NULL, "hubspot_token,mappings", "hubspot_token", "crm.objects.deals.write");
+    sandbox_setting(&e, "{\"hubspot.scopes\":\"crm.objects.deals.read crm.objects.deals.write "
+                        "crm.objects.contacts.read crm.objects.contacts.write "
+                        "crm.objects.companies.read crm.objects.companies.write "
+                        "crm.objects.owners.read crm.schemas.deals.read "
+                        "crm.schemas.deals.write crm.schemas.contacts.read "
+                        "crm.schemas.contacts.write crm.schemas.companies.read\"}");
+    doctor_with(&e, NULL, "hubspot_token,mappings", "hubspot_token", "crm.schemas.companies.write");
+    sandbox_setting(&e, "{\"hubspot.scopes\":null}");
+    doctor(&e, NULL, "");
 
     char *path = xasprintf("%s/doctor-mappings.json", itest_env("TEST_TMPDIR"));
     FILE *f = fopen(path, "w");

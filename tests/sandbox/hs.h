@@ -51,6 +51,10 @@ char *hs_value_string(const cJSON *v);
 /* Splits "a,b,c" (the properties= / associations= query forms) into a new string array. */
 cJSON *hs_split_csv(const char *s);
 
+/* ---- hs_scopes.c: the private app's scopes ---- */
+/* True when the token has the scope the call needs; otherwise answers 403 MISSING_SCOPES. */
+bool hs_scope_check(const struct sb_request *req, struct sb_response *resp);
+
 /* ---- hs_schema.c: property definitions and the Properties API ---- */
 struct hs_prop;
 const struct hs_prop *hs_prop_find(enum hs_type t, const char *name);

@@ -499,7 +499,7 @@ bool sb_hs_handle(const struct sb_request *req, struct sb_response *resp)
     }
     if (strncmp(req->path, "/crm/", 5) != 0 && strncmp(req->path, "/account-info/", 14) != 0)
         return false;
-    if (!is_authorized(req, resp))
+    if (!is_authorized(req, resp) || !hs_scope_check(req, resp))
         return true;
     size_t len = strlen(req->path);
     bool is_search = len > 7 && strcmp(req->path + len - 7, "/search") == 0;
