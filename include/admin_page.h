@@ -10,8 +10,4 @@
 char *admin_page_render(const cJSON *status, const cJSON *dead, const cJSON *records, const char *q,
                         const char *csrf);
 
-/* Appends s to b with &, <, >, " and ' escaped. */
-struct buf;
-void admin_html_escape(struct buf *b, const char *s);
-
 #endif

@@ -37,6 +37,9 @@ bool buf_append_str(struct buf *b, const char *s);
 bool buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Hands over the data (NUL-terminated, never NULL); caller frees. b is empty afterwards. */
 char *buf_steal(struct buf *b);
+/* Appends s (NULL: nothing) with &, <, >, " and ' escaped as &amp; &lt; &gt; &quot; &#39;: text
+ * or an attribute value in HTML and in XML alike. */
+bool buf_append_markup(struct buf *b, const char *s);
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME) and a monotonic clock. */
 int64_t util_now_ms(void);

@@ -134,6 +134,21 @@ char *buf_steal(struct buf *b)
     return p;
 }
 
+bool buf_append_markup(struct buf *b, const char *s)
+{
+    bool ok = true;
+    for (const char *p = s ? s : ""; *p; p++) {
+        const char *entity = *p == '&'    ? "&amp;"
+                             : *p == '<'  ? "&lt;"
+                             : *p == '>'  ? "&gt;"
+                             : *p == '"'  ? "&quot;"
+                             : *p == '\'' ? "&#39;"
+                                          : NULL;
+        ok = (entity ? buf_append_str(b, entity) : buf_append(b, p, 1)) && ok;
+    }
+    return ok;
+}
+
 int64_t util_now_ms(void)
 {
     struct timespec ts;

@@ -345,24 +345,7 @@ char *webhook_sf_fault(bool is_server, const char *text)
                    "<soapenv:Body><soapenv:Fault><faultcode>");
     buf_append_str(&b, is_server ? "soapenv:Server" : "soapenv:Client");
     buf_append_str(&b, "</faultcode><faultstring>");
-    for (const char *p = text; *p; p++) {
-        switch (*p) {
-        case '<':
-            buf_append_str(&b, "&lt;");
-            break;
-        case '>':
-            buf_append_str(&b, "&gt;");
-            break;
-        case '&':
-            buf_append_str(&b, "&amp;");
-            break;
-        case '"':
-            buf_append_str(&b, "&quot;");
-            break;
-        default:
-            buf_append(&b, p, 1);
-        }
-    }
+    buf_append_markup(&b, text);
     buf_append_str(&b, "</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
     return buf_steal(&b);
 }

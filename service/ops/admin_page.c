@@ -10,36 +10,11 @@
 #include "ops_status.h"
 #include "util.h"
 
-void admin_html_escape(struct buf *b, const char *s)
-{
-    for (const char *p = s ? s : ""; *p; p++) {
-        switch (*p) {
-        case '&':
-            buf_append_str(b, "&amp;");
-            break;
-        case '<':
-            buf_append_str(b, "&lt;");
-            break;
-        case '>':
-            buf_append_str(b, "&gt;");
-            break;
-        case '"':
-            buf_append_str(b, "&quot;");
-            break;
-        case '\'':
-            buf_append_str(b, "&#39;");
-            break;
-        default:
-            buf_append(b, p, 1);
-        }
-    }
-}
-
 /* <td>escaped</td> */
 static void cell(struct buf *b, const char *s)
 {
     buf_append_str(b, "<td>");
-    admin_html_escape(b, s);
+    buf_append_markup(b, s);
     buf_append_str(b, "</td>");
 }
 
@@ -70,15 +45,15 @@ static void form(struct buf *b, const char *action, const char *csrf, const char
         if (!f[1])
             continue;
         buf_append_str(b, "<input type=hidden name=\"");
-        admin_html_escape(b, f[0]);
+        buf_append_markup(b, f[0]);
         buf_append_str(b, "\" value=\"");
-        admin_html_escape(b, f[1]);
+        buf_append_markup(b, f[1]);
         buf_append_str(b, "\">");
     }
     buf_append_str(b, "<button type=submit id=\"");
-    admin_html_escape(b, id);
+    buf_append_markup(b, id);
     buf_append_str(b, "\">");
-    admin_html_escape(b, label);
+    buf_append_markup(b, label);
     buf_append_str(b, "</button></form>");
 }
 
@@ -96,12 +71,12 @@ static void render_header(struct buf *b, const cJSON *status)
     const cJSON *settings = cJSON_GetObjectItemCaseSensitive(status, "settings");
     const cJSON *queue = cJSON_GetObjectItemCaseSensitive(status, "queue");
     buf_append_str(b, "<h1>dealsync</h1><p class=muted>as of ");
-    admin_html_escape(b, ops_str(status, "generated_at"));
+    buf_append_markup(b, ops_str(status, "generated_at"));
     buf_append_str(b, " (reload for newer)</p><h2>Health</h2><dl id=health>");
     buf_append_str(b, "<dt>sync deals</dt><dd id=sync-deals>");
-    admin_html_escape(b, ops_str(settings, "sync_deals"));
+    buf_append_markup(b, ops_str(settings, "sync_deals"));
     buf_append_str(b, "</dd><dt>opportunity deal id field</dt><dd>");
-    admin_html_escape(b, ops_str(settings, "deal_id_field"));
+    buf_append_markup(b, ops_str(settings, "deal_id_field"));
     buf_printf(b,
                "</dd><dt>queue</dt><dd id=queue>%.0f pending, %.0f running, %.0f dead, %.0f done "
                "(kept for the retention period)</dd><dt>oldest pending</dt><dd>",
@@ -147,7 +122,7 @@ static void render_problems(struct buf *b, const cJSON *status, const char *csrf
         cell_num(b, ops_num(row, "records"));
         cell(b, ops_str(row, "last_at"));
         buf_append_str(b, "<td class=detail>");
-        admin_html_escape(b, ops_str(row, "example"));
+        buf_append_markup(b, ops_str(row, "example"));
         buf_append_str(b, "</td><td>");
         if (strcmp(sev, "error") == 0) {
             char *id = xasprintf("retry-type-%s", ops_str(row, "type"));
@@ -184,17 +159,17 @@ static void render_dead(struct buf *b, const cJSON *dead, const char *csrf)
         char id[32];
         snprintf(id, sizeof(id), "%.0f", ops_num(row, "id"));
         buf_printf(b, "<tr id=\"dead-%s\" class=error><td>%s</td><td>", id, id);
-        admin_html_escape(b, ops_str(row, "source"));
+        buf_append_markup(b, ops_str(row, "source"));
         buf_append_str(b, " ");
-        admin_html_escape(b, ops_str(row, "object_type"));
+        buf_append_markup(b, ops_str(row, "object_type"));
         buf_append_str(b, " <a href=\"/admin?q=");
-        admin_html_escape(b, ops_str(row, "record_id"));
+        buf_append_markup(b, ops_str(row, "record_id"));
         buf_append_str(b, "\">");
-        admin_html_escape(b, ops_str(row, "record_id"));
+        buf_append_markup(b, ops_str(row, "record_id"));
         buf_append_str(b, "</a></td>");
         cell(b, ops_str(row, "type"));
         buf_append_str(b, "<td class=detail>");
-        admin_html_escape(b, ops_str(row, "reason"));
+        buf_append_markup(b, ops_str(row, "reason"));
         buf_append_str(b, "</td>");
         cell_num(b, ops_num(row, "attempts"));
         cell(b, ops_str(row, "received_at"));
@@ -231,7 +206,7 @@ static void render_history(struct buf *b, const cJSON *history)
         cell_num(b, ops_num(h, "attempt"));
         cell(b, ops_str(h, "type"));
         buf_append_str(b, "<td class=detail>");
-        admin_html_escape(b, ops_str(h, "detail"));
+        buf_append_markup(b, ops_str(h, "detail"));
         buf_append_str(b, "</td></tr>");
     }
     buf_append_str(b, "</table>");
@@ -242,26 +217,26 @@ static void render_search(struct buf *b, const cJSON *records, const char *q, co
     buf_append_str(b, "<h2>Find a record</h2><form method=get action=\"/admin\" id=search-form>"
                       "<input id=q name=q size=40 placeholder=\"Salesforce id, HubSpot id or "
                       "name\" value=\"");
-    admin_html_escape(b, q);
+    buf_append_markup(b, q);
     buf_append_str(b, "\"> <button type=submit id=search>Search</button></form>");
     if (!q)
         return;
     buf_printf(b, "<div id=records><p>%d record%s for &ldquo;", cJSON_GetArraySize(records),
                cJSON_GetArraySize(records) == 1 ? "" : "s");
-    admin_html_escape(b, q);
+    buf_append_markup(b, q);
     buf_append_str(b, "&rdquo;</p>");
     const cJSON *rec;
     cJSON_ArrayForEach(rec, records)
     {
         const char *sf = ops_str(rec, "salesforce_id"), *hs = ops_str(rec, "hubspot_id");
         buf_append_str(b, "<div class=record><h3>");
-        admin_html_escape(b, *ops_str(rec, "name") ? ops_str(rec, "name") : "(no name seen)");
+        buf_append_markup(b, *ops_str(rec, "name") ? ops_str(rec, "name") : "(no name seen)");
         buf_append_str(b, "</h3><dl><dt>Salesforce opportunity</dt><dd class=sf-id>");
-        admin_html_escape(b, *sf ? sf : "not linked yet");
+        buf_append_markup(b, *sf ? sf : "not linked yet");
         buf_append_str(b, "</dd><dt>HubSpot deal</dt><dd class=hs-id>");
-        admin_html_escape(b, *hs ? hs : "not linked yet");
+        buf_append_markup(b, *hs ? hs : "not linked yet");
         buf_append_str(b, "</dd><dt>linked</dt><dd>");
-        admin_html_escape(b, *ops_str(rec, "linked_at") ? ops_str(rec, "linked_at") : "no");
+        buf_append_markup(b, *ops_str(rec, "linked_at") ? ops_str(rec, "linked_at") : "no");
         buf_append_str(b, "</dd></dl>");
         char *id = xasprintf("resync-%s", *sf ? sf : hs);
         const char *fields[] = {

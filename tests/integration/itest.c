@@ -271,3 +271,13 @@ bool itest_wait_for(bool (*pred)(void *arg), void *arg, int deadline_ms)
         sleep_ms(20);
     }
 }
+
+void itest_add_cases(Suite *s, const struct itest_case *cases, size_t count, int timeout_s)
+{
+    for (size_t i = 0; i < count; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, timeout_s);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+}

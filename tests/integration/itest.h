@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <check.h>
 #include <libpq-fe.h>
 
 struct itest_proc;
@@ -56,5 +57,13 @@ char *itest_fixture_path(const char *rel);
 /* Waits until pred(arg) is true or deadline_ms passes; returns the last pred value. Polls every
  * 20 ms: tests wait for conditions, never for fixed times. */
 bool itest_wait_for(bool (*pred)(void *arg), void *arg, int deadline_ms);
+
+/* One case of a suite: the name of its TCase and its test. */
+struct itest_case {
+    const char *name;
+    const TTest *test;
+};
+/* Adds each case to s as a TCase of its own (its own process and database) with timeout_s. */
+void itest_add_cases(Suite *s, const struct itest_case *cases, size_t count, int timeout_s);
 
 #endif

@@ -733,20 +733,13 @@ Suite *suite_e2e_parity(void);
 Suite *suite_e2e_parity(void)
 {
     Suite *s = suite_create("e2e_parity");
-    const struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {{"stages", pipeline_has_its_record_types_sales_process},
-                 {"default", one_record_type_syncs_into_the_default_pipeline},
-                 {"stage_map", stages_map_to_existing_hubspot_stages},
-                 {"picklist", hubspot_value_without_salesforce_picklist_value},
-                 {"multi", custom_picklists_and_checkboxes_both_ways},
-                 {"refused", refused_pipeline_fails_only_its_record_type}};
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 300);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    const struct itest_case cases[] = {
+        {"stages", pipeline_has_its_record_types_sales_process},
+        {"default", one_record_type_syncs_into_the_default_pipeline},
+        {"stage_map", stages_map_to_existing_hubspot_stages},
+        {"picklist", hubspot_value_without_salesforce_picklist_value},
+        {"multi", custom_picklists_and_checkboxes_both_ways},
+        {"refused", refused_pipeline_fails_only_its_record_type}};
+    itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;
 }

@@ -849,18 +849,10 @@ Suite *suite_e2e_sf_to_hs(void);
 Suite *suite_e2e_sf_to_hs(void)
 {
     Suite *s = suite_create("e2e_sf_to_hs");
-    const struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {{"lifecycle", opportunity_lifecycle},
-                 {"switch", switch_company_sync_and_limits},
-                 {"faults", duplicates_order_and_faults},
-                 {"batch", batch_and_setup}};
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 300);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    const struct itest_case cases[] = {{"lifecycle", opportunity_lifecycle},
+                                       {"switch", switch_company_sync_and_limits},
+                                       {"faults", duplicates_order_and_faults},
+                                       {"batch", batch_and_setup}};
+    itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;
 }

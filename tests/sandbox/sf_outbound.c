@@ -136,31 +136,6 @@ cJSON *sf_outbound_state(void)
 
 /* ---- rendering --------------------------------------------------------------------------- */
 
-static void xml_escape(struct buf *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            buf_append_str(b, "&amp;");
-            break;
-        case '<':
-            buf_append_str(b, "&lt;");
-            break;
-        case '>':
-            buf_append_str(b, "&gt;");
-            break;
-        case '"':
-            buf_append_str(b, "&quot;");
-            break;
-        case '\'':
-            buf_append_str(b, "&apos;");
-            break;
-        default:
-            buf_append(b, s, 1);
-        }
-    }
-}
-
 /* Numbers as Java prints doubles for the usual magnitudes: 120000.0, 45000.5. */
 static void append_number(struct buf *b, enum sf_type type, double v)
 {
@@ -187,7 +162,7 @@ static void append_value(struct buf *b, const struct sf_field *f, const cJSON *v
         sf_time_xml(ms, ts);
         buf_append_str(b, ts);
     } else if (cJSON_IsString(v))
-        xml_escape(b, v->valuestring);
+        buf_append_markup(b, v->valuestring);
 }
 
 static int cmp_names(const void *a, const void *b)
