@@ -77,6 +77,7 @@ mark() { curl -fsS "$SB/_sandbox/requests?since=9000000000000000000" | jq -er .l
 # API calls dealsync made since a mark: "salesforce_calls hubspot_calls peak_hubspot_10s".
 calls_since() {
   curl -fsS "$SB/_sandbox/requests?since=$1" >"$tmp/requests.json"
+  cp "$tmp/requests.json" "$tmp/requests-$2.json"
   jq -r '[.requests[] | select(.direction == "in")] |
     [(map(select(.system == "salesforce")) | length), (map(select(.system == "hubspot")) | length)]
     | @tsv' "$tmp/requests.json" | tr '\n' '\t'
@@ -101,7 +102,12 @@ phase() { # label side
     sleep 0.5
   done
   end=$(date +%s.%N)
-  read -r sf hs peak <<<"$(calls_since "$m")"
+  read -r sf hs peak <<<"$(calls_since "$m" "$2")"
+  if [ "${BREAKDOWN:-}" = 1 ]; then # where the calls went, by endpoint (ids folded)
+    jq -r '.requests[] | select(.direction == "in") | "\(.system) \(.method) \(.path)"' \
+      "$tmp/requests-$2.json" | sed -E 's#/[0-9A-Za-z]{15,18}(/|$)#/ID\1#g; s#/[0-9]+(/|$)#/N\1#g' |
+      sort | uniq -c | sort -rn | head -25 | sed 's/^/    /' >&2
+  fi
   awk -v l="$1" -v n="$N" -v sf="$sf" -v hs="$hs" -v p="$peak" -v lim="$limit" -v s="$start" -v e="$end" 'BEGIN {
     printf "%-34s %6d records  salesforce %6d calls (%.3f/record)  hubspot %6d calls (%.3f/record)  total %.3f/record  wall %.1f s  hubspot peak %d calls in 10 s (%.0f%% of %d)\n",
       l, n, sf, sf / n, hs, hs / n, (sf + hs) / n, e - s, p, 100 * p / lim, lim }'
