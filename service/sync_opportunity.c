@@ -14,6 +14,7 @@
 #include "api_cache.h"
 #include "contact_rollups.h"
 #include "hs_companies.h"
+#include "hs_companies_batch.h"
 #include "hs_contacts.h"
 #include "hs_owners.h"
 #include "link.h"
@@ -708,6 +709,40 @@ static void pairs_clear(struct pairs *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
+/* The companies of the batch's accounts in a few batch calls (hs_companies_batch.h); the loop
+ * in companies() then finds each linked, or resolves the few left alone. */
+static enum err resolve_accounts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                 const cJSON *roles)
+{
+    cJSON *accounts = cJSON_CreateObject();
+    cJSON *contacts = cJSON_CreateObject();
+    for (size_t i = 0; i < n; i++) {
+        const struct opp *o = &opps[i];
+        char account_id[19];
+        if (o->is_finished || !str(o->sf, "AccountId") ||
+            !sf_id_to18(str(o->sf, "AccountId"), account_id))
+            continue;
+        if (!cJSON_GetObjectItemCaseSensitive(accounts, account_id)) {
+            const cJSON *account = cJSON_GetObjectItem(o->sf, "Account");
+            cJSON_AddItemToObject(accounts, account_id,
+                                  cJSON_IsObject(account) ? cJSON_Duplicate(account, true)
+                                                          : cJSON_CreateObject());
+            cJSON_AddArrayToObject(contacts, account_id);
+        }
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(contacts, account_id);
+        const cJSON *role;
+        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
+                                            str(role, "ContactId"))
+            cJSON_AddItemToArray(list, cJSON_CreateString(str(role, "ContactId")));
+    }
+    enum err rc = cJSON_GetArraySize(accounts) > 1
+                      ? hs_companies_resolve_batch(ctx->hs, db, ctx->cfg, accounts, contacts, NULL)
+                      : ERR_OK;
+    cJSON_Delete(contacts);
+    cJSON_Delete(accounts);
+    return rc;
+}
+
 static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                           const cJSON *roles)
 {
@@ -723,6 +758,7 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
     rc = read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current);
     if (rc != ERR_OK)
         return rc;
+    rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished)
