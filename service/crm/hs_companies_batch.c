@@ -218,7 +218,7 @@ static enum err claim_matched(struct hs_client *hs, const struct config *cfg, st
 }
 
 /* New companies for the accounts still without one (batch create, 100 per call), matched back
- * by the account id each holds. */
+ * by their objectWriteTraceId, the account id. */
 static enum err create_rest(struct hs_client *hs, const struct config *cfg, struct acct *as,
                             size_t n)
 {
@@ -236,6 +236,7 @@ static enum err create_rest(struct hs_client *hs, const struct config *cfg, stru
         cJSON *in = cJSON_CreateObject();
         cJSON_AddItemToObject(in, "properties", hs_company_properties(cfg, account));
         cJSON_AddArrayToObject(in, "associations");
+        cJSON_AddStringToObject(in, "objectWriteTraceId", as[i].id);
         cJSON_AddItemToArray(inputs, in);
         cJSON_Delete(account);
     }
@@ -246,8 +247,12 @@ static enum err create_rest(struct hs_client *hs, const struct config *cfg, stru
         const cJSON *r;
         cJSON_ArrayForEach(r, res.results)
         {
-            const char *held =
-                str(cJSON_GetObjectItemCaseSensitive(r, "properties"), cfg->hs_account_id_property);
+            /* Each result carries its input's objectWriteTraceId, the account id (the
+             * properties returned need not include the account id property). */
+            const char *held = str(r, "objectWriteTraceId");
+            if (!held)
+                held = str(cJSON_GetObjectItemCaseSensitive(r, "properties"),
+                           cfg->hs_account_id_property);
             for (size_t i = 0; rc == ERR_OK && held && str(r, "id") && i < n; i++)
                 if (!as[i].company && !as[i].is_left && sf_id_equal(held, as[i].id))
                     as[i].company = xstrdup(str(r, "id"));
