@@ -23,6 +23,10 @@
 /* How often one worker prunes done events. */
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
 
+/* A record deferred because another worker holds its pair comes back after 20 to 100 ms. */
+#define DEFER_MIN_MS 20
+#define DEFER_SPREAD_MS 80
+
 struct worker {
     struct worker_pool *pool;
     pthread_t thread;
@@ -123,9 +127,12 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
         it.outcome = QUEUE_DONE;
     } else if (r->result == ERR_BUSY) {
         /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
-         * attempt is not counted, so a busy record is never dead-lettered for it. */
+         * attempt is not counted, so a busy record is never dead-lettered for it. Tens of ms:
+         * the handler released the record's locks at once, and the other worker is often
+         * finishing the echo of the pair's last write, so waiting longer only adds latency. */
         it.outcome = QUEUE_DEFER;
-        it.retry_delay_ms = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        it.retry_delay_ms =
+            DEFER_MIN_MS + (int)((double)DEFER_SPREAD_MS * rand_r(&w->seed) / RAND_MAX);
         if (r->retry_after_ms > it.retry_delay_ms)
             it.retry_delay_ms = r->retry_after_ms;
     } else if (r->result == ERR_RATE_LIMIT) {

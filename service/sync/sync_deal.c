@@ -886,9 +886,14 @@ static enum err lock_found_opportunity(PGconn *db, struct deal_work *w, const ch
         if (rc != ERR_OK && rc != ERR_NOT_FOUND)
             return rc;
         got = rc == ERR_NOT_FOUND;
+        if (!got)
+            sync_pair_release(db, SYNC_PAIR_SF, opp_id);
     }
-    if (!got)
+    if (!got) {
+        /* Deferred: its locks go now (sync_pair.h), not at the end of the batch. */
+        sync_pair_release(db, SYNC_PAIR_HS, w->deal_id);
         busy(w);
+    }
     return ERR_OK;
 }
 

@@ -1082,8 +1082,12 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
             if (rc != ERR_OK && rc != ERR_NOT_FOUND)
                 return rc;
             got = rc == ERR_NOT_FOUND;
+            if (!got)
+                sync_pair_release(db, SYNC_PAIR_HS, deal);
         }
         if (!got) {
+            /* Deferred: its lock goes now (sync_pair.h), not at the end of the batch. */
+            sync_pair_release(db, SYNC_PAIR_SF, o->id);
             busy(o);
             continue;
         }

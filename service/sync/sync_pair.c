@@ -34,6 +34,17 @@ enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id
     return rc;
 }
 
+void sync_pair_release(PGconn *db, enum sync_pair_side side, const char *id)
+{
+    const char *params[] = {side == SYNC_PAIR_SF ? "sf:" : "hs:", id};
+    PGresult *r =
+        PQexecParams(db, "SELECT pg_advisory_unlock(" PAIR_LOCK_CLASS ", hashtext($1 || $2))", 2,
+                     NULL, params, NULL, NULL, 0);
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot release record lock") != ERR_OK)
+        log_warn("record lock stays until the end of the batch", LOG_STR("record_id", id));
+    PQclear(r);
+}
+
 enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char *id, bool *got,
                                bool *is_linked)
 {
@@ -48,6 +59,10 @@ enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char 
         *is_linked = true;
         rc = side == SYNC_PAIR_SF ? sync_pair_try_lock(db, SYNC_PAIR_HS, l.hs_id, got)
                                   : sync_pair_try_lock(db, SYNC_PAIR_SF, l.sf_id, got);
+        /* The partner is busy: the record's own lock goes at once, so that the worker holding
+         * the partner can take the whole pair now rather than after this whole batch. */
+        if (rc == ERR_OK && !*got)
+            sync_pair_release(db, side, id);
     } else if (rc == ERR_NOT_FOUND) {
         rc = ERR_OK;
     }
