@@ -223,6 +223,15 @@ static bool is_live_only(PGconn *db, const struct config *cfg)
     return api_budget_sf_live_only(db, cfg, &live_only) == ERR_OK && live_only;
 }
 
+/* A worker's session commits without waiting for the WAL flush (SESSION_SQL): the handlers'
+ * writes during a batch (links, baselines, maps: several per record) then cost no flush each.
+ * The finish waits for it, and a flush covers every earlier commit of the session, so once a
+ * batch is finished everything it wrote is durable. A database crash before that can lose
+ * only the newest of the batch's writes, which is what a worker crash in the middle of the
+ * batch leaves too (the batch is handled again after its lease). */
+#define SESSION_SQL "SET synchronous_commit = off"
+#define FINISH_DURABLY "SET LOCAL synchronous_commit = on"
+
 /* Finishes records according to the handler's verdicts, all in one statement. When next is
  * not NULL the worker's next batch is claimed in the same transaction: one commit (one WAL
  * flush) per batch instead of two. A failed claim does not lose the outcomes: they are then
@@ -238,7 +247,9 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     enum err rc = ERR_DB;
     bool done = false;
     if (next && db_exec(db, "BEGIN") == ERR_OK) {
-        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+        rc = db_exec(db, FINISH_DURABLY);
+        if (rc == ERR_OK)
+            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
         if (rc == ERR_OK)
             rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
                              next);
@@ -252,8 +263,17 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
             queue_batch_clear(next);
         }
     }
-    if (!done)
-        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+    if (!done) {
+        rc = db_exec(db, "BEGIN");
+        if (rc == ERR_OK)
+            rc = db_exec(db, FINISH_DURABLY);
+        if (rc == ERR_OK)
+            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+        if (rc == ERR_OK)
+            rc = db_commit(db);
+        if (rc != ERR_OK)
+            db_rollback(db);
+    }
     for (size_t i = 0; i < n; i++) {
         /* Dead of a transient cause: retried automatically later (reconcile.c). */
         if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
@@ -368,7 +388,8 @@ static void *worker_main(void *arg)
             PQfinish(db);
             db = NULL;
             if (db_open(cfg->database_url, &db) != ERR_OK ||
-                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK) {
+                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK ||
+                db_exec(db, SESSION_SQL) != ERR_OK) {
                 PQfinish(db);
                 db = NULL;
                 log_warn("worker waiting for the database", LOG_I64("worker", w->index),
