@@ -226,9 +226,10 @@ static bool is_live_only(PGconn *db, const struct config *cfg)
 /* A worker's session commits without waiting for the WAL flush (SESSION_SQL): the handlers'
  * writes during a batch (links, baselines, maps: several per record) then cost no flush each.
  * The finish waits for it, and a flush covers every earlier commit of the session, so once a
- * batch is finished everything it wrote is durable. A database crash before that can lose
- * only the newest of the batch's writes, which is what a worker crash in the middle of the
- * batch leaves too (the batch is handled again after its lease). */
+ * batch is finished everything it wrote is durable. A database crash before then can lose
+ * the newest of the batch's writes after the API calls that followed them: the batch is
+ * handled again after its lease, as after a worker crash between an API call and the write
+ * that records it (docs/queue.md). */
 #define SESSION_SQL "SET synchronous_commit = off"
 #define FINISH_DURABLY "SET LOCAL synchronous_commit = on"
 
