@@ -483,6 +483,13 @@ static int64_t time_of(const cJSON *v)
     return as_instant(v, &ms) ? ms : 0;
 }
 
+/* Whether the record's field holds the value dealsync last wrote to it (written: sf_written). */
+static bool holds_own_write(const cJSON *written, const char *field, const cJSON *now)
+{
+    const cJSON *own = cJSON_GetObjectItem(written, field);
+    return own && sync_deal_same_value(own, now);
+}
+
 /* Keeps from the mapped changes only what HubSpot changed itself and wins: drops dealsync's own
  * echoes (the deal holds what dealsync wrote to it), values HubSpot did not change since the
  * last sync (Salesforce did; the other direction carries them) and two-way conflicts that
@@ -516,7 +523,10 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
             drop = is_pending = true;
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
                    cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
-                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv)) {
+                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv) &&
+                   !holds_own_write(w->link.sf_written, c->string, sv)) {
+            /* Salesforce changed it too (not to a value dealsync wrote there itself: an echo of
+             * a write whose sync failed before it saved the baseline is no user's change). */
             char *sf_text = value_text(sv);
             char *hs_text = value_text(hv);
             if (sync_deal_hubspot_wins(hs_mod, sf_mod)) {
@@ -784,25 +794,33 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
     return rc;
 }
 
-/* Writes the opportunity ids onto the deals that do not hold them (one batch update), so the
- * Salesforce-to-HubSpot direction finds the same deal. Returns which deals got it in *wrote. */
+/* Which deals do not hold their opportunity's id yet: *wrote[i] for each. */
+static void plan_stamps(const struct sync_ctx *ctx, const struct deal_work *ws, size_t n,
+                        bool *wrote)
+{
+    const char *p = ctx->cfg->hs_opportunity_id_property;
+    for (size_t i = 0; i < n; i++) {
+        const char *held = str(ws[i].props, p);
+        wrote[i] = !ws[i].is_settled && ws[i].opp_id && !(held && sf_id_equal(held, ws[i].opp_id));
+    }
+}
+
+/* Writes the opportunity ids onto the deals planned (one batch update), so the
+ * Salesforce-to-HubSpot direction finds the same deal. Clears wrote[i] for those not written. */
 static enum err stamp_deals(struct sync_ctx *ctx, struct deal_work *ws, size_t n, bool *wrote)
 {
     const char *p = ctx->cfg->hs_opportunity_id_property;
     cJSON *inputs = cJSON_CreateArray();
     enum err rc = ERR_OK;
     for (size_t i = 0; i < n; i++) {
-        wrote[i] = false;
-        if (ws[i].is_settled || !ws[i].opp_id)
-            continue;
-        const char *held = str(ws[i].props, p);
-        if (held && sf_id_equal(held, ws[i].opp_id))
+        if (ws[i].is_settled)
+            wrote[i] = false;
+        if (!wrote[i])
             continue;
         cJSON *in = cJSON_CreateObject();
         cJSON_AddStringToObject(in, "id", ws[i].deal_id);
         cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "properties"), p, ws[i].opp_id);
         cJSON_AddItemToArray(inputs, in);
-        wrote[i] = true;
     }
     if (cJSON_GetArraySize(inputs) > 0) {
         struct hs_batch_result res = {0};
@@ -1057,14 +1075,39 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
             (void)decide(ctx, &ws[i], owner_map, accounts, account_reasons);
+    /* What is about to be written to a linked opportunity is remembered first: a write carried
+     * out whose answer is lost is still known as dealsync's own when it comes back. */
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled || !w->has_link || !w->opp ||
+            !sf_id_equal(str(w->opp, "Id"), w->link.sf_id))
+            continue;
+        rc = link_note_written(db, LINK_OPPORTUNITY, w->link.sf_id, false, w->changes);
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+    }
     rc = upsert_opportunities(ctx, ws, n);
-    if (rc == ERR_OK)
-        rc = stamp_deals(ctx, ws, n, wrote);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot upsert opportunities");
+        goto out;
+    }
+    /* The links as soon as the opportunities are written (a later failure must not leave the
+     * writes unrecorded), then the opportunity ids onto the deals, then every deal's contact
+     * roles in one pass (a few calls per batch). */
+    plan_stamps(ctx, ws, n, wrote);
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled)
+            continue;
+        rc = save_link(ctx, db, w, wrote[i]);
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+    }
+    rc = stamp_deals(ctx, ws, n, wrote);
     if (rc != ERR_OK) {
         settle_all(ws, n, rc, hs_hint(ctx), "cannot store opportunity ids on deals");
         goto out;
     }
-    /* The links first, then every deal's contact roles in one pass (a few calls per batch). */
     struct sf_contacts_deal *roles = xcalloc(n + 1, sizeof(*roles));
     struct deal_work **role_of = xcalloc(n + 1, sizeof(*role_of));
     size_t n_roles = 0;
@@ -1072,11 +1115,6 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         struct deal_work *w = &ws[i];
         if (w->is_settled)
             continue;
-        rc = save_link(ctx, db, w, wrote[i]);
-        if (rc != ERR_OK) {
-            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
-            continue;
-        }
         const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
         if (!account && w->opp)
             account = str(w->opp, "AccountId");

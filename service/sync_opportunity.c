@@ -381,11 +381,19 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
         const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
         const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
-        bool sf_unchanged = seen && sync_deal_same_value(seen, now);
-        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now);
+        /* A value dealsync itself wrote is no user's change, even when the sync that wrote it
+         * failed before it could save the baseline (its answer lost, a later call failed):
+         * taken for a HubSpot change, such an echo won against the user's newer Salesforce
+         * value (chaos finding F2). */
+        const cJSON *own_hs = cJSON_GetObjectItemCaseSensitive(l.hs_written, f->hs_property);
+        const cJSON *own_sf = cJSON_GetObjectItem(l.sf_written, f->sf_field);
+        bool hs_own = own_hs && sync_deal_same_value(own_hs, hs_now);
+        bool sf_unchanged = (seen && sync_deal_same_value(seen, now)) ||
+                            (own_sf && sync_deal_same_value(own_sf, now));
+        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now) && !hs_own;
         bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
                         sync_deal_hubspot_wins(hs_modified, sf_modified);
-        if (!sf_unchanged && !hs_newer) {
+        if (hs_own || (!sf_unchanged && !hs_newer)) {
             if (hs_changed && !sync_deal_same_value(hs_now, now))
                 note(o,
                      "conflict on %s: salesforce value (changed later) written, hubspot value "
@@ -906,7 +914,9 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
 
 /* ---- Remembering what was synced ------------------------------------------------------------- */
 
-static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
+/* The pair's link and baseline, saved as soon as the deal is written (before the associations
+ * and roll-ups, whose failure must not leave the write unrecorded). */
+static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
 {
     struct link l = {0};
     enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
@@ -969,14 +979,20 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     }
     cJSON_Delete(old_hs_seen);
     cJSON_Delete(old_sf_seen);
+    /* Writes to the opportunity it no longer holds are forgotten (a user changed them since). */
+    sync_deal_prune_written(l.sf_written, o->sf);
     int64_t modified = sf_time(o->sf, "SystemModstamp");
     if (modified > 0)
         l.sf_modified_ms = modified;
     rc = link_save(db, &l);
     link_clear(&l);
-    if (rc != ERR_OK)
-        return rc;
+    return rc;
+}
 
+/* The synced deal (contacts, amount, dates) for the roll-ups, once the contacts are synced. */
+static enum err remember_deal(PGconn *db, struct opp *o)
+{
+    enum err rc;
     size_t n = (size_t)cJSON_GetArraySize(o->contacts);
     struct synced_contact *cs = xcalloc(n + 1, sizeof(*cs));
     size_t k = 0;
@@ -1274,10 +1290,27 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    step = "cannot record the sync";
+    for (size_t i = 0; i < count; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || !o->deal)
+            continue;
+        rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+        if (rc != ERR_OK)
+            goto failed;
+    }
     step = "cannot write the deals to hubspot";
     rc = write_deals(ctx, opps, count);
     if (rc != ERR_OK)
         goto failed;
+    step = "cannot record the sync";
+    for (size_t i = 0; i < count; i++) {
+        if (opps[i].is_finished)
+            continue;
+        rc = remember_link(ctx, db, &opps[i]);
+        if (rc != ERR_OK)
+            goto failed;
+    }
     step = "cannot associate the companies";
     rc = companies(ctx, db, opps, count, roles);
     if (rc != ERR_OK)
@@ -1290,7 +1323,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)
             continue;
-        rc = remember(ctx, db, &opps[i]);
+        rc = remember_deal(db, &opps[i]);
         if (rc != ERR_OK)
             goto failed;
     }

@@ -195,6 +195,95 @@ START_TEST(opportunity_deleted_in_salesforce_is_not_recreated_from_the_deals_ech
 }
 END_TEST
 
+/* ---- Chaos F2 -------------------------------------------------------------------------------- */
+
+struct deal_wait {
+    struct e2e *e;
+    const char *deal;
+    const char *property;
+    const char *want;
+};
+
+static bool deal_holds(void *arg)
+{
+    struct deal_wait *w = arg;
+    cJSON *d = e2e_hs_get(w->e, "deals", w->deal);
+    bool ok = d && strcmp(e2e_prop(d, w->property), w->want) == 0;
+    cJSON_Delete(d);
+    return ok;
+}
+
+/* Until the clock is in a later second than the record's LastModifiedDate (the two-way rule
+ * compares whole seconds). */
+static bool after_second_of(void *arg)
+{
+    cJSON *o = arg;
+    int64_t ms = 0;
+    const char *lmd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "LastModifiedDate"));
+    ck_assert_msg(lmd && util_parse_iso8601_ms(lmd, &ms), "no LastModifiedDate");
+    return util_now_ms() / 1000 > ms / 1000;
+}
+
+/* Chaos F2 (a lost update under faults): the Salesforce-to-HubSpot write of a user's Amount
+ * change is carried out but its answer is lost (timeout_after_write), so that sync fails
+ * before it records what it wrote. While it waits for the answer, the user changes Amount again
+ * in Salesforce and then, a second later, another field of the deal in HubSpot. The deal now
+ * holds dealsync's own write of the first Amount, in a record modified after the second
+ * Amount: taken for a newer HubSpot change, it won the two-way rule, and both sides ended with
+ * the first Amount (both directions saw it: "amount kept: ..." one way, "hubspot value (changed
+ * later) written" the other). The user's last Amount must win. */
+START_TEST(salesforce_change_wins_over_the_echo_of_a_write_whose_answer_was_lost)
+{
+    struct e2e e;
+    const char *env[] = {"API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=3000",
+                         "QUEUE_RETRY_MAX_MS=4000", "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600",
+                         NULL};
+    e2e_start(&e, "e2e_chaos_f2", env, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_opportunity(&e, "F2 lost answer", &deal);
+
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"timeout_after_write\",\"hold_ms\":6000,\"count\":1}]}",
+                            NULL),
+                     200);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
+    struct deal_wait first = {&e, deal, "amount", "2000"};
+    ck_assert_msg(itest_wait_for(deal_holds, &first, DEADLINE_MS),
+                  "the first amount never reached deal %s", deal);
+    /* The sync that wrote it is still waiting for the lost answer (it holds the pair). */
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":3000}");
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    ck_assert(itest_wait_for(after_second_of, o, DEADLINE_MS));
+    cJSON_Delete(o);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"edited in hubspot\"}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char sf_amount[64], sf_desc[128];
+    o = e2e_sf_get(&e, "Opportunity", opp);
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    e2e_sf_text(o, "Amount", sf_amount, sizeof(sf_amount));
+    e2e_sf_text(o, "Description", sf_desc, sizeof(sf_desc));
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(strtod(sf_amount, NULL) == 3000 && strtod(e2e_prop(d, "amount"), NULL) == 3000,
+                  "the user's last amount (3000, set in salesforce) was lost: opportunity %s, "
+                  "deal %s; last outcome of the opportunity: %s",
+                  sf_amount, e2e_prop(d, "amount"), detail);
+    ck_assert_msg(strcmp(sf_desc, "edited in hubspot") == 0 &&
+                      strcmp(e2e_prop(d, "description"), "edited in hubspot") == 0,
+                  "the hubspot edit was lost: opportunity \"%s\", deal \"%s\"", sf_desc,
+                  e2e_prop(d, "description"));
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(detail);
+    cJSON_Delete(d);
+    cJSON_Delete(o);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_chaos_findings(void);
 Suite *suite_e2e_chaos_findings(void)
 {
@@ -203,6 +292,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_set_timeout(open, 180);
     tcase_add_test(open, deal_deleted_in_hubspot_stays_deleted_after_an_older_opportunity_change);
     tcase_add_test(open, opportunity_deleted_in_salesforce_is_not_recreated_from_the_deals_echo);
+    tcase_add_test(open, salesforce_change_wins_over_the_echo_of_a_write_whose_answer_was_lost);
     suite_add_tcase(s, open);
     return s;
 }
