@@ -647,6 +647,13 @@ static void stamp_deal_ids(struct sync_ctx *ctx, const cJSON *records, struct de
             settle(w, rc, false, "cannot update opportunity %s", id);
         else if (i < saved_n && saved[i].is_success)
             w->opp_id = xstrdup(id);
+        else if (i < saved_n && saved[i].error_code &&
+                 strcmp(saved[i].error_code, "ENTITY_IS_DELETED") == 0)
+            /* Deleted by a user since it was read: nothing to write, and never made again (the
+             * other direction deletes the deal once Salesforce reports the delete). */
+            settle(w, ERR_OK, true,
+                   "opportunity %s of deal %s was deleted in salesforce meanwhile: nothing written",
+                   id, w->deal_id);
         else
             settle(w, i < saved_n && saved[i].err != ERR_OK ? saved[i].err : ERR_INVALID, false,
                    "opportunity %s refused by salesforce: %s %s", id,
@@ -678,9 +685,11 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
             w->opp_id = xstrdup(str(w->opp, "Id"));
             continue;
         }
-        if (w->opp && needs_id) {
-            /* Linked before the field carried the deal id (the other direction created the
-             * deal): stamp it by record id, all of the batch's in one collection update. */
+        if (w->opp) {
+            /* An existing opportunity is updated by its record id (with the deal id field, which
+             * it lacks when the other direction created the deal), all of the batch's in one
+             * collection update: an upsert on the deal id field would make a new opportunity
+             * of one a user deleted since it was read (chaos run). */
             cJSON *rec = cJSON_Duplicate(w->changes, true);
             cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
                                     "Opportunity");

@@ -420,6 +420,33 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     return ERR_OK;
 }
 
+/* An opportunity still linked to a deal that HubSpot no longer has (not found by its id):
+ * deleted in HubSpot, so forgotten here as the deletion webhook's handler does
+ * (sync_deal.c), with a tombstone dated now. A linked deal that still exists (it lost the
+ * opportunity id property) is left to the usual path. */
+static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp *o)
+{
+    struct link l = {0};
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_OK;
+    if (rc != ERR_OK)
+        return rc;
+    cJSON *deal = NULL;
+    rc = hs_object_get(ctx->hs, "deals", l.hs_id, NULL, "dealname", NULL, &deal);
+    cJSON_Delete(deal);
+    if (rc == ERR_NOT_FOUND) {
+        rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
+        if (rc == ERR_OK)
+            rc = link_tombstone_save(db, o->id, l.hs_id);
+        if (rc == ERR_OK)
+            note(o, "its deal %s is deleted in hubspot (deletion not handled yet): link forgotten",
+                 l.hs_id);
+    }
+    link_clear(&l);
+    return rc;
+}
+
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
 static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
@@ -433,12 +460,19 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
     if (!o->deal) {
+        /* Linked, but HubSpot has no deal for it: the user deleted the deal, and its deletion
+         * webhook is not handled yet (a retried sync got here first). Taken as the user's delete
+         * now, as that webhook would: the link forgotten, a tombstone saved; making a new deal
+         * here brought a deleted deal back (chaos finding F7). */
+        enum err found = forget_deleted_deal(ctx, db, o);
+        if (found != ERR_OK)
+            return found;
         /* A deal deleted in HubSpot comes back only for a change made after the delete: an
          * older event (a late outbound message, a poller's, dealsync's own echo) leaves it
          * deleted. Both clocks are the CRMs' and dealsync's; a skew of seconds matters only for
          * a change made in those seconds. */
         int64_t deleted_ms = 0;
-        enum err found = link_tombstone_find(db, o->id, &deleted_ms);
+        found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
         /* LastModifiedDate counts whole seconds: a change in the delete's own second is taken
@@ -844,9 +878,14 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         if (o->is_finished)
             continue;
         cJSON *previous = NULL;
+        cJSON *on_this_deal = NULL; /* the contacts dealsync associated with this very deal */
         rc = synced_deal_contacts(db, o->id, &previous);
-        if (rc != ERR_OK)
+        if (rc == ERR_OK)
+            rc = synced_deal_contacts_with(db, o->id, o->deal_id, &on_this_deal);
+        if (rc != ERR_OK) {
+            cJSON_Delete(previous);
             break;
+        }
         o->contacts = cJSON_CreateObject();
         int added = 0, removed = 0, missing = 0;
         const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
@@ -862,10 +901,11 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs) && o->deal && has_contact(previous, cid)) {
-                /* dealsync associated this contact before and the association is gone: a user
-                 * removed it in HubSpot, and the other direction removes the role. Adding it back
-                 * from the role would undo the user's change. */
+            if (!list_contains(assoc, hs) && o->deal && has_contact(on_this_deal, cid)) {
+                /* dealsync associated this contact with this deal before and the association is
+                 * gone: a user removed it in HubSpot, and the other direction removes the role.
+                 * Adding it back from the role would undo the user's change. (A new deal, made
+                 * after the user deleted the old one, gets every role's contact: chaos run.) */
                 note(o, "contact %s removed from the deal in hubspot: not associated again", hs);
             } else if (!list_contains(assoc, hs)) {
                 pairs_add(&add, o->deal_id, hs);
@@ -884,6 +924,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         }
         add_ids(rollup_contacts, previous);
         add_ids(rollup_contacts, o->contacts);
+        cJSON_Delete(on_this_deal);
         cJSON_Delete(previous);
         if (added || removed || cJSON_GetArraySize(o->contacts) > 0)
             note(o, "contacts: %d associated, %d added, %d removed",
