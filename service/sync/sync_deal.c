@@ -1063,6 +1063,15 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
                    "opportunity %s of deal %s is not in salesforce (deleted, or hidden from the "
                    "integration user): nothing written",
                    ws[i].link.sf_id, ws[i].deal_id);
+        /* Not linked yet, but made from an opportunity that is gone (the sync that made the
+         * deal did not get to save the link, and the user deleted the opportunity meanwhile):
+         * the same, rather than a new opportunity nobody made (chaos run). */
+        else if (!ws[i].is_settled && !ws[i].has_link && !ws[i].opp &&
+                 origin_opportunity(ctx, &ws[i]))
+            settle(&ws[i], ERR_OK, true,
+                   "deal %s was made from opportunity %s, which is not in salesforce (deleted, "
+                   "or hidden from the integration user): nothing written",
+                   ws[i].deal_id, origin_opportunity(ctx, &ws[i]));
     }
     for (size_t i = 0; i < n && rc == ERR_OK; i++)
         if (!ws[i].is_settled && ws[i].opp)

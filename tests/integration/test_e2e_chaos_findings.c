@@ -293,6 +293,44 @@ START_TEST(opportunity_deleted_while_a_deal_edit_is_written_stays_deleted)
 }
 END_TEST
 
+/* Chaos run (C5 by a third path): the deal dealsync makes from a new opportunity is written but
+ * the answer is lost (timeout_after_write), so no link is saved; the user deletes the
+ * opportunity; the deal's creation webhook then found no link and no opportunity and made a new
+ * opportunity from the deal. */
+START_TEST(opportunity_deleted_before_its_deal_was_linked_stays_deleted)
+{
+    struct e2e e;
+    const char *env[] = {"API_TIMEOUT_MS=2000", "QUEUE_RETRY_BASE_MS=3000",
+                         "QUEUE_RETRY_MAX_MS=4000", NULL};
+    e2e_start(&e, "e2e_chaos_unlinked_deleted", env, NULL, true);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
+                            NULL),
+                     200);
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Deleted before linked\",\"StageName\":\"Prospecting\","
+                              "\"CloseDate\":\"2027-06-30\",\"Amount\":1000}");
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 200);
+    free(path);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *names = NULL;
+    int live = live_opportunities(&e, &names);
+    int deals = live_deals_of(&e, opp);
+    ck_assert_msg(live == 0 && deals == 0 && e2e_events(&e, "dead") == 0,
+                  "%d live opportunit%s (%s) and %d live deal(s) after the user deleted the only "
+                  "opportunity, %lld dead events",
+                  live, live == 1 ? "y" : "ies", names, deals, e2e_events(&e, "dead"));
+    free(names);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Chaos C5 ------------------------------------------------------------------------------ */
 
 /* Chaos C5: an opportunity deleted in Salesforce comes back as a new opportunity, made by the
@@ -445,6 +483,7 @@ Suite *suite_e2e_chaos_findings(void)
         open, deal_deleted_in_hubspot_stays_deleted_when_a_retry_runs_before_its_deletion_webhook);
     tcase_add_test(open, new_deal_after_a_delete_gets_the_opportunitys_contacts);
     tcase_add_test(open, opportunity_deleted_while_a_deal_edit_is_written_stays_deleted);
+    tcase_add_test(open, opportunity_deleted_before_its_deal_was_linked_stays_deleted);
     suite_add_tcase(s, open);
     return s;
 }
