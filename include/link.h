@@ -52,8 +52,10 @@ enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id) WARN
 enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id) WARN_UNUSED;
 
 /* Tombstones of deals deleted in HubSpot (table deleted_deal): saved when the deal's link is
- * forgotten; *deleted_ms is 0 when the opportunity has none. */
-enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id) WARN_UNUSED;
+ * forgotten, dated deleted_ms (when HubSpot deleted it; 0: now); *deleted_ms is 0 when the
+ * opportunity has none. */
+enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id,
+                             int64_t deleted_ms) WARN_UNUSED;
 enum err link_tombstone_find(PGconn *db, const char *sf_id, int64_t *deleted_ms) WARN_UNUSED;
 enum err link_tombstone_delete(PGconn *db, const char *sf_id) WARN_UNUSED;
 

@@ -148,14 +148,19 @@ enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id)
     return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND hs_id = $2", kind, hs_id);
 }
 
-enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id)
+enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id, int64_t deleted_ms)
 {
-    const char *params[] = {sf_id, hs_id};
-    PGresult *r = PQexecParams(db,
-                               "INSERT INTO deleted_deal (sf_opportunity_id, hs_deal_id)"
-                               " VALUES ($1, $2) ON CONFLICT (sf_opportunity_id) DO UPDATE SET"
-                               " hs_deal_id = EXCLUDED.hs_deal_id, deleted_at = now()",
-                               2, NULL, params, NULL, NULL, 0);
+    char at[32];
+    snprintf(at, sizeof(at), "%lld", (long long)deleted_ms);
+    const char *params[] = {sf_id, hs_id, at};
+    PGresult *r =
+        PQexecParams(db,
+                     "INSERT INTO deleted_deal (sf_opportunity_id, hs_deal_id, deleted_at)"
+                     " VALUES ($1, $2, CASE WHEN $3::bigint > 0"
+                     "   THEN to_timestamp($3::bigint / 1000.0) ELSE now() END)"
+                     " ON CONFLICT (sf_opportunity_id) DO UPDATE SET"
+                     " hs_deal_id = EXCLUDED.hs_deal_id, deleted_at = EXCLUDED.deleted_at",
+                     3, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save deleted deal");
     PQclear(r);
     return rc;

@@ -831,22 +831,36 @@ static enum err stamp_deals(struct sync_ctx *ctx, struct deal_work *ws, size_t n
         cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "properties"), p, ws[i].opp_id);
         cJSON_AddItemToArray(inputs, in);
     }
-    if (cJSON_GetArraySize(inputs) > 0) {
+    size_t k = (size_t)cJSON_GetArraySize(inputs);
+    if (k > 0) {
         struct hs_batch_result res = {0};
         rc = hs_batch_update(ctx->hs, "deals", inputs, &res);
-        if (rc != ERR_OK && !err_is_transient(rc)) {
-            log_warn("cannot store opportunity ids on deals", LOG_STR("property", p),
-                     LOG_STR("error", err_str(rc)));
-            for (size_t i = 0; i < n; i++)
-                if (wrote[i])
-                    buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
-                               err_str(rc));
-            memset(wrote, 0, n * sizeof(*wrote));
-            rc = ERR_OK;
-        }
         hs_batch_result_clear(&res);
     }
     cJSON_Delete(inputs);
+    if (k > 1 && (rc == ERR_CONFLICT || rc == ERR_INVALID)) {
+        /* HubSpot refuses the whole batch for one deal: each on its own, so one conflict
+         * leaves no other deal without its opportunity id (chaos run). */
+        rc = ERR_OK;
+        for (size_t i = 0; i < n; i++) {
+            if (!wrote[i])
+                continue;
+            enum err one = stamp_deals(ctx, &ws[i], 1, &wrote[i]);
+            if (one != ERR_OK && rc == ERR_OK)
+                rc = one;
+        }
+        return rc;
+    }
+    if (rc != ERR_OK && !err_is_transient(rc)) {
+        log_warn("cannot store opportunity ids on deals", LOG_STR("property", p),
+                 LOG_STR("error", err_str(rc)));
+        for (size_t i = 0; i < n; i++)
+            if (wrote[i])
+                buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
+                           err_str(rc));
+        memset(wrote, 0, n * sizeof(*wrote));
+        rc = ERR_OK;
+    }
     return rc;
 }
 
@@ -925,9 +939,17 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
 {
     struct link l = {0};
     bool had = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
+    /* Dated when HubSpot deleted it (the deletion webhook's occurredAt), not when this runs,
+     * which under retries can be long after: an opportunity change made in between is a
+     * change after the delete, and makes a new deal (chaos run). */
+    int64_t deleted_ms = 0;
+    for (size_t i = 0; i < w->rec->event_count; i++)
+        if (strcmp(w->rec->events[i].event_type, "deal.deletion") == 0 &&
+            w->rec->events[i].occurred_at_ms > deleted_ms)
+            deleted_ms = w->rec->events[i].occurred_at_ms;
     enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
     if (rc == ERR_OK && had)
-        rc = link_tombstone_save(db, l.sf_id, w->deal_id);
+        rc = link_tombstone_save(db, l.sf_id, w->deal_id, deleted_ms);
     if (rc == ERR_OK)
         rc = sf_contacts_forget_deal(db, w->deal_id);
     if (rc != ERR_OK)

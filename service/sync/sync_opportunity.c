@@ -422,8 +422,11 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
 
 /* An opportunity still linked to a deal that HubSpot no longer has (not found by its id):
  * deleted in HubSpot, so forgotten here as the deletion webhook's handler does
- * (sync_deal.c), with a tombstone dated now. A linked deal that still exists (it lost the
- * opportunity id property) is left to the usual path. */
+ * (sync_deal.c), with a tombstone dated when HubSpot deleted it. A linked deal that exists but
+ * does not hold the opportunity id (the other direction made the opportunity from it and its
+ * write-back of the id failed or is still to come) gets the id here and the record comes back
+ * shortly (ERR_BUSY), as in lock_found_deals: a new deal would be a second one (chaos run: 82
+ * duplicates once the link was saved before that write-back). */
 static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp *o)
 {
     struct link l = {0};
@@ -435,10 +438,34 @@ static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp
     cJSON *deal = NULL;
     rc = hs_object_get(ctx->hs, "deals", l.hs_id, NULL, "dealname", NULL, &deal);
     cJSON_Delete(deal);
+    deal = NULL;
+    if (rc == ERR_OK) {
+        cJSON *props = cJSON_CreateObject();
+        cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+        rc = hs_object_update(ctx->hs, "deals", l.hs_id, NULL, props, &deal);
+        cJSON_Delete(props);
+        cJSON_Delete(deal);
+        deal = NULL;
+        if (rc == ERR_OK) {
+            note(o, "linked deal %s did not hold the opportunity id: stored on it", l.hs_id);
+            finish(o, ERR_BUSY, false);
+        }
+        link_clear(&l);
+        return rc == ERR_NOT_FOUND ? ERR_BUSY : rc;
+    }
+    int64_t deleted_ms = 0; /* when HubSpot deleted it, from the recycling bin; else now */
+    if (rc == ERR_NOT_FOUND) {
+        rc = hs_object_get_archived(ctx->hs, "deals", l.hs_id, &deal);
+        const char *at = str(deal, "archivedAt");
+        if (rc == ERR_OK && (!at || !util_parse_iso8601_ms(at, &deleted_ms)))
+            deleted_ms = 0;
+        cJSON_Delete(deal);
+        rc = rc == ERR_OK || rc == ERR_NOT_FOUND ? ERR_NOT_FOUND : rc;
+    }
     if (rc == ERR_NOT_FOUND) {
         rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
         if (rc == ERR_OK)
-            rc = link_tombstone_save(db, o->id, l.hs_id);
+            rc = link_tombstone_save(db, o->id, l.hs_id, deleted_ms);
         if (rc == ERR_OK)
             note(o, "its deal %s is deleted in hubspot (deletion not handled yet): link forgotten",
                  l.hs_id);
@@ -465,7 +492,7 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
          * now, as that webhook would: the link forgotten, a tombstone saved; making a new deal
          * here brought a deleted deal back (chaos finding F7). */
         enum err found = forget_deleted_deal(ctx, db, o);
-        if (found != ERR_OK)
+        if (found != ERR_OK || o->is_finished)
             return found;
         /* A deal deleted in HubSpot comes back only for a change made after the delete: an
          * older event (a late outbound message, a poller's, dealsync's own echo) leaves it

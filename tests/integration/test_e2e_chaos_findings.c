@@ -331,6 +331,96 @@ START_TEST(opportunity_deleted_before_its_deal_was_linked_stays_deleted)
 }
 END_TEST
 
+/* Chaos run ("no live deal for the opportunity created by a user"): the deal's tombstone was
+ * dated when dealsync handled the delete, which under retries is seconds after it: an
+ * opportunity change made in between counted as older than the delete and never made the new
+ * deal README promises. Here the deletion webhook is held 15 s, the opportunity changes a
+ * second after the delete, and its sync finds the deal gone first. */
+START_TEST(opportunity_changed_after_its_deal_was_deleted_gets_a_new_deal)
+{
+    struct e2e e;
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    const char *sandbox[] = {"--set", "hubspot.webhook_batch_delay_ms=15000", NULL};
+    e2e_start(&e, "e2e_chaos_change_after_delete", env, sandbox, true);
+    char *deal = NULL;
+    char *opp = synced_opportunity(&e, "Changed after the delete", &deal);
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    int64_t deleted = util_now_ms();
+    ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    int live = live_deals_of(&e, opp);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(live == 1 && e2e_events(&e, "dead") == 0,
+                  "%d live deal(s) for opportunity %s, changed after the user deleted deal %s (1 "
+                  "expected), %lld dead events; last outcome: %s",
+                  live, opp, deal, e2e_events(&e, "dead"), detail);
+    free(detail);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* Live deals named name. */
+static int live_deals_named(struct e2e *e, const char *name)
+{
+    cJSON *list = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", "/_sandbox/hubspot/objects/deals", NULL, &list), 200);
+    int n = 0;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, list) n +=
+        !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "archived")) &&
+        strcmp(e2e_prop(d, "dealname"), name) == 0;
+    cJSON_Delete(list);
+    return n;
+}
+
+/* F3 (chaos run: 82 duplicates in 10,000 changes once the link was saved before this write): a
+ * deal made in HubSpot gets its opportunity, but HubSpot refuses the write of the opportunity id
+ * onto the deal (a batch refused whole for another deal's conflict, here a 400). The
+ * opportunity's own sync then found the pair linked but no deal holding its id, and made a
+ * second deal. */
+START_TEST(deal_whose_opportunity_id_write_back_was_refused_gets_no_twin)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_chaos_f3_refused", NULL, NULL, true);
+    char *maker_deal = NULL;
+    char *maker = synced_opportunity(&e, "Pipeline maker", &maker_deal);
+    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"F3 made in hubspot\",\"pipeline\":"
+                           "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
+                           e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/update\",\"status\":400,\"count\":1}]}",
+                            NULL),
+                     200);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    free(body);
+    cJSON_Delete(made);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *names = NULL;
+    int opps = live_opportunities(&e, &names);
+    int deals = live_deals_named(&e, "F3 made in hubspot");
+    ck_assert_int_eq(fault_fired(&e), 1);
+    ck_assert_msg(deals == 1 && opps == 2 && e2e_events(&e, "dead") == 0,
+                  "%d deals named \"F3 made in hubspot\" (1 made by the user), %d opportunities "
+                  "(%s; 2 expected), %lld dead events",
+                  deals, opps, names, e2e_events(&e, "dead"));
+    free(names);
+    free(maker_deal);
+    free(maker);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Chaos C5 ------------------------------------------------------------------------------ */
 
 /* Chaos C5: an opportunity deleted in Salesforce comes back as a new opportunity, made by the
@@ -484,6 +574,8 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, new_deal_after_a_delete_gets_the_opportunitys_contacts);
     tcase_add_test(open, opportunity_deleted_while_a_deal_edit_is_written_stays_deleted);
     tcase_add_test(open, opportunity_deleted_before_its_deal_was_linked_stays_deleted);
+    tcase_add_test(open, opportunity_changed_after_its_deal_was_deleted_gets_a_new_deal);
+    tcase_add_test(open, deal_whose_opportunity_id_write_back_was_refused_gets_no_twin);
     suite_add_tcase(s, open);
     return s;
 }
