@@ -36,6 +36,9 @@ struct synced_contact {
 /* {"sf contact id": "hs contact id"} stored for the opportunity (empty object when none).
  * Caller deletes. */
 enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON **map) WARN_UNUSED;
+/* The same, only when they were stored with the deal hs_deal_id (NULL: any deal); else empty. */
+enum err synced_deal_contacts_with(PGconn *db, const char *sf_opportunity_id,
+                                   const char *hs_deal_id, cJSON **map) WARN_UNUSED;
 
 /* Replaces the stored deal and its contacts (one transaction). */
 enum err synced_deal_save(PGconn *db, const struct synced_deal *d,

@@ -39,14 +39,23 @@ enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id,
  * different Salesforce record already linked to the same hs_id is unlinked first. */
 enum err link_save(PGconn *db, const struct link *l) WARN_UNUSED;
 
+/* Remembers, before dealsync writes them, the values it is about to write to one side of a
+ * linked pair (merged into hs_written when is_hs_side, else sf_written; no link: nothing). A
+ * write that is carried out but whose answer is lost (a timeout), or whose sync fails later,
+ * is then still recognised as dealsync's own when the record reports it back. */
+enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                           const cJSON *values) WARN_UNUSED;
+
 /* Forgets the link (deal deleted in HubSpot, opportunity deleted in Salesforce). Not finding
  * one is not an error. */
 enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id) WARN_UNUSED;
 enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id) WARN_UNUSED;
 
 /* Tombstones of deals deleted in HubSpot (table deleted_deal): saved when the deal's link is
- * forgotten; *deleted_ms is 0 when the opportunity has none. */
-enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id) WARN_UNUSED;
+ * forgotten, dated deleted_ms (when HubSpot deleted it; 0: now); *deleted_ms is 0 when the
+ * opportunity has none. */
+enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id,
+                             int64_t deleted_ms) WARN_UNUSED;
 enum err link_tombstone_find(PGconn *db, const char *sf_id, int64_t *deleted_ms) WARN_UNUSED;
 enum err link_tombstone_delete(PGconn *db, const char *sf_id) WARN_UNUSED;
 

@@ -237,6 +237,22 @@ enum err hs_object_get(struct hs_client *hs, const char *object_type, const char
     return rc;
 }
 
+enum err hs_object_get_archived(struct hs_client *hs, const char *object_type, const char *id,
+                                cJSON **object)
+{
+    if (!is_object_type(object_type))
+        return ERR_INVALID;
+    struct buf path;
+    buf_init(&path, 0);
+    char *base = object_path(object_type, id);
+    buf_append_str(&path, base);
+    query_add(&path, "archived", "true");
+    enum err rc = hs_call_get(hs, "GET", path.data, NULL, NULL, object);
+    free(base);
+    buf_clear(&path);
+    return rc;
+}
+
 enum err hs_object_create(struct hs_client *hs, const char *object_type, const cJSON *properties,
                           const cJSON *associations, cJSON **object)
 {

@@ -14,11 +14,19 @@
 
 enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON **map)
 {
-    const char *params[] = {sf_opportunity_id};
+    return synced_deal_contacts_with(db, sf_opportunity_id, NULL, map);
+}
+
+enum err synced_deal_contacts_with(PGconn *db, const char *sf_opportunity_id,
+                                   const char *hs_deal_id, cJSON **map)
+{
+    const char *params[] = {sf_opportunity_id, hs_deal_id};
     PGresult *r = PQexecParams(db,
-                               "SELECT sf_contact_id, hs_contact_id FROM synced_deal_contact"
-                               " WHERE sf_opportunity_id = $1",
-                               1, NULL, params, NULL, NULL, 0);
+                               "SELECT c.sf_contact_id, c.hs_contact_id FROM synced_deal_contact c"
+                               " JOIN synced_deal d USING (sf_opportunity_id)"
+                               " WHERE c.sf_opportunity_id = $1"
+                               "   AND ($2::text IS NULL OR d.hs_deal_id = $2)",
+                               2, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read synced deal contacts");
     if (rc == ERR_OK) {
         *map = cJSON_CreateObject();

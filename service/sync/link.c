@@ -74,11 +74,21 @@ enum err link_save(PGconn *db, const struct link *l)
     snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
     snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
     const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
-    /* One statement: unlink a stale pair holding hs_id, then upsert ours. */
-    PGresult *r = PQexecParams(
+    /* A stale pair holding hs_id is unlinked first, in a statement of its own: the insert of a
+     * statement whose CTE deletes it still meets it in the unique index on hs_id (a unique
+     * violation, seen by the chaos run as a dead "cannot save link"). */
+    const char *stale_params[] = {l->kind, l->sf_id, l->hs_id};
+    PGresult *r = PQexecParams(db,
+                               "DELETE FROM record_link WHERE kind = $1 AND hs_id = $3"
+                               " AND sf_id <> $2",
+                               3, NULL, stale_params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    PQclear(r);
+    if (rc != ERR_OK)
+        goto out;
+    r = PQexecParams(
         db,
-        "WITH stale AS (DELETE FROM record_link WHERE kind = $1 AND hs_id = $3 AND sf_id <> $2)"
-        " INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
+        "INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
         "   sf_modified_at, hs_modified_at, synced_at)"
         " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,"
         "   CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000.0) END,"
@@ -89,12 +99,33 @@ enum err link_save(PGconn *db, const struct link *l)
         "   sf_modified_at = EXCLUDED.sf_modified_at, hs_modified_at = EXCLUDED.hs_modified_at,"
         "   synced_at = now()",
         9, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
+out:
     free(hsn);
     free(ss);
     free(hw);
     free(sw);
+    return rc;
+}
+
+enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                           const cJSON *values)
+{
+    if (!values || !values->child)
+        return ERR_OK;
+    char *text = json_text(values);
+    const char *params[] = {kind, sf_id, text};
+    PGresult *r =
+        PQexecParams(db,
+                     is_hs_side ? "UPDATE record_link SET hs_written = hs_written || $3::jsonb"
+                                  " WHERE kind = $1 AND sf_id = $2"
+                                : "UPDATE record_link SET sf_written = sf_written || $3::jsonb"
+                                  " WHERE kind = $1 AND sf_id = $2",
+                     3, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    PQclear(r);
+    free(text);
     return rc;
 }
 
@@ -117,14 +148,19 @@ enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id)
     return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND hs_id = $2", kind, hs_id);
 }
 
-enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id)
+enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id, int64_t deleted_ms)
 {
-    const char *params[] = {sf_id, hs_id};
-    PGresult *r = PQexecParams(db,
-                               "INSERT INTO deleted_deal (sf_opportunity_id, hs_deal_id)"
-                               " VALUES ($1, $2) ON CONFLICT (sf_opportunity_id) DO UPDATE SET"
-                               " hs_deal_id = EXCLUDED.hs_deal_id, deleted_at = now()",
-                               2, NULL, params, NULL, NULL, 0);
+    char at[32];
+    snprintf(at, sizeof(at), "%lld", (long long)deleted_ms);
+    const char *params[] = {sf_id, hs_id, at};
+    PGresult *r =
+        PQexecParams(db,
+                     "INSERT INTO deleted_deal (sf_opportunity_id, hs_deal_id, deleted_at)"
+                     " VALUES ($1, $2, CASE WHEN $3::bigint > 0"
+                     "   THEN to_timestamp($3::bigint / 1000.0) ELSE now() END)"
+                     " ON CONFLICT (sf_opportunity_id) DO UPDATE SET"
+                     " hs_deal_id = EXCLUDED.hs_deal_id, deleted_at = EXCLUDED.deleted_at",
+                     3, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save deleted deal");
     PQclear(r);
     return rc;

@@ -483,6 +483,13 @@ static int64_t time_of(const cJSON *v)
     return as_instant(v, &ms) ? ms : 0;
 }
 
+/* Whether the record's field holds the value dealsync last wrote to it (written: sf_written). */
+static bool holds_own_write(const cJSON *written, const char *field, const cJSON *now)
+{
+    const cJSON *own = cJSON_GetObjectItem(written, field);
+    return own && sync_deal_same_value(own, now);
+}
+
 /* Keeps from the mapped changes only what HubSpot changed itself and wins: drops dealsync's own
  * echoes (the deal holds what dealsync wrote to it), values HubSpot did not change since the
  * last sync (Salesforce did; the other direction carries them) and two-way conflicts that
@@ -516,7 +523,10 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
             drop = is_pending = true;
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
                    cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
-                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv)) {
+                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv) &&
+                   !holds_own_write(w->link.sf_written, c->string, sv)) {
+            /* Salesforce changed it too (not to a value dealsync wrote there itself: an echo of
+             * a write whose sync failed before it saved the baseline is no user's change). */
             char *sf_text = value_text(sv);
             char *hs_text = value_text(hv);
             if (sync_deal_hubspot_wins(hs_mod, sf_mod)) {
@@ -637,6 +647,13 @@ static void stamp_deal_ids(struct sync_ctx *ctx, const cJSON *records, struct de
             settle(w, rc, false, "cannot update opportunity %s", id);
         else if (i < saved_n && saved[i].is_success)
             w->opp_id = xstrdup(id);
+        else if (i < saved_n && saved[i].error_code &&
+                 strcmp(saved[i].error_code, "ENTITY_IS_DELETED") == 0)
+            /* Deleted by a user since it was read: nothing to write, and never made again (the
+             * other direction deletes the deal once Salesforce reports the delete). */
+            settle(w, ERR_OK, true,
+                   "opportunity %s of deal %s was deleted in salesforce meanwhile: nothing written",
+                   id, w->deal_id);
         else
             settle(w, i < saved_n && saved[i].err != ERR_OK ? saved[i].err : ERR_INVALID, false,
                    "opportunity %s refused by salesforce: %s %s", id,
@@ -668,9 +685,11 @@ static enum err upsert_opportunities(struct sync_ctx *ctx, struct deal_work *ws,
             w->opp_id = xstrdup(str(w->opp, "Id"));
             continue;
         }
-        if (w->opp && needs_id) {
-            /* Linked before the field carried the deal id (the other direction created the
-             * deal): stamp it by record id, all of the batch's in one collection update. */
+        if (w->opp) {
+            /* An existing opportunity is updated by its record id (with the deal id field, which
+             * it lacks when the other direction created the deal), all of the batch's in one
+             * collection update: an upsert on the deal id field would make a new opportunity
+             * of one a user deleted since it was read (chaos run). */
             cJSON *rec = cJSON_Duplicate(w->changes, true);
             cJSON_AddStringToObject(cJSON_AddObjectToObject(rec, "attributes"), "type",
                                     "Opportunity");
@@ -784,42 +803,64 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
     return rc;
 }
 
-/* Writes the opportunity ids onto the deals that do not hold them (one batch update), so the
- * Salesforce-to-HubSpot direction finds the same deal. Returns which deals got it in *wrote. */
+/* Which deals do not hold their opportunity's id yet: *wrote[i] for each. */
+static void plan_stamps(const struct sync_ctx *ctx, const struct deal_work *ws, size_t n,
+                        bool *wrote)
+{
+    const char *p = ctx->cfg->hs_opportunity_id_property;
+    for (size_t i = 0; i < n; i++) {
+        const char *held = str(ws[i].props, p);
+        wrote[i] = !ws[i].is_settled && ws[i].opp_id && !(held && sf_id_equal(held, ws[i].opp_id));
+    }
+}
+
+/* Writes the opportunity ids onto the deals planned (one batch update), so the
+ * Salesforce-to-HubSpot direction finds the same deal. Clears wrote[i] for those not written. */
 static enum err stamp_deals(struct sync_ctx *ctx, struct deal_work *ws, size_t n, bool *wrote)
 {
     const char *p = ctx->cfg->hs_opportunity_id_property;
     cJSON *inputs = cJSON_CreateArray();
     enum err rc = ERR_OK;
     for (size_t i = 0; i < n; i++) {
-        wrote[i] = false;
-        if (ws[i].is_settled || !ws[i].opp_id)
-            continue;
-        const char *held = str(ws[i].props, p);
-        if (held && sf_id_equal(held, ws[i].opp_id))
+        if (ws[i].is_settled)
+            wrote[i] = false;
+        if (!wrote[i])
             continue;
         cJSON *in = cJSON_CreateObject();
         cJSON_AddStringToObject(in, "id", ws[i].deal_id);
         cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "properties"), p, ws[i].opp_id);
         cJSON_AddItemToArray(inputs, in);
-        wrote[i] = true;
     }
-    if (cJSON_GetArraySize(inputs) > 0) {
+    size_t k = (size_t)cJSON_GetArraySize(inputs);
+    if (k > 0) {
         struct hs_batch_result res = {0};
         rc = hs_batch_update(ctx->hs, "deals", inputs, &res);
-        if (rc != ERR_OK && !err_is_transient(rc)) {
-            log_warn("cannot store opportunity ids on deals", LOG_STR("property", p),
-                     LOG_STR("error", err_str(rc)));
-            for (size_t i = 0; i < n; i++)
-                if (wrote[i])
-                    buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
-                               err_str(rc));
-            memset(wrote, 0, n * sizeof(*wrote));
-            rc = ERR_OK;
-        }
         hs_batch_result_clear(&res);
     }
     cJSON_Delete(inputs);
+    if (k > 1 && (rc == ERR_CONFLICT || rc == ERR_INVALID)) {
+        /* HubSpot refuses the whole batch for one deal: each on its own, so one conflict
+         * leaves no other deal without its opportunity id (chaos run). */
+        rc = ERR_OK;
+        for (size_t i = 0; i < n; i++) {
+            if (!wrote[i])
+                continue;
+            enum err one = stamp_deals(ctx, &ws[i], 1, &wrote[i]);
+            if (one != ERR_OK && rc == ERR_OK)
+                rc = one;
+        }
+        return rc;
+    }
+    if (rc != ERR_OK && !err_is_transient(rc)) {
+        log_warn("cannot store opportunity ids on deals", LOG_STR("property", p),
+                 LOG_STR("error", err_str(rc)));
+        for (size_t i = 0; i < n; i++)
+            if (wrote[i])
+                buf_printf(&ws[i].detail, "; opportunity id not stored on the deal (%s): %s", p,
+                           err_str(rc));
+        memset(wrote, 0, n * sizeof(*wrote));
+        rc = ERR_OK;
+    }
     return rc;
 }
 
@@ -913,9 +954,17 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
 {
     struct link l = {0};
     bool had = link_find_by_hs(db, LINK_OPPORTUNITY, w->deal_id, &l) == ERR_OK;
+    /* Dated when HubSpot deleted it (the deletion webhook's occurredAt), not when this runs,
+     * which under retries can be long after: an opportunity change made in between is a
+     * change after the delete, and makes a new deal (chaos run). */
+    int64_t deleted_ms = 0;
+    for (size_t i = 0; i < w->rec->event_count; i++)
+        if (strcmp(w->rec->events[i].event_type, "deal.deletion") == 0 &&
+            w->rec->events[i].occurred_at_ms > deleted_ms)
+            deleted_ms = w->rec->events[i].occurred_at_ms;
     enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
     if (rc == ERR_OK && had)
-        rc = link_tombstone_save(db, l.sf_id, w->deal_id);
+        rc = link_tombstone_save(db, l.sf_id, w->deal_id, deleted_ms);
     if (rc == ERR_OK)
         rc = sf_contacts_forget_deal(db, w->deal_id);
     if (rc != ERR_OK)
@@ -1051,6 +1100,15 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
                    "opportunity %s of deal %s is not in salesforce (deleted, or hidden from the "
                    "integration user): nothing written",
                    ws[i].link.sf_id, ws[i].deal_id);
+        /* Not linked yet, but made from an opportunity that is gone (the sync that made the
+         * deal did not get to save the link, and the user deleted the opportunity meanwhile):
+         * the same, rather than a new opportunity nobody made (chaos run). */
+        else if (!ws[i].is_settled && !ws[i].has_link && !ws[i].opp &&
+                 origin_opportunity(ctx, &ws[i]))
+            settle(&ws[i], ERR_OK, true,
+                   "deal %s was made from opportunity %s, which is not in salesforce (deleted, "
+                   "or hidden from the integration user): nothing written",
+                   ws[i].deal_id, origin_opportunity(ctx, &ws[i]));
     }
     for (size_t i = 0; i < n && rc == ERR_OK; i++)
         if (!ws[i].is_settled && ws[i].opp)
@@ -1072,14 +1130,39 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
             (void)decide(ctx, &ws[i], owner_map, accounts, account_reasons);
+    /* What is about to be written to a linked opportunity is remembered first: a write carried
+     * out whose answer is lost is still known as dealsync's own when it comes back. */
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled || !w->has_link || !w->opp ||
+            !sf_id_equal(str(w->opp, "Id"), w->link.sf_id))
+            continue;
+        rc = link_note_written(db, LINK_OPPORTUNITY, w->link.sf_id, false, w->changes);
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+    }
     rc = upsert_opportunities(ctx, ws, n);
-    if (rc == ERR_OK)
-        rc = stamp_deals(ctx, ws, n, wrote);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, hs_hint(ctx), "cannot upsert opportunities");
+        goto out;
+    }
+    /* The links as soon as the opportunities are written (a later failure must not leave the
+     * writes unrecorded), then the opportunity ids onto the deals, then every deal's contact
+     * roles in one pass (a few calls per batch). */
+    plan_stamps(ctx, ws, n, wrote);
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled)
+            continue;
+        rc = save_link(ctx, db, w, wrote[i]);
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+    }
+    rc = stamp_deals(ctx, ws, n, wrote);
     if (rc != ERR_OK) {
         settle_all(ws, n, rc, hs_hint(ctx), "cannot store opportunity ids on deals");
         goto out;
     }
-    /* The links first, then every deal's contact roles in one pass (a few calls per batch). */
     struct sf_contacts_deal *roles = xcalloc(n + 1, sizeof(*roles));
     struct deal_work **role_of = xcalloc(n + 1, sizeof(*role_of));
     size_t n_roles = 0;
@@ -1087,11 +1170,6 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         struct deal_work *w = &ws[i];
         if (w->is_settled)
             continue;
-        rc = save_link(ctx, db, w, wrote[i]);
-        if (rc != ERR_OK) {
-            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
-            continue;
-        }
         const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
         if (!account && w->opp)
             account = str(w->opp, "AccountId");

@@ -383,11 +383,19 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
         const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
         const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
-        bool sf_unchanged = seen && sync_deal_same_value(seen, now);
-        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now);
+        /* A value dealsync itself wrote is no user's change, even when the sync that wrote it
+         * failed before it could save the baseline (its answer lost, a later call failed):
+         * taken for a HubSpot change, such an echo won against the user's newer Salesforce
+         * value (chaos finding F2). */
+        const cJSON *own_hs = cJSON_GetObjectItemCaseSensitive(l.hs_written, f->hs_property);
+        const cJSON *own_sf = cJSON_GetObjectItem(l.sf_written, f->sf_field);
+        bool hs_own = own_hs && sync_deal_same_value(own_hs, hs_now);
+        bool sf_unchanged = (seen && sync_deal_same_value(seen, now)) ||
+                            (own_sf && sync_deal_same_value(own_sf, now));
+        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now) && !hs_own;
         bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
                         sync_deal_hubspot_wins(hs_modified, sf_modified);
-        if (!sf_unchanged && !hs_newer) {
+        if (hs_own || (!sf_unchanged && !hs_newer)) {
             if (hs_changed && !sync_deal_same_value(hs_now, now))
                 note(o,
                      "conflict on %s: salesforce value (changed later) written, hubspot value "
@@ -414,6 +422,60 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     return ERR_OK;
 }
 
+/* An opportunity still linked to a deal that HubSpot no longer has (not found by its id):
+ * deleted in HubSpot, so forgotten here as the deletion webhook's handler does
+ * (sync_deal.c), with a tombstone dated when HubSpot deleted it. A linked deal that exists but
+ * does not hold the opportunity id (the other direction made the opportunity from it and its
+ * write-back of the id failed or is still to come) gets the id here and the record comes back
+ * shortly (ERR_BUSY), as in lock_found_deals: a new deal would be a second one (chaos run: 82
+ * duplicates once the link was saved before that write-back). */
+static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp *o)
+{
+    struct link l = {0};
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_OK;
+    if (rc != ERR_OK)
+        return rc;
+    cJSON *deal = NULL;
+    rc = hs_object_get(ctx->hs, "deals", l.hs_id, NULL, "dealname", NULL, &deal);
+    cJSON_Delete(deal);
+    deal = NULL;
+    if (rc == ERR_OK) {
+        cJSON *props = cJSON_CreateObject();
+        cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+        rc = hs_object_update(ctx->hs, "deals", l.hs_id, NULL, props, &deal);
+        cJSON_Delete(props);
+        cJSON_Delete(deal);
+        deal = NULL;
+        if (rc == ERR_OK) {
+            note(o, "linked deal %s did not hold the opportunity id: stored on it", l.hs_id);
+            finish(o, ERR_BUSY, false);
+        }
+        link_clear(&l);
+        return rc == ERR_NOT_FOUND ? ERR_BUSY : rc;
+    }
+    int64_t deleted_ms = 0; /* when HubSpot deleted it, from the recycling bin; else now */
+    if (rc == ERR_NOT_FOUND) {
+        rc = hs_object_get_archived(ctx->hs, "deals", l.hs_id, &deal);
+        const char *at = str(deal, "archivedAt");
+        if (rc == ERR_OK && (!at || !util_parse_iso8601_ms(at, &deleted_ms)))
+            deleted_ms = 0;
+        cJSON_Delete(deal);
+        rc = rc == ERR_OK || rc == ERR_NOT_FOUND ? ERR_NOT_FOUND : rc;
+    }
+    if (rc == ERR_NOT_FOUND) {
+        rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
+        if (rc == ERR_OK)
+            rc = link_tombstone_save(db, o->id, l.hs_id, deleted_ms);
+        if (rc == ERR_OK)
+            note(o, "its deal %s is deleted in hubspot (deletion not handled yet): link forgotten",
+                 l.hs_id);
+    }
+    link_clear(&l);
+    return rc;
+}
+
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
 static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
@@ -427,12 +489,19 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     const char *rt = str(o->sf, "RecordTypeId");
     const char *stage = str(o->sf, "StageName");
     if (!o->deal) {
+        /* Linked, but HubSpot has no deal for it: the user deleted the deal, and its deletion
+         * webhook is not handled yet (a retried sync got here first). Taken as the user's delete
+         * now, as that webhook would: the link forgotten, a tombstone saved; making a new deal
+         * here brought a deleted deal back (chaos finding F7). */
+        enum err found = forget_deleted_deal(ctx, db, o);
+        if (found != ERR_OK || o->is_finished)
+            return found;
         /* A deal deleted in HubSpot comes back only for a change made after the delete: an
          * older event (a late outbound message, a poller's, dealsync's own echo) leaves it
          * deleted. Both clocks are the CRMs' and dealsync's; a skew of seconds matters only for
          * a change made in those seconds. */
         int64_t deleted_ms = 0;
-        enum err found = link_tombstone_find(db, o->id, &deleted_ms);
+        found = link_tombstone_find(db, o->id, &deleted_ms);
         if (found != ERR_OK)
             return found;
         /* LastModifiedDate counts whole seconds: a change in the delete's own second is taken
@@ -876,9 +945,14 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         if (o->is_finished)
             continue;
         cJSON *previous = NULL;
+        cJSON *on_this_deal = NULL; /* the contacts dealsync associated with this very deal */
         rc = synced_deal_contacts(db, o->id, &previous);
-        if (rc != ERR_OK)
+        if (rc == ERR_OK)
+            rc = synced_deal_contacts_with(db, o->id, o->deal_id, &on_this_deal);
+        if (rc != ERR_OK) {
+            cJSON_Delete(previous);
             break;
+        }
         o->contacts = cJSON_CreateObject();
         int added = 0, removed = 0, missing = 0;
         const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
@@ -894,10 +968,11 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs) && o->deal && has_contact(previous, cid)) {
-                /* dealsync associated this contact before and the association is gone: a user
-                 * removed it in HubSpot, and the other direction removes the role. Adding it back
-                 * from the role would undo the user's change. */
+            if (!list_contains(assoc, hs) && o->deal && has_contact(on_this_deal, cid)) {
+                /* dealsync associated this contact with this deal before and the association is
+                 * gone: a user removed it in HubSpot, and the other direction removes the role.
+                 * Adding it back from the role would undo the user's change. (A new deal, made
+                 * after the user deleted the old one, gets every role's contact: chaos run.) */
                 note(o, "contact %s removed from the deal in hubspot: not associated again", hs);
             } else if (!list_contains(assoc, hs)) {
                 pairs_add(&add, o->deal_id, hs);
@@ -916,6 +991,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         }
         add_ids(rollup_contacts, previous);
         add_ids(rollup_contacts, o->contacts);
+        cJSON_Delete(on_this_deal);
         cJSON_Delete(previous);
         if (added || removed || cJSON_GetArraySize(o->contacts) > 0)
             note(o, "contacts: %d associated, %d added, %d removed",
@@ -966,7 +1042,9 @@ static int64_t hs_known_until(const struct opp *o, int64_t known_ms)
     return o->upserted_ms > known_ms ? o->upserted_ms : known_ms;
 }
 
-static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
+/* The pair's link and baseline, saved as soon as the deal is written (before the associations
+ * and roll-ups, whose failure must not leave the write unrecorded). */
+static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
 {
     struct link l = {0};
     enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
@@ -1029,15 +1107,21 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     }
     cJSON_Delete(old_hs_seen);
     cJSON_Delete(old_sf_seen);
+    /* Writes to the opportunity it no longer holds are forgotten (a user changed them since). */
+    sync_deal_prune_written(l.sf_written, o->sf);
     int64_t modified = sf_time(o->sf, "SystemModstamp");
     if (modified > 0)
         l.sf_modified_ms = modified;
     l.hs_modified_ms = hs_known_until(o, l.hs_modified_ms);
     rc = link_save(db, &l);
     link_clear(&l);
-    if (rc != ERR_OK)
-        return rc;
+    return rc;
+}
 
+/* The synced deal (contacts, amount, dates) for the roll-ups, once the contacts are synced. */
+static enum err remember_deal(PGconn *db, struct opp *o)
+{
+    enum err rc;
     size_t n = (size_t)cJSON_GetArraySize(o->contacts);
     struct synced_contact *cs = xcalloc(n + 1, sizeof(*cs));
     size_t k = 0;
@@ -1349,10 +1433,27 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    step = "cannot record the sync";
+    for (size_t i = 0; i < count; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || !o->deal)
+            continue;
+        rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+        if (rc != ERR_OK)
+            goto failed;
+    }
     step = "cannot write the deals to hubspot";
     rc = write_deals(ctx, opps, count);
     if (rc != ERR_OK)
         goto failed;
+    step = "cannot record the sync";
+    for (size_t i = 0; i < count; i++) {
+        if (opps[i].is_finished)
+            continue;
+        rc = remember_link(ctx, db, &opps[i]);
+        if (rc != ERR_OK)
+            goto failed;
+    }
     step = "cannot associate the companies";
     rc = companies(ctx, db, opps, count, roles);
     if (rc != ERR_OK)
@@ -1365,7 +1466,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)
             continue;
-        rc = remember(ctx, db, &opps[i]);
+        rc = remember_deal(db, &opps[i]);
         if (rc != ERR_OK)
             goto failed;
     }

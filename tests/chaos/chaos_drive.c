@@ -566,8 +566,16 @@ static bool edit(struct drive *d, bool is_sf, bool is_stage)
     cJSON *p = pick_pair(d, is_sf, is_sf ? live_or_revivable : live);
     if (!p)
         return false;
-    cJSON *here = is_sf ? read_opp(chaos_str(p, "opp")) : read_deal(chaos_str(p, "deal"));
     bool is_revival = strcmp(pair_state(p), "hs_deleted") == 0;
+    /* README: an opportunity changed in the same second as its deal's deletion counts as before
+     * it (LastModifiedDate has whole seconds) and brings no deal back; such an edit would make
+     * the expected outcome depend on which side of the second each clock read, so none is made
+     * then: the driver waits for a later second. */
+    const cJSON *deleted_at = cJSON_GetObjectItem(p, "hs_deleted_at");
+    if (is_revival && cJSON_IsNumber(deleted_at) &&
+        (long long)chaos_now() <= (long long)deleted_at->valuedouble)
+        return false;
+    cJSON *here = is_sf ? read_opp(chaos_str(p, "opp")) : read_deal(chaos_str(p, "deal"));
     cJSON *there = is_sf ? read_deal(chaos_str(p, "deal")) : read_opp(chaos_str(p, "opp"));
     if (!here) {
         cJSON_Delete(there);
@@ -771,6 +779,7 @@ static bool delete_record(struct drive *d, bool is_sf)
          * opportunity holds now is whatever it holds: no field or contact is checked against a
          * user's value until a user sets it again. */
         put_str(p, "state", "hs_deleted");
+        put(p, "hs_deleted_at", cJSON_CreateNumber(chaos_now()));
         cJSON *slot;
         cJSON_ArrayForEach(slot, cJSON_GetObjectItem(p, "fields")) put_bool(slot, "unknown", true);
         cJSON_ArrayForEach(slot, cJSON_GetObjectItem(p, "contacts"))
