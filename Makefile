@@ -21,7 +21,7 @@ CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow \
 LDFLAGS += -pthread $(SAN_FLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
-SVC_SRCS := $(filter-out service/main.c,$(wildcard service/*.c))
+SVC_SRCS := $(filter-out service/main.c,$(wildcard service/*.c service/*/*.c))
 SVC_OBJS := $(SVC_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 SANDBOX_SRCS := $(wildcard tests/sandbox/*.c)
@@ -167,7 +167,7 @@ tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan SAN_FLAGS="-fsanitize=thread" all
 	@BUILD=build-tsan scripts/test.sh
 
-FORMAT_FILES := $(wildcard service/*.c include/*.h tests/*.c tests/*/*.c tests/*/*.h bench/*.c)
+FORMAT_FILES := $(wildcard service/*.c service/*/*.c include/*.h tests/*.c tests/*/*.c tests/*/*.h bench/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
