@@ -64,17 +64,11 @@ static char *json_text(const cJSON *j)
     return j ? cJSON_PrintUnformatted(j) : xstrdup("{}");
 }
 
-enum err link_save(PGconn *db, const struct link *l)
+/* Tries of link_save's statement (see there). */
+#define LINK_SAVE_TRIES 3
+
+static enum err save_once(PGconn *db, const char *const params[9])
 {
-    char *sw = json_text(l->sf_written);
-    char *hw = json_text(l->hs_written);
-    char *ss = json_text(l->sf_seen);
-    char *hsn = json_text(l->hs_seen);
-    char sfm[32], hsm[32];
-    snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
-    snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
-    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
-    /* One statement: unlink a stale pair holding hs_id, then upsert ours. */
     PGresult *r = PQexecParams(
         db,
         "WITH stale AS (DELETE FROM record_link WHERE kind = $1 AND hs_id = $3 AND sf_id <> $2)"
@@ -91,6 +85,26 @@ enum err link_save(PGconn *db, const struct link *l)
         9, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
+    return rc;
+}
+
+enum err link_save(PGconn *db, const struct link *l)
+{
+    char *sw = json_text(l->sf_written);
+    char *hw = json_text(l->hs_written);
+    char *ss = json_text(l->sf_seen);
+    char *hsn = json_text(l->hs_seen);
+    char sfm[32], hsm[32];
+    snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
+    snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
+    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
+    /* One statement: unlink a stale pair holding hs_id, then upsert ours. ON CONFLICT covers
+     * (kind, sf_id) only: when another worker saves the same pair between this statement's
+     * conflict check and its index entries, the (kind, hs_id) key answers a unique violation.
+     * The other worker's row is there now, so the statement run again updates it. */
+    enum err rc = ERR_CONFLICT;
+    for (int attempt = 0; attempt < LINK_SAVE_TRIES && rc == ERR_CONFLICT; attempt++)
+        rc = save_once(db, params);
     free(hsn);
     free(ss);
     free(hw);
