@@ -46,15 +46,27 @@ wait_http "$SB/_sandbox/health"
 sb() { curl -fsS -X "$1" "$SB$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
 drop() { sb PUT /_sandbox/settings "{\"delivery.drop_rate\": $1}" >/dev/null; }
 
+# Seeding N=10000 one curl at a time takes hours: each kind of record is created by one curl
+# reading its requests from a config file (one connection, in order); the ids come back one
+# response a line. bulk PATH < bodies (one JSON body a line) prints the created ids in order.
+bulk() {
+  awk -v url="$SB$1" '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); printf "%surl = \"%s\"\nrequest = \"POST\"\nheader = \"Content-Type: application/json\"\ndata = \"%s\"\nsilent\nshow-error\nwrite-out = \"\\n\"\n", (NR > 1 ? "next\n" : ""), url, $0 }' >"$tmp/bulk.cfg"
+  curl -K "$tmp/bulk.cfg" | tee -a "$tmp/bulk.out" | jq -r '.Id // .id // empty'
+}
+
 echo "bench: seeding $N opportunities, $N accounts, $((2 * N)) contacts and $((2 * N)) contact roles" >&2
-for i in $(seq 1 "$N"); do
-  acct=$(sb POST /_sandbox/salesforce/records/Account "{\"Name\":\"Bench account $i\",\"Website\":\"https://bench$i.test\"}" | jq -er .Id)
-  c1=$(sb POST /_sandbox/salesforce/records/Contact "{\"LastName\":\"First $i\",\"Email\":\"first$i@bench$i.test\",\"AccountId\":\"$acct\"}" | jq -er .Id)
-  c2=$(sb POST /_sandbox/salesforce/records/Contact "{\"LastName\":\"Second $i\",\"Email\":\"second$i@bench$i.test\",\"AccountId\":\"$acct\"}" | jq -er .Id)
-  opp=$(sb POST /_sandbox/salesforce/records/Opportunity "{\"Name\":\"Bench opportunity $i\",\"StageName\":\"Prospecting\",\"CloseDate\":\"2027-06-01\",\"Amount\":$((1000 + i)),\"AccountId\":\"$acct\"}" | jq -er .Id)
-  sb POST /_sandbox/salesforce/records/OpportunityContactRole "{\"OpportunityId\":\"$opp\",\"ContactId\":\"$c1\",\"IsPrimary\":true}" >/dev/null
-  sb POST /_sandbox/salesforce/records/OpportunityContactRole "{\"OpportunityId\":\"$opp\",\"ContactId\":\"$c2\"}" >/dev/null
-done
+seq 1 "$N" | awk '{ printf "{\"Name\":\"Bench account %d\",\"Website\":\"https://bench%d.test\"}\n", $1, $1 }' |
+  bulk /_sandbox/salesforce/records/Account >"$tmp/accounts"
+[ "$(wc -l <"$tmp/accounts")" -eq "$N" ] || { echo "bench: account seeding failed" >&2; exit 1; }
+awk '{ printf "{\"LastName\":\"First %d\",\"Email\":\"first%d@bench%d.test\",\"AccountId\":\"%s\"}\n", NR, NR, NR, $1
+       printf "{\"LastName\":\"Second %d\",\"Email\":\"second%d@bench%d.test\",\"AccountId\":\"%s\"}\n", NR, NR, NR, $1 }' \
+  "$tmp/accounts" | bulk /_sandbox/salesforce/records/Contact >"$tmp/contacts"
+awk '{ printf "{\"Name\":\"Bench opportunity %d\",\"StageName\":\"Prospecting\",\"CloseDate\":\"2027-06-01\",\"Amount\":%d,\"AccountId\":\"%s\"}\n", NR, 1000 + NR, $1 }' \
+  "$tmp/accounts" | bulk /_sandbox/salesforce/records/Opportunity >"$tmp/opportunities"
+paste -d' ' "$tmp/opportunities" <(paste -d' ' - - <"$tmp/contacts") |
+  awk '{ printf "{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\",\"IsPrimary\":true}\n{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}\n", $1, $2, $1, $3 }' |
+  bulk /_sandbox/salesforce/records/OpportunityContactRole >"$tmp/roles"
+[ "$(wc -l <"$tmp/roles")" -eq $((2 * N)) ] || { echo "bench: seeding failed" >&2; exit 1; }
 
 PORT=$(free_port)
 export PORT BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL=http://127.0.0.1:$PORT LOG_LEVEL=warn
@@ -77,6 +89,7 @@ mark() { curl -fsS "$SB/_sandbox/requests?since=9000000000000000000" | jq -er .l
 # API calls dealsync made since a mark: "salesforce_calls hubspot_calls peak_hubspot_10s".
 calls_since() {
   curl -fsS "$SB/_sandbox/requests?since=$1" >"$tmp/requests.json"
+  cp "$tmp/requests.json" "$tmp/requests-$2.json"
   jq -r '[.requests[] | select(.direction == "in")] |
     [(map(select(.system == "salesforce")) | length), (map(select(.system == "hubspot")) | length)]
     | @tsv' "$tmp/requests.json" | tr '\n' '\t'
@@ -101,7 +114,12 @@ phase() { # label side
     sleep 0.5
   done
   end=$(date +%s.%N)
-  read -r sf hs peak <<<"$(calls_since "$m")"
+  read -r sf hs peak <<<"$(calls_since "$m" "$2")"
+  if [ "${BREAKDOWN:-}" = 1 ]; then # where the calls went, by endpoint (ids folded)
+    jq -r '.requests[] | select(.direction == "in") | "\(.system) \(.method) \(.path)"' \
+      "$tmp/requests-$2.json" | sed -E 's#/[0-9A-Za-z]{15,18}(/|$)#/ID\1#g; s#/[0-9]+(/|$)#/N\1#g' |
+      sort | uniq -c | sort -rn | head -25 | sed 's/^/    /' >&2
+  fi
   awk -v l="$1" -v n="$N" -v sf="$sf" -v hs="$hs" -v p="$peak" -v lim="$limit" -v s="$start" -v e="$end" 'BEGIN {
     printf "%-34s %6d records  salesforce %6d calls (%.3f/record)  hubspot %6d calls (%.3f/record)  total %.3f/record  wall %.1f s  hubspot peak %d calls in 10 s (%.0f%% of %d)\n",
       l, n, sf, sf / n, hs, hs / n, (sf + hs) / n, e - s, p, 100 * p / lim, lim }'
@@ -117,9 +135,9 @@ drop 1
 pipeline=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select hs_pipeline_id from pipeline_map order by created_at limit 1")
 stage=$(curl -fsS "$SB/crm/v3/pipelines/deals" -H 'Authorization: Bearer sandbox-hubspot-token' |
   jq -er --arg p "$pipeline" '.results[] | select(.id == $p) | .stages[0].id')
-for i in $(seq 1 "$N"); do
-  sb POST /_sandbox/hubspot/objects/deals "{\"properties\":{\"dealname\":\"Bench deal $i\",\"pipeline\":\"$pipeline\",\"dealstage\":\"$stage\",\"amount\":\"$((5000 + i))\",\"closedate\":\"2027-07-01T00:00:00.000Z\"}}" >/dev/null
-done
+seq 1 "$N" | awk -v p="$pipeline" -v s="$stage" '{ printf "{\"properties\":{\"dealname\":\"Bench deal %d\",\"pipeline\":\"%s\",\"dealstage\":\"%s\",\"amount\":\"%d\",\"closedate\":\"2027-07-01T00:00:00.000Z\"}}\n", $1, p, s, 5000 + $1 }' |
+  bulk /_sandbox/hubspot/objects/deals >"$tmp/deals"
+[ "$(wc -l <"$tmp/deals")" -eq "$N" ] || { echo "bench: deal seeding failed" >&2; exit 1; }
 drop 0
 phase "import hubspot -> salesforce" hubspot
 dead=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select count(*) from sync_event where status = 'dead'")

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "db.h"
+#include "link.h"
 #include "log.h"
 #include "sf_id.h"
 #include "sync.h"
@@ -24,9 +25,12 @@
 /* The search API pages up to 10,000 results; past that a new search starts at the last time. */
 #define HS_SEARCH_RESULTS_MAX 10000
 
-/* A change this close to dealsync's own sync of the record counts as a change: the link's time
- * may be dealsync's clock (after its write) rather than the CRM's, and a user's edit right after
- * dealsync's write must not pass for the write's echo. Costs at most one read per write. */
+/* A Salesforce change this close to dealsync's own sync of the record counts as a change: the
+ * link's sf_modified_at may be dealsync's clock (after its write) rather than Salesforce's, and
+ * a user's edit right after dealsync's write must not pass for the write's echo. Costs at most
+ * one read per write. The link's hs_modified_at is always HubSpot's own time (the
+ * hs_lastmodifieddate dealsync read, or the updatedAt of its write), in milliseconds: a HubSpot
+ * change counts when it is later, so dealsync's own writes are not read again. */
 #define SAME_TIME_S 5
 
 enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long *queued)
@@ -53,7 +57,7 @@ enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long 
         "   $6::jsonb, %d FROM changed"
         "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING 1)"
         " SELECT (SELECT count(*) FROM ins), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')",
-        side, b->is_forced ? "true" : "false", side, side, side, SAME_TIME_S,
+        side, b->is_forced ? "true" : "false", side, side, side, is_sf ? SAME_TIME_S : 0,
         QUEUE_PRIORITY_BACKGROUND, b->is_key_timed ? "':' || coalesce(ms, 0)" : "''",
         QUEUE_PRIORITY_BACKGROUND);
     PGresult *r = PQexecParams(db, sql, 6, NULL, params, NULL, NULL, 0);
@@ -202,6 +206,60 @@ static enum err changed_deals(struct sync_ctx *ctx, const char *pipeline, int64_
     return rc;
 }
 
+static bool is_listed(const PGresult *pipelines, const char *pipeline)
+{
+    for (int i = 0; pipeline && i < PQntuples(pipelines); i++)
+        if (strcmp(PQgetvalue(pipelines, i, 0), pipeline) == 0)
+            return true;
+    return false;
+}
+
+/* What a search of changed deals cannot see: the deals dealsync has linked are read by id (one
+ * batch read per 100), and into found go those HubSpot no longer returns (deleted: search never
+ * returns archived deals, so a lost deal.deletion webhook was missed for good) with the sweep's
+ * time, and those now in a pipeline that is not synced (moved out: the pipeline search no
+ * longer finds them) with their modification time. The deal handler then does what the lost
+ * webhook would have made it do. */
+static enum err check_linked_deals(struct sync_ctx *ctx, PGconn *db, const PGresult *pipelines,
+                                   int64_t now, cJSON *found)
+{
+    PGresult *r = PQexec(db, "SELECT hs_id FROM record_link WHERE kind = '" LINK_OPPORTUNITY "'"
+                             " ORDER BY hs_id");
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the linked deals");
+    if (rc != ERR_OK || PQntuples(r) == 0) {
+        PQclear(r);
+        return rc;
+    }
+    size_t n = (size_t)PQntuples(r);
+    const char **ids = xcalloc(n, sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = PQgetvalue(r, (int)i, 0);
+    struct hs_batch_result res = {0};
+    rc = hs_batch_read(ctx->hs, "deals", NULL, "pipeline,hs_lastmodifieddate", ids, n, &res);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        const cJSON *deal = NULL, *d;
+        cJSON_ArrayForEach(d, res.results)
+        {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(d, "id"));
+            if (!deal && id && strcmp(id, ids[i]) == 0)
+                deal = d;
+        }
+        const cJSON *props = cJSON_GetObjectItem(deal, "properties");
+        const char *stamp = cJSON_GetStringValue(cJSON_GetObjectItem(props, "hs_lastmodifieddate"));
+        int64_t ms = 0;
+        if (!deal)
+            add_found(found, ids[i], now);
+        else if (!is_listed(pipelines,
+                            cJSON_GetStringValue(cJSON_GetObjectItem(props, "pipeline"))) &&
+                 stamp && util_parse_iso8601_ms(stamp, &ms))
+            add_found(found, ids[i], ms);
+    }
+    hs_batch_result_clear(&res);
+    free(ids);
+    PQclear(r);
+    return rc;
+}
+
 static void sweep_hubspot(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
@@ -220,6 +278,8 @@ static void sweep_hubspot(struct sync_ctx *ctx, PGconn *db, int64_t now)
     enum err rc = ERR_OK;
     for (int i = 0; i < PQntuples(r) && rc == ERR_OK; i++)
         rc = changed_deals(ctx, PQgetvalue(r, i, 0), from, found, &latest);
+    if (rc == ERR_OK)
+        rc = check_linked_deals(ctx, db, r, now, found);
     PQclear(r);
     long long queued = 0;
     if (rc == ERR_OK && cJSON_GetArraySize(found) > 0)

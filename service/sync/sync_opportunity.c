@@ -14,6 +14,7 @@
 #include "api_cache.h"
 #include "contact_rollups.h"
 #include "hs_companies.h"
+#include "hs_companies_batch.h"
 #include "hs_contacts.h"
 #include "hs_owners.h"
 #include "link.h"
@@ -39,6 +40,7 @@ struct opp {
     bool is_reported_deleted; /* by a getDeleted event */
     bool is_finished;         /* result is set; later steps leave it alone */
     bool was_linked;          /* linked when the slice started: both records' locks are held */
+    int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
@@ -571,6 +573,9 @@ static enum err upsert(struct sync_ctx *ctx, struct opp **list, size_t k)
             free(o->deal_id);
             o->deal_id = xstrdup(str(r, "id"));
             o->is_new = cJSON_IsTrue(cJSON_GetObjectItem(r, "new"));
+            const char *updated = str(r, "updatedAt");
+            if (!updated || !util_parse_iso8601_ms(updated, &o->upserted_ms))
+                o->upserted_ms = 0;
         }
     }
     hs_batch_result_clear(&res);
@@ -704,6 +709,40 @@ static void pairs_clear(struct pairs *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
+/* The companies of the batch's accounts in a few batch calls (hs_companies_batch.h); the loop
+ * in companies() then finds each linked, or resolves the few left alone. */
+static enum err resolve_accounts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                 const cJSON *roles)
+{
+    cJSON *accounts = cJSON_CreateObject();
+    cJSON *contacts = cJSON_CreateObject();
+    for (size_t i = 0; i < n; i++) {
+        const struct opp *o = &opps[i];
+        char account_id[19];
+        if (o->is_finished || !str(o->sf, "AccountId") ||
+            !sf_id_to18(str(o->sf, "AccountId"), account_id))
+            continue;
+        if (!cJSON_GetObjectItemCaseSensitive(accounts, account_id)) {
+            const cJSON *account = cJSON_GetObjectItem(o->sf, "Account");
+            cJSON_AddItemToObject(accounts, account_id,
+                                  cJSON_IsObject(account) ? cJSON_Duplicate(account, true)
+                                                          : cJSON_CreateObject());
+            cJSON_AddArrayToObject(contacts, account_id);
+        }
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(contacts, account_id);
+        const cJSON *role;
+        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
+                                            str(role, "ContactId"))
+            cJSON_AddItemToArray(list, cJSON_CreateString(str(role, "ContactId")));
+    }
+    enum err rc = cJSON_GetArraySize(accounts) > 1
+                      ? hs_companies_resolve_batch(ctx->hs, db, ctx->cfg, accounts, contacts, NULL)
+                      : ERR_OK;
+    cJSON_Delete(contacts);
+    cJSON_Delete(accounts);
+    return rc;
+}
+
 static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                           const cJSON *roles)
 {
@@ -719,6 +758,7 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
     rc = read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current);
     if (rc != ERR_OK)
         return rc;
+    rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished)
@@ -906,6 +946,26 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
 
 /* ---- Remembering what was synced ------------------------------------------------------------- */
 
+/* Until when dealsync knows the deal (record_link.hs_modified_at, HubSpot's clock), so a
+ * HubSpot sweep does not read dealsync's own writes again: moved to this sync's write only
+ * when the deal had not changed since the time known before (a new deal, or one that only
+ * dealsync changed), else left where it was, so a HubSpot change this sync did not carry (a
+ * deferred two-way field, a field of the other direction) is still swept if its webhook is
+ * lost. */
+static int64_t hs_known_until(const struct opp *o, int64_t known_ms)
+{
+    if (o->upserted_ms <= 0)
+        return known_ms;
+    int64_t read_ms = -1;
+    const char *read =
+        str(cJSON_GetObjectItemCaseSensitive(o->deal, "properties"), "hs_lastmodifieddate");
+    if (o->deal && (!read || !util_parse_iso8601_ms(read, &read_ms)))
+        return known_ms;
+    if (o->deal && (known_ms <= 0 || read_ms > known_ms))
+        return known_ms;
+    return o->upserted_ms > known_ms ? o->upserted_ms : known_ms;
+}
+
 static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
 {
     struct link l = {0};
@@ -972,6 +1032,7 @@ static enum err remember(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     int64_t modified = sf_time(o->sf, "SystemModstamp");
     if (modified > 0)
         l.sf_modified_ms = modified;
+    l.hs_modified_ms = hs_known_until(o, l.hs_modified_ms);
     rc = link_save(db, &l);
     link_clear(&l);
     if (rc != ERR_OK)

@@ -414,6 +414,105 @@ START_TEST(lost_changes_on_both_sides_arrive_by_reconciliation)
 }
 END_TEST
 
+struct sql_wait {
+    struct e2e *e;
+    const char *sql; /* a count: true once it is at least 1 */
+};
+
+static bool sql_holds(void *arg)
+{
+    struct sql_wait *w = arg;
+    return scalar(w->e, w->sql) >= 1;
+}
+
+/* A HubSpot sweep started more than two intervals (2 s) after the last link was saved: the one
+ * before it, which started after the save, has finished. */
+static const char swept_after_sync[] =
+    "SELECT count(*) FROM poll_watermark w WHERE w.name = 'reconcile_hubspot'"
+    " AND w.last_run_at > (SELECT max(synced_at) FROM record_link) + interval '4.5 seconds'";
+
+START_TEST(a_hubspot_sweep_does_not_read_dealsyncs_own_deals_again)
+{
+    struct e2e e;
+    const char *env[] = {"RECONCILE_INTERVAL_SECONDS=2", NULL};
+    e2e_start(&e, "import_own_deals", env, lossy_sandbox, true);
+    ck_assert_msg(itest_wait_for(swept_once, &e, DEADLINE_MS), "no sweep ran");
+    char *deal_path = NULL;
+    cJSON *opp = opportunity_with_deal(&e, "Made by dealsync", &deal_path);
+    struct sql_wait sw = {&e, swept_after_sync};
+    ck_assert_msg(itest_wait_for(sql_holds, &sw, DEADLINE_MS), "no hubspot sweep ran after");
+    /* The sweeps found the new deal (changed since their watermark), and dealsync knew it up to
+     * its own write: nothing to read again. */
+    ck_assert_int_eq(scalar(&e, "SELECT count(*) FROM sync_event WHERE source = 'hubspot'"
+                                " AND event_type = 'reconcile'"),
+                     0);
+    free(deal_path);
+    cJSON_Delete(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+START_TEST(lost_deal_deletion_and_move_out_of_the_pipeline_are_swept)
+{
+    struct e2e e;
+    const char *env[] = {"RECONCILE_INTERVAL_SECONDS=2", NULL};
+    e2e_start(&e, "import_sweep_deals", env, lossy_sandbox, true);
+    ck_assert_msg(itest_wait_for(swept_once, &e, DEADLINE_MS), "no sweep ran");
+    char *deleted_path = NULL, *moved_path = NULL;
+    cJSON *opp1 = opportunity_with_deal(&e, "Deal deleted in HubSpot", &deleted_path);
+    cJSON *opp2 = opportunity_with_deal(&e, "Deal moved to another pipeline", &moved_path);
+    const char *deleted_id = strrchr(deleted_path, '/') + 1;
+    const char *moved_id = strrchr(moved_path, '/') + 1;
+
+    /* A user deletes one deal and moves the other to a pipeline dealsync does not sync; both
+     * webhooks are lost. */
+    char *api = xasprintf("/crm/v3/objects/deals/%s", deleted_id);
+    cJSON_Delete(sb_json(&e, "DELETE", api, NULL, 204));
+    free(api);
+    cJSON *partners =
+        sb_json(&e, "POST", "/crm/v3/pipelines/deals",
+                "{\"label\":\"Partners\",\"displayOrder\":2,\"stages\":[{\"label\":\"Open\","
+                "\"displayOrder\":0,\"metadata\":{\"probability\":\"0.5\"}}]}",
+                201);
+    const char *stage =
+        sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(partners, "stages"), 0), "id");
+    char *move = xasprintf("{\"properties\":{\"pipeline\":\"%s\",\"dealstage\":\"%s\"}}",
+                           sbtest_str(partners, "id"), stage);
+    api = xasprintf("/crm/v3/objects/deals/%s", moved_id);
+    cJSON_Delete(sb_json(&e, "PATCH", api, move, 200));
+    free(api);
+
+    /* The deleted deal is forgotten as its deal.deletion webhook would have made it: link gone,
+     * tombstone kept (the opportunity is not made a second deal from an echo). */
+    char *sql = xasprintf("SELECT count(*) FROM deleted_deal WHERE hs_deal_id = '%s'"
+                          " AND NOT EXISTS (SELECT 1 FROM record_link WHERE hs_id = '%s')",
+                          deleted_id, deleted_id);
+    struct sql_wait gone = {&e, sql};
+    ck_assert_msg(itest_wait_for(sql_holds, &gone, DEADLINE_MS), "the deletion was never swept");
+    free(sql);
+    /* The moved deal reached the deal handler, which leaves its opportunity as it is. */
+    sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE source = 'hubspot'"
+                    " AND record_id = '%s' AND detail LIKE '%%which is not synced%%'",
+                    moved_id);
+    struct sql_wait moved = {&e, sql};
+    ck_assert_msg(itest_wait_for(sql_holds, &moved, DEADLINE_MS), "the move was never swept");
+    free(sql);
+    cJSON *left = sb_json(&e, "GET", "/_sandbox/salesforce/records/Opportunity", NULL, 200);
+    int live = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, left) live += !cJSON_IsTrue(cJSON_GetObjectItem(o, "IsDeleted"));
+    ck_assert_int_eq(live, 2);
+    cJSON_Delete(left);
+    free(move);
+    cJSON_Delete(partners);
+    free(deleted_path);
+    free(moved_path);
+    cJSON_Delete(opp1);
+    cJSON_Delete(opp2);
+    e2e_stop(&e);
+}
+END_TEST
+
 static bool is_archived(void *arg)
 {
     struct field_wait *w = arg;
@@ -504,6 +603,8 @@ Suite *suite_e2e_import(void)
     tcase_add_test(tc, resync_and_requeue_say_what_they_did);
     tcase_add_test(tc, import_killed_halfway_continues_and_syncs_everything_once);
     tcase_add_test(tc, lost_changes_on_both_sides_arrive_by_reconciliation);
+    tcase_add_test(tc, a_hubspot_sweep_does_not_read_dealsyncs_own_deals_again);
+    tcase_add_test(tc, lost_deal_deletion_and_move_out_of_the_pipeline_are_swept);
     tcase_add_test(tc, a_delete_older_than_getdeleted_window_still_deletes_the_deal);
     tcase_add_test(tc, a_transiently_dead_record_is_retried_automatically);
     suite_add_tcase(s, tc);

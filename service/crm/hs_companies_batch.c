@@ -1,0 +1,336 @@
+/* hs_companies_batch.c - account -> company for many accounts at once. Each step leaves the
+ * accounts it cannot settle to the next one, and the accounts no step settles (a HubSpot refusal,
+ * contacts that may point at a company) to hs_companies_find_or_create, one by one. */
+#include "hs_companies_batch.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hs_companies.h"
+#include "link.h"
+#include "log.h"
+#include "sf_id.h"
+#include "sync_pair.h"
+#include "util.h"
+
+/* Values per IN filter: keeps a search body well under HubSpot's 3,000 characters (18-character
+ * ids, or domains of up to 40 characters). */
+#define IN_MAX 50
+#define DOMAIN_MAX_LEN 40
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+    return s && s[0] ? s : NULL;
+}
+
+/* One account in play. */
+struct acct {
+    const char *id;       /* borrowed from the accounts object */
+    const cJSON *account; /* borrowed */
+    char *domain;         /* owned; NULL when none */
+    char *company;        /* owned: the company found or created */
+    bool is_matched;      /* found by domain: the account id must be stored on it */
+    bool is_left;         /* left to hs_companies_find_or_create */
+};
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct acct *)a)->id, ((const struct acct *)b)->id);
+}
+
+/* Every page of a search for companies whose property is one of values. */
+static enum err search_in(struct hs_client *hs, const struct config *cfg, const char *property,
+                          const char *const *values, size_t n, cJSON *into)
+{
+    char *after = NULL;
+    enum err rc;
+    do {
+        cJSON *req = cJSON_CreateObject();
+        cJSON *filter = cJSON_CreateObject();
+        cJSON_AddStringToObject(filter, "propertyName", property);
+        cJSON_AddStringToObject(filter, "operator", "IN");
+        cJSON *list = cJSON_AddArrayToObject(filter, "values");
+        for (size_t i = 0; i < n; i++)
+            cJSON_AddItemToArray(list, cJSON_CreateString(values[i]));
+        cJSON *group = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(group, "filters"), filter);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"), group);
+        cJSON *props = cJSON_AddArrayToObject(req, "properties");
+        cJSON_AddItemToArray(props, cJSON_CreateString(cfg->hs_account_id_property));
+        cJSON_AddItemToArray(props, cJSON_CreateString("domain"));
+        cJSON_AddNumberToObject(req, "limit", 200);
+        cJSON *results = NULL;
+        char *next = NULL;
+        rc = hs_search(hs, "companies", req, after, &results, &next);
+        cJSON_Delete(req);
+        free(after);
+        after = next;
+        while (rc == ERR_OK && cJSON_GetArraySize(results) > 0)
+            cJSON_AddItemToArray(into, cJSON_DetachItemFromArray(results, 0));
+        cJSON_Delete(results);
+    } while (rc == ERR_OK && after);
+    free(after);
+    return rc;
+}
+
+static enum err save_link(PGconn *db, const char *account_id, const char *company_id)
+{
+    struct link l = {0};
+    l.kind = LINK_ACCOUNT;
+    l.sf_id = (char *)account_id;
+    l.hs_id = (char *)company_id;
+    return link_save(db, &l);
+}
+
+/* Companies holding the accounts' ids. */
+static enum err by_account_id(struct hs_client *hs, const struct config *cfg, struct acct *as,
+                              size_t n)
+{
+    const char *ids[IN_MAX];
+    cJSON *found = cJSON_CreateArray();
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n && rc == ERR_OK;) {
+        size_t k = 0;
+        for (; i < n && k < IN_MAX; i++)
+            ids[k++] = as[i].id;
+        rc = search_in(hs, cfg, cfg->hs_account_id_property, ids, k, found);
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, found)
+    {
+        const char *held =
+            str(cJSON_GetObjectItemCaseSensitive(c, "properties"), cfg->hs_account_id_property);
+        for (size_t i = 0; held && str(c, "id") && i < n; i++)
+            if (!as[i].company && sf_id_equal(held, as[i].id))
+                as[i].company = xstrdup(str(c, "id"));
+    }
+    cJSON_Delete(found);
+    return rc;
+}
+
+/* An account whose contacts are already in HubSpot: their company comes first. */
+static enum err mark_contact_accounts(PGconn *db, const cJSON *contacts, struct acct *as, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (as[i].company)
+            continue;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(contacts, as[i].id))
+        {
+            struct link l = {0};
+            if (as[i].is_left || !cJSON_IsString(c))
+                continue;
+            enum err rc = link_find_by_sf(db, LINK_CONTACT, c->valuestring, &l);
+            if (rc == ERR_OK)
+                as[i].is_left = true;
+            link_clear(&l);
+            if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+                return rc;
+        }
+    }
+    return ERR_OK;
+}
+
+/* A company with the account's domain holding no other account, one company per account. */
+static enum err by_domain(struct hs_client *hs, const struct config *cfg, struct acct *as, size_t n)
+{
+    const char *domains[IN_MAX];
+    cJSON *found = cJSON_CreateArray();
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n && rc == ERR_OK;) {
+        size_t k = 0;
+        for (; i < n && k < IN_MAX; i++)
+            if (!as[i].company && !as[i].is_left && as[i].domain &&
+                strlen(as[i].domain) <= DOMAIN_MAX_LEN)
+                domains[k++] = as[i].domain;
+        if (k > 0)
+            rc = search_in(hs, cfg, "domain", domains, k, found);
+    }
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        if (as[i].company || as[i].is_left || !as[i].domain)
+            continue;
+        if (strlen(as[i].domain) > DOMAIN_MAX_LEN) {
+            as[i].is_left = true; /* searched alone, by hs_companies_find_or_create */
+            continue;
+        }
+        const cJSON *c;
+        cJSON_ArrayForEach(c, found)
+        {
+            const cJSON *props = cJSON_GetObjectItemCaseSensitive(c, "properties");
+            const char *held = str(props, cfg->hs_account_id_property);
+            const char *domain = str(props, "domain");
+            if (as[i].company || !str(c, "id") || !domain ||
+                strcasecmp(domain, as[i].domain) != 0 || (held && !sf_id_equal(held, as[i].id)))
+                continue;
+            bool is_taken = false;
+            for (size_t j = 0; j < n; j++)
+                is_taken |= as[j].company && strcmp(as[j].company, str(c, "id")) == 0;
+            if (is_taken)
+                continue;
+            as[i].company = xstrdup(str(c, "id"));
+            as[i].is_matched = true;
+        }
+    }
+    cJSON_Delete(found);
+    return rc;
+}
+
+/* Stores the account ids on the companies found by domain (one batch update). A company
+ * HubSpot refuses to update is not taken: the account is left to the one-by-one path. */
+static enum err claim_matched(struct hs_client *hs, const struct config *cfg, struct acct *as,
+                              size_t n)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        if (!as[i].is_matched)
+            continue;
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "id", as[i].company);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(in, "properties"),
+                                cfg->hs_account_id_property, as[i].id);
+        cJSON_AddItemToArray(inputs, in);
+    }
+    enum err rc = ERR_OK;
+    if (cJSON_GetArraySize(inputs) > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_batch_update(hs, "companies", inputs, &res);
+        for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+            if (!as[i].is_matched)
+                continue;
+            bool is_done = false;
+            const cJSON *r;
+            cJSON_ArrayForEach(r, res.results) is_done |=
+                str(r, "id") && strcmp(str(r, "id"), as[i].company) == 0;
+            if (!is_done) {
+                free(as[i].company);
+                as[i].company = NULL;
+                as[i].is_matched = false;
+                as[i].is_left = true;
+            }
+        }
+        hs_batch_result_clear(&res);
+    }
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+/* New companies for the accounts still without one (batch create, 100 per call), matched back
+ * by their objectWriteTraceId, the account id. */
+static enum err create_rest(struct hs_client *hs, const struct config *cfg, struct acct *as,
+                            size_t n)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        if (as[i].company || as[i].is_left)
+            continue;
+        cJSON *account = cJSON_Duplicate(as[i].account, true);
+        if (!cJSON_IsObject(account)) {
+            cJSON_Delete(account);
+            account = cJSON_CreateObject();
+        }
+        cJSON_DeleteItemFromObject(account, "Id");
+        cJSON_AddStringToObject(account, "Id", as[i].id);
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddItemToObject(in, "properties", hs_company_properties(cfg, account));
+        cJSON_AddArrayToObject(in, "associations");
+        cJSON_AddStringToObject(in, "objectWriteTraceId", as[i].id);
+        cJSON_AddItemToArray(inputs, in);
+        cJSON_Delete(account);
+    }
+    enum err rc = ERR_OK;
+    if (cJSON_GetArraySize(inputs) > 0) {
+        struct hs_batch_result res = {0};
+        rc = hs_batch_create(hs, "companies", inputs, &res);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, res.results)
+        {
+            /* Each result carries its input's objectWriteTraceId, the account id (the
+             * properties returned need not include the account id property). */
+            const char *held = str(r, "objectWriteTraceId");
+            if (!held)
+                held = str(cJSON_GetObjectItemCaseSensitive(r, "properties"),
+                           cfg->hs_account_id_property);
+            for (size_t i = 0; rc == ERR_OK && held && str(r, "id") && i < n; i++)
+                if (!as[i].company && !as[i].is_left && sf_id_equal(held, as[i].id))
+                    as[i].company = xstrdup(str(r, "id"));
+        }
+        if (cJSON_GetArraySize(res.errors) > 0)
+            log_warn("hubspot refused some companies; their accounts are tried one by one",
+                     LOG_I64("refused", cJSON_GetArraySize(res.errors)));
+        hs_batch_result_clear(&res);
+    }
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+enum err hs_companies_resolve_batch(struct hs_client *hs, PGconn *db, const struct config *cfg,
+                                    const cJSON *accounts, const cJSON *contacts, int *resolved)
+{
+    size_t total = (size_t)cJSON_GetArraySize(accounts);
+    struct acct *as = xcalloc(total + 1, sizeof(*as));
+    size_t n = 0, locked = 0;
+    enum err rc = ERR_OK;
+    int linked = 0;
+    for (const cJSON *a = accounts ? accounts->child : NULL; a; a = a->next)
+        if (a->string && a->string[0])
+            as[n++] = (struct acct){.id = a->string, .account = a};
+    qsort(as, n, sizeof(*as), by_id);
+    /* The locks first, in id order (two batches never wait on each other), then what another
+     * worker may have linked meanwhile. */
+    for (; locked < n && rc == ERR_OK; locked++) {
+        char *key = xasprintf("account:%s", as[locked].id);
+        rc = sync_pair_lock_wait(db, key);
+        free(key);
+        if (rc != ERR_OK)
+            break;
+    }
+    size_t open = 0;
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        struct link l = {0};
+        enum err found = link_find_by_sf(db, LINK_ACCOUNT, as[i].id, &l);
+        link_clear(&l);
+        if (found == ERR_NOT_FOUND) {
+            as[i].domain =
+                cfg->company_match_domain ? hs_company_domain(str(as[i].account, "Website")) : NULL;
+            as[open++] = as[i];
+        } else if (found != ERR_OK) {
+            rc = found;
+        }
+    }
+    if (rc == ERR_OK && open > 0)
+        rc = by_account_id(hs, cfg, as, open);
+    if (rc == ERR_OK)
+        rc = mark_contact_accounts(db, contacts, as, open);
+    if (rc == ERR_OK && cfg->company_match_domain)
+        rc = by_domain(hs, cfg, as, open);
+    if (rc == ERR_OK)
+        rc = claim_matched(hs, cfg, as, open);
+    if (rc == ERR_OK)
+        rc = create_rest(hs, cfg, as, open);
+    for (size_t i = 0; rc == ERR_OK && i < open; i++) {
+        if (!as[i].company)
+            continue;
+        rc = save_link(db, as[i].id, as[i].company);
+        linked += rc == ERR_OK;
+    }
+    /* as[] was compacted: the locks taken are released by the accounts object (all of them
+     * when every lock was taken, the usual case; unlocking one not held only warns). */
+    for (const cJSON *a = accounts ? accounts->child : NULL; a && locked > 0; a = a->next) {
+        if (!a->string || !a->string[0])
+            continue;
+        char *key = xasprintf("account:%s", a->string);
+        sync_pair_unlock(db, key);
+        free(key);
+    }
+    for (size_t i = 0; i < open; i++) {
+        free(as[i].domain);
+        free(as[i].company);
+    }
+    free(as);
+    if (rc == ERR_OK && resolved)
+        *resolved = linked;
+    return rc;
+}
