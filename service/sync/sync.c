@@ -89,7 +89,7 @@ void sync_budget_tick(void *arg, PGconn *db)
 int64_t sync_claim_delay_ms(void *arg)
 {
     struct sync_ctx *ctx = arg;
-    if (!ctx || !ctx->hs || !ctx->budget)
+    if (!ctx || !ctx->hs || !ctx->budget || !ctx->cfg->budget_pace_claims)
         return 0;
     return api_budget_hs_wait_ms(ctx->budget, BATCH_HS_CALLS);
 }
