@@ -159,7 +159,8 @@ START_TEST(two_processes_share_a_low_hubspot_limit)
     int n = size && atoi(size) > 0 ? atoi(size) : 40;
     const char *sandbox[] = {"--set", "hubspot.rate_limit_max=20", NULL};
     /* The operator sets the app's limit; four workers in each process. */
-    const char *env[] = {"HUBSPOT_BURST_LIMIT=20", "WORKER_THREADS=4", NULL};
+    const char *env[] = {"HUBSPOT_BURST_LIMIT=20", "WORKER_THREADS=4",
+                         getenv("BUDGET_PACE_CLAIMS") ? "API_BUDGET_PACE_CLAIMS=true" : NULL, NULL};
     struct e2e e;
     e2e_start(&e, "e2e_budget_two", env, sandbox, true);
     struct itest_proc *replica = e2e_start_worker(&e, "e2e_budget_two_replica", env);
