@@ -5,6 +5,7 @@
 #define SVC_SYNC_PAIR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <libpq-fe.h>
 
@@ -21,10 +22,22 @@ enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id
                             bool *got) WARN_UNUSED;
 
 /* Takes the locks of one record and, when record_link links it, of its partner on the other side
- * (the pair is then locked as a whole). *got is false when either is held elsewhere (what this
- * call took stays held until sync_pair_unlock_all); *is_linked says whether a link exists. */
+ * (the pair is then locked as a whole). *got is false when either is held elsewhere, and then
+ * this call holds neither (a deferred record never keeps the other direction waiting);
+ * *is_linked says whether a link exists. */
 enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char *id, bool *got,
                                bool *is_linked) WARN_UNUSED;
+
+/* sync_pair_lock_record for n records of one side at once, in three statements rather than
+ * three per record: got[i] and is_linked[i] for ids[i], and a record refused holds no lock.
+ * On ERR_DB every got[i] is false (what was taken goes with sync_pair_unlock_all). */
+enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char *const *ids,
+                                size_t n, bool *got, bool *is_linked) WARN_UNUSED;
+
+/* Releases one lock taken with sync_pair_try_lock (a record given up before the end of its
+ * batch: deferred). Locks stack per session: each take needs its own release. A failure is
+ * logged (the lock then goes with sync_pair_unlock_all). */
+void sync_pair_release(PGconn *db, enum sync_pair_side side, const char *id);
 
 /* Waits for the lock named key (an account, a company, a contact about to be created): two
  * workers resolving one new account create one company. Held until sync_pair_unlock(key) or

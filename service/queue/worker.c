@@ -23,6 +23,10 @@
 /* How often one worker prunes done events. */
 #define PRUNE_EVERY_MS (10 * 60 * 1000)
 
+/* A record deferred because another worker holds its pair comes back after 20 to 100 ms. */
+#define DEFER_MIN_MS 20
+#define DEFER_SPREAD_MS 80
+
 struct worker {
     struct worker_pool *pool;
     pthread_t thread;
@@ -124,9 +128,12 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
         it.outcome = QUEUE_DONE;
     } else if (r->result == ERR_BUSY) {
         /* Another worker holds the record's pair (sync_pair.c): it comes back shortly, and the
-         * attempt is not counted, so a busy record is never dead-lettered for it. */
+         * attempt is not counted, so a busy record is never dead-lettered for it. Tens of ms:
+         * the handler released the record's locks at once, and the other worker is often
+         * finishing the echo of the pair's last write, so waiting longer only adds latency. */
         it.outcome = QUEUE_DEFER;
-        it.retry_delay_ms = 200 + (int)(800.0 * rand_r(&w->seed) / RAND_MAX);
+        it.retry_delay_ms =
+            DEFER_MIN_MS + (int)((double)DEFER_SPREAD_MS * rand_r(&w->seed) / RAND_MAX);
         if (r->retry_after_ms > it.retry_delay_ms)
             it.retry_delay_ms = r->retry_after_ms;
     } else if (r->result == ERR_RATE_LIMIT) {
@@ -217,6 +224,16 @@ static bool is_live_only(PGconn *db, const struct config *cfg)
     return api_budget_sf_live_only(db, cfg, &live_only) == ERR_OK && live_only;
 }
 
+/* A worker's session commits without waiting for the WAL flush (SESSION_SQL): the handlers'
+ * writes during a batch (links, baselines, maps: several per record) then cost no flush each.
+ * The finish waits for it, and a flush covers every earlier commit of the session, so once a
+ * batch is finished everything it wrote is durable. A database crash before then can lose
+ * the newest of the batch's writes after the API calls that followed them: the batch is
+ * handled again after its lease, as after a worker crash between an API call and the write
+ * that records it (docs/queue.md). */
+#define SESSION_SQL "SET synchronous_commit = off"
+#define FINISH_DURABLY "SET LOCAL synchronous_commit = on"
+
 /* Finishes records according to the handler's verdicts, all in one statement. When next is
  * not NULL the worker's next batch is claimed in the same transaction: one commit (one WAL
  * flush) per batch instead of two. A failed claim does not lose the outcomes: they are then
@@ -232,7 +249,9 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     enum err rc = ERR_DB;
     bool done = false;
     if (next && db_exec(db, "BEGIN") == ERR_OK) {
-        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+        rc = db_exec(db, FINISH_DURABLY);
+        if (rc == ERR_OK)
+            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
         if (rc == ERR_OK)
             rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
                              next);
@@ -246,8 +265,17 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
             queue_batch_clear(next);
         }
     }
-    if (!done)
-        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+    if (!done) {
+        rc = db_exec(db, "BEGIN");
+        if (rc == ERR_OK)
+            rc = db_exec(db, FINISH_DURABLY);
+        if (rc == ERR_OK)
+            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+        if (rc == ERR_OK)
+            rc = db_commit(db);
+        if (rc != ERR_OK)
+            db_rollback(db);
+    }
     for (size_t i = 0; i < n; i++) {
         /* Dead of a transient cause: retried automatically later (reconcile.c). */
         if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
@@ -364,7 +392,8 @@ static void *worker_main(void *arg)
             PQfinish(db);
             db = NULL;
             if (db_open(cfg->database_url, &db) != ERR_OK ||
-                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK) {
+                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK ||
+                db_exec(db, SESSION_SQL) != ERR_OK) {
                 PQfinish(db);
                 db = NULL;
                 log_warn("worker waiting for the database", LOG_I64("worker", w->index),

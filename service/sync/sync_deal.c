@@ -854,18 +854,28 @@ static void busy(struct deal_work *w)
 /* Before anything is read: the record's lock, and its partner's when they are linked. */
 static enum err lock_records(PGconn *db, struct deal_work *ws, size_t n)
 {
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    struct deal_work **of = xcalloc(n + 1, sizeof(*of));
+    bool *got = xcalloc(n + 1, sizeof(*got));
+    bool *linked = xcalloc(n + 1, sizeof(*linked));
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        struct deal_work *w = &ws[i];
-        bool got = false;
-        if (w->is_settled)
+        if (ws[i].is_settled)
             continue;
-        enum err rc = sync_pair_lock_record(db, SYNC_PAIR_HS, w->deal_id, &got, &w->was_linked);
-        if (rc != ERR_OK)
-            return rc;
-        if (!got)
-            busy(w);
+        of[k] = &ws[i];
+        ids[k++] = ws[i].deal_id;
     }
-    return ERR_OK;
+    enum err rc = sync_pair_lock_records(db, SYNC_PAIR_HS, ids, k, got, linked);
+    for (size_t i = 0; rc == ERR_OK && i < k; i++) {
+        of[i]->was_linked = linked[i];
+        if (!got[i])
+            busy(of[i]);
+    }
+    free(linked);
+    free(got);
+    free(of);
+    free(ids);
+    return rc;
 }
 
 /* After a read, for a pair not linked when the batch started: the opportunity's lock. Held by
@@ -886,9 +896,14 @@ static enum err lock_found_opportunity(PGconn *db, struct deal_work *w, const ch
         if (rc != ERR_OK && rc != ERR_NOT_FOUND)
             return rc;
         got = rc == ERR_NOT_FOUND;
+        if (!got)
+            sync_pair_release(db, SYNC_PAIR_SF, opp_id);
     }
-    if (!got)
+    if (!got) {
+        /* Deferred: its locks go now (sync_pair.h), not at the end of the batch. */
+        sync_pair_release(db, SYNC_PAIR_HS, w->deal_id);
         busy(w);
+    }
     return ERR_OK;
 }
 

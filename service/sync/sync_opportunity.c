@@ -1102,18 +1102,28 @@ static void busy(struct opp *o)
 /* Before anything is read: the record's lock, and its partner's when they are linked. */
 static enum err lock_records(PGconn *db, struct opp *opps, size_t n)
 {
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    struct opp **of = xcalloc(n + 1, sizeof(*of));
+    bool *got = xcalloc(n + 1, sizeof(*got));
+    bool *linked = xcalloc(n + 1, sizeof(*linked));
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        struct opp *o = &opps[i];
-        bool got = false;
-        if (o->is_finished)
+        if (opps[i].is_finished)
             continue;
-        enum err rc = sync_pair_lock_record(db, SYNC_PAIR_SF, o->id, &got, &o->was_linked);
-        if (rc != ERR_OK)
-            return rc;
-        if (!got)
-            busy(o);
+        of[k] = &opps[i];
+        ids[k++] = opps[i].id;
     }
-    return ERR_OK;
+    enum err rc = sync_pair_lock_records(db, SYNC_PAIR_SF, ids, k, got, linked);
+    for (size_t i = 0; rc == ERR_OK && i < k; i++) {
+        of[i]->was_linked = linked[i];
+        if (!got[i])
+            busy(of[i]);
+    }
+    free(linked);
+    free(got);
+    free(of);
+    free(ids);
+    return rc;
 }
 
 /* After the reads, for pairs that were not linked when the slice started: the deal's lock. A
@@ -1143,8 +1153,12 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
             if (rc != ERR_OK && rc != ERR_NOT_FOUND)
                 return rc;
             got = rc == ERR_NOT_FOUND;
+            if (!got)
+                sync_pair_release(db, SYNC_PAIR_HS, deal);
         }
         if (!got) {
+            /* Deferred: its lock goes now (sync_pair.h), not at the end of the batch. */
+            sync_pair_release(db, SYNC_PAIR_SF, o->id);
             busy(o);
             continue;
         }

@@ -14,9 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "db.h"
 #include "link.h"
 #include "log.h"
+#include "util.h"
 
 /* The advisory lock class of record locks ("DS" + 1): keeps them apart from migrate.c's. */
 #define PAIR_LOCK_CLASS "1146290177"
@@ -34,6 +37,17 @@ enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id
     return rc;
 }
 
+void sync_pair_release(PGconn *db, enum sync_pair_side side, const char *id)
+{
+    const char *params[] = {side == SYNC_PAIR_SF ? "sf:" : "hs:", id};
+    PGresult *r =
+        PQexecParams(db, "SELECT pg_advisory_unlock(" PAIR_LOCK_CLASS ", hashtext($1 || $2))", 2,
+                     NULL, params, NULL, NULL, 0);
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot release record lock") != ERR_OK)
+        log_warn("record lock stays until the end of the batch", LOG_STR("record_id", id));
+    PQclear(r);
+}
+
 enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char *id, bool *got,
                                bool *is_linked)
 {
@@ -48,10 +62,122 @@ enum err sync_pair_lock_record(PGconn *db, enum sync_pair_side side, const char 
         *is_linked = true;
         rc = side == SYNC_PAIR_SF ? sync_pair_try_lock(db, SYNC_PAIR_HS, l.hs_id, got)
                                   : sync_pair_try_lock(db, SYNC_PAIR_SF, l.sf_id, got);
+        /* The partner is busy: the record's own lock goes at once, so that the worker holding
+         * the partner can take the whole pair now rather than after this whole batch. */
+        if (rc == ERR_OK && !*got)
+            sync_pair_release(db, side, id);
     } else if (rc == ERR_NOT_FOUND) {
         rc = ERR_OK;
     }
     link_clear(&l);
+    return rc;
+}
+
+/* ids as a JSON array of strings, for jsonb_array_elements_text. Caller frees. */
+static char *id_list(const char *const *ids, const size_t *pick, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(ids[pick ? pick[i] : i]));
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return text;
+}
+
+/* One statement over a list of ids; rows (ordinal, ...) come back in r. */
+static enum err over_list(PGconn *db, const char *sql, const char *list, const char *prefix,
+                          PGresult **r)
+{
+    const char *params[] = {list, prefix};
+    *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
+    return db_check(db, *r, PGRES_TUPLES_OK, "cannot take record locks");
+}
+
+/* The statements of sync_pair_lock_records: the own locks first, then (a new snapshot, so a
+ * link saved by the previous holder is seen) the partner of each locked record and its lock,
+ * then the release of the own locks whose partner is busy. Rows carry the ordinal of their id. */
+#define IDS_OF(list) "jsonb_array_elements_text(" list "::jsonb) WITH ORDINALITY AS u(id, i)"
+#define LOCK_OWN_SQL                                                                               \
+    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS                                            \
+    ", hashtext($2 || u.id)) FROM " IDS_OF("$"                                                     \
+                                           "1")
+#define LOCK_PARTNER_SQL(mine, theirs)                                                             \
+    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($2 || l." theirs "))"          \
+    " FROM " IDS_OF("$1") " CROSS JOIN LATERAL (SELECT " theirs " FROM record_link"                \
+                          "  WHERE kind = 'opportunity' AND " mine " = u.id) l"
+#define RELEASE_SQL                                                                                \
+    "SELECT u.i, pg_advisory_unlock(" PAIR_LOCK_CLASS ", hashtext($2 || u.id)) FROM " IDS_OF("$1")
+
+enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char *const *ids,
+                                size_t n, bool *got, bool *is_linked)
+{
+    const char *mine = side == SYNC_PAIR_SF ? "sf:" : "hs:";
+    const char *theirs = side == SYNC_PAIR_SF ? "hs:" : "sf:";
+    size_t *pick = xcalloc(n + 1, sizeof(*pick));
+    size_t picked = 0;
+    PGresult *r = NULL;
+    char *list = NULL;
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n; i++)
+        got[i] = is_linked[i] = false;
+    if (n == 0)
+        goto done;
+    list = id_list(ids, NULL, n);
+    rc = over_list(db, LOCK_OWN_SQL, list, mine, &r);
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        size_t i = (size_t)atol(PQgetvalue(r, row, 0)) - 1;
+        if (i < n && strcmp(PQgetvalue(r, row, 1), "t") == 0)
+            got[i] = true;
+    }
+    PQclear(r);
+    r = NULL;
+    free(list);
+    list = NULL;
+    if (rc != ERR_OK)
+        goto failed;
+    for (size_t i = 0; i < n; i++)
+        if (got[i])
+            pick[picked++] = i;
+    if (picked == 0)
+        goto done;
+    list = id_list(ids, pick, picked);
+    rc = over_list(db,
+                   side == SYNC_PAIR_SF ? LOCK_PARTNER_SQL("sf_id", "hs_id")
+                                        : LOCK_PARTNER_SQL("hs_id", "sf_id"),
+                   list, theirs, &r);
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        size_t k = (size_t)atol(PQgetvalue(r, row, 0)) - 1;
+        if (k >= picked)
+            continue;
+        is_linked[pick[k]] = true;
+        got[pick[k]] = strcmp(PQgetvalue(r, row, 1), "t") == 0;
+    }
+    PQclear(r);
+    r = NULL;
+    free(list);
+    list = NULL;
+    if (rc != ERR_OK)
+        goto failed;
+    /* A partner busy: that record's own lock goes at once (see sync_pair_lock_record). */
+    picked = 0;
+    for (size_t i = 0; i < n; i++)
+        if (is_linked[i] && !got[i])
+            pick[picked++] = i;
+    if (picked > 0) {
+        list = id_list(ids, pick, picked);
+        if (over_list(db, RELEASE_SQL, list, mine, &r) != ERR_OK)
+            log_warn("record locks stay until the end of the batch");
+        PQclear(r);
+        free(list);
+    }
+done:
+    free(pick);
+    return ERR_OK;
+failed:
+    /* What was taken goes with the batch's sync_pair_unlock_all; nothing is reported held. */
+    for (size_t i = 0; i < n; i++)
+        got[i] = false;
+    free(pick);
     return rc;
 }
 
