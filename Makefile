@@ -145,7 +145,7 @@ ASAN_SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize
                   -fno-omit-frame-pointer
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN_FLAGS="$(ASAN_SAN_FLAGS)" all
-	@BUILD=build-asan scripts/test.sh
+	@BUILD=build-asan SANITIZER_REPORTS=1 scripts/test.sh
 
 # libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with clang into build-fuzz/ and run for
 # FUZZ_SECONDS each from seeds made from tests/fixtures (scripts/fuzz.sh); FUZZ_TARGETS picks

@@ -282,9 +282,7 @@ void e2e_stop(struct e2e *e)
     sbtest_stop(&e->sb);
     free(e->sf_token);
     free(e->org_id);
-    for (char **x = e->env; x && *x; x++)
-        free(*x);
-    free(e->env);
+    e2e_env_free(e->env);
     memset(e, 0, sizeof(*e));
 }
 

@@ -149,6 +149,13 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 int itest_http(const char *method, const char *url, const char *const *headers, const char *body,
                size_t body_len, char **resp, char **resp_headers)
 {
+    return itest_http_within(30000, method, url, headers, body, body_len, resp, resp_headers);
+}
+
+int itest_http_within(long timeout_ms, const char *method, const char *url,
+                      const char *const *headers, const char *body, size_t body_len, char **resp,
+                      char **resp_headers)
+{
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
     struct buf out, hdr;
@@ -162,7 +169,7 @@ int itest_http(const char *method, const char *url, const char *const *headers, 
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);

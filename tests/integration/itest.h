@@ -37,6 +37,10 @@ int itest_proc_pid(const struct itest_proc *p);
  * caller frees; *resp_headers likewise receives the raw response header block. */
 int itest_http(const char *method, const char *url, const char *const *headers, const char *body,
                size_t body_len, char **resp, char **resp_headers);
+/* The same with its own time limit (itest_http allows 30 s). */
+int itest_http_within(long timeout_ms, const char *method, const char *url,
+                      const char *const *headers, const char *body, size_t body_len, char **resp,
+                      char **resp_headers);
 
 /* Creates a fresh database named after prefix (unique per call) on the cluster in
  * DATABASE_ADMIN_URL and returns its URL; caller frees. */

@@ -153,6 +153,7 @@ START_TEST(doctor_passes_when_all_is_in_place_and_fails_each_check_once)
     sbtest_stop(&e.sb);
     free(e.sf_token);
     free(e.org_id);
+    e2e_env_free(e.env);
 }
 END_TEST
 

@@ -293,14 +293,18 @@ static char *synced_deal(struct h2s *t, const char *name, const char *amount)
     return id;
 }
 
-/* Dealsync wrote to the deal itself at most once (the opportunity id), so nothing bounced. */
+/* Dealsync wrote to the deal itself at most once (the opportunity id), so nothing bounced.
+ * dealsync's contact-role poll may queue a look at the opportunity (for the roles it wrote
+ * itself) at any moment, also after the test saw quiet: that is handled first, so that it is
+ * counted too, instead of being taken for a bounce still in progress. A bounce that keeps going
+ * never goes quiet. */
 static void assert_no_bounce(struct h2s *t, long long mark)
 {
+    wait_idle(t);
     int deal_writes =
         e2e_count(&t->e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/update") +
         e2e_count(&t->e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals/");
     ck_assert_int_le(deal_writes, 1);
-    ck_assert_int_eq(e2e_events(&t->e, "pending") + e2e_events(&t->e, "running"), 0);
 }
 
 /* ---- Scenarios --------------------------------------------------------------------------- */

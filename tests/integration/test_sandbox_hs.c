@@ -676,6 +676,33 @@ static void assert_signed(struct sbtest_listener *l, const struct sbtest_hook *h
     free(uri);
 }
 
+/* The request log holds as many deliveries ("out") as the listener received. */
+static bool deliveries_logged(void *arg)
+{
+    struct sbtest_listener *l = arg;
+    cJSON *log = NULL;
+    ck_assert_int_eq(
+        sbtest_call(&sb, "GET", "/_sandbox/requests?system=hubspot", NULL, NULL, &log, NULL), 200);
+    int out = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests")) out +=
+        strcmp(sbtest_str(e, "direction"), "out") == 0;
+    cJSON_Delete(log);
+    return out == sbtest_listener_count(l);
+}
+
+/* The sandbox has counted n delivered events (it counts a batch once the answer is back). */
+static bool delivered_events(void *arg)
+{
+    const int *n = arg;
+    cJSON *j = NULL;
+    ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/hubspot/webhooks", NULL, NULL, &j, NULL),
+                     200);
+    bool ok = cJSON_GetObjectItem(j, "deliveredEvents")->valueint >= *n;
+    cJSON_Delete(j);
+    return ok;
+}
+
 START_TEST(webhooks_are_signed_and_carry_the_change_source)
 {
     struct sbtest_listener *l = sbtest_listener_start(0);
@@ -763,14 +790,10 @@ START_TEST(webhooks_are_signed_and_carry_the_change_source)
     cJSON_Delete(batch);
     sbtest_hook_clear(&h);
 
-    cJSON *log = NULL;
-    ck_assert_int_eq(
-        sbtest_call(&sb, "GET", "/_sandbox/requests?system=hubspot", NULL, NULL, &log, NULL), 200);
-    int out = 0;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "requests")) out +=
-        strcmp(sbtest_str(e, "direction"), "out") == 0;
-    ck_assert_int_eq(out, sbtest_listener_count(l));
-    cJSON_Delete(log);
+    /* Every delivery is in the request log: the sandbox logs one once its answer is back, a
+     * moment after the listener has counted it. */
+    ck_assert_msg(itest_wait_for(deliveries_logged, l, 10000),
+                  "the request log does not show each delivery the listener received");
     free(path);
     free(contact);
     free(control);
@@ -806,6 +829,8 @@ START_TEST(failed_deliveries_are_retried)
         assert_signed(l, &h[i]);
         sbtest_hook_clear(&h[i]);
     }
+    int one = 1;
+    ck_assert(itest_wait_for(delivered_events, &one, 10000));
     cJSON *j = NULL;
     ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/hubspot/webhooks", NULL, NULL, &j, NULL),
                      200);

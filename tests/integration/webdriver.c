@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -59,21 +60,19 @@ static bool driver_ready(void *arg)
     return ok;
 }
 
-void webdriver_start(struct webdriver *w, const char *name, const char *header)
-{
-    memset(w, 0, sizeof(*w));
-    int port = itest_free_port();
-    snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
-    char *port_arg = xasprintf("--port=%d", port);
-    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
-    const char *argv[] = {"/usr/bin/chromedriver", port_arg, NULL};
-    w->driver = itest_spawn(argv, NULL, log, NULL);
-    ck_assert_ptr_nonnull(w->driver);
-    ck_assert_msg(itest_wait_for(driver_ready, w, 20000), "chromedriver did not start");
-    free(port_arg);
-    free(log);
+/* How long chromedriver and Chromium get to come up. On a loaded machine Chromium can take
+ * longer than chromedriver's own 60 s to start, and chromedriver then answers "session not
+ * created": the session is asked for again until this deadline. */
+#define SESSION_DEADLINE_MS 150000
+/* One session request may take chromedriver this long (it gives up on Chromium after 60 s). */
+#define SESSION_REQUEST_MS 70000
 
-    char *profile = xasprintf("--user-data-dir=%s/%s-profile", itest_env("TEST_TMPDIR"), name);
+/* The capabilities of a headless Chromium with a profile directory of its own (a new one per
+ * attempt: a Chromium left over from a failed launch may still hold the previous one). */
+static char *session_caps(const char *name, int attempt)
+{
+    char *profile =
+        xasprintf("--user-data-dir=%s/%s-profile-%d", itest_env("TEST_TMPDIR"), name, attempt);
     cJSON *caps = cJSON_CreateObject();
     cJSON *always =
         cJSON_AddObjectToObject(cJSON_AddObjectToObject(caps, "capabilities"), "alwaysMatch");
@@ -86,10 +85,65 @@ void webdriver_start(struct webdriver *w, const char *name, const char *header)
     cJSON *list = cJSON_AddArrayToObject(opts, "args");
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
         cJSON_AddItemToArray(list, cJSON_CreateString(args[i]));
-    cJSON *value = command(w, "POST", "/session", caps, false, NULL);
-    w->session = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItem(value, "sessionId")));
-    cJSON_Delete(value);
+    char *text = cJSON_PrintUnformatted(caps);
+    cJSON_Delete(caps);
     free(profile);
+    return text;
+}
+
+/* Creates the browser session, asking again after each failed attempt until the deadline; fails
+ * the test with chromedriver's last answer. */
+static void start_session(struct webdriver *w, const char *name)
+{
+    char *url = xasprintf("%s/session", w->base);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    int64_t deadline = util_monotonic_ms() + SESSION_DEADLINE_MS;
+    char *last = NULL;
+    int status = 0, attempts = 0;
+    while (!w->session && (attempts == 0 || util_monotonic_ms() < deadline)) {
+        if (attempts > 0) {
+            /* After a failed launch, a moment for Chromium's leftovers to exit. */
+            struct timespec ts = {0, 500 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        char *text = session_caps(name, ++attempts);
+        free(last);
+        last = NULL;
+        int64_t left = deadline - util_monotonic_ms();
+        long limit = left < SESSION_REQUEST_MS ? (left > 1000 ? (long)left : 1000L)
+                                               : (long)SESSION_REQUEST_MS;
+        status = itest_http_within(limit, "POST", url, headers, text, strlen(text), &last, NULL);
+        cJSON *json = cJSON_Parse(last ? last : "");
+        const char *id = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(json, "value"), "sessionId"));
+        if (status == 200 && id)
+            w->session = xstrdup(id);
+        cJSON_Delete(json);
+        free(text);
+    }
+    ck_assert_msg(w->session != NULL,
+                  "chromedriver did not start a session in %d attempts: %d %.400s", attempts,
+                  status, last ? last : "");
+    free(last);
+    free(url);
+}
+
+void webdriver_start(struct webdriver *w, const char *name, const char *header)
+{
+    memset(w, 0, sizeof(*w));
+    int port = itest_free_port();
+    snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
+    char *port_arg = xasprintf("--port=%d", port);
+    char *log = xasprintf("%s/%s.log", itest_env("TEST_TMPDIR"), name);
+    const char *argv[] = {"/usr/bin/chromedriver", port_arg, NULL};
+    w->driver = itest_spawn(argv, NULL, log, NULL);
+    ck_assert_ptr_nonnull(w->driver);
+    ck_assert_msg(itest_wait_for(driver_ready, w, SESSION_DEADLINE_MS),
+                  "chromedriver did not answer ready on /status");
+    free(port_arg);
+    free(log);
+
+    start_session(w, name);
 
     if (header) {
         /* Through the DevTools protocol: navigation, form posts and fetches all carry it. */
