@@ -32,6 +32,11 @@ void api_budget_free(struct api_budget *b);
  * the budget could not be read (logged); the caller may send anyway. */
 enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms) WARN_UNUSED;
 
+/* How long until `calls` HubSpot calls could go out at once (0: now; at most one 10-second
+ * window), reserving nothing. Workers wait that long before claiming while the window is full
+ * (sync_claim_delay_ms). 0 when the budget cannot be read. */
+int64_t api_budget_hs_wait_ms(struct api_budget *b, int calls);
+
 /* After each HubSpot answer: corrects the shared budget from the rate-limit headers (resp) and a
  * 429's policyName (policy, may be NULL). Writes to the database only when the answer says the
  * budget is tighter than assumed, or at most once a second. Errors are logged, not returned. */

@@ -86,6 +86,7 @@ struct config {
     int budget_max_wait_ms;   /* longest a worker waits for a slot before deferring */
     int budget_probe_seconds; /* refresh Salesforce usage this often while live-only */
     int api_cache_seconds;    /* property definitions and owners, per process (api_cache.c) */
+    bool budget_pace_claims;  /* wait for HubSpot's window before claiming (sync_claim_delay_ms) */
 };
 
 /* True when the Salesforce API is configured with either flow. */

@@ -52,6 +52,11 @@ void sync_ctx_free(void *ctx);
  * keeps workers to live work, one worker of all processes refreshes the usage now and then. */
 void sync_budget_tick(void *ctx, PGconn *db);
 
+/* worker_claim_delay_fn: while HubSpot's window has no room for a batch's calls, how long until
+ * it has (api_budget_hs_wait_ms), so that a worker claims when its calls can go and takes what
+ * arrived meanwhile in the same batch. 0 without HubSpot or unless API_BUDGET_PACE_CLAIMS. */
+int64_t sync_claim_delay_ms(void *ctx);
+
 /* Reads MAPPINGS_FILE (when set) and builds the mapping set. ERR_CONFIG with every problem
  * logged. On ERR_OK *out is freed with mapping_set_free. */
 enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out) WARN_UNUSED;

@@ -27,6 +27,10 @@ typedef void *(*worker_ctx_new_fn)(const struct config *cfg, void *arg);
  * poll_take_turn) and must not block for long. */
 typedef void (*worker_tick_fn)(void *ctx, PGconn *db);
 typedef void (*worker_ctx_free_fn)(void *ctx);
+/* Before each claim: how long to wait first, in ms (0: claim now). Records that arrive
+ * meanwhile are claimed together: a handler's API calls then serve more records while the API
+ * budget, not the worker, sets the pace. Must not block. */
+typedef int64_t (*worker_claim_delay_fn)(void *ctx);
 
 struct worker_route {
     const char *source;      /* "salesforce" or "hubspot" */
@@ -40,7 +44,8 @@ struct worker_ops {
     void *arg;
     const struct worker_route *routes;
     size_t route_count;
-    worker_tick_fn tick; /* may be NULL */
+    worker_tick_fn tick;               /* may be NULL */
+    worker_claim_delay_fn claim_delay; /* may be NULL */
 };
 
 struct worker_pool;

@@ -168,6 +168,27 @@ enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry
     return ERR_OK;
 }
 
+int64_t api_budget_hs_wait_ms(struct api_budget *b, int calls)
+{
+    PGconn *db = conn(b);
+    if (!db)
+        return 0;
+    char limit[24], interval[24], free_calls[24];
+    snprintf(limit, sizeof(limit), "%d", b->cfg->hs_burst_limit);
+    snprintf(interval, sizeof(interval), "%d", HS_INTERVAL_MS);
+    snprintf(free_calls, sizeof(free_calls), "%d", calls);
+    const char *params[] = {limit, interval, free_calls};
+    PGresult *r =
+        PQexecParams(db, "SELECT api_budget_wait_ms('hubspot', $1::int, $2::int, $3::int)", 3, NULL,
+                     params, NULL, NULL, 0);
+    int64_t wait = 0;
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot read the api budget") == ERR_OK &&
+        PQntuples(r) == 1)
+        wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return wait < 0 ? 0 : wait > HS_INTERVAL_MS ? HS_INTERVAL_MS : wait;
+}
+
 static const char observe_sql[] =
     "UPDATE api_budget SET limit_max = coalesce($2::int, limit_max),"
     "  interval_ms = coalesce($3::int, interval_ms), remaining = coalesce($4::int, remaining),"

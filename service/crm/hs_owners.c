@@ -1,8 +1,11 @@
 /* hs_owners.c - the owner list, cached per process: both directions turn owners into e-mails
- * (or back) for every batch, and owners change far less often than deals. A miss is never
- * trusted from the cache: an owner added since the list was read is looked up again. */
+ * (or back) for every batch, and owners change far less often than deals. A miss in the cached
+ * list is asked once (an owner added since the list was read); an e-mail HubSpot then confirms
+ * has no owner is remembered as such for as long as the list is, instead of being asked again
+ * for every batch (a Salesforce user with no HubSpot owner: one call per batch before). */
 #include "hs_owners.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,12 +93,26 @@ enum err hs_owners_find_by_email(struct hs_client *hs, int cache_seconds, const 
     if (rc != ERR_OK)
         return rc;
     const char *id = id_of(emails, email);
-    if (id)
+    char *miss_key = xasprintf(CACHE_KEY "/missing/%s", email);
+    for (char *c = miss_key; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    cJSON *miss = NULL;
+    if (id) {
         *owner_id = xstrdup(id);
-    else if (is_cached) /* added since the list was read? */
+    } else if (api_cache_get(miss_key, cache_seconds, &miss)) {
+        rc = ERR_NOT_FOUND; /* confirmed missing a moment ago */
+    } else if (is_cached) { /* added since the list was read? */
         rc = hs_owner_find_by_email(hs, email, owner_id);
-    else
+    } else {
         rc = ERR_NOT_FOUND;
+    }
+    if (rc == ERR_NOT_FOUND && !miss) {
+        cJSON *yes = cJSON_CreateTrue();
+        api_cache_put(miss_key, yes);
+        cJSON_Delete(yes);
+    }
+    cJSON_Delete(miss);
+    free(miss_key);
     cJSON_Delete(emails);
     return rc;
 }

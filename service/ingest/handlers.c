@@ -55,5 +55,6 @@ const struct worker_ops *handlers_ops(struct sync_shared *shared)
     ops.routes = routes;
     ops.route_count = sizeof(routes) / sizeof(routes[0]);
     ops.tick = tick;
+    ops.claim_delay = sync_claim_delay_ms;
     return &ops;
 }

@@ -33,7 +33,8 @@ struct worker {
     int index;
     char owner[128];
     unsigned int seed;
-    int claim_size; /* records asked for at the next claim (see next_claim_size) */
+    int claim_size;         /* records asked for at the next claim (see next_claim_size) */
+    int64_t claim_delay_ms; /* wait before the next claim (worker_ops.claim_delay) */
 };
 
 struct worker_pool {
@@ -351,8 +352,10 @@ static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_b
         } else {
             rt->handle(ctx, db, &b->records[i], j - i);
         }
+        /* The next batch is claimed with this finish unless the claim is to wait. */
         bool last = j == b->record_count && !is_stopping(w->pool);
-        finish(w, db, &b->records[i], j - i, last ? next : NULL);
+        w->claim_delay_ms = last && ops->claim_delay ? ops->claim_delay(ctx) : 0;
+        finish(w, db, &b->records[i], j - i, last && w->claim_delay_ms <= 0 ? next : NULL);
         i = j;
     }
 }
@@ -414,6 +417,15 @@ static void *worker_main(void *arg)
         }
         /* A batch claimed with the previous finish is handled at once; otherwise claim. */
         if (!have_batch) {
+            if (w->claim_delay_ms > 0) {
+                /* After a batch, while the API budget sets the pace: not woken by new events,
+                 * gathering them is the point. */
+                struct pollfd wake = {p->wake[0], POLLIN, 0};
+                poll(&wake, 1, (int)w->claim_delay_ms);
+                w->claim_delay_ms = 0;
+                if (is_stopping(p))
+                    break;
+            }
             (void)worker_drain_notifications(db);
             if (queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
                             &b) != ERR_OK) {

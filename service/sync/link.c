@@ -64,20 +64,15 @@ static char *json_text(const cJSON *j)
     return j ? cJSON_PrintUnformatted(j) : xstrdup("{}");
 }
 
-enum err link_save(PGconn *db, const struct link *l)
+/* Tries of link_save's statements (see there). */
+#define LINK_SAVE_TRIES 3
+
+static enum err save_once(PGconn *db, const char *const params[9])
 {
-    char *sw = json_text(l->sf_written);
-    char *hw = json_text(l->hs_written);
-    char *ss = json_text(l->sf_seen);
-    char *hsn = json_text(l->hs_seen);
-    char sfm[32], hsm[32];
-    snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
-    snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
-    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
     /* A stale pair holding hs_id is unlinked first, in a statement of its own: the insert of a
      * statement whose CTE deletes it still meets it in the unique index on hs_id (a unique
      * violation, seen by the chaos run as a dead "cannot save link"). */
-    const char *stale_params[] = {l->kind, l->sf_id, l->hs_id};
+    const char *stale_params[] = {params[0], params[1], params[2]};
     PGresult *r = PQexecParams(db,
                                "DELETE FROM record_link WHERE kind = $1 AND hs_id = $3"
                                " AND sf_id <> $2",
@@ -85,7 +80,7 @@ enum err link_save(PGconn *db, const struct link *l)
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
     if (rc != ERR_OK)
-        goto out;
+        return rc;
     r = PQexecParams(
         db,
         "INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
@@ -101,7 +96,26 @@ enum err link_save(PGconn *db, const struct link *l)
         9, NULL, params, NULL, NULL, 0);
     rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
-out:
+    return rc;
+}
+
+enum err link_save(PGconn *db, const struct link *l)
+{
+    char *sw = json_text(l->sf_written);
+    char *hw = json_text(l->hs_written);
+    char *ss = json_text(l->sf_seen);
+    char *hsn = json_text(l->hs_seen);
+    char sfm[32], hsm[32];
+    snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
+    snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
+    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
+    /* Unlink a stale pair holding hs_id, then upsert ours. ON CONFLICT covers (kind, sf_id)
+     * only: when another worker saves the same pair between the upsert's conflict check and its
+     * index entries, the (kind, hs_id) key answers a unique violation. The other worker's row
+     * is there now, so the statements run again update it. */
+    enum err rc = ERR_CONFLICT;
+    for (int attempt = 0; attempt < LINK_SAVE_TRIES && rc == ERR_CONFLICT; attempt++)
+        rc = save_once(db, params);
     free(hsn);
     free(ss);
     free(hw);

@@ -82,6 +82,18 @@ void sync_budget_tick(void *arg, PGconn *db)
     cJSON_Delete(limits);
 }
 
+/* HubSpot calls a claimed batch makes in the Salesforce-to-HubSpot direction (read the deals,
+ * upsert, companies, contacts, associations, roll-ups), about. */
+#define BATCH_HS_CALLS 8
+
+int64_t sync_claim_delay_ms(void *arg)
+{
+    struct sync_ctx *ctx = arg;
+    if (!ctx || !ctx->hs || !ctx->budget || !ctx->cfg->budget_pace_claims)
+        return 0;
+    return api_budget_hs_wait_ms(ctx->budget, BATCH_HS_CALLS);
+}
+
 enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)
 {
     char *text = NULL;

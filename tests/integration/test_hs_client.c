@@ -410,6 +410,16 @@ START_TEST(pipelines_owners_and_properties)
     ck_assert_int_eq(hs_owners_emails(hs, 60, ids, &emails), ERR_OK);
     ck_assert_int_ge(cJSON_GetArraySize(emails), 2);
     cJSON_Delete(emails);
+    /* An e-mail HubSpot confirms has no owner (a Salesforce user without a HubSpot seat) is
+     * not asked again for every batch while the list is cached. */
+    owner_id = NULL;
+    ck_assert_int_eq(hs_owners_find_by_email(hs, 60, "nobody@example.com", &owner_id),
+                     ERR_NOT_FOUND);
+    before = sandbox_count(&sb, "hubspot", "GET", "/crm/v3/owners");
+    ck_assert_int_eq(hs_owners_find_by_email(hs, 60, "Nobody@example.com", &owner_id),
+                     ERR_NOT_FOUND);
+    ck_assert_ptr_null(owner_id);
+    ck_assert_int_eq(sandbox_count(&sb, "hubspot", "GET", "/crm/v3/owners") - before, 0);
     cJSON_Delete(ids);
     cJSON_Delete(dave);
     cJSON_Delete(owner);

@@ -288,6 +288,59 @@ START_TEST(notifications_are_freed_before_each_claim)
 }
 END_TEST
 
+/* ---- A claim that waits for the API budget ------------------------------------------------ */
+
+static atomic_int batches;
+static atomic_int delays_asked;
+
+static void handle_counting_batches(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    handle_ok(ctx, db, recs, n);
+    atomic_fetch_add(&batches, 1);
+}
+
+/* The API budget as the handler sees it: no room for a batch's calls for 2 s after the first
+ * batch, room after that. */
+static int64_t budget_full_once(void *ctx)
+{
+    (void)ctx;
+    return atomic_fetch_add(&delays_asked, 1) == 0 ? 2000 : 0;
+}
+
+static const struct worker_route counting_routes[] = {{"hubspot", "deal", handle_counting_batches}};
+
+START_TEST(a_claim_waits_for_the_budget_and_takes_what_came_meanwhile)
+{
+    PGconn *db;
+    char *url = qtest_db("w_pace", &db);
+    struct config cfg = test_config(url);
+    cfg.worker_threads = 1;
+    const struct worker_ops paced = {
+        .routes = counting_routes, .route_count = 1, .claim_delay = budget_full_once};
+    atomic_store(&handled, 0);
+    atomic_store(&batches, 0);
+    atomic_store(&delays_asked, 0);
+    qtest_push(db, "hubspot", "p0", "deal", "100", 1);
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &paced, "test:1", &pool), ERR_OK);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    /* Five changes arrive one by one while the worker waits for the budget; each NOTIFY would
+     * have woken it for a claim of its own. They are claimed together when the budget has
+     * room: the calls of one batch serve all five. */
+    for (int i = 1; i <= 5; i++) {
+        char key[8], id[8];
+        snprintf(key, sizeof(key), "p%d", i);
+        snprintf(id, sizeof(id), "%d", 100 + i);
+        qtest_push(db, "hubspot", key, "deal", id, i + 1);
+    }
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 6);
+    ck_assert_int_eq(atomic_load(&batches), 2);
+    worker_pool_stop(pool);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_worker(void);
 Suite *suite_worker(void)
 {
@@ -300,6 +353,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_worker_killed_mid_event_is_taken_over_and_done_once);
     tcase_add_test(tc, a_stopping_pool_releases_what_it_did_not_start);
     tcase_add_test(tc, notifications_are_freed_before_each_claim);
+    tcase_add_test(tc, a_claim_waits_for_the_budget_and_takes_what_came_meanwhile);
     suite_add_tcase(s, tc);
     return s;
 }
