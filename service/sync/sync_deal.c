@@ -471,10 +471,13 @@ static const struct mapping_field *field_by_sf(const struct mapping_set *set, co
     return NULL;
 }
 
+/* Fields Salesforce never holds blank. OwnerId is one (every record has an owner; it is not
+ * nillable): a deal with no owner, or whose owner has no Salesforce user, leaves the
+ * opportunity's owner as it is instead of blanking it. */
 static bool is_required(const char *sf_field)
 {
     return strcmp(sf_field, "Name") == 0 || strcmp(sf_field, "StageName") == 0 ||
-           strcmp(sf_field, "CloseDate") == 0;
+           strcmp(sf_field, "CloseDate") == 0 || strcmp(sf_field, "OwnerId") == 0;
 }
 
 static int64_t time_of(const cJSON *v)
