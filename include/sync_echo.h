@@ -17,8 +17,10 @@
  * creation), a deal.propertyChange whose value is the one dealsync last wrote to that property
  * (record_link.hs_written), or a deal.associationChange adding the company of the
  * opportunity's account or a contact of its contact roles, as dealsync last synced them. Any other
- * event (another value, another type, an unlinked deal) makes the record a normal sync. On ERR_OK
- * *is_echo is set; ERR_DB otherwise. Uses the caller's connection. */
+ * event (another value, another type, an unlinked deal) makes the record a normal sync. For an
+ * echo, the contact associations it reports are recorded as mirrored (deal_contact_role), as
+ * the deal handler records them after reading them. On ERR_OK *is_echo is set; ERR_DB
+ * otherwise. Uses the caller's connection. */
 enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "db.h"
 #include "link.h"
 #include "sync_deal.h"
 
@@ -54,6 +55,39 @@ static bool is_association_echo(PGconn *db, const struct link *l, const cJSON *p
     return is_echo;
 }
 
+/* What the deal handler records when it reads a deal's contact associations
+ * (deal_contact_role, sf_contacts.c): each contact association dealsync added from a contact
+ * role is mirrored, so a user removing it in HubSpot later still removes the role. */
+static enum err mirror_contacts(PGconn *db, const struct link *l, const struct queue_record *rec)
+{
+    for (size_t i = 0; i < rec->event_count; i++) {
+        if (strcmp(rec->events[i].event_type, "deal.associationChange") != 0)
+            continue;
+        cJSON *payload = cJSON_Parse(rec->events[i].payload);
+        const char *type =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "associationType"));
+        char to[32];
+        bool is_contact = type && strcmp(type, "DEAL_TO_CONTACT") == 0 &&
+                          id_text(cJSON_GetObjectItemCaseSensitive(payload, "toObjectId"), to);
+        cJSON_Delete(payload);
+        if (!is_contact)
+            continue;
+        const char *params[] = {rec->record_id, to, l->sf_id};
+        PGresult *r =
+            PQexecParams(db,
+                         "INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
+                         " SELECT $1, hs_contact_id, sf_contact_id FROM synced_deal_contact"
+                         "  WHERE hs_contact_id = $2 AND sf_opportunity_id = $3"
+                         " ON CONFLICT (hs_deal_id, hs_contact_id) DO NOTHING",
+                         3, NULL, params, NULL, NULL, 0);
+        enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot mirror contact roles");
+        PQclear(r);
+        if (rc != ERR_OK)
+            return rc;
+    }
+    return ERR_OK;
+}
+
 static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_event *ev)
 {
     if (strcmp(ev->event_type, "deal.creation") == 0)
@@ -90,7 +124,9 @@ enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_ech
     bool all = true;
     for (size_t i = 0; all && i < rec->event_count; i++)
         all = is_event_echo(db, &l, &rec->events[i]);
+    if (all)
+        rc = mirror_contacts(db, &l, rec);
     link_clear(&l);
-    *is_echo = all;
-    return ERR_OK;
+    *is_echo = all && rc == ERR_OK;
+    return rc;
 }

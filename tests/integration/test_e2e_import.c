@@ -639,6 +639,46 @@ START_TEST(a_delete_older_than_getdeleted_window_still_deletes_the_deal)
 }
 END_TEST
 
+START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
+{
+    struct e2e e;
+    e2e_start(&e, "import_owner", NULL, NULL, true);
+    /* The opportunity's deal is written, then the slice fails (the company cannot be made):
+     * the deal's webhooks come back before any link, and the deal handler syncs the deal as a
+     * deal of its own. The deal has no owner (the Salesforce owner has no HubSpot owner); a
+     * blank owner is never written to Salesforce, where every record has one. */
+    cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
+                         "{\"rules\":[{\"path\":\"/crm/v3/objects/companies\","
+                         "\"status\":503,\"count\":1}]}",
+                         200));
+    cJSON *account = sb_json(&e, "POST", "/_sandbox/salesforce/records/Account",
+                             "{\"Name\":\"Owned Inc\"}", 201);
+    char *body = xasprintf("{\"Name\":\"Owned\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2027-05-01\",\"AccountId\":\"%s\"}",
+                           sbtest_str(account, "Id"));
+    cJSON *opp = sb_json(&e, "POST", "/_sandbox/salesforce/records/Opportunity", body, 201);
+    free(body);
+    const char *owner = sbtest_str(opp, "OwnerId");
+    ck_assert(owner && *owner);
+    struct opp_wait ow = {&e, sbtest_str(opp, "Id")};
+    ck_assert_msg(itest_wait_for(has_deal, &ow, DEADLINE_MS), "the opportunity never got a deal");
+    char *sql = xasprintf("SELECT count(*) FROM record_link WHERE kind = 'opportunity'"
+                          " AND sf_id = '%s' AND NOT EXISTS (SELECT 1 FROM sync_event"
+                          "  WHERE status IN ('pending', 'running'))",
+                          sbtest_str(opp, "Id"));
+    struct sql_wait settled = {&e, sql};
+    ck_assert_msg(itest_wait_for(sql_holds, &settled, DEADLINE_MS), "the pair never settled");
+    free(sql);
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    struct field_wait fw = {&e, path, "OwnerId", owner};
+    ck_assert_msg(field_is(&fw), "the opportunity lost its owner");
+    free(path);
+    cJSON_Delete(opp);
+    cJSON_Delete(account);
+    e2e_stop(&e);
+}
+END_TEST
+
 START_TEST(a_transiently_dead_record_is_retried_automatically)
 {
     struct e2e e;
@@ -678,6 +718,7 @@ Suite *suite_e2e_import(void)
     tcase_add_test(tc, lost_deal_deletion_and_move_out_of_the_pipeline_are_swept);
     tcase_add_test(tc, a_delete_older_than_getdeleted_window_still_deletes_the_deal);
     tcase_add_test(tc, a_transiently_dead_record_is_retried_automatically);
+    tcase_add_test(tc, a_deal_synced_before_its_link_keeps_the_opportunity_owner);
     suite_add_tcase(s, tc);
     return s;
 }
