@@ -643,10 +643,12 @@ START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
 {
     struct e2e e;
     e2e_start(&e, "import_owner", NULL, NULL, true);
-    /* The opportunity's deal is written, then the slice fails (the company cannot be made):
-     * the deal's webhooks come back before any link, and the deal handler syncs the deal as a
-     * deal of its own. The deal has no owner (the Salesforce owner has no HubSpot owner); a
-     * blank owner is never written to Salesforce, where every record has one. */
+    /* The opportunity's deal is written, then the slice fails (the company cannot be made)
+     * and is retried while the deal's webhooks come back. The deal has no owner (the
+     * Salesforce owner has no HubSpot owner). In a 10,000-record import such deals were synced
+     * back before their link was saved and blanked 995 opportunities' owners; the link is now
+     * saved right after the deal write, and a blank owner is never written to Salesforce (which
+     * refuses it: nothing may end dead either). */
     cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
                          "{\"rules\":[{\"path\":\"/crm/v3/objects/companies\","
                          "\"status\":503,\"count\":1}]}",
@@ -672,6 +674,8 @@ START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
     char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
     struct field_wait fw = {&e, path, "OwnerId", owner};
     ck_assert_msg(field_is(&fw), "the opportunity lost its owner");
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    ck_assert_int_eq(scalar(&e, "SELECT count(*) FROM record_link WHERE kind = 'opportunity'"), 1);
     free(path);
     cJSON_Delete(opp);
     cJSON_Delete(account);
