@@ -98,10 +98,25 @@ START_TEST(a_clean_sync_logs_no_warning)
     free(json);
     ck_assert(e2e_wait_idle(&e, 60000));
     ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    /* One deal, made by one sync. sync_outcome has a row per event: an attempt that took the
+     * opportunity's outbound message and the contact-role poll's event together writes its
+     * "created" twice, in one transaction (one `at`). */
     ck_assert_int_eq(itest_db_scalar(e.svc.db,
-                                     "SELECT count(*) FROM sync_outcome WHERE detail "
+                                     "SELECT count(DISTINCT at) FROM sync_outcome WHERE detail "
                                      "LIKE 'hubspot deal % created from the opportunity%'"),
                      1);
+    cJSON *deals = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "GET",
+                            "/crm/v3/objects/deals?limit=100&properties="
+                            "dealsync_salesforce_opportunity_id",
+                            NULL, &deals),
+                     200);
+    const cJSON *results = cJSON_GetObjectItem(deals, "results");
+    ck_assert_int_eq(cJSON_GetArraySize(results), 1);
+    ck_assert_str_eq(sbtest_str(cJSON_GetObjectItem(cJSON_GetArrayItem(results, 0), "properties"),
+                                "dealsync_salesforce_opportunity_id"),
+                     opp);
+    cJSON_Delete(deals);
     char *log = itest_read_file(e.svc.log_path, NULL);
     const char *warn = strstr(log, "\"level\":\"warn\"");
     if (!warn)
