@@ -68,9 +68,10 @@ enum err link_tombstone_find(PGconn *db, const char *sf_id, int64_t *deleted_ms)
 enum err link_tombstone_delete(PGconn *db, const char *sf_id) WARN_UNUSED;
 
 /* Forgets the opportunity links this thread remembers for its batch (sync_cache.h) that hold
- * sf_id or hs_id (NULL: none on that side), found or not: called when a record's pair lock is
- * taken, after which its link must be read anew. */
+ * sf_id or hs_id (NULL: none on that side), found or not; or all of them: called when a pair
+ * lock is taken, after which links must be read anew. */
 void link_cache_forget(const char *sf_id, const char *hs_id);
+void link_cache_forget_all(void);
 
 /* Frees the strings and JSON. NULL is a no-op. */
 void link_clear(struct link *l);

@@ -101,7 +101,7 @@ run_mode() {
     >"$tmp/sandbox-$mode-$run.log" 2>&1 &
   pids+=($!)
   local sb=http://127.0.0.1:$sbport
-  wait_http "$sb/_sandbox/health"
+  wait_http "$sb/_sandbox/health" || { stop_all; return 1; }
   port=$(free_port)
   local org
   org=$(curl -fsS "$sb/_sandbox/salesforce/org" | jq -er .organizationId)
@@ -119,7 +119,7 @@ run_mode() {
   ) &
   local pid=$!
   pids+=($pid)
-  wait_http "http://127.0.0.1:$port/healthz"
+  wait_http "http://127.0.0.1:$port/healthz" || { stop_all; return 1; }
   local rc=0
   "$BUILD/bench-e2e" "$sb" "$url" "$pid" "$mode" "$RECORDS" "$RATE" "$SECONDS_" "$LATENCY" \
     "$QUIET_MAX" | tee "$tmp/result-$mode-$run.txt" || rc=$?

@@ -78,6 +78,11 @@ static void from_row(const PGresult *r, int row, struct link *out)
     out->hs_modified_ms = strtoll(PQgetvalue(r, row, 8), NULL, 10);
 }
 
+void link_cache_forget_all(void)
+{
+    sync_cache_forget(CACHE_LINKS);
+}
+
 static bool is_id(const cJSON *j, const char *name, const char *id)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
@@ -246,7 +251,7 @@ enum err link_save(PGconn *db, const struct link *l)
      * changes nothing. */
     enum err rc = upsert(db, params);
     for (int attempt = 0; attempt < LINK_SAVE_TRIES && rc == ERR_CONFLICT; attempt++) {
-        sync_cache_forget(CACHE_LINKS); /* the stale pair's too */
+        link_cache_forget_all(); /* the stale pair's too */
         rc = unlink_stale(db, params);
         if (rc == ERR_OK)
             rc = upsert(db, params);

@@ -26,8 +26,9 @@
 
 enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id, bool *got)
 {
-    /* The record's link is read anew once the lock is held. */
-    link_cache_forget(side == SYNC_PAIR_SF ? id : NULL, side == SYNC_PAIR_HS ? id : NULL);
+    /* Links are read anew once the lock is held: the lock's previous holder may have linked
+     * this record, or its partner, meanwhile (so all of them, not only this id's). */
+    link_cache_forget_all();
     const char *params[] = {side == SYNC_PAIR_SF ? "sf:" : "hs:", id};
     PGresult *r =
         PQexecParams(db, "SELECT pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($1 || $2))", 2,
@@ -111,9 +112,7 @@ static enum err over_list(PGconn *db, const char *sql, const char *list, const c
 enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char *const *ids,
                                 size_t n, bool *got, bool *is_linked)
 {
-    for (size_t i = 0; i < n; i++) /* the records' links are read anew once locked */
-        link_cache_forget(side == SYNC_PAIR_SF ? ids[i] : NULL,
-                          side == SYNC_PAIR_HS ? ids[i] : NULL);
+    link_cache_forget_all(); /* links are read anew once the locks are held */
     const char *mine = side == SYNC_PAIR_SF ? "sf:" : "hs:";
     const char *theirs = side == SYNC_PAIR_SF ? "hs:" : "sf:";
     size_t *pick = xcalloc(n + 1, sizeof(*pick));

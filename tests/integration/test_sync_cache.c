@@ -80,7 +80,8 @@ START_TEST(a_batch_reads_a_link_once_and_sees_its_own_writes)
     ck_assert_str_eq(a, "2");
     free(a);
 
-    /* The batch's own writes are seen at once: noted values, a new partner, a delete. */
+    /* The batch's own writes are seen at once: noted values, a new partner, a stale pair
+     * unlinked, a delete. */
     cJSON *noted = cJSON_Parse("{\"amount\": \"3\", \"dealname\": \"x\"}");
     ck_assert_int_eq(link_note_written(db, LINK_OPPORTUNITY, OPP, true, noted), ERR_OK);
     cJSON_Delete(noted);
@@ -95,18 +96,37 @@ START_TEST(a_batch_reads_a_link_once_and_sees_its_own_writes)
     p = hs_partner(db, DEAL2);
     ck_assert_str_eq(p, OPP);
     free(p);
-    save(db, OPP2, DEAL, NULL);
-    p = hs_partner(db, DEAL);
+    save(db, OPP2, DEAL2, NULL); /* DEAL2 is OPP2's now: OPP's pair is stale, and unlinked */
+    ck_assert_ptr_null(written_amount(db, OPP));
+    p = hs_partner(db, DEAL2);
     ck_assert_str_eq(p, OPP2);
     free(p);
     ck_assert_int_eq(link_delete_by_hs(db, LINK_OPPORTUNITY, DEAL2), ERR_OK);
-    ck_assert_ptr_null(written_amount(db, OPP));
+    ck_assert_ptr_null(written_amount(db, OPP2));
     sync_pair_unlock_all(db);
+
+    /* A deal remembered as not linked, linked meanwhile by the worker that held its new
+     * opportunity (it made the deal): taking the opportunity's lock, the deal's link is read
+     * anew, so the deal is not taken for an unlinked one (a second opportunity). */
+    const char *deals[] = {DEAL};
+    ck_assert_int_eq(link_prefetch(db, true, deals, 1), ERR_OK);
+    ck_assert_ptr_null(hs_partner(db, DEAL));
+    itest_db_exec(other, "INSERT INTO record_link (kind, sf_id, hs_id)"
+                         " VALUES ('opportunity', '" OPP "', '" DEAL "')");
+    ck_assert_int_eq(sync_pair_try_lock(db, SYNC_PAIR_SF, OPP, &got), ERR_OK);
+    ck_assert(got);
+    p = hs_partner(db, DEAL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p, OPP);
+    free(p);
+    sync_pair_unlock_all(db);
+    ck_assert_int_eq(link_delete_by_hs(db, LINK_OPPORTUNITY, DEAL), ERR_OK);
     sync_cache_end();
 
     /* Outside a batch every read goes to the database. */
+    save(db, OPP, DEAL, "{\"amount\": \"5\"}");
     itest_db_exec(other, "UPDATE record_link SET hs_written = '{\"amount\": \"4\"}'");
-    a = written_amount(db, OPP2);
+    a = written_amount(db, OPP);
     ck_assert_str_eq(a, "4");
     free(a);
     PQfinish(other);
