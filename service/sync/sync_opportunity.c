@@ -103,6 +103,7 @@ static const char *const base_fields[] = {
     "AccountId",
     "CreatedDate",
     "LastModifiedDate",
+    "LastModifiedById",
     "SystemModstamp",
     "IsClosed",
     "IsWon",
@@ -509,10 +510,16 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
          * is lost: Salesforce holds the change), rather than coming back against the user's
          * delete. */
         int64_t modified = sf_time(o->sf, "LastModifiedDate");
-        if (deleted_ms > 0 && modified <= deleted_ms) {
+        /* Nor is dealsync's own write a change after the delete: the opportunity it made from
+         * the deal while the user deleted the deal (chaos run: a deal nobody made). */
+        const char *by = str(o->sf, "LastModifiedById");
+        bool is_own = by && sf_user_id(ctx->sf) && sf_id_equal(by, sf_user_id(ctx->sf));
+        if (deleted_ms > 0 && (modified <= deleted_ms || is_own)) {
             note(o,
-                 "not synced: its deal was deleted in hubspot after the opportunity's last change; "
-                 "a new deal is made when the opportunity changes");
+                 "not synced: its deal was deleted in hubspot after the opportunity's last "
+                 "change%s; "
+                 "a new deal is made when the opportunity changes",
+                 modified > deleted_ms ? " by a user (the last is dealsync's own write)" : "");
             finish(o, ERR_OK, true);
             return ERR_OK;
         }

@@ -612,6 +612,58 @@ START_TEST(deal_deleted_in_hubspot_while_an_opportunity_change_is_written_is_for
 }
 END_TEST
 
+/* Chaos run (2,000 changes on 0b78fd8: two "belongs to no record a user made"): a user makes a
+ * deal in HubSpot and deletes it seconds later, while dealsync makes its opportunity (the write
+ * held 3 s here). The opportunity, made after the delete, looked like a change after it, and
+ * its sync made a new deal nobody made. docs/two-way.md: the opportunity stays (deleting a deal
+ * never deletes it); only a user's later change makes a new deal. */
+START_TEST(deal_deleted_while_its_opportunity_is_made_is_not_made_again)
+{
+    struct e2e e;
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    e2e_start(&e, "e2e_chaos_deleted_while_made", env, NULL, true);
+    char *maker_deal = NULL;
+    char *maker = synced_opportunity(&e, "Pipeline maker", &maker_deal);
+    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Deleted while made\",\"pipeline\":"
+                           "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
+                           e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
+                            "\"/services/data/v60.0/composite/sobjects/Opportunity\",\"action\":"
+                            "\"latency\",\"latency_ms\":3000,\"count\":1}]}",
+                            NULL),
+                     200);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    free(body);
+    char *deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
+    cJSON_Delete(made);
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *opp = e2e_sf_find(&e, "Opportunity", "Name", "Deleted while made");
+    int live = opp ? live_deals_of(&e, opp) : 0;
+    int named = live_deals_named(&e, "Deleted while made");
+    char *detail = opp ? e2e_last_detail(&e, opp) : NULL;
+    ck_assert_msg(opp && live == 0 && named == 0 && e2e_events(&e, "dead") == 0,
+                  "opportunity %s, %d live deal(s) for it and %d named as the deal the user "
+                  "deleted (none expected), %lld dead events; last outcome: %s",
+                  opp ? opp : "(none: it was made, and deleting the deal keeps it)", live, named,
+                  e2e_events(&e, "dead"), detail ? detail : "");
+    free(detail);
+    free(opp);
+    free(deal);
+    free(maker_deal);
+    free(maker);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Unsaved stage map ----------------------------------------------------------------------- */
 
 /* The id of the stage labelled label in HubSpot pipeline pipeline (caller frees; NULL when
@@ -731,6 +783,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, stage_whose_mapping_was_never_saved_is_repaired_from_hubspot);
     tcase_add_test(open,
                    deal_deleted_in_hubspot_while_an_opportunity_change_is_written_is_forgotten);
+    tcase_add_test(open, deal_deleted_while_its_opportunity_is_made_is_not_made_again);
     suite_add_tcase(s, open);
     return s;
 }
