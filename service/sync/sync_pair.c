@@ -96,17 +96,15 @@ static enum err over_list(PGconn *db, const char *sql, const char *list, const c
 /* The statements of sync_pair_lock_records: the own locks first, then (a new snapshot, so a
  * link saved by the previous holder is seen) the partner of each locked record and its lock,
  * then the release of the own locks whose partner is busy. Rows carry the ordinal of their id. */
-#define IDS_OF(list) "jsonb_array_elements_text(" list "::jsonb) WITH ORDINALITY AS u(id, i)"
+#define FROM_IDS " FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS u(id, i)"
 #define LOCK_OWN_SQL                                                                               \
-    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS                                            \
-    ", hashtext($2 || u.id)) FROM " IDS_OF("$"                                                     \
-                                           "1")
+    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($2 || u.id))" FROM_IDS
 #define LOCK_PARTNER_SQL(mine, theirs)                                                             \
-    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($2 || l." theirs "))"          \
-    " FROM " IDS_OF("$1") " CROSS JOIN LATERAL (SELECT " theirs " FROM record_link"                \
-                          "  WHERE kind = 'opportunity' AND " mine " = u.id) l"
+    "SELECT u.i, pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($2 || l." theirs "))" FROM_IDS \
+    " CROSS JOIN LATERAL (SELECT " theirs " FROM record_link"                                      \
+    "  WHERE kind = 'opportunity' AND " mine " = u.id) l"
 #define RELEASE_SQL                                                                                \
-    "SELECT u.i, pg_advisory_unlock(" PAIR_LOCK_CLASS ", hashtext($2 || u.id)) FROM " IDS_OF("$1")
+    "SELECT u.i, pg_advisory_unlock(" PAIR_LOCK_CLASS ", hashtext($2 || u.id))" FROM_IDS
 
 enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char *const *ids,
                                 size_t n, bool *got, bool *is_linked)
