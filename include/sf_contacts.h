@@ -33,6 +33,11 @@ struct sf_contacts_deal {
 enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_deal *deals,
                                 size_t n) WARN_UNUSED;
 
+/* The deal's associations that HubSpot-to-Salesforce mirrored as contact roles and still
+ * mirrors: {"hs contact id": "003…"}. The other direction reads it so a role dealsync made from
+ * an association never travels back as a new association once a user removed that one. */
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out) WARN_UNUSED;
+
 /* Forgets the mirrored associations of a deal (deal deleted). */
 enum err sf_contacts_forget_deal(PGconn *db, const char *deal_id) WARN_UNUSED;
 

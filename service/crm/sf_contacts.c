@@ -184,7 +184,7 @@ out:
 }
 
 /* The Salesforce contacts of the associations mirrored before: {"hs contact id": "003…"}. */
-static enum err mirrored_before(PGconn *db, const char *deal_id, cJSON **out)
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out)
 {
     const char *params[] = {deal_id};
     PGresult *r = PQexecParams(db,
@@ -448,7 +448,7 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
         deals[i].result = ERR_OK;
         dr[i].found = cJSON_CreateObject();
         dr[i].have = cJSON_CreateObject();
-        rc = mirrored_before(db, deals[i].deal_id, &dr[i].before);
+        rc = sf_contacts_mirrored(db, deals[i].deal_id, &dr[i].before);
         if (rc != ERR_OK)
             goto out;
         const cJSON *c;

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "db.h"
+#include "log.h"
 #include "migrate.h"
 #include "ops_status.h"
 
@@ -72,11 +73,20 @@ int ops_cli_status(const struct config *cfg, int argc, char **argv)
     PGconn *db = NULL;
     if (db_open(cfg->database_url, &db) != ERR_OK)
         return 1;
-    int applied = 0;
+    /* status only reads: a newer binary's status run against a running installation must not
+     * change its schema under it. An older schema is reported, and migrate is the fix. */
+    bool is_current = false;
+    if (migrate_is_current(db, &is_current) != ERR_OK || !is_current) {
+        if (!is_current)
+            log_error("the database schema is not this version's: run dealsync migrate (serve "
+                      "and worker apply the migrations at start)",
+                      LOG_I64("known_migrations", migrate_embedded_count));
+        PQfinish(db);
+        return 1;
+    }
     cJSON *status = NULL, *dead = NULL;
     int rc = 1;
-    if (migrate_apply(db, &applied) == ERR_OK && ops_status(db, &status) == ERR_OK &&
-        ops_dead_letters(db, 50, &dead) == ERR_OK) {
+    if (ops_status(db, &status) == ERR_OK && ops_dead_letters(db, 50, &dead) == ERR_OK) {
         if (json) {
             cJSON_AddItemToObject(status, "dead_letters", dead);
             dead = NULL;

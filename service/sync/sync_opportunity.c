@@ -20,6 +20,7 @@
 #include "link.h"
 #include "log.h"
 #include "pipelines.h"
+#include "sf_contacts.h"
 #include "sf_id.h"
 #include "sync.h"
 #include "sync_deal.h"
@@ -949,6 +950,14 @@ static bool has_contact(const cJSON *synced, const char *sf_contact)
     return false;
 }
 
+/* Whether a {"…": "sf id"} map has sf_id among its values. */
+static bool has_sf_value(const cJSON *map, const char *sf_id)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, map) if (cJSON_IsString(e) && same_id(e->valuestring, sf_id)) return true;
+    return false;
+}
+
 static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                          const cJSON *roles, cJSON *rollup_contacts)
 {
@@ -986,10 +995,14 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
             continue;
         cJSON *previous = NULL;
         cJSON *on_this_deal = NULL; /* the contacts dealsync associated with this very deal */
+        cJSON *mirrored = NULL;     /* the roles dealsync made from this deal's associations */
         rc = synced_deal_contacts(db, o->id, &previous);
         if (rc == ERR_OK)
             rc = synced_deal_contacts_with(db, o->id, o->deal_id, &on_this_deal);
+        if (rc == ERR_OK && o->deal_id)
+            rc = sf_contacts_mirrored(db, o->deal_id, &mirrored);
         if (rc != ERR_OK) {
+            cJSON_Delete(on_this_deal);
             cJSON_Delete(previous);
             break;
         }
@@ -1008,11 +1021,13 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs) && o->deal && has_contact(on_this_deal, cid)) {
-                /* dealsync associated this contact with this deal before and the association is
-                 * gone: a user removed it in HubSpot, and the other direction removes the role.
-                 * Adding it back from the role would undo the user's change. (A new deal, made
-                 * after the user deleted the old one, gets every role's contact: chaos run.) */
+            if (!list_contains(assoc, hs) && o->deal &&
+                (has_contact(on_this_deal, cid) || has_sf_value(mirrored, cid))) {
+                /* The association existed and is gone: dealsync associated this contact with
+                 * this deal before, or made the role itself from the deal's association. A user
+                 * removed it in HubSpot, and the other direction removes the role. Adding it
+                 * back from the role would undo the user's change. (A new deal, made after the
+                 * user deleted the old one, gets every role's contact: chaos run.) */
                 note(o, "contact %s removed from the deal in hubspot: not associated again", hs);
             } else if (!list_contains(assoc, hs)) {
                 pairs_add(&add, o->deal_id, hs);
@@ -1031,6 +1046,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         }
         add_ids(rollup_contacts, previous);
         add_ids(rollup_contacts, o->contacts);
+        cJSON_Delete(mirrored);
         cJSON_Delete(on_this_deal);
         cJSON_Delete(previous);
         if (added || removed || cJSON_GetArraySize(o->contacts) > 0)

@@ -806,6 +806,29 @@ START_TEST(deleted_deal_is_not_recreated_by_an_older_event)
 }
 END_TEST
 
+/* Removes the deal's contact association (path: its v4 association URL) with HubSpot's webhook
+ * held back, syncs a Salesforce change (Amount) before the removal reaches Salesforce, and checks
+ * that the contact stays off the deal and its role goes. */
+static void remove_association_during_a_salesforce_change(struct e2e *e, const char *path,
+                                                          const char *opp, const char *deal,
+                                                          int amount)
+{
+    e2e_sb_settings(e, "{\"hubspot.webhook_batch_delay_ms\":4000}");
+    int status = e2e_sb(e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "remove association: %d", status);
+    char *json = xasprintf("{\"Amount\":%d}", amount);
+    char want[16];
+    snprintf(want, sizeof(want), "%d", amount);
+    e2e_sf_update(e, "Opportunity", opp, json);
+    free(json);
+    ck_assert(wait_field(e, "deals", opp, "amount", want));
+    e2e_sb_settings(e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(e);
+    ck_assert_int_eq(deal_contacts(e, deal), 0);
+    char *left = e2e_sf_find(e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(left == NULL, "the role of the removed contact stayed: %s", left);
+}
+
 /* The mirror case: a contact a user removed from the deal in HubSpot is not associated again
  * from its contact role by a Salesforce change synced before the removal reached Salesforce
  * (the HubSpot webhook is held back); the role goes instead. */
@@ -831,19 +854,56 @@ START_TEST(contact_removed_in_hubspot_is_not_reassociated)
                                                               "contacts") == 0)
         snprintf(contact, sizeof(contact), "%s", sbtest_str(a, "toObjectId"));
     cJSON_Delete(d);
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":4000}");
     char *path = xasprintf("/crm/v4/objects/deals/%s/associations/contacts/%s", deal, contact);
-    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
-    ck_assert_msg(status == 200 || status == 204, "remove association: %d", status);
+    remove_association_during_a_salesforce_change(&e, path, opp, deal, 44);
     free(path);
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":44}");
-    ck_assert(wait_field(&e, "deals", opp, "amount", "44"));
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
-    expect_quiet(&e);
-    ck_assert_int_eq(deal_contacts(&e, deal), 0);
-    char *left = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
-    ck_assert_msg(left == NULL, "the role of the removed contact stayed: %s", left);
     free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+static bool has_role(void *arg)
+{
+    void **a = arg;
+    char *role = e2e_sf_find(a[0], "OpportunityContactRole", "OpportunityId", a[1]);
+    free(role);
+    return role != NULL;
+}
+
+/* The other mirror case: a contact a user associated in HubSpot became a role, then the user
+ * removed the association before Salesforce-to-HubSpot had seen the role (its poll is an hour
+ * away, and the webhook is held back). A Salesforce change synced meanwhile read the role
+ * dealsync itself had made and associated the contact again, and the role stayed. */
+START_TEST(contact_associated_in_hubspot_then_removed_is_not_reassociated)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_mirrored", env, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Mirrored", 45, &deal);
+    /* A HubSpot change first, so the opportunity holds the deal id and the contact's sync below
+     * writes nothing to it (no outbound message would tell the other direction of the role). */
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"edited in hubspot\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "edited in hubspot"));
+    expect_quiet(&e);
+    char *contact = hs_make(&e, "contacts",
+                            "{\"email\":\"sam@mirror.test\",\"firstname\":\"Sam\","
+                            "\"lastname\":\"Roe\"}");
+    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/contacts/%s", deal, contact);
+    int status =
+        e2e_sb(&e, "PUT", path,
+               "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":3}]", NULL);
+    ck_assert_msg(status == 200 || status == 201, "associate contact: %d", status);
+    void *args[] = {&e, opp};
+    ck_assert_msg(itest_wait_for(has_role, args, DEADLINE_MS),
+                  "the association never became a role");
+    expect_quiet(&e);
+
+    remove_association_during_a_salesforce_change(&e, path, opp, deal, 46);
+    free(path);
+    free(contact);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -864,6 +924,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
+    tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
     tcase_add_test(tc, company_found_by_contacts);
     tcase_add_test(tc, lifecycle_stage_sync_off_keeps_the_stage);
