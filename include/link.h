@@ -4,6 +4,7 @@
 #define SVC_LINK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -29,11 +30,18 @@ struct link {
     int64_t hs_modified_ms;
 };
 
-/* Finds the link by one side's id. ERR_NOT_FOUND when there is none (*out untouched). */
+/* Finds the link by one side's id. ERR_NOT_FOUND when there is none (*out untouched). Inside a
+ * sync batch (sync_cache.h) an opportunity link is read once and remembered until a write here
+ * or a pair lock (sync_pair.c) forgets it. */
 enum err link_find_by_sf(PGconn *db, const char *kind, const char *sf_id,
                          struct link *out) WARN_UNUSED;
 enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id,
                          struct link *out) WARN_UNUSED;
+
+/* Inside a sync batch (sync_cache.h): reads the opportunity links of these Salesforce ids (or
+ * HubSpot ids when is_hs_side) in one statement, and remembers each, found or not, for the
+ * link_find calls that follow. Outside a batch: nothing. */
+enum err link_prefetch(PGconn *db, bool is_hs_side, const char *const *ids, size_t n) WARN_UNUSED;
 
 /* Inserts or replaces the link for (kind, sf_id); NULL json fields are stored as {}. A
  * different Salesforce record already linked to the same hs_id is unlinked first. */
@@ -58,6 +66,12 @@ enum err link_tombstone_save(PGconn *db, const char *sf_id, const char *hs_id,
                              int64_t deleted_ms) WARN_UNUSED;
 enum err link_tombstone_find(PGconn *db, const char *sf_id, int64_t *deleted_ms) WARN_UNUSED;
 enum err link_tombstone_delete(PGconn *db, const char *sf_id) WARN_UNUSED;
+
+/* Forgets the opportunity links this thread remembers for its batch (sync_cache.h) that hold
+ * sf_id or hs_id (NULL: none on that side), found or not; or all of them: called when a pair
+ * lock is taken, after which links must be read anew. */
+void link_cache_forget(const char *sf_id, const char *hs_id);
+void link_cache_forget_all(void);
 
 /* Frees the strings and JSON. NULL is a no-op. */
 void link_clear(struct link *l);

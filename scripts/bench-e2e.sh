@@ -7,6 +7,8 @@
 # plays no part. Modes (E2E_MODES, default "sf hs both"): Amount edits in Salesforce, deal-name
 # edits in HubSpot, both at once. E2E_SOAK=1: one 10-minute "both" run, RSS once a minute.
 # Everything lives in a temporary directory removed at the end (KEEP_TMP=1 keeps the logs).
+# E2E_PG_STATS=1: pg_stat_statements on the cluster, and at the end of each mode the database
+# statements per handled record and the statements that make them (load-independent figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -55,12 +57,42 @@ wait_http() {
 }
 
 pgport=$(free_port)
+if [ "${E2E_PG_STATS:-0}" = 1 ]; then
+  export PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=2000"
+fi
 pgurl=$(scripts/pg.sh start "$tmp/pg" "$pgport")
+
+# Statements per handled record: every statement the database ran in this mode's database
+# (dealsync's, and bench-e2e's few polls) over the records the workers finished (one finish
+# statement stamps a batch's outcomes with one time, so a record's outcomes of one handling
+# share record and time).
+pg_stats() {
+  "$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U dealsync -d "$1" -qAtX -F ' ' <<'SQL'
+WITH s AS (SELECT calls, query FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
+     h AS (SELECT count(*) AS n FROM (SELECT DISTINCT source, object_type, record_id, at
+                                        FROM sync_outcome) x)
+SELECT 'handled records: ' || h.n || ', statements: ' || sum(s.calls) || ', per handled record: '
+       || round(sum(s.calls)::numeric / greatest(h.n, 1), 1) FROM s, h GROUP BY h.n;
+SELECT 'top statements (calls per handled record, then the statement):';
+WITH s AS (SELECT calls, query FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
+     h AS (SELECT count(*) AS n FROM (SELECT DISTINCT source, object_type, record_id, at
+                                        FROM sync_outcome) x)
+SELECT lpad(round(s.calls::numeric / greatest(h.n, 1), 2)::text, 7),
+       left(regexp_replace(s.query, '\s+', ' ', 'g'), 150)
+  FROM s, h ORDER BY s.calls DESC LIMIT 30;
+SQL
+}
 
 run_mode() {
   local mode=$1 run=$2
   local db=bench_${mode}_$run
   "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U dealsync "$db"
+  if [ "${E2E_PG_STATS:-0}" = 1 ]; then
+    "$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U dealsync -d "$db" -qAtX \
+      -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
+  fi
   local url=${pgurl%/*}/$db
   local sbport port
   sbport=$(free_port)
@@ -69,7 +101,7 @@ run_mode() {
     >"$tmp/sandbox-$mode-$run.log" 2>&1 &
   pids+=($!)
   local sb=http://127.0.0.1:$sbport
-  wait_http "$sb/_sandbox/health"
+  wait_http "$sb/_sandbox/health" || { stop_all; return 1; }
   port=$(free_port)
   local org
   org=$(curl -fsS "$sb/_sandbox/salesforce/org" | jq -er .organizationId)
@@ -87,7 +119,7 @@ run_mode() {
   ) &
   local pid=$!
   pids+=($pid)
-  wait_http "http://127.0.0.1:$port/healthz"
+  wait_http "http://127.0.0.1:$port/healthz" || { stop_all; return 1; }
   local rc=0
   "$BUILD/bench-e2e" "$sb" "$url" "$pid" "$mode" "$RECORDS" "$RATE" "$SECONDS_" "$LATENCY" \
     "$QUIET_MAX" | tee "$tmp/result-$mode-$run.txt" || rc=$?
@@ -97,6 +129,7 @@ run_mode() {
     cp "$tmp/dealsync-$mode-$run.log" "$tmp/sandbox-$mode-$run.log" "${BENCH_OUT:-/tmp}/" 2>/dev/null || true
   fi
   stop_all
+  if [ "${E2E_PG_STATS:-0}" = 1 ]; then pg_stats "$db" | tee -a "$tmp/result-$mode-$run.txt"; fi
   return "$rc"
 }
 

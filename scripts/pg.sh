@@ -2,7 +2,7 @@
 # pg.sh start DIR PORT | stop DIR | restart DIR - a private PostgreSQL 15 cluster in DIR, reached over a unix
 # socket in DIR (and on 127.0.0.1:PORT). initdb refuses to run as root, so as root the cluster
 # belongs to Debian's `postgres` user and is driven through runuser.
-# `start` prints the DATABASE_URL on stdout.
+# `start` prints the DATABASE_URL on stdout; PG_SERVER_OPTS adds server options (`-c name=value ...`).
 set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -32,7 +32,7 @@ start)
   fi
   if ! as_owner "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-on} -c max_connections=200" start >/dev/null \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-on} -c max_connections=200 ${PG_SERVER_OPTS:-}" start >/dev/null \
       || { tail -n 30 "$dir/postgres.log" >&2; exit 1; }
   fi
   for _ in $(seq 1 100); do

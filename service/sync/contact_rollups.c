@@ -46,45 +46,54 @@ static enum err exec(PGconn *db, const char *sql, int n, const char *const *para
     return rc;
 }
 
+/* The deal upserted and its contacts replaced in one statement (one round trip, atomic): the
+ * contacts upserted by their key, the others deleted. The contacts' insert reads the deal's row
+ * (d), so the deal is written before its contacts meet their foreign key; the delete never
+ * touches a key the insert writes. A contact listed twice keeps its first hs_contact_id. */
 enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
                           const struct synced_contact *contacts, size_t n)
 {
     char created[32], close[32];
     snprintf(created, sizeof(created), "%lld", (long long)d->created_ms);
     snprintf(close, sizeof(close), "%lld", (long long)d->close_ms);
-    const char *deal[] = {d->sf_opportunity_id,
-                          d->hs_deal_id,
-                          created,
-                          d->close_ms >= 0 ? close : NULL,
-                          d->amount,
-                          d->is_closed ? "t" : "f",
-                          d->is_won ? "t" : "f"};
-    enum err rc = db_begin(db);
-    if (rc != ERR_OK)
-        return rc;
-    rc = exec(db,
-              "INSERT INTO synced_deal (sf_opportunity_id, hs_deal_id, created_at, close_date,"
-              " amount, is_closed, is_won) VALUES ($1, $2, to_timestamp($3::bigint / 1000.0),"
-              " to_timestamp($4::bigint / 1000.0), $5::numeric, $6::boolean, $7::boolean)"
-              " ON CONFLICT (sf_opportunity_id) DO UPDATE SET hs_deal_id = EXCLUDED.hs_deal_id,"
-              " created_at = EXCLUDED.created_at, close_date = EXCLUDED.close_date,"
-              " amount = EXCLUDED.amount, is_closed = EXCLUDED.is_closed,"
-              " is_won = EXCLUDED.is_won, synced_at = now(), deleted_at = NULL",
-              7, deal, "cannot save synced deal");
-    if (rc == ERR_OK)
-        rc = exec(db, "DELETE FROM synced_deal_contact WHERE sf_opportunity_id = $1", 1,
-                  &d->sf_opportunity_id, "cannot save synced deal contacts");
-    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
-        const char *c[] = {d->sf_opportunity_id, contacts[i].sf_contact_id,
-                           contacts[i].hs_contact_id};
-        rc = exec(db,
-                  "INSERT INTO synced_deal_contact (sf_opportunity_id, sf_contact_id,"
-                  " hs_contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                  3, c, "cannot save synced deal contacts");
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateString(contacts[i].sf_contact_id));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(contacts[i].hs_contact_id));
+        cJSON_AddItemToArray(list, pair);
     }
-    if (rc == ERR_OK)
-        return db_commit(db);
-    PQclear(PQexec(db, "ROLLBACK"));
+    char *pairs = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    const char *params[] = {d->sf_opportunity_id,
+                            d->hs_deal_id,
+                            created,
+                            d->close_ms >= 0 ? close : NULL,
+                            d->amount,
+                            d->is_closed ? "t" : "f",
+                            d->is_won ? "t" : "f",
+                            pairs};
+    enum err rc =
+        exec(db,
+             "WITH d AS (INSERT INTO synced_deal (sf_opportunity_id, hs_deal_id, created_at,"
+             "   close_date, amount, is_closed, is_won) VALUES ($1, $2,"
+             "   to_timestamp($3::bigint / 1000.0), to_timestamp($4::bigint / 1000.0), $5::numeric,"
+             "   $6::boolean, $7::boolean)"
+             "  ON CONFLICT (sf_opportunity_id) DO UPDATE SET hs_deal_id = EXCLUDED.hs_deal_id,"
+             "   created_at = EXCLUDED.created_at, close_date = EXCLUDED.close_date,"
+             "   amount = EXCLUDED.amount, is_closed = EXCLUDED.is_closed,"
+             "   is_won = EXCLUDED.is_won, synced_at = now(), deleted_at = NULL"
+             "  RETURNING sf_opportunity_id),"
+             " c AS (SELECT DISTINCT ON (e->>0) e->>0 AS sf, e->>1 AS hs"
+             "  FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS t(e, i) ORDER BY e->>0, i),"
+             " gone AS (DELETE FROM synced_deal_contact x WHERE x.sf_opportunity_id = $1"
+             "  AND NOT EXISTS (SELECT 1 FROM c WHERE c.sf = x.sf_contact_id))"
+             " INSERT INTO synced_deal_contact (sf_opportunity_id, sf_contact_id, hs_contact_id)"
+             " SELECT d.sf_opportunity_id, c.sf, c.hs FROM d, c"
+             " ON CONFLICT (sf_opportunity_id, sf_contact_id)"
+             " DO UPDATE SET hs_contact_id = EXCLUDED.hs_contact_id",
+             8, params, "cannot save synced deal");
+    free(pairs);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "sync_cache.h"
 #include "util.h"
 
 #define LINK_COLUMNS                                                                               \
@@ -23,40 +24,168 @@ static cJSON *object_or_empty(const char *text)
     return j;
 }
 
-static enum err find(PGconn *db, const char *sql, const char *kind, const char *id,
-                     struct link *out)
+/* Inside a batch (sync_cache.h) the opportunity links are remembered as read, found or not:
+ * a record's handling reads its link several times, and the pair locks keep every other worker
+ * from writing it meanwhile. Every write here forgets what it changes (a stale pair unlinked:
+ * all of them), and so does taking a pair lock (sync_pair.c). Account and contact links are
+ * not locked, and are always read anew. */
+#define CACHE_LINKS "opportunity_links"
+
+static cJSON *link_to_json(const struct link *l)
 {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "kind", l->kind);
+    cJSON_AddStringToObject(j, "sf_id", l->sf_id);
+    cJSON_AddStringToObject(j, "hs_id", l->hs_id);
+    cJSON_AddItemToObject(j, "sf_written", cJSON_Duplicate(l->sf_written, true));
+    cJSON_AddItemToObject(j, "hs_written", cJSON_Duplicate(l->hs_written, true));
+    cJSON_AddItemToObject(j, "sf_seen", cJSON_Duplicate(l->sf_seen, true));
+    cJSON_AddItemToObject(j, "hs_seen", cJSON_Duplicate(l->hs_seen, true));
+    /* Milliseconds since 1970 fit a double exactly (under 2^53). */
+    cJSON_AddNumberToObject(j, "sf_modified_ms", (double)l->sf_modified_ms);
+    cJSON_AddNumberToObject(j, "hs_modified_ms", (double)l->hs_modified_ms);
+    return j;
+}
+
+static void link_from_json(const cJSON *j, struct link *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = xstrdup(cJSON_GetObjectItemCaseSensitive(j, "kind")->valuestring);
+    out->sf_id = xstrdup(cJSON_GetObjectItemCaseSensitive(j, "sf_id")->valuestring);
+    out->hs_id = xstrdup(cJSON_GetObjectItemCaseSensitive(j, "hs_id")->valuestring);
+    out->sf_written = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "sf_written"), true);
+    out->hs_written = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "hs_written"), true);
+    out->sf_seen = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "sf_seen"), true);
+    out->hs_seen = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "hs_seen"), true);
+    out->sf_modified_ms =
+        (int64_t)cJSON_GetObjectItemCaseSensitive(j, "sf_modified_ms")->valuedouble;
+    out->hs_modified_ms =
+        (int64_t)cJSON_GetObjectItemCaseSensitive(j, "hs_modified_ms")->valuedouble;
+}
+
+/* Row `row` of a SELECT of LINK_COLUMNS. */
+static void from_row(const PGresult *r, int row, struct link *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = xstrdup(PQgetvalue(r, row, 0));
+    out->sf_id = xstrdup(PQgetvalue(r, row, 1));
+    out->hs_id = xstrdup(PQgetvalue(r, row, 2));
+    out->sf_written = object_or_empty(PQgetvalue(r, row, 3));
+    out->hs_written = object_or_empty(PQgetvalue(r, row, 4));
+    out->sf_seen = object_or_empty(PQgetvalue(r, row, 5));
+    out->hs_seen = object_or_empty(PQgetvalue(r, row, 6));
+    out->sf_modified_ms = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+    out->hs_modified_ms = strtoll(PQgetvalue(r, row, 8), NULL, 10);
+}
+
+void link_cache_forget_all(void)
+{
+    sync_cache_forget(CACHE_LINKS);
+}
+
+static bool is_id(const cJSON *j, const char *name, const char *id)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    return id && cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
+}
+
+void link_cache_forget(const char *sf_id, const char *hs_id)
+{
+    cJSON *t = sync_cache_table(CACHE_LINKS);
+    if (!t)
+        return;
+    cJSON *next = NULL;
+    for (cJSON *e = t->child; e; e = next) {
+        next = e->next;
+        const char *key = e->string;
+        bool is_it = (sf_id && strncmp(key, "sf:", 3) == 0 && strcmp(key + 3, sf_id) == 0) ||
+                     (hs_id && strncmp(key, "hs:", 3) == 0 && strcmp(key + 3, hs_id) == 0) ||
+                     is_id(e, "sf_id", sf_id) || is_id(e, "hs_id", hs_id);
+        if (is_it)
+            cJSON_Delete(cJSON_DetachItemViaPointer(t, e));
+    }
+}
+
+static enum err find(PGconn *db, const char *sql, const char *kind, const char *side,
+                     const char *id, struct link *out)
+{
+    char *key = NULL;
+    if (strcmp(kind, LINK_OPPORTUNITY) == 0 && sync_cache_is_on()) {
+        key = xasprintf("%s:%s", side, id);
+        const cJSON *known = sync_cache_get(CACHE_LINKS, key);
+        if (known) {
+            free(key);
+            if (cJSON_IsNull(known))
+                return ERR_NOT_FOUND;
+            link_from_json(known, out);
+            return ERR_OK;
+        }
+    }
     const char *params[] = {kind, id};
     PGresult *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read record link");
     if (rc == ERR_OK && PQntuples(r) == 0)
         rc = ERR_NOT_FOUND;
-    if (rc == ERR_OK) {
-        memset(out, 0, sizeof(*out));
-        out->kind = xstrdup(PQgetvalue(r, 0, 0));
-        out->sf_id = xstrdup(PQgetvalue(r, 0, 1));
-        out->hs_id = xstrdup(PQgetvalue(r, 0, 2));
-        out->sf_written = object_or_empty(PQgetvalue(r, 0, 3));
-        out->hs_written = object_or_empty(PQgetvalue(r, 0, 4));
-        out->sf_seen = object_or_empty(PQgetvalue(r, 0, 5));
-        out->hs_seen = object_or_empty(PQgetvalue(r, 0, 6));
-        out->sf_modified_ms = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
-        out->hs_modified_ms = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
-    }
+    if (rc == ERR_OK)
+        from_row(r, 0, out);
     PQclear(r);
+    if (key && (rc == ERR_OK || rc == ERR_NOT_FOUND))
+        sync_cache_put(CACHE_LINKS, key, rc == ERR_OK ? link_to_json(out) : cJSON_CreateNull());
+    free(key);
     return rc;
 }
 
 enum err link_find_by_sf(PGconn *db, const char *kind, const char *sf_id, struct link *out)
 {
     return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND sf_id = $2", kind,
-                sf_id, out);
+                "sf", sf_id, out);
 }
 
 enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id, struct link *out)
 {
     return find(db, "SELECT " LINK_COLUMNS " FROM record_link WHERE kind = $1 AND hs_id = $2", kind,
-                hs_id, out);
+                "hs", hs_id, out);
+}
+
+enum err link_prefetch(PGconn *db, bool is_hs_side, const char *const *ids, size_t n)
+{
+    if (!sync_cache_is_on() || n == 0)
+        return ERR_OK;
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(ids[i]));
+    char *text = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    const char *params[] = {text};
+    PGresult *r = PQexecParams(db,
+                               is_hs_side ? "SELECT " LINK_COLUMNS " FROM record_link WHERE kind ="
+                                            " 'opportunity' AND hs_id IN (SELECT"
+                                            " jsonb_array_elements_text($1::jsonb))"
+                                          : "SELECT " LINK_COLUMNS " FROM record_link WHERE kind ="
+                                            " 'opportunity' AND sf_id IN (SELECT"
+                                            " jsonb_array_elements_text($1::jsonb))",
+                               1, NULL, params, NULL, NULL, 0);
+    free(text);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read record links");
+    if (rc == ERR_OK) {
+        /* Not found first, then what was found replaces it. */
+        for (size_t i = 0; i < n; i++) {
+            char *key = xasprintf("%s:%s", is_hs_side ? "hs" : "sf", ids[i]);
+            sync_cache_put(CACHE_LINKS, key, cJSON_CreateNull());
+            free(key);
+        }
+        for (int row = 0; row < PQntuples(r); row++) {
+            struct link l;
+            from_row(r, row, &l);
+            char *key =
+                xasprintf("%s:%s", is_hs_side ? "hs" : "sf", is_hs_side ? l.hs_id : l.sf_id);
+            sync_cache_put(CACHE_LINKS, key, link_to_json(&l));
+            free(key);
+            link_clear(&l);
+        }
+    }
+    PQclear(r);
+    return rc;
 }
 
 static char *json_text(const cJSON *j)
@@ -67,11 +196,12 @@ static char *json_text(const cJSON *j)
 /* Tries of link_save's statements (see there). */
 #define LINK_SAVE_TRIES 3
 
-static enum err save_once(PGconn *db, const char *const params[9])
+/* A stale pair holding hs_id (another Salesforce record linked to the same deal) is unlinked
+ * in a statement of its own: the insert of a statement whose CTE deletes it still meets it in
+ * the unique index on hs_id (a unique violation, seen by the chaos run as a dead "cannot save
+ * link"). */
+static enum err unlink_stale(PGconn *db, const char *const params[9])
 {
-    /* A stale pair holding hs_id is unlinked first, in a statement of its own: the insert of a
-     * statement whose CTE deletes it still meets it in the unique index on hs_id (a unique
-     * violation, seen by the chaos run as a dead "cannot save link"). */
     const char *stale_params[] = {params[0], params[1], params[2]};
     PGresult *r = PQexecParams(db,
                                "DELETE FROM record_link WHERE kind = $1 AND hs_id = $3"
@@ -79,9 +209,12 @@ static enum err save_once(PGconn *db, const char *const params[9])
                                3, NULL, stale_params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
-    if (rc != ERR_OK)
-        return rc;
-    r = PQexecParams(
+    return rc;
+}
+
+static enum err upsert(PGconn *db, const char *const params[9])
+{
+    PGresult *r = PQexecParams(
         db,
         "INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
         "   sf_modified_at, hs_modified_at, synced_at)"
@@ -94,7 +227,7 @@ static enum err save_once(PGconn *db, const char *const params[9])
         "   sf_modified_at = EXCLUDED.sf_modified_at, hs_modified_at = EXCLUDED.hs_modified_at,"
         "   synced_at = now()",
         9, NULL, params, NULL, NULL, 0);
-    rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
     return rc;
 }
@@ -109,18 +242,46 @@ enum err link_save(PGconn *db, const struct link *l)
     snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
     snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
     const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
-    /* Unlink a stale pair holding hs_id, then upsert ours. ON CONFLICT covers (kind, sf_id)
-     * only: when another worker saves the same pair between the upsert's conflict check and its
-     * index entries, the (kind, hs_id) key answers a unique violation. The other worker's row
-     * is there now, so the statements run again update it. */
-    enum err rc = ERR_CONFLICT;
-    for (int attempt = 0; attempt < LINK_SAVE_TRIES && rc == ERR_CONFLICT; attempt++)
-        rc = save_once(db, params);
+    link_cache_forget(l->sf_id, l->hs_id);
+    /* The upsert alone (one round trip) unless the (kind, hs_id) key answers a unique
+     * violation: ON CONFLICT covers (kind, sf_id) only, so a stale pair holding hs_id, or
+     * another worker saving the same pair between the upsert's conflict check and its index
+     * entries, fails the upsert. Then the stale pair is unlinked and the upsert runs again (the
+     * other worker's row is there now, so it updates it). Autocommitted: a failed upsert
+     * changes nothing. */
+    enum err rc = upsert(db, params);
+    for (int attempt = 0; attempt < LINK_SAVE_TRIES && rc == ERR_CONFLICT; attempt++) {
+        link_cache_forget_all(); /* the stale pair's too */
+        rc = unlink_stale(db, params);
+        if (rc == ERR_OK)
+            rc = upsert(db, params);
+    }
     free(hsn);
     free(ss);
     free(hw);
     free(sw);
     return rc;
+}
+
+/* What link_note_written stored, in the remembered links of sf_id too (jsonb's ||: each
+ * top-level key replaced). */
+static void note_in_cache(const char *sf_id, bool is_hs_side, const cJSON *values)
+{
+    cJSON *t = sync_cache_table(CACHE_LINKS);
+    cJSON *e;
+    cJSON_ArrayForEach(e, t)
+    {
+        if (!is_id(e, "sf_id", sf_id))
+            continue;
+        cJSON *written =
+            cJSON_GetObjectItemCaseSensitive(e, is_hs_side ? "hs_written" : "sf_written");
+        const cJSON *v;
+        cJSON_ArrayForEach(v, values)
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(written, v->string);
+            cJSON_AddItemToObject(written, v->string, cJSON_Duplicate(v, true));
+        }
+    }
 }
 
 enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
@@ -138,6 +299,10 @@ enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool
                                   " WHERE kind = $1 AND sf_id = $2",
                      3, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    if (rc == ERR_OK && strcmp(kind, LINK_OPPORTUNITY) == 0)
+        note_in_cache(sf_id, is_hs_side, values);
+    else
+        link_cache_forget(sf_id, NULL);
     PQclear(r);
     free(text);
     return rc;
@@ -154,11 +319,13 @@ static enum err delete_where(PGconn *db, const char *sql, const char *kind, cons
 
 enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id)
 {
+    link_cache_forget(sf_id, NULL);
     return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND sf_id = $2", kind, sf_id);
 }
 
 enum err link_delete_by_hs(PGconn *db, const char *kind, const char *hs_id)
 {
+    link_cache_forget(NULL, hs_id);
     return delete_where(db, "DELETE FROM record_link WHERE kind = $1 AND hs_id = $2", kind, hs_id);
 }
 

@@ -21,6 +21,7 @@
 #include "sf_setup.h"
 #include "soql.h"
 #include "sync.h"
+#include "sync_cache.h"
 #include "sync_pair.h"
 #include "sync_state.h"
 #include "util.h"
@@ -1234,6 +1235,8 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
     bool on = false;
     enum err rc;
 
+    sync_cache_begin(); /* maps and links read once per batch (sync_cache.h) */
+
     for (size_t i = 0; i < count; i++) {
         ws[i].rec = &records[i];
         ws[i].deal_id = records[i].record_id;
@@ -1274,4 +1277,5 @@ out:
         buf_clear(&ws[i].detail);
     }
     free(ws);
+    sync_cache_end();
 }

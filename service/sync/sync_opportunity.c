@@ -23,6 +23,7 @@
 #include "sf_contacts.h"
 #include "sf_id.h"
 #include "sync.h"
+#include "sync_cache.h"
 #include "sync_deal.h"
 #include "sync_pair.h"
 #include "sf_setup.h"
@@ -1372,8 +1373,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
 
 void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, size_t count)
 {
-    for (size_t i = 0; i < count; i += SLICE_MAX)
+    for (size_t i = 0; i < count; i += SLICE_MAX) {
+        sync_cache_begin(); /* maps and links read once per slice (sync_cache.h) */
         sync_slice(vctx, db, records + i, count - i < SLICE_MAX ? count - i : SLICE_MAX);
+        sync_cache_end();
+    }
 }
 
 static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records, size_t count)

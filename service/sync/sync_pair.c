@@ -26,6 +26,9 @@
 
 enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id, bool *got)
 {
+    /* Links are read anew once the lock is held: the lock's previous holder may have linked
+     * this record, or its partner, meanwhile (so all of them, not only this id's). */
+    link_cache_forget_all();
     const char *params[] = {side == SYNC_PAIR_SF ? "sf:" : "hs:", id};
     PGresult *r =
         PQexecParams(db, "SELECT pg_try_advisory_lock(" PAIR_LOCK_CLASS ", hashtext($1 || $2))", 2,
@@ -109,6 +112,7 @@ static enum err over_list(PGconn *db, const char *sql, const char *list, const c
 enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char *const *ids,
                                 size_t n, bool *got, bool *is_linked)
 {
+    link_cache_forget_all(); /* links are read anew once the locks are held */
     const char *mine = side == SYNC_PAIR_SF ? "sf:" : "hs:";
     const char *theirs = side == SYNC_PAIR_SF ? "hs:" : "sf:";
     size_t *pick = xcalloc(n + 1, sizeof(*pick));
@@ -168,6 +172,16 @@ enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char
         PQclear(r);
         free(list);
     }
+    /* The links of the records held, read once for the batch (link.h); a failure here only
+     * leaves them to be read one by one. */
+    picked = 0;
+    const char **held = xcalloc(n + 1, sizeof(*held));
+    for (size_t i = 0; i < n; i++)
+        if (got[i])
+            held[picked++] = ids[i];
+    if (link_prefetch(db, side == SYNC_PAIR_HS, held, picked) != ERR_OK)
+        log_warn("record links are read one by one");
+    free(held);
 done:
     free(pick);
     return ERR_OK;

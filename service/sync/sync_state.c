@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "sync_cache.h"
 #include "util.h"
 
 /* Runs sql with params; on success with rows, *first (may be NULL) receives a copy of the
@@ -95,8 +96,23 @@ enum err poll_advance(PGconn *db, const char *name, int64_t watermark_ms)
                2, params, "cannot save polling watermark", NULL);
 }
 
-static enum err find_one(PGconn *db, const char *sql, const char *key, char **out)
+/* The pipeline and stage maps change when a pipeline or a stage is created (here, by
+ * pipelines.c), and every record of a batch reads them: inside a batch they are remembered
+ * (sync_cache.h), and each save here forgets them. A pipeline not found is not remembered (the
+ * caller may create it); a stage map is remembered as read, and a stage missing from it is
+ * looked up in HubSpot by label before it is created (pipelines.c). */
+#define CACHE_PIPELINE_BY_RT "pipeline_by_record_type"
+#define CACHE_PIPELINE_BY_HS "pipeline_by_hs"
+#define CACHE_STAGE_MAP "stage_map"
+
+static enum err find_one(PGconn *db, const char *sql, const char *cache, const char *key,
+                         char **out)
 {
+    const cJSON *known = sync_cache_get(cache, key);
+    if (cJSON_IsString(known)) {
+        *out = xstrdup(known->valuestring);
+        return ERR_OK;
+    }
     char *v = NULL;
     const char *params[] = {key};
     enum err rc = run(db, sql, 1, params, "cannot read pipeline map", &v);
@@ -104,6 +120,7 @@ static enum err find_one(PGconn *db, const char *sql, const char *key, char **ou
         return rc;
     if (!v)
         return ERR_NOT_FOUND;
+    sync_cache_put(cache, key, cJSON_CreateString(v));
     *out = v;
     return ERR_OK;
 }
@@ -111,13 +128,13 @@ static enum err find_one(PGconn *db, const char *sql, const char *key, char **ou
 enum err pipeline_map_find(PGconn *db, const char *record_type_id, char **hs_pipeline_id)
 {
     return find_one(db, "SELECT hs_pipeline_id FROM pipeline_map WHERE record_type_id = $1",
-                    record_type_id, hs_pipeline_id);
+                    CACHE_PIPELINE_BY_RT, record_type_id, hs_pipeline_id);
 }
 
 enum err pipeline_map_find_by_hs(PGconn *db, const char *hs_pipeline_id, char **record_type_id)
 {
     return find_one(db, "SELECT record_type_id FROM pipeline_map WHERE hs_pipeline_id = $1",
-                    hs_pipeline_id, record_type_id);
+                    CACHE_PIPELINE_BY_HS, hs_pipeline_id, record_type_id);
 }
 
 enum err pipeline_map_count(PGconn *db, int *count)
@@ -135,6 +152,9 @@ enum err pipeline_map_save(PGconn *db, const char *record_type_id, const char *h
                            const char *label)
 {
     const char *params[] = {record_type_id, hs_pipeline_id, label};
+    sync_cache_forget(CACHE_PIPELINE_BY_RT);
+    sync_cache_forget(CACHE_PIPELINE_BY_HS);
+    sync_cache_forget(CACHE_STAGE_MAP);
     return run(db,
                "INSERT INTO pipeline_map (record_type_id, hs_pipeline_id, label)"
                " VALUES ($1, $2, $3) ON CONFLICT (record_type_id) DO UPDATE"
@@ -144,6 +164,11 @@ enum err pipeline_map_save(PGconn *db, const char *record_type_id, const char *h
 
 enum err stage_map_load(PGconn *db, const char *record_type_id, cJSON **map)
 {
+    const cJSON *known = sync_cache_get(CACHE_STAGE_MAP, record_type_id);
+    if (cJSON_IsObject(known)) {
+        *map = cJSON_Duplicate(known, true);
+        return ERR_OK;
+    }
     const char *params[] = {record_type_id};
     PGresult *r = PQexecParams(db,
                                "SELECT sf_stage_name, hs_stage_id FROM stage_map"
@@ -155,6 +180,7 @@ enum err stage_map_load(PGconn *db, const char *record_type_id, cJSON **map)
         for (int i = 0; i < PQntuples(r); i++)
             cJSON_AddStringToObject(m, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
         *map = m;
+        sync_cache_put(CACHE_STAGE_MAP, record_type_id, cJSON_Duplicate(m, true));
     }
     PQclear(r);
     return rc;
@@ -164,6 +190,7 @@ enum err stage_map_save(PGconn *db, const char *record_type_id, const char *sf_s
                         const char *hs_stage_id)
 {
     const char *params[] = {record_type_id, sf_stage_name, hs_stage_id};
+    sync_cache_forget(CACHE_STAGE_MAP);
     return run(db,
                "INSERT INTO stage_map (record_type_id, sf_stage_name, hs_stage_id)"
                " VALUES ($1, $2, $3) ON CONFLICT (record_type_id, sf_stage_name)"
