@@ -2,6 +2,7 @@
  * batches, pipeline gate, field rules with echo and conflict checks, upsert on the deal id
  * field, owner by e-mail, account and contact roles. Deleting a deal only forgets its link. */
 #include "sync_deal.h"
+#include "sync_echo.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -1233,6 +1234,7 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
     struct sync_ctx *ctx = arg;
     struct deal_work *ws = xcalloc(count + 1, sizeof(*ws));
     bool on = false;
+    bool is_echo = false;
     enum err rc;
 
     sync_cache_begin(); /* maps and links read once per batch (sync_cache.h) */
@@ -1259,6 +1261,10 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
             settle(&ws[i], ERR_OK, true, "sync deals is off: deal %s not synced", ws[i].deal_id);
         else if (!util_parse_i64(ws[i].deal_id, &id) || id <= 0)
             settle(&ws[i], ERR_INVALID, false, "deal id %s is not a hubspot record id",
+                   ws[i].deal_id);
+        else if (sync_echo_deal(db, &records[i], &is_echo) == ERR_OK && is_echo)
+            settle(&ws[i], ERR_OK, true,
+                   "only dealsync's own writes reported back (sync_echo.h): deal %s not read",
                    ws[i].deal_id);
     }
     sync_batch(ctx, db, ws, count);

@@ -1506,6 +1506,15 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     rc = write_deals(ctx, db, opps, count);
     if (rc != ERR_OK)
         goto failed;
+    /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
+     * associations) come back while the slice still works, and the deal handler then defers
+     * them without reading the deals (it takes a deal's lock before reading it). */
+    for (size_t i = 0; i < count; i++) {
+        bool got = false;
+        if (!opps[i].is_finished && opps[i].is_new && opps[i].deal_id &&
+            sync_pair_try_lock(db, SYNC_PAIR_HS, opps[i].deal_id, &got) != ERR_OK)
+            log_warn("cannot lock a new deal", LOG_STR("deal_id", opps[i].deal_id));
+    }
     step = "cannot record the sync";
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)

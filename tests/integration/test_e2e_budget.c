@@ -158,9 +158,16 @@ START_TEST(two_processes_share_a_low_hubspot_limit)
     const char *size = getenv("BUDGET_TEST_OPPORTUNITIES");
     int n = size && atoi(size) > 0 ? atoi(size) : 40;
     const char *sandbox[] = {"--set", "hubspot.rate_limit_max=20", NULL};
-    /* The operator sets the app's limit; four workers in each process. */
-    const char *env[] = {"HUBSPOT_BURST_LIMIT=20", "WORKER_THREADS=4",
-                         getenv("BUDGET_PACE_CLAIMS") ? "API_BUDGET_PACE_CLAIMS=true" : NULL, NULL};
+    /* The operator sets the app's limit; four workers in each process, claiming 5 records at
+     * a time, so the burst is spread over both processes' workers (the webhooks of dealsync's
+     * own writes, which used to give the second process HubSpot reads to make, are now
+     * recognised without a call). */
+    const char *env[] = {"HUBSPOT_BURST_LIMIT=20",
+                         "WORKER_THREADS=4",
+                         "QUEUE_CLAIM_BATCH=5",
+                         "QUEUE_CLAIM_BATCH_MAX=5",
+                         getenv("BUDGET_PACE_CLAIMS") ? "API_BUDGET_PACE_CLAIMS=true" : NULL,
+                         NULL};
     struct e2e e;
     e2e_start(&e, "e2e_budget_two", env, sandbox, true);
     struct itest_proc *replica = e2e_start_worker(&e, "e2e_budget_two_replica", env);
@@ -198,9 +205,11 @@ START_TEST(two_processes_share_a_low_hubspot_limit)
     ck_assert_msg(day_used >= c.total, "status shows %.0f hubspot calls today, %d were made",
                   day_used, c.total);
     cJSON_Delete(status);
-    /* Both processes did part of the work (lease owners are "<host>:<pid>/<worker>"). */
+    /* Both processes synced opportunities (lease owners are "<host>:<pid>/<worker>"; an
+     * opportunity whose owner has no HubSpot owner is synced with a warning). */
     ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(DISTINCT split_part(worker, '/', 1))"
-                                               " FROM sync_outcome WHERE outcome = 'done'"),
+                                               " FROM sync_outcome WHERE source = 'salesforce'"
+                                               " AND outcome IN ('done', 'warning')"),
                      2);
     double span_s = (c.last_ms - c.first_ms) / 1000.0;
     double per_10s = span_s > 0 ? (c.total - 1) * 10.0 / span_s : 0;

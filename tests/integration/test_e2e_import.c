@@ -452,6 +452,76 @@ START_TEST(a_hubspot_sweep_does_not_read_dealsyncs_own_deals_again)
 }
 END_TEST
 
+START_TEST(the_webhooks_of_dealsyncs_own_deal_cost_no_api_call)
+{
+    struct e2e e;
+    e2e_start(&e, "import_echo", NULL, NULL, true);
+    cJSON *account = sb_json(&e, "POST", "/_sandbox/salesforce/records/Account",
+                             "{\"Name\":\"Echo Inc\",\"Website\":\"https://echo.test\"}", 201);
+    char *body = xasprintf("{\"LastName\":\"Echo\",\"Email\":\"echo@echo.test\","
+                           "\"AccountId\":\"%s\"}",
+                           sbtest_str(account, "Id"));
+    cJSON *contact = sb_json(&e, "POST", "/_sandbox/salesforce/records/Contact", body, 201);
+    free(body);
+    /* Made while deliveries are lost, then imported: the contact role is there when the
+     * opportunity is first synced. */
+    cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/settings", "{\"delivery.drop_rate\": 1}", 200));
+    body = xasprintf("{\"Name\":\"Echoed back\",\"StageName\":\"Prospecting\","
+                     "\"CloseDate\":\"2027-05-01\",\"Amount\":100,\"AccountId\":\"%s\"}",
+                     sbtest_str(account, "Id"));
+    cJSON *opp = sb_json(&e, "POST", "/_sandbox/salesforce/records/Opportunity", body, 201);
+    free(body);
+    body = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\",\"IsPrimary\":true}",
+                     sbtest_str(opp, "Id"), sbtest_str(contact, "Id"));
+    cJSON_Delete(
+        sb_json(&e, "POST", "/_sandbox/salesforce/records/OpportunityContactRole", body, 201));
+    free(body);
+    cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/settings", "{\"delivery.drop_rate\": 0}", 200));
+    const char *import[] = {"import", "salesforce", NULL};
+    ck_assert_int_eq(e2e_dealsync(&e, import, NULL), 0);
+    struct opp_wait ow = {&e, sbtest_str(opp, "Id")};
+    ck_assert_msg(itest_wait_for(has_deal, &ow, DEADLINE_MS), "the opportunity never got a deal");
+    cJSON *deal = deal_of(&e, sbtest_str(opp, "Id"));
+    char *deal_path = xasprintf("/_sandbox/hubspot/objects/deals/%s", sbtest_str(deal, "id"));
+    cJSON_Delete(deal);
+    const char *deal_id = strrchr(deal_path, '/') + 1;
+    /* The deal's creation, property and association webhooks (company and contact) all arrive
+     * and are finished. */
+    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'hubspot'"
+                          " AND record_id = '%s' AND event_type = 'deal.associationChange'"
+                          " AND status = 'done' HAVING count(*) >= 2"
+                          " AND NOT EXISTS (SELECT 1 FROM sync_event WHERE source = 'hubspot'"
+                          "  AND record_id = '%s' AND status IN ('pending', 'running'))",
+                          deal_id, deal_id);
+    struct sql_wait done = {&e, sql};
+    ck_assert_msg(itest_wait_for(sql_holds, &done, DEADLINE_MS), "the webhooks never came back");
+    free(sql);
+    /* Each was recognised from record_link alone: the deal was never read for them. */
+    sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE source = 'hubspot'"
+                    " AND record_id = '%s' AND detail NOT LIKE 'only dealsync''s own writes%%'",
+                    deal_id);
+    ck_assert_int_eq(scalar(&e, sql), 0);
+    free(sql);
+    sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE source = 'hubspot'"
+                    " AND record_id = '%s'",
+                    deal_id);
+    ck_assert_int_ge(scalar(&e, sql), 1);
+    free(sql);
+    /* A user's edit right after is not taken for an echo. */
+    cJSON_Delete(sb_json(&e, "PATCH", deal_path, "{\"properties\":{\"amount\":\"777\"}}", 200));
+    char *opp_path =
+        xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    struct field_wait fw = {&e, opp_path, "Amount", "777"};
+    ck_assert_msg(itest_wait_for(field_is, &fw, DEADLINE_MS), "the user's edit never arrived");
+    free(opp_path);
+    free(deal_path);
+    cJSON_Delete(opp);
+    cJSON_Delete(contact);
+    cJSON_Delete(account);
+    e2e_stop(&e);
+}
+END_TEST
+
 START_TEST(lost_deal_deletion_and_move_out_of_the_pipeline_are_swept)
 {
     struct e2e e;
@@ -569,6 +639,50 @@ START_TEST(a_delete_older_than_getdeleted_window_still_deletes_the_deal)
 }
 END_TEST
 
+START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
+{
+    struct e2e e;
+    e2e_start(&e, "import_owner", NULL, NULL, true);
+    /* The opportunity's deal is written, then the slice fails (the company cannot be made)
+     * and is retried while the deal's webhooks come back. The deal has no owner (the
+     * Salesforce owner has no HubSpot owner). In a 10,000-record import such deals were synced
+     * back before their link was saved and blanked 995 opportunities' owners; the link is now
+     * saved right after the deal write, and a blank owner is never written to Salesforce (which
+     * refuses it: nothing may end dead either). */
+    cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
+                         "{\"rules\":[{\"path\":\"/crm/v3/objects/companies\","
+                         "\"status\":503,\"count\":1}]}",
+                         200));
+    cJSON *account = sb_json(&e, "POST", "/_sandbox/salesforce/records/Account",
+                             "{\"Name\":\"Owned Inc\"}", 201);
+    char *body = xasprintf("{\"Name\":\"Owned\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2027-05-01\",\"AccountId\":\"%s\"}",
+                           sbtest_str(account, "Id"));
+    cJSON *opp = sb_json(&e, "POST", "/_sandbox/salesforce/records/Opportunity", body, 201);
+    free(body);
+    const char *owner = sbtest_str(opp, "OwnerId");
+    ck_assert(owner && *owner);
+    struct opp_wait ow = {&e, sbtest_str(opp, "Id")};
+    ck_assert_msg(itest_wait_for(has_deal, &ow, DEADLINE_MS), "the opportunity never got a deal");
+    char *sql = xasprintf("SELECT count(*) FROM record_link WHERE kind = 'opportunity'"
+                          " AND sf_id = '%s' AND NOT EXISTS (SELECT 1 FROM sync_event"
+                          "  WHERE status IN ('pending', 'running'))",
+                          sbtest_str(opp, "Id"));
+    struct sql_wait settled = {&e, sql};
+    ck_assert_msg(itest_wait_for(sql_holds, &settled, DEADLINE_MS), "the pair never settled");
+    free(sql);
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
+    struct field_wait fw = {&e, path, "OwnerId", owner};
+    ck_assert_msg(field_is(&fw), "the opportunity lost its owner");
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    ck_assert_int_eq(scalar(&e, "SELECT count(*) FROM record_link WHERE kind = 'opportunity'"), 1);
+    free(path);
+    cJSON_Delete(opp);
+    cJSON_Delete(account);
+    e2e_stop(&e);
+}
+END_TEST
+
 START_TEST(a_transiently_dead_record_is_retried_automatically)
 {
     struct e2e e;
@@ -604,9 +718,11 @@ Suite *suite_e2e_import(void)
     tcase_add_test(tc, import_killed_halfway_continues_and_syncs_everything_once);
     tcase_add_test(tc, lost_changes_on_both_sides_arrive_by_reconciliation);
     tcase_add_test(tc, a_hubspot_sweep_does_not_read_dealsyncs_own_deals_again);
+    tcase_add_test(tc, the_webhooks_of_dealsyncs_own_deal_cost_no_api_call);
     tcase_add_test(tc, lost_deal_deletion_and_move_out_of_the_pipeline_are_swept);
     tcase_add_test(tc, a_delete_older_than_getdeleted_window_still_deletes_the_deal);
     tcase_add_test(tc, a_transiently_dead_record_is_retried_automatically);
+    tcase_add_test(tc, a_deal_synced_before_its_link_keeps_the_opportunity_owner);
     suite_add_tcase(s, tc);
     return s;
 }

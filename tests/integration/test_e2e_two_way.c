@@ -85,6 +85,16 @@ static bool pair_agrees(struct e2e *e, const char *opp, const char *deal_id, cha
     return strcmp(sf_amount, hs_amount) == 0 && strcmp(sf_desc, hs_desc) == 0;
 }
 
+/* How many outcomes of the record (an opportunity or deal id) meet condition (SQL). */
+static long long outcomes(struct e2e *e, const char *record_id, const char *condition)
+{
+    char *sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE record_id = '%s' AND %s",
+                          record_id, condition);
+    long long n = itest_db_scalar(e->svc.db, sql);
+    free(sql);
+    return n;
+}
+
 static void expect_quiet(struct e2e *e)
 {
     ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "the sync never went quiet");
@@ -247,11 +257,8 @@ START_TEST(unmapped_picklist_value_is_not_blanked)
     ck_assert_str_eq(e2e_sf_text(o, "Type", type, sizeof(type)), "Existing Customer - Upgrade");
     cJSON_Delete(o);
     /* Synced with a value left out: a warning, not a plain success. */
-    char *sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE record_id = '%s' AND"
-                          " outcome = 'warning' AND detail LIKE '%%Type not written%%'",
-                          opp);
-    ck_assert_int_ge(itest_db_scalar(e.svc.db, sql), 1);
-    free(sql);
+    ck_assert_int_ge(outcomes(&e, opp, "outcome = 'warning' AND detail LIKE '%Type not written%'"),
+                     1);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -322,6 +329,50 @@ START_TEST(unmatched_owner_is_never_erased)
     free(carol);
     free(pipeline);
     free(stage);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* A user clears a synced deal's owner in HubSpot and edits its description in the same change:
+ * Salesforce keeps every opportunity owned (OwnerId is not nillable, the sandbox refuses a blank
+ * one as Salesforce does), so the opportunity keeps its owner and the description still
+ * arrives. Writing the blank owner used to fail the whole update (or, on a Salesforce that took
+ * it, leave the opportunity with no owner). */
+START_TEST(owner_cleared_in_hubspot_keeps_the_opportunity_owner)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_no_owner", NULL, NULL, true);
+    /* The integration user has a HubSpot owner, so the deal gets one. */
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/_sandbox/hubspot/owners",
+                            "{\"email\":\"alice@dealsync.test\",\"firstName\":\"Alice\"}", NULL),
+                     201);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Owner cleared", 800, &deal);
+    expect_quiet(&e);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    char owner[32];
+    e2e_sf_text(o, "OwnerId", owner, sizeof(owner));
+    cJSON_Delete(o);
+    ck_assert_msg(owner[0], "the opportunity has no owner to begin with");
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    ck_assert_msg(e2e_prop(d, "hubspot_owner_id")[0], "the deal got no owner");
+    cJSON_Delete(d);
+
+    e2e_hs_update(&e, "deals", deal,
+                  "{\"hubspot_owner_id\":\"\",\"description\":\"nobody's now\"}");
+    ck_assert_msg(wait_field(&e, "Opportunity", opp, "Description", "nobody's now"),
+                  "the description never arrived");
+    expect_quiet(&e);
+    o = e2e_sf_get(&e, "Opportunity", opp);
+    char now[32];
+    ck_assert_str_eq(e2e_sf_text(o, "OwnerId", now, sizeof(now)), owner);
+    cJSON_Delete(o);
+    ck_assert_int_ge(outcomes(&e, deal,
+                              "source = 'hubspot' AND detail LIKE '%hubspot_owner_id is required "
+                              "in salesforce: blank not written%'"),
+                     1);
+    free(deal);
+    free(opp);
     e2e_stop(&e);
 }
 END_TEST
@@ -921,6 +972,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, stream_of_edits_on_both_sides_converges);
     tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
     tcase_add_test(tc, unmatched_owner_is_never_erased);
+    tcase_add_test(tc, owner_cleared_in_hubspot_keeps_the_opportunity_owner);
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);

@@ -456,6 +456,78 @@ START_TEST(sobject_errors_as_salesforce_reports_them)
 }
 END_TEST
 
+/* OwnerId is not nillable (reference 2.1): a create without it is owned by the writing user, and
+ * a null or blank owner is refused on create and on update, single or in a collection, the way
+ * a missing required field is. */
+static void expect_owner_missing(const cJSON *errors, const char *code_key)
+{
+    const cJSON *e = cJSON_GetArrayItem(errors, 0);
+    ck_assert_str_eq(jstr(e, code_key), "REQUIRED_FIELD_MISSING");
+    ck_assert_str_eq(jstr(e, "message"), "Required fields are missing: [OwnerId]");
+    const cJSON *fields = cJSON_GetObjectItem(e, "fields");
+    ck_assert_int_eq(cJSON_GetArraySize(fields), 1);
+    ck_assert_str_eq(cJSON_GetArrayItem(fields, 0)->valuestring, "OwnerId");
+}
+
+START_TEST(opportunity_owner_is_never_blank)
+{
+    const char *fields = "\"Name\":\"Owned\",\"StageName\":\"Prospecting\","
+                         "\"CloseDate\":\"2026-01-01\"";
+    cJSON *o = NULL;
+    char *body = xasprintf("{%s}", fields);
+    ck_assert_int_eq(call("POST", API "/sobjects/Opportunity/", true, body, &o, NULL), 201);
+    free(body);
+    char *id = xstrdup(jstr(o, "id"));
+    cJSON_Delete(o);
+    char *path = xasprintf(API "/sobjects/Opportunity/%s", id);
+    ck_assert_int_eq(call("GET", path, true, NULL, &o, NULL), 200);
+    char *owner = xstrdup(jstr(o, "OwnerId"));
+    ck_assert(strncmp(owner, "005", 3) == 0);
+    cJSON_Delete(o);
+
+    ck_assert_int_eq(call("GET", API "/sobjects/Opportunity/describe", true, NULL, &o, NULL), 200);
+    const cJSON *f;
+    bool seen = false;
+    cJSON_ArrayForEach(
+        f, cJSON_GetObjectItem(o, "fields")) if (strcmp(jstr(f, "name"), "OwnerId") == 0)
+    {
+        ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(f, "nillable")));
+        seen = true;
+    }
+    ck_assert(seen);
+    cJSON_Delete(o);
+
+    const char *blanks[] = {"null", "\"\""};
+    for (size_t i = 0; i < 2; i++) {
+        body = xasprintf("{%s,\"OwnerId\":%s}", fields, blanks[i]);
+        ck_assert_int_eq(call("POST", API "/sobjects/Opportunity/", true, body, &o, NULL), 400);
+        expect_owner_missing(o, "errorCode");
+        cJSON_Delete(o);
+        free(body);
+        body = xasprintf("{\"OwnerId\":%s,\"Description\":\"not written\"}", blanks[i]);
+        ck_assert_int_eq(call("PATCH", path, true, body, &o, NULL), 400);
+        expect_owner_missing(o, "errorCode");
+        cJSON_Delete(o);
+        free(body);
+        body = xasprintf("{\"records\":[{\"attributes\":{\"type\":\"Opportunity\"},\"Id\":\"%s\","
+                         "\"OwnerId\":%s}]}",
+                         id, blanks[i]);
+        ck_assert_int_eq(call("PATCH", API "/composite/sobjects", true, body, &o, NULL), 200);
+        ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "success")));
+        expect_owner_missing(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "errors"), "statusCode");
+        cJSON_Delete(o);
+        free(body);
+    }
+    ck_assert_int_eq(call("GET", path, true, NULL, &o, NULL), 200);
+    ck_assert_str_eq(jstr(o, "OwnerId"), owner);
+    ck_assert_ptr_null(jstr(o, "Description"));
+    cJSON_Delete(o);
+    free(owner);
+    free(path);
+    free(id);
+}
+END_TEST
+
 /* ---- Tooling: custom fields and upsert --------------------------------------------------- */
 
 static void add_deal_id_field(void)
@@ -1394,6 +1466,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, sobject_create_read_update_delete);
     tcase_add_test(tc, control_lists_records_by_field);
     tcase_add_test(tc, sobject_errors_as_salesforce_reports_them);
+    tcase_add_test(tc, opportunity_owner_is_never_blank);
     tcase_add_test(tc, custom_field_then_upsert_by_external_id);
     tcase_add_test(tc, soql_subset_and_its_limits);
     tcase_add_test(tc, query_pages_with_next_records_url);

@@ -499,6 +499,9 @@ static void build_schema(void)
     ro(o, "IsClosed", SF_BOOL, 0);
     ro(o, "IsWon", SF_BOOL, 0);
     system_fields(o, true);
+    /* Every opportunity has an owner: OwnerId is not nillable (reference 2.1 lists it without
+     * "Nillable"), defaulted to the writing user only when a create leaves it out. */
+    sf_store_field(o, "OwnerId")->is_required = true;
 
     o = add_object("OpportunityContactRole", "Opportunity Contact Role", "00K", false);
     f = ref(o, "OpportunityId", "Opportunity", "Opportunity");
@@ -1063,7 +1066,11 @@ bool sf_store_create(struct sf_object *obj, const cJSON *body, const char *as_us
     cJSON *values = empty_values(obj);
     if (!merge_body(obj, values, body, true, err))
         goto fail;
-    if (sf_store_field(obj, "OwnerId") && cJSON_IsNull(cJSON_GetObjectItem(values, "OwnerId")))
+    /* The writing user owns what it creates without an owner. A required OwnerId given as
+     * null or "" is refused (REQUIRED_FIELD_MISSING) rather than defaulted. */
+    const struct sf_field *owner = sf_store_field(obj, "OwnerId");
+    if (owner && cJSON_IsNull(cJSON_GetObjectItem(values, "OwnerId")) &&
+        (!owner->is_required || !cJSON_GetObjectItem(body, "OwnerId")))
         set_string(values, "OwnerId", as_user);
     if (!derive(obj, values, body, true, NULL, err))
         goto fail;

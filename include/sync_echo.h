@@ -1,0 +1,26 @@
+/* sync_echo.h - webhooks that only report dealsync's own writes back, recognised from the
+ * event and record_link alone, before any API call: an import of 10,000 opportunities makes
+ * 10,000 deals, and each comes back as a creation and a change per property written. */
+#ifndef SVC_SYNC_ECHO_H
+#define SVC_SYNC_ECHO_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "compiler.h"
+#include "err.h"
+#include "queue.h"
+
+/* Whether every event of rec (a hubspot deal record) is known to dealsync already: a
+ * deal.creation of a deal dealsync has linked (it created the deal, or synced it after its
+ * creation), a deal.propertyChange whose value is the one dealsync last wrote to that property
+ * (record_link.hs_written), or a deal.associationChange adding the company of the
+ * opportunity's account or a contact of its contact roles, as dealsync last synced them. Any other
+ * event (another value, another type, an unlinked deal) makes the record a normal sync. For an
+ * echo, the contact associations it reports are recorded as mirrored (deal_contact_role), as
+ * the deal handler records them after reading them. On ERR_OK *is_echo is set; ERR_DB
+ * otherwise. Uses the caller's connection. */
+enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
+
+#endif
