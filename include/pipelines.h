@@ -46,6 +46,15 @@ enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, cons
                            char **pipeline_id, cJSON **stage_map, char **reason,
                            enum err *refusal) WARN_UNUSED;
 
+/* Self-repair of a stage map row that was never saved (a crash or failed save between
+ * creating a stage in HubSpot and saving its map; chaos run): when HubSpot stage hs_stage_id of
+ * pipeline pipeline_id (record type key, as in pipeline_map) has no row in stage_map, the
+ * Salesforce stage is found by the stage's label in HubSpot (or the id the mappings file
+ * names), and the row saved and added to stage_map. ERR_OK also when none matches (a stage a
+ * user made in HubSpot stays unmapped); other errors are the APIs' or the database's. */
+enum err pipelines_repair_hs_stage(struct pipelines *p, const char *key, const char *pipeline_id,
+                                   const char *hs_stage_id, cJSON *stage_map) WARN_UNUSED;
+
 /* The pipeline_map key of a record type: "" (the default pipeline) when the org has one record
  * type or none, else the record type id. Caller frees. */
 enum err pipelines_key(struct pipelines *p, const char *record_type_id, char **key) WARN_UNUSED;

@@ -50,8 +50,12 @@ echo "== unit tests"
 "$BUILD/test-unit" || status=1
 echo "== integration tests (PostgreSQL on port $port)"
 "$BUILD/test-integration" || status=1
-# Opt-in (docs/chaos.md): a short convergence run under chaos, on its own cluster and sandbox.
-if [ "${CHAOS_SHORT:-}" = 1 ]; then
+# A short convergence run under chaos (docs/chaos.md), on its own cluster and sandbox: part of the
+# full `make test`. CHAOS_SHORT=0 skips it; one suite (CK_RUN_SUITE) and `make asan` run it only
+# with CHAOS_SHORT=1.
+short_default=1
+if [ -n "${CK_RUN_SUITE:-}" ] || [ "${SANITIZER_REPORTS:-}" = 1 ]; then short_default=0; fi
+if [ "${CHAOS_SHORT:-$short_default}" = 1 ]; then
   echo "== chaos (300 changes)"
   BUILD=$BUILD CHAOS_CHANGES=${CHAOS_CHANGES:-300} CHAOS_KEEP=${CHAOS_KEEP:-0} scripts/chaos.sh || status=1
 fi

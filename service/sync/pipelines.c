@@ -366,6 +366,80 @@ static enum err add_stage(struct pipelines *p, const char *key, const char *pipe
     return rc;
 }
 
+/* The Salesforce stage whose HubSpot stage is hs_stage (by the id or label the mappings file
+ * names, else by label) among rows, or NULL. */
+static const cJSON *sf_stage_for(const struct pipelines *p, const cJSON *rows,
+                                 const cJSON *hs_stage)
+{
+    const char *id = str(hs_stage, "id");
+    const char *label = str(hs_stage, "label");
+    const cJSON *s;
+    cJSON_ArrayForEach(s, rows)
+    {
+        const char *target = mapped_target(p, s);
+        const char *hs_label = hs_label_for(p, s);
+        if (!stage_key(s))
+            continue;
+        if ((target && id && strcmp(target, id) == 0) ||
+            (hs_label && label && strcmp(hs_label, label) == 0))
+            return s;
+    }
+    return NULL;
+}
+
+/* Whether the map has a row for HubSpot stage id. */
+static bool maps_to(const cJSON *stage_map, const char *id)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, stage_map)
+    {
+        if (cJSON_IsString(e) && strcmp(e->valuestring, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+enum err pipelines_repair_hs_stage(struct pipelines *p, const char *key, const char *pipeline_id,
+                                   const char *hs_stage_id, cJSON *stage_map)
+{
+    if (!pipeline_id || !hs_stage_id || !hs_stage_id[0] || maps_to(stage_map, hs_stage_id))
+        return ERR_OK;
+    enum err rc = load_hs_pipelines(p, false);
+    const cJSON *pl = rc == ERR_OK ? find_by_id(p->hs_pipelines, pipeline_id) : NULL;
+    const cJSON *st = find_by_id(cJSON_GetObjectItem(pl, "stages"), hs_stage_id);
+    if (rc == ERR_OK && !st) {
+        /* Read earlier in this batch, before the stage existed: read again once. */
+        rc = load_hs_pipelines(p, true);
+        pl = rc == ERR_OK ? find_by_id(p->hs_pipelines, pipeline_id) : NULL;
+        st = find_by_id(cJSON_GetObjectItem(pl, "stages"), hs_stage_id);
+    }
+    if (rc != ERR_OK || !st)
+        return rc;
+    const cJSON *rows = NULL;
+    rc = process_stages(p, key, &rows);
+    const cJSON *s = rc == ERR_OK ? sf_stage_for(p, rows, st) : NULL;
+    if (rc == ERR_OK && !s) {
+        rc = load_sf_stages(p);
+        s = rc == ERR_OK ? sf_stage_for(p, p->sf_stages, st) : NULL;
+    }
+    if (rc != ERR_OK || !s)
+        return rc; /* a stage made in HubSpot with no Salesforce stage: stays unmapped */
+    const char *sf_name = stage_key(s);
+    const char *now = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(stage_map, sf_name));
+    if (now && find_by_id(cJSON_GetObjectItem(pl, "stages"), now))
+        return ERR_OK; /* the Salesforce stage is mapped to another live stage: left as it is */
+    rc = stage_map_save(p->db, key, sf_name, hs_stage_id);
+    if (rc == ERR_CONFLICT)
+        rc = ERR_OK;
+    if (rc != ERR_OK)
+        return rc;
+    cJSON_DeleteItemFromObjectCaseSensitive(stage_map, sf_name);
+    cJSON_AddStringToObject(stage_map, sf_name, hs_stage_id);
+    log_info("hubspot pipeline stage mapping repaired", LOG_STR("pipeline_id", pipeline_id),
+             LOG_STR("stage", sf_name), LOG_STR("stage_id", hs_stage_id));
+    return ERR_OK;
+}
+
 enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, const char *stage_name,
                            char **pipeline_id, cJSON **stage_map, char **reason, enum err *refusal)
 {

@@ -15,6 +15,7 @@
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipelines.h"
 #include "sf_accounts.h"
 #include "sf_contacts.h"
 #include "sf_id.h"
@@ -1034,6 +1035,8 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     char *reason = NULL;
     size_t n_ids = 0;
     enum err rc;
+    struct pipelines pl = {.sf = ctx->sf, .hs = ctx->hs, .db = db, .describe = ctx->describe};
+    pl.stage_values = mapping_values_of(ctx->mappings, "StageName");
 
     rc = lock_records(db, ws, n);
     if (rc != ERR_OK) {
@@ -1069,6 +1072,16 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         rc = gate_pipeline(db, &ws[i]);
         if (rc != ERR_OK)
             settle(&ws[i], rc, false, "cannot read pipeline map");
+        /* A stage whose map row was never saved (a crash between making it in HubSpot and
+         * saving the row): repaired from its label in HubSpot (chaos run: 695 dead events). */
+        enum err repaired =
+            ws[i].is_settled
+                ? ERR_OK
+                : pipelines_repair_hs_stage(&pl, ws[i].record_type_id, str(ws[i].props, "pipeline"),
+                                            str(ws[i].props, "dealstage"), ws[i].stage_map);
+        if (repaired != ERR_OK)
+            settle(&ws[i], repaired, false, "cannot map the stage of deal %s", ws[i].deal_id);
+        rc = ERR_OK;
     }
     n_ids = 0;
     for (size_t i = 0; i < n; i++)
@@ -1204,6 +1217,7 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     free(role_of);
     free(roles);
 out:
+    pipelines_clear(&pl);
     free(reason);
     free(wrote);
     cJSON_Delete(account_reasons);

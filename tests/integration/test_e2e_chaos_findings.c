@@ -560,6 +560,210 @@ START_TEST(salesforce_change_wins_over_the_echo_of_a_write_whose_answer_was_lost
 }
 END_TEST
 
+/* Chaos run ("hubspot refused the deal: invalid input", dead): the user deletes the deal in
+ * HubSpot while the Salesforce-to-HubSpot sync of an opportunity change writes it (the write
+ * held 3 s here). The write, an upsert by the opportunity id, found no live deal and would make
+ * one without its required properties: refused, and the event died. docs/two-way.md: deleting
+ * a deal never deletes the opportunity; dealsync forgets the link, and a later opportunity
+ * change makes a new deal. */
+START_TEST(deal_deleted_in_hubspot_while_an_opportunity_change_is_written_is_forgotten)
+{
+    struct e2e e;
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    e2e_start(&e, "e2e_chaos_deal_deleted_meanwhile", env, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_opportunity(&e, "Deal deleted while written", &deal);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":\"latency\","
+                            "\"latency_ms\":3000,\"count\":1}]}",
+                            NULL),
+                     200);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    int64_t deleted = util_now_ms();
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    int live = live_deals_of(&e, opp);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(live == 0 && e2e_events(&e, "dead") == 0,
+                  "%d live deal(s) for opportunity %s after the user deleted deal %s (its change "
+                  "was older), %lld dead events; last outcome: %s",
+                  live, opp, deal, e2e_events(&e, "dead"), detail);
+    free(detail);
+
+    /* The link is forgotten: the opportunity's next change makes a new deal. */
+    ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":3000}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    live = live_deals_of(&e, opp);
+    detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(live == 1 && e2e_events(&e, "dead") == 0,
+                  "%d live deal(s) for opportunity %s, changed after the delete (1 expected), "
+                  "%lld dead events; last outcome: %s",
+                  live, opp, e2e_events(&e, "dead"), detail);
+    free(detail);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* Chaos run (2,000 changes on 0b78fd8: two "belongs to no record a user made"): a user makes a
+ * deal in HubSpot and deletes it seconds later, while dealsync makes its opportunity (the write
+ * held 3 s here). The opportunity, made after the delete, looked like a change after it, and
+ * its sync made a new deal nobody made. docs/two-way.md: the opportunity stays (deleting a deal
+ * never deletes it); only a user's later change makes a new deal. */
+START_TEST(deal_deleted_while_its_opportunity_is_made_is_not_made_again)
+{
+    struct e2e e;
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    e2e_start(&e, "e2e_chaos_deleted_while_made", env, NULL, true);
+    char *maker_deal = NULL;
+    char *maker = synced_opportunity(&e, "Pipeline maker", &maker_deal);
+    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Deleted while made\",\"pipeline\":"
+                           "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
+                           e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
+                            "\"/services/data/v60.0/composite/sobjects/Opportunity\",\"action\":"
+                            "\"latency\",\"latency_ms\":3000,\"count\":1}]}",
+                            NULL),
+                     200);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    free(body);
+    char *deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
+    cJSON_Delete(made);
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *opp = e2e_sf_find(&e, "Opportunity", "Name", "Deleted while made");
+    int live = opp ? live_deals_of(&e, opp) : 0;
+    int named = live_deals_named(&e, "Deleted while made");
+    char *detail = opp ? e2e_last_detail(&e, opp) : NULL;
+    ck_assert_msg(opp && live == 0 && named == 0 && e2e_events(&e, "dead") == 0,
+                  "opportunity %s, %d live deal(s) for it and %d named as the deal the user "
+                  "deleted (none expected), %lld dead events; last outcome: %s",
+                  opp ? opp : "(none: it was made, and deleting the deal keeps it)", live, named,
+                  e2e_events(&e, "dead"), detail ? detail : "");
+    free(detail);
+    free(opp);
+    free(deal);
+    free(maker_deal);
+    free(maker);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* ---- Unsaved stage map ----------------------------------------------------------------------- */
+
+/* The id of the stage labelled label in HubSpot pipeline pipeline (caller frees; NULL when
+ * none), and in *count how many of its stages have that label. */
+static char *stage_labelled(struct e2e *e, const char *pipeline, const char *label, int *count)
+{
+    cJSON *pl = NULL;
+    char *path = xasprintf("/crm/v3/pipelines/deals/%s", pipeline);
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &pl), 200);
+    free(path);
+    char *id = NULL;
+    *count = 0;
+    const cJSON *st;
+    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(pl, "stages"))
+    {
+        const char *l = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "label"));
+        if (!l || strcmp(l, label) != 0)
+            continue;
+        if (!id)
+            id = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "id")));
+        (*count)++;
+    }
+    cJSON_Delete(pl);
+    return id;
+}
+
+/* Chaos run on ba3d639 (695 dead events, 36 lost, 21 mismatches): two processes raced on a new
+ * pipeline. One made it with every stage and was saving the stages' stage_map rows; the other,
+ * finding no row for Closed Won and Closed Lost yet, added a second stage of each label (which
+ * the sandbox allowed; HubSpot keeps stage labels unique within a pipeline), and its rows won.
+ * The first stages, which users pick in HubSpot, had no row, and nothing repaired it: every deal
+ * a user put in one died ("the deal's stage has no salesforce stage"). Here the rows of two
+ * stages are deleted (as a crash before saving them leaves them): a deal is made in HubSpot in
+ * one, an opportunity moved to the other in Salesforce; both directions repair the row from the
+ * stage's label, with no dead event and no second stage. */
+START_TEST(stage_whose_mapping_was_never_saved_is_repaired_from_hubspot)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_chaos_stage_map", NULL, NULL, true);
+    char *maker_deal = NULL;
+    char *maker = synced_opportunity(&e, "Stage map maker", &maker_deal);
+    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
+    char *pipeline = xstrdup(e2e_prop(d, "pipeline"));
+    cJSON_Delete(d);
+    int won_count = 0, lost_count = 0;
+    char *won = stage_labelled(&e, pipeline, "Closed Won", &won_count);
+    char *lost = stage_labelled(&e, pipeline, "Closed Lost", &lost_count);
+    ck_assert_msg(won && lost && won_count == 1 && lost_count == 1,
+                  "pipeline %s lacks its closed stages", pipeline);
+    PGresult *r = PQexec(e.svc.db, "DELETE FROM stage_map WHERE sf_stage_name IN "
+                                   "('Closed Won', 'Closed Lost')");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    ck_assert_str_eq(PQcmdTuples(r), "2");
+    PQclear(r);
+
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Lost made in hubspot\",\"pipeline\":"
+                           "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
+                           pipeline, lost);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    free(body);
+    char *lost_deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
+    cJSON_Delete(made);
+    e2e_sf_update(&e, "Opportunity", maker, "{\"StageName\":\"Closed Won\"}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *opp = e2e_sf_find(&e, "Opportunity", "Name", "Lost made in hubspot");
+    cJSON *o = opp ? e2e_sf_get(&e, "Opportunity", opp) : NULL;
+    char stage[64] = "";
+    if (o)
+        e2e_sf_text(o, "StageName", stage, sizeof(stage));
+    d = e2e_hs_get(&e, "deals", maker_deal);
+    char *won_now = stage_labelled(&e, pipeline, "Closed Won", &won_count);
+    free(won_now);
+    free(stage_labelled(&e, pipeline, "Closed Lost", &lost_count));
+    char *detail = e2e_last_detail(&e, lost_deal);
+    ck_assert_msg(opp && strcmp(stage, "Closed Lost") == 0,
+                  "the deal made in hubspot in Closed Lost has %s%s; last outcome: %s",
+                  opp ? "an opportunity in stage " : "no opportunity", stage, detail);
+    ck_assert_msg(won_count == 1 && lost_count == 1,
+                  "pipeline %s has %d stages labelled Closed Won and %d Closed Lost (1 each)",
+                  pipeline, won_count, lost_count);
+    ck_assert_msg(strcmp(e2e_prop(d, "dealstage"), won) == 0,
+                  "the maker's deal is in stage %s, not Closed Won (%s)", e2e_prop(d, "dealstage"),
+                  won);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(detail);
+    free(lost_deal);
+    cJSON_Delete(d);
+    cJSON_Delete(o);
+    free(opp);
+    free(lost);
+    free(won);
+    free(pipeline);
+    free(maker_deal);
+    free(maker);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_chaos_findings(void);
 Suite *suite_e2e_chaos_findings(void)
 {
@@ -576,6 +780,10 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, opportunity_deleted_before_its_deal_was_linked_stays_deleted);
     tcase_add_test(open, opportunity_changed_after_its_deal_was_deleted_gets_a_new_deal);
     tcase_add_test(open, deal_whose_opportunity_id_write_back_was_refused_gets_no_twin);
+    tcase_add_test(open, stage_whose_mapping_was_never_saved_is_repaired_from_hubspot);
+    tcase_add_test(open,
+                   deal_deleted_in_hubspot_while_an_opportunity_change_is_written_is_forgotten);
+    tcase_add_test(open, deal_deleted_while_its_opportunity_is_made_is_not_made_again);
     suite_add_tcase(s, open);
     return s;
 }

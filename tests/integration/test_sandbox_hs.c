@@ -529,6 +529,25 @@ START_TEST(pipelines_and_owners)
         xstrdup(sbtest_str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "stages"), 0), "id"));
     cJSON_Delete(j);
 
+    /* a stage label is unique within its pipeline, on a stage added or renamed too */
+    char *stages_path = xasprintf("/crm/v3/pipelines/deals/%s/stages", pipeline);
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", stages_path,
+                               "{\"label\":\"Won\",\"displayOrder\":2,\"metadata\":{"
+                               "\"probability\":\"1.0\"}}",
+                               NULL),
+                     400);
+    char *renamed = xasprintf("%s/%s", stages_path, stage);
+    ck_assert_int_eq(sbtest_hs(&sb, "PATCH", renamed,
+                               "{\"label\":\"Won\",\"metadata\":{\"probability\":\"0.2\"}}", NULL),
+                     400);
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", stages_path,
+                               "{\"label\":\"Lost\",\"displayOrder\":2,\"metadata\":{"
+                               "\"probability\":\"0.0\"}}",
+                               NULL),
+                     201);
+    free(renamed);
+    free(stages_path);
+
     /* with two pipelines the pipeline is required, and the stage must belong to it */
     ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/deals",
                                "{\"properties\":{\"dealname\":\"x\",\"dealstage\":\"closedwon\"}}",

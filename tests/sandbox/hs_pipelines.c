@@ -242,6 +242,17 @@ static const char *check_stage_input(const cJSON *in, double *probability, bool 
                             is_closed);
 }
 
+/* Stage labels are unique within a pipeline (reference hubspot.md 4.4, PipelineInput), on a
+ * stage added or renamed too. */
+static bool stage_label_taken(const struct pipeline *p, const char *label,
+                              const struct stage *except)
+{
+    for (size_t i = 0; i < p->stage_count; i++)
+        if (&p->stages[i] != except && p->stages[i].label && strcmp(p->stages[i].label, label) == 0)
+            return true;
+    return false;
+}
+
 static bool label_taken(const char *label, const struct pipeline *except)
 {
     for (size_t i = 0; i < pipeline_count; i++)
@@ -417,6 +428,10 @@ static void handle_stages(const struct sb_request *req, struct pipeline *p, cons
                 return;
             if ((msg = check_stage_input(body, &prob, &closed)) != NULL) {
                 hs_error(resp, 400, "VALIDATION_ERROR", msg);
+            } else if (stage_label_taken(
+                           p, cJSON_GetObjectItemCaseSensitive(body, "label")->valuestring, NULL)) {
+                hs_error(resp, 400, "VALIDATION_ERROR",
+                         "Stage labels must be unique within a pipeline");
             } else if (p->stage_count >= MAX_STAGES) {
                 hs_error(resp, 400, "VALIDATION_ERROR",
                          "A deal pipeline can have at most 100 stages");
@@ -457,6 +472,8 @@ static void handle_stages(const struct sb_request *req, struct pipeline *p, cons
         else
             msg = parse_stage_meta(cJSON_GetObjectItemCaseSensitive(body, "metadata"), &prob,
                                    &closed);
+        if (!msg && cJSON_IsString(label) && stage_label_taken(p, label->valuestring, s))
+            msg = "Stage labels must be unique within a pipeline";
         if (msg) {
             hs_error(resp, 400, "VALIDATION_ERROR", msg);
         } else {
