@@ -106,7 +106,7 @@ static enum err read_by_email(struct hs_client *hs, const cJSON *contacts, cJSON
 }
 
 static enum err create_missing(struct hs_client *hs, const struct config *cfg,
-                               const cJSON *contacts, cJSON *map, int *created)
+                               const cJSON *contacts, cJSON *map, int *created, int *refused)
 {
     cJSON *inputs = cJSON_CreateArray();
     cJSON *order = cJSON_CreateArray(); /* sf ids in input order */
@@ -145,7 +145,8 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
                 (*created)++;
             }
         }
-        if (cJSON_GetArraySize(res.errors) > 0)
+        *refused = cJSON_GetArraySize(res.errors);
+        if (*refused > 0)
             log_warn("hubspot refused to create contacts",
                      LOG_I64("count", cJSON_GetArraySize(res.errors)));
         hs_batch_result_clear(&res);
@@ -181,8 +182,13 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
     rc = search_by_contact_id(hs, cfg, contacts, m);
     if (rc == ERR_OK)
         rc = read_by_email(hs, contacts, m);
+    int refused = 0;
     if (rc == ERR_OK)
-        rc = create_missing(hs, cfg, contacts, m, &n_created);
+        rc = create_missing(hs, cfg, contacts, m, &n_created, &refused);
+    /* A refused create is most often a contact another worker or replica created meanwhile
+     * (HubSpot keeps e-mails unique): it is read again by e-mail, so the deal still gets it. */
+    if (rc == ERR_OK && refused > 0)
+        rc = read_by_email(hs, contacts, m);
     if (rc != ERR_OK)
         goto out;
     for (cJSON *e = m->child; e && rc == ERR_OK; e = e->next)
