@@ -6,12 +6,11 @@
  * name of a random deal in HubSpot (mode hs), or both at once (mode both). Each change carries a
  * unique value, and a poller reads the other side (control API: no latency, not counted as API
  * calls) until it shows that value or a later one: that time minus the time of the change is the
- * change's latency (resolution: one poll, a few tens of milliseconds). dealsync's RSS is sampled
- * before, during and after. After the stream, once every change arrived and the queue and the
- * sandbox's deliveries are idle (or QUIET_MAX_S passed), every record is compared on both sides:
- * "records different at quiet: N" must be 0.
- * usage: bench-e2e SANDBOX_URL DATABASE_URL DEALSYNC_PID MODE RECORDS RATE SECONDS LATENCY_MS
- *                  QUIET_MAX_S */
+ * change's latency (resolution: one poll, every 50 ms or as long as a poll takes). dealsync's RSS
+ * is sampled before, during and after. After the stream, once every change arrived and the queue
+ * and the sandbox's deliveries are idle (or QUIET_MAX_S passed), every record is compared on both
+ * sides: "records different at quiet: N" must be 0. usage: bench-e2e SANDBOX_URL DATABASE_URL
+ * DEALSYNC_PID MODE RECORDS RATE SECONDS LATENCY_MS QUIET_MAX_S */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -366,20 +365,27 @@ static void sf_text(const cJSON *rec, const char *field, char *out, size_t n)
         snprintf(out, n, "%s", "");
 }
 
-/* All bench opportunities by record index (caller deletes the array it came from). */
-static cJSON *sf_all(CURL *c, const cJSON **by_record)
+/* Every record of one side (GET path, each record's id in id_field) by record index, in one
+ * request (caller deletes the array they came from). */
+static cJSON *read_all(CURL *c, const char *path, const char *id_field, bool is_deal,
+                       const cJSON **by_record)
 {
     cJSON *all = NULL;
-    call(c, "GET", "/_sandbox/salesforce/records/Opportunity", NULL, &all);
+    call(c, "GET", path, NULL, &all);
     const cJSON *rec;
     cJSON_ArrayForEach(rec, all)
     {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "Id");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, id_field);
         for (int i = 0; cJSON_IsString(id) && i < record_count; i++)
-            if (strcmp(records[i].opp, id->valuestring) == 0)
+            if (strcmp(is_deal ? records[i].deal : records[i].opp, id->valuestring) == 0)
                 by_record[i] = rec;
     }
     return all;
+}
+
+static cJSON *sf_all(CURL *c, const cJSON **by_record)
+{
+    return read_all(c, "/_sandbox/salesforce/records/Opportunity", "Id", false, by_record);
 }
 
 static cJSON *hs_deal(CURL *c, int i)
@@ -391,6 +397,13 @@ static cJSON *hs_deal(CURL *c, int i)
     return d;
 }
 
+static cJSON *hs_all(CURL *c, const cJSON **by_record)
+{
+    return read_all(c, "/_sandbox/hubspot/objects/deals", "id", true, by_record);
+}
+
+#define POLL_PERIOD_MS 50
+
 static void *poll_sides(void *arg)
 {
     (void)arg;
@@ -398,12 +411,14 @@ static void *poll_sides(void *arg)
     const cJSON **by_record = xcalloc((size_t)record_count, sizeof(*by_record));
     while (!atomic_load(&stop_poll)) {
         int64_t loop_start = util_monotonic_ms();
-        for (int i = 0; i < record_count; i++) {
-            if (!side_open(&sf_side, i))
-                continue;
-            cJSON *d = hs_deal(c, i);
-            side_seen(&sf_side, i, amount_seq(hs_prop(d, "amount")), util_monotonic_ms());
-            cJSON_Delete(d);
+        if (sf_side.count) {
+            memset(by_record, 0, (size_t)record_count * sizeof(*by_record));
+            cJSON *all = hs_all(c, by_record);
+            int64_t now = util_monotonic_ms();
+            for (int i = 0; i < record_count; i++)
+                if (by_record[i] && side_open(&sf_side, i))
+                    side_seen(&sf_side, i, amount_seq(hs_prop(by_record[i], "amount")), now);
+            cJSON_Delete(all);
         }
         if (hs_side.count) {
             memset(by_record, 0, (size_t)record_count * sizeof(*by_record));
@@ -417,8 +432,12 @@ static void *poll_sides(void *arg)
             cJSON_Delete(all);
         }
         int64_t spent = util_monotonic_ms() - loop_start;
-        if (spent < 20)
-            sleep_ms((int)(20 - spent));
+        /* One read of each side per POLL_PERIOD_MS at most: the poller (and the sandbox
+         * answering it) shares the 2 cores with dealsync and PostgreSQL, and polling without
+         * pause took several times dealsync's CPU (one GET per open deal), which the measured
+         * latency then included. */
+        if (spent < POLL_PERIOD_MS)
+            sleep_ms((int)(POLL_PERIOD_MS - spent));
     }
     free(by_record);
     curl_easy_cleanup(c);
