@@ -467,6 +467,20 @@ cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id)
     return o;
 }
 
+int e2e_deal_contacts(struct e2e *e, const char *deal_id)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    int n = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
+    {
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(a, "toObjectType"));
+        n += type && strcmp(type, "contacts") == 0;
+    }
+    cJSON_Delete(d);
+    return n;
+}
+
 char *e2e_deal_id_of(struct e2e *e, const char *opp)
 {
     const char *params[] = {opp};

@@ -106,6 +106,8 @@ cJSON *e2e_sf_get(struct e2e *e, const char *type, const char *id);
 void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *props_json);
 /* The HubSpot record (caller deletes), or NULL when there is none. */
 cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id);
+/* How many contacts the HubSpot deal is associated with (read through the control API). */
+int e2e_deal_contacts(struct e2e *e, const char *deal_id);
 /* The HubSpot deal id dealsync linked to opportunity opp (caller frees), or NULL. */
 char *e2e_deal_id_of(struct e2e *e, const char *opp);
 /* A HubSpot record's property as text ("" when unset). Borrowed from obj. */

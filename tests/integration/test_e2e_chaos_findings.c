@@ -185,17 +185,6 @@ START_TEST(deal_deleted_in_hubspot_stays_deleted_when_a_retry_runs_before_its_de
 }
 END_TEST
 
-static int deal_contacts(struct e2e *e, const char *deal_id)
-{
-    cJSON *d = e2e_hs_get(e, "deals", deal_id);
-    int n = 0;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations")) n +=
-        strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "toObjectType")), "contacts") == 0;
-    cJSON_Delete(d);
-    return n;
-}
-
 static bool is_later_second(void *arg)
 {
     return util_now_ms() / 1000 > *(int64_t *)arg / 1000;
@@ -220,7 +209,7 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     free(json);
     e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":1500}");
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
-    ck_assert_int_eq(deal_contacts(&e, deal), 1);
+    ck_assert_int_eq(e2e_deal_contacts(&e, deal), 1);
 
     char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
     ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
@@ -242,9 +231,9 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     ck_assert_msg(new_deal && strcmp(new_deal, deal) != 0, "no new deal for opportunity %s", opp);
     char *detail = e2e_last_detail(&e, opp);
     ck_assert_msg(
-        deal_contacts(&e, new_deal) == 1,
+        e2e_deal_contacts(&e, new_deal) == 1,
         "new deal %s has %d contacts, its opportunity has the role of %s; last outcome: %s",
-        new_deal, deal_contacts(&e, new_deal), jane, detail);
+        new_deal, e2e_deal_contacts(&e, new_deal), jane, detail);
     ck_assert_int_eq(e2e_events(&e, "dead"), 0);
     free(detail);
     free(new_deal);

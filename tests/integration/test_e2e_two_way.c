@@ -422,21 +422,10 @@ START_TEST(deal_moved_to_unsynced_pipeline_is_left_alone)
 }
 END_TEST
 
-static int deal_contacts(struct e2e *e, const char *deal_id)
-{
-    cJSON *d = e2e_hs_get(e, "deals", deal_id);
-    int n = 0;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations")) n +=
-        strcmp(sbtest_str(a, "toObjectType"), "contacts") == 0;
-    cJSON_Delete(d);
-    return n;
-}
-
 static bool has_one_contact(void *arg)
 {
     void **a = arg;
-    return deal_contacts(a[0], a[1]) == 1;
+    return e2e_deal_contacts(a[0], a[1]) == 1;
 }
 
 /* A contact role deleted in Salesforce while the deal is synced the other way: the
@@ -469,7 +458,7 @@ START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
 
     char *left = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
     ck_assert_msg(left == NULL, "the deleted role came back as %s", left);
-    ck_assert_int_eq(deal_contacts(&e, deal), 0);
+    ck_assert_int_eq(e2e_deal_contacts(&e, deal), 0);
     free(role);
     free(jane);
     free(deal);
@@ -875,7 +864,7 @@ static void remove_association_during_a_salesforce_change(struct e2e *e, const c
     ck_assert(wait_field(e, "deals", opp, "amount", want));
     e2e_sb_settings(e, "{\"hubspot.webhook_batch_delay_ms\":50}");
     expect_quiet(e);
-    ck_assert_int_eq(deal_contacts(e, deal), 0);
+    ck_assert_int_eq(e2e_deal_contacts(e, deal), 0);
     char *left = e2e_sf_find(e, "OpportunityContactRole", "OpportunityId", opp);
     ck_assert_msg(left == NULL, "the role of the removed contact stayed: %s", left);
 }
