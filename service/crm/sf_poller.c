@@ -161,34 +161,12 @@ static void poll_deleted(struct sync_ctx *ctx, PGconn *db, int64_t now)
         log_info("deleted opportunities queued", LOG_I64("count", (int64_t)stored));
 }
 
-/* Where the contact-role poll's first window starts: when sync deals was switched on, at most
- * FIRST_WINDOW_MS back. A role changed after the switch is a change to sync; starting at the
- * first poll lost every role changed in between (an opportunity synced, then a role added to it
- * in the second before that poll, never got its contact). */
-static int64_t first_contact_roles_from(PGconn *db, int64_t now)
-{
-    int64_t from = now - FIRST_WINDOW_MS;
-    const char *params[] = {SYNC_SETTING_SYNC_DEALS};
-    PGresult *r = PQexecParams(db,
-                               "SELECT (extract(epoch FROM updated_at) * 1000)::bigint"
-                               " FROM sync_setting WHERE name = $1 AND value = 'on'",
-                               1, NULL, params, NULL, NULL, 0);
-    if (db_check(db, r, PGRES_TUPLES_OK, "cannot read when sync deals was switched on") == ERR_OK &&
-        PQntuples(r) == 1) {
-        int64_t on = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        if (on > from)
-            from = on < now ? on : now;
-    }
-    PQclear(r);
-    return from;
-}
-
 static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
     int64_t from = 0;
     enum err rc = poll_take_turn(db, SF_POLLER_CONTACT_ROLES, ctx->cfg->contact_role_poll_seconds,
-                                 first_contact_roles_from(db, now), &is_turn, &from);
+                                 poll_first_window_from(db, now, FIRST_WINDOW_MS), &is_turn, &from);
     if (rc != ERR_OK || !is_turn)
         return;
     /* SystemModstamp > watermark, deleted rows included (queryAll). A row written in the same

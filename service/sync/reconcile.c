@@ -32,6 +32,8 @@
  * hs_lastmodifieddate dealsync read, or the updatedAt of its write), in milliseconds: a HubSpot
  * change counts when it is later, so dealsync's own writes are not read again. */
 #define SAME_TIME_S 5
+/* A sweep's first window reaches back to when sync deals was switched on, at most this far. */
+#define FIRST_WINDOW_MS (15 * 60 * 1000LL)
 
 enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b, long long *queued)
 {
@@ -93,8 +95,9 @@ static void sweep_salesforce(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
     int64_t from = 0;
-    if (poll_take_turn(db, RECONCILE_SALESFORCE, ctx->cfg->reconcile_interval_seconds, now,
-                       &is_turn, &from) != ERR_OK ||
+    if (poll_take_turn(db, RECONCILE_SALESFORCE, ctx->cfg->reconcile_interval_seconds,
+                       poll_first_window_from(db, now, FIRST_WINDOW_MS), &is_turn,
+                       &from) != ERR_OK ||
         !is_turn)
         return;
     /* SOQL datetimes have whole seconds; >= repeats the watermark's second, which the link
@@ -264,7 +267,8 @@ static void sweep_hubspot(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
     int64_t from = 0;
-    if (poll_take_turn(db, RECONCILE_HUBSPOT, ctx->cfg->reconcile_interval_seconds, now, &is_turn,
+    if (poll_take_turn(db, RECONCILE_HUBSPOT, ctx->cfg->reconcile_interval_seconds,
+                       poll_first_window_from(db, now, FIRST_WINDOW_MS), &is_turn,
                        &from) != ERR_OK ||
         !is_turn)
         return;

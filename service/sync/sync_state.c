@@ -41,7 +41,8 @@ enum err sync_setting_set(PGconn *db, const char *name, const char *value)
     const char *params[] = {name, value};
     return run(db,
                "INSERT INTO sync_setting (name, value) VALUES ($1, $2) ON CONFLICT (name)"
-               " DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+               " DO UPDATE SET value = EXCLUDED.value, updated_at = CASE WHEN sync_setting.value"
+               "   = EXCLUDED.value THEN sync_setting.updated_at ELSE now() END",
                2, params, "cannot save setting", NULL);
 }
 
@@ -83,6 +84,24 @@ enum err poll_take_turn(PGconn *db, const char *name, int interval_s, int64_t in
         *watermark_ms = strtoll(got, NULL, 10);
     free(got);
     return ERR_OK;
+}
+
+int64_t poll_first_window_from(PGconn *db, int64_t now, int64_t max_back_ms)
+{
+    int64_t from = now - max_back_ms;
+    const char *params[] = {SYNC_SETTING_SYNC_DEALS};
+    PGresult *r = PQexecParams(db,
+                               "SELECT (extract(epoch FROM updated_at) * 1000)::bigint"
+                               " FROM sync_setting WHERE name = $1 AND value = 'on'",
+                               1, NULL, params, NULL, NULL, 0);
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot read when sync deals was switched on") == ERR_OK &&
+        PQntuples(r) == 1) {
+        int64_t on = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        if (on > from)
+            from = on < now ? on : now;
+    }
+    PQclear(r);
+    return from;
 }
 
 enum err poll_advance(PGconn *db, const char *name, int64_t watermark_ms)
