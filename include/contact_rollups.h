@@ -79,6 +79,24 @@ char *contact_rollup_property_list(const struct config *cfg);
 cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rollup *r,
                               const cJSON *current);
 
+/* What dealsync knows HubSpot holds in each contact's roll-up properties and lifecycle stage
+ * (table contact_rollup_known): what it last wrote there, or read or saw created there. */
+
+/* Waits for the roll-up locks of the contacts hs_ids (a JSON array of ids), taken in a fixed
+ * order (no deadlock between workers): one worker at a time computes, writes and records a
+ * contact's roll-ups, so what is recorded is what HubSpot was last sent. Session locks on db:
+ * release with contact_rollup_unlock (or sync_pair_unlock_all). */
+enum err contact_rollup_lock(PGconn *db, const cJSON *hs_ids) WARN_UNUSED;
+void contact_rollup_unlock(PGconn *db, const cJSON *hs_ids);
+
+/* {"hs contact id": {properties}} for the ids of hs_ids that have a row. Caller deletes. */
+enum err contact_rollup_known_load(PGconn *db, const cJSON *hs_ids, cJSON **out) WARN_UNUSED;
+
+/* Records by_id ({"hs contact id": {properties}}): is_observed, the properties as read from
+ * HubSpot or created there (they replace what was known); else properties written (merged into
+ * what was known). */
+enum err contact_rollup_known_save(PGconn *db, const cJSON *by_id, bool is_observed) WARN_UNUSED;
+
 /* True when `to` is later than `from` in HubSpot's lifecycle order (a blank or unknown `from`
  * is before everything). Pure. */
 bool lifecycle_is_forward(const char *from, const char *to);

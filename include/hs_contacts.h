@@ -18,14 +18,19 @@
  * cfg->hs_contact_id_property, then reads them by e-mail, then creates the rest (e-mail, first
  * and last name, contact id) in one batch; links are saved. On ERR_OK *map is
  * {"sf contact id": "hs contact id"} (caller deletes; a contact HubSpot refused to create is
- * missing from it) and *created the number created. */
+ * missing from it); the HubSpot ids of the contacts it created are appended to created (an
+ * array; may be NULL), and what they hold is recorded (contact_rollup_known_save). */
 enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                             const cJSON *contacts, cJSON **map, int *created) WARN_UNUSED;
+                             const cJSON *contacts, cJSON **map, cJSON *created) WARN_UNUSED;
 
 /* Recomputes the roll-ups and lifecycle stage of each HubSpot contact in hs_ids (array of
- * strings, borrowed) from the synced deals and writes what differs in one batch update. On
- * ERR_OK *updated is the number of contacts written. */
+ * strings, borrowed) from the synced deals and writes what differs from what dealsync knows the
+ * contact holds (contact_rollup_known) in one batch update, recording what it wrote. A contact
+ * is read first when nothing is known of it, and before its lifecycle stage moves (a person may
+ * have moved it since), unless it is in created (ids hs_contacts_resolve created in this batch;
+ * may be NULL). On ERR_OK *updated is the number of contacts written. */
 enum err hs_contacts_update_rollups(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                                    const cJSON *hs_ids, int *updated) WARN_UNUSED;
+                                    const cJSON *hs_ids, const cJSON *created,
+                                    int *updated) WARN_UNUSED;
 
 #endif

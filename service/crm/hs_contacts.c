@@ -106,7 +106,7 @@ static enum err read_by_email(struct hs_client *hs, const cJSON *contacts, cJSON
 }
 
 static enum err create_missing(struct hs_client *hs, const struct config *cfg,
-                               const cJSON *contacts, cJSON *map, int *created, int *refused)
+                               const cJSON *contacts, cJSON *map, int *refused, cJSON *made)
 {
     cJSON *inputs = cJSON_CreateArray();
     cJSON *order = cJSON_CreateArray(); /* sf ids in input order */
@@ -142,7 +142,7 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
                 sf = cJSON_GetStringValue(cJSON_GetArrayItem(order, atoi(trace)));
             if (sf && str(r, "id")) {
                 cJSON_AddStringToObject(map, sf, str(r, "id"));
-                (*created)++;
+                cJSON_AddItemToArray(made, cJSON_Duplicate(r, true));
             }
         }
         *refused = cJSON_GetArraySize(res.errors);
@@ -156,12 +156,33 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
     return rc;
 }
 
+/* {"hs id": properties} of the roll-up properties (and lifecycle stage) in records [{id,
+ * properties}]. */
+static cJSON *known_of(const struct config *cfg, const cJSON *records)
+{
+    char *list = contact_rollup_property_list(cfg);
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *r;
+    cJSON_ArrayForEach(r, records)
+    {
+        if (!str(r, "id") || cJSON_GetObjectItemCaseSensitive(out, str(r, "id")))
+            continue;
+        const cJSON *props = cJSON_GetObjectItemCaseSensitive(r, "properties");
+        cJSON *keep = cJSON_AddObjectToObject(out, str(r, "id"));
+        for (char *p = list, *save = NULL, *f; (f = strtok_r(p, ",", &save)) != NULL; p = NULL) {
+            const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(props, f));
+            cJSON_AddStringToObject(keep, f, v ? v : "");
+        }
+    }
+    free(list);
+    return out;
+}
+
 enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                             const cJSON *contacts, cJSON **map, int *created)
+                             const cJSON *contacts, cJSON **map, cJSON *created)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *linked = cJSON_CreateObject();
-    int n_created = 0;
     enum err rc = ERR_OK;
     const cJSON *c;
     cJSON_ArrayForEach(c, contacts)
@@ -183,8 +204,19 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
     if (rc == ERR_OK)
         rc = read_by_email(hs, contacts, m);
     int refused = 0;
+    cJSON *made = cJSON_CreateArray();
     if (rc == ERR_OK)
-        rc = create_missing(hs, cfg, contacts, m, &n_created, &refused);
+        rc = create_missing(hs, cfg, contacts, m, &refused, made);
+    /* What a new contact holds is known from its create: its roll-ups are then written
+     * without reading it first. */
+    if (rc == ERR_OK && cJSON_GetArraySize(made) > 0) {
+        cJSON *observed = known_of(cfg, made);
+        rc = contact_rollup_known_save(db, observed, true);
+        for (const cJSON *e = observed->child; created && e; e = e->next)
+            cJSON_AddItemToArray(created, cJSON_CreateString(e->string));
+        cJSON_Delete(observed);
+    }
+    cJSON_Delete(made);
     /* A refused create is most often a contact another worker or replica created meanwhile
      * (HubSpot keeps e-mails unique): it is read again by e-mail, so the deal still gets it. */
     if (rc == ERR_OK && refused > 0)
@@ -198,94 +230,123 @@ out:
     cJSON_Delete(linked);
     if (rc == ERR_OK) {
         *map = m;
-        *created = n_created;
     } else {
         cJSON_Delete(m);
     }
     return rc;
 }
 
-/* Roll-up changes for each contact of `contacts` ([{id, properties}]) against the properties
- * given there; contacts whose properties are updated in place with the changes. Returns the
- * batch-update inputs (possibly empty); ERR_DB on failure. */
-static enum err rollup_inputs(PGconn *db, const struct config *cfg, cJSON *contacts, cJSON **inputs)
+/* Roll-ups depend on every deal of a contact, and workers on different opportunities of the
+ * same contact may compute them at once. Each worker holds the contacts' roll-up locks while it
+ * computes from synced_deal (after its own changes committed), writes and records: the last
+ * worker to write a contact computed from the table as it then was, and any later change is
+ * followed by its own worker's pass. What was written is recorded (contact_rollup_known), so a
+ * contact is not read before each write: it is read when nothing is recorded, and before its
+ * lifecycle stage moves unless that was read or created a moment ago. */
+enum err hs_contacts_update_rollups(struct hs_client *hs, PGconn *db, const struct config *cfg,
+                                    const cJSON *hs_ids, const cJSON *created, int *updated)
 {
-    cJSON *out = cJSON_CreateArray();
-    cJSON *r;
-    cJSON_ArrayForEach(r, contacts)
+    cJSON *ids = cJSON_CreateArray();
+    const cJSON *it;
+    cJSON_ArrayForEach(it, hs_ids)
     {
-        if (!str(r, "id"))
+        bool seen = false;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, ids) seen |= strcmp(d->valuestring, it->valuestring) == 0;
+        if (cJSON_IsString(it) && !seen)
+            cJSON_AddItemToArray(ids, cJSON_CreateString(it->valuestring));
+    }
+    size_t n = (size_t)cJSON_GetArraySize(ids);
+    *updated = 0;
+    if (n == 0) {
+        cJSON_Delete(ids);
+        return ERR_OK;
+    }
+    struct contact_rollup *rolls = xcalloc(n, sizeof(*rolls));
+    const char **to_read = xcalloc(n, sizeof(*to_read));
+    cJSON *known = NULL, *inputs = cJSON_CreateArray(), *written = cJSON_CreateObject();
+    struct hs_batch_result res = {0}, wres = {0};
+    size_t k = 0, i = 0;
+    enum err rc = contact_rollup_lock(db, ids);
+    if (rc != ERR_OK)
+        goto out;
+    rc = contact_rollup_known_load(db, ids, &known);
+    cJSON_ArrayForEach(it, ids)
+    {
+        if (rc != ERR_OK)
+            break;
+        rc = contact_rollup_load(db, it->valuestring, &rolls[i]);
+        const cJSON *was = cJSON_GetObjectItemCaseSensitive(known, it->valuestring);
+        cJSON *changes = contact_rollup_changes(cfg, &rolls[i], was);
+        bool is_created = false;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, created) is_created |= strcmp(c->valuestring, it->valuestring) == 0;
+        if (!was || (cJSON_GetObjectItemCaseSensitive(changes, "lifecyclestage") && !is_created))
+            to_read[k++] = it->valuestring;
+        cJSON_Delete(changes);
+        i++;
+    }
+    if (rc == ERR_OK && k > 0) {
+        char *props = contact_rollup_property_list(cfg);
+        rc = hs_batch_read(hs, "contacts", NULL, props, to_read, k, &res);
+        free(props);
+        cJSON *observed = rc == ERR_OK ? known_of(cfg, res.results) : NULL;
+        if (rc == ERR_OK)
+            rc = contact_rollup_known_save(db, observed, true);
+        /* What was read replaces what was known; a contact read and not found (deleted in
+         * HubSpot) is left out below. */
+        for (size_t j = 0; j < k; j++)
+            cJSON_DeleteItemFromObjectCaseSensitive(known, to_read[j]);
+        for (const cJSON *e = observed ? observed->child : NULL; e; e = e->next)
+            cJSON_AddItemToObject(known, e->string, cJSON_Duplicate(e, true));
+        cJSON_Delete(observed);
+    }
+    i = 0;
+    cJSON_ArrayForEach(it, ids)
+    {
+        const cJSON *current = cJSON_GetObjectItemCaseSensitive(known, it->valuestring);
+        struct contact_rollup *roll = &rolls[i++];
+        if (rc != ERR_OK || !current)
             continue;
-        struct contact_rollup roll = {0};
-        enum err rc = contact_rollup_load(db, str(r, "id"), &roll);
-        if (rc != ERR_OK) {
-            cJSON_Delete(out);
-            return rc;
-        }
-        cJSON *props = cJSON_GetObjectItemCaseSensitive(r, "properties");
-        if (!props)
-            props = cJSON_AddObjectToObject(r, "properties");
-        cJSON *changes = contact_rollup_changes(cfg, &roll, props);
-        contact_rollup_clear(&roll);
+        cJSON *changes = contact_rollup_changes(cfg, roll, current);
         if (cJSON_GetArraySize(changes) == 0) {
             cJSON_Delete(changes);
             continue;
         }
-        for (const cJSON *c = changes->child; c; c = c->next) {
-            cJSON_DeleteItemFromObjectCaseSensitive(props, c->string);
-            cJSON_AddItemToObject(props, c->string, cJSON_Duplicate(c, true));
-        }
         cJSON *in = cJSON_CreateObject();
-        cJSON_AddStringToObject(in, "id", str(r, "id"));
+        cJSON_AddStringToObject(in, "id", it->valuestring);
         cJSON_AddItemToObject(in, "properties", changes);
-        cJSON_AddItemToArray(out, in);
+        cJSON_AddItemToArray(inputs, in);
     }
-    *inputs = out;
-    return ERR_OK;
-}
-
-/* Roll-ups depend on every deal of a contact, and workers on different opportunities of the
- * same contact may compute them at once from different moments of synced_deal. So after a
- * write the roll-ups are computed again from the table: one computed before another worker's
- * change committed differs, and is written again. Each round reads after the previous write,
- * so the last write reflects the table as it now is. */
-#define ROLLUP_ROUNDS 3
-
-enum err hs_contacts_update_rollups(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                                    const cJSON *hs_ids, int *updated)
-{
-    size_t n = (size_t)cJSON_GetArraySize(hs_ids);
-    if (n == 0) {
-        *updated = 0;
-        return ERR_OK;
-    }
-    const char **ids = xcalloc(n, sizeof(*ids));
-    size_t k = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, hs_ids) if (cJSON_IsString(it)) ids[k++] = it->valuestring;
-    char *props = contact_rollup_property_list(cfg);
-    struct hs_batch_result res = {0};
-    int written = 0;
-    enum err rc = hs_batch_read(hs, "contacts", NULL, props, ids, k, &res);
-    for (int round = 0; rc == ERR_OK && round < ROLLUP_ROUNDS; round++) {
-        cJSON *inputs = NULL;
-        rc = rollup_inputs(db, cfg, res.results, &inputs);
-        if (rc == ERR_OK && cJSON_GetArraySize(inputs) == 0) {
-            cJSON_Delete(inputs);
-            break;
+    if (rc == ERR_OK && cJSON_GetArraySize(inputs) > 0)
+        rc = hs_batch_update(hs, "contacts", inputs, &wres);
+    if (rc == ERR_OK) {
+        /* What HubSpot accepted is what it now holds. */
+        const cJSON *r;
+        cJSON_ArrayForEach(r, wres.results)
+        {
+            const cJSON *in;
+            cJSON_ArrayForEach(
+                in, inputs) if (str(r, "id") && strcmp(str(in, "id"), str(r, "id")) == 0 &&
+                                !cJSON_GetObjectItemCaseSensitive(written, str(r, "id")))
+                cJSON_AddItemToObject(
+                    written, str(r, "id"),
+                    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(in, "properties"), true));
         }
-        struct hs_batch_result wres = {0};
-        if (rc == ERR_OK)
-            rc = hs_batch_update(hs, "contacts", inputs, &wres);
-        if (rc == ERR_OK)
-            written += cJSON_GetArraySize(wres.results);
-        hs_batch_result_clear(&wres);
-        cJSON_Delete(inputs);
+        *updated = cJSON_GetArraySize(wres.results);
+        rc = contact_rollup_known_save(db, written, false);
     }
-    if (rc == ERR_OK)
-        *updated = written;
+out:
+    contact_rollup_unlock(db, ids);
+    for (size_t j = 0; j < n; j++)
+        contact_rollup_clear(&rolls[j]);
+    free(rolls);
+    free(to_read);
     hs_batch_result_clear(&res);
-    free(props);
-    free(ids);
+    hs_batch_result_clear(&wres);
+    cJSON_Delete(written);
+    cJSON_Delete(inputs);
+    cJSON_Delete(known);
+    cJSON_Delete(ids);
     return rc;
 }

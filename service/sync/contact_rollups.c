@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "log.h"
 #include "mapping.h"
 #include "util.h"
 
@@ -239,4 +240,83 @@ cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rol
     if (cfg->lifecycle_stage_sync && target && lifecycle_is_forward(stage, target))
         cJSON_AddStringToObject(changes, "lifecyclestage", target);
     return changes;
+}
+
+/* ---- What HubSpot holds (table contact_rollup_known) -------------------------------------- */
+
+/* The advisory lock class of roll-up locks ("DS" + 3), apart from sync_pair.c's two. The ids'
+ * hashes are locked in ascending order, so two workers locking overlapping sets never wait on
+ * each other in a cycle. */
+#define ROLLUP_LOCK_CLASS "1146290179"
+#define HASHES_OF_IDS                                                                              \
+    "(SELECT DISTINCT hashtext(x) AS h FROM jsonb_array_elements_text($1::jsonb) x ORDER BY 1) s"
+
+static enum err run_ids(PGconn *db, const char *sql, const cJSON *ids, const char *what)
+{
+    char *json = cJSON_PrintUnformatted(ids);
+    const char *params[] = {json};
+    PGresult *r = PQexecParams(db, sql, 1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, what);
+    PQclear(r);
+    free(json);
+    return rc;
+}
+
+enum err contact_rollup_lock(PGconn *db, const cJSON *hs_ids)
+{
+    return run_ids(db, "SELECT pg_advisory_lock(" ROLLUP_LOCK_CLASS ", s.h) FROM " HASHES_OF_IDS,
+                   hs_ids, "cannot lock the contacts' roll-ups");
+}
+
+void contact_rollup_unlock(PGconn *db, const cJSON *hs_ids)
+{
+    if (run_ids(db, "SELECT pg_advisory_unlock(" ROLLUP_LOCK_CLASS ", s.h) FROM " HASHES_OF_IDS,
+                hs_ids, "cannot release the contacts' roll-up locks") != ERR_OK)
+        log_warn("roll-up locks stay until the connection closes");
+}
+
+enum err contact_rollup_known_load(PGconn *db, const cJSON *hs_ids, cJSON **out)
+{
+    char *json = cJSON_PrintUnformatted(hs_ids);
+    const char *params[] = {json};
+    PGresult *r =
+        PQexecParams(db,
+                     "SELECT hs_contact_id, properties::text FROM contact_rollup_known"
+                     " WHERE hs_contact_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                     1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the contacts' known roll-ups");
+    if (rc == ERR_OK) {
+        *out = cJSON_CreateObject();
+        for (int i = 0; i < PQntuples(r); i++) {
+            cJSON *props = cJSON_Parse(PQgetvalue(r, i, 1));
+            if (!cJSON_IsObject(props)) {
+                cJSON_Delete(props);
+                continue;
+            }
+            cJSON_AddItemToObject(*out, PQgetvalue(r, i, 0), props);
+        }
+    }
+    PQclear(r);
+    free(json);
+    return rc;
+}
+
+enum err contact_rollup_known_save(PGconn *db, const cJSON *by_id, bool is_observed)
+{
+    if (cJSON_GetArraySize(by_id) == 0)
+        return ERR_OK;
+    char *json = cJSON_PrintUnformatted(by_id);
+    const char *params[] = {json, is_observed ? "t" : "f"};
+    PGresult *r = PQexecParams(
+        db,
+        "INSERT INTO contact_rollup_known AS k (hs_contact_id, properties)"
+        " SELECT key, value FROM jsonb_each($1::jsonb) WHERE jsonb_typeof(value) = 'object'"
+        " ON CONFLICT (hs_contact_id) DO UPDATE SET"
+        " properties = CASE WHEN $2::boolean THEN EXCLUDED.properties"
+        "              ELSE k.properties || EXCLUDED.properties END, updated_at = now()",
+        2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save the contacts' known roll-ups");
+    PQclear(r);
+    free(json);
+    return rc;
 }

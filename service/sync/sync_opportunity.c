@@ -960,13 +960,12 @@ static bool has_sf_value(const cJSON *map, const char *sf_id)
 }
 
 static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                         const cJSON *roles, cJSON *rollup_contacts)
+                         const cJSON *roles, cJSON *rollup_contacts, cJSON *created_contacts)
 {
     cJSON *people = cJSON_CreateArray();
     cJSON *map = NULL;
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
-    int created = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, roles)
     {
@@ -987,7 +986,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         cJSON_AddStringToObject(c, "Id", cid);
         cJSON_AddItemToArray(people, c);
     }
-    enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, &created);
+    enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, created_contacts);
     if (rc == ERR_OK)
         rc = read_assocs(ctx, opps, n, "contacts", 0, &current);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
@@ -1334,13 +1333,28 @@ static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
     return false;
 }
 
-static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
-                           struct hs_batch_result *res)
+/* Whether HubSpot can hold no deal for the opportunity, so reading one would cost a call for
+ * nothing: not linked, no deal id on it, and created after sync deals was switched on
+ * (on_ms). Such a deal would be dealsync's own, whose link is saved with its write (only a crash
+ * in between loses it, and the upsert then writes the same values again), or one a person gave
+ * the new opportunity's id by hand. Opportunities from before the switch (an import, HubSpot's
+ * own integration before dealsync) are read: their deals may exist. */
+static bool cannot_have_deal(const struct sync_ctx *ctx, const struct opp *o, int64_t on_ms)
+{
+    int64_t created = sf_time(o->sf, "CreatedDate");
+    return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field) && on_ms > 0 &&
+           created > on_ms;
+}
+
+static enum err read_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                           const char *props, struct hs_batch_result *res)
 {
     const char **ids = xcalloc(n + 1, sizeof(*ids));
     size_t k = 0;
+    int64_t now = util_now_ms();
+    int64_t on_ms = poll_first_window_from(db, now, now);
     for (size_t i = 0; i < n; i++)
-        if (!opps[i].is_finished)
+        if (!opps[i].is_finished && !cannot_have_deal(ctx, &opps[i], on_ms))
             ids[k++] = opps[i].id;
     enum err rc = ERR_OK;
     if (k > 0)
@@ -1387,6 +1401,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     cJSON *roles = NULL;
     cJSON *defs = NULL;
     cJSON *rollup_contacts = cJSON_CreateArray();
+    cJSON *created_contacts = cJSON_CreateArray();
     char *props = NULL;
     struct hs_batch_result deals = {0};
     struct pipelines pl = {0};
@@ -1451,7 +1466,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                       ctx->cfg->hs_opportunity_id_property);
     free(mapped);
     step = "cannot read the deals from hubspot";
-    rc = read_deals(ctx, opps, count, props, &deals);
+    rc = read_deals(ctx, db, opps, count, props, &deals);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot lock the deals";
@@ -1528,7 +1543,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the contacts";
-    rc = contacts(ctx, db, opps, count, roles, rollup_contacts);
+    rc = contacts(ctx, db, opps, count, roles, rollup_contacts, created_contacts);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot record the sync";
@@ -1540,7 +1555,8 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
             goto failed;
     }
     int updated = 0;
-    rc = hs_contacts_update_rollups(ctx->hs, db, ctx->cfg, rollup_contacts, &updated);
+    rc = hs_contacts_update_rollups(ctx->hs, db, ctx->cfg, rollup_contacts, created_contacts,
+                                    &updated);
     if (rc == ERR_INVALID || rc == ERR_NOT_FOUND) {
         /* The deals are synced; HubSpot refusing the roll-up properties (read-only names in
          * the configuration, say) is reported, not retried forever. */
@@ -1601,6 +1617,7 @@ out:
     hs_batch_result_clear(&deals);
     free(props);
     cJSON_Delete(rollup_contacts);
+    cJSON_Delete(created_contacts);
     cJSON_Delete(defs);
     cJSON_Delete(roles);
     cJSON_Delete(sf_records);
