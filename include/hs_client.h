@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -74,6 +75,22 @@ struct hs_batch_result {
 void hs_batch_result_clear(struct hs_batch_result *r);
 
 #define HS_BATCH_MAX 100
+
+/* Values one search IN filter takes: at most HS_SEARCH_IN_MAX, whose JSON text ("value",) adds
+ * up to at most HS_SEARCH_IN_CHARS, so the whole body stays under search's 3,000 characters
+ * (reference hubspot.md 4.2) with room for the rest of the request. */
+#define HS_SEARCH_IN_MAX 100
+#define HS_SEARCH_IN_CHARS 2500
+/* Whether value still fits an IN filter that holds k values of chars characters so far (then
+ * adds its characters to *chars). Pure. */
+static inline bool hs_search_in_fits(size_t k, size_t *chars, const char *value)
+{
+    size_t len = strlen(value) + 3;
+    if (k >= HS_SEARCH_IN_MAX || *chars + len > HS_SEARCH_IN_CHARS)
+        return false;
+    *chars += len;
+    return true;
+}
 
 /* Batch calls. inputs: the "inputs" array as HubSpot documents it for that endpoint (borrowed):
  * create [{properties, associations?}], update [{id, properties, idProperty?}], upsert

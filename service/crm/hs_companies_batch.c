@@ -15,9 +15,7 @@
 #include "sync_pair.h"
 #include "util.h"
 
-/* Values per IN filter: keeps a search body well under HubSpot's 3,000 characters (18-character
- * ids, or domains of up to 40 characters). */
-#define IN_MAX 50
+/* Longer domains are searched alone (hs_companies_find_or_create). */
 #define DOMAIN_MAX_LEN 40
 
 static const char *str(const cJSON *o, const char *name)
@@ -89,12 +87,12 @@ static enum err save_link(PGconn *db, const char *account_id, const char *compan
 static enum err by_account_id(struct hs_client *hs, const struct config *cfg, struct acct *as,
                               size_t n)
 {
-    const char *ids[IN_MAX];
+    const char *ids[HS_SEARCH_IN_MAX];
     cJSON *found = cJSON_CreateArray();
     enum err rc = ERR_OK;
     for (size_t i = 0; i < n && rc == ERR_OK;) {
-        size_t k = 0;
-        for (; i < n && k < IN_MAX; i++)
+        size_t k = 0, chars = 0;
+        for (; i < n && hs_search_in_fits(k, &chars, as[i].id); i++)
             ids[k++] = as[i].id;
         rc = search_in(hs, cfg, cfg->hs_account_id_property, ids, k, found);
     }
@@ -137,15 +135,19 @@ static enum err mark_contact_accounts(PGconn *db, const cJSON *contacts, struct 
 /* A company with the account's domain holding no other account, one company per account. */
 static enum err by_domain(struct hs_client *hs, const struct config *cfg, struct acct *as, size_t n)
 {
-    const char *domains[IN_MAX];
+    const char *domains[HS_SEARCH_IN_MAX];
     cJSON *found = cJSON_CreateArray();
     enum err rc = ERR_OK;
     for (size_t i = 0; i < n && rc == ERR_OK;) {
-        size_t k = 0;
-        for (; i < n && k < IN_MAX; i++)
-            if (!as[i].company && !as[i].is_left && as[i].domain &&
-                strlen(as[i].domain) <= DOMAIN_MAX_LEN)
-                domains[k++] = as[i].domain;
+        size_t k = 0, chars = 0;
+        for (; i < n; i++) {
+            if (as[i].company || as[i].is_left || !as[i].domain ||
+                strlen(as[i].domain) > DOMAIN_MAX_LEN)
+                continue;
+            if (!hs_search_in_fits(k, &chars, as[i].domain))
+                break;
+            domains[k++] = as[i].domain;
+        }
         if (k > 0)
             rc = search_in(hs, cfg, "domain", domains, k, found);
     }

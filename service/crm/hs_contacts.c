@@ -12,9 +12,6 @@
 #include "log.h"
 #include "util.h"
 
-/* HubSpot search: at most this many values in one IN filter (UNVERIFIED; kept small). */
-#define SEARCH_IN_MAX 50
-
 static const char *str(const cJSON *o, const char *name)
 {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
@@ -48,7 +45,10 @@ static enum err search_by_contact_id(struct hs_client *hs, const struct config *
         cJSON_AddStringToObject(filter, "propertyName", cfg->hs_contact_id_property);
         cJSON_AddStringToObject(filter, "operator", "IN");
         cJSON *chunk = cJSON_AddArrayToObject(filter, "values");
-        while (cJSON_GetArraySize(chunk) < SEARCH_IN_MAX && cJSON_GetArraySize(values) > 0)
+        size_t chars = 0;
+        while (cJSON_GetArraySize(values) > 0 &&
+               hs_search_in_fits((size_t)cJSON_GetArraySize(chunk), &chars,
+                                 cJSON_GetArrayItem(values, 0)->valuestring))
             cJSON_AddItemToArray(chunk, cJSON_DetachItemFromArray(values, 0));
         cJSON *group = cJSON_CreateObject();
         cJSON_AddItemToArray(cJSON_AddArrayToObject(group, "filters"), filter);
