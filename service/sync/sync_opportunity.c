@@ -1,8 +1,8 @@
 /* sync_opportunity.c - Salesforce to HubSpot: each claimed batch of opportunity records is read
- * from Salesforce in two queries (opportunities with account and owner, then their contact
- * roles) and written to HubSpot with batch calls: deals by upsert on the opportunity id, then
- * the company and contact associations, then the contacts' roll-ups. What HubSpot already holds
- * is read first and only differences are written, so dealsync's own echoes change nothing. */
+ * from Salesforce in one query (opportunities with account and owner, and their contact roles
+ * as a subquery) and written to HubSpot with batch calls: deals by upsert on the opportunity id,
+ * then the company and contact associations, then the contacts' roll-ups. What HubSpot already
+ * holds is read first and only differences are written, so dealsync's own echoes change nothing. */
 #include "sync_opportunity.h"
 
 #include <stdarg.h>
@@ -145,6 +145,10 @@ static char *id_list(const struct opp *opps, size_t n, bool only_found)
     return buf_steal(&b);
 }
 
+/* What the sync reads of each contact role. */
+#define ROLE_FIELDS                                                                                \
+    "Id, OpportunityId, ContactId, Contact.Email, Contact.FirstName, Contact.LastName"
+
 static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                                     cJSON **records)
 {
@@ -166,7 +170,9 @@ static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp
     char *ids = id_list(opps, n, false);
     enum err rc = ERR_OK;
     if (ids[0]) {
-        char *soql = xasprintf("SELECT %s FROM Opportunity WHERE Id IN (%s)", fields.data, ids);
+        char *soql = xasprintf("SELECT %s, (SELECT " ROLE_FIELDS " FROM OpportunityContactRoles)"
+                               " FROM Opportunity WHERE Id IN (%s)",
+                               fields.data, ids);
         rc = sf_query(ctx->sf, soql, records);
         free(soql);
     } else {
@@ -177,13 +183,34 @@ static enum err query_opportunities(struct sync_ctx *ctx, PGconn *db, struct opp
     return rc;
 }
 
-static enum err query_roles(struct sync_ctx *ctx, struct opp *opps, size_t n, cJSON **roles)
+/* The contact roles of the queried opportunities, from each one's OpportunityContactRoles (the
+ * opportunities' query selects them): no second query. Salesforce pages a long child list
+ * ("done": false); then the roles are queried on their own, as before. */
+static enum err query_roles(struct sync_ctx *ctx, struct opp *opps, size_t n,
+                            const cJSON *sf_records, cJSON **roles)
 {
+    cJSON *all = cJSON_CreateArray();
+    bool is_whole = true;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, sf_records)
+    {
+        const cJSON *set = cJSON_GetObjectItemCaseSensitive(rec, "OpportunityContactRoles");
+        if (cJSON_IsNull(set) || !set)
+            continue;
+        is_whole &= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "done"));
+        const cJSON *role;
+        cJSON_ArrayForEach(role, cJSON_GetObjectItemCaseSensitive(set, "records"))
+            cJSON_AddItemToArray(all, cJSON_Duplicate(role, true));
+    }
+    if (is_whole) {
+        *roles = all;
+        return ERR_OK;
+    }
+    cJSON_Delete(all);
     char *ids = id_list(opps, n, true);
     enum err rc = ERR_OK;
     if (ids[0]) {
-        char *soql = xasprintf("SELECT Id, OpportunityId, ContactId, Contact.Email,"
-                               " Contact.FirstName, Contact.LastName FROM OpportunityContactRole"
+        char *soql = xasprintf("SELECT " ROLE_FIELDS " FROM OpportunityContactRole"
                                " WHERE OpportunityId IN (%s)",
                                ids);
         rc = sf_query(ctx->sf, soql, roles);
@@ -866,9 +893,19 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
                 note(&opps[i], "no company association: company sync is off (COMPANY_SYNC)");
         return ERR_OK;
     }
-    rc = read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current);
+    /* The deals' companies matter only for opportunities with an account (an old account's
+     * company goes when the account changes; without an account nothing is changed): a slice
+     * with no account reads none. */
+    bool has_account = false;
+    for (size_t i = 0; i < n; i++)
+        has_account |= !opps[i].is_finished && str(opps[i].sf, "AccountId");
+    rc = has_account
+             ? read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current)
+             : ERR_OK;
     if (rc != ERR_OK)
         return rc;
+    if (!current)
+        current = cJSON_CreateObject();
     rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
@@ -959,6 +996,25 @@ static bool has_sf_value(const cJSON *map, const char *sf_id)
     return false;
 }
 
+/* Whether the contacts associated with o's deal must be read: only when dealsync synced contacts
+ * of the opportunity before, or made roles from the deal's associations (a removal in HubSpot is
+ * then told from them, and a role that went takes its association with it). Otherwise every
+ * role's contact is associated, and associating one already there changes nothing. */
+static enum err needs_contact_assocs(PGconn *db, const struct opp *o, bool *is_needed)
+{
+    if (o->is_finished || !o->deal || !o->deal_id)
+        return ERR_OK;
+    cJSON *previous = NULL, *mirrored = NULL;
+    enum err rc = synced_deal_contacts(db, o->id, &previous);
+    if (rc == ERR_OK)
+        rc = sf_contacts_mirrored(db, o->deal_id, &mirrored);
+    if (rc == ERR_OK)
+        *is_needed = cJSON_GetArraySize(previous) > 0 || cJSON_GetArraySize(mirrored) > 0;
+    cJSON_Delete(previous);
+    cJSON_Delete(mirrored);
+    return rc;
+}
+
 static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
                          const cJSON *roles, cJSON *rollup_contacts, cJSON *created_contacts)
 {
@@ -987,8 +1043,13 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         cJSON_AddItemToArray(people, c);
     }
     enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, created_contacts);
-    if (rc == ERR_OK)
+    bool is_needed = false;
+    for (size_t i = 0; rc == ERR_OK && i < n && !is_needed; i++)
+        rc = needs_contact_assocs(db, &opps[i], &is_needed);
+    if (rc == ERR_OK && is_needed)
         rc = read_assocs(ctx, opps, n, "contacts", 0, &current);
+    else if (rc == ERR_OK)
+        current = cJSON_CreateObject();
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished)
@@ -1150,6 +1211,7 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "attributes");
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Account");
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Owner");
+    cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "OpportunityContactRoles");
     /* A deferred field keeps what was seen before on both sides: the HubSpot-to-Salesforce
      * direction must still see its HubSpot value as a change to carry over. */
     for (const cJSON *e = o->deferred ? o->deferred->child : NULL; e; e = e->next) {
@@ -1457,7 +1519,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                 opps[i].sf = rec;
     }
     step = "cannot read the contact roles from salesforce";
-    rc = query_roles(ctx, opps, count, &roles);
+    rc = query_roles(ctx, opps, count, sf_records, &roles);
     if (rc != ERR_OK)
         goto failed;
 

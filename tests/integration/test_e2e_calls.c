@@ -10,6 +10,7 @@
 
 #include "e2e.h"
 #include "itest.h"
+#include "sbtest.h"
 #include "util.h"
 
 #define DEADLINE_MS 90000
@@ -80,6 +81,52 @@ static char *hs_contact_of(struct e2e *e, const char *sf_contact)
     return id;
 }
 
+/* Salesforce queries of contact roles on their own (not as the opportunities' subquery) since
+ * mark. */
+static int role_queries(struct e2e *e, long long mark)
+{
+    char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
+    cJSON *log = NULL;
+    e2e_sb(e, "GET", q, NULL, &log);
+    free(q);
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    {
+        const char *path = sbtest_str(r, "path");
+        const char *role = strstr(sbtest_str(r, "query"), "FROM%20OpportunityContactRole");
+        n += strcmp(sbtest_str(r, "system"), "salesforce") == 0 &&
+             strcmp(sbtest_str(r, "direction"), "in") == 0 && strlen(path) >= 6 &&
+             strcmp(path + strlen(path) - 6, "/query") == 0 && role &&
+             role[strlen("FROM%20OpportunityContactRole")] != 's';
+    }
+    cJSON_Delete(log);
+    return n;
+}
+
+/* HubSpot calls to path since mark made before the first call to first (all when there is
+ * none). */
+static int hubspot_calls_before(struct e2e *e, long long mark, const char *path, const char *first)
+{
+    char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
+    cJSON *log = NULL;
+    e2e_sb(e, "GET", q, NULL, &log);
+    free(q);
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    {
+        if (strcmp(sbtest_str(r, "system"), "hubspot") != 0 ||
+            strcmp(sbtest_str(r, "direction"), "in") != 0)
+            continue;
+        if (strcmp(sbtest_str(r, "path"), first) == 0)
+            break;
+        n += strcmp(sbtest_str(r, "path"), path) == 0;
+    }
+    cJSON_Delete(log);
+    return n;
+}
+
 #define DEAL_READS "/crm/v3/objects/deals/batch/read"
 #define CONTACT_READS "/crm/v3/objects/contacts/batch/read"
 #define CONTACT_UPDATES "/crm/v3/objects/contacts/batch/update"
@@ -134,7 +181,8 @@ END_TEST
 
 /* The contacts' roll-ups are written from what dealsync knows they hold (what it last wrote):
  * once a contact's roll-ups were written, more deals of the same contacts update them without
- * reading the contacts again. */
+ * reading the contacts again, and the opportunities' contact roles come in the opportunities'
+ * query. */
 START_TEST(rollups_are_written_without_reading_the_contacts)
 {
     struct e2e e;
@@ -166,6 +214,8 @@ START_TEST(rollups_are_written_without_reading_the_contacts)
     }
     ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_READS), 0);
     ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_UPDATES), 1);
+    /* The roles came with the opportunities, in the same query. */
+    ck_assert_int_eq(role_queries(&e, mark), 0);
 
     /* The lifecycle stage is also people's: a person moved Jane on to evangelist; when the deal
      * is won dealsync reads her again before moving her to customer, and leaves her where she
@@ -193,6 +243,71 @@ START_TEST(rollups_are_written_without_reading_the_contacts)
 }
 END_TEST
 
+/* Contact roles added to an opportunity already synced without any (the contact-role poller
+ * finds them): its deal's associations are not read, since dealsync associated no contact with
+ * it before and the opportunity has no account; the contacts are associated. A role removed
+ * later is told from a read of the deal's contacts, and its association goes. */
+START_TEST(roles_added_later_are_associated_without_reads)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_roles", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *opp = new_opportunity(&e, "Roles come later", NULL);
+    wait_synced(&e, &opp, 1, 0);
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *john = e2e_sf_find(&e, "Contact", "Email", "john@globex.test");
+    long long mark = e2e_mark(&e);
+    /* Both roles in one request (as a data load makes them), so the poller finds them together:
+     * one found alone would be associated first, and the second pass would then rightly read. */
+    char *body = xasprintf("{\"allOrNone\":true,\"records\":["
+                           "{\"attributes\":{\"type\":\"OpportunityContactRole\"},"
+                           "\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"},"
+                           "{\"attributes\":{\"type\":\"OpportunityContactRole\"},"
+                           "\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}]}",
+                           opp, jane, opp, john);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/services/data/v60.0/composite/sobjects", body, &made),
+                     200);
+    free(body);
+    char *roles[2];
+    for (int i = 0; i < 2; i++) {
+        const char *id = sbtest_str(cJSON_GetArrayItem(made, i), "id");
+        ck_assert_ptr_nonnull(id);
+        roles[i] = xstrdup(id);
+    }
+    cJSON_Delete(made);
+    wait_synced(&e, &opp, 1, 2);
+    /* Reads before the associations were made (a later pass, the poller finding the roles
+     * again, reads them: dealsync has associated contacts by then). */
+    ck_assert_int_eq(hubspot_calls_before(&e, mark,
+                                          "/crm/v4/associations/deals/contacts/batch/read",
+                                          "/crm/v4/associations/deals/contacts/batch/create"),
+                     0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST",
+                               "/crm/v4/associations/deals/companies/batch/read"),
+                     0);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST",
+                               "/crm/v4/associations/deals/contacts/batch/create"),
+                     1);
+
+    mark = e2e_mark(&e);
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s", roles[1]);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete: %d", status);
+    free(path);
+    wait_synced(&e, &opp, 1, 1);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST",
+                               "/crm/v4/associations/deals/contacts/batch/read"),
+                     1);
+    for (int i = 0; i < 2; i++)
+        free(roles[i]);
+    free(john);
+    free(jane);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -200,6 +315,7 @@ Suite *suite_e2e_calls(void)
     const struct itest_case cases[] = {
         {"new_opportunities", new_opportunities_are_written_without_reading_deals},
         {"rollups", rollups_are_written_without_reading_the_contacts},
+        {"roles_later", roles_added_later_are_associated_without_reads},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

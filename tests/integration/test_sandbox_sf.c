@@ -625,6 +625,37 @@ START_TEST(soql_subset_and_its_limits)
     ck_assert_ptr_nonnull(jstr(cJSON_GetObjectItem(first, "attributes"), "url"));
     cJSON_Delete(o);
 
+    /* A parent-to-child subquery: null without children, else the children as a query result. */
+    o = soql("query",
+             "SELECT Id, Name, (SELECT Id, Account.Name FROM Opportunities) FROM Account WHERE "
+             "Name = 'acme corp'",
+             &status);
+    ck_assert_int_eq(status, 200);
+    const cJSON *kids = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(o, "records"), 0), "Opportunities");
+    ck_assert_int_eq(cJSON_GetObjectItem(kids, "totalSize")->valueint,
+                     cJSON_GetArraySize(cJSON_GetObjectItem(kids, "records")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(kids, "done")));
+    int bravo = 0;
+    const cJSON *kid;
+    cJSON_ArrayForEach(kid, cJSON_GetObjectItem(kids, "records"))
+    {
+        bravo += strcmp(jstr(kid, "Id"), b) == 0;
+        ck_assert_str_eq(jstr(cJSON_GetObjectItem(kid, "Account"), "Name"), "Acme Corp");
+    }
+    ck_assert_int_eq(bravo, 1);
+    cJSON_Delete(o);
+    char *q0 =
+        xasprintf("SELECT Id, (SELECT Id FROM OpportunityContactRoles) FROM Opportunity WHERE "
+                  "Id = '%s'",
+                  a);
+    o = soql("query", q0, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(o, "records"), 0), "OpportunityContactRoles")));
+    cJSON_Delete(o);
+    free(q0);
+
     char *q = xasprintf("SELECT Name FROM Opportunity WHERE Id IN ('%s', '%.15s') AND AccountId "
                         "= null AND CloseDate > 2026-01-01 AND CreatedDate < 2100-01-01T00:00:00Z "
                         "AND IsDeleted = false ORDER BY Name",
@@ -644,7 +675,13 @@ START_TEST(soql_subset_and_its_limits)
         {"SELECT COUNT() FROM Opportunity", "MALFORMED_QUERY"},
         {"SELECT StageName FROM Opportunity GROUP BY StageName", "MALFORMED_QUERY"},
         {"SELECT Id FROM Opportunity WHERE CloseDate = TODAY", "MALFORMED_QUERY"},
-        {"SELECT Id, (SELECT Id FROM OpportunityContactRoles) FROM Opportunity", "MALFORMED_QUERY"},
+        {"SELECT Id, (SELECT Id FROM OpportunityContactRoles WHERE IsPrimary = true) FROM "
+         "Opportunity",
+         "MALFORMED_QUERY"},
+        {"SELECT Id, (SELECT Id FROM Roles) FROM Opportunity", "INVALID_TYPE"},
+        {"SELECT Id, (SELECT Nope__c FROM OpportunityContactRoles) FROM Opportunity",
+         "INVALID_FIELD"},
+        {"SELECT Id, (SELECT Id FROM Contacts) FROM Opportunity", "INVALID_TYPE"},
         {"SELECT Id FROM Opportunity WHERE", "MALFORMED_QUERY"},
         {"SELECT Nope__c FROM Opportunity", "INVALID_FIELD"},
         {"SELECT Account.Nope FROM Opportunity", "INVALID_FIELD"},
