@@ -339,6 +339,17 @@ long long e2e_mark(struct e2e *e)
     return id;
 }
 
+cJSON *e2e_requests(struct e2e *e, long long since)
+{
+    char *path = xasprintf("/_sandbox/requests?since=%lld", since);
+    cJSON *log = NULL;
+    sbtest_call(&e->sb, "GET", path, NULL, NULL, &log, NULL);
+    free(path);
+    cJSON *list = cJSON_DetachItemFromObjectCaseSensitive(log, "requests");
+    cJSON_Delete(log);
+    return list ? list : cJSON_CreateArray();
+}
+
 int e2e_count(struct e2e *e, long long since, const char *system, const char *direction,
               const char *method, const char *path_prefix)
 {

@@ -76,6 +76,10 @@ long long e2e_mark(struct e2e *e);
 int e2e_count(struct e2e *e, long long since, const char *system, const char *direction,
               const char *method, const char *path_prefix);
 
+/* The sandbox request log's entries since mark ({"system", "direction", "method", "path",
+ * "query", "status", "ts", …}, oldest first). Caller deletes. */
+cJSON *e2e_requests(struct e2e *e, long long since);
+
 /* Writes "<label>: salesforce N calls, hubspot M calls" for the API calls dealsync made since
  * mark, to stdout and to TEST_TMPDIR/api-calls.txt (for the README's table). */
 void e2e_report_calls(struct e2e *e, const char *label, long long since);

@@ -85,13 +85,10 @@ static char *hs_contact_of(struct e2e *e, const char *sf_contact)
  * mark. */
 static int role_queries(struct e2e *e, long long mark)
 {
-    char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
-    cJSON *log = NULL;
-    e2e_sb(e, "GET", q, NULL, &log);
-    free(q);
+    cJSON *log = e2e_requests(e, mark);
     int n = 0;
     const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    cJSON_ArrayForEach(r, log)
     {
         const char *path = sbtest_str(r, "path");
         const char *role = strstr(sbtest_str(r, "query"), "FROM%20OpportunityContactRole");
@@ -108,13 +105,10 @@ static int role_queries(struct e2e *e, long long mark)
  * none). */
 static int hubspot_calls_before(struct e2e *e, long long mark, const char *path, const char *first)
 {
-    char *q = xasprintf("/_sandbox/requests?since=%lld", mark);
-    cJSON *log = NULL;
-    e2e_sb(e, "GET", q, NULL, &log);
-    free(q);
+    cJSON *log = e2e_requests(e, mark);
     int n = 0;
     const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    cJSON_ArrayForEach(r, log)
     {
         if (strcmp(sbtest_str(r, "system"), "hubspot") != 0 ||
             strcmp(sbtest_str(r, "direction"), "in") != 0)
