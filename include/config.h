@@ -87,6 +87,7 @@ struct config {
     int budget_probe_seconds; /* refresh Salesforce usage this often while live-only */
     int api_cache_seconds;    /* property definitions and owners, per process (api_cache.c) */
     bool budget_pace_claims;  /* wait for HubSpot's window before claiming (sync_claim_delay_ms) */
+    int sync_gather_ms;       /* during a burst, wait this long before claiming (sync.c) */
 };
 
 /* True when the Salesforce API is configured with either flow. */

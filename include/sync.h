@@ -31,6 +31,7 @@ struct sync_ctx {
     struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
     cJSON *hs_deal_defs;          /* this worker's copy of the deal property definitions */
     int64_t hs_deal_defs_ms;      /* when they were read */
+    size_t last_batch;            /* records of the batch this worker handled last */
 };
 
 /* The deal property definitions (GET /crm/v3/properties/deals), read again once older than

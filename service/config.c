@@ -117,6 +117,7 @@ static const struct config_var config_vars[] = {
     VAR("API_BUDGET_PROBE_SECONDS", CFG_INT, NEED_NO, "60", budget_probe_seconds, 1, 86400),
     VAR("API_CACHE_SECONDS", CFG_INT, NEED_NO, "60", api_cache_seconds, 0, 86400),
     VAR("API_BUDGET_PACE_CLAIMS", CFG_BOOL, NEED_NO, "false", budget_pace_claims, 0, 0),
+    VAR("SYNC_GATHER_MS", CFG_INT, NEED_NO, "250", sync_gather_ms, 0, 10000),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,
         86400000),
     VAR("ADMIN_TOKEN", CFG_SECRET, NEED_NO, NULL, admin_token, 0, 0),

@@ -1232,6 +1232,8 @@ out:
 void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t count)
 {
     struct sync_ctx *ctx = arg;
+    if (ctx)
+        ctx->last_batch += count; /* sync_claim_delay_ms */
     struct deal_work *ws = xcalloc(count + 1, sizeof(*ws));
     bool on = false;
     bool is_echo = false;

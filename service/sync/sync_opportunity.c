@@ -1449,6 +1449,9 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
 
 void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, size_t count)
 {
+    struct sync_ctx *c = vctx;
+    if (c)
+        c->last_batch += count;
     for (size_t i = 0; i < count; i += SLICE_MAX) {
         sync_cache_begin(); /* maps and links read once per slice (sync_cache.h) */
         sync_slice(vctx, db, records + i, count - i < SLICE_MAX ? count - i : SLICE_MAX);
