@@ -73,6 +73,47 @@ static int live_opportunities(struct e2e *e, char **names)
     return n;
 }
 
+/* The sandbox holds the next METHOD request on path for 3 s (the write lands late). */
+static void hold_once(struct e2e *e, const char *method, const char *path)
+{
+    char *rules = xasprintf("{\"rules\":[{\"method\":\"%s\",\"path\":\"%s\",\"action\":"
+                            "\"latency\",\"latency_ms\":3000,\"count\":1}]}",
+                            method, path);
+    ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", rules, NULL), 200);
+    free(rules);
+}
+
+/* The user deletes the deal in HubSpot. */
+static void delete_deal_in_hubspot(struct e2e *e, const char *deal)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+}
+
+/* The user deletes the opportunity in Salesforce; returns once all is quiet. */
+static void delete_opportunity(struct e2e *e, const char *opp)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp);
+    ck_assert_int_eq(e2e_sb(e, "DELETE", path, NULL, NULL), 200);
+    free(path);
+    ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "the sync never went quiet");
+}
+
+/* After the user deleted the only opportunity: none is live and nothing is dead. */
+static void assert_no_opportunity_came_back(struct e2e *e, const char *deal)
+{
+    char *names = NULL;
+    int live = live_opportunities(e, &names);
+    char *detail = e2e_last_detail(e, deal);
+    ck_assert_msg(live == 0 && e2e_events(e, "dead") == 0,
+                  "%d live opportunit%s (%s) after the user deleted the only one, %lld dead "
+                  "events; last outcome of deal %s: %s",
+                  live, live == 1 ? "y" : "ies", names, e2e_events(e, "dead"), deal, detail);
+    free(detail);
+    free(names);
+}
+
 static int fault_fired(struct e2e *e)
 {
     cJSON *f = NULL;
@@ -102,6 +143,23 @@ static bool is_linked(void *arg)
     return deal != NULL;
 }
 
+/* The user edits the opportunity; reading it fails once (503), so its sync retries a few
+ * seconds later; meanwhile the user deletes the deal in HubSpot. Returns once all is quiet. */
+static void delete_deal_while_an_opportunity_change_retries(struct e2e *e, const char *opp,
+                                                            const char *deal)
+{
+    ck_assert_int_eq(
+        e2e_sb(e, "PUT", "/_sandbox/faults",
+               "{\"rules\":[{\"method\":\"GET\",\"path\":\"/services/data/v60.0/query\","
+               "\"status\":503,\"count\":1}]}",
+               NULL),
+        200);
+    e2e_sf_update(e, "Opportunity", opp, "{\"Amount\":2000}");
+    ck_assert(itest_wait_for(has_fired, e, DEADLINE_MS));
+    delete_deal_in_hubspot(e, deal);
+    ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "the sync never went quiet");
+}
+
 /* ---- Fixed findings ------------------------------------------------------------------------ */
 
 /* F7 / chaos C3 (fixed by 840d3f0, the deleted_deal tombstone): a deal deleted in HubSpot comes
@@ -119,18 +177,7 @@ START_TEST(deal_deleted_in_hubspot_stays_deleted_after_an_older_opportunity_chan
     char *deal = NULL;
     char *opp = synced_opportunity(&e, "F7 deleted deal", &deal);
 
-    ck_assert_int_eq(
-        e2e_sb(&e, "PUT", "/_sandbox/faults",
-               "{\"rules\":[{\"method\":\"GET\",\"path\":\"/services/data/v60.0/query\","
-               "\"status\":503,\"count\":1}]}",
-               NULL),
-        200);
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
-    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
-    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    delete_deal_while_an_opportunity_change_retries(&e, opp, deal);
 
     int live = live_deals_of(&e, opp);
     char *detail = e2e_last_detail(&e, opp);
@@ -159,18 +206,7 @@ START_TEST(deal_deleted_in_hubspot_stays_deleted_when_a_retry_runs_before_its_de
     char *deal = NULL;
     char *opp = synced_opportunity(&e, "F7 retry before the deletion webhook", &deal);
 
-    ck_assert_int_eq(
-        e2e_sb(&e, "PUT", "/_sandbox/faults",
-               "{\"rules\":[{\"method\":\"GET\",\"path\":\"/services/data/v60.0/query\","
-               "\"status\":503,\"count\":1}]}",
-               NULL),
-        200);
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
-    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
-    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    delete_deal_while_an_opportunity_change_retries(&e, opp, deal);
 
     int live = live_deals_of(&e, opp);
     char *detail = e2e_last_detail(&e, opp);
@@ -211,9 +247,7 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
     ck_assert_int_eq(e2e_deal_contacts(&e, deal), 1);
 
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
+    delete_deal_in_hubspot(&e, deal);
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
     int64_t deleted = util_now_ms();
     ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
@@ -254,28 +288,11 @@ START_TEST(opportunity_deleted_while_a_deal_edit_is_written_stays_deleted)
     e2e_start(&e, "e2e_chaos_deleted_meanwhile", NULL, NULL, true);
     char *deal = NULL;
     char *opp = synced_opportunity(&e, "Deleted while written", &deal);
-    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
-                            "\"/services/data/v60.0/composite/sobjects\",\"action\":\"latency\","
-                            "\"latency_ms\":3000,\"count\":1}]}",
-                            NULL),
-                     200);
+    hold_once(&e, "PATCH", "/services/data/v60.0/composite/sobjects");
     e2e_hs_update(&e, "deals", deal, "{\"description\":\"edited in hubspot\"}");
     ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 200);
-    free(path);
-    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
-
-    char *names = NULL;
-    int live = live_opportunities(&e, &names);
-    char *detail = e2e_last_detail(&e, deal);
-    ck_assert_msg(live == 0 && e2e_events(&e, "dead") == 0,
-                  "%d live opportunit%s (%s) after the user deleted the only one, %lld dead "
-                  "events; last outcome of deal %s: %s",
-                  live, live == 1 ? "y" : "ies", names, e2e_events(&e, "dead"), deal, detail);
-    free(detail);
-    free(names);
+    delete_opportunity(&e, opp);
+    assert_no_opportunity_came_back(&e, deal);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -302,10 +319,7 @@ START_TEST(opportunity_deleted_before_its_deal_was_linked_stays_deleted)
                               "{\"Name\":\"Deleted before linked\",\"StageName\":\"Prospecting\","
                               "\"CloseDate\":\"2027-06-30\",\"Amount\":1000}");
     ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 200);
-    free(path);
-    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    delete_opportunity(&e, opp);
 
     char *names = NULL;
     int live = live_opportunities(&e, &names);
@@ -333,9 +347,7 @@ START_TEST(opportunity_changed_after_its_deal_was_deleted_gets_a_new_deal)
     e2e_start(&e, "e2e_chaos_change_after_delete", env, sandbox, true);
     char *deal = NULL;
     char *opp = synced_opportunity(&e, "Changed after the delete", &deal);
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
+    delete_deal_in_hubspot(&e, deal);
     int64_t deleted = util_now_ms();
     ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
     e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
@@ -440,20 +452,8 @@ START_TEST(opportunity_deleted_in_salesforce_is_not_recreated_from_the_deals_ech
     ck_assert_msg(itest_wait_for(is_linked, &w, DEADLINE_MS), "opportunity %s never got its deal",
                   opp);
     char *deal = e2e_deal_id_of(&e, opp);
-    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", opp);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 200);
-    free(path);
-    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
-
-    char *names = NULL;
-    int live = live_opportunities(&e, &names);
-    char *detail = e2e_last_detail(&e, deal);
-    ck_assert_msg(live == 0 && e2e_events(&e, "dead") == 0,
-                  "%d live opportunit%s (%s) after the user deleted the only one, %lld dead "
-                  "events; last outcome of deal %s: %s",
-                  live, live == 1 ? "y" : "ies", names, e2e_events(&e, "dead"), deal, detail);
-    free(detail);
-    free(names);
+    delete_opportunity(&e, opp);
+    assert_no_opportunity_came_back(&e, deal);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -562,17 +562,10 @@ START_TEST(deal_deleted_in_hubspot_while_an_opportunity_change_is_written_is_for
     e2e_start(&e, "e2e_chaos_deal_deleted_meanwhile", env, NULL, true);
     char *deal = NULL;
     char *opp = synced_opportunity(&e, "Deal deleted while written", &deal);
-    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":\"latency\","
-                            "\"latency_ms\":3000,\"count\":1}]}",
-                            NULL),
-                     200);
+    hold_once(&e, "POST", "/crm/v3/objects/deals/batch/upsert");
     e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":2000}");
     ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
+    delete_deal_in_hubspot(&e, deal);
     int64_t deleted = util_now_ms();
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
 
@@ -618,21 +611,14 @@ START_TEST(deal_deleted_while_its_opportunity_is_made_is_not_made_again)
                            "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
                            e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
     cJSON_Delete(d);
-    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
-                            "\"/services/data/v60.0/composite/sobjects/Opportunity\",\"action\":"
-                            "\"latency\",\"latency_ms\":3000,\"count\":1}]}",
-                            NULL),
-                     200);
+    hold_once(&e, "PATCH", "/services/data/v60.0/composite/sobjects/Opportunity");
     cJSON *made = NULL;
     ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
     free(body);
     char *deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
     cJSON_Delete(made);
     ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
+    delete_deal_in_hubspot(&e, deal);
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
 
     char *opp = e2e_sf_find(&e, "Opportunity", "Name", "Deleted while made");
