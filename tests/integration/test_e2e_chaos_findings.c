@@ -830,6 +830,80 @@ START_TEST(user_change_after_a_deal_made_without_its_link_is_kept)
 }
 END_TEST
 
+struct opp_exists {
+    struct e2e *e;
+    const char *deal;
+};
+
+static bool opportunity_exists(void *arg)
+{
+    struct opp_exists *w = arg;
+    char *opp = e2e_sf_find(w->e, "Opportunity", "HubSpot_Deal_Id__c", w->deal);
+    free(opp);
+    return opp != NULL;
+}
+
+/* The other direction of the test above: dealsync made the opportunity of a user's new deal and
+ * lost the answer (so no link), the user renamed the deal a second later, and the opportunity's
+ * creation outbound message (held 6 s) came first: handled with no baseline, it wrote the
+ * opportunity's (creation) name over the user's newer deal name. */
+START_TEST(user_change_after_an_opportunity_made_without_its_link_is_kept)
+{
+    struct e2e e;
+    const char *env[] = {"API_TIMEOUT_MS=2000", "QUEUE_RETRY_BASE_MS=15000",
+                         "QUEUE_RETRY_MAX_MS=16000", "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600",
+                         NULL};
+    const char *sandbox[] = {"--set", "sf_om_batch_delay_ms=6000", NULL};
+    e2e_start(&e, "e2e_chaos_no_baseline_hs", env, sandbox, true);
+    char *maker_deal = NULL;
+    free(synced_opportunity(&e, "Pipeline maker", &maker_deal));
+    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Made in HubSpot\",\"pipeline\":"
+                           "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
+                           e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
+    cJSON_Delete(d);
+    free(maker_deal);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
+                            "\"/services/data/v60.0/composite/sobjects/Opportunity\",\"action\":"
+                            "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
+                            NULL),
+                     200);
+    cJSON *made = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    free(body);
+    char *deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
+    cJSON_Delete(made);
+    struct opp_exists w = {&e, deal};
+    ck_assert_msg(itest_wait_for(opportunity_exists, &w, DEADLINE_MS), "no opportunity for %s",
+                  deal);
+    int64_t opp_made = util_now_ms();
+    ck_assert(itest_wait_for(is_later_second, &opp_made, DEADLINE_MS));
+    e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Renamed in HubSpot\"}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    ck_assert_int_eq(fault_fired(&e), 1);
+
+    char *opp = e2e_sf_find(&e, "Opportunity", "HubSpot_Deal_Id__c", deal);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    d = e2e_hs_get(&e, "deals", deal);
+    char name[64];
+    e2e_sf_text(o, "Name", name, sizeof(name));
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(strcmp(name, "Renamed in HubSpot") == 0 &&
+                      strcmp(e2e_prop(d, "dealname"), "Renamed in HubSpot") == 0,
+                  "the user's deal name (set in hubspot after the opportunity was made) was lost: "
+                  "opportunity \"%s\", deal \"%s\"; last outcome of the opportunity: %s",
+                  name, e2e_prop(d, "dealname"), detail);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(detail);
+    cJSON_Delete(d);
+    cJSON_Delete(o);
+    free(opp);
+    free(deal);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Two processes -------------------------------------------------------------------------- */
 
 /* test_e2e_budget two_processes (3 of 6 runs: "deal with 0 contacts"): two workers resolve the
@@ -894,6 +968,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, deal_deleted_while_its_opportunity_is_made_is_not_made_again);
     tcase_add_test(open, contact_made_in_hubspot_while_dealsync_creates_it_is_still_associated);
     tcase_add_test(open, user_change_after_a_deal_made_without_its_link_is_kept);
+    tcase_add_test(open, user_change_after_an_opportunity_made_without_its_link_is_kept);
     suite_add_tcase(s, open);
     return s;
 }
