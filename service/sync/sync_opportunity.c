@@ -1416,14 +1416,20 @@ static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
 }
 
 /* Whether HubSpot can hold no deal for the opportunity, so reading one would cost a call for
- * nothing: not linked, no deal id on it, and created after sync deals was switched on
- * (on_ms). Such a deal would be dealsync's own, whose link is saved with its write (only a crash
- * in between loses it, and the upsert then writes the same values again), or one a person gave
- * the new opportunity's id by hand. Opportunities from before the switch (an import, HubSpot's
- * own integration before dealsync) are read: their deals may exist. */
+ * nothing: not linked, no deal id on it, created after sync deals was switched on (on_ms), and
+ * never tried before. Such a deal would be dealsync's own, whose link is saved with its write
+ * (only a lost answer or a crash in between loses it, and the record is then tried again), or
+ * one a person gave the new opportunity's id by hand. Opportunities from before the switch (an
+ * import, HubSpot's own integration before dealsync) are read: their deals may exist. */
 static bool cannot_have_deal(const struct sync_ctx *ctx, const struct opp *o, int64_t on_ms)
 {
     int64_t created = sf_time(o->sf, "CreatedDate");
+    /* Tried before (an answer lost, a worker killed after the write): the deal may exist without
+     * its link, and then the record modified later wins each field (keep_newer_hubspot_values):
+     * read it. */
+    for (size_t i = 0; i < o->rec->event_count; i++)
+        if (o->rec->events[i].attempts > 1)
+            return false;
     return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field) && on_ms > 0 &&
            created > on_ms;
 }
