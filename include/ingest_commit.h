@@ -12,6 +12,7 @@
 
 #include "compiler.h"
 #include "err.h"
+#include "ingest_split.h"
 #include "queue.h"
 
 struct ingest_committer;
@@ -31,6 +32,12 @@ void ingest_committer_stop(struct ingest_committer *c);
  * stored events, nor of an earlier event of the same group). Thread-safe. */
 enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
                       size_t *stored) WARN_UNUSED;
+
+/* Stores one request's verified body in the inbox (ingest_split.h; body borrowed until it
+ * returns) with the bodies of concurrent requests, and waits for the commit. events is how
+ * many events it holds (for the group's size). ERR_OK: the body is durable. Thread-safe. */
+enum err ingest_store_body(struct ingest_committer *c, const struct ingest_body *body,
+                           size_t events) WARN_UNUSED;
 
 /* Requests waiting for a committer right now (for tests and diagnostics). Thread-safe. */
 size_t ingest_committer_waiting(struct ingest_committer *c);
