@@ -1,7 +1,8 @@
 /* ingest_commit.h - group commit on the acknowledgement path (issue 13). Webhook requests hand
- * their events to a committer thread, which writes whatever has gathered from concurrent
- * requests in ONE statement (one transaction, one WAL flush) and then answers each request:
- * no request is acknowledged before the commit that holds its events. When a group fails
+ * what they store (a HubSpot body for the inbox, Salesforce events for the queue) to a
+ * committer thread, which writes whatever has gathered from concurrent requests in ONE
+ * statement (one transaction, one WAL flush) and then answers each request: no request is
+ * acknowledged before the commit that holds what it brought. When a group fails
  * because of one request's data, each request of the group is written again alone, so each gets
  * its own answer (the bad one ERR_INVALID, the others as if alone); when the database fails,
  * every request of the group gets ERR_DB (503: the sender retries). */

@@ -1,6 +1,7 @@
 /* http_server.c - libmicrohttpd daemon, route table, bounded body accumulation and replies.
- * Webhook handlers do nothing beyond verify, parse and one INSERT: HubSpot waits at most five
- * seconds, and the workers do the rest. */
+ * Webhook handlers do nothing beyond verify, parse and one INSERT (a HubSpot body to the inbox,
+ * Salesforce events to the queue): HubSpot waits at most five seconds, and the splitter and the
+ * workers do the rest. */
 #include "http_server.h"
 
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 /* ingest_commit.c - the group committer of the webhook ack path (see ingest_commit.h). Requests
  * wait on a queue under one mutex; each committer thread takes every waiting request (up to
- * max_events events), writes them with queue_push_groups in one statement, and wakes the
- * requests it answered. */
+ * max_events events, all bodies or all events), writes them in one statement
+ * (ingest_inbox_push or queue_push_groups), and wakes the requests it answered. */
 #include "ingest_commit.h"
 
 #include <pthread.h>
