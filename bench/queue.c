@@ -4,9 +4,11 @@
  * the textbook per-event queue (one transaction per event: SELECT ... FOR UPDATE SKIP LOCKED
  * LIMIT 1, then UPDATE to done) on a plain job table of its own (id, status, payload, indexed on
  * the pending jobs), so the baseline pays nothing for dealsync's schema.
- * Prints one JSON line per mode.
+ * Prints one JSON line per mode. BENCH_QUEUE_MODES=dealsync (or textbook) runs one of them
+ * only, to profile it alone.
  * usage: bench-queue DATABASE_URL EVENTS RECORDS THREADS */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,19 +132,32 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Baseline: the textbook per-event queue. */
-    fill_textbook(db, events);
-    atomic_store(&handled, 0);
+    const char *modes = getenv("BENCH_QUEUE_MODES");
+    bool run_textbook = !modes || strstr(modes, "textbook");
+    bool run_dealsync = !modes || strstr(modes, "dealsync");
+    double base_s = 0;
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
-    int64_t start = util_monotonic_ms();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, textbook, NULL);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    double base_s = (double)(util_monotonic_ms() - start) / 1000.0;
-    printf("{\"mode\":\"per_event_skip_locked\",\"events\":%d,\"seconds\":%.3f,"
-           "\"events_per_second\":%.0f}\n",
-           events, base_s, events / base_s);
+    int64_t start = 0;
+    if (run_textbook) {
+        /* Baseline: the textbook per-event queue. */
+        fill_textbook(db, events);
+        atomic_store(&handled, 0);
+        start = util_monotonic_ms();
+        for (int i = 0; i < threads; i++)
+            pthread_create(&th[i], NULL, textbook, NULL);
+        for (int i = 0; i < threads; i++)
+            pthread_join(th[i], NULL);
+        base_s = (double)(util_monotonic_ms() - start) / 1000.0;
+        printf("{\"mode\":\"per_event_skip_locked\",\"events\":%d,\"seconds\":%.3f,"
+               "\"events_per_second\":%.0f}\n",
+               events, base_s, events / base_s);
+        fflush(stdout);
+    }
+    if (!run_dealsync) {
+        free(th);
+        PQfinish(db);
+        return 0;
+    }
 
     /* dealsync's pool. */
     fill(db, events, records);
@@ -175,7 +190,8 @@ int main(int argc, char **argv)
            "\"events_per_second\":%.0f,\"handled\":%ld,\"outcome_rows\":%lld}\n",
            events, pool_s, events / pool_s, atomic_load(&handled),
            scalar(db, "SELECT count(*) FROM sync_outcome"));
-    printf("{\"ratio_dealsync_to_baseline\":%.2f}\n", base_s / pool_s);
+    if (run_textbook)
+        printf("{\"ratio_dealsync_to_baseline\":%.2f}\n", base_s / pool_s);
     free(th);
     PQfinish(db);
     return 0;

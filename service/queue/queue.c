@@ -104,7 +104,14 @@ static const char claim_sql[] =
     "          WHERE (l.source, l.object_type, l.record_id) ="
     "                (r.source, r.object_type, r.record_id)"
     "            AND l.status = 'pending' AND sync_event_is_live(l)))"
-    "  ORDER BY r.priority, r.not_before LIMIT greatest($2::int, $4::int)"
+    /* Rows locked beyond what is leased stay locked until the claim commits, and other
+     * claims skip them: more than max_records only when the first claimable is background. */
+    "  ORDER BY r.priority, r.not_before"
+    "  LIMIT CASE WHEN (SELECT t.priority FROM sync_record t WHERE t.open_events > 0"
+    "                     AND t.not_before <= now() AND (t.lease_expires_at IS NULL"
+    "                       OR t.lease_expires_at < now())"
+    "                   ORDER BY t.priority, t.not_before LIMIT 1) > 0"
+    "        THEN greatest($2::int, $4::int) ELSE $2::int END"
     "  FOR UPDATE OF r SKIP LOCKED"
     "), ranked AS ("
     "  SELECT c.*, row_number() OVER (ORDER BY c.priority, c.not_before) AS n,"
@@ -126,17 +133,56 @@ static const char claim_sql[] =
     "    AND e.status IN ('pending', 'running')"
     "  RETURNING e.source, e.object_type, e.record_id, e.id, e.event_type, e.payload,"
     "            e.attempts, e.occurred_at"
-    ") SELECT l.source, l.object_type, l.record_id, ev.id, ev.event_type, ev.payload::text,"
-    "         ev.attempts, (extract(epoch FROM ev.occurred_at) * 1000)::bigint"
-    "  FROM leased l LEFT JOIN ev ON (ev.source, ev.object_type, ev.record_id) ="
-    "                                (l.source, l.object_type, l.record_id)";
+    /* Every event, then every leased record with a NULL event id: queue_claim matches them
+     * (a join here was a nested loop comparing every record with every event). */
+    ") SELECT source, object_type, record_id, id, event_type, payload::text, attempts,"
+    "         (extract(epoch FROM occurred_at) * 1000)::bigint FROM ev"
+    " UNION ALL"
+    " SELECT source, object_type, record_id, NULL, NULL, NULL, NULL, NULL FROM leased";
+
+/* Claimed rows before grouping; sorted by record, then time, then id. */
+struct claim_row {
+    const char *source;
+    const char *object_type;
+    const char *record_id;
+    struct queue_event ev;
+};
+
+static int cmp_keys(const void *pa, const void *pb)
+{
+    const struct claim_row *a = pa;
+    const struct claim_row *b = pb;
+    int c = strcmp(a->source, b->source);
+    if (!c)
+        c = strcmp(a->object_type, b->object_type);
+    if (!c)
+        c = strcmp(a->record_id, b->record_id);
+    return c;
+}
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+    const struct claim_row *a = pa;
+    const struct claim_row *b = pb;
+    int c = cmp_keys(a, b);
+    if (!c)
+        c = (a->ev.occurred_at_ms > b->ev.occurred_at_ms) -
+            (a->ev.occurred_at_ms < b->ev.occurred_at_ms);
+    if (!c)
+        c = (a->ev.id > b->ev.id) - (a->ev.id < b->ev.id);
+    return c;
+}
 
 /* Drops the leases of records claimed without a visible event (see claim_sql). */
-static void release_empty(PGconn *db, const char *owner, PGresult *r)
+static void release_empty(PGconn *db, const char *owner, PGresult *r, const struct claim_row *rows,
+                          size_t n)
 {
     cJSON *keys = cJSON_CreateArray();
     for (int i = 0; i < PQntuples(r); i++) {
         if (!PQgetisnull(r, i, 3))
+            continue;
+        struct claim_row key = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), {0}};
+        if (n && bsearch(&key, rows, n, sizeof(*rows), cmp_keys))
             continue;
         cJSON *k = cJSON_CreateObject();
         cJSON_AddStringToObject(k, "source", PQgetvalue(r, i, 0));
@@ -161,31 +207,6 @@ static void release_empty(PGconn *db, const char *owner, PGresult *r)
         free(json);
     }
     cJSON_Delete(keys);
-}
-
-/* Claimed rows before grouping; sorted by record, then time, then id. */
-struct claim_row {
-    const char *source;
-    const char *object_type;
-    const char *record_id;
-    struct queue_event ev;
-};
-
-static int cmp_rows(const void *pa, const void *pb)
-{
-    const struct claim_row *a = pa;
-    const struct claim_row *b = pb;
-    int c = strcmp(a->source, b->source);
-    if (!c)
-        c = strcmp(a->object_type, b->object_type);
-    if (!c)
-        c = strcmp(a->record_id, b->record_id);
-    if (!c)
-        c = (a->ev.occurred_at_ms > b->ev.occurred_at_ms) -
-            (a->ev.occurred_at_ms < b->ev.occurred_at_ms);
-    if (!c)
-        c = (a->ev.id > b->ev.id) - (a->ev.id < b->ev.id);
-    return c;
 }
 
 /* Everything a batch points into, freed together. */
@@ -216,7 +237,6 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
         return rc;
     }
 
-    release_empty(db, owner, r);
     size_t total = (size_t)PQntuples(r);
     size_t n = 0;
     struct batch_storage *st = xcalloc(1, sizeof(*st));
@@ -235,8 +255,9 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
         rows[n].ev.occurred_at_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10);
         n++;
     }
-    PQclear(r);
     qsort(rows, n, sizeof(*rows), cmp_rows);
+    release_empty(db, owner, r, rows, n);
+    PQclear(r);
 
     /* Group consecutive rows of the same record. */
     st->events = xcalloc(n + 1, sizeof(struct queue_event));
@@ -286,22 +307,19 @@ void queue_batch_clear(struct queue_batch *b)
  * id, $10 its record's index (1-based). Events are read through the primary key (= ANY) and find
  * their record's values by array position, so no step joins the inputs to a table by scanning it.
  * The records are locked in key order first, as the open-events trigger of a concurrent push does:
- * no deadlock. */
+ * no deadlock. The record's UPDATE also takes its closed events off open_events, so the
+ * statement trigger of migration 0050 skips this statement (finish_counted, migration 0085)
+ * instead of updating every finished record a second time. */
 #define EVENT_RECORD "($10::int[])[array_position($9::bigint[], e.id)]"
 #define EVENT_OUTCOME "($5::text[])[" EVENT_RECORD "]"
 static const char finish_sql[] =
     "WITH lk AS ("
-    "  SELECT r.source, r.object_type, r.record_id, u.delay_ms"
-    "  FROM unnest($2::text[], $3::text[], $4::text[], $7::int[])"
-    "       AS u(source, object_type, record_id, delay_ms)"
+    "  SELECT r.source, r.object_type, r.record_id, u.delay_ms, u.k"
+    "  FROM unnest($2::text[], $3::text[], $4::text[], $7::int[]) WITH ORDINALITY"
+    "       AS u(source, object_type, record_id, delay_ms, k)"
     "  JOIN sync_record r ON (r.source, r.object_type, r.record_id) ="
     "                        (u.source, u.object_type, u.record_id)"
     "  ORDER BY 1, 2, 3 FOR UPDATE OF r"
-    "), rec AS ("
-    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL,"
-    "         not_before = now() + make_interval(secs => lk.delay_ms / 1000.0)"
-    "  FROM lk WHERE (r.source, r.object_type, r.record_id) ="
-    "                (lk.source, lk.object_type, lk.record_id) AND r.lease_owner = $1"
     "), ev AS ("
     "  UPDATE sync_event e SET"
     "    status = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN 'pending'"
@@ -322,6 +340,18 @@ static const char finish_sql[] =
     "  WHERE e.id = ANY($9::bigint[]) AND e.lease_owner = $1 AND e.status = 'running'"
     "  RETURNING e.id, e.source, e.object_type, e.record_id, e.status, e.attempts,"
     "            " EVENT_RECORD " AS i, " EVENT_OUTCOME " AS outcome"
+    /* the record index of each closed event, once per closed event (an array: a join of the
+     * records with these rows was a nested loop comparing every pair) */
+    "), closed AS MATERIALIZED ("
+    "  SELECT coalesce(array_agg(i) FILTER (WHERE status NOT IN ('pending', 'running')),"
+    "                  '{}') AS ks FROM ev"
+    "), rec AS ("
+    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL,"
+    "         not_before = now() + make_interval(secs => lk.delay_ms / 1000.0),"
+    "         open_events = r.open_events - cardinality(array_positions(c.ks, lk.k::int))"
+    "  FROM lk CROSS JOIN closed c"
+    "  WHERE (r.source, r.object_type, r.record_id) ="
+    "        (lk.source, lk.object_type, lk.record_id) AND r.lease_owner = $1"
     "), outcome AS ("
     "  INSERT INTO sync_outcome (event_id, source, object_type, record_id, outcome, attempt,"
     "                            detail, worker, error_code)"
@@ -333,6 +363,11 @@ static const char finish_sql[] =
     /* a record waiting for API budget says so (issue 9); a busy one does not */
     "  WHERE outcome <> 'defer' OR ($12::text[])[i] = 'RATE_LIMIT'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
+
+/* Tells the open-events trigger that the next UPDATE of sync_event (the finish) counts its own
+ * closed events: a transaction-local setting, which the trigger clears as it skips. */
+static const char finish_counted_sql[] =
+    "SELECT set_config('dealsync.open_events_counted', 'on', true)";
 
 /* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */
 static void array_add(struct buf *b, const char *s)
@@ -407,8 +442,21 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
                             a[OUTCOME].data, a[DETAIL].data, a[DELAY].data, a[SKIPPED].data,
                             a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data,
                             a[WARNING].data};
-    PGresult *r = db_exec_cached(db, finish_sql, 13, params);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+    /* The setting is transaction-local: outside a transaction the finish is its own. */
+    bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
+    enum err rc = own ? db_exec(db, "BEGIN") : ERR_OK;
+    if (rc == ERR_OK) {
+        PGresult *f = db_exec_cached(db, finish_counted_sql, 0, NULL);
+        rc = db_check(db, f, PGRES_TUPLES_OK, "cannot finish events");
+        PQclear(f);
+    }
+    PGresult *r = rc == ERR_OK ? db_exec_cached(db, finish_sql, 13, params) : NULL;
+    if (r)
+        rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+    if (own && rc == ERR_OK)
+        rc = db_commit(db);
+    if (own && rc != ERR_OK)
+        db_rollback(db);
     if (rc == ERR_OK) {
         for (int row = 0; row < PQntuples(r); row++) {
             long k = strtol(PQgetvalue(r, row, 0), NULL, 10) - 1;

@@ -357,16 +357,18 @@ START_TEST(dead_events_can_be_requeued)
 }
 END_TEST
 
+/* Records whose open_events differs from their pending and running events (0: exact). */
+static const char OPEN_EVENTS_DRIFT[] =
+    "SELECT count(*) FROM sync_record r WHERE open_events <> (SELECT count(*)"
+    " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
+    " (r.source, r.object_type, r.record_id) AND e.status IN ('pending', 'running'))";
+
 /* sync_record.open_events (what claims read instead of the events) follows every change of
  * sync_event, whoever makes it: push, claim, finish, requeue, an operator's UPDATE or DELETE. */
 START_TEST(open_event_counts_follow_every_change)
 {
     PGconn *db;
     char *url = qtest_db("q_open", &db);
-    const char *drift = "SELECT count(*) FROM sync_record r WHERE open_events <> (SELECT count(*)"
-                        " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
-                        " (r.source, r.object_type, r.record_id)"
-                        " AND e.status IN ('pending', 'running'))";
     qtest_push(db, "hubspot", "a1", "deal", "1", 1);
     qtest_push(db, "hubspot", "a2", "deal", "1", 2);
     qtest_push(db, "hubspot", "a2", "deal", "1", 2); /* duplicate: not counted */
@@ -374,11 +376,11 @@ START_TEST(open_event_counts_follow_every_change)
     ck_assert_int_eq(itest_db_scalar(db, "SELECT open_events FROM sync_record WHERE record_id"
                                          " = '1'"),
                      2);
-    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
     struct queue_batch b = {0};
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 2);
-    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
     struct queue_finish_item items[2] = {
         {&b.records[0], QUEUE_DONE, NULL, 0, 0},
         {&b.records[1], QUEUE_DEAD, "gone", 0, 0},
@@ -391,9 +393,9 @@ START_TEST(open_event_counts_follow_every_change)
     ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), moved);
     itest_db_exec(db, "UPDATE sync_event SET status = 'dead' WHERE dedup_key = 'a1'");
     itest_db_exec(db, "UPDATE sync_event SET status = 'pending' WHERE dedup_key <> 'a1'");
-    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
     itest_db_exec(db, "DELETE FROM sync_event WHERE dedup_key = 'b1'");
-    ck_assert_int_eq(itest_db_scalar(db, drift), 0);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), 1);
     PQfinish(db);
     free(url);
@@ -499,6 +501,69 @@ START_TEST(a_deferred_record_waits_without_counting_an_attempt)
 }
 END_TEST
 
+/* A finish counts its own closed events and the trigger skips that one statement (migration
+ * 0085): a change of sync_event later in the same transaction, here an operator's, is counted
+ * again, and a finish with retries, deferrals and a record holding two events stays exact. */
+START_TEST(a_finish_counts_its_own_events_and_only_its_own)
+{
+    PGconn *db;
+    char *url = qtest_db("q_count", &db);
+    qtest_push(db, "hubspot", "a1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "a2", "deal", "1", 2);
+    qtest_push(db, "hubspot", "b1", "deal", "2", 1);
+    qtest_push(db, "hubspot", "c1", "deal", "3", 1);
+    qtest_push(db, "hubspot", "d1", "deal", "4", 1);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 4);
+    struct queue_finish_item items[4] = {
+        {&b.records[0], QUEUE_DONE, NULL, 0, 0},
+        {&b.records[1], QUEUE_RETRY, "503", 0, 0},
+        {&b.records[2], QUEUE_DEFER, "busy", 0, 0},
+        {&b.records[3], QUEUE_DEAD, "gone", 0, 0},
+    };
+    itest_db_exec(db, "BEGIN");
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 4, 10), ERR_OK);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'dead' WHERE dedup_key = 'b1'");
+    itest_db_exec(db, "COMMIT");
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    /* records 1 (done) and 4 (dead) closed, 2 closed by the operator, 3 deferred */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A record leased by a claim whose events the claim's snapshot does not see (a push committed
+ * while the claim ran; here an open-events count set by hand) is released at once, and the
+ * records claimed with it keep their leases and events. */
+START_TEST(a_record_claimed_without_events_is_released)
+{
+    PGconn *db;
+    char *url = qtest_db("q_empty", &db);
+    qtest_push(db, "hubspot", "a1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "c1", "deal", "3", 1);
+    itest_db_exec(db, "INSERT INTO sync_record (source, object_type, record_id, open_events)"
+                      " VALUES ('hubspot', 'deal', '2', 1)");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    ck_assert_str_eq(b.records[0].record_id, "1");
+    ck_assert_str_eq(b.records[1].record_id, "3");
+    ck_assert_uint_eq(b.records[1].event_count, 1);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE lease_owner"
+                                         " = 'w1'"),
+                     2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id"
+                                         " = '2' AND lease_owner IS NULL"),
+                     1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -517,6 +582,8 @@ Suite *suite_queue(void)
     tcase_add_test(tc, open_event_counts_follow_every_change);
     tcase_add_test(tc, finish_many_gives_each_record_its_outcome);
     tcase_add_test(tc, a_deferred_record_waits_without_counting_an_attempt);
+    tcase_add_test(tc, a_finish_counts_its_own_events_and_only_its_own);
+    tcase_add_test(tc, a_record_claimed_without_events_is_released);
     suite_add_tcase(s, tc);
     return s;
 }
