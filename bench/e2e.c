@@ -124,6 +124,36 @@ static long long db_scalar(PGconn *db, const char *sql)
     return v;
 }
 
+/* Where the stream's events spent their time, from the queue's own timestamps: received (the
+ * webhook stored) to claimed (last_attempt_at: the last attempt's claim, after any deferrals)
+ * and claimed to finished, p50 and p99 per source, with the events that were echoes of
+ * dealsync's own writes or changed nothing (outcome skipped). */
+static void report_stages(PGconn *db, long long first_id)
+{
+    char *sql = xasprintf(
+        "WITH e AS (SELECT source, extract(epoch FROM last_attempt_at - received_at) * 1000 AS w,"
+        "    extract(epoch FROM finished_at - last_attempt_at) * 1000 AS h,"
+        "    EXISTS (SELECT 1 FROM sync_outcome o WHERE o.event_id = sync_event.id"
+        "            AND o.outcome = 'skipped') AS echo"
+        "  FROM sync_event WHERE id > %lld AND status = 'done' AND last_attempt_at IS NOT NULL)"
+        " SELECT source, count(*), count(*) FILTER (WHERE echo),"
+        "   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY w)),"
+        "   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY w)),"
+        "   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY h)),"
+        "   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY h))"
+        " FROM e GROUP BY source ORDER BY source",
+        first_id);
+    PGresult *r = PQexec(db, sql);
+    free(sql);
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+        printf("stages, %s events: %s done (%s skipped: echoes or no change); received to claimed "
+               "p50 %s ms,"
+               " p99 %s ms; claimed to finished p50 %s ms, p99 %s ms\n",
+               PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+               PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+    PQclear(r);
+}
+
 static long rss_kib(int pid)
 {
     char path[64];
@@ -543,6 +573,7 @@ int main(int argc, char **argv)
         die("cannot set the API latency");
     free(faults);
 
+    long long first_id = db_scalar(db, "SELECT coalesce(max(id), 0) FROM sync_event");
     side_init(&sf_side, do_sf ? rate * seconds : 0);
     side_init(&hs_side, do_hs ? rate * seconds : 0);
     pthread_t poller, gen_sf, gen_hs;
@@ -599,6 +630,7 @@ int main(int argc, char **argv)
            record_count, rate, seconds, latency_ms);
     report_side(&sf_side);
     report_side(&hs_side);
+    report_stages(db, first_id);
     printf("change requests that failed: %d\n", atomic_load(&failures));
     printf("rss: before %ld KiB, during the stream max %ld KiB, after %ld KiB\n", rss_before,
            rss_max, rss_after);

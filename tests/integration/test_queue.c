@@ -364,7 +364,8 @@ static const char OPEN_EVENTS_DRIFT[] =
     " (r.source, r.object_type, r.record_id) AND e.status IN ('pending', 'running'))";
 
 /* sync_record.open_events (what claims read instead of the events) follows every change of
- * sync_event, whoever makes it: push, claim, finish, requeue, an operator's UPDATE or DELETE. */
+ * sync_event, whoever makes it: push, claim, finish, requeue, an operator's UPDATE (one that
+ * moves an event to another record included) or DELETE. */
 START_TEST(open_event_counts_follow_every_change)
 {
     PGconn *db;
@@ -394,6 +395,10 @@ START_TEST(open_event_counts_follow_every_change)
     itest_db_exec(db, "UPDATE sync_event SET status = 'dead' WHERE dedup_key = 'a1'");
     itest_db_exec(db, "UPDATE sync_event SET status = 'pending' WHERE dedup_key <> 'a1'");
     ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    /* an operator moving an open event to another record: one less there, one more here */
+    itest_db_exec(db, "UPDATE sync_event SET record_id = '2' WHERE dedup_key = 'a2'");
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    itest_db_exec(db, "UPDATE sync_event SET record_id = '1' WHERE dedup_key = 'a2'");
     itest_db_exec(db, "DELETE FROM sync_event WHERE dedup_key = 'b1'");
     ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT sum(open_events) FROM sync_record"), 1);
