@@ -23,10 +23,6 @@ enum err sync_setting_set(PGconn *db, const char *name, const char *value) WARN_
 /* The sync_deals switch as a boolean ("on"). */
 enum err sync_deals_enabled(PGconn *db, bool *on) WARN_UNUSED;
 
-/* Takes the poller `name`'s turn when its last run is at least interval_s old and nobody else
- * took it meanwhile (one atomic UPDATE: no lock is held while polling). A poller seen for the
- * first time starts at initial_ms (no backfill). On ERR_OK *is_turn says whether this caller
- * polls now, and then *watermark_ms where it got to last time. */
 /* Where a poller's or sweep's first window starts: when sync deals was switched on (the
  * setting's updated_at, which only a change of value moves), at most max_back_ms back, and
  * never after now. A change made after the switch is a change to sync; starting at the first
@@ -34,6 +30,10 @@ enum err sync_deals_enabled(PGconn *db, bool *on) WARN_UNUSED;
  * outbound message lost, in the second before that poll). */
 int64_t poll_first_window_from(PGconn *db, int64_t now, int64_t max_back_ms);
 
+/* Takes the poller `name`'s turn when its last run is at least interval_s old and nobody else
+ * took it meanwhile (one atomic UPDATE: no lock is held while polling). A poller seen for the
+ * first time starts at initial_ms (no backfill). On ERR_OK *is_turn says whether this caller
+ * polls now, and then *watermark_ms where it got to last time. */
 enum err poll_take_turn(PGconn *db, const char *name, int interval_s, int64_t initial_ms,
                         bool *is_turn, int64_t *watermark_ms) WARN_UNUSED;
 /* Records how far the poll got. A crash before this repeats the window (events dedupe). */

@@ -301,11 +301,6 @@ static enum err create_pipeline(struct pipelines *p, const char *key, const cJSO
         goto out;
     }
     rc = pipeline_map_save(p->db, key, str(found, "id"), label);
-    /* Another worker saved the same pipeline at the same moment: its row came in on the
-     * pipeline id's unique index, which the upsert's ON CONFLICT (record type) does not
-     * arbitrate. Saved again, the upsert finds that row and the batch goes on. */
-    if (rc == ERR_CONFLICT)
-        rc = pipeline_map_save(p->db, key, str(found, "id"), label);
     if (rc == ERR_OK)
         rc = map_existing_stages(p, key, found, stages);
     if (rc == ERR_OK)

@@ -549,6 +549,20 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
             }
             free(hs_text);
             free(sf_text);
+        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && !w->has_link && w->opp && sv &&
+                   !sync_deal_hubspot_wins(hs_mod, sf_mod)) {
+            /* Both records exist but no baseline does (the sync that made one of them died
+             * before it saved the link, or the pair was made before dealsync): the record
+             * modified in the later second wins, as in a conflict. Writing the deal's value
+             * here put the deal's creation back over a user's newer Salesforce edit (chaos
+             * run, seed 2). The baseline stays unknown, so the other direction carries it. */
+            char *sf_text = value_text(sv);
+            buf_printf(&w->detail,
+                       "; %s not written: no baseline yet and salesforce changed later (%s "
+                       "kept)",
+                       p, sf_text);
+            free(sf_text);
+            drop = is_pending = true;
         }
         if (is_pending) {
             if (!w->pending)
@@ -795,8 +809,9 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
     l.sf_seen = snapshot(ctx, w->opp, true, w->changes);
     l.hs_seen = snapshot(ctx, w->props, false, NULL);
     sync_deal_prune_written(l.sf_written, l.sf_seen);
-    if (w->has_link)
-        sync_deal_keep_baseline(w->pending, w->link.sf_seen, w->link.hs_seen, l.sf_seen, l.hs_seen);
+    /* Without an old baseline, a field left to the other direction gets none (null). */
+    sync_deal_keep_baseline(w->pending, w->has_link ? w->link.sf_seen : NULL,
+                            w->has_link ? w->link.hs_seen : NULL, l.sf_seen, l.hs_seen);
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));

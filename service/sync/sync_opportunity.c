@@ -357,6 +357,18 @@ static int64_t sf_time(const cJSON *sf, const char *field)
     return ms;
 }
 
+/* Leaves a field's HubSpot value as it is: not written here, and its baseline kept, so the
+ * HubSpot-to-Salesforce direction carries it. */
+static void defer_to_hubspot(struct opp *o, cJSON *changes, const struct mapping_field *f)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
+    if (strcmp(f->hs_property, "dealstage") == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
+    if (!o->deferred)
+        o->deferred = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
+}
+
 /* Two-way fields: the most recent change wins, by the same rule as the other direction
  * (sync_deal_hubspot_wins). A field whose Salesforce value is what dealsync saw there at the last
  * sync did not change in Salesforce since, so a different HubSpot value is the newer one. When
@@ -367,8 +379,12 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
 {
     struct link l = {0};
     enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    /* Both records exist but no baseline does (the sync that made one of them died before it
+     * saved the link, or the pair was made before dealsync): the record modified in the later
+     * second wins each field that differs, as in a conflict. */
+    bool has_baseline = rc == ERR_OK;
     if (rc == ERR_NOT_FOUND)
-        return ERR_OK;
+        rc = ERR_OK;
     if (rc != ERR_OK)
         return rc;
     const cJSON *hs_props = cJSON_GetObjectItemCaseSensitive(o->deal, "properties");
@@ -382,8 +398,17 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         if (f->rule != MAPPING_RULE_TWO_WAY ||
             !cJSON_GetObjectItemCaseSensitive(changes, f->hs_property))
             continue;
-        const cJSON *seen = cJSON_GetObjectItem(l.sf_seen, f->sf_field);
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
+        if (!has_baseline) {
+            if (hs_modified < 0 || sf_modified < 0 ||
+                !sync_deal_hubspot_wins(hs_modified, sf_modified))
+                continue;
+            defer_to_hubspot(o, changes, f);
+            note(o, "%s not written: no baseline yet and hubspot changed later (kept)",
+                 f->hs_property);
+            continue;
+        }
+        const cJSON *seen = cJSON_GetObjectItem(l.sf_seen, f->sf_field);
         const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
         const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
         /* A value dealsync itself wrote is no user's change, even when the sync that wrote it
@@ -406,12 +431,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
                      f->hs_property);
             continue;
         }
-        cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
-        if (strcmp(f->hs_property, "dealstage") == 0)
-            cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
-        if (!o->deferred)
-            o->deferred = cJSON_CreateObject();
-        cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
+        defer_to_hubspot(o, changes, f);
         if (sf_unchanged)
             note(o,
                  "%s kept: changed in hubspot since the last sync, and two-way means the newest "

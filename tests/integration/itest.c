@@ -245,6 +245,15 @@ void itest_db_exec(PGconn *db, const char *sql)
     PQclear(r);
 }
 
+char *itest_incompressible_text(size_t len, unsigned int seed)
+{
+    char *text = xmalloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        text[i] = (char)('a' + rand_r(&seed) % 26);
+    text[len] = '\0';
+    return text;
+}
+
 char *itest_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

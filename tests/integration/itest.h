@@ -53,6 +53,12 @@ long long itest_db_scalar(PGconn *db, const char *sql);
 /* Runs sql and fails the test on error. */
 void itest_db_exec(PGconn *db, const char *sql);
 
+/* len random lowercase letters (NUL-terminated; caller frees): a value PostgreSQL stores out of
+ * line and cannot compress. Writing it takes long enough that concurrent statements overlap
+ * between their conflict check and their index entries, the moment a unique-index race needs
+ * (a few microseconds in production, hit there by luck). */
+char *itest_incompressible_text(size_t len, unsigned int seed);
+
 /* Reads a whole file into a NUL-terminated buffer; fails the test when missing. Caller frees. */
 char *itest_read_file(const char *path, size_t *len);
 /* Lines of the file at path that contain needle; fails the test when it is missing. */

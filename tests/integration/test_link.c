@@ -19,17 +19,11 @@ struct saver {
     int failures;
 };
 
-/* A value PostgreSQL stores out of line and cannot compress: writing it takes long enough
- * that the savers' statements overlap between their conflict check and their index entries,
- * the moment the race needs (a few microseconds in production, hit there by luck). */
+/* A Description bulky enough to open the race's window (itest_incompressible_text). */
 static cJSON *bulky(void)
 {
     cJSON *o = cJSON_CreateObject();
-    char *text = xmalloc(256 * 1024 + 1);
-    unsigned int seed = 7;
-    for (size_t i = 0; i < 256 * 1024; i++)
-        text[i] = (char)('a' + rand_r(&seed) % 26);
-    text[256 * 1024] = '\0';
+    char *text = itest_incompressible_text(256 * 1024, 7);
     cJSON_AddStringToObject(o, "Description", text);
     free(text);
     return o;
