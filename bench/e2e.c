@@ -193,7 +193,8 @@ static char *find_id(CURL *c, const char *type, const char *field, const char *v
 
 static bool queue_idle(PGconn *db, CURL *c)
 {
-    if (db_scalar(db, "SELECT count(*) FROM sync_event WHERE status IN ('pending', 'running')"))
+    if (db_scalar(db, "SELECT (SELECT count(*) FROM sync_event WHERE status IN ('pending',"
+                      " 'running')) + (SELECT count(*) FROM ingest_inbox)"))
         return false;
     cJSON *om = NULL, *hooks = NULL;
     call(c, "GET", "/_sandbox/salesforce/outbound", NULL, &om);

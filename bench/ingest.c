@@ -3,8 +3,13 @@
  * same HubSpot body INSERTed and committed straight into PostgreSQL, one transaction per request:
  * the database floor every durable ack must pay), hubspot (signed batches of distinct events:
  * verified, parsed and committed) and salesforce (outbound messages of distinct notifications).
- * Prints one line of JSON.
- * usage: bench-ingest MODE BASE_URL|DATABASE_URL REQUESTS THREADS EVENTS_PER_REQUEST */
+ * Prints one line of JSON. Event and notification ids start after FIRST_ID (default 0): a
+ * caller running several figures against one database passes a new range each time, so every
+ * figure stores distinct events rather than duplicates of an earlier one. With
+ * BENCH_DATABASE_URL set, mode hubspot also waits for the webhook inbox to be split after the last
+ * ack and prints when it was (all_split_seconds, from the first request): the rate at which the
+ * events reached the queue, not only the acknowledgements.
+ * usage: bench-ingest MODE BASE_URL|DATABASE_URL REQUESTS THREADS EVENTS_PER_REQUEST [FIRST_ID] */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +28,7 @@
 static const char *mode;
 static const char *base;
 static int per_request;
+static long long first_id;
 static atomic_int next_request;
 static int total_requests;
 static atomic_int failures;
@@ -48,7 +54,7 @@ static char *hubspot_body(int req)
     buf_init(&b, 0);
     buf_append_str(&b, "[");
     for (int i = 0; i < per_request; i++) {
-        long long id = (long long)req * per_request + i + 1;
+        long long id = first_id + (long long)req * per_request + i + 1;
         buf_printf(&b,
                    "%s{\"eventId\":%lld,\"subscriptionId\":7,\"portalId\":62515,\"appId\":1,"
                    "\"occurredAt\":%lld,\"subscriptionType\":\"deal.propertyChange\","
@@ -73,7 +79,7 @@ static char *salesforce_body(int req)
                    "xsi:nil=\"true\"/><EnterpriseUrl>https://x/c/47.0/00D7F00000107Xs"
                    "</EnterpriseUrl><PartnerUrl>https://x/u/47.0/00D7F00000107Xs</PartnerUrl>");
     for (int i = 0; i < per_request; i++) {
-        long long id = (long long)req * per_request + i;
+        long long id = first_id + (long long)req * per_request + i;
         buf_printf(&b,
                    "<Notification><Id>04l%012lld</Id><sObject xsi:type=\"sf:Opportunity\" "
                    "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>006%012lld</sf:Id>"
@@ -172,13 +178,36 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Seconds from start until the webhook inbox is empty (every acknowledged body split into
+ * queue events), polled every 20 ms for at most 10 minutes; -1 when it cannot tell. */
+static double wait_split(const char *url, int64_t start_ms)
+{
+    PGconn *db = PQconnectdb(url);
+    double secs = -1;
+    for (int i = 0; PQstatus(db) == CONNECTION_OK && i < 30000; i++) {
+        PGresult *r = PQexec(db, "SELECT count(*) FROM ingest_inbox");
+        bool is_empty =
+            PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") == 0;
+        bool is_error = PQresultStatus(r) != PGRES_TUPLES_OK;
+        PQclear(r);
+        if (is_empty)
+            secs = (double)(util_monotonic_ms() - start_ms) / 1000.0;
+        if (is_empty || is_error)
+            break;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    PQfinish(db);
+    return secs;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
+    if (argc != 6 && argc != 7) {
         fprintf(
             stderr,
             "usage: %s healthz|commit|hubspot|salesforce BASE_URL|DATABASE_URL REQUESTS THREADS "
-            "EVENTS_PER_REQUEST\n",
+            "EVENTS_PER_REQUEST [FIRST_ID]\n",
             argv[0]);
         return 64;
     }
@@ -187,6 +216,7 @@ int main(int argc, char **argv)
     total_requests = atoi(argv[3]);
     int threads = atoi(argv[4]);
     per_request = atoi(argv[5]);
+    first_id = argc == 7 ? atoll(argv[6]) : 0;
     latency_us = xcalloc((size_t)total_requests + 1, sizeof(*latency_us));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
@@ -203,11 +233,18 @@ int main(int argc, char **argv)
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
     double secs = (double)(util_monotonic_ms() - start) / 1000.0;
+    double split_secs = -1;
+    if (getenv("BENCH_DATABASE_URL") && strcmp(mode, "hubspot") == 0)
+        split_secs = wait_split(getenv("BENCH_DATABASE_URL"), start);
     qsort(latency_us, (size_t)total_requests, sizeof(*latency_us), cmp_i64);
     double p99 = (double)latency_us[(total_requests - 1) * 99 / 100] / 1000.0;
     printf("{\"mode\":\"%s\",\"requests\":%d,\"threads\":%d,\"seconds\":%.3f,"
-           "\"requests_per_second\":%.1f,\"p99_ms\":%.1f,\"failures\":%d}\n",
+           "\"requests_per_second\":%.1f,\"p99_ms\":%.1f,\"failures\":%d",
            mode, total_requests, threads, secs, total_requests / secs, p99, atomic_load(&failures));
+    if (split_secs >= 0)
+        printf(",\"all_split_seconds\":%.3f,\"split_events_per_second\":%.1f", split_secs,
+               (double)total_requests * per_request / split_secs);
+    printf("}\n");
     free(latency_us);
     free(th);
     curl_global_cleanup();

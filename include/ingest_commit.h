@@ -1,7 +1,8 @@
 /* ingest_commit.h - group commit on the acknowledgement path (issue 13). Webhook requests hand
- * their events to a committer thread, which writes whatever has gathered from concurrent
- * requests in ONE statement (one transaction, one WAL flush) and then answers each request:
- * no request is acknowledged before the commit that holds its events. When a group fails
+ * what they store (a HubSpot body for the inbox, Salesforce events for the queue) to a
+ * committer thread, which writes whatever has gathered from concurrent requests in ONE
+ * statement (one transaction, one WAL flush) and then answers each request: no request is
+ * acknowledged before the commit that holds what it brought. When a group fails
  * because of one request's data, each request of the group is written again alone, so each gets
  * its own answer (the bad one ERR_INVALID, the others as if alone); when the database fails,
  * every request of the group gets ERR_DB (503: the sender retries). */
@@ -12,6 +13,7 @@
 
 #include "compiler.h"
 #include "err.h"
+#include "ingest_split.h"
 #include "queue.h"
 
 struct ingest_committer;
@@ -31,6 +33,12 @@ void ingest_committer_stop(struct ingest_committer *c);
  * stored events, nor of an earlier event of the same group). Thread-safe. */
 enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
                       size_t *stored) WARN_UNUSED;
+
+/* Stores one request's verified body in the inbox (ingest_split.h; body borrowed until it
+ * returns) with the bodies of concurrent requests, and waits for the commit. events is how
+ * many events it holds (for the group's size). ERR_OK: the body is durable. Thread-safe. */
+enum err ingest_store_body(struct ingest_committer *c, const struct ingest_body *body,
+                           size_t events) WARN_UNUSED;
 
 /* Requests waiting for a committer right now (for tests and diagnostics). Thread-safe. */
 size_t ingest_committer_waiting(struct ingest_committer *c);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "compiler.h"
 
@@ -44,6 +45,9 @@ bool buf_append_markup(struct buf *b, const char *s);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME) and a monotonic clock. */
 int64_t util_now_ms(void);
 int64_t util_monotonic_ms(void);
+
+/* The CLOCK_REALTIME time ms milliseconds from now, as pthread_cond_timedwait takes it. */
+struct timespec util_deadline_ms(int64_t ms);
 
 /* Strict decimal int64: false on empty input, trailing junk or overflow. */
 bool util_parse_i64(const char *s, int64_t *out);

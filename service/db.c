@@ -153,14 +153,7 @@ void db_pool_free(struct db_pool *pool)
 
 enum err db_pool_acquire(struct db_pool *pool, int wait_ms, PGconn **out)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = util_deadline_ms(wait_ms);
 
     PGconn *conn = NULL;
     bool open_new = false;

@@ -1,6 +1,7 @@
 /* http_server.c - libmicrohttpd daemon, route table, bounded body accumulation and replies.
- * Webhook handlers do nothing beyond verify, parse and one INSERT: HubSpot waits at most five
- * seconds, and the workers do the rest. */
+ * Webhook handlers do nothing beyond verify, parse and one INSERT (a HubSpot body to the inbox,
+ * Salesforce events to the queue): HubSpot waits at most five seconds, and the splitter and the
+ * workers do the rest. */
 #include "http_server.h"
 
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 
 #include "admin.h"
 #include "ingest_commit.h"
+#include "ingest_split.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -54,6 +56,7 @@ struct http_server {
     const struct config *cfg;
     struct db_pool *pool;
     struct ingest_committer *committer; /* NULL: each request commits alone */
+    struct ingest_splitter *splitter;   /* turns the inbox's HubSpot bodies into events */
     atomic_llong next_request_id;
     atomic_int open_connections;
     pthread_mutex_t conn_lock;
@@ -267,6 +270,37 @@ static enum err store(struct http_request *req, const char *source,
     return rc;
 }
 
+/* Stores one verified HubSpot body in the inbox before the caller acknowledges it: through
+ * the group committer, or alone on a borrowed connection. The splitter stores its events
+ * later; a failure to store is an outage, as in store(). */
+static enum err store_body(struct http_request *req, const struct ingest_body *body, size_t events)
+{
+    struct http_server *s = req->server;
+    bool was_quiet = db_set_quiet(true);
+    enum err rc = ERR_DB;
+    if (s->committer) {
+        rc = ingest_store_body(s->committer, body, events);
+    } else {
+        PGconn *db = NULL;
+        char state[6] = "";
+        rc = db_pool_acquire(s->pool, DB_WAIT_MS, &db);
+        if (rc == ERR_OK)
+            rc = ingest_inbox_push(db, body, 1, state);
+        if (rc == ERR_DB && db && !is_unavailable(state))
+            rc = ERR_INVALID;
+        db_pool_release(s->pool, db);
+    }
+    db_set_quiet(was_quiet);
+    if (rc == ERR_OK) {
+        outage_over(s);
+        ingest_splitter_wake(s->splitter);
+    } else if (rc == ERR_DB) {
+        outage_refused(s, db_last_error()[0] ? db_last_error()
+                                             : "the group commit could not store the body");
+    }
+    return rc;
+}
+
 static struct reply handle_salesforce(struct http_request *req, struct MHD_Connection *c)
 {
     const struct config *cfg = req->server->cfg;
@@ -330,7 +364,6 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
 {
     const struct config *cfg = req->server->cfg;
     struct webhook_hs_batch batch = {0};
-    struct queue_event_in *evs = NULL;
     char *why = NULL;
     struct reply reply;
     const char *body = req->body.data ? req->body.data : "";
@@ -356,7 +389,8 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
         count_rejected("hubspot", "bad_signature");
         return fail_reply(REPLY_JSON, rc, reason);
     }
-    rc = webhook_hs_parse(body, req->body.len, util_now_ms(), &batch, &why);
+    int64_t received_ms = util_now_ms();
+    rc = webhook_hs_parse(body, req->body.len, received_ms, &batch, &why);
     if (rc != ERR_OK) {
         log_warn("hubspot webhook refused", LOG_I64("request_id", req->id), LOG_STR("reason", why),
                  LOG_I64("bytes", (long long)req->body.len));
@@ -370,41 +404,37 @@ static struct reply handle_hubspot(struct http_request *req, struct MHD_Connecti
                  LOG_STR("reason", batch.rejections[i].reason));
         count_rejected("hubspot", "invalid_event");
     }
-    size_t stored = 0, set_aside = 0;
+    /* The body as verified goes to the inbox whole; the splitter reads it again with the same
+     * time and stores the events this parse found (duplicates are dropped there). */
     if (batch.count) {
-        evs = xcalloc(batch.count, sizeof(*evs));
-        for (size_t i = 0; i < batch.count; i++) {
-            const struct webhook_hs_event *e = &batch.events[i];
-            evs[i] = (struct queue_event_in){"hubspot",    e->dedup_key,       e->object_type,
-                                             e->record_id, e->event_type,      e->occurred_at_ms,
-                                             e->payload,   QUEUE_PRIORITY_LIVE};
-        }
-        rc = store(req, "hubspot", evs, batch.count, &stored, &set_aside);
+        struct ingest_body ib = {"hubspot", body, req->body.len, received_ms};
+        rc = store_body(req, &ib, batch.count);
         if (rc != ERR_OK) {
-            count_rejected("hubspot", "database_unavailable");
-            reply = fail_reply(REPLY_JSON, rc, "database unavailable; retry later");
+            count_rejected("hubspot", rc == ERR_DB ? "database_unavailable" : "unstorable");
+            reply = fail_reply(REPLY_JSON, rc,
+                               rc == ERR_DB ? "database unavailable; retry later"
+                                            : "the database refuses this body");
             goto out;
         }
     }
-    count_events("hubspot", batch.count - set_aside, stored);
+    metrics_inc("dealsync_webhook_events_received_total", "source=\"hubspot\"",
+                (long long)batch.count);
     if (batch.ignored)
         metrics_inc("dealsync_webhook_events_ignored_total", "source=\"hubspot\"",
                     (long long)batch.ignored);
-    size_t rejected = batch.rejected + set_aside;
     log_info("hubspot webhook stored", LOG_I64("request_id", req->id),
-             LOG_I64("events", (long long)batch.received), LOG_I64("stored", (long long)stored),
+             LOG_I64("events", (long long)batch.received),
+             LOG_I64("stored", (long long)batch.count),
              LOG_I64("ignored", (long long)batch.ignored),
-             LOG_I64("rejected", (long long)rejected));
+             LOG_I64("rejected", (long long)batch.rejected));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "received", (double)batch.received);
-    cJSON_AddNumberToObject(o, "stored", (double)stored);
-    cJSON_AddNumberToObject(o, "duplicates", (double)(batch.count - set_aside - stored));
+    cJSON_AddNumberToObject(o, "stored", (double)batch.count);
     cJSON_AddNumberToObject(o, "ignored", (double)batch.ignored);
-    cJSON_AddNumberToObject(o, "rejected", (double)rejected);
+    cJSON_AddNumberToObject(o, "rejected", (double)batch.rejected);
     reply = (struct reply){ERR_OK, "application/json", cJSON_PrintUnformatted(o)};
     cJSON_Delete(o);
 out:
-    free(evs);
     free(why);
     webhook_hs_batch_clear(&batch);
     return reply;
@@ -426,12 +456,13 @@ static struct reply handle_readyz(struct http_request *req, struct MHD_Connectio
     enum err rc = db_pool_acquire(req->server->pool, 1000, &db);
     if (rc == ERR_OK)
         rc = migrate_is_current(db, &current);
-    /* Can a webhook insert right now? The lock an INSERT takes, taken and given back at once:
-     * a table lock held elsewhere makes it wait for lock_timeout and fail. */
+    /* Can a webhook be stored right now? The lock an INSERT takes on the tables the ack path
+     * writes (the inbox for HubSpot, the queue for Salesforce), taken and given back at once: a
+     * table lock held elsewhere makes it wait for lock_timeout and fail. */
     bool can_insert = false;
     if (rc == ERR_OK && current) {
         if (db_begin(db) == ERR_OK &&
-            db_exec(db, "LOCK TABLE sync_event IN ROW EXCLUSIVE MODE") == ERR_OK)
+            db_exec(db, "LOCK TABLE ingest_inbox, sync_event IN ROW EXCLUSIVE MODE") == ERR_OK)
             can_insert = true;
         db_rollback(db);
     }
@@ -440,7 +471,8 @@ static struct reply handle_readyz(struct http_request *req, struct MHD_Connectio
     if (rc != ERR_OK)
         return fail_reply(REPLY_JSON, ERR_DB, "database unreachable");
     if (current && !can_insert)
-        return fail_reply(REPLY_JSON, ERR_DB, "database stalled: the queue table is locked");
+        return fail_reply(REPLY_JSON, ERR_DB,
+                          "database stalled: the inbox or queue table is locked");
     if (!current)
         return fail_reply(REPLY_JSON, ERR_DB, "migrations pending: run dealsync migrate");
     return (struct reply){ERR_OK, "application/json", xstrdup("{\"status\":\"ready\"}")};
@@ -456,8 +488,9 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
     free(text);
     PGconn *db = NULL;
     struct queue_depth d;
-    bool up =
-        db_pool_acquire(req->server->pool, 1000, &db) == ERR_OK && queue_depth(db, &d) == ERR_OK;
+    long long inbox = 0;
+    bool up = db_pool_acquire(req->server->pool, 1000, &db) == ERR_OK &&
+              queue_depth(db, &d) == ERR_OK && ingest_inbox_pending(db, &inbox) == ERR_OK;
     db_pool_release(req->server->pool, db);
     buf_append_str(&b, "# HELP dealsync_queue_events Events in the queue by state.\n"
                        "# TYPE dealsync_queue_events gauge\n");
@@ -468,6 +501,10 @@ static struct reply handle_metrics(struct http_request *req, struct MHD_Connecti
                    "dealsync_queue_events{state=\"done\"} %lld\n"
                    "dealsync_queue_events{state=\"dead\"} %lld\n",
                    d.pending, d.running, d.done, d.dead);
+    buf_append_str(&b, "# HELP dealsync_inbox_pending Webhook bodies acknowledged and not yet"
+                       " split into queue events.\n# TYPE dealsync_inbox_pending gauge\n");
+    if (up)
+        buf_printf(&b, "dealsync_inbox_pending %lld\n", inbox);
     buf_printf(&b,
                "# HELP dealsync_http_connections_open HTTP connections open now.\n"
                "# TYPE dealsync_http_connections_open gauge\ndealsync_http_connections_open %d\n",
@@ -765,13 +802,7 @@ static void *sweep_connections(void *arg)
     int64_t deadline = s->cfg->http_request_timeout_ms;
     pthread_mutex_lock(&s->conn_lock);
     while (!s->is_stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = util_deadline_ms(200);
         pthread_cond_timedwait(&s->stop_cond, &s->conn_lock, &ts);
         int64_t now = util_monotonic_ms();
         long long cut = 0;
@@ -816,9 +847,14 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_cond_init(&s->stop_cond, NULL);
     pthread_mutex_init(&s->outage.lock, NULL);
+    if (ingest_splitter_start(cfg->database_url, &s->splitter) != ERR_OK) {
+        server_free(s);
+        return ERR_INTERNAL;
+    }
     if (cfg->ingest_commit_threads > 0 &&
         ingest_committer_start(cfg->database_url, cfg->ingest_commit_threads,
                                INGEST_GROUP_MAX_EVENTS, &s->committer) != ERR_OK) {
+        ingest_splitter_stop(s->splitter);
         server_free(s);
         return ERR_INTERNAL;
     }
@@ -834,6 +870,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         if (inet_pton(AF_INET6, cfg->bind_address, &a6->sin6_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
             ingest_committer_stop(s->committer);
+            ingest_splitter_stop(s->splitter);
             server_free(s);
             return ERR_CONFIG;
         }
@@ -845,6 +882,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         if (inet_pton(AF_INET, cfg->bind_address, &a4->sin_addr) != 1) {
             log_error("cannot parse BIND_ADDRESS", LOG_STR("bind_address", cfg->bind_address));
             ingest_committer_stop(s->committer);
+            ingest_splitter_stop(s->splitter);
             server_free(s);
             return ERR_CONFIG;
         }
@@ -862,6 +900,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));
         ingest_committer_stop(s->committer);
+        ingest_splitter_stop(s->splitter);
         server_free(s);
         return ERR_CONFIG;
     }
@@ -869,6 +908,7 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         log_error("cannot start the connection deadline thread");
         MHD_stop_daemon(s->daemon);
         ingest_committer_stop(s->committer);
+        ingest_splitter_stop(s->splitter);
         server_free(s);
         return ERR_INTERNAL;
     }
@@ -898,5 +938,6 @@ void http_server_stop(struct http_server *s)
     }
     MHD_stop_daemon(s->daemon);
     ingest_committer_stop(s->committer);
+    ingest_splitter_stop(s->splitter);
     server_free(s);
 }

@@ -1,7 +1,7 @@
 /* ingest_commit.c - the group committer of the webhook ack path (see ingest_commit.h). Requests
  * wait on a queue under one mutex; each committer thread takes every waiting request (up to
- * max_events events), writes them with queue_push_groups in one statement, and wakes the
- * requests it answered. */
+ * max_events events, all bodies or all events), writes them in one statement
+ * (ingest_inbox_push or queue_push_groups), and wakes the requests it answered. */
 #include "ingest_commit.h"
 
 #include <pthread.h>
@@ -10,12 +10,15 @@
 #include <string.h>
 
 #include "db.h"
+#include "ingest_split.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
 
+/* A request waiting for its commit: its events (Salesforce), or its body for the inbox. */
 struct waiting {
     const struct queue_event_in *evs;
+    const struct ingest_body *body; /* non-NULL: an inbox row (n: its events) */
     size_t n;
     size_t stored;
     enum err rc;
@@ -42,7 +45,9 @@ static struct waiting *take_group(struct ingest_committer *c, size_t *count)
     struct waiting *first = c->head, *last = c->head;
     size_t events = first->n;
     *count = 1;
-    while (last->next && events + last->next->n <= (size_t)c->max_events) {
+    /* A group is all bodies or all events: one statement writes it. */
+    while (last->next && events + last->next->n <= (size_t)c->max_events &&
+           !last->next->body == !first->body) {
         last = last->next;
         events += last->n;
         (*count)++;
@@ -58,6 +63,17 @@ static struct waiting *take_group(struct ingest_committer *c, size_t *count)
 static bool is_data_error(const char *sqlstate)
 {
     return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0;
+}
+
+/* The bodies of the first count requests from w, in one statement. */
+static enum err push_bodies(PGconn *db, struct waiting *w, size_t count, char state[6])
+{
+    struct ingest_body *bodies = xcalloc(count, sizeof(*bodies));
+    for (size_t i = 0; i < count; i++, w = w->next)
+        bodies[i] = *w->body;
+    enum err rc = ingest_inbox_push(db, bodies, count, state);
+    free(bodies);
+    return rc;
 }
 
 /* Writes one group. Fills each request's rc and stored. */
@@ -82,24 +98,30 @@ static void commit_group(PGconn **db, const char *url, struct waiting *group, si
     size_t *owner = xcalloc(total ? total : 1, sizeof(*owner));
     size_t *stored = xcalloc(count, sizeof(*stored));
     size_t k = 0, g = 0;
-    for (struct waiting *w = group; w; w = w->next, g++) {
+    for (struct waiting *w = group; w && !w->body; w = w->next, g++) {
         for (size_t i = 0; i < w->n; i++, k++) {
             evs[k] = w->evs[i];
             owner[k] = g;
         }
     }
     char state[6] = "";
-    enum err rc = queue_push_groups(*db, evs, owner, total, stored, count, state);
+    enum err rc = group->body ? push_bodies(*db, group, count, state)
+                              : queue_push_groups(*db, evs, owner, total, stored, count, state);
     if (rc == ERR_OK) {
         g = 0;
         for (struct waiting *w = group; w; w = w->next, g++) {
             w->rc = ERR_OK;
-            w->stored = stored[g];
+            w->stored = w->body ? w->n : stored[g];
         }
     } else if (count > 1 && is_data_error(state)) {
         /* One request's data failed the group: each request alone gets its own answer. */
         for (struct waiting *w = group; w; w = w->next) {
-            rc = queue_push_groups(*db, w->evs, NULL, w->n, &w->stored, 1, state);
+            if (w->body) {
+                rc = push_bodies(*db, w, 1, state);
+                w->stored = w->n;
+            } else {
+                rc = queue_push_groups(*db, w->evs, NULL, w->n, &w->stored, 1, state);
+            }
             w->rc = rc == ERR_OK ? ERR_OK : is_data_error(state) ? ERR_INVALID : ERR_DB;
         }
     } else {
@@ -190,25 +212,39 @@ void ingest_committer_stop(struct ingest_committer *c)
     free(c);
 }
 
-enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
-                      size_t *stored)
+/* Queues w and waits until a committer answered it. */
+static void wait_commit(struct ingest_committer *c, struct waiting *w)
 {
-    struct waiting w = {evs, n, 0, ERR_DB, false, NULL};
     pthread_mutex_lock(&c->lock);
     if (c->stop) {
         pthread_mutex_unlock(&c->lock);
-        return ERR_DB;
+        return; /* w->rc stays ERR_DB */
     }
     if (c->tail)
-        c->tail->next = &w;
+        c->tail->next = w;
     else
-        c->head = &w;
-    c->tail = &w;
+        c->head = w;
+    c->tail = w;
     pthread_cond_signal(&c->work);
-    while (!w.is_done)
+    while (!w->is_done)
         pthread_cond_wait(&c->done, &c->lock);
     pthread_mutex_unlock(&c->lock);
+}
+
+enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
+                      size_t *stored)
+{
+    struct waiting w = {evs, NULL, n, 0, ERR_DB, false, NULL};
+    wait_commit(c, &w);
     *stored = w.stored;
+    return w.rc;
+}
+
+enum err ingest_store_body(struct ingest_committer *c, const struct ingest_body *body,
+                           size_t events)
+{
+    struct waiting w = {NULL, body, events, 0, ERR_DB, false, NULL};
+    wait_commit(c, &w);
     return w.rc;
 }
 

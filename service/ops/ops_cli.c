@@ -27,6 +27,8 @@ static void print_status(const cJSON *status, const cJSON *dead)
            ops_num(queue, "pending"), ops_num(queue, "running"), ops_num(queue, "dead"),
            ops_num(queue, "done"), ops_num(queue, "oldest_pending_seconds"),
            ops_num(queue, "lag_seconds"));
+    printf("webhook inbox: %.0f requests acknowledged, not yet split into the queue\n",
+           ops_num(queue, "inbox_pending"));
     cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(status, "api_budget"))
     {
         if (strcmp(ops_str(row, "api"), "hubspot") == 0)

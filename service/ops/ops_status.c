@@ -88,7 +88,8 @@ static const char queue_sql[] =
     "         ('pending', 'running'))), 0)::float8 AS oldest_pending_seconds,"
     /* lag: how long the events finished in the last hour waited from receipt to done */
     "       coalesce(extract(epoch FROM avg(finished_at - received_at) FILTER (WHERE status ="
-    "         'done' AND finished_at > now() - interval '1 hour')), 0)::float8 AS lag_seconds"
+    "         'done' AND finished_at > now() - interval '1 hour')), 0)::float8 AS lag_seconds,"
+    "       (SELECT count(*) FROM ingest_inbox) AS inbox_pending" /* acked, not yet split */
     "  FROM sync_event";
 
 static const char last_24h_sql[] =

@@ -112,7 +112,8 @@ static long long busy(struct check *c)
 {
     reconnect(c);
     long long open =
-        scalar(c->db, "SELECT count(*) FROM sync_event WHERE status IN ('pending', 'running')");
+        scalar(c->db, "SELECT (SELECT count(*) FROM sync_event WHERE status IN ('pending',"
+                      " 'running')) + (SELECT count(*) FROM ingest_inbox)");
     cJSON *om = NULL, *hooks = NULL;
     if (open < 0 || chaos_call("GET", "/_sandbox/salesforce/outbound", NULL, &om) != 200 ||
         chaos_call("GET", "/_sandbox/hubspot/webhooks", NULL, &hooks) != 200) {

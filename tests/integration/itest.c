@@ -297,3 +297,15 @@ void itest_add_cases(Suite *s, const struct itest_case *cases, size_t count, int
         suite_add_tcase(s, tc);
     }
 }
+
+int itest_file_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}

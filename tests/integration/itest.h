@@ -61,6 +61,8 @@ char *itest_incompressible_text(size_t len, unsigned int seed);
 
 /* Reads a whole file into a NUL-terminated buffer; fails the test when missing. Caller frees. */
 char *itest_read_file(const char *path, size_t *len);
+/* Lines of the file at path that contain needle; fails the test when it is missing. */
+int itest_file_lines(const char *path, const char *needle);
 /* Path of a fixture below FIXTURES_DIR; caller frees. */
 char *itest_fixture_path(const char *rel);
 

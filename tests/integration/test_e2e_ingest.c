@@ -90,6 +90,8 @@ static char *hs_create_deal(struct ingest *t, const char *name)
 static long long events_for(struct ingest *t, const char *source, const char *record_id,
                             const char *event_type)
 {
+    /* Acknowledged HubSpot deliveries are in the inbox until split. */
+    svc_wait_split(&t->svc);
     char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = '%s' AND record_id = "
                           "'%s'%s%s%s",
                           source, record_id, event_type ? " AND event_type = '" : "",

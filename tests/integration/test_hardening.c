@@ -194,14 +194,32 @@ END_TEST
 
 static const char one_deal[] = "[{\"subscriptionType\":\"deal.creation\",\"objectId\":9,"
                                "\"eventId\":9,\"portalId\":1,\"occurredAt\":1782371972438}]";
+static const char one_deal2[] = "[{\"subscriptionType\":\"deal.creation\",\"objectId\":9,"
+                                "\"eventId\":10,\"portalId\":1,\"occurredAt\":1782371972439}]";
 
 START_TEST(a_locked_queue_gets_503_and_healthz_answers)
 {
     struct svc s;
     svc_start(&s, "hard_lock", NULL);
-    itest_db_exec(s.db, "BEGIN");
-    itest_db_exec(s.db, "LOCK TABLE sync_event IN ACCESS EXCLUSIVE MODE");
+    /* The queue locked: HubSpot webhooks are still acknowledged (the inbox), and split once the
+     * lock is gone; /readyz says stalled (Salesforce's ack path writes the queue). */
+    PGconn *holder = itest_db_connect(s.db_url);
+    itest_db_exec(holder, "BEGIN");
+    itest_db_exec(holder, "LOCK TABLE sync_event IN ACCESS EXCLUSIVE MODE");
     char *resp = NULL;
+    ck_assert_int_eq(svc_ack_hubspot(&s, one_deal, &resp), 200);
+    free(resp);
+    ck_assert_int_eq(get(&s, "/readyz", &resp), 503);
+    ck_assert_ptr_nonnull(strstr(resp, "stalled"));
+    free(resp);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(*) FROM ingest_inbox"), 1);
+    itest_db_exec(holder, "COMMIT");
+    PQfinish(holder);
+    svc_wait_split(&s);
+    ck_assert_int_eq(svc_events(&s), 1);
+    /* The inbox locked: nothing can be stored, 503. */
+    itest_db_exec(s.db, "BEGIN");
+    itest_db_exec(s.db, "LOCK TABLE ingest_inbox IN ACCESS EXCLUSIVE MODE");
     ck_assert_int_eq(svc_post_hubspot(&s, one_deal, &resp), 503);
     free(resp);
     ck_assert_int_eq(get(&s, "/readyz", &resp), 503);
@@ -212,9 +230,9 @@ START_TEST(a_locked_queue_gets_503_and_healthz_answers)
     itest_db_exec(s.db, "COMMIT");
     ck_assert_int_eq(get(&s, "/readyz", &resp), 200);
     free(resp);
-    ck_assert_int_eq(svc_post_hubspot(&s, one_deal, &resp), 200);
+    ck_assert_int_eq(svc_post_hubspot(&s, one_deal2, &resp), 200);
     free(resp);
-    ck_assert_int_eq(svc_events(&s), 1);
+    ck_assert_int_eq(svc_events(&s), 2);
     ck_assert_int_eq(svc_stop(&s), 0);
 }
 END_TEST
@@ -222,14 +240,7 @@ END_TEST
 /* Lines of the log that contain needle. */
 static int log_lines(const char *path, const char *needle)
 {
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
+    return itest_file_lines(path, needle);
 }
 
 START_TEST(a_database_outage_is_logged_once_with_its_end)

@@ -1,0 +1,298 @@
+/* test_ingest_split.c - the webhook inbox and its splitter (issue 13) against a real dealsync and
+ * a real PostgreSQL: acknowledged events are split exactly once and in order across a kill -9 of
+ * the splitter at either step of its transaction, duplicates across requests are stored once,
+ * bad input stores nothing (not even an inbox row), an event the database refuses at the split
+ * is set aside without sinking its batch, and two splitters at once split each row once, in
+ * order. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_split.h"
+#include "itest.h"
+#include "qtest.h"
+#include "svc.h"
+#include "util.h"
+
+/* A body of n events for the keys first..first+n-1, on records 1..3 in turn. */
+static char *events_body(int first, int n)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "[");
+    for (int i = 0; i < n; i++) {
+        int k = first + i;
+        buf_printf(&b,
+                   "%s{\"subscriptionType\":\"deal.propertyChange\",\"objectId\":%d,"
+                   "\"eventId\":%d,\"portalId\":1,\"subscriptionId\":2,\"occurredAt\":%lld,"
+                   "\"propertyName\":\"amount\",\"propertyValue\":\"%d\"}",
+                   i ? "," : "", 1 + k % 3, k, 1782371972000LL + k, k);
+    }
+    buf_append_str(&b, "]");
+    return buf_steal(&b);
+}
+
+struct blocked {
+    PGconn *db;
+    const char *query_prefix;
+};
+
+static bool is_blocked(void *arg)
+{
+    struct blocked *b = arg;
+    char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                          " AND query LIKE '%s%%'",
+                          b->query_prefix);
+    long long n = itest_db_scalar(b->db, sql);
+    free(sql);
+    return n == 1;
+}
+
+/* No backend of this database is left but the test's own connections (dealsync is dead). */
+static bool only_test_backends(void *arg)
+{
+    return itest_db_scalar(arg,
+                           "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                           " current_database() AND backend_type = 'client backend'"
+                           " AND application_name <> 'holder' AND pid <> pg_backend_pid()") == 0;
+}
+
+/* Kills dealsync while its splitter waits for the lock held on `table` by a statement starting
+ * with query_prefix, then checks that nothing of the split remains and the inbox is whole. */
+static void kill_while_blocked(struct svc *s, const char *lock_sql, const char *query_prefix,
+                               long long inbox_rows)
+{
+    char *holder_url = xasprintf("%s?application_name=holder", s->db_url);
+    PGconn *holder = itest_db_connect(holder_url);
+    free(holder_url);
+    itest_db_exec(holder, "BEGIN");
+    itest_db_exec(holder, lock_sql);
+    struct blocked b = {s->db, query_prefix};
+    if (!s->proc)
+        svc_respawn(s, NULL); /* its splitter starts on the inbox at once */
+    if (inbox_rows == 0) {
+        /* Acknowledged while the split is held: each request's body is durable in the inbox. */
+        for (int i = 0; i < 5; i++) {
+            char *body = events_body(1 + 3 * i, 3);
+            char *resp = NULL;
+            ck_assert_int_eq(svc_ack_hubspot(s, body, &resp), 200);
+            ck_assert_ptr_nonnull(strstr(resp, "\"stored\":3"));
+            free(resp);
+            free(body);
+        }
+        inbox_rows = 5;
+    }
+    ck_assert_msg(itest_wait_for(is_blocked, &b, 20000), "the split never waited at %s",
+                  query_prefix);
+    svc_kill(s);
+    itest_db_exec(holder, "COMMIT");
+    ck_assert_msg(itest_wait_for(only_test_backends, s->db, 20000),
+                  "the killed splitter's transaction is still open");
+    PQfinish(holder);
+    ck_assert_int_eq(itest_db_scalar(s->db, "SELECT count(*) FROM ingest_inbox"), inbox_rows);
+    ck_assert_int_eq(svc_events(s), 0);
+}
+
+START_TEST(acked_events_are_split_once_in_order_across_kill_9)
+{
+    struct svc s;
+    svc_start(&s, "split_kill", NULL);
+    /* Killed while storing the events (the queue is locked against the insert)... */
+    kill_while_blocked(&s, "LOCK TABLE sync_event IN SHARE MODE", "WITH input", 0);
+    /* ...and, started again, killed after storing them, before deleting the inbox rows. */
+    kill_while_blocked(&s, "LOCK TABLE ingest_inbox IN SHARE MODE", "DELETE FROM ingest_inbox", 5);
+    svc_respawn(&s, NULL);
+    svc_wait_split(&s);
+    ck_assert_int_eq(svc_events(&s), 15);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(DISTINCT dedup_key) FROM sync_event"), 15);
+    /* In inbox order: the queue's ids follow the events as the requests carried them. */
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(*) FROM (SELECT id, split_part(dedup_key,"
+                                           " ':', 3)::int AS k, row_number() OVER (ORDER BY id)"
+                                           " AS n FROM sync_event) e WHERE k <> n"),
+                     0);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT sum(open_events) FROM sync_record"), 15);
+    ck_assert_int_eq(svc_stop(&s), 0);
+}
+END_TEST
+
+static long long inbox_sequence(struct svc *s)
+{
+    return itest_db_scalar(s->db, "SELECT last_value + (CASE WHEN is_called THEN 1 ELSE 0 END)"
+                                  " FROM ingest_inbox_id_seq");
+}
+
+START_TEST(duplicates_are_stored_once_and_bad_input_stores_nothing)
+{
+    struct svc s;
+    svc_start(&s, "split_dups", NULL);
+    char *resp = NULL;
+    /* Keys 1, 2 then 2, 3: key 2 twice across two requests, stored once. */
+    char *a = events_body(1, 2), *b = events_body(2, 2);
+    ck_assert_int_eq(svc_post_hubspot(&s, a, &resp), 200);
+    free(resp);
+    ck_assert_int_eq(svc_post_hubspot(&s, b, &resp), 200);
+    free(resp);
+    ck_assert_int_eq(svc_events(&s), 3);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(*) FROM sync_event WHERE dedup_key ="
+                                           " '1:2:2'"),
+                     1);
+    /* The same body again: acknowledged, nothing new. */
+    ck_assert_int_eq(svc_post_hubspot(&s, a, &resp), 200);
+    free(resp);
+    ck_assert_int_eq(svc_events(&s), 3);
+
+    /* An invalid event beside a valid one: the invalid one is set aside, at the ack and at the
+     * split alike. */
+    ck_assert_int_eq(svc_post_hubspot(&s,
+                                      "[{\"subscriptionType\":\"deal.creation\",\"objectId\":7,"
+                                      "\"eventId\":70,\"portalId\":1,\"occurredAt\":9.2e18},"
+                                      "{\"subscriptionType\":\"deal.creation\",\"objectId\":7,"
+                                      "\"eventId\":71,\"portalId\":1}]",
+                                      &resp),
+                     200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"stored\":1"));
+    ck_assert_ptr_nonnull(strstr(resp, "\"rejected\":1"));
+    free(resp);
+    ck_assert_int_eq(svc_events(&s), 4);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(*) FROM sync_event WHERE dedup_key ="
+                                           " '1:0:70'"),
+                     0);
+
+    /* Refused requests store nothing, not even an inbox row. */
+    long long seq = inbox_sequence(&s);
+    ck_assert_int_eq(svc_post_hubspot(&s,
+                                      "[{\"subscriptionType\":\"deal.creation\",\"objectId\":8,"
+                                      "\"eventId\":80,\"portalId\":1,\"occurredAt\":-5}]",
+                                      &resp),
+                     400);
+    free(resp);
+    ck_assert_int_eq(svc_post_hubspot(&s, "{\"not\":\"an array\"}", &resp), 400);
+    free(resp);
+    const char *unsigned_headers[] = {"Content-Type: application/json", NULL};
+    ck_assert_int_eq(svc_post(&s, "/webhooks/hubspot", unsigned_headers, a, strlen(a), &resp), 401);
+    free(resp);
+    /* Only object types dealsync does not sync: acknowledged, nothing to store. */
+    ck_assert_int_eq(svc_post_hubspot(&s,
+                                      "[{\"subscriptionType\":\"ticket.creation\",\"objectId\":1,"
+                                      "\"eventId\":90,\"portalId\":1}]",
+                                      &resp),
+                     200);
+    free(resp);
+    ck_assert_int_eq(inbox_sequence(&s), seq);
+    ck_assert_int_eq(svc_events(&s), 4);
+    free(a);
+    free(b);
+    ck_assert_int_eq(svc_stop(&s), 0);
+}
+END_TEST
+
+START_TEST(an_event_the_database_refuses_at_the_split_is_set_aside_alone)
+{
+    struct svc s;
+    svc_start(&s, "split_refuse", NULL);
+    itest_db_exec(s.db, "ALTER TABLE sync_event ADD CONSTRAINT test_refuses_666"
+                        " CHECK (record_id <> '666')");
+    /* Two rows committed together, as two requests of one group commit: split in one batch,
+     * which the refused event fails. */
+    PGconn *holder = itest_db_connect(s.db_url);
+    itest_db_exec(holder, "BEGIN");
+    itest_db_exec(holder, "INSERT INTO ingest_inbox (source, received_ms, body) VALUES"
+                          " ('hubspot', 1782371972000, convert_to('[{\"subscriptionType\":"
+                          "\"deal.creation\",\"objectId\":666,\"eventId\":1,\"portalId\":1},"
+                          "{\"subscriptionType\":\"deal.creation\",\"objectId\":667,"
+                          "\"eventId\":2,\"portalId\":1}]', 'UTF8')),"
+                          " ('hubspot', 1782371972000, convert_to('[{\"subscriptionType\":"
+                          "\"deal.creation\",\"objectId\":668,\"eventId\":3,\"portalId\":1}]',"
+                          " 'UTF8'))");
+    itest_db_exec(holder, "COMMIT");
+    PQfinish(holder);
+    svc_wait_split(&s);
+    ck_assert_int_eq(svc_events(&s), 2);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT count(*) FROM sync_event WHERE record_id IN"
+                                           " ('667', '668')"),
+                     2);
+    char *log = xstrdup(s.log_path);
+    ck_assert_int_eq(svc_stop(&s), 0);
+    ck_assert_int_eq(
+        itest_file_lines(log, "webhook event set aside: the database refuses its data"), 1);
+    free(log);
+}
+END_TEST
+
+struct splitter_arg {
+    char *url;
+    size_t rows;
+    enum err rc;
+};
+
+static void *split_until_empty(void *arg)
+{
+    struct splitter_arg *a = arg;
+    PGconn *db = itest_db_connect(a->url);
+    a->rc = ERR_OK;
+    for (;;) {
+        struct ingest_split_result res;
+        a->rc = ingest_split_batch(db, 3, &res);
+        if (a->rc != ERR_OK || res.rows == 0)
+            break;
+        a->rows += res.rows;
+    }
+    PQfinish(db);
+    return NULL;
+}
+
+START_TEST(two_splitters_split_each_row_once_in_order)
+{
+    PGconn *db;
+    char *url = qtest_db("split_two", &db);
+    enum { ROWS = 40 };
+    char *bodies[ROWS];
+    struct ingest_body in[ROWS];
+    for (int i = 0; i < ROWS; i++) {
+        bodies[i] = events_body(1 + 2 * i, 2);
+        in[i] = (struct ingest_body){"hubspot", bodies[i], strlen(bodies[i]), 1782371972000LL};
+    }
+    char state[6];
+    ck_assert_int_eq(ingest_inbox_push(db, in, ROWS / 2, state), ERR_OK);
+    ck_assert_int_eq(ingest_inbox_push(db, in + ROWS / 2, ROWS / 2, state), ERR_OK);
+    long long pending = 0;
+    ck_assert_int_eq(ingest_inbox_pending(db, &pending), ERR_OK);
+    ck_assert_int_eq(pending, ROWS);
+
+    struct splitter_arg a[2] = {{url, 0, ERR_DB}, {url, 0, ERR_DB}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, split_until_empty, &a[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(a[0].rc, ERR_OK);
+    ck_assert_int_eq(a[1].rc, ERR_OK);
+    ck_assert_uint_eq(a[0].rows + a[1].rows, ROWS);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), 0);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2 * ROWS);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM (SELECT split_part(dedup_key,"
+                                         " ':', 3)::int AS k, row_number() OVER (ORDER BY id)"
+                                         " AS n FROM sync_event) e WHERE k <> n"),
+                     0);
+    for (int i = 0; i < ROWS; i++)
+        free(bodies[i]);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+Suite *suite_ingest_split(void);
+Suite *suite_ingest_split(void)
+{
+    Suite *s = suite_create("ingest_split");
+    const struct itest_case cases[] = {
+        {"kill", acked_events_are_split_once_in_order_across_kill_9},
+        {"dups", duplicates_are_stored_once_and_bad_input_stores_nothing},
+        {"refuse", an_event_the_database_refuses_at_the_split_is_set_aside_alone},
+        {"two", two_splitters_split_each_row_once_in_order},
+    };
+    itest_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), 90);
+    return s;
+}
