@@ -43,6 +43,9 @@ struct opp {
     bool is_finished;         /* result is set; later steps leave it alone */
     bool was_linked;          /* linked when the slice started: both records' locks are held */
     int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
+    bool is_created;          /* made by batch create with its company and contacts inline */
+    char *company;            /* the HubSpot company of its account, once resolved */
+    const char *company_how;  /* how it was found (hs_companies.h), static */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
@@ -743,15 +746,117 @@ static void refused(struct sync_ctx *ctx, PGconn *db, struct opp *o, enum err wh
     finish(o, why, false);
 }
 
-static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+static cJSON *assoc_to(const char *id, int type_id)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(a, "to"), "id", id);
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "associationCategory", "HUBSPOT_DEFINED");
+    cJSON_AddNumberToObject(t, "associationTypeId", type_id);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(a, "types"), t);
+    return a;
+}
+
+/* The HubSpot contacts of o's contact roles (contact_map: {"sf contact id": "hs contact id"}),
+ * each once, as {"hs id": true}. Caller deletes. */
+static cJSON *role_contacts(const struct opp *o, const cJSON *roles, const cJSON *contact_map)
+{
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        const char *hs =
+            cid && same_id(str(r, "OpportunityId"), o->id) ? str(contact_map, cid) : NULL;
+        if (hs && !cJSON_GetObjectItemCaseSensitive(out, hs))
+            cJSON_AddTrueToObject(out, hs);
+    }
+    return out;
+}
+
+/* A new deal's create input (reference hubspot.md 4.1, batch create): its properties, and its
+ * account's company (primary) and its contact roles' contacts associated in the same call. */
+static cJSON *create_input(const struct sync_ctx *ctx, const struct opp *o, const cJSON *roles,
+                           const cJSON *contact_map)
+{
+    cJSON *in = cJSON_CreateObject();
+    cJSON *props = cJSON_Duplicate(o->written, true);
+    cJSON_DeleteItemFromObjectCaseSensitive(props, ctx->cfg->hs_opportunity_id_property);
+    cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+    cJSON_AddItemToObject(in, "properties", props);
+    cJSON *assocs = cJSON_AddArrayToObject(in, "associations");
+    if (o->company)
+        cJSON_AddItemToArray(assocs, assoc_to(o->company, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY));
+    cJSON *contacts = role_contacts(o, roles, contact_map);
+    for (const cJSON *e = contacts->child; e; e = e->next)
+        cJSON_AddItemToArray(assocs, assoc_to(e->string, HS_ASSOC_DEAL_TO_CONTACT));
+    cJSON_Delete(contacts);
+    return in;
+}
+
+/* The records HubSpot can hold no deal for (none was read) get theirs in one batch create,
+ * their company and contacts associated inline: one call where an upsert and two association
+ * calls were. An input HubSpot refuses (a deal with the opportunity id exists after all: 409 on
+ * the unique property; an association's target deleted meanwhile) is appended to retry, to be
+ * upserted and associated as before; so is every input when the call is refused as a whole. */
+static enum err create_deals(struct sync_ctx *ctx, struct opp **list, size_t k, const cJSON *roles,
+                             const cJSON *contact_map, struct opp **retry, size_t *nretry)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    for (size_t i = 0; i < k; i++)
+        cJSON_AddItemToArray(inputs, create_input(ctx, list[i], roles, contact_map));
+    struct hs_batch_result res = {0};
+    enum err rc = hs_batch_create(ctx->hs, "deals", inputs, &res);
+    if (rc == ERR_OK) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, res.results)
+        {
+            /* Each input's objectWriteTraceId is its index in inputs (hs_client.h). */
+            const char *trace = str(r, "objectWriteTraceId");
+            int64_t i = -1;
+            if (!trace || !util_parse_i64(trace, &i) || i < 0 || (size_t)i >= k || !str(r, "id"))
+                continue;
+            struct opp *o = list[i];
+            free(o->deal_id);
+            o->deal_id = xstrdup(str(r, "id"));
+            o->is_new = true;
+            o->is_created = true;
+            const char *updated = str(r, "updatedAt");
+            if (!updated || !util_parse_iso8601_ms(updated, &o->upserted_ms))
+                o->upserted_ms = 0;
+        }
+        if (cJSON_GetArraySize(res.errors) > 0)
+            log_info("hubspot refused some deal creates; upserting them instead",
+                     LOG_I64("count", cJSON_GetArraySize(res.errors)));
+    } else if (rc == ERR_INVALID || rc == ERR_CONFLICT) {
+        rc = ERR_OK;
+    }
+    for (size_t i = 0; rc == ERR_OK && i < k; i++)
+        if (!list[i]->is_created)
+            retry[(*nretry)++] = list[i];
+    hs_batch_result_clear(&res);
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                            const cJSON *roles, const cJSON *contact_map)
 {
     struct opp **list = xcalloc(n + 1, sizeof(*list));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!opps[i].is_finished && opps[i].written &&
-            (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
+    struct opp **fresh = xcalloc(n + 1, sizeof(*fresh));
+    size_t k = 0, f = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (opps[i].is_finished || !opps[i].written)
+            continue;
+        if (!opps[i].deal)
+            fresh[f++] = &opps[i];
+        else if (cJSON_GetArraySize(opps[i].written) > 0)
             list[k++] = &opps[i];
-    enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
+    }
+    enum err rc = f ? create_deals(ctx, fresh, f, roles, contact_map, list, &k) : ERR_OK;
+    free(fresh);
+    if (rc == ERR_OK && k)
+        rc = upsert(ctx, list, k);
     if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
         /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
         rc = ERR_OK;
@@ -901,8 +1006,43 @@ static enum err resolve_accounts(struct sync_ctx *ctx, PGconn *db, struct opp *o
     return rc;
 }
 
-static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                          const cJSON *roles)
+/* Each open record's company, found or created (hs_companies.h) before the deals are written,
+ * so that a new deal is created with it. */
+static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                  const cJSON *roles)
+{
+    if (!ctx->cfg->company_sync)
+        return ERR_OK;
+    enum err rc = resolve_accounts(ctx, db, opps, n, roles);
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        struct opp *o = &opps[i];
+        const char *account_id = str(o->sf, "AccountId");
+        if (o->is_finished || !account_id)
+            continue;
+        cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
+        if (!cJSON_IsObject(account)) {
+            cJSON_Delete(account);
+            account = cJSON_CreateObject();
+        }
+        cJSON_DeleteItemFromObject(account, "Id");
+        cJSON_AddStringToObject(account, "Id", account_id);
+        cJSON *contact_ids = cJSON_CreateArray();
+        const cJSON *role;
+        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
+                                            str(role, "ContactId"))
+            cJSON_AddItemToArray(contact_ids, cJSON_CreateString(str(role, "ContactId")));
+        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, contact_ids, &o->company,
+                                         &o->company_how);
+        cJSON_Delete(contact_ids);
+        cJSON_Delete(account);
+    }
+    return rc;
+}
+
+/* The deals' primary companies, after the deals are written: a deal just created has its
+ * company already (create_deals); an existing one is associated with it, and loses the
+ * company of an account the opportunity no longer has. */
+static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
@@ -926,43 +1066,28 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
         return rc;
     if (!current)
         current = cJSON_CreateObject();
-    rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished)
             continue;
-        const char *account_id = str(o->sf, "AccountId");
-        if (!account_id) {
+        if (!str(o->sf, "AccountId")) {
             note(o, "no company association: the opportunity has no account");
             continue;
         }
-        cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
-        if (!cJSON_IsObject(account)) {
-            cJSON_Delete(account);
-            account = cJSON_CreateObject();
+        const char *company = o->company;
+        if (!company)
+            continue;
+        const char *how = o->company_how ? o->company_how : "found";
+        if (o->is_created) {
+            note(o, "company %s (%s) associated as primary with the new deal", company, how);
+            continue;
         }
-        cJSON_DeleteItemFromObject(account, "Id");
-        cJSON_AddStringToObject(account, "Id", account_id);
-        char *company = NULL;
-        const char *how = NULL;
-        cJSON *contact_ids = cJSON_CreateArray();
-        const cJSON *role;
-        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
-                                            str(role, "ContactId"))
-            cJSON_AddItemToArray(contact_ids, cJSON_CreateString(str(role, "ContactId")));
-        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, contact_ids, &company,
-                                         &how);
-        cJSON_Delete(contact_ids);
-        cJSON_Delete(account);
-        if (rc != ERR_OK)
-            break;
         const cJSON *had = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
         if (list_contains(had, company)) {
             note(o, "company %s already the primary association", company);
         } else {
             pairs_add(&add, o->deal_id, company);
-            note(o, "company %s (%s) associated as primary", company,
-                 strcmp(how, "created") == 0 ? "created" : how);
+            note(o, "company %s (%s) associated as primary", company, how);
         }
         /* The opportunity moved to another account: the old account's company goes. Companies
          * dealsync did not link to an account were associated by a user and stay. */
@@ -982,7 +1107,6 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
                 rc = ERR_OK;
             }
         }
-        free(company);
     }
     if (rc == ERR_OK && remove.n > 0) {
         struct hs_batch_result res = {0};
@@ -1035,13 +1159,59 @@ static enum err needs_contact_assocs(PGconn *db, const struct opp *o, bool *is_n
     return rc;
 }
 
-static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                         const cJSON *roles, cJSON *rollup_contacts, cJSON *created_contacts)
+/* The HubSpot contacts of every contact role of the slice, found or created (hs_contacts.h)
+ * before the deals are written, so that a new deal is created with them. *map: {"sf contact
+ * id": "hs contact id"}, caller deletes. */
+static void synced_deal_of(const struct opp *o, struct synced_deal *d, char **amount_text);
+
+/* {"sf contact id": {roll-up properties and lifecycle stage}} for the contacts of the open
+ * records' roles, counting those records' deals: what a contact dealsync creates now holds once
+ * they are written, so it is created with them, and the roll-up pass after the deals finds
+ * nothing left to write (it still corrects a contact whose deal was not written). Caller
+ * deletes. */
+static cJSON *rollups_for_new_contacts(const struct sync_ctx *ctx, const struct opp *opps, size_t n,
+                                       const cJSON *roles)
+{
+    cJSON *out = cJSON_CreateObject();
+    struct synced_deal *deals = xcalloc(n + 1, sizeof(*deals));
+    char **amounts = xcalloc(n + 1, sizeof(*amounts));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        if (!cid || cJSON_GetObjectItemCaseSensitive(out, cid))
+            continue;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct opp *o = &opps[i];
+            bool has_role = false;
+            const cJSON *q;
+            cJSON_ArrayForEach(q, roles) has_role |= same_id(str(q, "OpportunityId"), o->id) &&
+                                                     str(q, "ContactId") &&
+                                                     strcmp(str(q, "ContactId"), cid) == 0;
+            if (o->is_finished || !o->sf || !has_role)
+                continue;
+            synced_deal_of(o, &deals[k], &amounts[k]);
+            k++;
+        }
+        struct contact_rollup roll;
+        contact_rollup_of(deals, k, &roll);
+        cJSON_AddItemToObject(out, cid, contact_rollup_changes(ctx->cfg, &roll, NULL));
+        contact_rollup_clear(&roll);
+        for (size_t i = 0; i < k; i++) {
+            free(amounts[i]);
+            amounts[i] = NULL;
+        }
+    }
+    free(amounts);
+    free(deals);
+    return out;
+}
+
+static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const struct opp *opps, size_t n,
+                                 const cJSON *roles, cJSON *created_contacts, cJSON **map)
 {
     cJSON *people = cJSON_CreateArray();
-    cJSON *map = NULL;
-    cJSON *current = NULL;
-    struct pairs add = {0}, remove = {0};
     const cJSON *r;
     cJSON_ArrayForEach(r, roles)
     {
@@ -1062,7 +1232,24 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         cJSON_AddStringToObject(c, "Id", cid);
         cJSON_AddItemToArray(people, c);
     }
-    enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, created_contacts);
+    cJSON *create_with = rollups_for_new_contacts(ctx, opps, n, roles);
+    enum err rc =
+        hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, create_with, map, created_contacts);
+    cJSON_Delete(create_with);
+    cJSON_Delete(people);
+    return rc;
+}
+
+/* The deals' contact associations, after the deals are written: a deal just created has its
+ * contacts already (create_deals); an existing one gets the contacts of new roles and loses
+ * those of roles that went. map: resolve_contacts's (borrowed). */
+static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                         const cJSON *roles, const cJSON *map, cJSON *rollup_contacts)
+{
+    cJSON *current = NULL;
+    struct pairs add = {0}, remove = {0};
+    const cJSON *r;
+    enum err rc = ERR_OK;
     bool is_needed = false;
     for (size_t i = 0; rc == ERR_OK && i < n && !is_needed; i++)
         rc = needs_contact_assocs(db, &opps[i], &is_needed);
@@ -1102,8 +1289,10 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs) && o->deal &&
-                (has_contact(on_this_deal, cid) || has_sf_value(mirrored, cid))) {
+            if (o->is_created) {
+                added++; /* associated by the create itself */
+            } else if (!list_contains(assoc, hs) && o->deal &&
+                       (has_contact(on_this_deal, cid) || has_sf_value(mirrored, cid))) {
                 /* The association existed and is gone: dealsync associated this contact with
                  * this deal before, or made the role itself from the deal's association. A user
                  * removed it in HubSpot, and the other direction removes the role. Adding it
@@ -1117,7 +1306,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         }
         /* Only associations dealsync made for a contact role go when the role goes; contacts
          * a user associated in HubSpot stay. */
-        for (const cJSON *e = previous->child; e; e = e->next) {
+        for (const cJSON *e = o->is_created ? NULL : previous->child; e; e = e->next) {
             if (cJSON_GetObjectItemCaseSensitive(o->contacts, e->string))
                 continue;
             if (!o->deal || list_contains(assoc, e->valuestring)) {
@@ -1152,8 +1341,6 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
     pairs_clear(&add);
     pairs_clear(&remove);
     cJSON_Delete(current);
-    cJSON_Delete(map);
-    cJSON_Delete(people);
     return rc;
 }
 
@@ -1256,6 +1443,24 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     return rc;
 }
 
+/* The synced deal of o (amount, dates, state) as the roll-ups count it; *amount_text (caller
+ * frees) holds its amount. */
+static void synced_deal_of(const struct opp *o, struct synced_deal *d, char **amount_text)
+{
+    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(o->sf, "Amount");
+    *amount_text = cJSON_IsNull(amount) || !amount ? NULL : mapping_number_text(amount);
+    memset(d, 0, sizeof(*d));
+    d->sf_opportunity_id = o->id;
+    d->hs_deal_id = o->deal_id;
+    d->created_ms = sf_time(o->sf, "CreatedDate");
+    if (d->created_ms < 0)
+        d->created_ms = util_now_ms();
+    d->close_ms = sf_time(o->sf, "CloseDate");
+    d->amount = *amount_text;
+    d->is_closed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsClosed"));
+    d->is_won = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsWon"));
+}
+
 /* The synced deal (contacts, amount, dates) for the roll-ups, once the contacts are synced. */
 static enum err remember_deal(PGconn *db, struct opp *o)
 {
@@ -1265,18 +1470,9 @@ static enum err remember_deal(PGconn *db, struct opp *o)
     size_t k = 0;
     for (const cJSON *e = o->contacts ? o->contacts->child : NULL; e; e = e->next)
         cs[k++] = (struct synced_contact){e->string, e->valuestring};
-    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(o->sf, "Amount");
-    char *amount_text = cJSON_IsNull(amount) || !amount ? NULL : mapping_number_text(amount);
-    struct synced_deal d = {0};
-    d.sf_opportunity_id = o->id;
-    d.hs_deal_id = o->deal_id;
-    d.created_ms = sf_time(o->sf, "CreatedDate");
-    if (d.created_ms < 0)
-        d.created_ms = util_now_ms();
-    d.close_ms = sf_time(o->sf, "CloseDate");
-    d.amount = amount_text;
-    d.is_closed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsClosed"));
-    d.is_won = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsWon"));
+    char *amount_text = NULL;
+    struct synced_deal d;
+    synced_deal_of(o, &d, &amount_text);
     rc = synced_deal_save(db, &d, cs, k);
     free(amount_text);
     free(cs);
@@ -1493,6 +1689,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     cJSON *defs = NULL;
     cJSON *rollup_contacts = cJSON_CreateArray();
     cJSON *created_contacts = cJSON_CreateArray();
+    cJSON *contact_map = NULL;
     char *props = NULL;
     struct hs_batch_result deals = {0};
     struct pipelines pl = {0};
@@ -1608,8 +1805,17 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    /* The companies and contacts first: a new deal is created with them associated. */
+    step = "cannot find or create the companies";
+    rc = resolve_companies(ctx, db, opps, count, roles);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot find or create the contacts";
+    rc = resolve_contacts(ctx, db, opps, count, roles, created_contacts, &contact_map);
+    if (rc != ERR_OK)
+        goto failed;
     step = "cannot write the deals to hubspot";
-    rc = write_deals(ctx, db, opps, count);
+    rc = write_deals(ctx, db, opps, count, roles, contact_map);
     if (rc != ERR_OK)
         goto failed;
     /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
@@ -1630,11 +1836,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
             goto failed;
     }
     step = "cannot associate the companies";
-    rc = companies(ctx, db, opps, count, roles);
+    rc = companies(ctx, db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the contacts";
-    rc = contacts(ctx, db, opps, count, roles, rollup_contacts, created_contacts);
+    rc = contacts(ctx, db, opps, count, roles, contact_map, rollup_contacts);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot record the sync";
@@ -1700,6 +1906,7 @@ out:
         cJSON_Delete(o->written);
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
+        free(o->company);
     }
     sync_pair_unlock_all(db);
     cJSON_Delete(ow.emails);
@@ -1709,6 +1916,7 @@ out:
     free(props);
     cJSON_Delete(rollup_contacts);
     cJSON_Delete(created_contacts);
+    cJSON_Delete(contact_map);
     cJSON_Delete(defs);
     cJSON_Delete(roles);
     cJSON_Delete(sf_records);
