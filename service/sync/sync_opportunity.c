@@ -44,6 +44,8 @@ struct opp {
     bool was_linked;          /* linked when the slice started: both records' locks are held */
     int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
     bool is_created;          /* made by batch create with its company and contacts inline */
+    bool is_unread;           /* its deal was not read first (read_can_wait) */
+    bool is_refused;          /* HubSpot refused the create of its deal */
     char *company;            /* the HubSpot company of its account, once resolved */
     const char *company_how;  /* how it was found (hs_companies.h), static */
     cJSON *written;           /* the properties written to HubSpot */
@@ -794,13 +796,14 @@ static cJSON *create_input(const struct sync_ctx *ctx, const struct opp *o, cons
     return in;
 }
 
-/* The records HubSpot can hold no deal for (none was read) get theirs in one batch create,
- * their company and contacts associated inline: one call where an upsert and two association
- * calls were. An input HubSpot refuses (a deal with the opportunity id exists after all: 409 on
- * the unique property; an association's target deleted meanwhile) is appended to retry, to be
- * upserted and associated as before; so is every input when the call is refused as a whole. */
+/* The records no deal was found for (or none read) get theirs in one batch create, their
+ * company and contacts associated inline: one call where an upsert and two association calls
+ * were. An input HubSpot refuses (a deal with the opportunity id exists after all: 409 on the
+ * unique property; an association's target deleted meanwhile) is marked is_refused, and so is
+ * every input when the call is refused as a whole: read_refused then reads the deals not read
+ * before, and write_deals upserts them, their associations following as before. */
 static enum err create_deals(struct sync_ctx *ctx, struct opp **list, size_t k, const cJSON *roles,
-                             const cJSON *contact_map, struct opp **retry, size_t *nretry)
+                             const cJSON *contact_map)
 {
     cJSON *inputs = cJSON_CreateArray();
     for (size_t i = 0; i < k; i++)
@@ -832,31 +835,36 @@ static enum err create_deals(struct sync_ctx *ctx, struct opp **list, size_t k, 
         rc = ERR_OK;
     }
     for (size_t i = 0; rc == ERR_OK && i < k; i++)
-        if (!list[i]->is_created)
-            retry[(*nretry)++] = list[i];
+        list[i]->is_refused = !list[i]->is_created;
     hs_batch_result_clear(&res);
     cJSON_Delete(inputs);
     return rc;
 }
 
-static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                            const cJSON *roles, const cJSON *contact_map)
+static enum err create_new_deals(struct sync_ctx *ctx, struct opp *opps, size_t n,
+                                 const cJSON *roles, const cJSON *contact_map)
+{
+    struct opp **fresh = xcalloc(n + 1, sizeof(*fresh));
+    size_t f = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && opps[i].written && !opps[i].deal)
+            fresh[f++] = &opps[i];
+    enum err rc = f ? create_deals(ctx, fresh, f, roles, contact_map) : ERR_OK;
+    free(fresh);
+    return rc;
+}
+
+/* The deals of the records not created: upserted on the opportunity id (existing deals with
+ * something to write, and those whose create HubSpot refused). */
+static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     struct opp **list = xcalloc(n + 1, sizeof(*list));
-    struct opp **fresh = xcalloc(n + 1, sizeof(*fresh));
-    size_t k = 0, f = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (opps[i].is_finished || !opps[i].written)
-            continue;
-        if (!opps[i].deal)
-            fresh[f++] = &opps[i];
-        else if (cJSON_GetArraySize(opps[i].written) > 0)
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && opps[i].written && !opps[i].is_created &&
+            (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
             list[k++] = &opps[i];
-    }
-    enum err rc = f ? create_deals(ctx, fresh, f, roles, contact_map, list, &k) : ERR_OK;
-    free(fresh);
-    if (rc == ERR_OK && k)
-        rc = upsert(ctx, list, k);
+    enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
     if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
         /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
         rc = ERR_OK;
@@ -1550,11 +1558,12 @@ static enum err lock_records(PGconn *db, struct opp *opps, size_t n)
  * An opportunity made from a deal holds the deal's id before the deal holds the opportunity's
  * (the other direction stamps it just after creating the opportunity): that deal is stamped
  * here, never duplicated. */
-static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                 bool only_refused)
 {
     for (size_t i = 0; i < n; i++) {
         struct opp *o = &opps[i];
-        if (o->is_finished || o->was_linked || !o->sf)
+        if (o->is_finished || o->was_linked || !o->sf || (only_refused && !o->is_refused))
             continue;
         const char *deal = o->deal ? o->deal_id : str(o->sf, ctx->cfg->sf_deal_id_field);
         int64_t num = 0;
@@ -1611,35 +1620,39 @@ static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
     return false;
 }
 
-/* Whether HubSpot can hold no deal for the opportunity, so reading one would cost a call for
- * nothing: not linked, no deal id on it, created after sync deals was switched on (on_ms), and
- * never tried before. Such a deal would be dealsync's own, whose link is saved with its write
- * (only a lost answer or a crash in between loses it, and the record is then tried again), or
- * one a person gave the new opportunity's id by hand. Opportunities from before the switch (an
- * import, HubSpot's own integration before dealsync) are read: their deals may exist. */
-static bool cannot_have_deal(const struct sync_ctx *ctx, const struct opp *o, int64_t on_ms)
+/* Whether the read of the opportunity's deal can wait for HubSpot's answer to its create: not
+ * linked, no deal id on it, and never tried before. A deal holding its id can then only be one
+ * dealsync did not link (HubSpot's own integration made it before an import, a person gave it
+ * the id, dealsync's write lost its answer: that record comes back as a retry, and a retry
+ * reads), and HubSpot refuses the create of a second deal with the same value of the unique
+ * opportunity id property: read_refused then reads it, and the record is synced as if read
+ * first (the two-way rules of docs/two-way.md hold). An import into a HubSpot without those
+ * deals saves the read; one whose deals exist pays the refused create. */
+static bool read_can_wait(const struct sync_ctx *ctx, const struct opp *o)
 {
-    int64_t created = sf_time(o->sf, "CreatedDate");
-    /* Tried before (an answer lost, a worker killed after the write): the deal may exist without
-     * its link, and then the record modified later wins each field (keep_newer_hubspot_values):
-     * read it. */
     for (size_t i = 0; i < o->rec->event_count; i++)
         if (o->rec->events[i].attempts > 1)
             return false;
-    return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field) && on_ms > 0 &&
-           created > on_ms;
+    return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field);
 }
 
-static enum err read_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                           const char *props, struct hs_batch_result *res)
+/* Reads the deals of the open records by the opportunity id: those whose read cannot wait
+ * (is_retry false; the others are marked is_unread), or those not read whose create HubSpot
+ * refused (is_retry true). Found deals are set on the records (o->deal points into res). */
+static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
+                           bool is_retry, struct hs_batch_result *res)
 {
     const char **ids = xcalloc(n + 1, sizeof(*ids));
     size_t k = 0;
-    int64_t now = util_now_ms();
-    int64_t on_ms = poll_first_window_from(db, now, now);
-    for (size_t i = 0; i < n; i++)
-        if (!opps[i].is_finished && !cannot_have_deal(ctx, &opps[i], on_ms))
-            ids[k++] = opps[i].id;
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished)
+            continue;
+        if (is_retry ? o->is_unread && o->is_refused && !o->deal : !read_can_wait(ctx, o))
+            ids[k++] = o->id;
+        else if (!is_retry)
+            o->is_unread = true;
+    }
     enum err rc = ERR_OK;
     if (k > 0)
         rc = hs_batch_read(ctx->hs, "deals", ctx->cfg->hs_opportunity_id_property, props, ids, k,
@@ -1653,13 +1666,49 @@ static enum err read_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, s
         const char *opp =
             str(cJSON_GetObjectItem(d, "properties"), ctx->cfg->hs_opportunity_id_property);
         for (size_t i = 0; opp && i < n; i++) {
-            if (!opps[i].is_finished && same_id(opp, opps[i].id) && str(d, "id")) {
-                opps[i].deal = d;
-                opps[i].deal_id = xstrdup(str(d, "id"));
+            struct opp *o = &opps[i];
+            if (!o->is_finished && !o->deal && same_id(opp, o->id) && str(d, "id") &&
+                (!is_retry || o->is_refused)) {
+                o->deal = d;
+                free(o->deal_id);
+                o->deal_id = xstrdup(str(d, "id"));
             }
         }
     }
     return ERR_OK;
+}
+
+/* The records whose create HubSpot refused without their deal having been read: their deals
+ * are read now, locked as lock_found_deals locks a found deal, and mapped again against them,
+ * so write_deals upserts only what differs, with the two-way rules. */
+static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
+                             struct owners *ow, const cJSON *defs, const char *props,
+                             struct opp *opps, size_t n, struct hs_batch_result *res)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any |= !opps[i].is_finished && opps[i].is_unread && opps[i].is_refused;
+    if (!any)
+        return ERR_OK;
+    enum err rc = read_deals(ctx, opps, n, props, true, res);
+    if (rc == ERR_OK)
+        rc = lock_found_deals(ctx, db, opps, n, true);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || !o->is_refused || !o->deal)
+            continue;
+        /* Mapped again from the start: the first pass's notes go with its result. */
+        free(buf_steal(&o->detail));
+        buf_init(&o->detail, 0);
+        note(o, "hubspot refused a second deal for the opportunity: its deal %s was read",
+             o->deal_id);
+        cJSON_Delete(o->written);
+        o->written = NULL;
+        rc = map_record(ctx, db, pl, ow, defs, o);
+        if (rc == ERR_OK && !o->is_finished)
+            rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+    }
+    return rc;
 }
 
 /* Records per pass: keeps the SOQL IN list well inside Salesforce's URI length limit and each
@@ -1691,7 +1740,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     cJSON *created_contacts = cJSON_CreateArray();
     cJSON *contact_map = NULL;
     char *props = NULL;
-    struct hs_batch_result deals = {0};
+    struct hs_batch_result deals = {0}, refused_deals = {0};
     struct pipelines pl = {0};
     struct owners ow = {0};
     enum err rc;
@@ -1754,11 +1803,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                       ctx->cfg->hs_opportunity_id_property);
     free(mapped);
     step = "cannot read the deals from hubspot";
-    rc = read_deals(ctx, db, opps, count, props, &deals);
+    rc = read_deals(ctx, opps, count, props, false, &deals);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot lock the deals";
-    rc = lock_found_deals(ctx, db, opps, count);
+    rc = lock_found_deals(ctx, db, opps, count, false);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot delete the deals of deleted opportunities";
@@ -1815,7 +1864,15 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot write the deals to hubspot";
-    rc = write_deals(ctx, db, opps, count, roles, contact_map);
+    rc = create_new_deals(ctx, opps, count, roles, contact_map);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot read the deals from hubspot";
+    rc = read_refused(ctx, db, &pl, &ow, defs, props, opps, count, &refused_deals);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot write the deals to hubspot";
+    rc = write_deals(ctx, db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
@@ -1913,6 +1970,7 @@ out:
     cJSON_Delete(ow.found);
     pipelines_clear(&pl);
     hs_batch_result_clear(&deals);
+    hs_batch_result_clear(&refused_deals);
     free(props);
     cJSON_Delete(rollup_contacts);
     cJSON_Delete(created_contacts);

@@ -228,7 +228,8 @@ static bool is_later_second(void *arg)
 
 /* Chaos run (contacts present on the opportunity, absent on the deal): the user deletes the deal
  * in HubSpot, then changes the opportunity, so dealsync makes a new deal; that sync fails after
- * the deal's creation (the contacts' association, 502) and is retried. The retry took the
+ * the deal's creation (then the contacts' association, 502; now that a new deal is created with
+ * its contacts, the contacts' roll-up update after it) and is retried. The retry took the
  * opportunity's contacts, which dealsync had associated with the OLD deal, for contacts a user
  * removed from this one in HubSpot, and never associated them. */
 START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
@@ -253,7 +254,7 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v4/associations/deals/contacts/batch/create\","
+                            "\"/crm/v3/objects/contacts/batch/update\","
                             "\"status\":502,\"count\":1}]}",
                             NULL),
                      200);
@@ -311,7 +312,7 @@ START_TEST(opportunity_deleted_before_its_deal_was_linked_stays_deleted)
     e2e_start(&e, "e2e_chaos_unlinked_deleted", env, NULL, true);
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"/crm/v3/objects/deals/batch/create\",\"action\":"
                             "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
                             NULL),
                      200);
@@ -788,7 +789,7 @@ START_TEST(user_change_after_a_deal_made_without_its_link_is_kept)
     free(maker_deal);
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"/crm/v3/objects/deals/batch/create\",\"action\":"
                             "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
                             NULL),
                      200);
