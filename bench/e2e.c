@@ -154,6 +154,33 @@ static void report_stages(PGconn *db, long long first_id)
     PQclear(r);
 }
 
+/* The stream's RSS samples (one each 5 s): start, middle and end, and the least-squares slope
+ * in MiB a minute over the samples after the first minute (the process warms up: connections,
+ * caches, the HTTP threads' first buffers). Printed for streams of 3 minutes or more. */
+static void report_rss_trend(const long *kib, size_t n)
+{
+    size_t from = 12; /* 60 s of 5 s samples */
+    if (n < from + 24)
+        return;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    size_t m = n - from;
+    for (size_t i = from; i < n; i++) {
+        double x = (double)(i - from) * 5.0 / 60.0; /* minutes */
+        double y = (double)kib[i] / 1024.0;         /* MiB */
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    double slope = (m * sxy - sx * sy) / (m * sxx - sx * sx);
+    printf("rss over the stream: start %ld KiB, after 1 min %ld KiB, middle %ld KiB, end %ld KiB;"
+           " slope after the first minute %.3f MiB/min (%zu samples, one each 5 s)\n",
+           kib[0], kib[from], kib[from + m / 2], kib[n - 1], slope, n);
+    printf("{\"rss_start_kib\":%ld,\"rss_minute1_kib\":%ld,\"rss_middle_kib\":%ld,"
+           "\"rss_end_kib\":%ld,\"rss_slope_mib_per_min\":%.3f}\n",
+           kib[0], kib[from], kib[from + m / 2], kib[n - 1], slope);
+}
+
 static long rss_kib(int pid)
 {
     char path[64];
@@ -587,25 +614,28 @@ int main(int argc, char **argv)
     int64_t stream_start = util_monotonic_ms();
     int64_t stream_end = stream_start + (int64_t)seconds * 1000;
     int minute = 0;
-    long rss_minute1 = -1, rss_last = -1;
+    /* RSS every 5 s of the stream: the soak's start, middle, end and slope. */
+    size_t rss_n = 0, rss_cap = (size_t)seconds / 5 + 2;
+    long *rss_at = xcalloc(rss_cap, sizeof(*rss_at));
+    int64_t next_sample = stream_start;
     while (util_monotonic_ms() < stream_end) {
         long r = rss_kib(pid);
         if (r > rss_max)
             rss_max = r;
-        /* One sample a minute: the soak's growth is measured from minute 1 (warmed up). */
+        if (util_monotonic_ms() >= next_sample && rss_n < rss_cap) {
+            rss_at[rss_n++] = r;
+            next_sample += 5000;
+        }
+        /* One line a minute, so a long soak shows it is alive. */
         if (util_monotonic_ms() - stream_start >= (int64_t)(minute + 1) * 60000) {
             minute++;
             printf("rss at minute %d: %ld KiB\n", minute, r);
             fflush(stdout);
-            if (minute == 1)
-                rss_minute1 = r;
-            rss_last = r;
         }
         sleep_ms(500);
     }
-    if (minute >= 3)
-        printf("rss growth from minute 1 to %d: %.2f MiB/min\n", minute,
-               (double)(rss_last - rss_minute1) / 1024.0 / (minute - 1));
+    report_rss_trend(rss_at, rss_n);
+    free(rss_at);
     if (do_sf)
         pthread_join(gen_sf, NULL);
     if (do_hs)

@@ -16,6 +16,13 @@
 
 #define QUEUE_NOTIFY_CHANNEL "dealsync_queue"
 
+/* A record's busy lock: a session advisory lock (QUEUE_RECORD_LOCK_CLASS,
+ * hashtext(prefix || record_id)), prefix "sf:" for source salesforce and "hs:" for hubspot, as
+ * the handlers take them for a pair (sync_pair.h). A claim leaves a record whose busy lock
+ * another session holds for a later claim: its handler could only defer it (ERR_BUSY), after
+ * holding it for a whole batch. */
+#define QUEUE_RECORD_LOCK_CLASS "1146290177"
+
 /* Event priorities: a record is claimed by the most urgent of its open events. */
 #define QUEUE_PRIORITY_LIVE 0       /* webhooks, outbound messages, pollers */
 #define QUEUE_PRIORITY_BACKGROUND 1 /* import, reconciliation, resync */

@@ -53,9 +53,11 @@ void sync_ctx_free(void *ctx);
  * keeps workers to live work, one worker of all processes refreshes the usage now and then. */
 void sync_budget_tick(void *ctx, PGconn *db);
 
-/* worker_claim_delay_fn: while HubSpot's window has no room for a batch's calls, how long until
- * it has (api_budget_hs_wait_ms), so that a worker claims when its calls can go and takes what
- * arrived meanwhile in the same batch. 0 without HubSpot or unless API_BUDGET_PACE_CLAIMS. */
+/* worker_claim_delay_fn: after a batch of more than one record while at least half of HubSpot's
+ * window is used, SYNC_GATHER_MS (what arrives meanwhile shares the next batch's calls); with
+ * API_BUDGET_PACE_CLAIMS, at least as long as HubSpot's window has no room for a batch's calls
+ * (api_budget_hs_wait_ms), so that a worker claims when its calls can go and takes what arrived
+ * meanwhile in the same batch. 0 otherwise. */
 int64_t sync_claim_delay_ms(void *ctx);
 
 /* Reads MAPPINGS_FILE (when set) and builds the mapping set. ERR_CONFIG with every problem

@@ -5,7 +5,9 @@
 # every API call, per-change latency (p50, p99, max per direction), dealsync's RSS, and
 # "records different at quiet". HubSpot's rate limits are off (as in issue 14), in the sandbox and
 # in dealsync's own budget (HUBSPOT_BURST_LIMIT, unless set), so throttling plays no part. Modes (E2E_MODES, default "sf hs both"): Amount edits in Salesforce, deal-name
-# edits in HubSpot, both at once. E2E_SOAK=1: one 10-minute "both" run, RSS once a minute.
+# edits in HubSpot, both at once. E2E_SOAK_SECONDS=600: one "both" run streaming that long (a
+# soak), RSS sampled every 5 s and printed as start, after the first minute, middle and end with
+# the slope in MiB a minute (from minute 1 on); E2E_SOAK=1 is E2E_SOAK_SECONDS=600.
 # Everything lives in a temporary directory removed at the end (KEEP_TMP=1 keeps the logs).
 # E2E_PG_STATS=1: pg_stat_statements on the cluster, and at the end of each mode the database
 # statements per handled record and the statements that make them (load-independent figures).
@@ -18,9 +20,10 @@ SECONDS_=${E2E_SECONDS:-60}
 LATENCY=${E2E_LATENCY_MS:-50}
 QUIET_MAX=${E2E_QUIET_MAX_S:-300}
 MODES=${E2E_MODES:-sf hs both}
-if [ "${E2E_SOAK:-0}" = 1 ]; then
+if [ "${E2E_SOAK:-0}" = 1 ] && [ -z "${E2E_SOAK_SECONDS:-}" ]; then E2E_SOAK_SECONDS=600; fi
+if [ -n "${E2E_SOAK_SECONDS:-}" ]; then
   MODES=both
-  SECONDS_=${E2E_SECONDS:-600}
+  SECONDS_=$E2E_SOAK_SECONDS
 fi
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 

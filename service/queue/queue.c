@@ -27,7 +27,12 @@ static const char push_sql[] =
     "  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     "  ON CONFLICT (source, object_type, record_id) DO UPDATE SET priority ="
     "    CASE WHEN sync_record.open_events > 0"
-    "         THEN least(sync_record.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END"
+    "         THEN least(sync_record.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END,"
+    /* A record without open events takes its place in the claim order now, as a new one does,
+     * not at its last finish (which put a record handled a second ago behind one whose change
+     * came later); a backoff still in the future stays. */
+    "    not_before = CASE WHEN sync_record.open_events > 0 THEN sync_record.not_before"
+    "                      ELSE greatest(sync_record.not_before, now()) END"
     "), ins AS ("
     "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
     "                          occurred_at, payload, priority)"
@@ -99,6 +104,12 @@ static const char claim_sql[] =
     "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
+    /* Not a record whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker
+     * is handling its pair from the other side. The held keys are read once (an InitPlan). */
+    "    AND hashtext(CASE r.source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || r.record_id)"
+    "        ::oid <> ALL (coalesce((SELECT array_agg(k.objid) FROM pg_locks k"
+    "          WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
+    "            AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()), '{}'))"
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
     "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="

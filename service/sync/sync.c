@@ -87,18 +87,27 @@ void sync_budget_tick(void *arg, PGconn *db)
 #define BATCH_HS_CALLS 8
 
 /* During a burst (the batch just handled held more than one record: changes are arriving
- * together), a worker waits SYNC_GATHER_MS before its next claim, so the changes that arrive
- * meanwhile share one batch's calls instead of each claim taking the two or three that arrived
- * since the last: the faster a batch is handled, the smaller the next would be. A lone change
- * (a batch of one) is followed by a claim at once, so a user's edit waits for nothing. */
+ * together) while HubSpot's calls are scarce (at least half of the 10-second window used, by
+ * every worker of every process), a worker waits SYNC_GATHER_MS before its next claim, so the
+ * changes that arrive meanwhile share one batch's calls instead of each claim taking the two or
+ * three that arrived since the last: the faster a batch is handled, the smaller the next would
+ * be. With room in the window the calls are not what limits, and the wait would only add to
+ * every change's latency (a steady stream of 50 changes a second: docs/benchmarks.md), so a
+ * worker claims at once, as it does after a lone change (a batch of one). */
 int64_t sync_claim_delay_ms(void *arg)
 {
     struct sync_ctx *ctx = arg;
     if (!ctx)
         return 0;
-    int64_t gather = ctx->last_batch > 1 ? ctx->cfg->sync_gather_ms : 0;
+    bool is_burst = ctx->last_batch > 1 && ctx->cfg->sync_gather_ms > 0;
     ctx->last_batch = 0;
-    if (!ctx->hs || !ctx->budget || !ctx->cfg->budget_pace_claims)
+    if (!ctx->hs || !ctx->budget)
+        return is_burst ? ctx->cfg->sync_gather_ms : 0;
+    /* Half the window free: no wait for that many calls at once. */
+    int half = ctx->cfg->hs_burst_limit / 2 > 1 ? ctx->cfg->hs_burst_limit / 2 : 1;
+    int64_t gather =
+        is_burst && api_budget_hs_wait_ms(ctx->budget, half) > 0 ? ctx->cfg->sync_gather_ms : 0;
+    if (!ctx->cfg->budget_pace_claims)
         return gather;
     int64_t wait = api_budget_hs_wait_ms(ctx->budget, BATCH_HS_CALLS);
     return wait > gather ? wait : gather;

@@ -19,10 +19,12 @@
 #include "db.h"
 #include "link.h"
 #include "log.h"
+#include "queue.h"
 #include "util.h"
 
-/* The advisory lock class of record locks ("DS" + 1): keeps them apart from migrate.c's. */
-#define PAIR_LOCK_CLASS "1146290177"
+/* The advisory lock class of record locks ("DS" + 1): keeps them apart from migrate.c's. The
+ * keys are the queue's busy locks (queue.h): claims leave a record held here for later. */
+#define PAIR_LOCK_CLASS QUEUE_RECORD_LOCK_CLASS
 
 enum err sync_pair_try_lock(PGconn *db, enum sync_pair_side side, const char *id, bool *got)
 {

@@ -8,6 +8,7 @@
 #include "api_budget.h"
 #include "itest.h"
 #include "qtest.h"
+#include "sync.h"
 
 /* Puts n calls sent a second ago in the HubSpot window. */
 static void window_holds(PGconn *db, int n)
@@ -56,12 +57,62 @@ START_TEST(the_wait_is_until_the_window_has_room_for_a_batch)
 }
 END_TEST
 
+/* A worker waits SYNC_GATHER_MS before its next claim only after a batch of more than one record
+ * while at least half of HubSpot's window is used: with room in the window a steady stream is
+ * claimed at once (the wait only added latency), and a lone change never waits. */
+START_TEST(a_burst_is_gathered_only_while_calls_are_scarce)
+{
+    PGconn *db;
+    char *url = qtest_db("budget_gather", &db);
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.database_url = url;
+    cfg.hs_burst_limit = 20; /* 19 calls per window once one is kept free */
+    cfg.sync_gather_ms = 250;
+    struct http_client_options ho = {0};
+    struct http_client *http = http_client_new(&ho);
+    struct hs_client_options hso = {"http://127.0.0.1:9", "token"};
+    struct sync_ctx ctx = {0};
+    ctx.cfg = &cfg;
+    ctx.budget = api_budget_new(&cfg);
+    ck_assert_int_eq(hs_client_new(&hso, http, &ctx.hs), ERR_OK);
+
+    /* An empty window: a batch of five is followed by a claim at once. */
+    ctx.last_batch = 5;
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 0);
+    /* 15 of 19 used (fewer than half free): the burst is gathered, once per batch. */
+    window_holds(db, 15);
+    ctx.last_batch = 5;
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 250);
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 0);
+    /* A lone change never waits. */
+    ctx.last_batch = 1;
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 0);
+    /* 5 used: room again. */
+    window_holds(db, 5);
+    ctx.last_batch = 5;
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 0);
+    /* SYNC_GATHER_MS=0 turns it off. */
+    window_holds(db, 15);
+    cfg.sync_gather_ms = 0;
+    ctx.last_batch = 5;
+    ck_assert_int_eq(sync_claim_delay_ms(&ctx), 0);
+
+    hs_client_free(ctx.hs);
+    api_budget_free(ctx.budget);
+    http_client_free(http);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_api_budget_wait(void);
 Suite *suite_api_budget_wait(void)
 {
     Suite *s = suite_create("api_budget_wait");
     TCase *tc = tcase_create("postgres");
     tcase_add_test(tc, the_wait_is_until_the_window_has_room_for_a_batch);
+    tcase_add_test(tc, a_burst_is_gathered_only_while_calls_are_scarce);
     suite_add_tcase(s, tc);
     return s;
 }

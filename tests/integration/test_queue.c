@@ -569,6 +569,75 @@ START_TEST(a_record_claimed_without_events_is_released)
 }
 END_TEST
 
+/* A record without open events takes its place in the claim order when its change arrives:
+ * record 1, finished an hour ago, and record 2, finished just now, each get a change, record 2's
+ * first; a claim of one takes record 2 (it took record 1 when the order was the last finish). */
+START_TEST(records_are_claimed_in_the_order_their_changes_arrived)
+{
+    PGconn *db;
+    char *url = qtest_db("q_fifo", &db);
+    qtest_push(db, "hubspot", "a1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "b1", "deal", "2", 1);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    struct queue_finish_item items[2] = {{&b.records[0], QUEUE_DONE, NULL, 0, 0},
+                                         {&b.records[1], QUEUE_DONE, NULL, 0, 0}};
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 2, 10), ERR_OK);
+    queue_batch_clear(&b);
+    itest_db_exec(db, "UPDATE sync_record SET not_before = now() - interval '1 hour'"
+                      " WHERE record_id = '1'");
+    qtest_push(db, "hubspot", "b2", "deal", "2", 2);
+    qtest_push(db, "hubspot", "a2", "deal", "1", 2);
+    ck_assert_int_eq(queue_claim(db, "w1", 1, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_str_eq(b.records[0].record_id, "2");
+    queue_batch_clear(&b);
+    /* A backoff still to come is kept by a new change. */
+    itest_db_exec(db, "UPDATE sync_record SET not_before = now() + interval '1 hour'"
+                      " WHERE record_id = '1'");
+    itest_db_exec(db, "UPDATE sync_event SET status = 'done' WHERE record_id = '1'");
+    qtest_push(db, "hubspot", "a3", "deal", "1", 3);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id = '1'"
+                                         " AND not_before > now() + interval '59 minutes'"),
+                     1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A record whose busy lock (QUEUE_RECORD_LOCK_CLASS) another session holds, because a worker
+ * is handling its pair from the other side, is left for a later claim, which takes it once the
+ * lock is released; the claiming session's own lock does not hold it back. */
+START_TEST(a_record_held_by_another_session_is_left_for_later)
+{
+    PGconn *db;
+    char *url = qtest_db("q_busy", &db);
+    PGconn *other = itest_db_connect(url);
+    qtest_push(db, "salesforce", "s1", "Opportunity", "006A", 1);
+    qtest_push(db, "salesforce", "s2", "Opportunity", "006B", 2);
+    qtest_push(db, "hubspot", "h1", "deal", "77", 3);
+    itest_db_exec(other,
+                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006A')),"
+                  " pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:77'))");
+    itest_db_exec(db, "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006B'))");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_str_eq(b.records[0].record_id, "006B");
+    queue_batch_clear(&b);
+    itest_db_exec(other, "SELECT pg_advisory_unlock_all()");
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    ck_assert_str_eq(b.records[0].record_id, "77");
+    ck_assert_str_eq(b.records[1].record_id, "006A");
+    queue_batch_clear(&b);
+    PQfinish(other);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -589,6 +658,8 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_deferred_record_waits_without_counting_an_attempt);
     tcase_add_test(tc, a_finish_counts_its_own_events_and_only_its_own);
     tcase_add_test(tc, a_record_claimed_without_events_is_released);
+    tcase_add_test(tc, records_are_claimed_in_the_order_their_changes_arrived);
+    tcase_add_test(tc, a_record_held_by_another_session_is_left_for_later);
     suite_add_tcase(s, tc);
     return s;
 }
