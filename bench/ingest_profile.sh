@@ -34,7 +34,7 @@ psql "$url" -qc "CREATE EXTENSION pg_stat_statements"
 # shellcheck disable=SC2086 # EXTRA is a list of NAME=value words
 env DATABASE_URL="$url" PORT="$port" BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL="http://127.0.0.1:$port" \
   SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
-  HTTP_THREADS="${HTTP_THREADS:-16}" LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
+  LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null || { tail -n 20 "$tmp/dealsync.log" >&2; exit 1; }
