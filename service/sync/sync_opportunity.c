@@ -477,6 +477,23 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     return ERR_OK;
 }
 
+/* The tombstone of deal hs_id, deleted in HubSpot, for opportunity sf_id: dated when HubSpot
+ * deleted it (from the recycling bin), else now. */
+static enum err tombstone_deal(struct sync_ctx *ctx, PGconn *db, const char *sf_id,
+                               const char *hs_id)
+{
+    cJSON *deal = NULL;
+    int64_t deleted_ms = 0;
+    enum err rc = hs_object_get_archived(ctx->hs, "deals", hs_id, &deal);
+    const char *at = str(deal, "archivedAt");
+    if (rc != ERR_OK || !at || !util_parse_iso8601_ms(at, &deleted_ms))
+        deleted_ms = 0;
+    cJSON_Delete(deal);
+    if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+        return rc;
+    return link_tombstone_save(db, sf_id, hs_id, deleted_ms);
+}
+
 /* An opportunity still linked to a deal that HubSpot no longer has (not found by its id):
  * deleted in HubSpot, so forgotten here as the deletion webhook's handler does
  * (sync_deal.c), with a tombstone dated when HubSpot deleted it. A linked deal that exists but
@@ -510,19 +527,11 @@ static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp
         link_clear(&l);
         return rc == ERR_NOT_FOUND ? ERR_BUSY : rc;
     }
-    int64_t deleted_ms = 0; /* when HubSpot deleted it, from the recycling bin; else now */
     if (rc == ERR_NOT_FOUND) {
-        rc = hs_object_get_archived(ctx->hs, "deals", l.hs_id, &deal);
-        const char *at = str(deal, "archivedAt");
-        if (rc == ERR_OK && (!at || !util_parse_iso8601_ms(at, &deleted_ms)))
-            deleted_ms = 0;
-        cJSON_Delete(deal);
-        rc = rc == ERR_OK || rc == ERR_NOT_FOUND ? ERR_NOT_FOUND : rc;
-    }
-    if (rc == ERR_NOT_FOUND) {
-        rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
+        /* The tombstone first: a link forgotten without one would make a new deal at once. */
+        rc = tombstone_deal(ctx, db, o->id, l.hs_id);
         if (rc == ERR_OK)
-            rc = link_tombstone_save(db, o->id, l.hs_id, deleted_ms);
+            rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
         if (rc == ERR_OK)
             note(o, "its deal %s is deleted in hubspot (deletion not handled yet): link forgotten",
                  l.hs_id);
@@ -1597,8 +1606,17 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
         rc = hs_object_update(ctx->hs, "deals", deal, NULL, props, &updated);
         cJSON_Delete(updated);
         cJSON_Delete(props);
-        if (rc == ERR_NOT_FOUND)
-            continue; /* deleted in HubSpot since: a new deal is made */
+        if (rc == ERR_NOT_FOUND) {
+            /* The deal it was made from is gone: the user deleted it before dealsync saved the
+             * pair's link (the answer to the opportunity's create was lost), so the deletion
+             * webhook found nothing to forget. Taken as the user's delete, as for a linked deal:
+             * a tombstone dated when HubSpot deleted it, and map_record makes a new deal only
+             * for a change made after the delete (chaos run: a deal nobody made). */
+            rc = tombstone_deal(ctx, db, o->id, deal);
+            if (rc != ERR_OK)
+                return rc;
+            continue;
+        }
         if (rc != ERR_OK)
             return rc;
         note(o, "deal %s made from this opportunity's deal id field: opportunity id stored on it",
