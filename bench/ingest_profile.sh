@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 REQUESTS=${REQUESTS:-2000}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+for bin in dealsync bench-ingest; do
+  [ -x "$BUILD/$bin" ] || { echo "ingest_profile: $BUILD/$bin is missing; build it with: make all $BUILD/bench-ingest" >&2; exit 1; }
+done
 tmp=$(mktemp -d /tmp/dealsync-ingest-profile.XXXXXX)
 chmod 755 "$tmp"
 pgport=$(( 20000 + RANDOM % 20000 ))
