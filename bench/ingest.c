@@ -17,8 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "webhook_hs.h"
@@ -39,13 +43,6 @@ static int64_t monotonic_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static size_t discard(char *d, size_t s, size_t n, void *a)
-{
-    (void)d;
-    (void)a;
-    return s * n;
 }
 
 static char *hubspot_body(int req)
@@ -115,60 +112,133 @@ static void *run_commit(void *arg)
     return NULL;
 }
 
+/* A keep-alive connection to the server, spoken to with plain sockets: the load generator
+ * shares the machine's CPU with dealsync and PostgreSQL, so it does as little as pgbench's
+ * client does (one write per request, reads until the answer's Content-Length). */
+struct conn {
+    int fd;
+    char buf[65536];
+    size_t len;
+};
+
+static bool conn_open(struct conn *c)
+{
+    const char *hp = strstr(base, "://");
+    hp = hp ? hp + 3 : base;
+    const char *colon = strrchr(hp, ':');
+    int port = colon ? atoi(colon + 1) : 80;
+    char host[64];
+    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - hp) : (int)strlen(hp), hp);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+        connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return false;
+    }
+    return true;
+}
+
+/* Sends one request and reads its answer; returns the status (0: the connection failed, and
+ * it is closed: the next request opens a new one). */
+static long conn_request(struct conn *c, const char *req, size_t req_len)
+{
+    if (c->fd < 0 && !conn_open(c))
+        return 0;
+    for (size_t off = 0; off < req_len;) {
+        ssize_t n = send(c->fd, req + off, req_len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            goto fail;
+        off += (size_t)n;
+    }
+    c->len = 0;
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
+        if (n <= 0)
+            goto fail;
+        c->len += (size_t)n;
+        c->buf[c->len] = '\0';
+        char *end = strstr(c->buf, "\r\n\r\n");
+        if (!end)
+            continue;
+        /* libmicrohttpd writes its header names in this case. */
+        char *cl = strstr(c->buf, "\r\nContent-Length:");
+        size_t body = cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0;
+        if (c->len < (size_t)(end + 4 - c->buf) + body)
+            continue;
+        long status = strtol(c->buf + 9, NULL, 10);
+        char *close_hdr = strstr(c->buf, "\r\nConnection: close");
+        if (close_hdr && close_hdr < end) {
+            close(c->fd);
+            c->fd = -1;
+        }
+        return status;
+    }
+fail:
+    close(c->fd);
+    c->fd = -1;
+    return 0;
+}
+
+/* Request `req` as it goes on the wire: built (and for HubSpot signed) before the clock starts. */
+static char *build_request(int req, size_t *len)
+{
+    char *body = NULL, *head = NULL;
+    if (strcmp(mode, "healthz") == 0) {
+        head = xasprintf("GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n");
+        *len = strlen(head);
+        return head;
+    }
+    if (strcmp(mode, "hubspot") == 0) {
+        body = hubspot_body(req);
+        char *url = xasprintf("%s/webhooks/hubspot", base);
+        char ts[32];
+        snprintf(ts, sizeof(ts), "%lld", (long long)util_now_ms());
+        char *sig = webhook_hs_sign_v3(HS_SECRET, "POST", url, body, strlen(body), ts);
+        head = xasprintf("POST /webhooks/hubspot HTTP/1.1\r\nHost: bench\r\n"
+                         "Content-Type: application/json\r\nX-HubSpot-Signature-v3: %s\r\n"
+                         "X-HubSpot-Request-Timestamp: %s\r\nContent-Length: %zu\r\n\r\n",
+                         sig, ts, strlen(body));
+        free(sig);
+        free(url);
+    } else {
+        body = salesforce_body(req);
+        head = xasprintf("POST /webhooks/salesforce HTTP/1.1\r\nHost: bench\r\n"
+                         "Content-Type: text/xml; charset=utf-8\r\nContent-Length: %zu\r\n\r\n",
+                         strlen(body));
+    }
+    char *out = xasprintf("%s%s", head, body);
+    *len = strlen(out);
+    free(head);
+    free(body);
+    return out;
+}
+
+static char **requests;
+static size_t *request_lens;
+
 static void *run(void *arg)
 {
     (void)arg;
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->fd = -1;
     for (;;) {
         int req = atomic_fetch_add(&next_request, 1);
         if (req >= total_requests)
             break;
-        struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-        char *url = NULL;
-        char *body = NULL;
-        if (strcmp(mode, "healthz") == 0) {
-            url = xasprintf("%s/healthz", base);
-            curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        } else if (strcmp(mode, "hubspot") == 0) {
-            url = xasprintf("%s/webhooks/hubspot", base);
-            body = hubspot_body(req);
-            char ts[32];
-            snprintf(ts, sizeof(ts), "%lld", (long long)util_now_ms());
-            char *sig = webhook_hs_sign_v3(HS_SECRET, "POST", url, body, strlen(body), ts);
-            char *h1 = xasprintf("X-HubSpot-Signature-v3: %s", sig);
-            char *h2 = xasprintf("X-HubSpot-Request-Timestamp: %s", ts);
-            h = curl_slist_append(h, h1);
-            h = curl_slist_append(h, h2);
-            h = curl_slist_append(h, "Content-Type: application/json");
-            free(h1);
-            free(h2);
-            free(sig);
-        } else {
-            url = xasprintf("%s/webhooks/salesforce", base);
-            body = salesforce_body(req);
-            h = curl_slist_append(h, "Content-Type: text/xml; charset=utf-8");
-        }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        if (body) {
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        }
-        long status = 0;
         int64_t sent = monotonic_us();
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        long status = conn_request(c, requests[req], request_lens[req]);
         latency_us[req] = monotonic_us() - sent;
         if (status != 200)
             atomic_fetch_add(&failures, 1);
-        curl_slist_free_all(h);
-        free(body);
-        free(url);
     }
-    curl_easy_cleanup(c);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
     return NULL;
 }
 
@@ -218,10 +288,15 @@ int main(int argc, char **argv)
     per_request = atoi(argv[5]);
     first_id = argc == 7 ? atoll(argv[6]) : 0;
     latency_us = xcalloc((size_t)total_requests + 1, sizeof(*latency_us));
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
-    int64_t start = util_monotonic_ms();
     bool is_commit = strcmp(mode, "commit") == 0;
+    if (!is_commit) {
+        requests = xcalloc((size_t)total_requests, sizeof(*requests));
+        request_lens = xcalloc((size_t)total_requests, sizeof(*request_lens));
+        for (int i = 0; i < total_requests; i++)
+            requests[i] = build_request(i, &request_lens[i]);
+    }
+    int64_t start = util_monotonic_ms();
     if (is_commit) {
         PGconn *db = PQconnectdb(base);
         PQclear(PQexec(db, "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY,"
@@ -245,8 +320,11 @@ int main(int argc, char **argv)
         printf(",\"all_split_seconds\":%.3f,\"split_events_per_second\":%.1f", split_secs,
                (double)total_requests * per_request / split_secs);
     printf("}\n");
+    for (int i = 0; requests && i < total_requests; i++)
+        free(requests[i]);
+    free(requests);
+    free(request_lens);
     free(latency_us);
     free(th);
-    curl_global_cleanup();
     return atomic_load(&failures) ? 1 : 0;
 }

@@ -34,7 +34,7 @@ psql "$url" -qc "CREATE EXTENSION pg_stat_statements"
 # shellcheck disable=SC2086 # EXTRA is a list of NAME=value words
 env DATABASE_URL="$url" PORT="$port" BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL="http://127.0.0.1:$port" \
   SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
-  HTTP_THREADS="${HTTP_THREADS:-16}" LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
+  LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null || { tail -n 20 "$tmp/dealsync.log" >&2; exit 1; }
@@ -44,6 +44,20 @@ body=$(printf '{"eventId":%d,"subscriptionId":7,"portalId":62515,"appId":1,"occu
 echo "INSERT INTO bench_pgbench (payload) VALUES ('[${body%,}]');" >"$tmp/insert.sql"
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; } # clock ticks
+# PostgreSQL's CPU in clock ticks: the postmaster's own and its reaped children's, plus the
+# children still running (backends, the WAL writer).
+pgpid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+pgcpu() {
+  { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pgpid/stat"
+    for c in $(pgrep -P "$pgpid"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true; done
+  } | awk '{ s += $1 } END { print s }'
+}
+# dealsync's context switches (every thread's, voluntary and not)
+ctxt() { cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+ms() { echo $(( $1 * 1000 / $(getconf CLK_TCK) )); } # clock ticks to ms
+# timed FILE CMD...: runs CMD, writes its user+system CPU in ms to FILE
+timed() { local f=$1; shift; local TIMEFORMAT='%3U %3S'; { time "$@" 2>/dev/null; } 2>"$f.t"; \
+  awk '{ printf "%d\n", ($1 + $2) * 1000 }' "$f.t" >"$f"; }
 if [ "${HOLD_SPLIT:-0}" = 1 ]; then
   psql "$url" -qc "BEGIN; LOCK TABLE sync_event IN SHARE MODE; SELECT pg_sleep(86400)" >/dev/null 2>&1 &
 fi
@@ -51,26 +65,32 @@ first=0
 for spec in ${SPECS:-8:10 32:10 8:100}; do
   c=${spec%:*}; e=${spec#*:}
   if [ "$e" = 10 ]; then
-    echo "pgbench INSERT+COMMIT, $c clients: $("$PGBIN/pgbench" -n -c "$c" -j 2 -t $(( REQUESTS / c )) \
-      -f "$tmp/insert.sql" "$url" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p') tps"
+    p0=$(pgcpu)
+    timed "$tmp/pgbench.cpu" "$PGBIN/pgbench" -n -c "$c" -j 2 -t $(( REQUESTS / c )) \
+      -f "$tmp/insert.sql" "$url" >"$tmp/pgbench.out"
+    p1=$(pgcpu)
+    echo "pgbench INSERT+COMMIT, $c clients: $(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/pgbench.out") tps"
+    echo "  CPU: pgbench $(cat "$tmp/pgbench.cpu") ms, PostgreSQL $(ms $(( p1 - p0 ))) ms"
   fi
   psql "$url" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
   g0=$(metric dealsync_ingest_groups_total); r0=$(metric dealsync_ingest_group_requests_total)
-  cpu0=$(cpu)
+  cpu0=$(cpu); p0=$(pgcpu); x0=$(ctxt)
   if [ "${PERF:-0}" = 1 ]; then
     perf record -F 499 -g -p "$pid" -o "perf.$c.$e.data" >/dev/null 2>&1 & perfpid=$!
   fi
   if [ "${HOLD_SPLIT:-0}" = 1 ]; then
-    out=$("$BUILD/bench-ingest" hubspot "http://127.0.0.1:$port" "$REQUESTS" "$c" "$e" "$first") || true
+    timed "$tmp/client.cpu" "$BUILD/bench-ingest" hubspot "http://127.0.0.1:$port" "$REQUESTS" "$c" "$e" "$first" >"$tmp/out" || true
   else
-    out=$(BENCH_DATABASE_URL=$url "$BUILD/bench-ingest" hubspot "http://127.0.0.1:$port" "$REQUESTS" "$c" "$e" "$first") || true
+    timed "$tmp/client.cpu" env BENCH_DATABASE_URL="$url" "$BUILD/bench-ingest" hubspot "http://127.0.0.1:$port" "$REQUESTS" "$c" "$e" "$first" >"$tmp/out" || true
   fi
+  out=$(cat "$tmp/out")
   first=$(( first + REQUESTS * e ))
   if [ "${PERF:-0}" = 1 ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
-  cpu1=$(cpu)
+  cpu1=$(cpu); p1=$(pgcpu); x1=$(ctxt)
   g1=$(metric dealsync_ingest_groups_total); r1=$(metric dealsync_ingest_group_requests_total)
   echo "hubspot, $c connections, $e events a request: $out"
-  echo "  dealsync CPU: $(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) )) ms;" \
+  echo "  CPU: bench-ingest $(cat "$tmp/client.cpu") ms, dealsync $(ms $(( cpu1 - cpu0 ))) ms," \
+    "PostgreSQL $(ms $(( p1 - p0 ))) ms; dealsync context switches $(( x1 - x0 ));" \
     "group commits: $(( ${g1:-0} - ${g0:-0} )) for $(( ${r1:-0} - ${r0:-0} )) requests"
   echo "  calls | total ms | mean ms | rows | statement"
   psql "$url" -qAtF ' | ' -c "SELECT calls, round(total_exec_time::numeric, 1),

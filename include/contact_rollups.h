@@ -40,6 +40,12 @@ enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON *
 enum err synced_deal_contacts_with(PGconn *db, const char *sf_opportunity_id,
                                    const char *hs_deal_id, cJSON **map) WARN_UNUSED;
 
+/* For each row of rows (OpportunityContactRole rows: OpportunityId, ContactId, IsDeleted), whether
+ * what dealsync last synced for its opportunity already reflects it: the opportunity was synced,
+ * and a live role's contact is among its stored contacts, a deleted role's contact is not.
+ * reflected gets one flag per row. */
+enum err synced_roles_reflected(PGconn *db, const cJSON *rows, bool *reflected) WARN_UNUSED;
+
 /* Replaces the stored deal and its contacts (one transaction). */
 enum err synced_deal_save(PGconn *db, const struct synced_deal *d,
                           const struct synced_contact *contacts, size_t n) WARN_UNUSED;

@@ -1,11 +1,14 @@
 /* ingest_commit.h - group commit on the acknowledgement path (issue 13). Webhook requests hand
- * what they store (a HubSpot body for the inbox, Salesforce events for the queue) to a
- * committer thread, which writes whatever has gathered from concurrent requests in ONE
- * statement (one transaction, one WAL flush) and then answers each request: no request is
- * acknowledged before the commit that holds what it brought. When a group fails
- * because of one request's data, each request of the group is written again alone, so each gets
- * its own answer (the bad one ERR_INVALID, the others as if alone); when the database fails,
- * every request of the group gets ERR_DB (503: the sender retries). */
+ * what they store (a HubSpot body for the inbox, Salesforce events for the queue) to the
+ * committer, which writes whatever has gathered from concurrent requests in ONE statement (one
+ * transaction, one WAL flush) and then answers each request: no request is acknowledged before
+ * the commit that holds what it brought. There is no committer thread: while one of its
+ * connections is free, the thread of the first waiting request writes the group (its own
+ * request and every one waiting with it) and wakes the others; while every connection is busy,
+ * requests gather for the next group. When a group fails because of one request's data, each
+ * request of the group is written again alone, so each gets its own answer (the bad one
+ * ERR_INVALID, the others as if alone); when the database fails, every request of the group
+ * gets ERR_DB (503: the sender retries). */
 #ifndef SVC_INGEST_COMMIT_H
 #define SVC_INGEST_COMMIT_H
 
@@ -18,14 +21,15 @@
 
 struct ingest_committer;
 
-/* Starts `threads` committer threads (each with its own connection to url, opened lazily and
- * reopened after a failure). A group holds at most max_events events (a request larger than
- * that is a group of its own). On ERR_OK *out is the committer. */
-enum err ingest_committer_start(const char *url, int threads, int max_events,
+/* A committer writing at most `connections` groups at once (each on its own connection to url,
+ * opened lazily and reopened after a failure). A group holds at most max_events events (a
+ * request larger than that is a group of its own). On ERR_OK *out is the committer. */
+enum err ingest_committer_start(const char *url, int connections, int max_events,
                                 struct ingest_committer **out) WARN_UNUSED;
 
-/* Lets the threads finish the groups in hand, answers what is still queued with ERR_DB, joins
- * and frees. NULL is a no-op. */
+/* Waits for the groups being written, answers what is still queued with ERR_DB, closes the
+ * connections and frees. No request may be calling in (the HTTP server is stopped first).
+ * NULL is a no-op. */
 void ingest_committer_stop(struct ingest_committer *c);
 
 /* Stores evs (borrowed until it returns) with the events of concurrent requests, and waits for
@@ -40,7 +44,8 @@ enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *e
 enum err ingest_store_body(struct ingest_committer *c, const struct ingest_body *body,
                            size_t events) WARN_UNUSED;
 
-/* Requests waiting for a committer right now (for tests and diagnostics). Thread-safe. */
+/* Requests waiting for a connection right now, not yet in a group being written (for tests and
+ * diagnostics). Thread-safe. */
 size_t ingest_committer_waiting(struct ingest_committer *c);
 
 #endif

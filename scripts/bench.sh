@@ -44,7 +44,7 @@ cp bench/graphile_worker.mjs "$gw_dir/"
 
 DATABASE_URL=$url PORT=$port BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL=http://127.0.0.1:$port \
   SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
-  HTTP_THREADS=${HTTP_THREADS:-16} LOG_LEVEL=warn "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
+  LOG_LEVEL=warn "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null || { show_log; exit 1; }
@@ -121,7 +121,7 @@ rss_after=$(rss); hwm_after=$(hwm)
 m() { median <"$tmp/$1"; }
 echo
 echo "== medians of $RUNS runs ($(date -u +%F), $(nproc) cores)"
-echo "ingest: $REQUESTS requests per figure; dealsync serve, WORKER_THREADS=0, HTTP_THREADS=${HTTP_THREADS:-16}, INGEST_COMMIT_THREADS=${INGEST_COMMIT_THREADS:-default}"
+echo "ingest: $REQUESTS requests per figure; dealsync serve, WORKER_THREADS=0, HTTP_THREADS=${HTTP_THREADS:-default}, INGEST_COMMIT_THREADS=${INGEST_COMMIT_THREADS:-default}"
 for c in 8 32; do
   printf "  HubSpot, 10 events/request, %2d connections: %7.0f req/s (%6.0f events/s), p99 ack %6.1f ms; pgbench INSERT+COMMIT %7.0f tps; ratio %.2f (goal 1.0)\n" \
     "$c" "$(m "hs_$c")" "$(awk -v r="$(m "hs_$c")" 'BEGIN { print r * 10 }')" "$(m "hs_p99_$c")" "$(m "pg_$c")" "$(m "hs_ratio_$c")"

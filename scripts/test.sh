@@ -7,10 +7,15 @@ BUILD=${BUILD:-build}
 
 tmp=$(mktemp -d /tmp/dealsync-test.XXXXXX)
 chmod 755 "$tmp"
-# A port nobody listens on (several test runs may share the machine).
+# A port nobody listens on (several test runs may share the machine), below the ephemeral range
+# (32768-60999) that outgoing connections draw from; a port taken between the look and
+# PostgreSQL's bind is tried again with another (the start fails with "Address already in use").
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=$(( 20000 + RANDOM % 20000 ))
-while ! port_is_free "$port"; do port=$(( 20000 + RANDOM % 20000 )); done
+pick_port() {
+  port=$(( 20000 + RANDOM % 12000 ))
+  while ! port_is_free "$port"; do port=$(( 20000 + RANDOM % 12000 )); done
+}
+pick_port
 cleanup() {
   scripts/pg.sh stop "$tmp/pg" || true
   # KEEP_TMP=1 keeps the processes' logs (dealsync, sandbox) for a look after a failure.
@@ -20,7 +25,17 @@ trap cleanup EXIT
 
 # fsync off: a throwaway cluster needs no durability across power loss, and tests run faster.
 export DATABASE_ADMIN_URL
-DATABASE_ADMIN_URL=$(PG_FSYNC=off scripts/pg.sh start "$tmp/pg" "$port")
+for try in 1 2 3 4 5; do
+  if DATABASE_ADMIN_URL=$(PG_FSYNC=off scripts/pg.sh start "$tmp/pg" "$port" 2>"$tmp/pg-start.err"); then
+    break
+  fi
+  if [ "$try" = 5 ] || ! grep -q "Address already in use" "$tmp/pg-start.err"; then
+    cat "$tmp/pg-start.err" >&2
+    exit 1
+  fi
+  echo "test: port $port was taken meanwhile; trying another" >&2
+  pick_port
+done
 export DEALSYNC_BIN="$PWD/$BUILD/dealsync"
 export SANDBOX_BIN="$PWD/$BUILD/dealsync-sandbox"
 export FIXTURES_DIR="$PWD/tests/fixtures"

@@ -44,7 +44,7 @@ static const struct config_var config_vars[] = {
         hubspot_allow_legacy_signatures, 0, 0),
     VAR("WORKER_THREADS", CFG_INT, NEED_NO, "4", worker_threads, 0, 256),
     VAR("LOG_LEVEL", CFG_STR, NEED_NO, "info", log_level, 0, 0),
-    VAR("HTTP_THREADS", CFG_INT, NEED_NO, "16", http_threads, 1, 256),
+    VAR("HTTP_THREADS", CFG_INT, NEED_NO, "0", http_threads, 0, 256),
     VAR("HTTP_REQUEST_TIMEOUT_MS", CFG_INT, NEED_NO, "10000", http_request_timeout_ms, 1000,
         600000),
     VAR("INGEST_COMMIT_THREADS", CFG_INT, NEED_NO, "2", ingest_commit_threads, 0, 64),

@@ -247,7 +247,8 @@ static int run_service(const struct config *cfg, bool serve_http, sigset_t *sign
     gethostname(host, sizeof(host) - 1);
     char *id = xasprintf("%s:%d", host, (int)getpid());
     if (serve_http) {
-        pool = db_pool_new(cfg->database_url, cfg->http_threads + 1, DB_WEBHOOK_SESSION_SQL);
+        pool =
+            db_pool_new(cfg->database_url, http_server_db_connections(cfg), DB_WEBHOOK_SESSION_SQL);
         if (http_server_start(cfg, pool, &http) != ERR_OK) {
             free(id);
             goto out;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contact_rollups.h"
 #include "db.h"
 #include "log.h"
 #include "queue.h"
@@ -187,11 +188,24 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
         log_warn("cannot poll contact roles", LOG_STR("error", err_str(rc)));
         return;
     }
-    size_t stored = 0;
+    /* A role whose effect dealsync already synced (an opportunity read with its roles after
+     * the role was written: a data load of opportunities with their roles, or a role added
+     * before the opportunity's outbound message was handled) needs no second look: the handler
+     * would read the opportunity and its deal's associations again to change nothing. */
+    size_t count = (size_t)cJSON_GetArraySize(rows);
+    bool *reflected = xcalloc(count ? count : 1, sizeof(bool));
+    rc = synced_roles_reflected(db, rows, reflected);
+    if (rc != ERR_OK) {
+        free(reflected);
+        cJSON_Delete(rows);
+        return;
+    }
+    size_t stored = 0, skipped = 0, i = 0;
     int64_t latest = from;
     const cJSON *r;
     cJSON_ArrayForEach(r, rows)
     {
+        bool is_reflected = reflected[i++];
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(r, "Id"));
         const char *opp = cJSON_GetStringValue(cJSON_GetObjectItem(r, "OpportunityId"));
         const char *stamp = cJSON_GetStringValue(cJSON_GetObjectItem(r, "SystemModstamp"));
@@ -200,6 +214,10 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
             continue;
         if (stamp && sf_datetime_parse(stamp, &at) && at > latest)
             latest = at;
+        if (is_reflected) {
+            skipped++;
+            continue;
+        }
         /* SystemModstamp has whole seconds: a role added and removed within one second has
          * one stamp, so the key also says what changed that matters here. */
         const char *contact = cJSON_GetStringValue(cJSON_GetObjectItem(r, "ContactId"));
@@ -211,11 +229,13 @@ static void poll_contact_roles(struct sync_ctx *ctx, PGconn *db, int64_t now)
         if (rc != ERR_OK)
             break;
     }
+    free(reflected);
     cJSON_Delete(rows);
     if (rc == ERR_OK && latest > from)
         rc = poll_advance(db, SF_POLLER_CONTACT_ROLES, latest);
-    if (rc == ERR_OK && stored > 0)
-        log_info("changed contact roles queued", LOG_I64("count", (int64_t)stored));
+    if (rc == ERR_OK && (stored > 0 || skipped > 0))
+        log_info("changed contact roles queued", LOG_I64("count", (int64_t)stored),
+                 LOG_I64("already_synced", (int64_t)skipped));
 }
 
 void sf_poller_tick(void *vctx, PGconn *db)

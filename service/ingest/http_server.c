@@ -887,15 +887,25 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
             return ERR_CONFIG;
         }
     }
+    /* A thread per connection by default: a webhook request blocks its thread until its
+     * commit, and in a pool every other connection of that thread (another webhook, /healthz)
+     * would wait behind it. */
+    bool per_connection = cfg->http_threads == 0;
+    if (per_connection)
+        flags = (flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    /* The pool's size is given only for a pool (MHD warns about a size of 0). */
+    struct MHD_OptionItem pool_opts[] = {
+        {per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads,
+         NULL},
+        {MHD_OPTION_END, 0, NULL}};
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->http_threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS_PER_CLIENT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->http_request_timeout_ms + 999) / 1000),
-        MHD_OPTION_END);
+        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_ARRAY, pool_opts,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)HTTP_MAX_CONNECTIONS_PER_CLIENT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)((cfg->http_request_timeout_ms + 999) / 1000), MHD_OPTION_END);
     if (!s->daemon) {
         log_error("cannot start http server", LOG_STR("bind_address", cfg->bind_address),
                   LOG_I64("port", cfg->port));
@@ -917,12 +927,19 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
         log_warn("SALESFORCE_WEBHOOK_TOKEN is not set: anyone who knows the org id can queue "
                  "Salesforce work through the webhook; dealsync register generates one");
     log_info("http server listening", LOG_STR("bind_address", cfg->bind_address),
-             LOG_I64("port", cfg->port), LOG_I64("threads", cfg->http_threads),
+             LOG_I64("port", cfg->port),
+             LOG_STR("threads", per_connection ? "one per connection" : "pool"),
+             LOG_I64("pool_threads", cfg->http_threads),
              LOG_I64("max_connections", HTTP_MAX_CONNECTIONS),
              LOG_I64("max_connections_per_client", HTTP_MAX_CONNECTIONS_PER_CLIENT),
              LOG_I64("request_timeout_ms", cfg->http_request_timeout_ms));
     *out = s;
     return ERR_OK;
+}
+
+int http_server_db_connections(const struct config *cfg)
+{
+    return cfg->http_threads > 0 ? cfg->http_threads + 1 : HTTP_DB_CONNECTIONS;
 }
 
 void http_server_stop(struct http_server *s)

@@ -1,7 +1,8 @@
 /* ingest_commit.c - the group committer of the webhook ack path (see ingest_commit.h). Requests
- * wait on a queue under one mutex; each committer thread takes every waiting request (up to
- * max_events events, all bodies or all events), writes them in one statement
- * (ingest_inbox_push or queue_push_groups), and wakes the requests it answered. */
+ * wait in one queue under one mutex; while a connection is free, the first waiting request's
+ * thread takes every waiting request (up to max_events events, all bodies or all events),
+ * writes them in one statement (ingest_inbox_push or queue_push_groups), and wakes each
+ * request it answered by its own condition variable. */
 #include "ingest_commit.h"
 
 #include <pthread.h>
@@ -23,6 +24,9 @@ struct waiting {
     size_t stored;
     enum err rc;
     bool is_done;
+    /* Signalled when its group is committed, or when it is first in line and a connection is
+     * free: each request is woken alone, never with every other waiting request. */
+    pthread_cond_t wake;
     struct waiting *next;
 };
 
@@ -30,13 +34,13 @@ struct ingest_committer {
     char *url;
     int max_events;
     pthread_mutex_t lock;
-    pthread_cond_t work; /* a request is waiting, or stop */
-    pthread_cond_t done; /* some request was answered */
+    pthread_cond_t idle; /* a connection was given back (stop waits for all of them) */
     struct waiting *head;
     struct waiting *tail;
     bool stop;
-    pthread_t *threads;
-    int thread_count;
+    PGconn **free_conns; /* connections no group is using (NULL: to be opened) */
+    int free_count;
+    int conn_count;
 };
 
 /* Takes the waiting requests of the next group (at least one). Called with the lock held. */
@@ -135,52 +139,17 @@ static void commit_group(PGconn **db, const char *url, struct waiting *group, si
     free(evs);
 }
 
-static void *committer_main(void *arg)
-{
-    struct ingest_committer *c = arg;
-    /* Failures are answered to the requests; the HTTP server logs an outage once. */
-    db_set_quiet(true);
-    PGconn *db = NULL;
-    pthread_mutex_lock(&c->lock);
-    for (;;) {
-        while (!c->head && !c->stop)
-            pthread_cond_wait(&c->work, &c->lock);
-        if (!c->head)
-            break; /* stopping, nothing left */
-        size_t count = 0;
-        struct waiting *group = take_group(c, &count);
-        pthread_mutex_unlock(&c->lock);
-        commit_group(&db, c->url, group, count);
-        pthread_mutex_lock(&c->lock);
-        for (struct waiting *w = group, *next; w; w = next) {
-            next = w->next;
-            w->is_done = true;
-        }
-        pthread_cond_broadcast(&c->done);
-    }
-    pthread_mutex_unlock(&c->lock);
-    PQfinish(db);
-    return NULL;
-}
-
-enum err ingest_committer_start(const char *url, int threads, int max_events,
+enum err ingest_committer_start(const char *url, int connections, int max_events,
                                 struct ingest_committer **out)
 {
     struct ingest_committer *c = xcalloc(1, sizeof(*c));
     c->url = xstrdup(url);
     c->max_events = max_events > 0 ? max_events : 1;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->work, NULL);
-    pthread_cond_init(&c->done, NULL);
-    c->threads = xcalloc((size_t)(threads > 0 ? threads : 1), sizeof(pthread_t));
-    for (int i = 0; i < threads; i++) {
-        if (pthread_create(&c->threads[i], NULL, committer_main, c) != 0) {
-            log_error("cannot start an ingest committer thread", LOG_I64("thread", i));
-            ingest_committer_stop(c);
-            return ERR_INTERNAL;
-        }
-        c->thread_count++;
-    }
+    pthread_cond_init(&c->idle, NULL);
+    c->conn_count = connections > 0 ? connections : 1;
+    c->free_conns = xcalloc((size_t)c->conn_count, sizeof(*c->free_conns));
+    c->free_count = c->conn_count;
     *out = c;
     return ERR_OK;
 }
@@ -191,33 +160,36 @@ void ingest_committer_stop(struct ingest_committer *c)
         return;
     pthread_mutex_lock(&c->lock);
     c->stop = true;
-    pthread_cond_broadcast(&c->work);
-    pthread_mutex_unlock(&c->lock);
-    for (int i = 0; i < c->thread_count; i++)
-        pthread_join(c->threads[i], NULL);
-    /* No thread left: whatever still waits is answered "retry later". */
-    pthread_mutex_lock(&c->lock);
-    for (struct waiting *w = c->head; w; w = w->next) {
+    /* The groups in hand finish; whatever still waits is answered "retry later". */
+    while (c->free_count < c->conn_count)
+        pthread_cond_wait(&c->idle, &c->lock);
+    for (struct waiting *w = c->head, *next; w; w = next) {
+        next = w->next;
         w->rc = ERR_DB;
         w->is_done = true;
+        pthread_cond_signal(&w->wake);
     }
     c->head = c->tail = NULL;
-    pthread_cond_broadcast(&c->done);
     pthread_mutex_unlock(&c->lock);
+    for (int i = 0; i < c->conn_count; i++)
+        PQfinish(c->free_conns[i]);
     pthread_mutex_destroy(&c->lock);
-    pthread_cond_destroy(&c->work);
-    pthread_cond_destroy(&c->done);
-    free(c->threads);
+    pthread_cond_destroy(&c->idle);
+    free(c->free_conns);
     free(c->url);
     free(c);
 }
 
-/* Queues w and waits until a committer answered it. */
+/* Queues w and waits until it is committed. While a connection is free, the first waiting
+ * request's own thread writes the group (every request waiting at that moment, its own among
+ * them) and wakes the others of it: no hand-over to another thread on the way to the commit. */
 static void wait_commit(struct ingest_committer *c, struct waiting *w)
 {
+    pthread_cond_init(&w->wake, NULL);
     pthread_mutex_lock(&c->lock);
     if (c->stop) {
         pthread_mutex_unlock(&c->lock);
+        pthread_cond_destroy(&w->wake);
         return; /* w->rc stays ERR_DB */
     }
     if (c->tail)
@@ -225,16 +197,40 @@ static void wait_commit(struct ingest_committer *c, struct waiting *w)
     else
         c->head = w;
     c->tail = w;
-    pthread_cond_signal(&c->work);
-    while (!w->is_done)
-        pthread_cond_wait(&c->done, &c->lock);
+    while (!w->is_done) {
+        if (c->stop || c->free_count == 0 || !c->head) {
+            pthread_cond_wait(&w->wake, &c->lock);
+            continue;
+        }
+        PGconn *db = c->free_conns[--c->free_count];
+        size_t count = 0;
+        struct waiting *group = take_group(c, &count);
+        /* What is left (a group is capped) goes on another free connection at once. */
+        if (c->head && c->free_count > 0)
+            pthread_cond_signal(&c->head->wake);
+        pthread_mutex_unlock(&c->lock);
+        commit_group(&db, c->url, group, count);
+        pthread_mutex_lock(&c->lock);
+        c->free_conns[c->free_count++] = db;
+        for (struct waiting *g = group, *next; g; g = next) {
+            next = g->next;
+            g->is_done = true;
+            if (g != w)
+                pthread_cond_signal(&g->wake);
+        }
+        /* The connection is free again: the first request in line writes the next group. */
+        if (c->head)
+            pthread_cond_signal(&c->head->wake);
+        pthread_cond_broadcast(&c->idle);
+    }
     pthread_mutex_unlock(&c->lock);
+    pthread_cond_destroy(&w->wake);
 }
 
 enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *evs, size_t n,
                       size_t *stored)
 {
-    struct waiting w = {evs, NULL, n, 0, ERR_DB, false, NULL};
+    struct waiting w = {.evs = evs, .n = n, .rc = ERR_DB};
     wait_commit(c, &w);
     *stored = w.stored;
     return w.rc;
@@ -243,7 +239,7 @@ enum err ingest_store(struct ingest_committer *c, const struct queue_event_in *e
 enum err ingest_store_body(struct ingest_committer *c, const struct ingest_body *body,
                            size_t events)
 {
-    struct waiting w = {NULL, body, events, 0, ERR_DB, false, NULL};
+    struct waiting w = {.body = body, .n = events, .rc = ERR_DB};
     wait_commit(c, &w);
     return w.rc;
 }

@@ -44,6 +44,7 @@ static const char *const hs_standard_properties[] = {"dealname",    "amount",   
 /* HubSpot refuses fewer than 5 concurrent requests; more than dealsync has HTTP threads would
  * only queue in front of them. */
 #define HS_MIN_CONCURRENCY 5
+#define HS_DEFAULT_CONCURRENCY 10
 
 static const char *str_item(const cJSON *o, const char *name)
 {
@@ -531,8 +532,10 @@ static enum err hs_ensure_settings(const struct config *cfg, struct http_client 
 {
     cJSON *have = NULL;
     long status = 0;
-    int concurrency =
-        cfg->http_threads > HS_MIN_CONCURRENCY ? cfg->http_threads : HS_MIN_CONCURRENCY;
+    /* With a thread per connection (HTTP_THREADS 0), what HubSpot allows an account (10). */
+    int concurrency = cfg->http_threads == 0                   ? HS_DEFAULT_CONCURRENCY
+                      : cfg->http_threads > HS_MIN_CONCURRENCY ? cfg->http_threads
+                                                               : HS_MIN_CONCURRENCY;
     enum err rc = hs_webhooks_call(cfg, hc, "GET", "/settings", NULL, true, &status, &have);
     if (rc != ERR_OK && status != 404)
         return rc;

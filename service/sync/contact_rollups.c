@@ -13,6 +13,47 @@
 #include "mapping.h"
 #include "util.h"
 
+enum err synced_roles_reflected(PGconn *db, const cJSON *rows, bool *reflected)
+{
+    cJSON *triples = cJSON_CreateArray();
+    const cJSON *r;
+    size_t n = 0;
+    cJSON_ArrayForEach(r, rows)
+    {
+        cJSON *t = cJSON_CreateArray();
+        const char *opp = cJSON_GetStringValue(cJSON_GetObjectItem(r, "OpportunityId"));
+        const char *contact = cJSON_GetStringValue(cJSON_GetObjectItem(r, "ContactId"));
+        cJSON_AddItemToArray(t, cJSON_CreateString(opp ? opp : ""));
+        cJSON_AddItemToArray(t, cJSON_CreateString(contact ? contact : ""));
+        cJSON_AddItemToArray(t,
+                             cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItem(r, "IsDeleted"))));
+        cJSON_AddItemToArray(triples, t);
+        reflected[n++] = false;
+    }
+    char *json = cJSON_PrintUnformatted(triples);
+    cJSON_Delete(triples);
+    const char *params[] = {json};
+    PGresult *res =
+        PQexecParams(db,
+                     "SELECT (r.i - 1)::int FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY"
+                     "  AS r(role, i)"
+                     " JOIN synced_deal d ON d.sf_opportunity_id = r.role->>0"
+                     " WHERE EXISTS (SELECT 1 FROM synced_deal_contact c"
+                     "               WHERE c.sf_opportunity_id = r.role->>0"
+                     "                 AND c.sf_contact_id = r.role->>1)"
+                     "       <> (r.role->>2)::boolean",
+                     1, NULL, params, NULL, NULL, 0);
+    free(json);
+    enum err rc = db_check(db, res, PGRES_TUPLES_OK, "cannot compare contact roles with synced");
+    for (int i = 0; rc == ERR_OK && i < PQntuples(res); i++) {
+        long k = strtol(PQgetvalue(res, i, 0), NULL, 10);
+        if (k >= 0 && (size_t)k < n)
+            reflected[k] = true;
+    }
+    PQclear(res);
+    return rc;
+}
+
 enum err synced_deal_contacts(PGconn *db, const char *sf_opportunity_id, cJSON **map)
 {
     return synced_deal_contacts_with(db, sf_opportunity_id, NULL, map);

@@ -417,6 +417,48 @@ char *e2e_sf_create(struct e2e *e, const char *type, const char *json)
     return id;
 }
 
+char **e2e_sf_load_opportunities(struct e2e *e, int n, const char *label,
+                                 const char *const *contacts)
+{
+    enum { LOAD_SIZE = 200 };
+    size_t roles = 0;
+    while (contacts && contacts[roles])
+        roles++;
+    char **ids = xcalloc((size_t)n, sizeof(char *));
+    for (int first = 0; first < n; first += LOAD_SIZE) {
+        int count = n - first < LOAD_SIZE ? n - first : LOAD_SIZE;
+        struct buf body;
+        buf_init(&body, 0);
+        buf_append_str(&body, "{\"records\":[");
+        for (int i = first; i < first + count; i++) {
+            buf_printf(&body,
+                       "%s{\"type\":\"Opportunity\",\"fields\":{\"Name\":\"%s %d\","
+                       "\"StageName\":\"Prospecting\",\"CloseDate\":\"2026-12-31\","
+                       "\"Amount\":%d},\"children\":[",
+                       i > first ? "," : "", label, i, 1000 + i);
+            for (size_t c = 0; c < roles; c++)
+                buf_printf(&body,
+                           "%s{\"type\":\"OpportunityContactRole\",\"parent_field\":"
+                           "\"OpportunityId\",\"fields\":{\"ContactId\":\"%s\","
+                           "\"Role\":\"Decision Maker\"}}",
+                           c ? "," : "", contacts[c]);
+            buf_append_str(&body, "]}");
+        }
+        buf_append_str(&body, "]}");
+        cJSON *made = NULL;
+        ck_assert_int_eq(e2e_sb(e, "POST", "/_sandbox/salesforce/load", body.data, &made), 201);
+        buf_clear(&body);
+        /* Each opportunity's id comes before its roles' ids. */
+        const cJSON *list = cJSON_GetObjectItem(made, "ids");
+        ck_assert_int_eq(cJSON_GetArraySize(list), (int)(1 + roles) * count);
+        for (int i = 0; i < count; i++)
+            ids[first + i] =
+                xstrdup(cJSON_GetStringValue(cJSON_GetArrayItem(list, (int)(1 + roles) * i)));
+        cJSON_Delete(made);
+    }
+    return ids;
+}
+
 char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value)
 {
     char *path = xasprintf("/_sandbox/salesforce/records/%s", type);

@@ -100,6 +100,12 @@ char *e2e_last_detail(struct e2e *e, const char *record_id);
 
 /* Creates a Salesforce record (json: its fields); returns its Id (caller frees). Asserts 201. */
 char *e2e_sf_create(struct e2e *e, const char *type, const char *json);
+/* Creates n opportunities named "<label> <i>", each with a contact role for every contact of
+ * contacts (NULL-ended), as a data load does: loads of 200 opportunities with their roles, each
+ * written whole before its outbound messages leave (the sandbox's control load). Returns the
+ * opportunity ids (caller frees each and the array). */
+char **e2e_sf_load_opportunities(struct e2e *e, int n, const char *label,
+                                 const char *const *contacts);
 /* Id of the first live Salesforce record of type whose field has value (caller frees), or NULL. */
 char *e2e_sf_find(struct e2e *e, const char *type, const char *field, const char *value);
 /* Changes a Salesforce record as a user would (fires its outbound message). Asserts 200. */

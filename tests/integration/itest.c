@@ -288,6 +288,23 @@ bool itest_wait_for(bool (*pred)(void *arg), void *arg, int deadline_ms)
     }
 }
 
+struct sql_wait {
+    PGconn *db;
+    const char *sql;
+};
+
+static bool sql_holds(void *arg)
+{
+    struct sql_wait *w = arg;
+    return itest_db_scalar(w->db, w->sql) >= 1;
+}
+
+bool itest_wait_sql(PGconn *db, const char *sql, int deadline_ms)
+{
+    struct sql_wait w = {db, sql};
+    return itest_wait_for(sql_holds, &w, deadline_ms);
+}
+
 void itest_add_cases(Suite *s, const struct itest_case *cases, size_t count, int timeout_s)
 {
     for (size_t i = 0; i < count; i++) {

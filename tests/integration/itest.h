@@ -70,6 +70,10 @@ char *itest_fixture_path(const char *rel);
  * 20 ms: tests wait for conditions, never for fixed times. */
 bool itest_wait_for(bool (*pred)(void *arg), void *arg, int deadline_ms);
 
+/* Waits until sql (a count, or any integer) reads at least 1, or deadline_ms passes; returns
+ * whether it did. */
+bool itest_wait_sql(PGconn *db, const char *sql, int deadline_ms);
+
 /* One case of a suite: the name of its TCase and its test. */
 struct itest_case {
     const char *name;

@@ -97,17 +97,9 @@ START_TEST(admin_is_off_without_a_token_and_guarded_with_one)
 END_TEST
 
 struct wait_arg {
-    struct e2e *e;
-    const char *sql;
     struct webdriver *w;
     const char *text;
 };
-
-static bool sql_true(void *arg)
-{
-    struct wait_arg *a = arg;
-    return itest_db_scalar(a->e->svc.db, a->sql) > 0;
-}
 
 static bool page_says(void *arg)
 {
@@ -120,13 +112,12 @@ static bool page_says(void *arg)
 
 static void wait_sql(struct e2e *e, const char *sql)
 {
-    struct wait_arg a = {e, sql, NULL, NULL};
-    ck_assert_msg(itest_wait_for(sql_true, &a, 60000), "never true: %s", sql);
+    ck_assert_msg(itest_wait_sql(e->svc.db, sql, 60000), "never true: %s", sql);
 }
 
 static void wait_page(struct webdriver *w, const char *text)
 {
-    struct wait_arg a = {NULL, NULL, w, text};
+    struct wait_arg a = {w, text};
     if (!itest_wait_for(page_says, &a, 20000)) {
         char *now = webdriver_text(w);
         ck_abort_msg("the page never said \"%s\"; it says:\n%.2000s", text, now);

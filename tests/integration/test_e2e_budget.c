@@ -27,22 +27,8 @@ static char **create_burst(struct e2e *e, int n, const char *label)
 {
     char *jane = e2e_sf_find(e, "Contact", "Email", "jane@acme.test");
     char *john = e2e_sf_find(e, "Contact", "Email", "john@globex.test");
-    char **ids = xcalloc((size_t)n, sizeof(char *));
-    for (int i = 0; i < n; i++) {
-        char *json = xasprintf("{\"Name\":\"%s %d\",\"StageName\":\"Prospecting\","
-                               "\"CloseDate\":\"2026-12-31\",\"Amount\":%d}",
-                               label, i, 1000 + i);
-        ids[i] = e2e_sf_create(e, "Opportunity", json);
-        free(json);
-        const char *contacts[] = {jane, john};
-        for (int c = 0; c < 2; c++) {
-            json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\","
-                             "\"Role\":\"Decision Maker\"}",
-                             ids[i], contacts[c]);
-            free(e2e_sf_create(e, "OpportunityContactRole", json));
-            free(json);
-        }
-    }
+    const char *contacts[] = {jane, john, NULL};
+    char **ids = e2e_sf_load_opportunities(e, n, label, contacts);
     free(john);
     free(jane);
     return ids;
@@ -542,15 +528,42 @@ START_TEST(burst_benchmark)
      * (BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH, to compare batch sizes). */
     const char *batch = getenv("BUDGET_BENCH_CLAIM_BATCH");
     char *claim = batch ? xasprintf("QUEUE_CLAIM_BATCH=%s", batch) : NULL;
-    const char *env[] = {"WORKER_THREADS=4", claim, NULL};
+    /* The defaults of what the test harness shortens (pollers, retries, sweeps): a poller
+     * reading the burst's 2,000 roles every second is not what make run does. */
+    const char *env[] = {"WORKER_THREADS=4",
+                         "QUEUE_RETRY_BASE_MS=1000",
+                         "QUEUE_RETRY_MAX_MS=3600000",
+                         "QUEUE_POLL_INTERVAL_MS=2000",
+                         "DELETE_POLL_INTERVAL_SECONDS=60",
+                         "CONTACT_ROLE_POLL_INTERVAL_SECONDS=60",
+                         "RECONCILE_INTERVAL_SECONDS=900",
+                         "DEAD_RETRY_INTERVAL_SECONDS=1800",
+                         claim,
+                         NULL};
     struct e2e e;
     e2e_start(&e, "e2e_budget_burst", env, NULL, true);
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    /* Sync deals has been on for a while when a team's burst comes: Salesforce's CreatedDate has
+     * whole seconds, so an opportunity made in the second of the switch may predate it, and its
+     * deal is looked for first (sync_opportunity.c, cannot_have_deal). */
+    ck_assert(itest_wait_sql(e.svc.db,
+                             "SELECT (now() >= updated_at + interval '1 second')::int"
+                             " FROM sync_setting WHERE name = 'sync_deals'",
+                             DEADLINE_MS));
     long long mark = e2e_mark(&e);
     int64_t started = util_monotonic_ms();
     char **opps = create_burst(&e, n, "Burst");
+    int64_t loaded = util_monotonic_ms();
     struct linked_wait w = {&e, n};
-    bool is_done = itest_wait_for(all_linked, &w, 1800000) && e2e_wait_idle(&e, 600000);
+    bool is_linked = itest_wait_for(all_linked, &w, 1800000);
+    int64_t linked = util_monotonic_ms();
+    /* Complete: every deal has its two contacts (dealsync stores the contacts it associated
+     * once the associations are made; the count through the control API comes below). */
+    char *complete_sql = xasprintf("SELECT (count(*) >= %d)::int FROM synced_deal_contact", 2 * n);
+    bool is_complete = is_linked && itest_wait_sql(e.svc.db, complete_sql, 1800000);
+    free(complete_sql);
+    double complete_s = (double)(util_monotonic_ms() - started) / 1000.0;
+    bool is_done = is_complete && e2e_wait_idle(&e, 600000);
     double wall_s = (double)(util_monotonic_ms() - started) / 1000.0;
     struct hs_calls c = hubspot_calls(&e, mark);
     int sf = sf_calls(&e, mark);
@@ -571,8 +584,15 @@ START_TEST(burst_benchmark)
            c.total ? 100.0 * c.refused / c.total : 0);
     printf("bench-budget: calls per opportunity: hubspot %.2f, salesforce %.2f\n",
            (double)c.total / n, (double)sf / n);
-    printf("bench-budget: wall %.1f s, least time the hubspot limit allows %.1f s (%.2fx)\n",
-           wall_s, floor_s, floor_s > 0 ? wall_s / floor_s : 0);
+    printf("bench-budget: least time the hubspot limit allows for the calls made %.1f s\n",
+           floor_s);
+    printf("bench-budget: complete (every deal with its contacts) at %.1f s: %.2fx that\n",
+           complete_s, floor_s > 0 ? complete_s / floor_s : 0);
+    printf("bench-budget: queue idle (dealsync's own writes reported back, handled) at %.1f s: "
+           "%.2fx\n",
+           wall_s, floor_s > 0 ? wall_s / floor_s : 0);
+    printf("bench-budget: loaded at %.1f s, every opportunity linked at %.1f s\n",
+           (double)(loaded - started) / 1000.0, (double)(linked - started) / 1000.0);
     printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
            n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
     print_calls_by_endpoint(&e, mark, n);

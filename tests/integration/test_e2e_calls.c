@@ -302,6 +302,111 @@ START_TEST(roles_added_later_are_associated_without_reads)
 }
 END_TEST
 
+/* Runs one contact-role poll now (the interval is an hour in these tests) and waits until it has
+ * read past the latest SystemModstamp of opp's roles, then until the queue is idle. */
+static void poll_roles_now(struct e2e *e, const char *opp)
+{
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole?field=OpportunityId"
+                           "&value=%s",
+                           opp);
+    cJSON *roles = NULL;
+    ck_assert_int_eq(e2e_sb(e, "GET", path, NULL, &roles), 200);
+    free(path);
+    const char *latest = "";
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *stamp = sbtest_str(r, "SystemModstamp");
+        if (stamp && strcmp(stamp, latest) > 0)
+            latest = stamp;
+    }
+    itest_db_exec(e->svc.db, "UPDATE poll_watermark SET last_run_at = NULL"
+                             " WHERE name = 'salesforce_contact_roles'");
+    char *sql = xasprintf("SELECT count(*) FROM poll_watermark WHERE name ="
+                          " 'salesforce_contact_roles' AND last_run_at IS NOT NULL"
+                          " AND watermark >= '%s'::timestamptz",
+                          latest);
+    cJSON_Delete(roles);
+    ck_assert_msg(itest_wait_sql(e->svc.db, sql, DEADLINE_MS), "no contact-role poll ran");
+    free(sql);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+}
+
+/* Whether the sandbox has answered the contact-role poller's query (queryAll on
+ * OpportunityContactRole) at least once. */
+static bool roles_polled(void *arg)
+{
+    struct e2e *e = arg;
+    cJSON *list = e2e_requests(e, 0);
+    bool seen = false;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        const char *path = sbtest_str(r, "path");
+        const char *query = sbtest_str(r, "query");
+        seen = seen || (path && query && strstr(path, "/queryAll") &&
+                        strstr(query, "FROM%20OpportunityContactRole"));
+    }
+    cJSON_Delete(list);
+    return seen;
+}
+
+/* Contact-role events of opp queued after the event id mark. */
+static long long role_events(struct e2e *e, const char *opp, long long mark)
+{
+    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s'"
+                          " AND event_type = 'contact_role_changed' AND id > %lld",
+                          opp, mark);
+    long long n = itest_db_scalar(e->svc.db, sql);
+    free(sql);
+    return n;
+}
+
+/* Opportunities loaded with their contact roles (a data load, or roles added before the
+ * outbound message was handled) sync their roles from the opportunity's own read: the poller
+ * then finds the roles already synced and queues nothing for them, so a burst is not synced
+ * twice. A role deleted later is still queued and its association removed. */
+START_TEST(roles_synced_with_their_opportunity_are_not_queued_again)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_roles_synced", env, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    char *john = e2e_sf_find(&e, "Contact", "Email", "john@globex.test");
+    const char *contacts[] = {jane, john, NULL};
+    /* The poller's first turn (after sync deals is switched on; the next is an hour later) has
+     * read the roles before the load, so only the turns this test asks for can see them. */
+    ck_assert(itest_wait_for(roles_polled, &e, DEADLINE_MS));
+    char **opps = e2e_sf_load_opportunities(&e, 1, "Loaded", contacts);
+    wait_synced(&e, opps, 1, 2);
+    long long mark = itest_db_scalar(e.svc.db, "SELECT coalesce(max(id), 0) FROM sync_event");
+    poll_roles_now(&e, opps[0]);
+    ck_assert_int_eq(role_events(&e, opps[0], mark), 0);
+
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole?field=ContactId"
+                           "&value=%s",
+                           john);
+    cJSON *roles = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "GET", path, NULL, &roles), 200);
+    free(path);
+    path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s",
+                     sbtest_str(cJSON_GetArrayItem(roles, 0), "Id"));
+    cJSON_Delete(roles);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete: %d", status);
+    free(path);
+    poll_roles_now(&e, opps[0]);
+    wait_synced(&e, opps, 1, 1);
+    ck_assert_int_eq(role_events(&e, opps[0], mark), 1);
+    free(opps[0]);
+    free(opps);
+    free(john);
+    free(jane);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -310,6 +415,7 @@ Suite *suite_e2e_calls(void)
         {"new_opportunities", new_opportunities_are_written_without_reading_deals},
         {"rollups", rollups_are_written_without_reading_the_contacts},
         {"roles_later", roles_added_later_are_associated_without_reads},
+        {"roles_synced", roles_synced_with_their_opportunity_are_not_queued_again},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

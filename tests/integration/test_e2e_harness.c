@@ -9,17 +9,6 @@
 #include "itest.h"
 #include "util.h"
 
-struct seen {
-    struct e2e *e;
-    const char *sql;
-};
-
-static bool has_row(void *arg)
-{
-    struct seen *s = arg;
-    return itest_db_scalar(s->e->svc.db, s->sql) > 0;
-}
-
 struct delivered {
     struct e2e *e;
     long long mark;
@@ -45,8 +34,7 @@ START_TEST(changes_in_both_crms_reach_the_queue)
     char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'salesforce' AND"
                           " record_id = '%s' AND event_type = 'outbound_message'",
                           sbtest_str(opp, "Id"));
-    struct seen s = {&e, sql};
-    ck_assert_msg(itest_wait_for(has_row, &s, 20000), "the outbound message never arrived");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, 20000), "the outbound message never arrived");
     free(sql);
     cJSON_Delete(opp);
     /* The sandbox logs a delivery once dealsync answered it, which may be just after the event
@@ -63,8 +51,7 @@ START_TEST(changes_in_both_crms_reach_the_queue)
     sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'hubspot' AND record_id = "
                     "'%s' AND event_type = 'deal.creation'",
                     sbtest_str(deal, "id"));
-    s.sql = sql;
-    ck_assert_msg(itest_wait_for(has_row, &s, 20000), "the webhook never arrived");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, 20000), "the webhook never arrived");
     free(sql);
     cJSON_Delete(deal);
     ck_assert(e2e_wait_idle(&e, 30000));

@@ -414,17 +414,6 @@ START_TEST(lost_changes_on_both_sides_arrive_by_reconciliation)
 }
 END_TEST
 
-struct sql_wait {
-    struct e2e *e;
-    const char *sql; /* a count: true once it is at least 1 */
-};
-
-static bool sql_holds(void *arg)
-{
-    struct sql_wait *w = arg;
-    return scalar(w->e, w->sql) >= 1;
-}
-
 /* A HubSpot sweep started more than two intervals (2 s) after the last link was saved: the one
  * before it, which started after the save, has finished. */
 static const char swept_after_sync[] =
@@ -439,8 +428,8 @@ START_TEST(a_hubspot_sweep_does_not_read_dealsyncs_own_deals_again)
     ck_assert_msg(itest_wait_for(swept_once, &e, DEADLINE_MS), "no sweep ran");
     char *deal_path = NULL;
     cJSON *opp = opportunity_with_deal(&e, "Made by dealsync", &deal_path);
-    struct sql_wait sw = {&e, swept_after_sync};
-    ck_assert_msg(itest_wait_for(sql_holds, &sw, DEADLINE_MS), "no hubspot sweep ran after");
+    ck_assert_msg(itest_wait_sql(e.svc.db, swept_after_sync, DEADLINE_MS),
+                  "no hubspot sweep ran after");
     /* The sweeps found the new deal (changed since their watermark), and dealsync knew it up to
      * its own write: nothing to read again. */
     ck_assert_int_eq(scalar(&e, "SELECT count(*) FROM sync_event WHERE source = 'hubspot'"
@@ -493,8 +482,7 @@ START_TEST(the_webhooks_of_dealsyncs_own_deal_cost_no_api_call)
                           " AND NOT EXISTS (SELECT 1 FROM sync_event WHERE source = 'hubspot'"
                           "  AND record_id = '%s' AND status IN ('pending', 'running'))",
                           deal_id, deal_id);
-    struct sql_wait done = {&e, sql};
-    ck_assert_msg(itest_wait_for(sql_holds, &done, DEADLINE_MS), "the webhooks never came back");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the webhooks never came back");
     free(sql);
     /* Each was recognised from record_link alone: the deal was never read for them. */
     sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE source = 'hubspot'"
@@ -557,15 +545,13 @@ START_TEST(lost_deal_deletion_and_move_out_of_the_pipeline_are_swept)
     char *sql = xasprintf("SELECT count(*) FROM deleted_deal WHERE hs_deal_id = '%s'"
                           " AND NOT EXISTS (SELECT 1 FROM record_link WHERE hs_id = '%s')",
                           deleted_id, deleted_id);
-    struct sql_wait gone = {&e, sql};
-    ck_assert_msg(itest_wait_for(sql_holds, &gone, DEADLINE_MS), "the deletion was never swept");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the deletion was never swept");
     free(sql);
     /* The moved deal reached the deal handler, which leaves its opportunity as it is. */
     sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE source = 'hubspot'"
                     " AND record_id = '%s' AND detail LIKE '%%which is not synced%%'",
                     moved_id);
-    struct sql_wait moved = {&e, sql};
-    ck_assert_msg(itest_wait_for(sql_holds, &moved, DEADLINE_MS), "the move was never swept");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the move was never swept");
     free(sql);
     cJSON *left = sb_json(&e, "GET", "/_sandbox/salesforce/records/Opportunity", NULL, 200);
     int live = 0;
@@ -668,8 +654,7 @@ START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
                           " AND sf_id = '%s' AND NOT EXISTS (SELECT 1 FROM sync_event"
                           "  WHERE status IN ('pending', 'running'))",
                           sbtest_str(opp, "Id"));
-    struct sql_wait settled = {&e, sql};
-    ck_assert_msg(itest_wait_for(sql_holds, &settled, DEADLINE_MS), "the pair never settled");
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the pair never settled");
     free(sql);
     char *path = xasprintf("/_sandbox/salesforce/records/Opportunity/%s", sbtest_str(opp, "Id"));
     struct field_wait fw = {&e, path, "OwnerId", owner};

@@ -500,6 +500,48 @@ START_TEST(associations_v4_and_reads)
 }
 END_TEST
 
+/* A contact's calculated properties after batches: an association batch and a batch update
+ * recompute them once at the end, and they count every deal of the batch. */
+START_TEST(rollups_follow_batches)
+{
+    char *won = create("deals", "{\"dealname\":\"W\",\"pipeline\":\"default\","
+                                "\"dealstage\":\"closedwon\",\"amount\":\"300\"}");
+    char *open = create("deals", "{\"dealname\":\"O\",\"pipeline\":\"default\","
+                                 "\"dealstage\":\"appointmentscheduled\",\"amount\":\"50\"}");
+    char *contact = create("contacts", "{\"email\":\"rollup@example.com\"}");
+    char *body = xasprintf("{\"inputs\":[{\"from\":{\"id\":\"%s\"},\"to\":{\"id\":\"%s\"},"
+                           "\"types\":[{\"associationCategory\":\"HUBSPOT_DEFINED\","
+                           "\"associationTypeId\":3}]},{\"from\":{\"id\":\"%s\"},\"to\":{\"id\":"
+                           "\"%s\"},\"types\":[{\"associationCategory\":\"HUBSPOT_DEFINED\","
+                           "\"associationTypeId\":3}]}]}",
+                           won, contact, open, contact);
+    ck_assert_int_eq(
+        sbtest_hs(&sb, "POST", "/crm/v4/associations/deals/contacts/batch/create", body, NULL),
+        201);
+    free(body);
+    char *path = xasprintf("/crm/v3/objects/contacts/%s?properties=num_associated_deals,"
+                           "total_revenue",
+                           contact);
+    cJSON *j = NULL;
+    ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
+    ck_assert_str_eq(prop(j, "num_associated_deals"), "2");
+    ck_assert_str_eq(prop(j, "total_revenue"), "300");
+    cJSON_Delete(j);
+    body = xasprintf("{\"inputs\":[{\"id\":\"%s\",\"properties\":{\"amount\":\"450\"}},"
+                     "{\"id\":\"%s\",\"properties\":{\"dealstage\":\"closedwon\"}}]}",
+                     won, open);
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/deals/batch/update", body, NULL), 200);
+    free(body);
+    ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
+    ck_assert_str_eq(prop(j, "total_revenue"), "500");
+    cJSON_Delete(j);
+    free(path);
+    free(contact);
+    free(open);
+    free(won);
+}
+END_TEST
+
 START_TEST(pipelines_and_owners)
 {
     cJSON *j = NULL;
@@ -874,6 +916,7 @@ Suite *suite_sandbox_hs(void)
     tcase_add_test(tc, search_filters_sorts_pages_and_limits);
     tcase_add_test(tc, search_and_burst_rate_limits);
     tcase_add_test(tc, associations_v4_and_reads);
+    tcase_add_test(tc, rollups_follow_batches);
     tcase_add_test(tc, pipelines_and_owners);
     tcase_add_test(tc, webhook_management_api);
     tcase_add_test(tc, webhooks_are_signed_and_carry_the_change_source);

@@ -406,6 +406,62 @@ START_TEST(control_lists_records_by_field)
 }
 END_TEST
 
+/* One opportunity of a control load, with a contact role for contact as its child. */
+static char *load_item(int n, const char *stage_field, const char *contact)
+{
+    return xasprintf("{\"type\":\"Opportunity\",\"fields\":{\"Name\":\"Loaded %d\",%s"
+                     "\"CloseDate\":\"2026-12-31\"},\"children\":[{\"type\":"
+                     "\"OpportunityContactRole\",\"parent_field\":\"OpportunityId\","
+                     "\"fields\":{\"ContactId\":\"%s\"}}]}",
+                     n, stage_field, contact);
+}
+
+/* A control load writes each parent, then its children with the parent's new id; a refusal
+ * stops the load there and says which record and what was made before it. */
+START_TEST(control_load_writes_parents_then_children)
+{
+    cJSON *list = NULL;
+    ck_assert_int_eq(call("GET",
+                          "/_sandbox/salesforce/records/Contact?field=Email&value=jane@acme.test",
+                          false, NULL, &list, NULL),
+                     200);
+    char *jane = xstrdup(jstr(cJSON_GetArrayItem(list, 0), "Id"));
+    cJSON_Delete(list);
+    char *a = load_item(1, "\"StageName\":\"Prospecting\",", jane);
+    char *b = load_item(2, "\"StageName\":\"Prospecting\",", jane);
+    char *no_stage = load_item(3, "", jane);
+    char *body = xasprintf("{\"records\":[%s,%s]}", a, b);
+    cJSON *made = NULL;
+    ck_assert_int_eq(call("POST", "/_sandbox/salesforce/load", false, body, &made, NULL), 201);
+    const cJSON *ids = cJSON_GetObjectItem(made, "ids");
+    ck_assert_int_eq(cJSON_GetArraySize(ids), 4);
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s",
+                           cJSON_GetStringValue(cJSON_GetArrayItem(ids, 3)));
+    cJSON *role = NULL;
+    ck_assert_int_eq(call("GET", path, false, NULL, &role, NULL), 200);
+    ck_assert_str_eq(jstr(role, "OpportunityId"), cJSON_GetStringValue(cJSON_GetArrayItem(ids, 2)));
+    cJSON_Delete(role);
+    cJSON_Delete(made);
+    free(body);
+    free(path);
+    /* The second record is refused (no StageName): the first stays, the load stops there. */
+    body = xasprintf("{\"records\":[%s,%s,%s]}", a, no_stage, b);
+    ck_assert_int_eq(call("POST", "/_sandbox/salesforce/load", false, body, &made, NULL), 400);
+    ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(made, "index")), 1);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(made, "ids")), 2);
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(made, "error"), 0), "errorCode"),
+                     "REQUIRED_FIELD_MISSING");
+    cJSON_Delete(made);
+    free(body);
+    ck_assert_int_eq(
+        call("POST", "/_sandbox/salesforce/load", false, "{\"records\":{}}", NULL, NULL), 400);
+    free(no_stage);
+    free(b);
+    free(a);
+    free(jane);
+}
+END_TEST
+
 START_TEST(sobject_errors_as_salesforce_reports_them)
 {
     cJSON *o = NULL;
@@ -1502,6 +1558,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, oauth_jwt_bearer_verifies_rs256);
     tcase_add_test(tc, sobject_create_read_update_delete);
     tcase_add_test(tc, control_lists_records_by_field);
+    tcase_add_test(tc, control_load_writes_parents_then_children);
     tcase_add_test(tc, sobject_errors_as_salesforce_reports_them);
     tcase_add_test(tc, opportunity_owner_is_never_blank);
     tcase_add_test(tc, custom_field_then_upsert_by_external_id);

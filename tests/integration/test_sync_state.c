@@ -8,6 +8,7 @@
 
 #include "itest.h"
 #include "qtest.h"
+#include "contact_rollups.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -135,6 +136,36 @@ START_TEST(the_same_pipeline_map_saved_by_several_workers_at_once)
 }
 END_TEST
 
+/* The contact-role poller's test of a role against what was synced (contact_rollups.c): a
+ * live role whose contact was synced, or a deleted one whose contact was not, needs no look;
+ * anything else (another contact, a contact still stored for a deleted role, an opportunity
+ * never synced) does. */
+START_TEST(roles_already_synced_are_told_from_new_ones)
+{
+    PGconn *db;
+    char *url = qtest_db("roles_reflected", &db);
+    itest_db_exec(db, "INSERT INTO synced_deal (sf_opportunity_id, hs_deal_id, created_at,"
+                      " is_closed, is_won) VALUES ('006A', '1', now(), false, false)");
+    itest_db_exec(db, "INSERT INTO synced_deal_contact (sf_opportunity_id, sf_contact_id,"
+                      " hs_contact_id) VALUES ('006A', '003J', '11')");
+    cJSON *rows =
+        cJSON_Parse("[{\"OpportunityId\":\"006A\",\"ContactId\":\"003J\",\"IsDeleted\":false},"
+                    " {\"OpportunityId\":\"006A\",\"ContactId\":\"003K\",\"IsDeleted\":true},"
+                    " {\"OpportunityId\":\"006A\",\"ContactId\":\"003K\",\"IsDeleted\":false},"
+                    " {\"OpportunityId\":\"006A\",\"ContactId\":\"003J\",\"IsDeleted\":true},"
+                    " {\"OpportunityId\":\"006B\",\"ContactId\":\"003J\",\"IsDeleted\":false},"
+                    " {\"OpportunityId\":\"006A\"}]");
+    bool reflected[6];
+    ck_assert_int_eq(synced_roles_reflected(db, rows, reflected), ERR_OK);
+    const bool want[6] = {true, true, false, false, false, false};
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(reflected[i] == want[i], "row %d: %d", i, reflected[i]);
+    cJSON_Delete(rows);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_sync_state(void);
 Suite *suite_sync_state(void)
 {
@@ -144,6 +175,7 @@ Suite *suite_sync_state(void)
     tcase_add_test(tc, switching_on_again_keeps_the_moment_sync_deals_was_switched_on);
     tcase_add_test(tc, the_first_window_starts_when_sync_deals_was_switched_on);
     tcase_add_test(tc, the_same_pipeline_map_saved_by_several_workers_at_once);
+    tcase_add_test(tc, roles_already_synced_are_told_from_new_ones);
     suite_add_tcase(s, tc);
     return s;
 }

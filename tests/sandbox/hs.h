@@ -118,6 +118,10 @@ void hs_respond_invalid(struct sb_response *resp, int status, cJSON *errors);
 /* Recomputes the calculated properties of a record after its associations or (for a deal) its
  * amount/stage changed: a deal's contact count, a contact's deal roll-ups (reference 1.7). */
 void hs_rollups_refresh(enum hs_type t, int64_t id);
+/* Between hs_rollups_defer and hs_rollups_flush (nestable), refreshes are gathered and done once
+ * each at the flush: a batch touching many deals of one contact recomputes that contact once. */
+void hs_rollups_defer(void);
+void hs_rollups_flush(void);
 /* Does a live deal sit in this pipeline (stage_id NULL) or in this stage? */
 bool hs_objects_use_stage(const char *pipeline_id, const char *stage_id);
 void hs_objects_reset(void);

@@ -213,19 +213,50 @@ void hs_assoc_reset(void)
     edge_cap = 0;
 }
 
+struct target {
+    int64_t id;
+    size_t order;
+};
+
+static int by_id_then_order(const void *a, const void *b)
+{
+    const struct target *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int by_order(const void *a, const void *b)
+{
+    const struct target *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
 cJSON *hs_assoc_targets(enum hs_type t, int64_t id, enum hs_type tt)
 {
-    cJSON *ids = cJSON_CreateArray();
+    /* Several labels of one pair are several edges: each target once, in the order first
+     * associated (a contact of a thousand deals must not cost a million comparisons). */
+    size_t n = 0;
+    struct target *found = NULL;
     for (size_t i = 0; i < edge_count; i++) {
         const struct edge *e = &edges[i];
         if (e->from != t || e->from_id != id || e->to != tt)
             continue;
-        bool seen = false;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, ids) seen = seen || (int64_t)x->valuedouble == e->to_id;
-        if (!seen)
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)e->to_id));
+        if (n % 64 == 0)
+            found = xrealloc(found, (n + 64) * sizeof(*found));
+        found[n] = (struct target){e->to_id, n};
+        n++;
     }
+    qsort(found, n, sizeof(*found), by_id_then_order);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || found[i].id != found[i - 1].id)
+            found[kept++] = found[i];
+    qsort(found, kept, sizeof(*found), by_order);
+    cJSON *ids = cJSON_CreateArray();
+    for (size_t i = 0; i < kept; i++)
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)found[i].id));
+    free(found);
     return ids;
 }
 
@@ -647,8 +678,13 @@ bool hs_assoc_v4_handle(const struct sb_request *req, const char *rest, struct s
         hs_errorf(resp, 400, "VALIDATION_ERROR",
                   "Batch input limit exceeded: %d inputs were sent, the maximum is %lld",
                   cJSON_GetArraySize(inputs), (long long)max);
-    else
+    else {
+        /* Each contact or deal the batch touches has its calculated properties recomputed once,
+         * at the end (the answers carry none). */
+        hs_rollups_defer();
         batch_op(op, ft, tt, inputs, resp);
+        hs_rollups_flush();
+    }
     cJSON_Delete(body);
     return true;
 }

@@ -347,8 +347,66 @@ static void refresh_contact(struct hs_object *c)
     }
 }
 
+/* Records whose calculated properties wait for hs_rollups_flush (while a batch runs). */
+static struct pending_refresh {
+    enum hs_type type;
+    int64_t id;
+} * pending;
+static size_t pending_count, pending_cap;
+static int defer_depth;
+
+static void pending_add(enum hs_type t, int64_t id)
+{
+    for (size_t i = 0; i < pending_count; i++)
+        if (pending[i].type == t && pending[i].id == id)
+            return;
+    if (pending_count == pending_cap) {
+        pending_cap = pending_cap ? pending_cap * 2 : 64;
+        pending = xrealloc(pending, pending_cap * sizeof(*pending));
+    }
+    pending[pending_count++] = (struct pending_refresh){t, id};
+}
+
+void hs_rollups_defer(void)
+{
+    defer_depth++;
+}
+
+void hs_rollups_flush(void)
+{
+    if (defer_depth == 0 || --defer_depth > 0)
+        return;
+    /* Deals first: each adds its contacts, so a contact shared by the batch's deals is
+     * recomputed once. */
+    for (size_t i = 0; i < pending_count; i++) {
+        if (pending[i].type != HS_DEAL)
+            continue;
+        struct hs_object *deal = hs_object_find(HS_DEAL, pending[i].id, false);
+        cJSON *contacts = deal ? hs_assoc_targets(HS_DEAL, deal->id, HS_CONTACT) : NULL;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d", cJSON_GetArraySize(contacts));
+        if (deal)
+            set_calculated(deal, "num_associated_contacts", buf);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, contacts) pending_add(HS_CONTACT, (int64_t)c->valuedouble);
+        cJSON_Delete(contacts);
+    }
+    for (size_t i = 0; i < pending_count; i++) {
+        struct hs_object *contact =
+            pending[i].type == HS_CONTACT ? hs_object_find(HS_CONTACT, pending[i].id, false) : NULL;
+        if (contact)
+            refresh_contact(contact);
+    }
+    pending_count = 0;
+}
+
 void hs_rollups_refresh(enum hs_type t, int64_t id)
 {
+    if (defer_depth > 0) {
+        if (t == HS_CONTACT || t == HS_DEAL)
+            pending_add(t, id);
+        return;
+    }
     struct hs_object *o = hs_object_find(t, id, false);
     if (!o)
         return;
@@ -992,6 +1050,12 @@ static bool handle_batch(const struct sb_request *req, enum hs_type t, const cha
     cJSON *body = hs_parse_body(req, resp);
     if (!body)
         return true;
+    /* Updates, upserts and archives recompute the calculated properties they touch once, at
+     * the end of the batch (their answers carry no calculated property); a create answers with
+     * each new record as it is right after it was made. */
+    bool defers = strcmp(op, "create") != 0;
+    if (defers)
+        hs_rollups_defer();
     if (strcmp(op, "create") == 0)
         batch_create(t, body, resp);
     else if (strcmp(op, "read") == 0)
@@ -1004,6 +1068,8 @@ static bool handle_batch(const struct sb_request *req, enum hs_type t, const cha
         batch_archive(t, body, resp);
     else
         hs_errorf(resp, 404, "OBJECT_NOT_FOUND", "no batch operation %s", op);
+    if (defers)
+        hs_rollups_flush();
     cJSON_Delete(body);
     return true;
 }

@@ -175,6 +175,80 @@ static void records(const struct sb_request *req, char **seg, size_t n, struct s
     }
 }
 
+/* Creates one record of a load (and its children) as user; false with err set on a refusal.
+ * Each created id is appended to ids. */
+static bool load_one(const cJSON *item, const char *user, cJSON *ids, struct sf_error *err)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(item, "type");
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(item, "fields");
+    struct sf_object *obj = cJSON_IsString(type) ? sf_store_object(type->valuestring, false) : NULL;
+    struct sf_record *rec = NULL;
+    if (!obj || obj->is_virtual || !cJSON_IsObject(fields)) {
+        sf_error_set(err, 400, "INVALID_TYPE", NULL,
+                     "each record needs a \"type\" (a writable object) and \"fields\"");
+        return false;
+    }
+    if (!sf_store_create(obj, fields, user, false, &rec, err))
+        return false;
+    cJSON_AddItemToArray(ids, cJSON_CreateString(rec->id));
+    const cJSON *child;
+    cJSON_ArrayForEach(child, cJSON_GetObjectItemCaseSensitive(item, "children"))
+    {
+        const cJSON *parent_field = cJSON_GetObjectItemCaseSensitive(child, "parent_field");
+        cJSON *copy = cJSON_Duplicate(child, true);
+        cJSON *child_fields = cJSON_GetObjectItemCaseSensitive(copy, "fields");
+        bool ok = cJSON_IsString(parent_field) && cJSON_IsObject(child_fields);
+        if (ok) {
+            cJSON_DeleteItemFromObjectCaseSensitive(child_fields, parent_field->valuestring);
+            cJSON_AddStringToObject(child_fields, parent_field->valuestring, rec->id);
+            ok = load_one(copy, user, ids, err);
+        } else {
+            sf_error_set(err, 400, "INVALID_FIELD", NULL,
+                         "each child needs \"type\", \"parent_field\" and \"fields\"");
+        }
+        cJSON_Delete(copy);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* POST load {"records":[{"type","fields","children"?:[{"type","parent_field","fields"}]}]}: a
+ * data load, as a user's import tool writes one: every record (each child with parent_field set
+ * to its parent's new id) is written while the lock is held, so no outbound message leaves
+ * before the whole load is in (the workflow fires after the load's transaction, as in
+ * Salesforce). Not all-or-none: a refusal stops the load there, answered 400 with the error, the
+ * index of the top-level record, and the ids made before it. */
+static void load(const struct sb_request *req, struct sb_response *resp)
+{
+    const char *user = acting_user(req);
+    cJSON *body = cJSON_Parse(req->body);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "records");
+    if (!user || !cJSON_IsArray(list)) {
+        message(resp, 400, user ? "body must be {\"records\": [...]}" : "unknown user in ?as=");
+        cJSON_Delete(body);
+        return;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON *ids = cJSON_AddArrayToObject(out, "ids");
+    struct sf_error err;
+    int index = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, list)
+    {
+        if (!load_one(item, user, ids, &err)) {
+            cJSON_AddItemToObject(out, "error", sf_error_rest(&err));
+            cJSON_AddNumberToObject(out, "index", index);
+            sb_respond_json(resp, 400, out);
+            cJSON_Delete(body);
+            return;
+        }
+        index++;
+    }
+    sb_respond_json(resp, 201, out);
+    cJSON_Delete(body);
+}
+
 static void org(const struct sb_request *req, struct sb_response *resp)
 {
     if (is_method(req, "PUT")) {
@@ -231,6 +305,8 @@ bool sb_sf_control(const char *sub, const struct sb_request *req, struct sb_resp
         org(req, resp);
     else if (n == 1 && strcmp(seg[0], "usage") == 0)
         usage(req, resp);
+    else if (n == 1 && strcmp(seg[0], "load") == 0 && is_method(req, "POST"))
+        load(req, resp);
     else if (n == 2 && strcmp(seg[0], "tokens") == 0 && strcmp(seg[1], "expire") == 0 &&
              is_method(req, "POST")) {
         sf_token_expire_all();
