@@ -70,6 +70,10 @@ struct contact_rollup {
 
 enum err contact_rollup_load(PGconn *db, const char *hs_contact_id,
                              struct contact_rollup *out) WARN_UNUSED;
+/* The same roll-ups over the given deals (not deleted ones; n may be 0), as contact_rollup_load
+ * computes them from the tables, for a contact no stored deal counts yet (one dealsync is about
+ * to create). Pure. */
+void contact_rollup_of(const struct synced_deal *deals, size_t n, struct contact_rollup *out);
 /* NULL is a no-op. */
 void contact_rollup_clear(struct contact_rollup *r);
 

@@ -106,7 +106,8 @@ static enum err read_by_email(struct hs_client *hs, const cJSON *contacts, cJSON
 }
 
 static enum err create_missing(struct hs_client *hs, const struct config *cfg,
-                               const cJSON *contacts, cJSON *map, int *refused, cJSON *made)
+                               const cJSON *contacts, const cJSON *create_with, cJSON *map,
+                               int *refused, cJSON *made)
 {
     cJSON *inputs = cJSON_CreateArray();
     cJSON *order = cJSON_CreateArray(); /* sf ids in input order */
@@ -124,6 +125,10 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
         if (str(c, "LastName"))
             cJSON_AddStringToObject(props, "lastname", str(c, "LastName"));
         cJSON_AddStringToObject(props, cfg->hs_contact_id_property, str(c, "Id"));
+        const cJSON *more = cJSON_GetObjectItemCaseSensitive(create_with, str(c, "Id"));
+        for (const cJSON *e = more ? more->child : NULL; e; e = e->next)
+            if (e->string && !cJSON_GetObjectItemCaseSensitive(props, e->string))
+                cJSON_AddItemToObject(props, e->string, cJSON_Duplicate(e, true));
         cJSON_AddItemToArray(inputs, in);
         cJSON_AddItemToArray(order, cJSON_CreateString(str(c, "Id")));
     }
@@ -142,7 +147,24 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
                 sf = cJSON_GetStringValue(cJSON_GetArrayItem(order, atoi(trace)));
             if (sf && str(r, "id")) {
                 cJSON_AddStringToObject(map, sf, str(r, "id"));
-                cJSON_AddItemToArray(made, cJSON_Duplicate(r, true));
+                /* What it was created with is what it holds (the answer may list only
+                 * HubSpot's default properties). */
+                cJSON *m = cJSON_Duplicate(r, true);
+                cJSON *held = cJSON_GetObjectItemCaseSensitive(m, "properties");
+                if (!cJSON_IsObject(held)) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(m, "properties");
+                    held = cJSON_AddObjectToObject(m, "properties");
+                }
+                const cJSON *in = NULL;
+                for (int i = 0; !in && i < cJSON_GetArraySize(order); i++)
+                    if (strcmp(cJSON_GetArrayItem(order, i)->valuestring, sf) == 0)
+                        in = cJSON_GetArrayItem(inputs, i);
+                const cJSON *given = cJSON_GetObjectItemCaseSensitive(in, "properties");
+                for (const cJSON *e = given ? given->child : NULL; e; e = e->next) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(held, e->string);
+                    cJSON_AddItemToObject(held, e->string, cJSON_Duplicate(e, true));
+                }
+                cJSON_AddItemToArray(made, m);
             }
         }
         *refused = cJSON_GetArraySize(res.errors);
@@ -160,7 +182,6 @@ static enum err create_missing(struct hs_client *hs, const struct config *cfg,
  * properties}]. */
 static cJSON *known_of(const struct config *cfg, const cJSON *records)
 {
-    char *list = contact_rollup_property_list(cfg);
     cJSON *out = cJSON_CreateObject();
     const cJSON *r;
     cJSON_ArrayForEach(r, records)
@@ -169,17 +190,22 @@ static cJSON *known_of(const struct config *cfg, const cJSON *records)
             continue;
         const cJSON *props = cJSON_GetObjectItemCaseSensitive(r, "properties");
         cJSON *keep = cJSON_AddObjectToObject(out, str(r, "id"));
+        /* strtok_r cuts the list: a fresh one per record (one list for all left the second
+         * record and the next with the lifecycle stage alone, so their roll-ups were taken as
+         * unknown and written again). */
+        char *list = contact_rollup_property_list(cfg);
         for (char *p = list, *save = NULL, *f; (f = strtok_r(p, ",", &save)) != NULL; p = NULL) {
             const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(props, f));
             cJSON_AddStringToObject(keep, f, v ? v : "");
         }
+        free(list);
     }
-    free(list);
     return out;
 }
 
 enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct config *cfg,
-                             const cJSON *contacts, cJSON **map, cJSON *created)
+                             const cJSON *contacts, const cJSON *create_with, cJSON **map,
+                             cJSON *created)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *linked = cJSON_CreateObject();
@@ -200,13 +226,15 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
         }
         rc = ERR_OK;
     }
+    /* Created first, and read by e-mail only when HubSpot refuses a create because the e-mail
+     * is taken: contacts HubSpot does not have yet (an import into a new portal) cost the
+     * create alone, where a read came first; a batch whose contacts all exist already costs
+     * the refused create and the read, one call more than a read first. */
     rc = search_by_contact_id(hs, cfg, contacts, m);
-    if (rc == ERR_OK)
-        rc = read_by_email(hs, contacts, m);
     int refused = 0;
     cJSON *made = cJSON_CreateArray();
     if (rc == ERR_OK)
-        rc = create_missing(hs, cfg, contacts, m, &refused, made);
+        rc = create_missing(hs, cfg, contacts, create_with, m, &refused, made);
     /* What a new contact holds is known from its create: its roll-ups are then written
      * without reading it first. */
     if (rc == ERR_OK && cJSON_GetArraySize(made) > 0) {
@@ -217,8 +245,9 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
         cJSON_Delete(observed);
     }
     cJSON_Delete(made);
-    /* A refused create is most often a contact another worker or replica created meanwhile
-     * (HubSpot keeps e-mails unique): it is read again by e-mail, so the deal still gets it. */
+    /* A refused create is a contact HubSpot already has with that e-mail (HubSpot keeps e-mails
+     * unique; a person made it, or another worker or replica meanwhile): it is read by e-mail,
+     * so the deal still gets it. */
     if (rc == ERR_OK && refused > 0)
         rc = read_by_email(hs, contacts, m);
     if (rc != ERR_OK)

@@ -184,6 +184,36 @@ enum err contact_rollup_load(PGconn *db, const char *hs_contact_id, struct conta
     return rc;
 }
 
+void contact_rollup_of(const struct synced_deal *deals, size_t n, struct contact_rollup *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->first_created_ms = -1;
+    out->recent_close_ms = -1;
+    const struct synced_deal *latest = NULL;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct synced_deal *d = &deals[i];
+        out->num_deals++;
+        if (out->first_created_ms < 0 || d->created_ms < out->first_created_ms)
+            out->first_created_ms = d->created_ms;
+        if (d->is_won && d->close_ms > out->recent_close_ms)
+            out->recent_close_ms = d->close_ms;
+        if (d->is_won && d->amount)
+            total += strtod(d->amount, NULL);
+        /* Ties in the creation time go to the larger opportunity id, as in the query. */
+        if (!latest || d->created_ms > latest->created_ms ||
+            (d->created_ms == latest->created_ms &&
+             strcmp(d->sf_opportunity_id, latest->sf_opportunity_id) > 0))
+            latest = d;
+        out->has_open |= !d->is_closed;
+        out->has_won |= d->is_won;
+    }
+    out->recent_amount = latest && latest->amount ? xstrdup(latest->amount) : NULL;
+    cJSON *sum = cJSON_CreateNumber(total);
+    out->total_revenue = mapping_number_text(sum);
+    cJSON_Delete(sum);
+}
+
 void contact_rollup_clear(struct contact_rollup *r)
 {
     if (!r)

@@ -43,6 +43,11 @@ struct opp {
     bool is_finished;         /* result is set; later steps leave it alone */
     bool was_linked;          /* linked when the slice started: both records' locks are held */
     int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
+    bool is_created;          /* made by batch create with its company and contacts inline */
+    bool is_unread;           /* its deal was not read first (read_can_wait) */
+    bool is_refused;          /* HubSpot refused the create of its deal */
+    char *company;            /* the HubSpot company of its account, once resolved */
+    const char *company_how;  /* how it was found (hs_companies.h), static */
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
@@ -472,6 +477,23 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     return ERR_OK;
 }
 
+/* The tombstone of deal hs_id, deleted in HubSpot, for opportunity sf_id: dated when HubSpot
+ * deleted it (from the recycling bin), else now. */
+static enum err tombstone_deal(struct sync_ctx *ctx, PGconn *db, const char *sf_id,
+                               const char *hs_id)
+{
+    cJSON *deal = NULL;
+    int64_t deleted_ms = 0;
+    enum err rc = hs_object_get_archived(ctx->hs, "deals", hs_id, &deal);
+    const char *at = str(deal, "archivedAt");
+    if (rc != ERR_OK || !at || !util_parse_iso8601_ms(at, &deleted_ms))
+        deleted_ms = 0;
+    cJSON_Delete(deal);
+    if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+        return rc;
+    return link_tombstone_save(db, sf_id, hs_id, deleted_ms);
+}
+
 /* An opportunity still linked to a deal that HubSpot no longer has (not found by its id):
  * deleted in HubSpot, so forgotten here as the deletion webhook's handler does
  * (sync_deal.c), with a tombstone dated when HubSpot deleted it. A linked deal that exists but
@@ -505,19 +527,11 @@ static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp
         link_clear(&l);
         return rc == ERR_NOT_FOUND ? ERR_BUSY : rc;
     }
-    int64_t deleted_ms = 0; /* when HubSpot deleted it, from the recycling bin; else now */
     if (rc == ERR_NOT_FOUND) {
-        rc = hs_object_get_archived(ctx->hs, "deals", l.hs_id, &deal);
-        const char *at = str(deal, "archivedAt");
-        if (rc == ERR_OK && (!at || !util_parse_iso8601_ms(at, &deleted_ms)))
-            deleted_ms = 0;
-        cJSON_Delete(deal);
-        rc = rc == ERR_OK || rc == ERR_NOT_FOUND ? ERR_NOT_FOUND : rc;
-    }
-    if (rc == ERR_NOT_FOUND) {
-        rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
+        /* The tombstone first: a link forgotten without one would make a new deal at once. */
+        rc = tombstone_deal(ctx, db, o->id, l.hs_id);
         if (rc == ERR_OK)
-            rc = link_tombstone_save(db, o->id, l.hs_id, deleted_ms);
+            rc = link_delete_by_sf(db, LINK_OPPORTUNITY, o->id);
         if (rc == ERR_OK)
             note(o, "its deal %s is deleted in hubspot (deletion not handled yet): link forgotten",
                  l.hs_id);
@@ -743,12 +757,120 @@ static void refused(struct sync_ctx *ctx, PGconn *db, struct opp *o, enum err wh
     finish(o, why, false);
 }
 
+static cJSON *assoc_to(const char *id, int type_id)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(a, "to"), "id", id);
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "associationCategory", "HUBSPOT_DEFINED");
+    cJSON_AddNumberToObject(t, "associationTypeId", type_id);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(a, "types"), t);
+    return a;
+}
+
+/* The HubSpot contacts of o's contact roles (contact_map: {"sf contact id": "hs contact id"}),
+ * each once, as {"hs id": true}. Caller deletes. */
+static cJSON *role_contacts(const struct opp *o, const cJSON *roles, const cJSON *contact_map)
+{
+    cJSON *out = cJSON_CreateObject();
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        const char *hs =
+            cid && same_id(str(r, "OpportunityId"), o->id) ? str(contact_map, cid) : NULL;
+        if (hs && !cJSON_GetObjectItemCaseSensitive(out, hs))
+            cJSON_AddTrueToObject(out, hs);
+    }
+    return out;
+}
+
+/* A new deal's create input (reference hubspot.md 4.1, batch create): its properties, and its
+ * account's company (primary) and its contact roles' contacts associated in the same call. */
+static cJSON *create_input(const struct sync_ctx *ctx, const struct opp *o, const cJSON *roles,
+                           const cJSON *contact_map)
+{
+    cJSON *in = cJSON_CreateObject();
+    cJSON *props = cJSON_Duplicate(o->written, true);
+    cJSON_DeleteItemFromObjectCaseSensitive(props, ctx->cfg->hs_opportunity_id_property);
+    cJSON_AddStringToObject(props, ctx->cfg->hs_opportunity_id_property, o->id);
+    cJSON_AddItemToObject(in, "properties", props);
+    cJSON *assocs = cJSON_AddArrayToObject(in, "associations");
+    if (o->company)
+        cJSON_AddItemToArray(assocs, assoc_to(o->company, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY));
+    cJSON *contacts = role_contacts(o, roles, contact_map);
+    for (const cJSON *e = contacts->child; e; e = e->next)
+        cJSON_AddItemToArray(assocs, assoc_to(e->string, HS_ASSOC_DEAL_TO_CONTACT));
+    cJSON_Delete(contacts);
+    return in;
+}
+
+/* The records no deal was found for (or none read) get theirs in one batch create, their
+ * company and contacts associated inline: one call where an upsert and two association calls
+ * were. An input HubSpot refuses (a deal with the opportunity id exists after all: 409 on the
+ * unique property; an association's target deleted meanwhile) is marked is_refused, and so is
+ * every input when the call is refused as a whole: read_refused then reads the deals not read
+ * before, and write_deals upserts them, their associations following as before. */
+static enum err create_deals(struct sync_ctx *ctx, struct opp **list, size_t k, const cJSON *roles,
+                             const cJSON *contact_map)
+{
+    cJSON *inputs = cJSON_CreateArray();
+    for (size_t i = 0; i < k; i++)
+        cJSON_AddItemToArray(inputs, create_input(ctx, list[i], roles, contact_map));
+    struct hs_batch_result res = {0};
+    enum err rc = hs_batch_create(ctx->hs, "deals", inputs, &res);
+    if (rc == ERR_OK) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, res.results)
+        {
+            /* Each input's objectWriteTraceId is its index in inputs (hs_client.h). */
+            const char *trace = str(r, "objectWriteTraceId");
+            int64_t i = -1;
+            if (!trace || !util_parse_i64(trace, &i) || i < 0 || (size_t)i >= k || !str(r, "id"))
+                continue;
+            struct opp *o = list[i];
+            free(o->deal_id);
+            o->deal_id = xstrdup(str(r, "id"));
+            o->is_new = true;
+            o->is_created = true;
+            const char *updated = str(r, "updatedAt");
+            if (!updated || !util_parse_iso8601_ms(updated, &o->upserted_ms))
+                o->upserted_ms = 0;
+        }
+        if (cJSON_GetArraySize(res.errors) > 0)
+            log_info("hubspot refused some deal creates; upserting them instead",
+                     LOG_I64("count", cJSON_GetArraySize(res.errors)));
+    } else if (rc == ERR_INVALID || rc == ERR_CONFLICT) {
+        rc = ERR_OK;
+    }
+    for (size_t i = 0; rc == ERR_OK && i < k; i++)
+        list[i]->is_refused = !list[i]->is_created;
+    hs_batch_result_clear(&res);
+    cJSON_Delete(inputs);
+    return rc;
+}
+
+static enum err create_new_deals(struct sync_ctx *ctx, struct opp *opps, size_t n,
+                                 const cJSON *roles, const cJSON *contact_map)
+{
+    struct opp **fresh = xcalloc(n + 1, sizeof(*fresh));
+    size_t f = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished && opps[i].written && !opps[i].deal)
+            fresh[f++] = &opps[i];
+    enum err rc = f ? create_deals(ctx, fresh, f, roles, contact_map) : ERR_OK;
+    free(fresh);
+    return rc;
+}
+
+/* The deals of the records not created: upserted on the opportunity id (existing deals with
+ * something to write, and those whose create HubSpot refused). */
 static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     struct opp **list = xcalloc(n + 1, sizeof(*list));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!opps[i].is_finished && opps[i].written &&
+        if (!opps[i].is_finished && opps[i].written && !opps[i].is_created &&
             (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
             list[k++] = &opps[i];
     enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
@@ -901,8 +1023,43 @@ static enum err resolve_accounts(struct sync_ctx *ctx, PGconn *db, struct opp *o
     return rc;
 }
 
-static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                          const cJSON *roles)
+/* Each open record's company, found or created (hs_companies.h) before the deals are written,
+ * so that a new deal is created with it. */
+static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                  const cJSON *roles)
+{
+    if (!ctx->cfg->company_sync)
+        return ERR_OK;
+    enum err rc = resolve_accounts(ctx, db, opps, n, roles);
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        struct opp *o = &opps[i];
+        const char *account_id = str(o->sf, "AccountId");
+        if (o->is_finished || !account_id)
+            continue;
+        cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
+        if (!cJSON_IsObject(account)) {
+            cJSON_Delete(account);
+            account = cJSON_CreateObject();
+        }
+        cJSON_DeleteItemFromObject(account, "Id");
+        cJSON_AddStringToObject(account, "Id", account_id);
+        cJSON *contact_ids = cJSON_CreateArray();
+        const cJSON *role;
+        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
+                                            str(role, "ContactId"))
+            cJSON_AddItemToArray(contact_ids, cJSON_CreateString(str(role, "ContactId")));
+        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, contact_ids, &o->company,
+                                         &o->company_how);
+        cJSON_Delete(contact_ids);
+        cJSON_Delete(account);
+    }
+    return rc;
+}
+
+/* The deals' primary companies, after the deals are written: a deal just created has its
+ * company already (create_deals); an existing one is associated with it, and loses the
+ * company of an account the opportunity no longer has. */
+static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
@@ -926,43 +1083,28 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
         return rc;
     if (!current)
         current = cJSON_CreateObject();
-    rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         if (o->is_finished)
             continue;
-        const char *account_id = str(o->sf, "AccountId");
-        if (!account_id) {
+        if (!str(o->sf, "AccountId")) {
             note(o, "no company association: the opportunity has no account");
             continue;
         }
-        cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
-        if (!cJSON_IsObject(account)) {
-            cJSON_Delete(account);
-            account = cJSON_CreateObject();
+        const char *company = o->company;
+        if (!company)
+            continue;
+        const char *how = o->company_how ? o->company_how : "found";
+        if (o->is_created) {
+            note(o, "company %s (%s) associated as primary with the new deal", company, how);
+            continue;
         }
-        cJSON_DeleteItemFromObject(account, "Id");
-        cJSON_AddStringToObject(account, "Id", account_id);
-        char *company = NULL;
-        const char *how = NULL;
-        cJSON *contact_ids = cJSON_CreateArray();
-        const cJSON *role;
-        cJSON_ArrayForEach(role, roles) if (same_id(str(role, "OpportunityId"), o->id) &&
-                                            str(role, "ContactId"))
-            cJSON_AddItemToArray(contact_ids, cJSON_CreateString(str(role, "ContactId")));
-        rc = hs_companies_find_or_create(ctx->hs, db, ctx->cfg, account, contact_ids, &company,
-                                         &how);
-        cJSON_Delete(contact_ids);
-        cJSON_Delete(account);
-        if (rc != ERR_OK)
-            break;
         const cJSON *had = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
         if (list_contains(had, company)) {
             note(o, "company %s already the primary association", company);
         } else {
             pairs_add(&add, o->deal_id, company);
-            note(o, "company %s (%s) associated as primary", company,
-                 strcmp(how, "created") == 0 ? "created" : how);
+            note(o, "company %s (%s) associated as primary", company, how);
         }
         /* The opportunity moved to another account: the old account's company goes. Companies
          * dealsync did not link to an account were associated by a user and stay. */
@@ -982,7 +1124,6 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
                 rc = ERR_OK;
             }
         }
-        free(company);
     }
     if (rc == ERR_OK && remove.n > 0) {
         struct hs_batch_result res = {0};
@@ -1035,13 +1176,59 @@ static enum err needs_contact_assocs(PGconn *db, const struct opp *o, bool *is_n
     return rc;
 }
 
-static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                         const cJSON *roles, cJSON *rollup_contacts, cJSON *created_contacts)
+/* The HubSpot contacts of every contact role of the slice, found or created (hs_contacts.h)
+ * before the deals are written, so that a new deal is created with them. *map: {"sf contact
+ * id": "hs contact id"}, caller deletes. */
+static void synced_deal_of(const struct opp *o, struct synced_deal *d, char **amount_text);
+
+/* {"sf contact id": {roll-up properties and lifecycle stage}} for the contacts of the open
+ * records' roles, counting those records' deals: what a contact dealsync creates now holds once
+ * they are written, so it is created with them, and the roll-up pass after the deals finds
+ * nothing left to write (it still corrects a contact whose deal was not written). Caller
+ * deletes. */
+static cJSON *rollups_for_new_contacts(const struct sync_ctx *ctx, const struct opp *opps, size_t n,
+                                       const cJSON *roles)
+{
+    cJSON *out = cJSON_CreateObject();
+    struct synced_deal *deals = xcalloc(n + 1, sizeof(*deals));
+    char **amounts = xcalloc(n + 1, sizeof(*amounts));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        if (!cid || cJSON_GetObjectItemCaseSensitive(out, cid))
+            continue;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct opp *o = &opps[i];
+            bool has_role = false;
+            const cJSON *q;
+            cJSON_ArrayForEach(q, roles) has_role |= same_id(str(q, "OpportunityId"), o->id) &&
+                                                     str(q, "ContactId") &&
+                                                     strcmp(str(q, "ContactId"), cid) == 0;
+            if (o->is_finished || !o->sf || !has_role)
+                continue;
+            synced_deal_of(o, &deals[k], &amounts[k]);
+            k++;
+        }
+        struct contact_rollup roll;
+        contact_rollup_of(deals, k, &roll);
+        cJSON_AddItemToObject(out, cid, contact_rollup_changes(ctx->cfg, &roll, NULL));
+        contact_rollup_clear(&roll);
+        for (size_t i = 0; i < k; i++) {
+            free(amounts[i]);
+            amounts[i] = NULL;
+        }
+    }
+    free(amounts);
+    free(deals);
+    return out;
+}
+
+static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const struct opp *opps, size_t n,
+                                 const cJSON *roles, cJSON *created_contacts, cJSON **map)
 {
     cJSON *people = cJSON_CreateArray();
-    cJSON *map = NULL;
-    cJSON *current = NULL;
-    struct pairs add = {0}, remove = {0};
     const cJSON *r;
     cJSON_ArrayForEach(r, roles)
     {
@@ -1062,7 +1249,24 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         cJSON_AddStringToObject(c, "Id", cid);
         cJSON_AddItemToArray(people, c);
     }
-    enum err rc = hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, &map, created_contacts);
+    cJSON *create_with = rollups_for_new_contacts(ctx, opps, n, roles);
+    enum err rc =
+        hs_contacts_resolve(ctx->hs, db, ctx->cfg, people, create_with, map, created_contacts);
+    cJSON_Delete(create_with);
+    cJSON_Delete(people);
+    return rc;
+}
+
+/* The deals' contact associations, after the deals are written: a deal just created has its
+ * contacts already (create_deals); an existing one gets the contacts of new roles and loses
+ * those of roles that went. map: resolve_contacts's (borrowed). */
+static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                         const cJSON *roles, const cJSON *map, cJSON *rollup_contacts)
+{
+    cJSON *current = NULL;
+    struct pairs add = {0}, remove = {0};
+    const cJSON *r;
+    enum err rc = ERR_OK;
     bool is_needed = false;
     for (size_t i = 0; rc == ERR_OK && i < n && !is_needed; i++)
         rc = needs_contact_assocs(db, &opps[i], &is_needed);
@@ -1102,8 +1306,10 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
                 continue;
             }
             cJSON_AddStringToObject(o->contacts, cid, hs);
-            if (!list_contains(assoc, hs) && o->deal &&
-                (has_contact(on_this_deal, cid) || has_sf_value(mirrored, cid))) {
+            if (o->is_created) {
+                added++; /* associated by the create itself */
+            } else if (!list_contains(assoc, hs) && o->deal &&
+                       (has_contact(on_this_deal, cid) || has_sf_value(mirrored, cid))) {
                 /* The association existed and is gone: dealsync associated this contact with
                  * this deal before, or made the role itself from the deal's association. A user
                  * removed it in HubSpot, and the other direction removes the role. Adding it
@@ -1117,7 +1323,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         }
         /* Only associations dealsync made for a contact role go when the role goes; contacts
          * a user associated in HubSpot stay. */
-        for (const cJSON *e = previous->child; e; e = e->next) {
+        for (const cJSON *e = o->is_created ? NULL : previous->child; e; e = e->next) {
             if (cJSON_GetObjectItemCaseSensitive(o->contacts, e->string))
                 continue;
             if (!o->deal || list_contains(assoc, e->valuestring)) {
@@ -1152,8 +1358,6 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
     pairs_clear(&add);
     pairs_clear(&remove);
     cJSON_Delete(current);
-    cJSON_Delete(map);
-    cJSON_Delete(people);
     return rc;
 }
 
@@ -1256,6 +1460,24 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     return rc;
 }
 
+/* The synced deal of o (amount, dates, state) as the roll-ups count it; *amount_text (caller
+ * frees) holds its amount. */
+static void synced_deal_of(const struct opp *o, struct synced_deal *d, char **amount_text)
+{
+    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(o->sf, "Amount");
+    *amount_text = cJSON_IsNull(amount) || !amount ? NULL : mapping_number_text(amount);
+    memset(d, 0, sizeof(*d));
+    d->sf_opportunity_id = o->id;
+    d->hs_deal_id = o->deal_id;
+    d->created_ms = sf_time(o->sf, "CreatedDate");
+    if (d->created_ms < 0)
+        d->created_ms = util_now_ms();
+    d->close_ms = sf_time(o->sf, "CloseDate");
+    d->amount = *amount_text;
+    d->is_closed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsClosed"));
+    d->is_won = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsWon"));
+}
+
 /* The synced deal (contacts, amount, dates) for the roll-ups, once the contacts are synced. */
 static enum err remember_deal(PGconn *db, struct opp *o)
 {
@@ -1265,18 +1487,9 @@ static enum err remember_deal(PGconn *db, struct opp *o)
     size_t k = 0;
     for (const cJSON *e = o->contacts ? o->contacts->child : NULL; e; e = e->next)
         cs[k++] = (struct synced_contact){e->string, e->valuestring};
-    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(o->sf, "Amount");
-    char *amount_text = cJSON_IsNull(amount) || !amount ? NULL : mapping_number_text(amount);
-    struct synced_deal d = {0};
-    d.sf_opportunity_id = o->id;
-    d.hs_deal_id = o->deal_id;
-    d.created_ms = sf_time(o->sf, "CreatedDate");
-    if (d.created_ms < 0)
-        d.created_ms = util_now_ms();
-    d.close_ms = sf_time(o->sf, "CloseDate");
-    d.amount = amount_text;
-    d.is_closed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsClosed"));
-    d.is_won = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o->sf, "IsWon"));
+    char *amount_text = NULL;
+    struct synced_deal d;
+    synced_deal_of(o, &d, &amount_text);
     rc = synced_deal_save(db, &d, cs, k);
     free(amount_text);
     free(cs);
@@ -1354,11 +1567,12 @@ static enum err lock_records(PGconn *db, struct opp *opps, size_t n)
  * An opportunity made from a deal holds the deal's id before the deal holds the opportunity's
  * (the other direction stamps it just after creating the opportunity): that deal is stamped
  * here, never duplicated. */
-static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                 bool only_refused)
 {
     for (size_t i = 0; i < n; i++) {
         struct opp *o = &opps[i];
-        if (o->is_finished || o->was_linked || !o->sf)
+        if (o->is_finished || o->was_linked || !o->sf || (only_refused && !o->is_refused))
             continue;
         const char *deal = o->deal ? o->deal_id : str(o->sf, ctx->cfg->sf_deal_id_field);
         int64_t num = 0;
@@ -1392,8 +1606,17 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
         rc = hs_object_update(ctx->hs, "deals", deal, NULL, props, &updated);
         cJSON_Delete(updated);
         cJSON_Delete(props);
-        if (rc == ERR_NOT_FOUND)
-            continue; /* deleted in HubSpot since: a new deal is made */
+        if (rc == ERR_NOT_FOUND) {
+            /* The deal it was made from is gone: the user deleted it before dealsync saved the
+             * pair's link (the answer to the opportunity's create was lost), so the deletion
+             * webhook found nothing to forget. Taken as the user's delete, as for a linked deal:
+             * a tombstone dated when HubSpot deleted it, and map_record makes a new deal only
+             * for a change made after the delete (chaos run: a deal nobody made). */
+            rc = tombstone_deal(ctx, db, o->id, deal);
+            if (rc != ERR_OK)
+                return rc;
+            continue;
+        }
         if (rc != ERR_OK)
             return rc;
         note(o, "deal %s made from this opportunity's deal id field: opportunity id stored on it",
@@ -1415,35 +1638,39 @@ static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
     return false;
 }
 
-/* Whether HubSpot can hold no deal for the opportunity, so reading one would cost a call for
- * nothing: not linked, no deal id on it, created after sync deals was switched on (on_ms), and
- * never tried before. Such a deal would be dealsync's own, whose link is saved with its write
- * (only a lost answer or a crash in between loses it, and the record is then tried again), or
- * one a person gave the new opportunity's id by hand. Opportunities from before the switch (an
- * import, HubSpot's own integration before dealsync) are read: their deals may exist. */
-static bool cannot_have_deal(const struct sync_ctx *ctx, const struct opp *o, int64_t on_ms)
+/* Whether the read of the opportunity's deal can wait for HubSpot's answer to its create: not
+ * linked, no deal id on it, and never tried before. A deal holding its id can then only be one
+ * dealsync did not link (HubSpot's own integration made it before an import, a person gave it
+ * the id, dealsync's write lost its answer: that record comes back as a retry, and a retry
+ * reads), and HubSpot refuses the create of a second deal with the same value of the unique
+ * opportunity id property: read_refused then reads it, and the record is synced as if read
+ * first (the two-way rules of docs/two-way.md hold). An import into a HubSpot without those
+ * deals saves the read; one whose deals exist pays the refused create. */
+static bool read_can_wait(const struct sync_ctx *ctx, const struct opp *o)
 {
-    int64_t created = sf_time(o->sf, "CreatedDate");
-    /* Tried before (an answer lost, a worker killed after the write): the deal may exist without
-     * its link, and then the record modified later wins each field (keep_newer_hubspot_values):
-     * read it. */
     for (size_t i = 0; i < o->rec->event_count; i++)
         if (o->rec->events[i].attempts > 1)
             return false;
-    return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field) && on_ms > 0 &&
-           created > on_ms;
+    return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field);
 }
 
-static enum err read_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
-                           const char *props, struct hs_batch_result *res)
+/* Reads the deals of the open records by the opportunity id: those whose read cannot wait
+ * (is_retry false; the others are marked is_unread), or those not read whose create HubSpot
+ * refused (is_retry true). Found deals are set on the records (o->deal points into res). */
+static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
+                           bool is_retry, struct hs_batch_result *res)
 {
     const char **ids = xcalloc(n + 1, sizeof(*ids));
     size_t k = 0;
-    int64_t now = util_now_ms();
-    int64_t on_ms = poll_first_window_from(db, now, now);
-    for (size_t i = 0; i < n; i++)
-        if (!opps[i].is_finished && !cannot_have_deal(ctx, &opps[i], on_ms))
-            ids[k++] = opps[i].id;
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished)
+            continue;
+        if (is_retry ? o->is_unread && o->is_refused && !o->deal : !read_can_wait(ctx, o))
+            ids[k++] = o->id;
+        else if (!is_retry)
+            o->is_unread = true;
+    }
     enum err rc = ERR_OK;
     if (k > 0)
         rc = hs_batch_read(ctx->hs, "deals", ctx->cfg->hs_opportunity_id_property, props, ids, k,
@@ -1457,13 +1684,49 @@ static enum err read_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, s
         const char *opp =
             str(cJSON_GetObjectItem(d, "properties"), ctx->cfg->hs_opportunity_id_property);
         for (size_t i = 0; opp && i < n; i++) {
-            if (!opps[i].is_finished && same_id(opp, opps[i].id) && str(d, "id")) {
-                opps[i].deal = d;
-                opps[i].deal_id = xstrdup(str(d, "id"));
+            struct opp *o = &opps[i];
+            if (!o->is_finished && !o->deal && same_id(opp, o->id) && str(d, "id") &&
+                (!is_retry || o->is_refused)) {
+                o->deal = d;
+                free(o->deal_id);
+                o->deal_id = xstrdup(str(d, "id"));
             }
         }
     }
     return ERR_OK;
+}
+
+/* The records whose create HubSpot refused without their deal having been read: their deals
+ * are read now, locked as lock_found_deals locks a found deal, and mapped again against them,
+ * so write_deals upserts only what differs, with the two-way rules. */
+static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
+                             struct owners *ow, const cJSON *defs, const char *props,
+                             struct opp *opps, size_t n, struct hs_batch_result *res)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any |= !opps[i].is_finished && opps[i].is_unread && opps[i].is_refused;
+    if (!any)
+        return ERR_OK;
+    enum err rc = read_deals(ctx, opps, n, props, true, res);
+    if (rc == ERR_OK)
+        rc = lock_found_deals(ctx, db, opps, n, true);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || !o->is_refused || !o->deal)
+            continue;
+        /* Mapped again from the start: the first pass's notes go with its result. */
+        free(buf_steal(&o->detail));
+        buf_init(&o->detail, 0);
+        note(o, "hubspot refused a second deal for the opportunity: its deal %s was read",
+             o->deal_id);
+        cJSON_Delete(o->written);
+        o->written = NULL;
+        rc = map_record(ctx, db, pl, ow, defs, o);
+        if (rc == ERR_OK && !o->is_finished)
+            rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+    }
+    return rc;
 }
 
 /* Records per pass: keeps the SOQL IN list well inside Salesforce's URI length limit and each
@@ -1493,8 +1756,9 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     cJSON *defs = NULL;
     cJSON *rollup_contacts = cJSON_CreateArray();
     cJSON *created_contacts = cJSON_CreateArray();
+    cJSON *contact_map = NULL;
     char *props = NULL;
-    struct hs_batch_result deals = {0};
+    struct hs_batch_result deals = {0}, refused_deals = {0};
     struct pipelines pl = {0};
     struct owners ow = {0};
     enum err rc;
@@ -1557,11 +1821,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                       ctx->cfg->hs_opportunity_id_property);
     free(mapped);
     step = "cannot read the deals from hubspot";
-    rc = read_deals(ctx, db, opps, count, props, &deals);
+    rc = read_deals(ctx, opps, count, props, false, &deals);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot lock the deals";
-    rc = lock_found_deals(ctx, db, opps, count);
+    rc = lock_found_deals(ctx, db, opps, count, false);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot delete the deals of deleted opportunities";
@@ -1608,6 +1872,23 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    /* The companies and contacts first: a new deal is created with them associated. */
+    step = "cannot find or create the companies";
+    rc = resolve_companies(ctx, db, opps, count, roles);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot find or create the contacts";
+    rc = resolve_contacts(ctx, db, opps, count, roles, created_contacts, &contact_map);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot write the deals to hubspot";
+    rc = create_new_deals(ctx, opps, count, roles, contact_map);
+    if (rc != ERR_OK)
+        goto failed;
+    step = "cannot read the deals from hubspot";
+    rc = read_refused(ctx, db, &pl, &ow, defs, props, opps, count, &refused_deals);
+    if (rc != ERR_OK)
+        goto failed;
     step = "cannot write the deals to hubspot";
     rc = write_deals(ctx, db, opps, count);
     if (rc != ERR_OK)
@@ -1630,11 +1911,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
             goto failed;
     }
     step = "cannot associate the companies";
-    rc = companies(ctx, db, opps, count, roles);
+    rc = companies(ctx, db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the contacts";
-    rc = contacts(ctx, db, opps, count, roles, rollup_contacts, created_contacts);
+    rc = contacts(ctx, db, opps, count, roles, contact_map, rollup_contacts);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot record the sync";
@@ -1700,15 +1981,18 @@ out:
         cJSON_Delete(o->written);
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
+        free(o->company);
     }
     sync_pair_unlock_all(db);
     cJSON_Delete(ow.emails);
     cJSON_Delete(ow.found);
     pipelines_clear(&pl);
     hs_batch_result_clear(&deals);
+    hs_batch_result_clear(&refused_deals);
     free(props);
     cJSON_Delete(rollup_contacts);
     cJSON_Delete(created_contacts);
+    cJSON_Delete(contact_map);
     cJSON_Delete(defs);
     cJSON_Delete(roles);
     cJSON_Delete(sf_records);

@@ -140,7 +140,10 @@ START_TEST(operator_retries_a_dead_letter_and_reads_a_record_history_in_a_browse
     ck_assert_int_eq(
         e2e_sb(
             &e, "PUT", "/_sandbox/faults",
-            "{\"rules\":[{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/upsert\","
+            "{\"rules\":[{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/create\","
+            "\"status\":400,\"body\":\"{\\\"status\\\":\\\"error\\\",\\\"message\\\":\\\"Property "
+            "values were not valid\\\",\\\"category\\\":\\\"VALIDATION_ERROR\\\"}\"},"
+            "{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/upsert\","
             "\"status\":400,\"body\":\"{\\\"status\\\":\\\"error\\\",\\\"message\\\":\\\"Property "
             "values were not valid\\\",\\\"category\\\":\\\"VALIDATION_ERROR\\\"}\"}]}",
             NULL),

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "e2e.h"
+#include "hs_client.h"
 #include "itest.h"
 #include "sbtest.h"
 #include "util.h"
@@ -124,10 +125,83 @@ static int hubspot_calls_before(struct e2e *e, long long mark, const char *path,
 #define DEAL_READS "/crm/v3/objects/deals/batch/read"
 #define CONTACT_READS "/crm/v3/objects/contacts/batch/read"
 #define CONTACT_UPDATES "/crm/v3/objects/contacts/batch/update"
+#define DEAL_CREATES "/crm/v3/objects/deals/batch/create"
+#define DEAL_UPSERTS "/crm/v3/objects/deals/batch/upsert"
+#define CONTACT_ASSOCS "/crm/v4/associations/deals/contacts/batch/create"
+#define COMPANY_ASSOCS "/crm/v4/associations/deals/companies/batch/create"
 
-/* New opportunities made after sync deals was switched on can have no deal in HubSpot yet:
- * their deals are written without a batch read first. One made before the switch (HubSpot's own
- * integration, or a person, may have given a deal its id) is still read first. */
+/* The HubSpot id linked to a Salesforce record of kind ('account', 'contact', ...). */
+static char *linked_hs_id(struct e2e *e, const char *kind, const char *sf_id)
+{
+    const char *params[] = {kind, sf_id};
+    PGresult *r =
+        PQexecParams(e->svc.db, "SELECT hs_id FROM record_link WHERE kind = $1 AND sf_id = $2", 2,
+                     NULL, params, NULL, NULL, 0);
+    char *id = PQntuples(r) == 1 ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    ck_assert_msg(id != NULL, "%s %s not linked", kind, sf_id);
+    return id;
+}
+
+/* An opportunity of account with contact roles for contacts (at most 2), all made while the
+ * sandbox delivers no outbound message, the roles in one request: nothing syncs it before
+ * `dealsync resync` but the contact-role poller, which finds both roles together. */
+static char *quiet_opportunity(struct e2e *e, const char *name, const char *account,
+                               const char *const *contacts)
+{
+    e2e_sb_settings(e, "{\"delivery.drop_rate\":1}");
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2026-12-31\",\"Amount\":100%s%s%s}",
+                           name, account ? ",\"AccountId\":\"" : "", account ? account : "",
+                           account ? "\"" : "");
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "{\"allOrNone\":true,\"records\":[");
+    for (int i = 0; contacts[i]; i++)
+        buf_printf(&b,
+                   "%s{\"attributes\":{\"type\":\"OpportunityContactRole\"},"
+                   "\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}",
+                   i ? "," : "", opp, contacts[i]);
+    buf_printf(&b, "]}");
+    char *body = buf_steal(&b);
+    if (contacts[0])
+        ck_assert_int_eq(e2e_sb(e, "POST", "/services/data/v60.0/composite/sobjects", body, NULL),
+                         200);
+    free(body);
+    e2e_sb_settings(e, "{\"delivery.drop_rate\":0}");
+    return opp;
+}
+
+static void resync(struct e2e *e, const char *opp)
+{
+    const char *args[] = {"resync", "--opportunity", opp, NULL};
+    ck_assert_int_eq(e2e_dealsync(e, args, NULL), 0);
+}
+
+/* How many associations of the deal go to object type `to` with id (any id when NULL) and
+ * association type type_id (any when 0), read through the control API. */
+static int deal_assocs(struct e2e *e, const char *deal, const char *to, const char *id, int type_id)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal);
+    int n = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
+    {
+        const cJSON *t = cJSON_GetObjectItem(a, "associationTypeId");
+        n += strcmp(sbtest_str(a, "toObjectType"), to) == 0 &&
+             (!id || strcmp(sbtest_str(a, "toObjectId"), id) == 0) &&
+             (type_id == 0 || (cJSON_IsNumber(t) && t->valueint == type_id));
+    }
+    cJSON_Delete(d);
+    return n;
+}
+
+/* Opportunities dealsync never linked nor tried are written without a batch read of their
+ * deals first: made after sync deals was switched on, or before it (an import) when HubSpot
+ * has no deal for them (a_refused_create_reads_the_deal is the case where it has). A linked one
+ * is read first. */
 START_TEST(new_opportunities_are_written_without_reading_deals)
 {
     struct e2e e;
@@ -142,7 +216,8 @@ START_TEST(new_opportunities_are_written_without_reading_deals)
     const char *import[] = {"import", "salesforce", "--wait", NULL};
     ck_assert_int_eq(e2e_dealsync(&e, import, NULL), 0);
     wait_synced(&e, &before, 1, 0);
-    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_CREATES), 1);
 
     mark = e2e_mark(&e);
     char *opps[3];
@@ -153,8 +228,7 @@ START_TEST(new_opportunities_are_written_without_reading_deals)
     }
     wait_synced(&e, opps, 3, 0);
     ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 0);
-    ck_assert_int_ge(
-        e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert"), 1);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_CREATES), 1);
     /* A change to one of them is read first: its deal exists. */
     mark = e2e_mark(&e);
     e2e_sf_update(&e, "Opportunity", opps[0], "{\"Amount\":250}");
@@ -302,6 +376,157 @@ START_TEST(roles_added_later_are_associated_without_reads)
 }
 END_TEST
 
+/* A new deal is created with its account's company (primary) and its contact roles' contacts
+ * associated in the same batch create: no association call follows, and no upsert. A change of
+ * account on the existing deal still goes through the association calls. */
+START_TEST(new_deals_are_created_with_their_associations)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_inline", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
+    char *globex = e2e_sf_find(&e, "Account", "Name", "Globex");
+    /* Two contacts HubSpot does not have yet. */
+    char *jane = e2e_sf_create(&e, "Contact",
+                               "{\"LastName\":\"Inline\",\"FirstName\":\"Ada\","
+                               "\"Email\":\"ada@inline.test\"}");
+    char *john = e2e_sf_create(&e, "Contact",
+                               "{\"LastName\":\"Inline\",\"FirstName\":\"Bob\","
+                               "\"Email\":\"bob@inline.test\"}");
+    const char *both[] = {jane, john, NULL};
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    long long mark = e2e_mark(&e);
+    char *opp = quiet_opportunity(&e, "Inline associations", acme, both);
+    resync(&e, opp);
+    wait_synced(&e, &opp, 1, 2);
+    char *deal = e2e_deal_id_of(&e, opp);
+    char *company = linked_hs_id(&e, "account", acme);
+    ck_assert_int_eq(deal_assocs(&e, deal, "companies", company, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY),
+                     1);
+    ck_assert_int_eq(deal_assocs(&e, deal, "companies", NULL, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY), 1);
+    for (int i = 0; i < 2; i++) {
+        char *contact = hs_contact_of(&e, both[i]);
+        ck_assert_int_eq(deal_assocs(&e, deal, "contacts", contact, HS_ASSOC_DEAL_TO_CONTACT), 1);
+        /* Created with their roll-ups and lifecycle stage, and their names. */
+        char *v = contact_prop(&e, contact, "dealsync_num_associated_deals");
+        ck_assert_str_eq(v, "1");
+        free(v);
+        v = contact_prop(&e, contact, "lifecyclestage");
+        ck_assert_str_eq(v, "opportunity");
+        free(v);
+        v = contact_prop(&e, contact, "dealsync_recent_deal_amount");
+        ck_assert_str_eq(v, "100");
+        free(v);
+        v = contact_prop(&e, contact, "firstname");
+        ck_assert_str_eq(v, i == 0 ? "Ada" : "Bob");
+        free(v);
+        free(contact);
+    }
+    /* Created at once (no read by e-mail first), with nothing left to update. */
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_READS), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_UPDATES), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_CREATES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_UPSERTS), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_ASSOCS), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_ASSOCS), 0);
+
+    /* The existing deal: its new account's company replaces the old one. */
+    mark = e2e_mark(&e);
+    char *json = xasprintf("{\"AccountId\":\"%s\"}", globex);
+    e2e_sf_update(&e, "Opportunity", opp, json);
+    free(json);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *other = linked_hs_id(&e, "account", globex);
+    ck_assert_int_eq(deal_assocs(&e, deal, "companies", other, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY),
+                     1);
+    ck_assert_int_eq(deal_assocs(&e, deal, "companies", company, 0), 0);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_ASSOCS), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_CREATES), 0);
+    ck_assert_int_eq(e2e_deal_contacts(&e, deal), 2);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(other);
+    free(company);
+    free(deal);
+    free(opp);
+    free(john);
+    free(jane);
+    free(globex);
+    free(acme);
+    e2e_stop(&e);
+}
+END_TEST
+
+static bool second_passed(void *arg)
+{
+    return util_now_ms() / 1000 > *(int64_t *)arg / 1000;
+}
+
+/* A deal HubSpot already holds with the opportunity's id (made by hand, a second after the
+ * opportunity), which dealsync did not read first (the opportunity was never linked nor tried,
+ * and has no contact role for the poller to find): the create is refused on the unique
+ * property, the deal is read then, and the pair synced as if read first: the deal's name,
+ * changed later, is kept (no baseline: the later change wins), it is associated with its
+ * company, and no second deal is made. */
+START_TEST(a_refused_create_reads_the_deal)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_refused_create", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
+    /* The hand-made deal goes in the pipeline and stage of another opportunity's deal. */
+    char *first = new_opportunity(&e, "Synced first", NULL);
+    wait_synced(&e, &first, 1, 0);
+    char *first_deal = e2e_deal_id_of(&e, first);
+    cJSON *seeded = e2e_hs_get(&e, "deals", first_deal);
+    free(first_deal);
+    free(first);
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":1}");
+    char *json = xasprintf("{\"Name\":\"Deal made by hand\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
+                           acme);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
+    free(json);
+    cJSON *made_opp = e2e_sf_get(&e, "Opportunity", opp);
+    int64_t opp_modified = 0;
+    ck_assert(util_parse_iso8601_ms(sbtest_str(made_opp, "LastModifiedDate"), &opp_modified));
+    cJSON_Delete(made_opp);
+    ck_assert(itest_wait_for(second_passed, &opp_modified, DEADLINE_MS));
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"Made by hand\",\"pipeline\":\"%s\","
+                           "\"dealstage\":\"%s\",\"dealsync_salesforce_opportunity_id\":\"%s\"}}",
+                           e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), opp);
+    cJSON_Delete(seeded);
+    cJSON *made = NULL;
+    int status = e2e_sb(&e, "POST", "/_sandbox/hubspot/objects/deals", body, &made);
+    ck_assert_msg(status == 200 || status == 201, "deal create: %d", status);
+    free(body);
+    char *hand = xstrdup(sbtest_str(made, "id"));
+    cJSON_Delete(made);
+    /* Deliveries stay off: the deal's creation webhook, handled first, would link the pair
+     * from the deal's side. */
+    long long mark = e2e_mark(&e);
+    resync(&e, opp);
+    wait_synced(&e, &opp, 1, 0);
+    char *deal = e2e_deal_id_of(&e, opp);
+    ck_assert_str_eq(deal, hand);
+    char *company = linked_hs_id(&e, "account", acme);
+    ck_assert_int_eq(deal_assocs(&e, deal, "companies", company, HS_ASSOC_DEAL_TO_COMPANY_PRIMARY),
+                     1);
+    free(company);
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    ck_assert_str_eq(e2e_prop(d, "dealname"), "Made by hand");
+    cJSON_Delete(d);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_CREATES), 1);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 1);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_ASSOCS), 1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(deal);
+    free(hand);
+    free(opp);
+    free(acme);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* Runs one contact-role poll now (the interval is an hour in these tests) and waits until it has
  * read past the latest SystemModstamp of opp's roles, then until the queue is idle. */
 static void poll_roles_now(struct e2e *e, const char *opp)
@@ -415,6 +640,8 @@ Suite *suite_e2e_calls(void)
         {"new_opportunities", new_opportunities_are_written_without_reading_deals},
         {"rollups", rollups_are_written_without_reading_the_contacts},
         {"roles_later", roles_added_later_are_associated_without_reads},
+        {"inline_assocs", new_deals_are_created_with_their_associations},
+        {"refused_create", a_refused_create_reads_the_deal},
         {"roles_synced", roles_synced_with_their_opportunity_are_not_queued_again},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);

@@ -228,7 +228,8 @@ static bool is_later_second(void *arg)
 
 /* Chaos run (contacts present on the opportunity, absent on the deal): the user deletes the deal
  * in HubSpot, then changes the opportunity, so dealsync makes a new deal; that sync fails after
- * the deal's creation (the contacts' association, 502) and is retried. The retry took the
+ * the deal's creation (then the contacts' association, 502; now that a new deal is created with
+ * its contacts, the contacts' roll-up update after it) and is retried. The retry took the
  * opportunity's contacts, which dealsync had associated with the OLD deal, for contacts a user
  * removed from this one in HubSpot, and never associated them. */
 START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
@@ -253,7 +254,7 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     ck_assert(itest_wait_for(is_later_second, &deleted, DEADLINE_MS));
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v4/associations/deals/contacts/batch/create\","
+                            "\"/crm/v3/objects/contacts/batch/update\","
                             "\"status\":502,\"count\":1}]}",
                             NULL),
                      200);
@@ -311,7 +312,7 @@ START_TEST(opportunity_deleted_before_its_deal_was_linked_stays_deleted)
     e2e_start(&e, "e2e_chaos_unlinked_deleted", env, NULL, true);
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"/crm/v3/objects/deals/batch/create\",\"action\":"
                             "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
                             NULL),
                      200);
@@ -788,7 +789,7 @@ START_TEST(user_change_after_a_deal_made_without_its_link_is_kept)
     free(maker_deal);
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/upsert\",\"action\":"
+                            "\"/crm/v3/objects/deals/batch/create\",\"action\":"
                             "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
                             NULL),
                      200);
@@ -847,36 +848,47 @@ static bool opportunity_exists(void *arg)
  * lost the answer (so no link), the user renamed the deal a second later, and the opportunity's
  * creation outbound message (held 6 s) came first: handled with no baseline, it wrote the
  * opportunity's (creation) name over the user's newer deal name. */
-START_TEST(user_change_after_an_opportunity_made_without_its_link_is_kept)
+/* Starts dealsync as the tests below need it, and a user makes a deal in HubSpot named name;
+ * dealsync makes its opportunity, but the answer is lost (the write times out after it is
+ * done), so no link is saved, and the retry comes 15 s later; the opportunity's creation
+ * outbound message is held 6 s. Returns the deal id once the opportunity exists. */
+static char *deal_whose_opportunity_answer_is_lost(struct e2e *e, const char *log, const char *name)
 {
-    struct e2e e;
     const char *env[] = {"API_TIMEOUT_MS=2000", "QUEUE_RETRY_BASE_MS=15000",
                          "QUEUE_RETRY_MAX_MS=16000", "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600",
                          NULL};
     const char *sandbox[] = {"--set", "sf_om_batch_delay_ms=6000", NULL};
-    e2e_start(&e, "e2e_chaos_no_baseline_hs", env, sandbox, true);
+    e2e_start(e, log, env, sandbox, true);
     char *maker_deal = NULL;
-    free(synced_opportunity(&e, "Pipeline maker", &maker_deal));
-    cJSON *d = e2e_hs_get(&e, "deals", maker_deal);
-    char *body = xasprintf("{\"properties\":{\"dealname\":\"Made in HubSpot\",\"pipeline\":"
+    free(synced_opportunity(e, "Pipeline maker", &maker_deal));
+    cJSON *d = e2e_hs_get(e, "deals", maker_deal);
+    char *body = xasprintf("{\"properties\":{\"dealname\":\"%s\",\"pipeline\":"
                            "\"%s\",\"dealstage\":\"%s\",\"closedate\":\"2027-03-01\"}}",
-                           e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
+                           name, e2e_prop(d, "pipeline"), e2e_prop(d, "dealstage"));
     cJSON_Delete(d);
     free(maker_deal);
-    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+    ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"PATCH\",\"path\":"
                             "\"/services/data/v60.0/composite/sobjects/Opportunity\",\"action\":"
                             "\"timeout_after_write\",\"hold_ms\":4000,\"count\":1}]}",
                             NULL),
                      200);
     cJSON *made = NULL;
-    ck_assert_int_eq(e2e_sb(&e, "POST", "/crm/v3/objects/deals", body, &made), 201);
+    ck_assert_int_eq(e2e_sb(e, "POST", "/crm/v3/objects/deals", body, &made), 201);
     free(body);
     char *deal = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(made, "id")));
     cJSON_Delete(made);
-    struct opp_exists w = {&e, deal};
+    struct opp_exists w = {e, deal};
     ck_assert_msg(itest_wait_for(opportunity_exists, &w, DEADLINE_MS), "no opportunity for %s",
                   deal);
+    return deal;
+}
+
+START_TEST(user_change_after_an_opportunity_made_without_its_link_is_kept)
+{
+    struct e2e e;
+    char *deal =
+        deal_whose_opportunity_answer_is_lost(&e, "e2e_chaos_no_baseline_hs", "Made in HubSpot");
     int64_t opp_made = util_now_ms();
     ck_assert(itest_wait_for(is_later_second, &opp_made, DEADLINE_MS));
     e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Renamed in HubSpot\"}");
@@ -885,7 +897,7 @@ START_TEST(user_change_after_an_opportunity_made_without_its_link_is_kept)
 
     char *opp = e2e_sf_find(&e, "Opportunity", "HubSpot_Deal_Id__c", deal);
     cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
-    d = e2e_hs_get(&e, "deals", deal);
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
     char name[64];
     e2e_sf_text(o, "Name", name, sizeof(name));
     char *detail = e2e_last_detail(&e, opp);
@@ -898,6 +910,38 @@ START_TEST(user_change_after_an_opportunity_made_without_its_link_is_kept)
     free(detail);
     cJSON_Delete(d);
     cJSON_Delete(o);
+    free(opp);
+    free(deal);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* Chaos run (300 changes, make test, 2026-12-06: "deal belongs to no record a user made"):
+ * dealsync made the opportunity of a user's new deal and lost the answer (no link), and the user
+ * deleted the deal. The deletion webhook found no link to forget; the opportunity's outbound
+ * message then found the deal its deal id field names gone, and made a new deal. Deleting a
+ * deal never deletes the opportunity, and only a change made after the delete makes a new deal
+ * (docs/two-way.md). */
+START_TEST(deal_deleted_before_its_opportunitys_link_was_saved_is_not_made_again)
+{
+    struct e2e e;
+    char *deal = deal_whose_opportunity_answer_is_lost(&e, "e2e_chaos_deleted_unlinked",
+                                                       "Deleted before linked");
+    char *opp = e2e_sf_find(&e, "Opportunity", "HubSpot_Deal_Id__c", deal);
+    delete_deal_in_hubspot(&e, deal);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    ck_assert_int_eq(fault_fired(&e), 1);
+    int live = live_deals_of(&e, opp);
+    int named = live_deals_named(&e, "Deleted before linked");
+    char *detail = e2e_last_detail(&e, opp);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    ck_assert_msg(o && live == 0 && named == 0 && e2e_events(&e, "dead") == 0,
+                  "opportunity %s %s, %d live deal(s) for it and %d named as the deal the user "
+                  "deleted (none expected), %lld dead events; last outcome: %s",
+                  opp, o ? "kept" : "gone", live, named, e2e_events(&e, "dead"),
+                  detail ? detail : "");
+    cJSON_Delete(o);
+    free(detail);
     free(opp);
     free(deal);
     e2e_stop(&e);
@@ -969,6 +1013,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, contact_made_in_hubspot_while_dealsync_creates_it_is_still_associated);
     tcase_add_test(open, user_change_after_a_deal_made_without_its_link_is_kept);
     tcase_add_test(open, user_change_after_an_opportunity_made_without_its_link_is_kept);
+    tcase_add_test(open, deal_deleted_before_its_opportunitys_link_was_saved_is_not_made_again);
     suite_add_tcase(s, open);
     return s;
 }

@@ -102,7 +102,8 @@ static int count_deals_named(struct e2e *e, const char *prefix)
 START_TEST(new_opportunities_are_never_duplicated)
 {
     struct e2e e;
-    e2e_start(&e, "e2e_no_dup", NULL, NULL, true);
+    const char *env[] = {"API_TIMEOUT_MS=2000", NULL};
+    e2e_start(&e, "e2e_no_dup", env, NULL, true);
     /* With an account and a contact role, as the seed has: the handler's batch then spends
      * longer between creating the deal and recording the link. */
     cJSON *accounts = NULL;
@@ -117,11 +118,13 @@ START_TEST(new_opportunities_are_never_duplicated)
         cJSON_IsArray(contacts) ? contacts : cJSON_GetObjectItemCaseSensitive(contacts, "records");
     char *contact = xstrdup(sbtest_str(cJSON_GetArrayItem(list, 0), "Id"));
     cJSON_Delete(contacts);
-    /* The first association call is rate limited: the handler has created the deal but not yet
+    /* The first deal create's answer is lost (a new deal is created with its associations, so
+     * no later call of the batch can fail after it): the handler has created the deal but not
      * saved its link when it gives up, and the deal's webhooks arrive meanwhile. */
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[{\"path\":\"/crm/v4/associations/\","
-                            "\"status\":429,\"count\":1}]}",
+                            "{\"rules\":[{\"path\":\"/crm/v3/objects/deals/batch/create\","
+                            "\"action\":\"timeout_after_write\",\"hold_ms\":3000,"
+                            "\"count\":1}]}",
                             NULL),
                      200);
     for (int i = 0; i < 4; i++) {

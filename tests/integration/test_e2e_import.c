@@ -628,16 +628,19 @@ END_TEST
 START_TEST(a_deal_synced_before_its_link_keeps_the_opportunity_owner)
 {
     struct e2e e;
-    e2e_start(&e, "import_owner", NULL, NULL, true);
-    /* The opportunity's deal is written, then the slice fails (the company cannot be made)
+    const char *env[] = {"API_TIMEOUT_MS=2000", NULL};
+    e2e_start(&e, "import_owner", env, NULL, true);
+    /* The opportunity's deal is written, then the slice fails (the create's answer is lost;
+     * this was a company that could not be made, when companies came after the deal write)
      * and is retried while the deal's webhooks come back. The deal has no owner (the
      * Salesforce owner has no HubSpot owner). In a 10,000-record import such deals were synced
      * back before their link was saved and blanked 995 opportunities' owners; the link is now
      * saved right after the deal write, and a blank owner is never written to Salesforce (which
      * refuses it: nothing may end dead either). */
     cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
-                         "{\"rules\":[{\"path\":\"/crm/v3/objects/companies\","
-                         "\"status\":503,\"count\":1}]}",
+                         "{\"rules\":[{\"path\":\"/crm/v3/objects/deals/batch/create\","
+                         "\"action\":\"timeout_after_write\",\"hold_ms\":3000,"
+                         "\"count\":1}]}",
                          200));
     cJSON *account = sb_json(&e, "POST", "/_sandbox/salesforce/records/Account",
                              "{\"Name\":\"Owned Inc\"}", 201);
@@ -676,7 +679,7 @@ START_TEST(a_transiently_dead_record_is_retried_automatically)
     e2e_start(&e, "import_dead_retry", env, NULL, true);
     /* HubSpot answers 503 to the first deal creation: with one attempt allowed, it dies. */
     cJSON_Delete(sb_json(&e, "PUT", "/_sandbox/faults",
-                         "{\"rules\":[{\"path\":\"/crm/v3/objects/deals/batch/upsert\","
+                         "{\"rules\":[{\"path\":\"/crm/v3/objects/deals/batch/create\","
                          "\"status\":503,\"count\":1}]}",
                          200));
     cJSON *opp = sb_json(&e, "POST", "/_sandbox/salesforce/records/Opportunity",

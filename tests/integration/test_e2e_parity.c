@@ -188,6 +188,7 @@ static int deal_writes(struct e2e *e, long long mark)
 {
     return e2e_count(e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/update") +
            e2e_count(e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert") +
+           e2e_count(e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/create") +
            e2e_count(e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals/");
 }
 

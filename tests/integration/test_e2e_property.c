@@ -141,6 +141,7 @@ static int writes_to(struct world *w, bool is_sf, long long mark)
                e2e_count(&w->e, mark, "salesforce", "in", "POST", "/services/data") +
                e2e_count(&w->e, mark, "salesforce", "in", "DELETE", "/services/data");
     return e2e_count(&w->e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/u") +
+           e2e_count(&w->e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/create") +
            e2e_count(&w->e, mark, "hubspot", "in", "PATCH", "/crm/v3/objects/deals");
 }
 

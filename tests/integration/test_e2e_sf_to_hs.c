@@ -808,7 +808,7 @@ START_TEST(batch_and_setup)
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
     report(&e, "batch of 3 new opportunities (one claim)", mark);
     ck_assert_int_eq(
-        e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/upsert"), 1);
+        e2e_count(&e, mark, "hubspot", "in", "POST", "/crm/v3/objects/deals/batch/create"), 1);
     /* One query read the three opportunities with their contact roles (a subquery); no query
      * of the roles on their own. */
     const char *opp_query[] = {"FROM%20OpportunityContactRoles",

@@ -247,12 +247,14 @@ cJSON *hs_assoc_targets(enum hs_type t, int64_t id, enum hs_type tt)
         found[n] = (struct target){e->to_id, n};
         n++;
     }
-    qsort(found, n, sizeof(*found), by_id_then_order);
     size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || found[i].id != found[i - 1].id)
-            found[kept++] = found[i];
-    qsort(found, kept, sizeof(*found), by_order);
+    if (n > 0) { /* qsort takes no NULL array, even empty (UBSan) */
+        qsort(found, n, sizeof(*found), by_id_then_order);
+        for (size_t i = 0; i < n; i++)
+            if (i == 0 || found[i].id != found[i - 1].id)
+                found[kept++] = found[i];
+        qsort(found, kept, sizeof(*found), by_order);
+    }
     cJSON *ids = cJSON_CreateArray();
     for (size_t i = 0; i < kept; i++)
         cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)found[i].id));

@@ -119,6 +119,37 @@ START_TEST(lifecycle_stage_sync_off_leaves_the_stage)
 }
 END_TEST
 
+/* The roll-ups of a contact dealsync is about to create, from the batch's deals: the same
+ * answers contact_rollup_load's query gives (ties in the creation time go to the larger
+ * opportunity id). */
+START_TEST(rollups_of_the_batch_deals)
+{
+    struct synced_deal d[] = {
+        {"006A", "1", 1767225600000LL, -1, "100", false, false},
+        {"006B", "2", 1767312000000LL, 1798675200000LL, "250.5", true, true},
+        {"006C", "3", 1767312000000LL, 1798761600000LL, "1000", true, true},
+    };
+    struct contact_rollup r;
+    contact_rollup_of(d, 3, &r);
+    ck_assert_int_eq(r.num_deals, 3);
+    ck_assert_int_eq(r.first_created_ms, 1767225600000LL);
+    ck_assert_int_eq(r.recent_close_ms, 1798761600000LL);
+    ck_assert_str_eq(r.recent_amount, "1000");
+    ck_assert_str_eq(r.total_revenue, "1250.5");
+    ck_assert(r.has_open && r.has_won);
+    contact_rollup_clear(&r);
+
+    contact_rollup_of(d, 0, &r);
+    ck_assert_int_eq(r.num_deals, 0);
+    ck_assert_int_eq(r.first_created_ms, -1);
+    ck_assert_int_eq(r.recent_close_ms, -1);
+    ck_assert_ptr_null(r.recent_amount);
+    ck_assert_str_eq(r.total_revenue, "0");
+    ck_assert(!r.has_open && !r.has_won);
+    contact_rollup_clear(&r);
+}
+END_TEST
+
 Suite *suite_contact_rollups(void);
 Suite *suite_contact_rollups(void)
 {
@@ -129,6 +160,7 @@ Suite *suite_contact_rollups(void)
     tcase_add_test(tc, lifecycle_never_moves_back);
     tcase_add_test(tc, a_contact_without_deals_is_cleared);
     tcase_add_test(tc, lifecycle_stage_sync_off_leaves_the_stage);
+    tcase_add_test(tc, rollups_of_the_batch_deals);
     suite_add_tcase(s, tc);
     return s;
 }
