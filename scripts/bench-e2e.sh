@@ -46,8 +46,8 @@ cleanup() {
 trap cleanup EXIT
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
-  local p=$((20000 + RANDOM % 30000))
-  while ! port_is_free "$p"; do p=$((20000 + RANDOM % 30000)); done
+  local p=$((20000 + RANDOM % 12000))
+  while ! port_is_free "$p"; do p=$((20000 + RANDOM % 12000)); done
   echo "$p"
 }
 wait_http() {
