@@ -812,6 +812,8 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
     /* Without an old baseline, a field left to the other direction gets none (null). */
     sync_deal_keep_baseline(w->pending, w->has_link ? w->link.sf_seen : NULL,
                             w->has_link ? w->link.hs_seen : NULL, l.sf_seen, l.hs_seen);
+    /* The account and record type keep theirs unless written here (an echo is told by them). */
+    sync_echo_keep_followed(w->has_link ? w->link.sf_seen : NULL, l.sf_seen);
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));

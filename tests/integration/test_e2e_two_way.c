@@ -483,23 +483,6 @@ static char *hs_make(struct e2e *e, const char *type, const char *props_json)
     return id;
 }
 
-/* The deal's primary company (type 5) id, or "" (written into out). */
-static const char *primary_company(struct e2e *e, const char *deal_id, char *out, size_t n)
-{
-    cJSON *d = e2e_hs_get(e, "deals", deal_id);
-    const cJSON *a;
-    snprintf(out, n, "%s", "");
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
-    {
-        const cJSON *t = cJSON_GetObjectItem(a, "associationTypeId");
-        if (strcmp(sbtest_str(a, "toObjectType"), "companies") == 0 && cJSON_IsNumber(t) &&
-            t->valueint == 5)
-            snprintf(out, n, "%s", sbtest_str(a, "toObjectId"));
-    }
-    cJSON_Delete(d);
-    return out;
-}
-
 struct company_wait {
     struct e2e *e;
     const char *opp;
@@ -511,7 +494,7 @@ static bool has_company(void *arg)
     struct company_wait *w = arg;
     char *deal = e2e_deal_id_of(w->e, w->opp);
     if (deal)
-        primary_company(w->e, deal, w->company, sizeof(w->company));
+        e2e_primary_company(w->e, deal, w->company, sizeof(w->company));
     free(deal);
     return deal && w->company[0];
 }
