@@ -124,6 +124,8 @@ static int hubspot_calls_before(struct e2e *e, long long mark, const char *path,
 
 #define DEAL_READS "/crm/v3/objects/deals/batch/read"
 #define CONTACT_READS "/crm/v3/objects/contacts/batch/read"
+#define CONTACT_SEARCHES "/crm/v3/objects/contacts/search"
+#define CONTACT_CREATES "/crm/v3/objects/contacts/batch/create"
 #define CONTACT_UPDATES "/crm/v3/objects/contacts/batch/update"
 #define DEAL_CREATES "/crm/v3/objects/deals/batch/create"
 #define DEAL_UPSERTS "/crm/v3/objects/deals/batch/upsert"
@@ -632,6 +634,86 @@ START_TEST(roles_synced_with_their_opportunity_are_not_queued_again)
 }
 END_TEST
 
+/* A contact made in HubSpot (by hand), through the control API: its id. */
+static char *hs_contact_by_hand(struct e2e *e, const char *props_json)
+{
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    cJSON *made = NULL;
+    int status = e2e_sb(e, "POST", "/_sandbox/hubspot/objects/contacts", body, &made);
+    ck_assert_msg(status == 200 || status == 201, "contact create: %d", status);
+    free(body);
+    char *id = xstrdup(sbtest_str(made, "id"));
+    cJSON_Delete(made);
+    return id;
+}
+
+/* Contacts with an e-mail are created without a search by Salesforce contact id first: one
+ * HubSpot already has by that e-mail (HubSpot keeps contact e-mails unique and deduplicates by
+ * them) is told by the refused create and read by e-mail, and no second contact is made. A
+ * contact without an e-mail, which nothing else finds, is still searched by its contact id and
+ * found. */
+START_TEST(contacts_with_an_email_are_not_searched)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_contact_search", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *kim = e2e_sf_create(&e, "Contact",
+                              "{\"LastName\":\"Known\",\"FirstName\":\"Kim\","
+                              "\"Email\":\"kim@known.test\"}");
+    char *lee = e2e_sf_create(&e, "Contact",
+                              "{\"LastName\":\"New\",\"FirstName\":\"Lee\","
+                              "\"Email\":\"lee@new.test\"}");
+    char *noel = e2e_sf_create(&e, "Contact", "{\"LastName\":\"Nomail\",\"FirstName\":\"Noel\"}");
+    /* Kim is in HubSpot already by her e-mail (a person made her, with another first name);
+     * Noel by his Salesforce contact id (no e-mail). */
+    char *hs_kim =
+        hs_contact_by_hand(&e, "{\"email\":\"kim@known.test\",\"firstname\":\"Kimberly\"}");
+    char *props = xasprintf("{\"lastname\":\"Nomail\",\"salesforcecontactid\":\"%s\"}", noel);
+    char *hs_noel = hs_contact_by_hand(&e, props);
+    free(props);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+
+    long long mark = e2e_mark(&e);
+    const char *with_email[] = {kim, lee, NULL};
+    char *opp = quiet_opportunity(&e, "Contacts by e-mail", NULL, with_email);
+    resync(&e, opp);
+    wait_synced(&e, &opp, 1, 2);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_SEARCHES), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_CREATES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_READS), 1);
+    char *linked = hs_contact_of(&e, kim);
+    ck_assert_str_eq(linked, hs_kim);
+    free(linked);
+    /* Hers, not overwritten: dealsync does not own a contact's name. */
+    char *v = contact_prop(&e, hs_kim, "firstname");
+    ck_assert_str_eq(v, "Kimberly");
+    free(v);
+    char *deal = e2e_deal_id_of(&e, opp);
+    ck_assert_int_eq(deal_assocs(&e, deal, "contacts", hs_kim, HS_ASSOC_DEAL_TO_CONTACT), 1);
+    free(deal);
+
+    mark = e2e_mark(&e);
+    const char *without[] = {noel, NULL};
+    char *other = quiet_opportunity(&e, "Contact without e-mail", NULL, without);
+    resync(&e, other);
+    wait_synced(&e, &other, 1, 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_SEARCHES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_CREATES), 0);
+    linked = hs_contact_of(&e, noel);
+    ck_assert_str_eq(linked, hs_noel);
+    free(linked);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(other);
+    free(opp);
+    free(hs_noel);
+    free(hs_kim);
+    free(noel);
+    free(lee);
+    free(kim);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -643,6 +725,7 @@ Suite *suite_e2e_calls(void)
         {"inline_assocs", new_deals_are_created_with_their_associations},
         {"refused_create", a_refused_create_reads_the_deal},
         {"roles_synced", roles_synced_with_their_opportunity_are_not_queued_again},
+        {"contact_search", contacts_with_an_email_are_not_searched},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;
