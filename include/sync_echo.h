@@ -12,7 +12,6 @@
 
 #include "compiler.h"
 #include "err.h"
-#include "mapping.h"
 #include "queue.h"
 
 /* Whether every event of rec (a hubspot deal record) is known to dealsync already: a
@@ -25,21 +24,6 @@
  * the deal handler records them after reading them. On ERR_OK *is_echo is set; ERR_DB
  * otherwise. Uses the caller's connection. */
 enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
-
-/* Whether each of the n opportunity records (sf_ids[i]: record i's 18-character id) holds only
- * outbound messages that report nothing the Salesforce-to-HubSpot sync would carry: each is the
- * record's first attempt, no outcome was ever recorded for it, and every field that sync
- * follows (each mapped field, AccountId and RecordTypeId) holds, in the message, the pair's
- * baseline or the value dealsync last wrote there (record_link.sf_seen, sf_written; a field
- * the message leaves out is blank, as Salesforce leaves null fields out). A record that is not
- * linked, whose baseline lacks a field, whose message lacks Name, StageName or CloseDate (not a
- * message with the fields `dealsync register` asks for), or whose mappings name a parent field
- * (Account.Name: no message carries it) is a normal sync. Reads the links in one statement
- * inside a sync batch (sync_cache.h) and the outcomes in one. On ERR_OK is_echo[i] is set for
- * each record; ERR_DB otherwise. Uses the caller's connection. */
-enum err sync_echo_opportunities(PGconn *db, const struct mapping_set *mappings,
-                                 const struct queue_record *records, const char *const *sf_ids,
-                                 size_t n, bool *is_echo) WARN_UNUSED;
 
 /* The Salesforce-to-HubSpot baseline of the fields that sync follows besides the mappings
  * (AccountId, RecordTypeId), carried from old_sf_seen (may be NULL) into sf_seen where sf_seen

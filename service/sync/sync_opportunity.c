@@ -25,7 +25,7 @@
 #include "sync.h"
 #include "sync_cache.h"
 #include "sync_deal.h"
-#include "sync_echo.h"
+#include "sync_echo_sf.h"
 #include "sync_pair.h"
 #include "sf_setup.h"
 #include "sync_state.h"
@@ -1535,33 +1535,6 @@ static void busy(struct opp *o)
     finish(o, ERR_BUSY, false);
 }
 
-/* Before any lock or read: the records whose outbound messages only report what the pair
- * already agrees on (dealsync's own writes coming back, sync_echo.h) are done, unread. They were
- * about half of the Salesforce records handled under a stream of edits on both sides, each a
- * query and reads of the deal and its associations that found nothing to write. */
-static void skip_echoes(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
-{
-    const char **ids = xcalloc(n + 1, sizeof(*ids));
-    bool *is_echo = xcalloc(n + 1, sizeof(*is_echo));
-    struct queue_record *recs = opps[0].rec; /* the slice's records, contiguous */
-    for (size_t i = 0; i < n; i++)
-        ids[i] = opps[i].is_finished ? NULL : opps[i].id;
-    /* A database error here only means the records are read, as any other. */
-    if (sync_echo_opportunities(db, ctx->mappings, recs, ids, n, is_echo) != ERR_OK)
-        log_warn("outbound messages not checked for echoes; the opportunities are read");
-    for (size_t i = 0; i < n; i++) {
-        if (!is_echo[i])
-            continue;
-        note(&opps[i],
-             "only what the pair already agrees on reported back (sync_echo.h): opportunity %s "
-             "not read",
-             opps[i].id);
-        finish(&opps[i], ERR_OK, true);
-    }
-    free(is_echo);
-    free(ids);
-}
-
 /* Before anything is read: the record's lock, and its partner's when they are linked. */
 static enum err lock_records(PGconn *db, struct opp *opps, size_t n)
 {
@@ -1817,12 +1790,24 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     }
     if (!is_on)
         goto out;
-    skip_echoes(ctx, db, opps, count);
     step = "cannot lock the records";
     rc = lock_records(db, opps, count);
     if (rc != ERR_OK)
         goto failed;
-    /* Every record deferred (another worker holds its pair): nothing to read or write. */
+    /* Outbound messages that only report dealsync's own write back (an opportunity it made or
+     * changed from a deal): nothing to read or write. */
+    for (size_t i = 0; i < count; i++) {
+        bool is_echo = false;
+        if (!opps[i].is_finished &&
+            sync_echo_opportunity(db, ctx->mappings, opps[i].id, opps[i].rec, &is_echo) == ERR_OK &&
+            is_echo) {
+            note(&opps[i], "only dealsync's own write reported back (sync_echo_sf.h): "
+                           "opportunity not read");
+            finish(&opps[i], ERR_OK, true);
+        }
+    }
+    /* Every record deferred (another worker holds its pair) or an echo: nothing to read or
+     * write. */
     size_t open_count = 0;
     for (size_t i = 0; i < count; i++)
         open_count += !opps[i].is_finished;

@@ -1,6 +1,6 @@
 /* test_e2e_echo.c - dealsync's own writes to Salesforce coming back as outbound messages, with
  * both directions running as users run dealsync: a message that reports only what the pair
- * already agrees on is finished without reading the opportunity (sync_echo.h), and anything a
+ * already agrees on is finished without reading the opportunity (sync_echo_sf.h), and anything a
  * user changed, a field cleared (the message leaves it out) or a sync not finished before is
  * still synced. */
 #include <check.h>
@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define DEADLINE_MS 60000
-#define ECHO_DETAIL "already agrees on"
+#define ECHO_DETAIL "own write reported back"
 
 struct field_wait {
     struct e2e *e;
