@@ -113,11 +113,14 @@ static const char claim_sql[] =
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
     /* Not a record whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker
-     * is handling its pair from the other side. The held keys are read once (an InitPlan). */
+     * is handling its pair from the other side. The held keys are read once (an InitPlan), of
+     * this database only (pg_locks shows the cluster's, and advisory locks are per database). */
     "    AND hashtext(CASE r.source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || r.record_id)"
     "        ::oid <> ALL (coalesce((SELECT array_agg(k.objid) FROM pg_locks k"
     "          WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
-    "            AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()), '{}'))"
+    "            AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()"
+    "            AND k.database = (SELECT d.oid FROM pg_database d"
+    "                              WHERE d.datname = current_database())), '{}'))"
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
     "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="

@@ -720,6 +720,11 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
                   "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006A')),"
                   " pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:77'))");
     itest_db_exec(db, "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006B'))");
+    /* A dealsync of another database in the same cluster holds the same key: not this one's. */
+    PGconn *elsewhere = NULL;
+    char *url2 = qtest_db("q_busy_other", &elsewhere);
+    itest_db_exec(elsewhere,
+                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006B'))");
     struct queue_batch b = {0};
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
@@ -731,6 +736,8 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
     ck_assert_str_eq(b.records[0].record_id, "77");
     ck_assert_str_eq(b.records[1].record_id, "006A");
     queue_batch_clear(&b);
+    PQfinish(elsewhere);
+    free(url2);
     PQfinish(other);
     PQfinish(db);
     free(url);
