@@ -632,6 +632,14 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     const char *rt = w->record_type_id;
     if (rt[0] && (!w->opp || !sf_id_equal(str(w->opp, "RecordTypeId"), rt)))
         cJSON_AddStringToObject(w->changes, "RecordTypeId", rt);
+    /* A new opportunity whose deal has no owner with a Salesforce user is owned by the
+     * integration user (HubSpot's rule; Salesforce gives it the writing user anyway): written
+     * as such, the owner is a value dealsync wrote, and the opportunity's outbound message is
+     * told from a user's change without reading it (sync_echo_sf.h). */
+    const struct mapping_field *owner = field_by_sf(ctx->mappings, "OwnerId");
+    if (!w->opp && owner && owner->rule != MAPPING_RULE_NONE && sf_user_id(ctx->sf) &&
+        !cJSON_GetObjectItem(w->changes, "OwnerId"))
+        cJSON_AddStringToObject(w->changes, "OwnerId", sf_user_id(ctx->sf));
     const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
     if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
         cJSON_AddStringToObject(w->changes, "AccountId", account);
