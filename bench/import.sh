@@ -36,11 +36,18 @@ wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; 
 
 export DATABASE_URL
 DATABASE_URL=$(scripts/pg.sh start "$tmp/pg" "$(free_port)")
-SB_PORT=$(free_port)
-SB=http://127.0.0.1:$SB_PORT
-# Records made before dealsync starts send nothing (delivery.drop_rate=1 while seeding).
-"$BUILD/dealsync-sandbox" --port "$SB_PORT" --set delivery.drop_rate=1 >"$tmp/sandbox.log" 2>&1 &
-pids+=($!)
+# Records made before dealsync starts send nothing (delivery.drop_rate=1 while seeding). A port
+# found free can be taken before the sandbox binds it (other runs share the machine): another.
+for _ in 1 2 3 4 5; do
+  SB_PORT=$(free_port)
+  SB=http://127.0.0.1:$SB_PORT
+  "$BUILD/dealsync-sandbox" --port "$SB_PORT" --set delivery.drop_rate=1 >"$tmp/sandbox.log" 2>&1 &
+  sb_pid=$!
+  wait_http "$SB/_sandbox/health" && break
+  kill "$sb_pid" 2>/dev/null || true
+  wait "$sb_pid" 2>/dev/null || true
+done
+pids+=("$sb_pid")
 wait_http "$SB/_sandbox/health"
 
 sb() { curl -fsS -X "$1" "$SB$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
