@@ -93,6 +93,13 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
     return queue_push_groups(db, events, NULL, n, stored, 1, NULL);
 }
 
+/* Not a record whose busy lock another session holds (the "busy" list of claim_sql). */
+#define NOT_BUSY(r)                                                                                \
+    "hashtext(CASE " r ".source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || " r                 \
+    ".record_id)::oid <> ALL (coalesce((SELECT ids FROM busy), '{}'))"
+#define R_NOT_BUSY NOT_BUSY("r")
+#define T_NOT_BUSY NOT_BUSY("t")
+
 /* Candidates come from the partial index of records with open events (migration 0050), not
  * from the events. A record leased here whose events are not visible to this statement's
  * snapshot (a push committed while it ran) comes back with a NULL event id, and is released.
@@ -107,20 +114,20 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
  * when the record is taken over, so a record that kills its worker still reaches
  * QUEUE_MAX_ATTEMPTS. Each event comes back with the attempt it is on. */
 static const char claim_sql[] =
-    "WITH cand AS ("
+    /* The records whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker is
+     * handling their pair from the other side. The held keys are read once, of this database
+     * only (pg_locks shows the cluster's, and advisory locks are per database). */
+    "WITH busy AS ("
+    "  SELECT array_agg(k.objid) AS ids FROM pg_locks k"
+    "  WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
+    "    AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()"
+    "    AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())"
+    "), cand AS ("
     "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before,"
     "         r.lease_owner IS NOT NULL AS lapsed FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
-    /* Not a record whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker
-     * is handling its pair from the other side. The held keys are read once (an InitPlan), of
-     * this database only (pg_locks shows the cluster's, and advisory locks are per database). */
-    "    AND hashtext(CASE r.source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || r.record_id)"
-    "        ::oid <> ALL (coalesce((SELECT array_agg(k.objid) FROM pg_locks k"
-    "          WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
-    "            AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()"
-    "            AND k.database = (SELECT d.oid FROM pg_database d"
-    "                              WHERE d.datname = current_database())), '{}'))"
+    "    AND " R_NOT_BUSY
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
     "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="
@@ -129,9 +136,12 @@ static const char claim_sql[] =
     /* Rows locked beyond what is leased stay locked until the claim commits, and other
      * claims skip them: more than max_records only when the first claimable is background. */
     "  ORDER BY r.priority, r.not_before"
+    /* Busy records are left out here too: a waiting live record whose pair another worker
+     * holds (the webhooks of the deals a background batch is writing) made background claims
+     * the live size, and an import was written in batches of 20 instead of 100. */
     "  LIMIT CASE WHEN (SELECT t.priority FROM sync_record t WHERE t.open_events > 0"
     "                     AND t.not_before <= now() AND (t.lease_expires_at IS NULL"
-    "                       OR t.lease_expires_at < now())"
+    "                       OR t.lease_expires_at < now()) AND " T_NOT_BUSY
     "                   ORDER BY t.priority, t.not_before LIMIT 1) > 0"
     "        THEN greatest($2::int, $4::int) ELSE $2::int END"
     "  FOR UPDATE OF r SKIP LOCKED"

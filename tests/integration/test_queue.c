@@ -744,6 +744,47 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
 }
 END_TEST
 
+/* A live record whose busy lock another session holds (a worker writes its pair from the other
+ * side: the webhooks of the deals an import batch is writing) is no claimable live work: a
+ * claim behind it still takes a full background batch, not the live claim size. */
+START_TEST(a_busy_live_record_leaves_background_claims_full)
+{
+    PGconn *db;
+    char *url = qtest_db("q_busy_live", &db);
+    PGconn *other = itest_db_connect(url);
+    enum { N = 150 };
+    cJSON *p = cJSON_CreateObject();
+    struct queue_event_in evs[N];
+    char keys[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "import:%d", i);
+        evs[i] = (struct queue_event_in){"hubspot", keys[i], "deal", keys[i] + 7,
+                                         "import",  i,       p,      QUEUE_PRIORITY_BACKGROUND};
+    }
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(db, evs, N, &stored), ERR_OK);
+    qtest_push(db, "hubspot", "live-1", "deal", "9999", 1);
+    itest_db_exec(other,
+                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:9999'))");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
+    for (size_t i = 0; i < b.record_count; i++)
+        ck_assert_str_ne(b.records[i].record_id, "9999");
+    queue_batch_clear(&b);
+    /* Released, the live record is claimed first, on its own. */
+    itest_db_exec(other, "SELECT pg_advisory_unlock_all()");
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_str_eq(b.records[0].record_id, "9999");
+    queue_batch_clear(&b);
+    cJSON_Delete(p);
+    PQfinish(other);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -766,6 +807,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_record_claimed_without_events_is_released);
     tcase_add_test(tc, records_are_claimed_in_the_order_their_changes_arrived);
     tcase_add_test(tc, a_record_held_by_another_session_is_left_for_later);
+    tcase_add_test(tc, a_busy_live_record_leaves_background_claims_full);
     tcase_add_test(tc, a_claim_leases_the_record_and_writes_no_event);
     suite_add_tcase(s, tc);
     return s;
