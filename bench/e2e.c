@@ -196,6 +196,43 @@ static long rss_kib(int pid)
     return kib;
 }
 
+/* The sandbox request log's newest id: calls after it are the stream's. */
+static long long request_mark(CURL *c)
+{
+    cJSON *log = NULL;
+    call(c, "GET", "/_sandbox/requests?system=none", NULL, &log);
+    const cJSON *last = cJSON_GetObjectItemCaseSensitive(log, "last_id");
+    long long mark = cJSON_IsNumber(last) ? (long long)last->valuedouble : 0;
+    cJSON_Delete(log);
+    return mark;
+}
+
+/* The API calls dealsync made since mark (the sandbox's log, direction "in"), by system: the
+ * figure an echo read or not read changes, whatever the machine's load. */
+static void report_calls(CURL *c, long long mark, int changes)
+{
+    long long n[2] = {0, 0};
+    static const char *const systems[] = {"salesforce", "hubspot"};
+    for (int i = 0; i < 2; i++) {
+        char *path = xasprintf("/_sandbox/requests?since=%lld&system=%s", mark, systems[i]);
+        cJSON *log = NULL;
+        call(c, "GET", path, NULL, &log);
+        free(path);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(log, "requests"))
+        {
+            const char *dir =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "direction"));
+            n[i] += dir && strcmp(dir, "in") == 0;
+        }
+        cJSON_Delete(log);
+    }
+    printf("api calls from the stream's start to quiet: salesforce %lld, hubspot %lld (%.2f and"
+           " %.2f per change)\n",
+           n[0], n[1], changes ? (double)n[0] / changes : 0.0,
+           changes ? (double)n[1] / changes : 0.0);
+}
+
 /* ---- setup ------------------------------------------------------------------------------ */
 
 static char *find_id(CURL *c, const char *type, const char *field, const char *value)
@@ -441,9 +478,15 @@ static cJSON *read_all(CURL *c, const char *path, const char *id_field, bool is_
     return all;
 }
 
-static cJSON *sf_all(CURL *c, const cJSON **by_record)
+/* Only the fields named (fields=, a comma list) of every opportunity, and only the amount of
+ * every deal: the poller reads both sides 20 times a second, and the sandbox rendering every
+ * field and association of 600 records for it took more of the shared CPU than dealsync. */
+static cJSON *sf_all(CURL *c, const char *fields, const cJSON **by_record)
 {
-    return read_all(c, "/_sandbox/salesforce/records/Opportunity", "Id", false, by_record);
+    char *path = xasprintf("/_sandbox/salesforce/records/Opportunity?fields=%s", fields);
+    cJSON *all = read_all(c, path, "Id", false, by_record);
+    free(path);
+    return all;
 }
 
 static cJSON *hs_deal(CURL *c, int i)
@@ -457,7 +500,7 @@ static cJSON *hs_deal(CURL *c, int i)
 
 static cJSON *hs_all(CURL *c, const cJSON **by_record)
 {
-    return read_all(c, "/_sandbox/hubspot/objects/deals", "id", true, by_record);
+    return read_all(c, "/_sandbox/hubspot/objects/deals?properties=amount", "id", true, by_record);
 }
 
 #define POLL_PERIOD_MS 50
@@ -480,7 +523,7 @@ static void *poll_sides(void *arg)
         }
         if (hs_side.count) {
             memset(by_record, 0, (size_t)record_count * sizeof(*by_record));
-            cJSON *all = sf_all(c, by_record);
+            cJSON *all = sf_all(c, "Id,Name", by_record);
             int64_t now = util_monotonic_ms();
             for (int i = 0; i < record_count; i++) {
                 char name[256];
@@ -532,11 +575,102 @@ static void report_side(const struct side *s)
     free(lat);
 }
 
+/* Where each change's time went, from the event that reported it (matched by the unique value
+ * it carried: an outbound message's Amount, a webhook's dealname): delivered (the change made
+ * to the event stored), waiting for a claim (stored to the last claim) and handled until shown
+ * (that claim to the poller seeing the value; the batch finishes later, after the associations
+ * and the baseline), as p50 over every matched change and as the mean over the slowest 1%:
+ * where the p99 comes from. wall_offset_ms is the wall clock minus the monotonic one (the
+ * database's times are wall clock). */
+static int64_t *stage_values(const int64_t (*st)[3], int n, int which)
+{
+    int64_t *v = xcalloc((size_t)n + 1, sizeof(*v));
+    for (int i = 0; i < n; i++)
+        v[i] = st[i][which];
+    qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+    return v;
+}
+
+static void report_tail(PGconn *db, const struct side *s, long long first_id,
+                        int64_t wall_offset_ms)
+{
+    if (!s->count)
+        return;
+    bool is_sf = s == &sf_side;
+    char *sql =
+        xasprintf("SELECT record_id, %s, (extract(epoch FROM received_at) * 1000)::bigint,"
+                  " (extract(epoch FROM last_attempt_at) * 1000)::bigint,"
+                  " (extract(epoch FROM finished_at) * 1000)::bigint FROM sync_event"
+                  " WHERE id > %lld AND status = 'done' AND %s ORDER BY id",
+                  is_sf ? "payload->'fields'->>'Amount'" : "payload->>'propertyValue'", first_id,
+                  is_sf ? "source = 'salesforce' AND event_type = 'outbound_message'"
+                        : "source = 'hubspot' AND event_type = 'deal.propertyChange'"
+                          " AND payload->>'propertyName' = 'dealname'");
+    PGresult *r = PQexec(db, sql);
+    free(sql);
+    /* per change: the first event that carried its value */
+    int64_t(*at)[3] = xcalloc((size_t)s->count + 1, sizeof(*at));
+    for (int row = 0; PQresultStatus(r) == PGRES_TUPLES_OK && row < PQntuples(r); row++) {
+        long seq = is_sf ? amount_seq(PQgetvalue(r, row, 1)) : name_seq(PQgetvalue(r, row, 1));
+        for (int k = 0; seq > 0 && k < s->count; k++) {
+            if (s->changes[k].seq != seq || at[k][0])
+                continue;
+            for (int c = 0; c < 3; c++)
+                at[k][c] = atoll(PQgetvalue(r, row, 2 + c)) - wall_offset_ms;
+        }
+    }
+    PQclear(r);
+    int64_t(*st)[3] = xcalloc((size_t)s->count + 1, sizeof(*st));
+    int64_t *total = xcalloc((size_t)s->count + 1, sizeof(*total));
+    int n = 0;
+    for (int k = 0; k < s->count; k++) {
+        const struct change *c = &s->changes[k];
+        if (!c->seen_ms || !at[k][0] || !at[k][1] || !at[k][2])
+            continue;
+        st[n][0] = at[k][0] - c->sent_ms;
+        st[n][1] = at[k][1] - at[k][0];
+        st[n][2] = c->seen_ms - at[k][1];
+        total[n++] = c->seen_ms - c->sent_ms;
+    }
+    if (n > 0) {
+        /* the slowest 1%: those at or above the p99 of the matched changes */
+        int64_t *sorted = xcalloc((size_t)n, sizeof(*sorted));
+        memcpy(sorted, total, (size_t)n * sizeof(*sorted));
+        qsort(sorted, (size_t)n, sizeof(*sorted), cmp_i64);
+        int64_t p99 = sorted[(n - 1) * 99 / 100];
+        int64_t sum[3] = {0};
+        int tail = 0;
+        for (int i = 0; i < n; i++) {
+            if (total[i] < p99)
+                continue;
+            tail++;
+            for (int c = 0; c < 3; c++)
+                sum[c] += st[i][c];
+        }
+        int64_t *v[3];
+        for (int c = 0; c < 3; c++)
+            v[c] = stage_values((const int64_t(*)[3])st, n, c);
+        printf("where the time went, %s (%d of %d changes matched to their event): p50 delivered"
+               " %lld ms, waiting for a claim %lld ms, claimed to shown %lld ms; the slowest 1%%"
+               " (%d, from %lld ms), means: delivered %lld ms, waiting for a claim %lld ms, claimed"
+               " to shown %lld ms\n",
+               s->name, n, s->count, (long long)v[0][(n - 1) / 2], (long long)v[1][(n - 1) / 2],
+               (long long)v[2][(n - 1) / 2], tail, (long long)p99, (long long)(sum[0] / tail),
+               (long long)(sum[1] / tail), (long long)(sum[2] / tail));
+        for (int c = 0; c < 3; c++)
+            free(v[c]);
+        free(sorted);
+    }
+    free(total);
+    free(st);
+    free(at);
+}
+
 /* Every record on both sides: Amount against amount, Name against dealname. */
 static int compare_all(CURL *c)
 {
     const cJSON **by_record = xcalloc((size_t)record_count, sizeof(*by_record));
-    cJSON *all = sf_all(c, by_record);
+    cJSON *all = sf_all(c, "Id,Name,Amount", by_record);
     int different = 0;
     for (int i = 0; i < record_count; i++) {
         cJSON *d = hs_deal(c, i);
@@ -601,6 +735,8 @@ int main(int argc, char **argv)
     free(faults);
 
     long long first_id = db_scalar(db, "SELECT coalesce(max(id), 0) FROM sync_event");
+    int64_t wall_offset_ms = util_now_ms() - util_monotonic_ms();
+    long long calls_mark = request_mark(c);
     side_init(&sf_side, do_sf ? rate * seconds : 0);
     side_init(&hs_side, do_hs ? rate * seconds : 0);
     pthread_t poller, gen_sf, gen_hs;
@@ -661,6 +797,11 @@ int main(int argc, char **argv)
     report_side(&sf_side);
     report_side(&hs_side);
     report_stages(db, first_id);
+    report_tail(db, &sf_side, first_id, wall_offset_ms);
+    report_tail(db, &hs_side, first_id, wall_offset_ms);
+    /* The sandbox keeps its newest 50,000 requests: a soak's would not all be there. */
+    if (seconds <= 120)
+        report_calls(c, calls_mark, sf_side.count + hs_side.count);
     printf("change requests that failed: %d\n", atomic_load(&failures));
     printf("rss: before %ld KiB, during the stream max %ld KiB, after %ld KiB\n", rss_before,
            rss_max, rss_after);

@@ -36,15 +36,34 @@ wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; 
 
 export DATABASE_URL
 DATABASE_URL=$(scripts/pg.sh start "$tmp/pg" "$(free_port)")
-SB_PORT=$(free_port)
-SB=http://127.0.0.1:$SB_PORT
-# Records made before dealsync starts send nothing (delivery.drop_rate=1 while seeding).
-"$BUILD/dealsync-sandbox" --port "$SB_PORT" --set delivery.drop_rate=1 >"$tmp/sandbox.log" 2>&1 &
-pids+=($!)
+# Records made before dealsync starts send nothing (delivery.drop_rate=1 while seeding). A port
+# found free can be taken before the sandbox binds it (other runs share the machine): another.
+for _ in 1 2 3 4 5; do
+  SB_PORT=$(free_port)
+  SB=http://127.0.0.1:$SB_PORT
+  "$BUILD/dealsync-sandbox" --port "$SB_PORT" --set delivery.drop_rate=1 >"$tmp/sandbox.log" 2>&1 &
+  sb_pid=$!
+  wait_http "$SB/_sandbox/health" && break
+  kill "$sb_pid" 2>/dev/null || true
+  wait "$sb_pid" 2>/dev/null || true
+done
+pids+=("$sb_pid")
 wait_http "$SB/_sandbox/health"
 
 sb() { curl -fsS -X "$1" "$SB$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
 drop() { sb PUT /_sandbox/settings "{\"delivery.drop_rate\": $1}" >/dev/null; }
+# The sandbox decides to drop a webhook or outbound message when it sends it, not when the record
+# changes: before deliveries are turned back on, those of the seeding must be gone, or the last
+# seeded records reach dealsync as live changes (small live batches an import never pays).
+delivered() {
+  for _ in $(seq 1 600); do
+    [ "$(curl -fsS "$SB/_sandbox/hubspot/webhooks" | jq '(.pending // 0) + (.inFlight // 0)')" = 0 ] &&
+      [ "$(curl -fsS "$SB/_sandbox/salesforce/outbound" | jq '.queued | length')" = 0 ] && return 0
+    sleep 0.2
+  done
+  echo "bench: the sandbox still delivers the seeding's messages" >&2
+  return 1
+}
 
 # Seeding N=10000 one curl at a time takes hours: each kind of record is created by one curl
 # reading its requests from a config file (one connection, in order); the ids come back one
@@ -67,6 +86,11 @@ paste -d' ' "$tmp/opportunities" <(paste -d' ' - - <"$tmp/contacts") |
   awk '{ printf "{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\",\"IsPrimary\":true}\n{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}\n", $1, $2, $1, $3 }' |
   bulk /_sandbox/salesforce/records/OpportunityContactRole >"$tmp/roles"
 [ "$(wc -l <"$tmp/roles")" -eq $((2 * N)) ] || { echo "bench: seeding failed" >&2; exit 1; }
+# The records existed before Sync deals is switched on: the switch comes in a later second. The
+# contact-role poller's first window starts at the switch's whole second (SOQL times have whole
+# seconds), so roles seeded in that same second were found by it and synced as live changes, in
+# small live batches, which an import of records made earlier never pays.
+sleep 1.1
 
 PORT=$(free_port)
 export PORT BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL=http://127.0.0.1:$PORT LOG_LEVEL=warn
@@ -82,6 +106,7 @@ export HUBSPOT_API_BASE_URL=$SB HUBSPOT_ACCESS_TOKEN=sandbox-hubspot-token \
 "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz"
+delivered
 drop 0
 
 mark() { curl -fsS "$SB/_sandbox/requests?since=9000000000000000000" | jq -er .last_id; }
@@ -138,6 +163,7 @@ stage=$(curl -fsS "$SB/crm/v3/pipelines/deals" -H 'Authorization: Bearer sandbox
 seq 1 "$N" | awk -v p="$pipeline" -v s="$stage" '{ printf "{\"properties\":{\"dealname\":\"Bench deal %d\",\"pipeline\":\"%s\",\"dealstage\":\"%s\",\"amount\":\"%d\",\"closedate\":\"2027-07-01T00:00:00.000Z\"}}\n", $1, p, s, 5000 + $1 }' |
   bulk /_sandbox/hubspot/objects/deals >"$tmp/deals"
 [ "$(wc -l <"$tmp/deals")" -eq "$N" ] || { echo "bench: deal seeding failed" >&2; exit 1; }
+delivered
 drop 0
 phase "import hubspot -> salesforce" hubspot
 dead=$("$PGBIN/psql" "$DATABASE_URL" -Atqc "select count(*) from sync_event where status = 'dead'")

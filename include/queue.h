@@ -86,7 +86,9 @@ struct queue_batch {
 };
 
 /* Leases up to max_records records that have open events and are not leased (or whose lease
- * expired: their worker died) nor backing off, and marks all their open events running.
+ * expired: their worker died) nor backing off, and returns all their open events, each with
+ * the attempt it is on. The lease is the record's: the events stay pending in the table (the
+ * status views count them running), and a lease that expired counts the attempt it held.
  * Records with a live event come first; a claim holds records of one priority only, and when
  * only background records are claimable it takes up to max(max_records,
  * QUEUE_BACKGROUND_CLAIM) of them.
@@ -105,8 +107,8 @@ enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 
 /* Finishes one claimed record in one transaction: its claimed events become done, pending
  * again (retry: the record backs off retry_delay_ms; events past max_attempts go dead instead)
- * or dead, each with an outcome row, and the lease is released. Only events still leased by
- * owner change: a worker whose lease expired and was taken over changes nothing
+ * or dead, each with an outcome row, and the lease is released. Only the events of a record
+ * still leased by owner change: a worker whose lease expired and was taken over changes nothing
  * (*changed = 0). detail may be NULL. */
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,

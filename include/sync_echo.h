@@ -8,6 +8,8 @@
 
 #include <libpq-fe.h>
 
+#include <cjson/cJSON.h>
+
 #include "compiler.h"
 #include "err.h"
 #include "queue.h"
@@ -22,5 +24,11 @@
  * the deal handler records them after reading them. On ERR_OK *is_echo is set; ERR_DB
  * otherwise. Uses the caller's connection. */
 enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
+
+/* The Salesforce-to-HubSpot baseline of the fields that sync follows besides the mappings
+ * (AccountId, RecordTypeId), carried from old_sf_seen (may be NULL) into sf_seen where sf_seen
+ * has none: the HubSpot-to-Salesforce direction saves the mapped fields only, and a change of
+ * these it did not write is the other direction's to carry. */
+void sync_echo_keep_followed(const cJSON *old_sf_seen, cJSON *sf_seen);
 
 #endif

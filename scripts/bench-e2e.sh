@@ -46,8 +46,8 @@ cleanup() {
 trap cleanup EXIT
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
-  local p=$((20000 + RANDOM % 30000))
-  while ! port_is_free "$p"; do p=$((20000 + RANDOM % 30000)); done
+  local p=$((20000 + RANDOM % 12000))
+  while ! port_is_free "$p"; do p=$((20000 + RANDOM % 12000)); done
   echo "$p"
 }
 wait_http() {
@@ -63,7 +63,13 @@ pgport=$(free_port)
 if [ "${E2E_PG_STATS:-0}" = 1 ]; then
   export PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=2000"
 fi
-pgurl=$(scripts/pg.sh start "$tmp/pg" "$pgport")
+# The port was free when picked, but another engineer's run may take it first: a new one, twice.
+for try in 1 2 3; do
+  if pgurl=$(scripts/pg.sh start "$tmp/pg" "$pgport"); then break; fi
+  [ "$try" -lt 3 ] || exit 1
+  echo "bench-e2e: PostgreSQL could not start on port $pgport; another port" >&2
+  pgport=$(free_port)
+done
 
 # Statements per handled record: every statement the database ran in this mode's database
 # (dealsync's, and bench-e2e's few polls) over the records the workers finished (one finish

@@ -8,7 +8,8 @@
 #   queue drain, one event per record, no-op handler (build/bench-queue) against the textbook
 #     per-event SKIP LOCKED queue and against graphile-worker 0.17, installed from npm into
 #     $BUILD/bench-node for the benchmark only (never a dependency of dealsync; no lock file).
-# BENCH_SKIP_GRAPHILE=1 skips graphile-worker (no npm registry at hand).
+# BENCH_SKIP_GRAPHILE=1 skips graphile-worker (no npm registry at hand). BENCH_PARTS=queue runs the
+# queue drain only (no ingest figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -79,6 +80,7 @@ ingest() { # mode clients events
 echo "bench: $RUNS runs; each figure below is the median"
 for run in $(seq 1 "$RUNS"); do
   echo "-- run $run"
+  if [ "${BENCH_PARTS:-all}" != queue ]; then
   for c in 8 32; do
     tps=$(pgbench_tps "$c"); echo "pgbench INSERT+COMMIT, $c clients: $tps tps"
     record "pg_$c" "$tps"
@@ -95,6 +97,7 @@ for run in $(seq 1 "$RUNS"); do
   out=$(ingest salesforce 8 10); echo "$out"
   record sf "$(echo "$out" | field requests_per_second)"
   record sf_p99 "$(echo "$out" | field p99_ms)"
+  fi
 
   "$PGBIN/dropdb" --if-exists -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
   "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U dealsync bench_queue
@@ -121,6 +124,7 @@ rss_after=$(rss); hwm_after=$(hwm)
 m() { median <"$tmp/$1"; }
 echo
 echo "== medians of $RUNS runs ($(date -u +%F), $(nproc) cores)"
+if [ "${BENCH_PARTS:-all}" != queue ]; then
 echo "ingest: $REQUESTS requests per figure; dealsync serve, WORKER_THREADS=0, HTTP_THREADS=${HTTP_THREADS:-default}, INGEST_COMMIT_THREADS=${INGEST_COMMIT_THREADS:-default}"
 for c in 8 32; do
   printf "  HubSpot, 10 events/request, %2d connections: %7.0f req/s (%6.0f events/s), p99 ack %6.1f ms; pgbench INSERT+COMMIT %7.0f tps; ratio %.2f (goal 1.0)\n" \
@@ -131,6 +135,7 @@ printf "  HubSpot, 100 events/request, 8 connections: %7.0f req/s (%6.0f events/
 printf "  the same events split into the queue (first request to empty inbox): %6.0f, %6.0f and %6.0f events/s (10 events, 8 and 32 connections; 100 events)\n" \
   "$(m hs_split_8)" "$(m hs_split_32)" "$(m hs100_split)"
 printf "  Salesforce, 10 notifications/message, 8 connections: %7.0f req/s, p99 ack %6.1f ms\n" "$(m sf)" "$(m sf_p99)"
+fi
 echo "queue drain: $QEVENTS events, one per record, $QTHREADS workers, no-op handler"
 printf "  dealsync %7.0f events/s; textbook per-event queue %7.0f events/s; ratio %.2f (goal 5)\n" \
   "$(m q_dealsync)" "$(m q_textbook)" "$(m q_ratio_textbook)"

@@ -27,7 +27,10 @@ static enum err save_link(PGconn *db, const char *sf_id, const char *hs_id)
     return link_save(db, &l);
 }
 
-/* Searches contacts whose contact id property is one of the unresolved ids. */
+/* Searches contacts whose contact id property is one of the unresolved ids of contacts without
+ * an e-mail. One with an e-mail is found by it instead, at no call when HubSpot does not have it:
+ * its create is refused when the e-mail is taken (HubSpot keeps contact e-mails unique, and
+ * deduplicates by e-mail, its Salesforce integration too), and it is then read by e-mail. */
 static enum err search_by_contact_id(struct hs_client *hs, const struct config *cfg,
                                      const cJSON *contacts, cJSON *map)
 {
@@ -36,7 +39,8 @@ static enum err search_by_contact_id(struct hs_client *hs, const struct config *
     enum err rc = ERR_OK;
     cJSON_ArrayForEach(c, contacts)
     {
-        if (str(c, "Id") && !cJSON_GetObjectItemCaseSensitive(map, str(c, "Id")))
+        if (str(c, "Id") && !str(c, "Email") &&
+            !cJSON_GetObjectItemCaseSensitive(map, str(c, "Id")))
             cJSON_AddItemToArray(values, cJSON_CreateString(str(c, "Id")));
     }
     while (rc == ERR_OK && cJSON_GetArraySize(values) > 0) {
@@ -74,7 +78,13 @@ static enum err search_by_contact_id(struct hs_client *hs, const struct config *
     return rc;
 }
 
-static enum err read_by_email(struct hs_client *hs, const cJSON *contacts, cJSON *map)
+static cJSON *known_of(const struct config *cfg, const cJSON *records);
+
+/* Reads the unresolved contacts by e-mail, with their roll-up properties and lifecycle stage:
+ * what they hold is recorded as read a moment ago (contact_rollup_known_save), and their ids
+ * appended to read (so their roll-ups are written without a second read). */
+static enum err read_by_email(struct hs_client *hs, PGconn *db, const struct config *cfg,
+                              const cJSON *contacts, cJSON *map, cJSON *read)
 {
     const char **emails = xcalloc((size_t)cJSON_GetArraySize(contacts) + 1, sizeof(*emails));
     size_t n = 0;
@@ -87,7 +97,18 @@ static enum err read_by_email(struct hs_client *hs, const cJSON *contacts, cJSON
     enum err rc = ERR_OK;
     if (n > 0) {
         struct hs_batch_result res = {0};
-        rc = hs_batch_read(hs, "contacts", "email", "email", emails, n, &res);
+        char *rollups = contact_rollup_property_list(cfg);
+        char *props = xasprintf("email,%s", rollups);
+        rc = hs_batch_read(hs, "contacts", "email", props, emails, n, &res);
+        free(props);
+        free(rollups);
+        if (rc == ERR_OK && cJSON_GetArraySize(res.results) > 0) {
+            cJSON *observed = known_of(cfg, res.results);
+            rc = contact_rollup_known_save(db, observed, true);
+            for (const cJSON *e = observed->child; read && e; e = e->next)
+                cJSON_AddItemToArray(read, cJSON_CreateString(e->string));
+            cJSON_Delete(observed);
+        }
         const cJSON *r;
         cJSON_ArrayForEach(r, res.results)
         {
@@ -228,8 +249,9 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
     }
     /* Created first, and read by e-mail only when HubSpot refuses a create because the e-mail
      * is taken: contacts HubSpot does not have yet (an import into a new portal) cost the
-     * create alone, where a read came first; a batch whose contacts all exist already costs
-     * the refused create and the read, one call more than a read first. */
+     * create alone, where a search by contact id and a read came first; a batch whose contacts
+     * all exist already costs the refused create and the read. Only contacts without an e-mail
+     * are searched by contact id first (nothing else can find them). */
     rc = search_by_contact_id(hs, cfg, contacts, m);
     int refused = 0;
     cJSON *made = cJSON_CreateArray();
@@ -249,7 +271,7 @@ enum err hs_contacts_resolve(struct hs_client *hs, PGconn *db, const struct conf
      * unique; a person made it, or another worker or replica meanwhile): it is read by e-mail,
      * so the deal still gets it. */
     if (rc == ERR_OK && refused > 0)
-        rc = read_by_email(hs, contacts, m);
+        rc = read_by_email(hs, db, cfg, contacts, m, created);
     if (rc != ERR_OK)
         goto out;
     for (cJSON *e = m->child; e && rc == ERR_OK; e = e->next)

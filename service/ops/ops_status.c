@@ -79,9 +79,12 @@ static enum err query_json(PGconn *db, const char *sql, int n, const char *const
     return rc;
 }
 
+/* Running: a pending event of a record under a lease that has not run out (a claim leases the
+ * record and leaves its events pending, queue.c), or one an older worker marked running. */
 static const char queue_sql[] =
-    "SELECT count(*) FILTER (WHERE status = 'pending') AS pending,"
-    "       count(*) FILTER (WHERE status = 'running') AS running,"
+    "SELECT count(*) FILTER (WHERE status = 'pending' AND r.record_id IS NULL) AS pending,"
+    "       count(*) FILTER (WHERE status = 'running' OR (status = 'pending'"
+    "         AND r.record_id IS NOT NULL)) AS running,"
     "       count(*) FILTER (WHERE status = 'done') AS done,"
     "       count(*) FILTER (WHERE status = 'dead') AS dead,"
     "       coalesce(extract(epoch FROM now() - min(received_at) FILTER (WHERE status IN"
@@ -90,7 +93,9 @@ static const char queue_sql[] =
     "       coalesce(extract(epoch FROM avg(finished_at - received_at) FILTER (WHERE status ="
     "         'done' AND finished_at > now() - interval '1 hour')), 0)::float8 AS lag_seconds,"
     "       (SELECT count(*) FROM ingest_inbox) AS inbox_pending" /* acked, not yet split */
-    "  FROM sync_event";
+    "  FROM sync_event e LEFT JOIN sync_record r"
+    "    ON (r.source, r.object_type, r.record_id) = (e.source, e.object_type, e.record_id)"
+    "   AND r.open_events > 0 AND r.lease_expires_at > now()";
 
 static const char last_24h_sql[] =
     "SELECT CASE source WHEN 'salesforce' THEN 'salesforce to hubspot'"

@@ -93,23 +93,41 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
     return queue_push_groups(db, events, NULL, n, stored, 1, NULL);
 }
 
+/* Not a record whose busy lock another session holds (the "busy" list of claim_sql). */
+#define NOT_BUSY(r)                                                                                \
+    "hashtext(CASE " r ".source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || " r                 \
+    ".record_id)::oid <> ALL (coalesce((SELECT ids FROM busy), '{}'))"
+#define R_NOT_BUSY NOT_BUSY("r")
+#define T_NOT_BUSY NOT_BUSY("t")
+
 /* Candidates come from the partial index of records with open events (migration 0050), not
  * from the events. A record leased here whose events are not visible to this statement's
  * snapshot (a push committed while it ran) comes back with a NULL event id, and is released.
  * The most urgent records come first (sync_record.priority: that of the most urgent open
  * event, kept by the push), and a claim holds records of one priority only: a live batch is
- * never held up behind a hundred background records. */
+ * never held up behind a hundred background records.
+ * The lease is the record's alone: the claim reads its open events and writes none of them
+ * (migration 0131). Each event written at every claim was a new tuple version with an entry in
+ * three indexes and a row in the open-events trigger's transition tables, for a change (pending
+ * to running) that the lease already says. An attempt is counted when it ends (the finish); a
+ * lease that ran out without a finish or a release (its worker died or hung) is counted here,
+ * when the record is taken over, so a record that kills its worker still reaches
+ * QUEUE_MAX_ATTEMPTS. Each event comes back with the attempt it is on. */
 static const char claim_sql[] =
-    "WITH cand AS ("
-    "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before FROM sync_record r"
+    /* The records whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker is
+     * handling their pair from the other side. The held keys are read once, of this database
+     * only (pg_locks shows the cluster's, and advisory locks are per database). */
+    "WITH busy AS ("
+    "  SELECT array_agg(k.objid) AS ids FROM pg_locks k"
+    "  WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
+    "    AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()"
+    "    AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())"
+    "), cand AS ("
+    "  SELECT r.source, r.object_type, r.record_id, r.priority, r.not_before,"
+    "         r.lease_owner IS NOT NULL AS lapsed FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
-    /* Not a record whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker
-     * is handling its pair from the other side. The held keys are read once (an InitPlan). */
-    "    AND hashtext(CASE r.source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || r.record_id)"
-    "        ::oid <> ALL (coalesce((SELECT array_agg(k.objid) FROM pg_locks k"
-    "          WHERE k.locktype = 'advisory' AND k.classid = " QUEUE_RECORD_LOCK_CLASS "::oid"
-    "            AND k.objsubid = 2 AND k.granted AND k.pid <> pg_backend_pid()), '{}'))"
+    "    AND " R_NOT_BUSY
     /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
     "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="
@@ -118,9 +136,12 @@ static const char claim_sql[] =
     /* Rows locked beyond what is leased stay locked until the claim commits, and other
      * claims skip them: more than max_records only when the first claimable is background. */
     "  ORDER BY r.priority, r.not_before"
+    /* Busy records are left out here too: a waiting live record whose pair another worker
+     * holds (the webhooks of the deals a background batch is writing) made background claims
+     * the live size, and an import was written in batches of 20 instead of 100. */
     "  LIMIT CASE WHEN (SELECT t.priority FROM sync_record t WHERE t.open_events > 0"
     "                     AND t.not_before <= now() AND (t.lease_expires_at IS NULL"
-    "                       OR t.lease_expires_at < now())"
+    "                       OR t.lease_expires_at < now()) AND " T_NOT_BUSY
     "                   ORDER BY t.priority, t.not_before LIMIT 1) > 0"
     "        THEN greatest($2::int, $4::int) ELSE $2::int END"
     "  FOR UPDATE OF r SKIP LOCKED"
@@ -128,22 +149,27 @@ static const char claim_sql[] =
     "  SELECT c.*, row_number() OVER (ORDER BY c.priority, c.not_before) AS n,"
     "         min(c.priority) OVER () AS top FROM cand c"
     "), pick AS ("
-    "  SELECT source, object_type, record_id FROM ranked"
+    "  SELECT source, object_type, record_id, lapsed FROM ranked"
     "  WHERE priority = top AND (n <= $2::int OR priority > 0)"
     "), leased AS ("
-    "  UPDATE sync_record r SET lease_owner = $1,"
+    "  UPDATE sync_record r SET lease_owner = $1, leased_at = now(),"
     "         lease_expires_at = now() + make_interval(secs => $3::int)"
     "  FROM pick c WHERE (r.source, r.object_type, r.record_id) ="
     "                    (c.source, c.object_type, c.record_id)"
-    "  RETURNING r.source, r.object_type, r.record_id"
-    "), ev AS ("
-    "  UPDATE sync_event e SET status = 'running', attempts = e.attempts + 1,"
-    "         lease_owner = $1, last_attempt_at = now()"
-    "  FROM leased l WHERE (e.source, e.object_type, e.record_id) ="
-    "                      (l.source, l.object_type, l.record_id)"
+    "  RETURNING r.source, r.object_type, r.record_id, c.lapsed"
+    /* the attempt of a lease that ran out, counted on the events it held */
+    "), counted AS ("
+    "  UPDATE sync_event e SET attempts = e.attempts + 1"
+    "  FROM leased l WHERE l.lapsed AND (e.source, e.object_type, e.record_id) ="
+    "                                   (l.source, l.object_type, l.record_id)"
     "    AND e.status IN ('pending', 'running')"
-    "  RETURNING e.source, e.object_type, e.record_id, e.id, e.event_type, e.payload,"
-    "            e.attempts, e.occurred_at"
+    "  RETURNING e.id"
+    "), ev AS ("
+    "  SELECT e.source, e.object_type, e.record_id, e.id, e.event_type, e.payload,"
+    "         e.attempts + CASE WHEN l.lapsed THEN 2 ELSE 1 END AS attempts, e.occurred_at"
+    "  FROM leased l JOIN sync_event e ON (e.source, e.object_type, e.record_id) ="
+    "                                    (l.source, l.object_type, l.record_id)"
+    "  WHERE e.status IN ('pending', 'running')"
     /* Every event, then every leased record with a NULL event id: queue_claim matches them
      * (a join here was a nested loop comparing every record with every event). */
     ") SELECT source, object_type, record_id, id, event_type, payload::text, attempts,"
@@ -315,42 +341,53 @@ void queue_batch_clear(struct queue_batch *b)
 
 /* Finishes many records in one statement. Per record: $2-$4 key, $5 outcome, $6 detail,
  * $7 retry delay, $8 skipped, $12 error code (the handler's error name), $13 warning; per event: $9
- * id, $10 its record's index (1-based). Events are read through the primary key (= ANY) and find
- * their record's values by array position, so no step joins the inputs to a table by scanning it.
+ * id, $10 its record's index (1-based). Each event is read through the primary key, joined to its
+ * input row (id, record index), and finds its record's values by subscript: no step compares
+ * every event with every other (array_position over the ids, evaluated for each event, was: a
+ * batch of 100 records with 8 events each spent most of its 100 to 300 ms there).
  * The records are locked in key order first, as the open-events trigger of a concurrent push does:
- * no deadlock. The record's UPDATE also takes its closed events off open_events, so the
+ * no deadlock. Only the events of records still leased by owner change (the lease is the
+ * record's: a worker whose lease ran out and was taken over changes nothing); each ends the
+ * attempt it was on (attempts + 1; a deferral counts none), dated from its record's claim
+ * (last_attempt_at). The record's UPDATE also takes its closed events off open_events, so the
  * statement trigger of migration 0050 skips this statement (finish_counted, migration 0085)
  * instead of updating every finished record a second time. */
-#define EVENT_RECORD "($10::int[])[array_position($9::bigint[], e.id)]"
-#define EVENT_OUTCOME "($5::text[])[" EVENT_RECORD "]"
 static const char finish_sql[] =
     "WITH lk AS ("
-    "  SELECT r.source, r.object_type, r.record_id, u.delay_ms, u.k"
+    "  SELECT r.source, r.object_type, r.record_id, u.delay_ms, u.k::int AS k,"
+    "         r.lease_owner = $1 AS held, r.leased_at"
     "  FROM unnest($2::text[], $3::text[], $4::text[], $7::int[]) WITH ORDINALITY"
     "       AS u(source, object_type, record_id, delay_ms, k)"
     "  JOIN sync_record r ON (r.source, r.object_type, r.record_id) ="
     "                        (u.source, u.object_type, u.record_id)"
     "  ORDER BY 1, 2, 3 FOR UPDATE OF r"
+    /* the indexes of the records still held, and when each was claimed */
+    "), held AS MATERIALIZED ("
+    "  SELECT coalesce(array_agg(k ORDER BY k) FILTER (WHERE held), '{}') AS ks,"
+    "         coalesce(array_agg(leased_at ORDER BY k) FILTER (WHERE held), '{}') AS ats"
+    "  FROM lk"
     "), ev AS ("
     "  UPDATE sync_event e SET"
-    "    status = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN 'pending'"
-    "                  WHEN " EVENT_OUTCOME " <> 'retry' THEN " EVENT_OUTCOME
-    "                  WHEN e.attempts < $11::int THEN 'pending' ELSE 'dead' END,"
-    "    attempts = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN greatest(e.attempts - 1, 0)"
-    "                    ELSE e.attempts END,"
+    "    status = CASE WHEN o.outcome = 'defer' THEN 'pending'"
+    "                  WHEN o.outcome <> 'retry' THEN o.outcome"
+    "                  WHEN e.attempts + 1 < $11::int THEN 'pending' ELSE 'dead' END,"
+    "    attempts = CASE WHEN o.outcome = 'defer' THEN e.attempts ELSE e.attempts + 1 END,"
     "    lease_owner = NULL,"
-    "    last_error = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
-    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.last_error"
-    "                      ELSE ($6::text[])[" EVENT_RECORD "] END,"
-    "    error_code = CASE WHEN " EVENT_OUTCOME " = 'done' THEN NULL"
-    "                      WHEN " EVENT_OUTCOME " = 'defer' THEN e.error_code"
-    "                      ELSE ($12::text[])[" EVENT_RECORD "] END,"
-    "    finished_at = CASE WHEN " EVENT_OUTCOME " = 'defer' THEN NULL"
-    "                       WHEN " EVENT_OUTCOME " = 'retry' AND e.attempts < $11::int"
+    "    last_attempt_at = h.ats[array_position(h.ks, o.k)],"
+    "    last_error = CASE WHEN o.outcome = 'done' THEN NULL"
+    "                      WHEN o.outcome = 'defer' THEN e.last_error"
+    "                      ELSE ($6::text[])[o.k] END,"
+    "    error_code = CASE WHEN o.outcome = 'done' THEN NULL"
+    "                      WHEN o.outcome = 'defer' THEN e.error_code"
+    "                      ELSE ($12::text[])[o.k] END,"
+    "    finished_at = CASE WHEN o.outcome = 'defer' THEN NULL"
+    "                       WHEN o.outcome = 'retry' AND e.attempts + 1 < $11::int"
     "                       THEN NULL ELSE now() END"
-    "  WHERE e.id = ANY($9::bigint[]) AND e.lease_owner = $1 AND e.status = 'running'"
+    "  FROM (SELECT x.id, x.k, ($5::text[])[x.k] AS outcome"
+    "        FROM unnest($9::bigint[], $10::int[]) AS x(id, k)) o, held h"
+    "  WHERE e.id = o.id AND o.k = ANY(h.ks) AND e.status IN ('pending', 'running')"
     "  RETURNING e.id, e.source, e.object_type, e.record_id, e.status, e.attempts,"
-    "            " EVENT_RECORD " AS i, " EVENT_OUTCOME " AS outcome"
+    "            o.k AS i, o.outcome"
     /* the record index of each closed event, once per closed event (an array: a join of the
      * records with these rows was a nested loop comparing every pair) */
     "), closed AS MATERIALIZED ("
@@ -359,7 +396,7 @@ static const char finish_sql[] =
     "), rec AS ("
     "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL,"
     "         not_before = now() + make_interval(secs => lk.delay_ms / 1000.0),"
-    "         open_events = r.open_events - cardinality(array_positions(c.ks, lk.k::int))"
+    "         open_events = r.open_events - cardinality(array_positions(c.ks, lk.k))"
     "  FROM lk CROSS JOIN closed c"
     "  WHERE (r.source, r.object_type, r.record_id) ="
     "        (lk.source, lk.object_type, lk.record_id) AND r.lease_owner = $1"
@@ -559,7 +596,15 @@ enum err queue_next_due_ms(PGconn *db, long long *ms)
 
 enum err queue_depth(PGconn *db, struct queue_depth *out)
 {
-    PGresult *r = PQexec(db, "SELECT status, count(*) FROM sync_event GROUP BY status");
+    /* Running: a pending event of a record under a lease that has not run out (a claim
+     * leases the record and leaves its events pending), or one an older worker marked. */
+    PGresult *r = PQexec(db, "SELECT CASE WHEN e.status = 'pending' AND r.record_id IS NOT NULL"
+                             "  THEN 'running' ELSE e.status END, count(*)"
+                             " FROM sync_event e LEFT JOIN sync_record r"
+                             "  ON (r.source, r.object_type, r.record_id) ="
+                             "     (e.source, e.object_type, e.record_id)"
+                             "  AND r.open_events > 0 AND r.lease_expires_at > now()"
+                             " GROUP BY 1");
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot count events");
     if (rc == ERR_OK) {
         memset(out, 0, sizeof(*out));

@@ -632,6 +632,14 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     const char *rt = w->record_type_id;
     if (rt[0] && (!w->opp || !sf_id_equal(str(w->opp, "RecordTypeId"), rt)))
         cJSON_AddStringToObject(w->changes, "RecordTypeId", rt);
+    /* A new opportunity whose deal has no owner with a Salesforce user is owned by the
+     * integration user (HubSpot's rule; Salesforce gives it the writing user anyway): written
+     * as such, the owner is a value dealsync wrote, and the opportunity's outbound message is
+     * told from a user's change without reading it (sync_echo_sf.h). */
+    const struct mapping_field *owner = field_by_sf(ctx->mappings, "OwnerId");
+    if (!w->opp && owner && owner->rule != MAPPING_RULE_NONE && sf_user_id(ctx->sf) &&
+        !cJSON_GetObjectItem(w->changes, "OwnerId"))
+        cJSON_AddStringToObject(w->changes, "OwnerId", sf_user_id(ctx->sf));
     const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
     if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
         cJSON_AddStringToObject(w->changes, "AccountId", account);
@@ -812,6 +820,8 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
     /* Without an old baseline, a field left to the other direction gets none (null). */
     sync_deal_keep_baseline(w->pending, w->has_link ? w->link.sf_seen : NULL,
                             w->has_link ? w->link.hs_seen : NULL, l.sf_seen, l.hs_seen);
+    /* The account and record type keep theirs unless written here (an echo is told by them). */
+    sync_echo_keep_followed(w->has_link ? w->link.sf_seen : NULL, l.sf_seen);
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));

@@ -130,3 +130,19 @@ enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_ech
     *is_echo = all && rc == ERR_OK;
     return rc;
 }
+
+/* ---- The baseline outbound messages are compared with (sync_echo_sf.c) --------------------- */
+
+/* What the Salesforce-to-HubSpot sync follows besides the mapped fields: the account (the
+ * deal's company) and the record type (the deal's pipeline). */
+static const char *const followed_fields[] = {"AccountId", "RecordTypeId"};
+#define FOLLOWED_COUNT (sizeof(followed_fields) / sizeof(followed_fields[0]))
+
+void sync_echo_keep_followed(const cJSON *old_sf_seen, cJSON *sf_seen)
+{
+    for (size_t i = 0; i < FOLLOWED_COUNT; i++) {
+        const cJSON *old = cJSON_GetObjectItem(old_sf_seen, followed_fields[i]);
+        if (old && !cJSON_GetObjectItem(sf_seen, followed_fields[i]))
+            cJSON_AddItemToObject(sf_seen, followed_fields[i], cJSON_Duplicate(old, true));
+    }
+}

@@ -25,6 +25,7 @@
 #include "sync.h"
 #include "sync_cache.h"
 #include "sync_deal.h"
+#include "sync_echo_sf.h"
 #include "sync_pair.h"
 #include "sf_setup.h"
 #include "sync_state.h"
@@ -1793,7 +1794,20 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     rc = lock_records(db, opps, count);
     if (rc != ERR_OK)
         goto failed;
-    /* Every record deferred (another worker holds its pair): nothing to read or write. */
+    /* Outbound messages that only report dealsync's own write back (an opportunity it made or
+     * changed from a deal): nothing to read or write. */
+    for (size_t i = 0; i < count; i++) {
+        bool is_echo = false;
+        if (!opps[i].is_finished &&
+            sync_echo_opportunity(db, ctx->mappings, opps[i].id, opps[i].rec, &is_echo) == ERR_OK &&
+            is_echo) {
+            note(&opps[i], "only dealsync's own write reported back (sync_echo_sf.h): "
+                           "opportunity not read");
+            finish(&opps[i], ERR_OK, true);
+        }
+    }
+    /* Every record deferred (another worker holds its pair) or an echo: nothing to read or
+     * write. */
     size_t open_count = 0;
     for (size_t i = 0; i < count; i++)
         open_count += !opps[i].is_finished;

@@ -536,6 +536,22 @@ int e2e_deal_contacts(struct e2e *e, const char *deal_id)
     return n;
 }
 
+const char *e2e_primary_company(struct e2e *e, const char *deal_id, char *out, size_t n)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal_id);
+    const cJSON *a;
+    snprintf(out, n, "%s", "");
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(d, "associations"))
+    {
+        const cJSON *t = cJSON_GetObjectItem(a, "associationTypeId");
+        if (strcmp(sbtest_str(a, "toObjectType"), "companies") == 0 && cJSON_IsNumber(t) &&
+            t->valueint == 5)
+            snprintf(out, n, "%s", sbtest_str(a, "toObjectId"));
+    }
+    cJSON_Delete(d);
+    return out;
+}
+
 char *e2e_deal_id_of(struct e2e *e, const char *opp)
 {
     const char *params[] = {opp};

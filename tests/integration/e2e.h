@@ -118,6 +118,9 @@ void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *
 cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id);
 /* How many contacts the HubSpot deal is associated with (read through the control API). */
 int e2e_deal_contacts(struct e2e *e, const char *deal_id);
+/* The deal's primary company (association type 5) id, written into out (size n); "" when it
+ * has none. Returns out. */
+const char *e2e_primary_company(struct e2e *e, const char *deal_id, char *out, size_t n);
 /* The HubSpot deal id dealsync linked to opportunity opp (caller frees), or NULL. */
 char *e2e_deal_id_of(struct e2e *e, const char *opp);
 /* A HubSpot record's property as text ("" when unset). Borrowed from obj. */

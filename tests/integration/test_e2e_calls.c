@@ -124,6 +124,8 @@ static int hubspot_calls_before(struct e2e *e, long long mark, const char *path,
 
 #define DEAL_READS "/crm/v3/objects/deals/batch/read"
 #define CONTACT_READS "/crm/v3/objects/contacts/batch/read"
+#define CONTACT_SEARCHES "/crm/v3/objects/contacts/search"
+#define CONTACT_CREATES "/crm/v3/objects/contacts/batch/create"
 #define CONTACT_UPDATES "/crm/v3/objects/contacts/batch/update"
 #define DEAL_CREATES "/crm/v3/objects/deals/batch/create"
 #define DEAL_UPSERTS "/crm/v3/objects/deals/batch/upsert"
@@ -461,6 +463,33 @@ static bool second_passed(void *arg)
     return util_now_ms() / 1000 > *(int64_t *)arg / 1000;
 }
 
+/* A HubSpot record of type made by hand (a person), through the control API: its id. */
+static char *hs_by_hand(struct e2e *e, const char *type, const char *props_json)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/%s", type);
+    char *body = xasprintf("{\"properties\":%s}", props_json);
+    cJSON *made = NULL;
+    int status = e2e_sb(e, "POST", path, body, &made);
+    ck_assert_msg(status == 200 || status == 201, "%s create: %d", type, status);
+    free(body);
+    free(path);
+    char *id = xstrdup(sbtest_str(made, "id"));
+    cJSON_Delete(made);
+    return id;
+}
+
+/* A synced pipeline and its first stage: those of a new opportunity's deal (caller deletes). */
+static cJSON *synced_deal_sample(struct e2e *e)
+{
+    char *first = new_opportunity(e, "Synced first", NULL);
+    wait_synced(e, &first, 1, 0);
+    char *first_deal = e2e_deal_id_of(e, first);
+    cJSON *seeded = e2e_hs_get(e, "deals", first_deal);
+    free(first_deal);
+    free(first);
+    return seeded;
+}
+
 /* A deal HubSpot already holds with the opportunity's id (made by hand, a second after the
  * opportunity), which dealsync did not read first (the opportunity was never linked nor tried,
  * and has no contact role for the poller to find): the create is refused on the unique
@@ -474,12 +503,7 @@ START_TEST(a_refused_create_reads_the_deal)
     ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
     char *acme = e2e_sf_find(&e, "Account", "Name", "Acme Corp");
     /* The hand-made deal goes in the pipeline and stage of another opportunity's deal. */
-    char *first = new_opportunity(&e, "Synced first", NULL);
-    wait_synced(&e, &first, 1, 0);
-    char *first_deal = e2e_deal_id_of(&e, first);
-    cJSON *seeded = e2e_hs_get(&e, "deals", first_deal);
-    free(first_deal);
-    free(first);
+    cJSON *seeded = synced_deal_sample(&e);
     e2e_sb_settings(&e, "{\"delivery.drop_rate\":1}");
     char *json = xasprintf("{\"Name\":\"Deal made by hand\",\"StageName\":\"Prospecting\","
                            "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
@@ -491,16 +515,12 @@ START_TEST(a_refused_create_reads_the_deal)
     ck_assert(util_parse_iso8601_ms(sbtest_str(made_opp, "LastModifiedDate"), &opp_modified));
     cJSON_Delete(made_opp);
     ck_assert(itest_wait_for(second_passed, &opp_modified, DEADLINE_MS));
-    char *body = xasprintf("{\"properties\":{\"dealname\":\"Made by hand\",\"pipeline\":\"%s\","
-                           "\"dealstage\":\"%s\",\"dealsync_salesforce_opportunity_id\":\"%s\"}}",
-                           e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), opp);
+    char *props = xasprintf("{\"dealname\":\"Made by hand\",\"pipeline\":\"%s\","
+                            "\"dealstage\":\"%s\",\"dealsync_salesforce_opportunity_id\":\"%s\"}",
+                            e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), opp);
     cJSON_Delete(seeded);
-    cJSON *made = NULL;
-    int status = e2e_sb(&e, "POST", "/_sandbox/hubspot/objects/deals", body, &made);
-    ck_assert_msg(status == 200 || status == 201, "deal create: %d", status);
-    free(body);
-    char *hand = xstrdup(sbtest_str(made, "id"));
-    cJSON_Delete(made);
+    char *hand = hs_by_hand(&e, "deals", props);
+    free(props);
     /* Deliveries stay off: the deal's creation webhook, handled first, would link the pair
      * from the deal's side. */
     long long mark = e2e_mark(&e);
@@ -632,6 +652,155 @@ START_TEST(roles_synced_with_their_opportunity_are_not_queued_again)
 }
 END_TEST
 
+/* Contacts with an e-mail are created without a search by Salesforce contact id first: one
+ * HubSpot already has by that e-mail (HubSpot keeps contact e-mails unique and deduplicates by
+ * them) is told by the refused create and read by e-mail, and no second contact is made. A
+ * contact without an e-mail, which nothing else finds, is still searched by its contact id and
+ * found. */
+START_TEST(contacts_with_an_email_are_not_searched)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_contact_search", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *kim = e2e_sf_create(&e, "Contact",
+                              "{\"LastName\":\"Known\",\"FirstName\":\"Kim\","
+                              "\"Email\":\"kim@known.test\"}");
+    char *lee = e2e_sf_create(&e, "Contact",
+                              "{\"LastName\":\"New\",\"FirstName\":\"Lee\","
+                              "\"Email\":\"lee@new.test\"}");
+    char *noel = e2e_sf_create(&e, "Contact", "{\"LastName\":\"Nomail\",\"FirstName\":\"Noel\"}");
+    /* Kim is in HubSpot already by her e-mail (a person made her, with another first name);
+     * Noel by his Salesforce contact id (no e-mail). */
+    char *hs_kim =
+        hs_by_hand(&e, "contacts", "{\"email\":\"kim@known.test\",\"firstname\":\"Kimberly\"}");
+    char *props = xasprintf("{\"lastname\":\"Nomail\",\"salesforcecontactid\":\"%s\"}", noel);
+    char *hs_noel = hs_by_hand(&e, "contacts", props);
+    free(props);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+
+    long long mark = e2e_mark(&e);
+    const char *with_email[] = {kim, lee, NULL};
+    char *opp = quiet_opportunity(&e, "Contacts by e-mail", NULL, with_email);
+    resync(&e, opp);
+    wait_synced(&e, &opp, 1, 2);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_SEARCHES), 0);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_CREATES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_READS), 1);
+    char *linked = hs_contact_of(&e, kim);
+    ck_assert_str_eq(linked, hs_kim);
+    free(linked);
+    /* Hers, not overwritten: dealsync does not own a contact's name. */
+    char *v = contact_prop(&e, hs_kim, "firstname");
+    ck_assert_str_eq(v, "Kimberly");
+    free(v);
+    char *deal = e2e_deal_id_of(&e, opp);
+    ck_assert_int_eq(deal_assocs(&e, deal, "contacts", hs_kim, HS_ASSOC_DEAL_TO_CONTACT), 1);
+    free(deal);
+
+    mark = e2e_mark(&e);
+    const char *without[] = {noel, NULL};
+    char *other = quiet_opportunity(&e, "Contact without e-mail", NULL, without);
+    resync(&e, other);
+    wait_synced(&e, &other, 1, 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_SEARCHES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_CREATES), 0);
+    linked = hs_contact_of(&e, noel);
+    ck_assert_str_eq(linked, hs_noel);
+    free(linked);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(other);
+    free(opp);
+    free(hs_noel);
+    free(hs_kim);
+    free(noel);
+    free(lee);
+    free(kim);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The opportunity of a deal: the Salesforce id linked to it, or NULL. */
+static char *opportunity_of(struct e2e *e, const char *deal)
+{
+    const char *params[] = {deal};
+    PGresult *r = PQexecParams(
+        e->svc.db, "SELECT sf_id FROM record_link WHERE kind = 'opportunity' AND hs_id = $1", 1,
+        NULL, params, NULL, NULL, 0);
+    char *id = PQntuples(r) == 1 ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    return id;
+}
+
+static bool deal_linked(void *arg)
+{
+    void **a = arg;
+    char *opp = opportunity_of(a[0], a[1]);
+    free(opp);
+    return opp != NULL;
+}
+
+/* The Salesforce handler's outcomes of opp whose detail holds text. */
+static long long outcomes_with(struct e2e *e, const char *opp, const char *text)
+{
+    const char *params[] = {opp, text};
+    PGresult *r = PQexecParams(e->svc.db,
+                               "SELECT count(*) FROM sync_outcome WHERE source = 'salesforce'"
+                               " AND record_id = $1 AND strpos(detail, $2) > 0",
+                               2, NULL, params, NULL, NULL, 0);
+    long long n = PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+}
+
+/* A deal made in HubSpot (a synced pipeline, no company, no contacts) becomes an opportunity,
+ * whose outbound message only reports dealsync's own write back: it is recognised from the
+ * message and the link, without reading the opportunity or the deal again. A user's edit right
+ * after is a change (another value), read and synced to the deal. */
+START_TEST(own_opportunity_messages_are_not_read)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_om_echo", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    /* A synced pipeline and stage: those of an opportunity's deal. */
+    cJSON *seeded = synced_deal_sample(&e);
+    long long mark = e2e_mark(&e);
+    char *props = xasprintf("{\"dealname\":\"Made in HubSpot\",\"pipeline\":\"%s\","
+                            "\"dealstage\":\"%s\",\"amount\":\"640\","
+                            "\"closedate\":\"2027-03-01T00:00:00.000Z\"}",
+                            e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"));
+    cJSON_Delete(seeded);
+    char *deal = hs_by_hand(&e, "deals", props);
+    free(props);
+    void *arg[] = {&e, deal};
+    ck_assert_msg(itest_wait_for(deal_linked, arg, DEADLINE_MS), "no opportunity for the deal");
+    char *opp = opportunity_of(&e, deal);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    /* The deal was read once, by the deal handler, and not again for the message. */
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 1);
+    /* The message came, and was taken for dealsync's own write. */
+    ck_assert_int_ge(outcomes_with(&e, opp, "only dealsync's own write reported back"), 1);
+    ck_assert_int_eq(outcomes_with(&e, opp, "already matches"), 0);
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    char name[64];
+    ck_assert_str_eq(e2e_sf_text(o, "Name", name, sizeof(name)), "Made in HubSpot");
+    cJSON_Delete(o);
+
+    mark = e2e_mark(&e);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":725}");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    ck_assert_str_eq(e2e_prop(d, "amount"), "725");
+    ck_assert_str_eq(e2e_prop(d, "dealname"), "Made in HubSpot");
+    cJSON_Delete(d);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(opp);
+    free(deal);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -643,6 +812,8 @@ Suite *suite_e2e_calls(void)
         {"inline_assocs", new_deals_are_created_with_their_associations},
         {"refused_create", a_refused_create_reads_the_deal},
         {"roles_synced", roles_synced_with_their_opportunity_are_not_queued_again},
+        {"contact_search", contacts_with_an_email_are_not_searched},
+        {"om_echo", own_opportunity_messages_are_not_read},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

@@ -291,8 +291,10 @@ START_TEST(live_records_are_claimed_before_background_ones)
     ck_assert_int_eq(queue_claim(db, "w3", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, N - 1 - QUEUE_BACKGROUND_CLAIM);
     queue_batch_clear(&b);
-    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'running'"
-                                         " AND priority = 1"),
+    /* Every background record is leased (its events stay pending under the record's lease). */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event e JOIN sync_record r"
+                                         " USING (source, object_type, record_id)"
+                                         " WHERE r.lease_expires_at > now() AND e.priority = 1"),
                      N);
     cJSON_Delete(p);
     PQfinish(db);
@@ -606,6 +608,103 @@ START_TEST(records_are_claimed_in_the_order_their_changes_arrived)
 }
 END_TEST
 
+/* A claim leases records and writes none of their events: each event keeps its tuple (same
+ * ctid and xmin: no new version, no index entries), stays pending, and is counted running by
+ * the status views while the lease lasts. The attempt is counted when it ends (a deferral
+ * counts none), dated from the claim; a lease that ran out is counted when the record is taken
+ * over, and an event an older worker left running is claimed and finished once. */
+START_TEST(a_claim_leases_the_record_and_writes_no_event)
+{
+    PGconn *db;
+    char *url = qtest_db("q_lease_only", &db);
+    qtest_push(db, "hubspot", "a1", "deal", "1", 1);
+    qtest_push(db, "hubspot", "a2", "deal", "1", 2);
+    qtest_push(db, "hubspot", "b1", "deal", "2", 1);
+    static const char versions[] =
+        "SELECT count(*) FROM sync_event e JOIN before_claim b ON b.id = e.id"
+        " WHERE (e.ctid::text, e.xmin::text) = (b.t, b.x) AND e.status = 'pending'";
+    itest_db_exec(db,
+                  "CREATE TEMP TABLE before_claim AS SELECT id, ctid::text AS t, xmin::text AS x"
+                  " FROM sync_event");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 1);
+    ck_assert_int_eq(itest_db_scalar(db, versions), 3);
+    struct queue_depth d;
+    ck_assert_int_eq(queue_depth(db, &d), ERR_OK);
+    ck_assert_int_eq(d.running, 3);
+    ck_assert_int_eq(d.pending, 0);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE lease_owner ="
+                                         " 'w1' AND leased_at IS NOT NULL"),
+                     2);
+    /* Record 1 done, record 2 deferred: one attempt counted on each event of record 1, none
+     * on record 2's; both dated from the claim. */
+    struct queue_finish_item items[2] = {{&b.records[0], QUEUE_DONE, NULL, 0, 0},
+                                         {&b.records[1], QUEUE_DEFER, "busy", 0, 0}};
+    ck_assert_str_eq(b.records[0].record_id, "1");
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 2, 10), ERR_OK);
+    ck_assert_uint_eq(items[0].changed, 2);
+    ck_assert_uint_eq(items[1].changed, 1);
+    queue_batch_clear(&b);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event e JOIN sync_record r"
+                                         " USING (source, object_type, record_id)"
+                                         " WHERE e.last_attempt_at = r.leased_at AND"
+                                         " ((e.record_id = '1' AND e.status = 'done' AND"
+                                         "   e.attempts = 1) OR (e.record_id = '2' AND"
+                                         "   e.status = 'pending' AND e.attempts = 0))"),
+                     3);
+    ck_assert_int_eq(queue_depth(db, &d), ERR_OK);
+    ck_assert_int_eq(d.running, 0);
+    ck_assert_int_eq(d.pending, 1);
+    /* Record 2's lease runs out in w2's hands: the attempt is counted when w3 takes it over,
+     * and w2 changes nothing. */
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_int_eq(b.records[0].events[0].attempts, 1);
+    itest_db_exec(db, "UPDATE sync_record SET lease_expires_at = now() - interval '1 second'");
+    struct queue_batch taken = {0};
+    ck_assert_int_eq(queue_claim(db, "w3", 10, 60, false, &taken), ERR_OK);
+    ck_assert_uint_eq(taken.record_count, 1);
+    ck_assert_int_eq(taken.records[0].events[0].attempts, 2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT attempts FROM sync_event WHERE dedup_key = 'b1'"),
+                     1);
+    size_t changed = 99;
+    ck_assert_int_eq(queue_finish(db, "w2", &b.records[0], QUEUE_DONE, NULL, 0, 10, &changed),
+                     ERR_OK);
+    ck_assert_uint_eq(changed, 0);
+    ck_assert_int_eq(queue_finish(db, "w3", &taken.records[0], QUEUE_RETRY, "503", 0, 10, &changed),
+                     ERR_OK);
+    ck_assert_uint_eq(changed, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'b1'"
+                                         " AND status = 'pending' AND attempts = 2"),
+                     1);
+    queue_batch_clear(&b);
+    queue_batch_clear(&taken);
+    /* An event an older worker marked running, whose lease ran out, is claimed and finished. */
+    qtest_push(db, "hubspot", "c1", "deal", "3", 1);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'running', attempts = 1, lease_owner = 'old'"
+                      " WHERE dedup_key = 'c1'");
+    itest_db_exec(db, "UPDATE sync_record SET lease_owner = 'old', lease_expires_at = now() -"
+                      " interval '1 second' WHERE record_id = '3'");
+    itest_db_exec(db, "UPDATE sync_record SET not_before = now() + interval '1 hour'"
+                      " WHERE record_id = '2'");
+    ck_assert_int_eq(queue_claim(db, "w4", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_str_eq(b.records[0].record_id, "3");
+    ck_assert_int_eq(queue_finish(db, "w4", &b.records[0], QUEUE_DONE, NULL, 0, 10, &changed),
+                     ERR_OK);
+    ck_assert_uint_eq(changed, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'c1'"
+                                         " AND status = 'done'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    queue_batch_clear(&b);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 /* A record whose busy lock (QUEUE_RECORD_LOCK_CLASS) another session holds, because a worker
  * is handling its pair from the other side, is left for a later claim, which takes it once the
  * lock is released; the claiming session's own lock does not hold it back. */
@@ -621,6 +720,11 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
                   "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006A')),"
                   " pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:77'))");
     itest_db_exec(db, "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006B'))");
+    /* A dealsync of another database in the same cluster holds the same key: not this one's. */
+    PGconn *elsewhere = NULL;
+    char *url2 = qtest_db("q_busy_other", &elsewhere);
+    itest_db_exec(elsewhere,
+                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:006B'))");
     struct queue_batch b = {0};
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
@@ -632,6 +736,49 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
     ck_assert_str_eq(b.records[0].record_id, "77");
     ck_assert_str_eq(b.records[1].record_id, "006A");
     queue_batch_clear(&b);
+    PQfinish(elsewhere);
+    free(url2);
+    PQfinish(other);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A live record whose busy lock another session holds (a worker writes its pair from the other
+ * side: the webhooks of the deals an import batch is writing) is no claimable live work: a
+ * claim behind it still takes a full background batch, not the live claim size. */
+START_TEST(a_busy_live_record_leaves_background_claims_full)
+{
+    PGconn *db;
+    char *url = qtest_db("q_busy_live", &db);
+    PGconn *other = itest_db_connect(url);
+    enum { N = 150 };
+    cJSON *p = cJSON_CreateObject();
+    struct queue_event_in evs[N];
+    char keys[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "import:%d", i);
+        evs[i] = (struct queue_event_in){"hubspot", keys[i], "deal", keys[i] + 7,
+                                         "import",  i,       p,      QUEUE_PRIORITY_BACKGROUND};
+    }
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(db, evs, N, &stored), ERR_OK);
+    qtest_push(db, "hubspot", "live-1", "deal", "9999", 1);
+    itest_db_exec(other,
+                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:9999'))");
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
+    for (size_t i = 0; i < b.record_count; i++)
+        ck_assert_str_ne(b.records[i].record_id, "9999");
+    queue_batch_clear(&b);
+    /* Released, the live record is claimed first, on its own. */
+    itest_db_exec(other, "SELECT pg_advisory_unlock_all()");
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_str_eq(b.records[0].record_id, "9999");
+    queue_batch_clear(&b);
+    cJSON_Delete(p);
     PQfinish(other);
     PQfinish(db);
     free(url);
@@ -660,6 +807,8 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_record_claimed_without_events_is_released);
     tcase_add_test(tc, records_are_claimed_in_the_order_their_changes_arrived);
     tcase_add_test(tc, a_record_held_by_another_session_is_left_for_later);
+    tcase_add_test(tc, a_busy_live_record_leaves_background_claims_full);
+    tcase_add_test(tc, a_claim_leases_the_record_and_writes_no_event);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -578,13 +578,38 @@ static bool control_objects(const struct sb_request *req, const char *rest,
             goto out;
         }
         if (strcmp(req->method, "GET") == 0) {
-            /* every record of the type, archived ones included, full state */
+            /* every record of the type, archived ones included, full state; with
+             * ?properties=a,b only the id and those properties of each (a poller reading every
+             * record many times a second then costs the sandbox little of the machine) */
+            char *only = sb_req_query(req, "properties");
+            cJSON *names = only ? hs_split_csv(only) : NULL;
+            free(only);
             size_t count;
             struct hs_object *const *all = hs_objects_all(&count);
             cJSON *list = cJSON_CreateArray();
-            for (size_t i = 0; i < count; i++)
-                if (all[i]->type == t)
+            for (size_t i = 0; i < count; i++) {
+                if (all[i]->type != t)
+                    continue;
+                if (!names) {
                     cJSON_AddItemToArray(list, hs_object_full_json(all[i]));
+                    continue;
+                }
+                cJSON *o = cJSON_CreateObject();
+                char id[32];
+                snprintf(id, sizeof(id), "%lld", (long long)all[i]->id);
+                cJSON_AddStringToObject(o, "id", id);
+                cJSON *props = cJSON_AddObjectToObject(o, "properties");
+                const cJSON *n;
+                cJSON_ArrayForEach(n, names)
+                {
+                    const cJSON *v =
+                        cJSON_GetObjectItemCaseSensitive(all[i]->props, n->valuestring);
+                    if (v)
+                        cJSON_AddItemToObject(props, n->valuestring, cJSON_Duplicate(v, true));
+                }
+                cJSON_AddItemToArray(list, o);
+            }
+            cJSON_Delete(names);
             sb_respond_json(resp, 200, list);
             goto out;
         }

@@ -1,0 +1,114 @@
+/* sync_echo_sf.c - dealsync's own writes to opportunities coming back as outbound messages
+ * (sync_echo_sf.h). Only values count, never a time: a user's edit after dealsync's write
+ * changes a value, and its own outbound message carries it. */
+#include "sync_echo_sf.h"
+
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "db.h"
+#include "link.h"
+#include "sync_deal.h"
+#include "util.h"
+
+/* Whether the message's value of field is one dealsync knows the opportunity holds. */
+static bool is_known_value(const struct link *l, const cJSON *fields, const char *field)
+{
+    const cJSON *v = cJSON_GetObjectItem(fields, field); /* field names: any case */
+    cJSON *null = cJSON_CreateNull();
+    const cJSON *now = v ? v : null;
+    const cJSON *written = cJSON_GetObjectItem(l->sf_written, field);
+    const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
+    bool is_known;
+    if (written || seen)
+        is_known = (written && sync_deal_same_value(written, now)) ||
+                   (seen && sync_deal_same_value(seen, now));
+    else
+        is_known = cJSON_IsNull(now);
+    cJSON_Delete(null);
+    return is_known;
+}
+
+static bool is_message_echo(const struct mapping_set *mappings, const struct link *l,
+                            const struct queue_event *ev)
+{
+    /* A retry may follow a sync that saved the baseline and failed after it (the company
+     * association, say): it is read again, whatever the message holds. */
+    if (strcmp(ev->event_type, "outbound_message") != 0 || ev->attempts > 1)
+        return false;
+    cJSON *payload = cJSON_Parse(ev->payload);
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(payload, "fields");
+    bool is_echo = cJSON_IsObject(fields) && is_known_value(l, fields, "AccountId") &&
+                   is_known_value(l, fields, "RecordTypeId");
+    for (size_t i = 0; is_echo && i < mapping_set_count(mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(mappings, i);
+        is_echo = f->rule == MAPPING_RULE_NONE || is_known_value(l, fields, f->sf_field);
+    }
+    cJSON_Delete(payload);
+    return is_echo;
+}
+
+/* Whether dealsync knows a contact of the pair: the roles it made from the deal's contacts, or
+ * the contacts it synced for the opportunity's roles. */
+static enum err has_contacts(PGconn *db, const struct link *l, bool *out)
+{
+    const char *params[] = {l->hs_id, l->sf_id};
+    PGresult *r =
+        PQexecParams(db,
+                     "SELECT EXISTS (SELECT 1 FROM deal_contact_role WHERE hs_deal_id = $1)"
+                     " OR EXISTS (SELECT 1 FROM synced_deal_contact WHERE sf_opportunity_id = $2)",
+                     2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the pair's contacts");
+    *out = rc != ERR_OK || PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+    PQclear(r);
+    return rc;
+}
+
+/* Whether an event of rec has an outcome already: handled before and sent back to the queue
+ * without its attempt counted (waiting for API budget), maybe after its sync saved the
+ * baseline. */
+static enum err was_handled(PGconn *db, const struct queue_record *rec, bool *out)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_append_str(&ids, "{");
+    for (size_t i = 0; i < rec->event_count; i++)
+        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
+    buf_append_str(&ids, "}");
+    const char *params[] = {ids.data};
+    PGresult *r = PQexecParams(db,
+                               "SELECT EXISTS (SELECT 1 FROM sync_outcome"
+                               " WHERE event_id = ANY($1::bigint[]))",
+                               1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read outcomes");
+    *out = rc != ERR_OK || PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+    PQclear(r);
+    buf_clear(&ids);
+    return rc;
+}
+
+enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, const char *sf_id,
+                               const struct queue_record *rec, bool *is_echo)
+{
+    struct link l = {0};
+    *is_echo = false;
+    if (rec->event_count == 0 || !mappings)
+        return ERR_OK;
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, sf_id, &l);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_OK;
+    if (rc != ERR_OK)
+        return rc;
+    bool all = true;
+    for (size_t i = 0; all && i < rec->event_count; i++)
+        all = is_message_echo(mappings, &l, &rec->events[i]);
+    bool contacts = true, handled = true;
+    if (all)
+        rc = has_contacts(db, &l, &contacts);
+    if (all && rc == ERR_OK && !contacts)
+        rc = was_handled(db, rec, &handled);
+    link_clear(&l);
+    *is_echo = all && rc == ERR_OK && !contacts && !handled;
+    return rc;
+}

@@ -1,0 +1,268 @@
+/* test_e2e_echo.c - dealsync's own writes to Salesforce coming back as outbound messages, with
+ * both directions running as users run dealsync: a message that reports only what the pair
+ * already agrees on is finished without reading the opportunity (sync_echo_sf.h), and anything a
+ * user changed, a field cleared (the message leaves it out) or a sync not finished before is
+ * still synced. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e.h"
+#include "itest.h"
+#include "util.h"
+
+#define DEADLINE_MS 60000
+#define ECHO_DETAIL "own write reported back"
+
+struct field_wait {
+    struct e2e *e;
+    bool is_deal; /* the opportunity's deal, else the opportunity */
+    const char *opp;
+    const char *field;
+    const char *want;
+};
+
+static bool field_is(void *arg)
+{
+    struct field_wait *w = arg;
+    char text[128];
+    bool ok = false;
+    if (w->is_deal) {
+        char *deal_id = e2e_deal_id_of(w->e, w->opp);
+        cJSON *d = deal_id ? e2e_hs_get(w->e, "deals", deal_id) : NULL;
+        ok = d && strcmp(e2e_prop(d, w->field), w->want) == 0;
+        cJSON_Delete(d);
+        free(deal_id);
+    } else {
+        cJSON *r = e2e_sf_get(w->e, "Opportunity", w->opp);
+        ok = r && strcmp(e2e_sf_text(r, w->field, text, sizeof(text)), w->want) == 0;
+        cJSON_Delete(r);
+    }
+    return ok;
+}
+
+static bool wait_field(struct e2e *e, bool is_deal, const char *opp, const char *field,
+                       const char *want)
+{
+    struct field_wait w = {e, is_deal, opp, field, want};
+    return itest_wait_for(field_is, &w, DEADLINE_MS);
+}
+
+static void expect_quiet(struct e2e *e)
+{
+    ck_assert_msg(e2e_wait_idle(e, DEADLINE_MS), "the sync never went quiet");
+    ck_assert_int_eq(e2e_events(e, "dead"), 0);
+}
+
+/* An opportunity (with account when account is not NULL) synced to its deal. Returns its id;
+ * *deal gets the deal's. Both caller-freed. */
+static char *synced_pair(struct e2e *e, const char *name, const char *account, char **deal)
+{
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                           "\"2027-06-30\",\"Amount\":100,\"Description\":\"first\"%s%s%s}",
+                           name, account ? ",\"AccountId\":\"" : "", account ? account : "",
+                           account ? "\"" : "");
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    ck_assert_msg(wait_field(e, true, opp, "dealname", name), "opportunity %s never synced", opp);
+    *deal = e2e_deal_id_of(e, opp);
+    ck_assert_ptr_nonnull(*deal);
+    expect_quiet(e);
+    return opp;
+}
+
+/* The newest outcome id: outcomes after it are this test's. */
+static long long outcome_mark(struct e2e *e)
+{
+    return itest_db_scalar(e->svc.db, "SELECT coalesce(max(id), 0) FROM sync_outcome");
+}
+
+/* How many outcomes of the record after mark meet condition (SQL). */
+static long long outcomes(struct e2e *e, const char *record_id, long long mark,
+                          const char *condition)
+{
+    char *sql = xasprintf("SELECT count(*) FROM sync_outcome WHERE record_id = '%s' AND id > %lld"
+                          " AND %s",
+                          record_id, mark, condition);
+    long long n = itest_db_scalar(e->svc.db, sql);
+    free(sql);
+    return n;
+}
+
+/* A HubSpot user renames the deal; dealsync writes the name to the opportunity, whose outbound
+ * message reports it back: that message is finished unread (before, it was a query of the
+ * opportunity and reads of the deal and its associations that found nothing to write). */
+START_TEST(salesforce_echo_of_a_hubspot_change_is_not_read)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_echo_skip", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Echo one", NULL, &deal);
+    long long mark = outcome_mark(&e);
+
+    e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Echo renamed\"}");
+    ck_assert(wait_field(&e, false, opp, "Name", "Echo renamed"));
+    expect_quiet(&e);
+
+    char *last = e2e_last_detail(&e, opp);
+    ck_assert_msg(
+        outcomes(&e, opp, mark, "outcome = 'skipped' AND detail LIKE '%" ECHO_DETAIL "%'") >= 1 &&
+            outcomes(&e, opp, mark, "outcome <> 'skipped'") == 0,
+        "the outbound message of dealsync's own write was synced; last outcome: %s", last);
+    free(last);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* A user clears a field in Salesforce and changes nothing else: the message leaves the field
+ * out, which is no echo (the baseline holds a value), and the deal is cleared too. */
+START_TEST(salesforce_field_cleared_is_synced)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_echo_clear", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Echo clear", NULL, &deal);
+    ck_assert(wait_field(&e, true, opp, "description", "first"));
+    long long mark = outcome_mark(&e);
+
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":null}");
+    ck_assert_msg(wait_field(&e, true, opp, "description", ""),
+                  "the description cleared in salesforce stayed on the deal");
+    expect_quiet(&e);
+    char *last = e2e_last_detail(&e, opp);
+    ck_assert_msg(outcomes(&e, opp, mark, "outcome = 'skipped'") == 0,
+                  "the clear was taken for an echo; last outcome: %s", last);
+    free(last);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The same clear, reported by the outbound message of dealsync's own write: the user clears the
+ * description while the messages are held back, a HubSpot user renames the deal, dealsync writes
+ * the name, and the one message then carries the new name (dealsync's) without the description
+ * (the user's clear). It is synced, not taken for an echo. */
+START_TEST(salesforce_clear_reported_with_an_echo_is_synced)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_echo_clear_in_flight", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Echo flight", NULL, &deal);
+
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":4000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":null}");
+    e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Echo flight renamed\"}");
+    ck_assert(wait_field(&e, false, opp, "Name", "Echo flight renamed"));
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    ck_assert_msg(wait_field(&e, true, opp, "description", ""),
+                  "the description cleared in salesforce stayed on the deal");
+    expect_quiet(&e);
+
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    cJSON *d = e2e_hs_get(&e, "deals", deal);
+    char name[128], desc[128];
+    e2e_sf_text(o, "Name", name, sizeof(name));
+    e2e_sf_text(o, "Description", desc, sizeof(desc));
+    ck_assert_str_eq(name, "Echo flight renamed");
+    ck_assert_str_eq(e2e_prop(d, "dealname"), "Echo flight renamed");
+    ck_assert_str_eq(desc, "");
+    ck_assert_str_eq(e2e_prop(d, "description"), "");
+    cJSON_Delete(o);
+    cJSON_Delete(d);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+struct company_wait {
+    struct e2e *e;
+    const char *deal;
+    const char *not_company; /* wait for another company than this one */
+};
+
+static bool company_moved(void *arg)
+{
+    struct company_wait *w = arg;
+    char now[32];
+    e2e_primary_company(w->e, w->deal, now, sizeof(now));
+    return now[0] && strcmp(now, w->not_company) != 0;
+}
+
+/* A user moves the opportunity to another account; the sync of that change writes the deal and
+ * saves the baseline (the new account), then fails on the deal's company associations (HubSpot
+ * answers `status` once). The message comes back to the queue, and its fields now equal the
+ * baseline: still it is read and synced again, and the deal gets the new account's company. */
+static void account_move_with_failure(const char *name, int status)
+{
+    struct e2e e;
+    e2e_start(&e, name, NULL, NULL, true);
+    char *first = e2e_sf_create(&e, "Account", "{\"Name\":\"Echo First Account\"}");
+    char *second = e2e_sf_create(&e, "Account", "{\"Name\":\"Echo Second Account\"}");
+    char *deal = NULL;
+    char *opp = synced_pair(&e, name, first, &deal);
+    char before[32];
+    struct company_wait had = {&e, deal, ""};
+    ck_assert_msg(itest_wait_for(company_moved, &had, DEADLINE_MS), "no company for the deal");
+    e2e_primary_company(&e, deal, before, sizeof(before));
+    long long mark = outcome_mark(&e);
+
+    char *rules = xasprintf("{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v4/associations/deals/companies/batch/read\",\"status\":%d,"
+                            "\"count\":1}]}",
+                            status);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults", rules, NULL), 200);
+    free(rules);
+    char *move = xasprintf("{\"AccountId\":\"%s\"}", second);
+    e2e_sf_update(&e, "Opportunity", opp, move);
+    free(move);
+    struct company_wait moved = {&e, deal, before};
+    bool is_moved = itest_wait_for(company_moved, &moved, DEADLINE_MS);
+    expect_quiet(&e);
+    char *last = e2e_last_detail(&e, opp);
+    ck_assert_msg(is_moved, "the deal kept the first account's company %s; last outcome: %s",
+                  before, last);
+    ck_assert_msg(outcomes(&e, opp, mark, "outcome IN ('retry', 'deferred')") >= 1,
+                  "the association read never failed (the case was not made); last outcome: %s",
+                  last);
+    free(last);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", "/_sandbox/faults", NULL, NULL), 200);
+    free(deal);
+    free(opp);
+    free(second);
+    free(first);
+    e2e_stop(&e);
+}
+
+/* A retry (its attempt counted). */
+START_TEST(retried_message_equal_to_the_baseline_is_synced)
+{
+    account_move_with_failure("e2e_echo_retry", 503);
+}
+END_TEST
+
+/* Waiting for API budget (its attempt not counted: only its outcome tells). */
+START_TEST(message_deferred_for_budget_equal_to_the_baseline_is_synced)
+{
+    account_move_with_failure("e2e_echo_budget", 429);
+}
+END_TEST
+
+Suite *suite_e2e_echo(void);
+Suite *suite_e2e_echo(void)
+{
+    Suite *s = suite_create("e2e_echo");
+    TCase *tc = tcase_create("salesforce echoes");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, salesforce_echo_of_a_hubspot_change_is_not_read);
+    tcase_add_test(tc, salesforce_field_cleared_is_synced);
+    tcase_add_test(tc, salesforce_clear_reported_with_an_echo_is_synced);
+    tcase_add_test(tc, retried_message_equal_to_the_baseline_is_synced);
+    tcase_add_test(tc, message_deferred_for_budget_equal_to_the_baseline_is_synced);
+    suite_add_tcase(s, tc);
+    return s;
+}
