@@ -37,6 +37,13 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
  * mirrors: {"hs contact id": "003…"}. The other direction reads it so a role dealsync made from
  * an association never travels back as a new association once a user removed that one. */
 enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out) WARN_UNUSED;
+/* The association of contact hs_contact_id with deal_id is no longer mirrored: dealsync itself
+ * removed it, for a contact role that went in Salesforce. Kept, the row made that role, added
+ * again in Salesforce before the other direction saw the removal, look like a contact a user
+ * removed from the deal in HubSpot: it was not associated again, and the other direction then
+ * deleted the role (chaos run: a contact absent on both sides). */
+enum err sf_contacts_forget_mirrored(PGconn *db, const char *deal_id,
+                                     const char *hs_contact_id) WARN_UNUSED;
 
 /* Forgets the mirrored associations of a deal (deal deleted). */
 enum err sf_contacts_forget_deal(PGconn *db, const char *deal_id) WARN_UNUSED;

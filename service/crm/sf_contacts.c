@@ -201,6 +201,18 @@ enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out)
     return rc;
 }
 
+enum err sf_contacts_forget_mirrored(PGconn *db, const char *deal_id, const char *hs_contact_id)
+{
+    const char *params[] = {deal_id, hs_contact_id};
+    PGresult *r = PQexecParams(db,
+                               "DELETE FROM deal_contact_role"
+                               " WHERE hs_deal_id = $1 AND hs_contact_id = $2",
+                               2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot forget a mirrored contact role");
+    PQclear(r);
+    return rc;
+}
+
 static enum err remember(PGconn *db, const char *deal_id, const cJSON *mirrored)
 {
     char *json = cJSON_PrintUnformatted(mirrored);

@@ -1258,6 +1258,16 @@ static enum err resolve_contacts(struct sync_ctx *ctx, PGconn *db, const struct 
     return rc;
 }
 
+/* The associations dealsync just removed for roles that went: no longer mirrored as roles
+ * (sf_contacts_forget_mirrored). */
+static enum err forget_mirrored(PGconn *db, const struct pairs *removed)
+{
+    enum err rc = ERR_OK;
+    for (size_t i = 0; rc == ERR_OK && i < removed->n; i++)
+        rc = sf_contacts_forget_mirrored(db, removed->p[i].from_id, removed->p[i].to_id);
+    return rc;
+}
+
 /* The deals' contact associations, after the deals are written: a deal just created has its
  * contacts already (create_deals); an existing one gets the contacts of new roles and loses
  * those of roles that went. map: resolve_contacts's (borrowed). */
@@ -1354,6 +1364,8 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
     if (rc == ERR_OK && remove.n > 0) {
         struct hs_batch_result res = {0};
         rc = hs_assoc_batch_archive(ctx->hs, "deals", "contacts", remove.p, remove.n, &res);
+        if (rc == ERR_OK && cJSON_GetArraySize(res.errors) == 0)
+            rc = forget_mirrored(db, &remove);
         hs_batch_result_clear(&res);
     }
     pairs_clear(&add);

@@ -479,6 +479,63 @@ START_TEST(contact_role_deleted_in_salesforce_is_not_recreated)
 }
 END_TEST
 
+/* Chaos run ("lost: contact absent on both sides"): a role removed in Salesforce and added
+ * again before the HubSpot-to-Salesforce direction saw the removal of the association dealsync
+ * itself had made. The association still counted as mirrored from the deal, so the role added
+ * again was taken for a contact a user removed in HubSpot: not associated again, and the other
+ * direction then deleted the role. Here HubSpot's webhooks are held while the role goes and
+ * comes back. */
+START_TEST(contact_role_removed_and_added_again_in_salesforce_stays)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=1", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_role_again", env, NULL, true);
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    ck_assert_ptr_nonnull(jane);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Role again", 43, &deal);
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    char *role = e2e_sf_create(&e, "OpportunityContactRole", json);
+    void *args[] = {&e, deal};
+    ck_assert_msg(itest_wait_for(has_one_contact, args, DEADLINE_MS),
+                  "the role never became an association");
+    expect_quiet(&e);
+    char *sql = xasprintf("SELECT count(*) FROM deal_contact_role WHERE hs_deal_id = '%s'", deal);
+    ck_assert_msg(itest_db_scalar(e.svc.db, sql) == 1,
+                  "the association dealsync made was not mirrored: nothing to test");
+
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":20000}");
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s", role);
+    int status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete role: %d", status);
+    ck_assert_msg(itest_wait_for(has_no_contact, args, DEADLINE_MS),
+                  "the deal kept the contact of the deleted role");
+    char *again = e2e_sf_create(&e, "OpportunityContactRole", json);
+    bool is_associated = itest_wait_for(has_one_contact, args, DEADLINE_MS);
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(is_associated,
+                  "the role added again never became an association; last outcome: %s",
+                  detail ? detail : "(none)");
+    free(detail);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+
+    char *left = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(left != NULL, "the role added again was deleted");
+    ck_assert_int_eq(e2e_deal_contacts(&e, deal), 1);
+    free(left);
+    free(again);
+    free(path);
+    free(sql);
+    free(json);
+    free(role);
+    free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Issue 10: companies are found before they are created --------------------------------- */
 
 /* The id of a HubSpot record created through the control API (caller frees). */
@@ -959,6 +1016,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, owner_cleared_in_hubspot_keeps_the_opportunity_owner);
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
+    tcase_add_test(tc, contact_role_removed_and_added_again_in_salesforce_stays);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
