@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -144,6 +145,34 @@ out:
     return rc;
 }
 
+/* A property's check at start, tried again after a transient failure (a 429, a timeout, a 5xx)
+ * up to SETUP_TRIES times, waiting HubSpot's Retry-After or 0.5, 1, 2, 4 s: the opportunity id
+ * property that no process created because its one check was answered 429 made every sync
+ * until the next restart fail ("idProperty must be a property with unique values"), each
+ * opportunity dead-lettered (the chaos run found it: both processes' checks refused at once). */
+#define SETUP_TRIES 5
+#define SETUP_MAX_WAIT_MS 10000
+
+static enum err ensure_property_tries(struct hs_client *hs, const struct prop_spec *s)
+{
+    enum err rc = ERR_OK;
+    for (int attempt = 0; attempt < SETUP_TRIES; attempt++) {
+        rc = ensure_property(hs, s);
+        if (!err_is_transient(rc) || attempt + 1 == SETUP_TRIES)
+            break;
+        int64_t wait_ms = hs_retry_after_ms(hs);
+        if (wait_ms <= 0)
+            wait_ms = 500LL << attempt;
+        if (wait_ms > SETUP_MAX_WAIT_MS)
+            wait_ms = SETUP_MAX_WAIT_MS;
+        log_info("hubspot property check at start tried again", LOG_STR("property", s->name),
+                 LOG_STR("error", err_str(rc)), LOG_I64("wait_ms", wait_ms));
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
 enum err setup_run(const struct config *cfg, const struct mapping_set *mappings)
 {
     if (!config_has_salesforce_api(cfg) || !config_has_hubspot_api(cfg)) {
@@ -179,7 +208,7 @@ enum err setup_run(const struct config *cfg, const struct mapping_set *mappings)
          "number", "number", "contactinformation", false, true},
     };
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
-        enum err rc = ensure_property(ctx->hs, &specs[i]);
+        enum err rc = ensure_property_tries(ctx->hs, &specs[i]);
         if (rc == ERR_CONFIG) {
             result = ERR_CONFIG;
         } else if (rc != ERR_OK) {

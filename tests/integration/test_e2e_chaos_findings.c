@@ -990,6 +990,36 @@ START_TEST(contact_made_in_hubspot_while_dealsync_creates_it_is_still_associated
 }
 END_TEST
 
+/* Chaos run: both processes' checks of the opportunity id property at start were answered 429,
+ * so neither created it, and every opportunity dead-lettered with "invalid input" (HubSpot
+ * refuses idProperty on a property that does not exist) until a restart. */
+static void refuse_the_property_check_twice(struct e2e *e)
+{
+    char *rules = xasprintf("{\"rules\":[{\"method\":\"GET\",\"path\":\"/crm/v3/properties/"
+                            "deals/%s\",\"status\":429,\"retry_after\":\"1\",\"count\":2}]}",
+                            OPP_PROP);
+    ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", rules, NULL), 200);
+    free(rules);
+}
+
+START_TEST(opportunity_id_property_refused_at_start_is_checked_again)
+{
+    struct e2e e;
+    e2e_start_prepared(&e, "e2e_chaos_property_429", NULL, NULL, true,
+                       refuse_the_property_check_twice);
+    ck_assert_int_eq(fault_fired(&e), 2);
+    char *path = xasprintf("/crm/v3/properties/deals/%s", OPP_PROP);
+    ck_assert_int_eq(e2e_sb(&e, "GET", path, NULL, NULL), 200);
+    free(path);
+    char *deal = NULL;
+    char *opp = synced_opportunity(&e, "Property refused at start", &deal);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_chaos_findings(void);
 Suite *suite_e2e_chaos_findings(void)
 {
@@ -1014,6 +1044,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, user_change_after_a_deal_made_without_its_link_is_kept);
     tcase_add_test(open, user_change_after_an_opportunity_made_without_its_link_is_kept);
     tcase_add_test(open, deal_deleted_before_its_opportunitys_link_was_saved_is_not_made_again);
+    tcase_add_test(open, opportunity_id_property_refused_at_start_is_checked_again);
     suite_add_tcase(s, open);
     return s;
 }
