@@ -6,12 +6,16 @@
 # allows for the calls made. Then the two-process test at the issue's 500 opportunities.
 # BUDGET_BENCH_OPPORTUNITIES and BUDGET_TEST_OPPORTUNITIES change the sizes;
 # BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH for the burst; BUDGET_SKIP_TWO=1 runs the
-# burst only. Uses scripts/test.sh for the throwaway PostgreSQL.
+# burst only; BUDGET_PG_STATS=1 loads pg_stat_statements and prints the burst's statements that
+# took the most time. Uses scripts/test.sh for the throwaway PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUDGET_BENCH=1
 export BUDGET_TEST_OPPORTUNITIES=${BUDGET_TEST_OPPORTUNITIES:-500}
 export CK_DEFAULT_TIMEOUT=3600
+if [ "${BUDGET_PG_STATS:-}" = 1 ]; then
+  export PG_SERVER_OPTS="${PG_SERVER_OPTS:-} -c shared_preload_libraries=pg_stat_statements"
+fi
 cases=burst
 [ "${BUDGET_SKIP_TWO:-}" = 1 ] || cases="$cases two_processes"
 for c in $cases; do

@@ -99,6 +99,18 @@ cJSON *contact_rollup_changes(const struct config *cfg, const struct contact_rol
 enum err contact_rollup_lock(PGconn *db, const cJSON *hs_ids) WARN_UNUSED;
 void contact_rollup_unlock(PGconn *db, const cJSON *hs_ids);
 
+/* The queue's object type of a contact's roll-ups (source "hubspot", record id the HubSpot
+ * contact id): records dealsync queues itself, handled by sync_contact_rollups. */
+#define CONTACT_ROLLUP_OBJECT "contact_rollup"
+
+/* Queues the roll-ups of the contacts hs_ids (array of HubSpot ids, borrowed; repeats once) in
+ * one statement: one event per contact, which sync_contact_rollups handles once the caller's
+ * synced deals are committed. A contact's events that gather while one worker holds it, or
+ * before any claims it, are handled together: one aggregate and one write for a burst of
+ * batches, not one per batch. created (may be NULL): the contacts the caller created or read by
+ * e-mail just now (hs_contacts_resolve), whose lifecycle stage needs no read before it moves. */
+enum err contact_rollup_queue(PGconn *db, const cJSON *hs_ids, const cJSON *created) WARN_UNUSED;
+
 /* {"hs contact id": {properties}} for the ids of hs_ids that have a row. Caller deletes. */
 enum err contact_rollup_known_load(PGconn *db, const cJSON *hs_ids, cJSON **out) WARN_UNUSED;
 

@@ -6,11 +6,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "contact_rollups.h"
 #include "reconcile.h"
 #include "sf_poller.h"
 #include "sync.h"
 #include "sync_deal.h"
 #include "sync_opportunity.h"
+#include "sync_rollup.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -42,6 +44,7 @@ static void tick(void *ctx, PGconn *db)
 static const struct worker_route routes[] = {
     {"salesforce", "Opportunity", sync_opportunities},
     {"hubspot", "deal", sync_deals},
+    {"hubspot", CONTACT_ROLLUP_OBJECT, sync_contact_rollups},
     {"salesforce", NULL, skip},
     {"hubspot", NULL, skip},
 };

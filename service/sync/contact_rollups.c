@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "db.h"
+#include "hmac.h"
 #include "log.h"
 #include "mapping.h"
+#include "queue.h"
 #include "util.h"
 
 enum err synced_roles_reflected(PGconn *db, const cJSON *rows, bool *reflected)
@@ -389,5 +391,67 @@ enum err contact_rollup_known_save(PGconn *db, const cJSON *by_id, bool is_obser
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save the contacts' known roll-ups");
     PQclear(r);
     free(json);
+    return rc;
+}
+
+/* ---- Roll-ups on the queue ----------------------------------------------------------------- */
+
+static bool has_id(const cJSON *ids, const char *id)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ids)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+enum err contact_rollup_queue(PGconn *db, const cJSON *hs_ids, const cJSON *created)
+{
+    size_t n = (size_t)cJSON_GetArraySize(hs_ids), k = 0;
+    struct queue_event_in *evs = xcalloc(n + 1, sizeof(*evs));
+    char **keys = xcalloc(n + 1, sizeof(*keys));
+    cJSON **payloads = xcalloc(n + 1, sizeof(*payloads));
+    cJSON *seen = cJSON_CreateArray();
+    int64_t now = util_now_ms();
+    enum err rc = ERR_OK;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, hs_ids)
+    {
+        if (!cJSON_IsString(it) || !it->valuestring[0] || has_id(seen, it->valuestring))
+            continue;
+        cJSON_AddItemToArray(seen, cJSON_CreateString(it->valuestring));
+        /* Every request is its own event: one claim takes all of a contact's open ones. */
+        char *token = hmac_random_token(16);
+        if (!token) {
+            rc = ERR_INTERNAL;
+            break;
+        }
+        keys[k] = xasprintf("rollup:%s:%s", it->valuestring, token);
+        free(token);
+        payloads[k] = cJSON_CreateObject();
+        cJSON_AddBoolToObject(payloads[k], "created", has_id(created, it->valuestring));
+        evs[k] = (struct queue_event_in){.source = "hubspot",
+                                         .dedup_key = keys[k],
+                                         .object_type = CONTACT_ROLLUP_OBJECT,
+                                         .record_id = it->valuestring,
+                                         .event_type = "rollup",
+                                         .occurred_at_ms = now,
+                                         .payload = payloads[k],
+                                         .priority = QUEUE_PRIORITY_LIVE};
+        k++;
+    }
+    size_t stored = 0;
+    if (rc == ERR_OK && k > 0)
+        rc = queue_push(db, evs, k, &stored);
+    for (size_t i = 0; i < k; i++) {
+        free(keys[i]);
+        cJSON_Delete(payloads[i]);
+    }
+    free(keys);
+    free(payloads);
+    free(evs);
+    cJSON_Delete(seen);
     return rc;
 }

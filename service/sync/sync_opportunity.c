@@ -357,7 +357,7 @@ static enum err handle_deletes(struct sync_ctx *ctx, PGconn *db, struct opp *opp
         if (rc == ERR_OK) {
             add_ids(rollup_contacts, previous);
             o->contacts = previous;
-            /* Forgotten only after the roll-ups were written (see the end of the batch). */
+            /* Forgotten only once the roll-ups are queued (see the end of the batch). */
             rc = synced_deal_mark_deleted(db, o->id);
         } else {
             cJSON_Delete(previous);
@@ -1977,22 +1977,14 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
-    int updated = 0;
-    rc = hs_contacts_update_rollups(ctx->hs, db, ctx->cfg, rollup_contacts, created_contacts,
-                                    &updated);
-    if (rc == ERR_INVALID || rc == ERR_NOT_FOUND) {
-        /* The deals are synced; HubSpot refusing the roll-up properties (read-only names in
-         * the configuration, say) is reported, not retried forever. */
-        for (size_t i = 0; i < count; i++)
-            if (!opps[i].is_finished && opps[i].contacts)
-                note(&opps[i], "contact roll-ups not written: hubspot answered %s (see the log)",
-                     err_str(rc));
-        rc = ERR_OK;
-    }
-    step = "cannot update the contacts' roll-ups";
+    /* The contacts' roll-ups go on the queue (sync_rollup.h): computed and written once for
+     * every batch that queued a contact meanwhile, not here, where the batches of a burst of
+     * opportunities of the same contacts took turns on those contacts' locks. */
+    step = "cannot queue the contacts' roll-ups";
+    rc = contact_rollup_queue(db, rollup_contacts, created_contacts);
     if (rc != ERR_OK) {
-        /* A deleted opportunity is done only once its contacts' roll-ups no longer count it:
-         * retried with the others (its synced deal is marked, so its contacts stay known). */
+        /* A deleted opportunity is done only once its contacts' roll-ups are queued: retried
+         * with the others (its synced deal is marked, so its contacts stay known). */
         for (size_t i = 0; i < count; i++)
             if (opps[i].is_finished && !opps[i].sf && opps[i].rec->result == ERR_OK &&
                 !opps[i].rec->is_skipped)
@@ -2006,14 +1998,12 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                 synced_deal_forget(db, o->id) != ERR_OK)
                 note(o, "the synced deal row stays marked deleted (database error)");
             if (!o->sf && o->contacts && cJSON_GetArraySize(o->contacts) > 0)
-                note(o, "roll-ups recomputed on %d contacts", cJSON_GetArraySize(o->contacts));
+                note(o, "roll-ups of %d contacts queued", cJSON_GetArraySize(o->contacts));
             continue;
         }
         if (o->contacts && cJSON_GetArraySize(o->contacts) > 0)
-            note(o,
-                 "lifecycle stage and roll-ups checked on its contacts (%d written in this "
-                 "batch)",
-                 updated);
+            note(o, "lifecycle stage and roll-ups of its %d contacts queued",
+                 cJSON_GetArraySize(o->contacts));
         describe_write(o);
         finish(o, ERR_OK, false);
     }

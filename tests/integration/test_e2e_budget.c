@@ -138,12 +138,15 @@ static char *dead_reasons(struct e2e *e)
 
 START_TEST(two_processes_share_a_low_hubspot_limit)
 {
-    /* 500 as the issue asks takes minutes at 20 calls per 10 s: make test uses a smaller
-     * default, and bench/budget.sh (or BUDGET_TEST_OPPORTUNITIES=500) runs the full size. At
-     * about two HubSpot calls per opportunity (test_e2e_calls), 80 keep the limit the bottleneck
-     * for about 80 s, so the start and the last few calls weigh little in the rate. */
+    /* 500, as the issue asks (BUDGET_TEST_OPPORTUNITIES sets it). The rate is the calls over
+     * the span from the first to the last, so a run whose last calls spill into one more
+     * window of the limit loses up to a window, which weighs more the fewer windows the run
+     * takes: with the contacts' roll-ups written once for several batches, 0.3 to 0.65 HubSpot
+     * calls per opportunity, 80 opportunities reached 77% and 86% of the limit in two runs (51
+     * calls in the second), 300 made 97 and 101 calls (91%, 84%), 500 made 146 and 149 (90%,
+     * 86%; about 100 s). */
     const char *size = getenv("BUDGET_TEST_OPPORTUNITIES");
-    int n = size && atoi(size) > 0 ? atoi(size) : 80;
+    int n = size && atoi(size) > 0 ? atoi(size) : 500;
     const char *sandbox[] = {"--set", "hubspot.rate_limit_max=20", NULL};
     /* The operator sets the app's limit; four workers in each process, claiming 5 records at
      * a time, so the burst is spread over both processes' workers (the webhooks of dealsync's
@@ -520,6 +523,48 @@ static void print_calls_by_endpoint(struct e2e *e, long long mark, int n)
     cJSON_Delete(log);
 }
 
+/* How many of the burst's two contacts hold, in HubSpot (read through the control API), the
+ * number of deals dealsync synced for them as their roll-up count. */
+static int rollups_match(struct e2e *e)
+{
+    PGresult *r = PQexec(e->svc.db, "SELECT hs_contact_id, count(*) FROM synced_deal_contact"
+                                    " GROUP BY 1 ORDER BY 1");
+    int right = 0;
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        cJSON *c = e2e_hs_get(e, "contacts", PQgetvalue(r, i, 0));
+        const char *v = c ? e2e_prop(c, "dealsync_num_associated_deals") : NULL;
+        right += v && strcmp(v, PQgetvalue(r, i, 1)) == 0;
+        cJSON_Delete(c);
+    }
+    PQclear(r);
+    return right;
+}
+
+/* The statements of this database that took the most time (BUDGET_PG_STATS=1): total and
+ * mean milliseconds, calls, rows, and the statement's start. */
+static void print_statements(struct e2e *e)
+{
+    PGresult *r = PQexec(e->svc.db, "SELECT round(total_exec_time::numeric, 1), calls,"
+                                    " round(mean_exec_time::numeric, 2), rows,"
+                                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+                                    " FROM pg_stat_statements"
+                                    " WHERE dbid = (SELECT oid FROM pg_database"
+                                    "               WHERE datname = current_database())"
+                                    " ORDER BY total_exec_time DESC LIMIT 30");
+    double total = 0;
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        total += strtod(PQgetvalue(r, i, 0), NULL);
+        printf("bench-budget: sql %10s ms %7s calls %8s ms/call %8s rows  %s\n",
+               PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+               PQgetvalue(r, i, 4));
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        printf("bench-budget: sql: %s", PQerrorMessage(e->svc.db));
+    else
+        printf("bench-budget: sql %.1f ms in the statements above\n", total);
+    PQclear(r);
+}
+
 START_TEST(burst_benchmark)
 {
     const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
@@ -550,6 +595,12 @@ START_TEST(burst_benchmark)
                              "SELECT (now() >= updated_at + interval '1 second')::int"
                              " FROM sync_setting WHERE name = 'sync_deals'",
                              DEADLINE_MS));
+    /* BUDGET_PG_STATS=1 (bench/budget.sh loads pg_stat_statements): the statements of the
+     * burst alone, from here to the queue's idle. */
+    bool pg_stats = getenv("BUDGET_PG_STATS") && strcmp(getenv("BUDGET_PG_STATS"), "1") == 0;
+    if (pg_stats)
+        itest_db_exec(e.svc.db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;"
+                                " SELECT pg_stat_statements_reset()");
     long long mark = e2e_mark(&e);
     int64_t started = util_monotonic_ms();
     char **opps = create_burst(&e, n, "Burst");
@@ -574,12 +625,16 @@ START_TEST(burst_benchmark)
     }
     free(opps);
     long long dead = e2e_events(&e, "dead");
+    int rollups_right = rollups_match(&e);
     /* The least time HubSpot's limit (190 per 10 s) allows for the calls made. */
     double floor_s = c.total / 19.0;
     printf("bench-budget: %d opportunities with two contact roles each, both directions, "
            "default limits, 4 workers, claim batch %s\n",
            n, batch ? batch : "default");
     printf("bench-budget: complete %d of %d, dead events %lld\n", complete, n, dead);
+    printf("bench-budget: contacts whose roll-up count is their synced deals' at queue idle: "
+           "%d of 2\n",
+           rollups_right);
     printf("bench-budget: hubspot calls %d, answered 429 %d (%.2f%%)\n", c.total, c.refused,
            c.total ? 100.0 * c.refused / c.total : 0);
     printf("bench-budget: calls per opportunity: hubspot %.2f, salesforce %.2f\n",
@@ -596,7 +651,10 @@ START_TEST(burst_benchmark)
     printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
            n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
     print_calls_by_endpoint(&e, mark, n);
+    if (pg_stats)
+        print_statements(&e);
     ck_assert_msg(is_done, "the burst did not finish");
+    ck_assert_msg(rollups_right == 2, "the contacts' roll-ups do not count their deals");
     free(claim);
     e2e_stop(&e);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contact_rollups.h"
 #include "itest.h"
 #include "migrate.h"
 #include "qtest.h"
@@ -785,6 +786,55 @@ START_TEST(a_busy_live_record_leaves_background_claims_full)
 }
 END_TEST
 
+/* The contacts' roll-ups are records of their own (contact_rollup_queue): what several
+ * batches queue for a contact before a claim is claimed as one record, and what is queued while
+ * a worker holds it waits for the next claim. */
+START_TEST(contact_rollups_queued_by_several_batches_are_claimed_together)
+{
+    PGconn *db;
+    char *url = qtest_db("q_rollups", &db);
+    cJSON *first = cJSON_Parse("[\"501\", \"502\"]"), *made = cJSON_Parse("[\"501\"]");
+    cJSON *second = cJSON_Parse("[\"501\", \"501\"]");
+    ck_assert_int_eq(contact_rollup_queue(db, first, made), ERR_OK);
+    ck_assert_int_eq(contact_rollup_queue(db, second, NULL), ERR_OK); /* one event: a repeat */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 3);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 2);
+    struct queue_record *c501 =
+        strcmp(b.records[0].record_id, "501") == 0 ? &b.records[0] : &b.records[1];
+    ck_assert_str_eq(c501->source, "hubspot");
+    ck_assert_str_eq(c501->object_type, CONTACT_ROLLUP_OBJECT);
+    ck_assert_uint_eq(c501->event_count, 2);
+    ck_assert_ptr_nonnull(strstr(c501->events[0].payload, "true"));  /* created by batch 1 */
+    ck_assert_ptr_nonnull(strstr(c501->events[1].payload, "false")); /* not by batch 2 */
+
+    /* Queued while w1 holds it: not claimable until w1 finishes, then claimed alone. */
+    cJSON *third = cJSON_Parse("[\"501\"]");
+    ck_assert_int_eq(contact_rollup_queue(db, third, NULL), ERR_OK);
+    struct queue_batch b2 = {0};
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b2), ERR_OK);
+    ck_assert_uint_eq(b2.record_count, 0);
+    queue_batch_clear(&b2);
+    struct queue_finish_item items[2] = {{&b.records[0], QUEUE_DONE, NULL, 0, 0},
+                                         {&b.records[1], QUEUE_DONE, NULL, 0, 0}};
+    ck_assert_int_eq(queue_finish_many(db, "w1", items, 2, 10), ERR_OK);
+    ck_assert_uint_eq(items[0].changed + items[1].changed, 3);
+    ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b2), ERR_OK);
+    ck_assert_uint_eq(b2.record_count, 1);
+    ck_assert_str_eq(b2.records[0].record_id, "501");
+    ck_assert_uint_eq(b2.records[0].event_count, 1);
+    queue_batch_clear(&b2);
+    queue_batch_clear(&b);
+    cJSON_Delete(third);
+    cJSON_Delete(second);
+    cJSON_Delete(made);
+    cJSON_Delete(first);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_queue(void);
 Suite *suite_queue(void)
 {
@@ -809,6 +859,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_record_held_by_another_session_is_left_for_later);
     tcase_add_test(tc, a_busy_live_record_leaves_background_claims_full);
     tcase_add_test(tc, a_claim_leases_the_record_and_writes_no_event);
+    tcase_add_test(tc, contact_rollups_queued_by_several_batches_are_claimed_together);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -535,6 +535,32 @@ START_TEST(rollups_follow_batches)
     ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
     ck_assert_str_eq(prop(j, "total_revenue"), "500");
     cJSON_Delete(j);
+
+    /* A batch create of deals associated with the contact: the contact counts them once the
+     * batch is answered, and each new deal counts its contact. */
+    char *a = xasprintf("\"associations\":[{\"to\":{\"id\":\"%s\"},\"types\":[{"
+                        "\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":3}]}]",
+                        contact);
+    body = xasprintf("{\"inputs\":[{\"properties\":{\"dealname\":\"B1\",\"pipeline\":\"default\","
+                     "\"dealstage\":\"closedwon\",\"amount\":\"100\"},%s},{\"properties\":{"
+                     "\"dealname\":\"B2\",\"pipeline\":\"default\",\"dealstage\":\"closedwon\","
+                     "\"amount\":\"200\"},%s}]}",
+                     a, a);
+    ck_assert_int_eq(sbtest_hs(&sb, "POST", "/crm/v3/objects/deals/batch/create", body, &j), 201);
+    const cJSON *made = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 1);
+    char *deal_path = xasprintf("/crm/v3/objects/deals/%s?properties=num_associated_contacts",
+                                sbtest_str(made, "id"));
+    cJSON_Delete(j);
+    free(body);
+    free(a);
+    ck_assert_int_eq(sbtest_hs(&sb, "GET", path, NULL, &j), 200);
+    ck_assert_str_eq(prop(j, "num_associated_deals"), "4");
+    ck_assert_str_eq(prop(j, "total_revenue"), "800");
+    cJSON_Delete(j);
+    ck_assert_int_eq(sbtest_hs(&sb, "GET", deal_path, NULL, &j), 200);
+    ck_assert_str_eq(prop(j, "num_associated_contacts"), "1");
+    cJSON_Delete(j);
+    free(deal_path);
     free(path);
     free(contact);
     free(open);

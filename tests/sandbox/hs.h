@@ -122,6 +122,9 @@ void hs_rollups_refresh(enum hs_type t, int64_t id);
  * each at the flush: a batch touching many deals of one contact recomputes that contact once. */
 void hs_rollups_defer(void);
 void hs_rollups_flush(void);
+/* The record's own calculated properties now, deferred or not (the other records of its
+ * associations wait for the flush). */
+void hs_rollups_refresh_own(struct hs_object *o);
 /* Does a live deal sit in this pipeline (stage_id NULL) or in this stage? */
 bool hs_objects_use_stage(const char *pipeline_id, const char *stage_id);
 void hs_objects_reset(void);

@@ -434,6 +434,24 @@ void hs_rollups_flush(void)
     pending_count = 0;
 }
 
+/* A deal's own calculated property (its contact count), from its associations now. */
+static void refresh_deal(struct hs_object *deal)
+{
+    cJSON *contacts = hs_assoc_targets(HS_DEAL, deal->id, HS_CONTACT);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", cJSON_GetArraySize(contacts));
+    set_calculated(deal, "num_associated_contacts", buf);
+    cJSON_Delete(contacts);
+}
+
+void hs_rollups_refresh_own(struct hs_object *o)
+{
+    if (o->type == HS_CONTACT)
+        refresh_contact(o);
+    else if (o->type == HS_DEAL)
+        refresh_deal(o);
+}
+
 void hs_rollups_refresh(enum hs_type t, int64_t id)
 {
     if (defer_depth > 0) {
@@ -851,6 +869,7 @@ static void batch_create(enum hs_type t, const cJSON *body, struct sb_response *
                                  HS_ACTOR_INTEGRATION, errors, &status);
         if (o) {
             (void)create_associations(t, o->id, assocs, true, &msg);
+            hs_rollups_refresh_own(o);
             cJSON *j = hs_object_json(o, NULL);
             if (cJSON_IsString(trace))
                 cJSON_AddStringToObject(j, "objectWriteTraceId", trace->valuestring);
@@ -1086,12 +1105,13 @@ static bool handle_batch(const struct sb_request *req, enum hs_type t, const cha
     cJSON *body = hs_parse_body(req, resp);
     if (!body)
         return true;
-    /* Updates, upserts and archives recompute the calculated properties they touch once, at
-     * the end of the batch (their answers carry no calculated property); a create answers with
-     * each new record as it is right after it was made. */
-    bool defers = strcmp(op, "create") != 0;
-    if (defers)
-        hs_rollups_defer();
+    /* The calculated properties a batch touches are recomputed once, at the end of the batch
+     * (updates', upserts' and archives' answers carry no calculated property). A create answers
+     * with each new record as it is right after it was made: its own calculated properties are
+     * computed before it is answered (hs_rollups_refresh_own), and those of the records it was
+     * associated with at the end (a batch of 100 new deals of the same two contacts recomputed
+     * both contacts over all their deals for each of its 200 associations). */
+    hs_rollups_defer();
     if (strcmp(op, "create") == 0)
         batch_create(t, body, resp);
     else if (strcmp(op, "read") == 0)
@@ -1104,8 +1124,7 @@ static bool handle_batch(const struct sb_request *req, enum hs_type t, const cha
         batch_archive(t, body, resp);
     else
         hs_errorf(resp, 404, "OBJECT_NOT_FOUND", "no batch operation %s", op);
-    if (defers)
-        hs_rollups_flush();
+    hs_rollups_flush();
     cJSON_Delete(body);
     return true;
 }
