@@ -536,6 +536,94 @@ START_TEST(contact_role_removed_and_added_again_in_salesforce_stays)
 }
 END_TEST
 
+/* The HubSpot company linked to a Salesforce account ("" when none). */
+static const char *account_company(struct e2e *e, const char *account, char *out, size_t n)
+{
+    char *sql = xasprintf("SELECT hs_id FROM record_link WHERE kind = 'account' AND"
+                          " left(sf_id, 15) = left('%s', 15)",
+                          account);
+    PGresult *r = PQexec(e->svc.db, sql);
+    snprintf(out, n, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    free(sql);
+    return out;
+}
+
+struct account_wait {
+    struct e2e *e;
+    const char *deal;
+    const char *account;
+};
+
+/* Whether the deal's primary company is the account's company. */
+static bool deal_has_account_company(void *arg)
+{
+    struct account_wait *w = arg;
+    char want[32], have[32];
+    account_company(w->e, w->account, want, sizeof(want));
+    e2e_primary_company(w->e, w->deal, have, sizeof(have));
+    return want[0] && strcmp(want, have) == 0;
+}
+
+/* A user moves the opportunity to another account in Salesforce, and a change of the deal is
+ * synced before the opportunity's outbound message arrives. The HubSpot-to-Salesforce direction
+ * used to write the account of the deal's (old) company whenever the two differed: the user's new
+ * account went back to the old one, on both sides. Salesforce's outbound messages are held here
+ * while the deal's change syncs. */
+START_TEST(salesforce_account_change_in_flight_survives_a_hubspot_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_account_flight", NULL, NULL, true);
+    char *old_account = e2e_sf_create(&e, "Account", "{\"Name\":\"Old Account Ltd\"}");
+    char *new_account = e2e_sf_create(&e, "Account", "{\"Name\":\"New Account Ltd\"}");
+    char *json = xasprintf("{\"Name\":\"Account flight\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2027-06-30\",\"Amount\":44,\"AccountId\":\"%s\"}",
+                           old_account);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
+    ck_assert_msg(wait_field(&e, "deals", opp, "amount", "44"), "opportunity %s never synced", opp);
+    char *deal = e2e_deal_id_of(&e, opp);
+    ck_assert_ptr_nonnull(deal);
+    struct account_wait was = {&e, deal, old_account};
+    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
+                  "the deal never got the old account's company");
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
+    char *move = xasprintf("{\"AccountId\":\"%s\"}", new_account);
+    e2e_sf_update(&e, "Opportunity", opp, move);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"edited in hubspot\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "edited in hubspot"));
+    char account[32];
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", account, sizeof(account));
+    cJSON_Delete(o);
+    char *detail = e2e_last_detail(&e, deal);
+    ck_assert_msg(strncmp(account, new_account, 15) == 0,
+                  "the deal's change put the opportunity back on account %s (user's: %s); last "
+                  "outcome: %s",
+                  account, new_account, detail ? detail : "(none)");
+    free(detail);
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    expect_quiet(&e);
+
+    struct account_wait now = {&e, deal, new_account};
+    ck_assert_msg(deal_has_account_company(&now),
+                  "the deal did not move to the new account's company");
+    o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", account, sizeof(account));
+    cJSON_Delete(o);
+    ck_assert_msg(strncmp(account, new_account, 15) == 0, "the opportunity ended on account %s",
+                  account);
+    free(move);
+    free(deal);
+    free(opp);
+    free(json);
+    free(new_account);
+    free(old_account);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Issue 10: companies are found before they are created --------------------------------- */
 
 /* The id of a HubSpot record created through the control API (caller frees). */
@@ -1017,6 +1105,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     tcase_add_test(tc, contact_role_removed_and_added_again_in_salesforce_stays);
+    tcase_add_test(tc, salesforce_account_change_in_flight_survives_a_hubspot_change);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
