@@ -688,6 +688,67 @@ static char *opportunity_of_account(struct e2e *e, const char *name, const char 
     return opp;
 }
 
+/* The mirror case: a user sets another primary company on the deal in HubSpot, and a change of
+ * the opportunity is synced before the deal's association webhook arrives. The
+ * Salesforce-to-HubSpot direction used to associate the account's company whenever it synced the
+ * opportunity: the user's company lost its primary label, and the other direction then saw no
+ * change. HubSpot's webhooks are held here while the opportunity's change syncs. */
+START_TEST(hubspot_company_change_in_flight_survives_a_salesforce_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_company_flight", NULL, NULL, true);
+    char *account = e2e_sf_create(&e, "Account", "{\"Name\":\"Kept Account Ltd\"}");
+    char *json = xasprintf("{\"Name\":\"Company flight\",\"StageName\":\"Prospecting\","
+                           "\"CloseDate\":\"2027-06-30\",\"Amount\":45,\"AccountId\":\"%s\"}",
+                           account);
+    char *opp = e2e_sf_create(&e, "Opportunity", json);
+    ck_assert_msg(wait_field(&e, "deals", opp, "amount", "45"), "opportunity %s never synced", opp);
+    char *deal = e2e_deal_id_of(&e, opp);
+    ck_assert_ptr_nonnull(deal);
+    struct account_wait was = {&e, deal, account};
+    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
+                  "the deal never got the account's company");
+    expect_quiet(&e);
+
+    char *chosen = hs_make(&e, "companies", "{\"name\":\"Chosen In HubSpot\"}");
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":20000}");
+    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/companies/%s", deal, chosen);
+    int status =
+        e2e_sb(&e, "PUT", path,
+               "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":5}]", NULL);
+    ck_assert_msg(status == 200 || status == 201, "associate company: %d", status);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"edited in salesforce\"}");
+    ck_assert(wait_field(&e, "deals", opp, "description", "edited in salesforce"));
+    char primary[32];
+    e2e_primary_company(&e, deal, primary, sizeof(primary));
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(strcmp(primary, chosen) == 0,
+                  "the opportunity's change put company %s back as the deal's primary (user's: "
+                  "%s); last outcome: %s",
+                  primary, chosen, detail ? detail : "(none)");
+    free(detail);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+
+    e2e_primary_company(&e, deal, primary, sizeof(primary));
+    ck_assert_msg(strcmp(primary, chosen) == 0, "the deal ended with primary company %s", primary);
+    char moved[32];
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", moved, sizeof(moved));
+    cJSON_Delete(o);
+    struct account_wait now = {&e, deal, moved};
+    ck_assert_msg(strncmp(moved, account, 15) != 0 && deal_has_account_company(&now),
+                  "the opportunity stayed on account %s, not the chosen company's", moved);
+    free(path);
+    free(chosen);
+    free(deal);
+    free(opp);
+    free(json);
+    free(account);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* A company with the account website's domain is the account's company: none is created. */
 START_TEST(company_found_by_domain)
 {
@@ -1106,6 +1167,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     tcase_add_test(tc, contact_role_removed_and_added_again_in_salesforce_stays);
     tcase_add_test(tc, salesforce_account_change_in_flight_survives_a_hubspot_change);
+    tcase_add_test(tc, hubspot_company_change_in_flight_survives_a_salesforce_change);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
