@@ -565,6 +565,26 @@ static bool deal_has_account_company(void *arg)
     return want[0] && strcmp(want, have) == 0;
 }
 
+/* A synced opportunity of the account, its deal holding the account's company as primary, the
+ * sync quiet. Returns the opportunity id; *deal_id gets the deal's. Both caller-freed. */
+static char *synced_pair_of_account(struct e2e *e, const char *name, const char *account,
+                                    char **deal_id)
+{
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                           "\"2027-06-30\",\"Amount\":44,\"AccountId\":\"%s\"}",
+                           name, account);
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    ck_assert_msg(wait_field(e, "deals", opp, "amount", "44"), "opportunity %s never synced", opp);
+    *deal_id = e2e_deal_id_of(e, opp);
+    ck_assert_ptr_nonnull(*deal_id);
+    struct account_wait was = {e, *deal_id, account};
+    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
+                  "the deal never got the account's company");
+    expect_quiet(e);
+    return opp;
+}
+
 /* A user moves the opportunity to another account in Salesforce, and a change of the deal is
  * synced before the opportunity's outbound message arrives. The HubSpot-to-Salesforce direction
  * used to write the account of the deal's (old) company whenever the two differed: the user's new
@@ -576,17 +596,8 @@ START_TEST(salesforce_account_change_in_flight_survives_a_hubspot_change)
     e2e_start(&e, "e2e_two_way_account_flight", NULL, NULL, true);
     char *old_account = e2e_sf_create(&e, "Account", "{\"Name\":\"Old Account Ltd\"}");
     char *new_account = e2e_sf_create(&e, "Account", "{\"Name\":\"New Account Ltd\"}");
-    char *json = xasprintf("{\"Name\":\"Account flight\",\"StageName\":\"Prospecting\","
-                           "\"CloseDate\":\"2027-06-30\",\"Amount\":44,\"AccountId\":\"%s\"}",
-                           old_account);
-    char *opp = e2e_sf_create(&e, "Opportunity", json);
-    ck_assert_msg(wait_field(&e, "deals", opp, "amount", "44"), "opportunity %s never synced", opp);
-    char *deal = e2e_deal_id_of(&e, opp);
-    ck_assert_ptr_nonnull(deal);
-    struct account_wait was = {&e, deal, old_account};
-    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
-                  "the deal never got the old account's company");
-    expect_quiet(&e);
+    char *deal = NULL;
+    char *opp = synced_pair_of_account(&e, "Account flight", old_account, &deal);
 
     e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
     char *move = xasprintf("{\"AccountId\":\"%s\"}", new_account);
@@ -617,7 +628,6 @@ START_TEST(salesforce_account_change_in_flight_survives_a_hubspot_change)
     free(move);
     free(deal);
     free(opp);
-    free(json);
     free(new_account);
     free(old_account);
     e2e_stop(&e);
@@ -698,17 +708,8 @@ START_TEST(hubspot_company_change_in_flight_survives_a_salesforce_change)
     struct e2e e;
     e2e_start(&e, "e2e_two_way_company_flight", NULL, NULL, true);
     char *account = e2e_sf_create(&e, "Account", "{\"Name\":\"Kept Account Ltd\"}");
-    char *json = xasprintf("{\"Name\":\"Company flight\",\"StageName\":\"Prospecting\","
-                           "\"CloseDate\":\"2027-06-30\",\"Amount\":45,\"AccountId\":\"%s\"}",
-                           account);
-    char *opp = e2e_sf_create(&e, "Opportunity", json);
-    ck_assert_msg(wait_field(&e, "deals", opp, "amount", "45"), "opportunity %s never synced", opp);
-    char *deal = e2e_deal_id_of(&e, opp);
-    ck_assert_ptr_nonnull(deal);
-    struct account_wait was = {&e, deal, account};
-    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
-                  "the deal never got the account's company");
-    expect_quiet(&e);
+    char *deal = NULL;
+    char *opp = synced_pair_of_account(&e, "Company flight", account, &deal);
 
     char *chosen = hs_make(&e, "companies", "{\"name\":\"Chosen In HubSpot\"}");
     e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":20000}");
@@ -743,7 +744,6 @@ START_TEST(hubspot_company_change_in_flight_survives_a_salesforce_change)
     free(chosen);
     free(deal);
     free(opp);
-    free(json);
     free(account);
     e2e_stop(&e);
 }
