@@ -29,15 +29,18 @@ struct sync_ctx {
     struct hs_client *hs;
     struct api_budget *budget;    /* paces hs, records sf's usage (api_budget.h) */
     struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
-    cJSON *hs_deal_defs;          /* this worker's copy of the deal property definitions */
-    int64_t hs_deal_defs_ms;      /* when they were read */
+    cJSON *hs_deal_defs;          /* the deal property definitions sync_deal_property_defs gave */
     size_t last_batch;            /* records of the batch this worker handled last */
 };
 
-/* The deal property definitions (GET /crm/v3/properties/deals), read again once older than
- * SF_DESCRIBE_TTL_MS. On ERR_OK *defs is borrowed, valid until the next call or
- * sync_ctx_free. */
+/* The deal property definitions (GET /crm/v3/properties/deals): the copy every worker of the
+ * process shares (api_cache.h), read again once older than API_CACHE_SECONDS. On ERR_OK *defs
+ * is borrowed, valid until the next call or sync_ctx_free. */
 enum err sync_deal_property_defs(struct sync_ctx *ctx, const cJSON **defs) WARN_UNUSED;
+/* The same definitions as a copy the caller deletes: the shared one, or when is_fresh is true
+ * read now (and shared from then on), for a value the shared copy has no option for. */
+enum err sync_deal_property_defs_copy(struct sync_ctx *ctx, bool is_fresh,
+                                      cJSON **defs) WARN_UNUSED;
 
 /* A Salesforce client from the configuration (refresh-token flow, or JWT bearer when a username
  * and key file are set without a refresh token). ERR_CONFIG when the API is not configured.

@@ -115,7 +115,7 @@ static const struct config_var config_vars[] = {
     VAR("SALESFORCE_API_BUDGET_PERCENT", CFG_INT, NEED_NO, "50", sf_budget_percent, 1, 100),
     VAR("API_BUDGET_MAX_WAIT_MS", CFG_INT, NEED_NO, "10000", budget_max_wait_ms, 0, 600000),
     VAR("API_BUDGET_PROBE_SECONDS", CFG_INT, NEED_NO, "60", budget_probe_seconds, 1, 86400),
-    VAR("API_CACHE_SECONDS", CFG_INT, NEED_NO, "60", api_cache_seconds, 0, 86400),
+    VAR("API_CACHE_SECONDS", CFG_INT, NEED_NO, "300", api_cache_seconds, 0, 86400),
     VAR("API_BUDGET_PACE_CLAIMS", CFG_BOOL, NEED_NO, "false", budget_pace_claims, 0, 0),
     VAR("SYNC_GATHER_MS", CFG_INT, NEED_NO, "250", sync_gather_ms, 0, 10000),
     VAR("HUBSPOT_MAX_TIMESTAMP_AGE_MS", CFG_INT, NEED_NO, "300000", hs_max_timestamp_age_ms, 0,

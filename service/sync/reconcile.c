@@ -217,28 +217,21 @@ static bool is_listed(const PGresult *pipelines, const char *pipeline)
     return false;
 }
 
-/* What a search of changed deals cannot see: the deals dealsync has linked are read by id (one
- * batch read per 100), and into found go those HubSpot no longer returns (deleted: search never
- * returns archived deals, so a lost deal.deletion webhook was missed for good) with the sweep's
- * time, and those now in a pipeline that is not synced (moved out: the pipeline search no
- * longer finds them) with their modification time. The deal handler then does what the lost
- * webhook would have made it do. */
-static enum err check_linked_deals(struct sync_ctx *ctx, PGconn *db, const PGresult *pipelines,
-                                   int64_t now, cJSON *found)
+/* Linked deals read by id in one go once a range of them is this small; a larger range whose
+ * count differs is halved (two count searches cost less than the batch reads they can save). */
+#define READ_AT_MOST 200
+
+/* The linked deals of one range read by id (one batch read per 100): into found go those
+ * HubSpot no longer returns (deleted: search never returns archived deals, so a lost
+ * deal.deletion webhook was missed for good) with the sweep's time, and those now in a pipeline
+ * that is not synced (moved out: the pipeline search no longer finds them) with their
+ * modification time. The deal handler then does what the lost webhook would have made it do. */
+static enum err read_linked(struct sync_ctx *ctx, const PGresult *pipelines, const char **ids,
+                            size_t n, int64_t now, cJSON *found)
 {
-    PGresult *r = PQexec(db, "SELECT hs_id FROM record_link WHERE kind = '" LINK_OPPORTUNITY "'"
-                             " ORDER BY hs_id");
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the linked deals");
-    if (rc != ERR_OK || PQntuples(r) == 0) {
-        PQclear(r);
-        return rc;
-    }
-    size_t n = (size_t)PQntuples(r);
-    const char **ids = xcalloc(n, sizeof(*ids));
-    for (size_t i = 0; i < n; i++)
-        ids[i] = PQgetvalue(r, (int)i, 0);
     struct hs_batch_result res = {0};
-    rc = hs_batch_read(ctx->hs, "deals", NULL, "pipeline,hs_lastmodifieddate", ids, n, &res);
+    enum err rc =
+        hs_batch_read(ctx->hs, "deals", NULL, "pipeline,hs_lastmodifieddate", ids, n, &res);
     for (size_t i = 0; rc == ERR_OK && i < n; i++) {
         const cJSON *deal = NULL, *d;
         cJSON_ArrayForEach(d, res.results)
@@ -258,6 +251,92 @@ static enum err check_linked_deals(struct sync_ctx *ctx, PGconn *db, const PGres
             add_found(found, ids[i], ms);
     }
     hs_batch_result_clear(&res);
+    return rc;
+}
+
+/* How many deals HubSpot holds with an id from lo to hi (numerically), in a synced pipeline and
+ * holding an opportunity id (as every deal dealsync links does): one search for its total. */
+static enum err count_deals(struct sync_ctx *ctx, const PGresult *pipelines, const char *lo,
+                            const char *hi, long long *total)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON *group = cJSON_CreateObject();
+    cJSON *filters = cJSON_AddArrayToObject(group, "filters");
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "propertyName", "pipeline");
+    cJSON_AddStringToObject(in, "operator", "IN");
+    cJSON *values = cJSON_AddArrayToObject(in, "values");
+    for (int i = 0; i < PQntuples(pipelines); i++)
+        cJSON_AddItemToArray(values, cJSON_CreateString(PQgetvalue(pipelines, i, 0)));
+    cJSON_AddItemToArray(filters, in);
+    cJSON *has = cJSON_CreateObject();
+    cJSON_AddStringToObject(has, "propertyName", ctx->cfg->hs_opportunity_id_property);
+    cJSON_AddStringToObject(has, "operator", "HAS_PROPERTY");
+    cJSON_AddItemToArray(filters, has);
+    hs_search_filter(filters, "hs_object_id", "GTE", lo);
+    hs_search_filter(filters, "hs_object_id", "LTE", hi);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"), group);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "properties"),
+                         cJSON_CreateString("hs_object_id"));
+    cJSON_AddNumberToObject(req, "limit", 1);
+    cJSON *results = NULL;
+    char *next = NULL;
+    *total = -1;
+    enum err rc = hs_search_page(ctx->hs, "deals", req, NULL, &results, &next, total);
+    cJSON_Delete(req);
+    cJSON_Delete(results);
+    free(next);
+    return rc;
+}
+
+/* The linked deals ids[0..n) (ordered by number): when HubSpot counts as many deals in their
+ * range as dealsync has linked there, none of them is gone and none moved out, and nothing is
+ * read; otherwise the range is halved until it is small enough to read by id. A range whose
+ * count HubSpot does not give is read. */
+static enum err check_range(struct sync_ctx *ctx, const PGresult *pipelines, const char **ids,
+                            size_t n, int64_t now, cJSON *found)
+{
+    long long total = -1;
+    enum err rc = count_deals(ctx, pipelines, ids[0], ids[n - 1], &total);
+    if (rc != ERR_OK || total == (long long)n)
+        return rc;
+    if (n <= READ_AT_MOST)
+        return read_linked(ctx, pipelines, ids, n, now, found);
+    size_t half = n / 2;
+    rc = check_range(ctx, pipelines, ids, half, now, found);
+    if (rc == ERR_OK)
+        rc = check_range(ctx, pipelines, ids + half, n - half, now, found);
+    return rc;
+}
+
+/* What a search of changed deals cannot see, a deal deleted or moved out of the synced
+ * pipelines, found by counting rather than by reading every linked deal: one search when
+ * nothing is missing, a few more and one or two batch reads per missing deal. */
+static enum err check_linked_deals(struct sync_ctx *ctx, PGconn *db, const PGresult *pipelines,
+                                   int64_t now, cJSON *found)
+{
+    PGresult *r = PQexec(db, "SELECT hs_id, hs_id ~ '^[0-9]{1,18}$' FROM record_link"
+                             " WHERE kind = '" LINK_OPPORTUNITY "' AND hs_id IS NOT NULL"
+                             " ORDER BY hs_id ~ '^[0-9]{1,18}$', length(hs_id), hs_id");
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the linked deals");
+    if (rc != ERR_OK || PQntuples(r) == 0) {
+        PQclear(r);
+        return rc;
+    }
+    size_t n = (size_t)PQntuples(r), odd = 0;
+    const char **ids = xcalloc(n, sizeof(*ids));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = PQgetvalue(r, (int)i, 0);
+        odd += strcmp(PQgetvalue(r, (int)i, 1), "t") != 0;
+    }
+    /* An id that is not a number (no HubSpot deal has one) cannot be counted: it is read; with
+     * no synced pipeline left, every linked deal is. */
+    if (PQntuples(pipelines) == 0)
+        odd = n;
+    if (odd > 0)
+        rc = read_linked(ctx, pipelines, ids, odd, now, found);
+    if (rc == ERR_OK && n > odd)
+        rc = check_range(ctx, pipelines, ids + odd, n - odd, now, found);
     free(ids);
     PQclear(r);
     return rc;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_cache.h"
 #include "log.h"
 #include "util.h"
 
@@ -146,18 +147,27 @@ enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)
     return rc;
 }
 
+#define DEAL_DEFS_KEY "hubspot/properties/deals"
+
+enum err sync_deal_property_defs_copy(struct sync_ctx *ctx, bool is_fresh, cJSON **defs)
+{
+    *defs = NULL;
+    if (!is_fresh && api_cache_get(DEAL_DEFS_KEY, ctx->cfg->api_cache_seconds, defs))
+        return ERR_OK;
+    enum err rc = hs_properties_list(ctx->hs, "deals", defs);
+    if (rc == ERR_OK)
+        api_cache_put(DEAL_DEFS_KEY, *defs);
+    return rc;
+}
+
 enum err sync_deal_property_defs(struct sync_ctx *ctx, const cJSON **defs)
 {
-    int64_t now = util_now_ms();
-    if (!ctx->hs_deal_defs || now - ctx->hs_deal_defs_ms >= SF_DESCRIBE_TTL_MS) {
-        cJSON *fresh = NULL;
-        enum err rc = hs_properties_list(ctx->hs, "deals", &fresh);
-        if (rc != ERR_OK)
-            return rc;
-        cJSON_Delete(ctx->hs_deal_defs);
-        ctx->hs_deal_defs = fresh;
-        ctx->hs_deal_defs_ms = now;
-    }
-    *defs = ctx->hs_deal_defs;
+    cJSON *copy = NULL;
+    enum err rc = sync_deal_property_defs_copy(ctx, false, &copy);
+    if (rc != ERR_OK)
+        return rc;
+    cJSON_Delete(ctx->hs_deal_defs);
+    ctx->hs_deal_defs = copy;
+    *defs = copy;
     return ERR_OK;
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api_cache.h"
 #include "contact_rollups.h"
 #include "hs_companies.h"
 #include "hs_companies_batch.h"
@@ -541,10 +540,25 @@ static enum err forget_deleted_deal(struct sync_ctx *ctx, PGconn *db, struct opp
     return rc;
 }
 
+/* The deal property definitions a batch maps against: the shared copy, or one read during
+ * the batch (is_fresh). */
+struct deal_defs {
+    cJSON *list;
+    bool is_fresh;
+};
+
+/* Whether a value was left out for want of a HubSpot option (mapping.c's reason). */
+static bool lacks_option(const struct mapping_result *mr)
+{
+    for (size_t i = 0; i < mr->skip_count; i++)
+        if (strncmp(mr->skips[i].reason, "no hubspot option", 17) == 0)
+            return true;
+    return false;
+}
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
 static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
-                           struct owners *ow, const cJSON *defs, struct opp *o)
+                           struct owners *ow, struct deal_defs *defs, struct opp *o)
 {
     char *pipeline_id = NULL;
     cJSON *stage_map = NULL;
@@ -631,9 +645,23 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     mctx.hs_pipeline_id = pipeline_id;
     mctx.owner_fn = owner_lookup;
     mctx.owner_arg = ow;
-    mctx.hs_property_defs = defs;
+    mctx.hs_property_defs = defs->list;
     const cJSON *current = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
+    if (rc == ERR_OK && !defs->is_fresh && lacks_option(&mr)) {
+        /* The shared definitions may predate an option a user just added in HubSpot: read
+         * them again (once a batch) rather than leave the value out. */
+        cJSON *fresh = NULL;
+        rc = sync_deal_property_defs_copy(ctx, true, &fresh);
+        if (rc != ERR_OK)
+            goto out;
+        cJSON_Delete(defs->list);
+        defs->list = fresh;
+        defs->is_fresh = true;
+        mapping_result_clear(&mr);
+        mctx.hs_property_defs = defs->list;
+        rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
+    }
     if (rc != ERR_OK)
         goto out;
     /* Synced, with something left out: a warning in the outcome and the metrics. */
@@ -1713,7 +1741,7 @@ static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, con
  * are read now, locked as lock_found_deals locks a found deal, and mapped again against them,
  * so write_deals upserts only what differs, with the two-way rules. */
 static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
-                             struct owners *ow, const cJSON *defs, const char *props,
+                             struct owners *ow, struct deal_defs *defs, const char *props,
                              struct opp *opps, size_t n, struct hs_batch_result *res)
 {
     bool any = false;
@@ -1766,7 +1794,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     struct opp *opps = xcalloc(count, sizeof(*opps));
     cJSON *sf_records = NULL;
     cJSON *roles = NULL;
-    cJSON *defs = NULL;
+    struct deal_defs defs = {0};
     cJSON *rollup_contacts = cJSON_CreateArray();
     cJSON *created_contacts = cJSON_CreateArray();
     cJSON *contact_map = NULL;
@@ -1864,12 +1892,9 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         has_work |= !opps[i].is_finished;
     if (has_work) {
         step = "cannot read the hubspot deal properties";
-        if (!api_cache_get("hubspot/properties/deals", ctx->cfg->api_cache_seconds, &defs)) {
-            rc = hs_properties_list(ctx->hs, "deals", &defs);
-            if (rc != ERR_OK)
-                goto failed;
-            api_cache_put("hubspot/properties/deals", defs);
-        }
+        rc = sync_deal_property_defs_copy(ctx, false, &defs.list);
+        if (rc != ERR_OK)
+            goto failed;
     }
     pl.sf = ctx->sf;
     pl.hs = ctx->hs;
@@ -1885,7 +1910,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)
             continue;
-        rc = map_record(ctx, db, &pl, &ow, defs, &opps[i]);
+        rc = map_record(ctx, db, &pl, &ow, &defs, &opps[i]);
         if (rc != ERR_OK)
             goto failed;
     }
@@ -1912,7 +1937,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot read the deals from hubspot";
-    rc = read_refused(ctx, db, &pl, &ow, defs, props, opps, count, &refused_deals);
+    rc = read_refused(ctx, db, &pl, &ow, &defs, props, opps, count, &refused_deals);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot write the deals to hubspot";
@@ -2019,7 +2044,7 @@ out:
     cJSON_Delete(rollup_contacts);
     cJSON_Delete(created_contacts);
     cJSON_Delete(contact_map);
-    cJSON_Delete(defs);
+    cJSON_Delete(defs.list);
     cJSON_Delete(roles);
     cJSON_Delete(sf_records);
     free(opps);

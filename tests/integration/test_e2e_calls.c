@@ -801,6 +801,226 @@ START_TEST(own_opportunity_messages_are_not_read)
 }
 END_TEST
 
+#define SWEEP_DEALS 250
+#define DEAL_SEARCHES "/crm/v3/objects/deals/search"
+
+/* The time of the database as text, to wait for sweeps that start after it. */
+static char *db_now(struct e2e *e)
+{
+    PGresult *r = PQexec(e->svc.db, "SELECT now()::text");
+    char *t = xstrdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return t;
+}
+
+/* Waits until a HubSpot sweep has started more than after_s seconds after t (text). */
+static void wait_sweep_after(struct e2e *e, const char *t, double after_s)
+{
+    char *sql = xasprintf("SELECT count(*) FROM poll_watermark WHERE name = 'reconcile_hubspot'"
+                          " AND last_run_at > '%s'::timestamptz + make_interval(secs => %f)",
+                          t, after_s);
+    ck_assert_msg(itest_wait_sql(e->svc.db, sql, DEADLINE_MS), "no hubspot sweep ran");
+    free(sql);
+}
+
+/* Deal batch reads since mark that asked for deal id (the log keeps request bodies). */
+static int reads_of(struct e2e *e, long long mark, const char *id)
+{
+    cJSON *log = e2e_requests(e, mark);
+    char *needle = xasprintf("\"id\":\"%s\"", id);
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, log)
+    {
+        const char *body = cJSON_GetStringValue(cJSON_GetObjectItem(r, "body"));
+        n += strcmp(sbtest_str(r, "path"), DEAL_READS) == 0 && body && strstr(body, needle);
+    }
+    free(needle);
+    cJSON_Delete(log);
+    return n;
+}
+
+/* A HubSpot sweep over linked deals that are all still there, in a synced pipeline, reads none
+ * of them by id: one search counts them. A deal deleted with its webhook lost is still found,
+ * and only its half of the book is read. */
+START_TEST(a_sweep_counts_the_linked_deals_instead_of_reading_them)
+{
+    struct e2e e;
+    const char *env[] = {"RECONCILE_INTERVAL_SECONDS=2", NULL};
+    e2e_start(&e, "e2e_calls_sweep", env, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    cJSON *seeded = synced_deal_sample(&e);
+    char *deals[SWEEP_DEALS];
+    for (int i = 0; i < SWEEP_DEALS; i++) {
+        char *props =
+            xasprintf("{\"dealname\":\"Swept %d\",\"pipeline\":\"%s\","
+                      "\"dealstage\":\"%s\",\"amount\":\"%d\"}",
+                      i, e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), 100 + i);
+        deals[i] = hs_by_hand(&e, "deals", props);
+        free(props);
+    }
+    cJSON_Delete(seeded);
+    const char *import[] = {"import", "hubspot", "--wait", NULL};
+    ck_assert_int_eq(e2e_dealsync(&e, import, NULL), 0);
+    char *sql = xasprintf("SELECT count(*) FROM record_link WHERE kind = 'opportunity'"
+                          " HAVING count(*) >= %d",
+                          SWEEP_DEALS + 1);
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the deals were not all linked");
+    free(sql);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    /* The sweeps that see the import's own writes are over. */
+    char *t = db_now(&e);
+    wait_sweep_after(&e, t, 0);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    free(t);
+
+    long long mark = e2e_mark(&e);
+    t = db_now(&e);
+    wait_sweep_after(&e, t, 0);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    wait_sweep_after(&e, t, 2.5);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_SEARCHES), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 0);
+    free(t);
+
+    /* A user deletes a deal; its webhook is lost. */
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":1, \"core.log_body_bytes\":65536}");
+    char *api = xasprintf("/crm/v3/objects/deals/%s", deals[7]);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", api, NULL, NULL), 204);
+    free(api);
+    mark = e2e_mark(&e);
+    sql = xasprintf("SELECT count(*) FROM deleted_deal WHERE hs_deal_id = '%s'"
+                    " AND NOT EXISTS (SELECT 1 FROM record_link WHERE hs_id = '%s')",
+                    deals[7], deals[7]);
+    ck_assert_msg(itest_wait_sql(e.svc.db, sql, DEADLINE_MS), "the deletion was never swept");
+    free(sql);
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":0}");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    /* Deals were read (the half holding the deleted one), but however many sweeps ran, never
+     * the deals of the other half, where HubSpot counts what dealsync linked. */
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", DEAL_READS), 1);
+    ck_assert_int_eq(reads_of(&e, mark, deals[SWEEP_DEALS - 1]), 0);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    for (int i = 0; i < SWEEP_DEALS; i++)
+        free(deals[i]);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define PROPERTY_READS "/crm/v3/properties/deals"
+
+/* The deal property definitions are read once for every worker of the process and both
+ * directions (the copy is shared for API_CACHE_SECONDS): a Salesforce-to-HubSpot batch, then
+ * HubSpot deals synced the other way, one batch each. */
+START_TEST(deal_property_definitions_are_shared_by_the_workers)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_defs", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    long long mark = e2e_mark(&e);
+    cJSON *seeded = synced_deal_sample(&e);
+    for (int i = 0; i < 4; i++) {
+        char *props =
+            xasprintf("{\"dealname\":\"Defs %d\",\"pipeline\":\"%s\","
+                      "\"dealstage\":\"%s\",\"amount\":\"%d\"}",
+                      i, e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), 300 + i);
+        char *deal = hs_by_hand(&e, "deals", props);
+        free(props);
+        void *arg[] = {&e, deal};
+        ck_assert_msg(itest_wait_for(deal_linked, arg, DEADLINE_MS), "no opportunity for the deal");
+        ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+        free(deal);
+    }
+    cJSON_Delete(seeded);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    ck_assert_int_le(e2e_count(&e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* A Salesforce picklist Tier__c (Gold, Platinum) and a HubSpot dropdown tier with only gold. */
+static void prepare_tier(struct e2e *e)
+{
+    ck_assert_int_eq(
+        e2e_sb(e, "POST", "/services/data/v60.0/tooling/sobjects/CustomField",
+               "{\"FullName\":\"Opportunity.Tier__c\",\"Metadata\":{\"label\":\"Tier\","
+               "\"type\":\"Picklist\",\"valueSet\":{\"valueSetDefinition\":{\"value\":["
+               "{\"fullName\":\"Gold\",\"label\":\"Gold\",\"default\":false},"
+               "{\"fullName\":\"Platinum\",\"label\":\"Platinum\",\"default\":false}]}}}}",
+               NULL),
+        201);
+    ck_assert_int_eq(e2e_sb(e, "POST", "/crm/v3/properties/deals",
+                            "{\"name\":\"tier\",\"label\":\"Tier\",\"type\":\"enumeration\","
+                            "\"fieldType\":\"select\",\"groupName\":\"dealinformation\","
+                            "\"options\":[{\"label\":\"Gold\",\"value\":\"gold\","
+                            "\"displayOrder\":0}]}",
+                            NULL),
+                     201);
+}
+
+struct tier_wait {
+    struct e2e *e;
+    const char *opp;
+    const char *tier;
+};
+
+static bool deal_has_tier(void *arg)
+{
+    struct tier_wait *w = arg;
+    char *deal = e2e_deal_id_of(w->e, w->opp);
+    cJSON *d = deal ? e2e_hs_get(w->e, "deals", deal) : NULL;
+    bool is = d && strcmp(e2e_prop(d, "tier"), w->tier) == 0;
+    cJSON_Delete(d);
+    free(deal);
+    return is;
+}
+
+/* The shared property definitions are kept for API_CACHE_SECONDS (5 minutes), but an option a
+ * user has just added in HubSpot is not left out for that long: a value the shared copy has no
+ * option for has the definitions read again, once, and is written. */
+START_TEST(an_option_added_in_hubspot_is_used_at_once)
+{
+    struct e2e e;
+    char *mappings = xasprintf("%s/calls-tier.json", itest_env("TEST_TMPDIR"));
+    FILE *f = fopen(mappings, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[{\"salesforce\":\"Tier__c\",\"hubspot\":\"tier\",\"rule\":\"two_way\"}]", f);
+    fclose(f);
+    char *env_mappings = xasprintf("MAPPINGS_FILE=%s", mappings);
+    const char *env[] = {env_mappings, NULL};
+    e2e_start_prepared(&e, "e2e_calls_option", env, NULL, true, prepare_tier);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    char *gold = e2e_sf_create(&e, "Opportunity",
+                               "{\"Name\":\"Gold tier\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\"}");
+    struct tier_wait w = {&e, gold, "gold"};
+    ck_assert_msg(itest_wait_for(deal_has_tier, &w, DEADLINE_MS), "gold never arrived");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+
+    ck_assert_int_eq(e2e_sb(&e, "PATCH", "/crm/v3/properties/deals/tier",
+                            "{\"options\":[{\"label\":\"Gold\",\"value\":\"gold\","
+                            "\"displayOrder\":0},{\"label\":\"Platinum\",\"value\":\"platinum\","
+                            "\"displayOrder\":1}]}",
+                            NULL),
+                     200);
+    long long mark = e2e_mark(&e);
+    char *platinum =
+        e2e_sf_create(&e, "Opportunity",
+                      "{\"Name\":\"Platinum tier\",\"StageName\":\"Prospecting\","
+                      "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Platinum\"}");
+    struct tier_wait w2 = {&e, platinum, "platinum"};
+    ck_assert_msg(itest_wait_for(deal_has_tier, &w2, DEADLINE_MS), "platinum was left out");
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(platinum);
+    free(gold);
+    free(env_mappings);
+    free(mappings);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -814,6 +1034,9 @@ Suite *suite_e2e_calls(void)
         {"roles_synced", roles_synced_with_their_opportunity_are_not_queued_again},
         {"contact_search", contacts_with_an_email_are_not_searched},
         {"om_echo", own_opportunity_messages_are_not_read},
+        {"sweep_counts", a_sweep_counts_the_linked_deals_instead_of_reading_them},
+        {"shared_defs", deal_property_definitions_are_shared_by_the_workers},
+        {"new_option", an_option_added_in_hubspot_is_used_at_once},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

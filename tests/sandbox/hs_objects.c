@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "util.h"
+#include "vindex.h"
 
 #define BATCH_MAX 100
 #define LIST_MAX 100
@@ -17,6 +18,19 @@ static struct hs_object **objects;
 static size_t object_count;
 static size_t object_cap;
 static int64_t next_object_id;
+/* "type\x1fname\x1fvalue" of unique properties and contact e-mails -> records. */
+static struct vindex *by_value;
+
+static bool is_indexed(enum hs_type t, const char *name)
+{
+    const struct hs_prop *p = hs_prop_find(t, name);
+    return (t == HS_CONTACT && strcmp(name, "email") == 0) || (p && hs_prop_is_unique(p));
+}
+
+static char *value_key(enum hs_type t, const char *name, const char *value)
+{
+    return xasprintf("%d\x1f%s\x1f%s", (int)t, name, value);
+}
 
 static const char *modified_prop(enum hs_type t)
 {
@@ -33,6 +47,13 @@ static void prop_set(struct hs_object *o, const char *name, const char *value)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o->props, name);
     cJSON_AddStringToObject(o->props, name, value);
+    if (*value && is_indexed(o->type, name)) {
+        char *key = value_key(o->type, name, value);
+        if (!by_value)
+            by_value = vindex_new();
+        vindex_add(by_value, key, o);
+        free(key);
+    }
 }
 
 /* objects[] holds records in the order they were made, so by increasing id (ids come from one
@@ -53,13 +74,18 @@ struct hs_object *hs_object_find(enum hs_type t, int64_t id, bool with_archived)
     return o && o->id == id && o->type == t && (with_archived || !o->is_archived) ? o : NULL;
 }
 
-/* A live record whose property name equals value (email: case-insensitively). */
+/* A live record whose property name equals value (email: case-insensitively). name is a
+ * unique property or the contact e-mail (found through the index of those). */
 static struct hs_object *find_by_value(enum hs_type t, const char *name, const char *value,
                                        const struct hs_object *except)
 {
     bool is_email = strcmp(name, "email") == 0;
-    for (size_t i = 0; i < object_count; i++) {
-        struct hs_object *o = objects[i];
+    char *key = value_key(t, name, value);
+    void *const *found = NULL;
+    size_t n = vindex_get(by_value, key, &found);
+    free(key);
+    for (size_t i = 0; i < n; i++) {
+        struct hs_object *o = found[i];
         if (o->type != t || o->is_archived || o == except)
             continue;
         const char *v = prop_value(o, name);
@@ -500,6 +526,8 @@ void hs_objects_reset(void)
     objects = NULL;
     object_count = 0;
     object_cap = 0;
+    vindex_free(by_value);
+    by_value = NULL;
     next_object_id = 20000000001LL;
 }
 

@@ -12,6 +12,7 @@
 #include "sandbox.h"
 #include "sf_outbound.h"
 #include "util.h"
+#include "vindex.h"
 
 #define SF_MAX_TOKENS 256
 
@@ -26,6 +27,7 @@ static struct {
     size_t object_count;
     size_t object_cap;
     uint64_t id_counter;
+    struct vindex *by_id; /* record id -> record */
     char org_id[19];
     char api_user[19];
     char ui_user[19];
@@ -560,26 +562,58 @@ struct sf_record *sf_store_find(const char *id, struct sf_object **obj)
     char norm[19];
     if (!sf_id_normalize(id, norm))
         return NULL;
-    for (size_t i = 0; i < st.object_count; i++) {
-        struct sf_object *o = st.objects[i];
-        if (strncmp(o->prefix, norm, 3) != 0)
-            continue;
-        for (size_t j = 0; j < o->record_count; j++)
-            if (strcmp(o->records[j]->id, norm) == 0) {
-                if (obj)
-                    *obj = o;
-                return o->records[j];
-            }
+    void *const *found = NULL;
+    size_t n = vindex_get(st.by_id, norm, &found);
+    for (size_t i = 0; i < n; i++) {
+        struct sf_record *r = found[i];
+        if (strcmp(r->id, norm) == 0) {
+            if (obj)
+                *obj = r->owner;
+            return r;
+        }
     }
     return NULL;
+}
+
+static bool is_indexed(const struct sf_field *f)
+{
+    return f->is_external_id || f->is_unique;
+}
+
+static char *value_key(const struct sf_field *f, const char *value)
+{
+    return xasprintf("%s\x1f%s", f->name, value);
+}
+
+/* Notes the record's values of external id and unique fields (after every write). */
+static void index_values(struct sf_object *obj, struct sf_record *rec)
+{
+    for (size_t i = 0; i < obj->field_count; i++) {
+        const struct sf_field *f = &obj->fields[i];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec->values, f->name);
+        if (!is_indexed(f) || !cJSON_IsString(v) || !*v->valuestring)
+            continue;
+        if (!obj->by_value)
+            obj->by_value = vindex_new();
+        char *key = value_key(f, v->valuestring);
+        vindex_add(obj->by_value, key, rec);
+        free(key);
+    }
 }
 
 size_t sf_store_find_by_field(const struct sf_object *obj, const struct sf_field *f,
                               const char *value, struct sf_record **out, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < obj->record_count && n < max; i++) {
-        struct sf_record *r = obj->records[i];
+    void *const *found = NULL;
+    size_t count = 0;
+    if (is_indexed(f)) {
+        char *key = value_key(f, value);
+        count = vindex_get(obj->by_value, key, &found);
+        free(key);
+    }
+    for (size_t i = 0; i < (is_indexed(f) ? count : obj->record_count) && n < max; i++) {
+        struct sf_record *r = is_indexed(f) ? found[i] : obj->records[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->values, f->name);
         if (r->is_deleted || !cJSON_IsString(v))
             continue;
@@ -647,6 +681,10 @@ static void add_record(struct sf_object *obj, struct sf_record *rec)
         obj->records = xrealloc(obj->records, obj->record_cap * sizeof(*obj->records));
     }
     obj->records[obj->record_count++] = rec;
+    rec->owner = obj;
+    if (!st.by_id)
+        st.by_id = vindex_new();
+    vindex_add(st.by_id, rec->id, rec);
 }
 
 static cJSON *empty_values(const struct sf_object *obj)
@@ -679,6 +717,7 @@ struct sf_record *sf_store_insert_raw(struct sf_object *obj, cJSON *values)
     rec->created_ms = now;
     rec->modstamp_ms = now;
     add_record(obj, rec);
+    index_values(obj, rec);
     return rec;
 }
 
@@ -1087,6 +1126,7 @@ bool sf_store_create(struct sf_object *obj, const cJSON *body, const char *as_us
             set_value(rec->values, item->string, cJSON_Duplicate(item, true));
     cJSON_Delete(values);
     stamp(obj, rec->values, as_user, now, true);
+    index_values(obj, rec);
     unset_other_primaries(obj, rec, rec->values, as_user, now);
     if (out)
         *out = rec;
@@ -1125,6 +1165,7 @@ bool sf_store_update(struct sf_object *obj, struct sf_record *rec, const cJSON *
     cJSON_Delete(rec->values);
     rec->values = values;
     rec->modstamp_ms = now;
+    index_values(obj, rec);
     unset_other_primaries(obj, rec, rec->values, as_user, now);
     sf_outbound_changed(obj, rec, as_user);
     return true;
@@ -1320,6 +1361,7 @@ static void free_object(struct sf_object *obj)
         cJSON_Delete(obj->fields[i].picklist);
     }
     free(obj->records);
+    vindex_free(obj->by_value);
     free(obj->fields);
     free(obj->name);
     free(obj->label);
@@ -1333,6 +1375,8 @@ void sf_store_clear(void)
     free(st.objects);
     st.objects = NULL;
     st.object_count = st.object_cap = 0;
+    vindex_free(st.by_id);
+    st.by_id = NULL;
     for (size_t i = 0; i < st.token_count; i++)
         free(st.tokens[i].token);
     st.token_count = 0;

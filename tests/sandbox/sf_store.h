@@ -31,6 +31,8 @@ enum sf_type {
     SF_MULTIPICKLIST,
 };
 
+struct vindex;
+
 struct sf_field {
     char *name;
     enum sf_type type;
@@ -51,7 +53,8 @@ struct sf_field {
 
 struct sf_record {
     char id[19];
-    cJSON *values; /* field name -> value (JSON null when unset); owned */
+    struct sf_object *owner; /* the object it is a record of */
+    cJSON *values;           /* field name -> value (JSON null when unset); owned */
     bool is_deleted;
     int64_t created_ms;
     int64_t modstamp_ms;
@@ -71,6 +74,7 @@ struct sf_object {
     struct sf_record **records;
     size_t record_count;
     size_t record_cap;
+    struct vindex *by_value; /* "Field\x1fvalue" of external id and unique fields -> records */
 };
 
 /* An API error as Salesforce reports it. fields is a comma-separated list ("" for none). */
