@@ -54,6 +54,12 @@ enum err link_save(PGconn *db, const struct link *l) WARN_UNUSED;
 enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
                            const cJSON *values) WARN_UNUSED;
 
+/* Merges values into the Salesforce side's baseline (sf_seen) of a linked pair: a field whose
+ * baseline waits for a later step of the sync (the account, until its company is associated).
+ * No link: nothing. */
+enum err link_note_sf_seen(PGconn *db, const char *kind, const char *sf_id,
+                           const cJSON *values) WARN_UNUSED;
+
 /* Forgets the link (deal deleted in HubSpot, opportunity deleted in Salesforce). Not finding
  * one is not an error. */
 enum err link_delete_by_sf(PGconn *db, const char *kind, const char *sf_id) WARN_UNUSED;

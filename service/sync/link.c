@@ -308,6 +308,21 @@ enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool
     return rc;
 }
 
+enum err link_note_sf_seen(PGconn *db, const char *kind, const char *sf_id, const cJSON *values)
+{
+    char *text = json_text(values);
+    const char *params[] = {kind, sf_id, text};
+    PGresult *r = PQexecParams(db,
+                               "UPDATE record_link SET sf_seen = sf_seen || $3::jsonb"
+                               " WHERE kind = $1 AND sf_id = $2",
+                               3, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    link_cache_forget(sf_id, NULL);
+    PQclear(r);
+    free(text);
+    return rc;
+}
+
 static enum err delete_where(PGconn *db, const char *sql, const char *kind, const char *id)
 {
     const char *params[] = {kind, id};

@@ -598,6 +598,47 @@ static bool complete_for_create(struct deal_work *w, const char **why)
     return true;
 }
 
+/* Whether the opportunity's account or record type (field), which the deal's company and
+ * pipeline decide (hs_value: the Salesforce id they map to), was changed in Salesforce since the
+ * last sync and must not be written over: the deal still maps to the value both sides last
+ * agreed on (sf_seen), so the change is Salesforce's and the other direction carries it to
+ * HubSpot. Writing the deal's value whenever the two differed put a user's new account back to
+ * the old one when any change of the deal was synced before the opportunity's outbound message.
+ * When HubSpot changed it too, the record modified in the later second wins, as for a two-way
+ * field. A value dealsync itself wrote there is no user's change. */
+static bool keeps_salesforce_change(struct deal_work *w, const char *field, const char *hs_value)
+{
+    const char *seen = w->has_link && w->opp
+                           ? cJSON_GetStringValue(cJSON_GetObjectItem(w->link.sf_seen, field))
+                           : NULL;
+    const cJSON *now = w->opp ? cJSON_GetObjectItem(w->opp, field) : NULL;
+    const char *sf_value = cJSON_GetStringValue(now);
+    if (!seen || sf_id_equal(sf_value, seen) || holds_own_write(w->link.sf_written, field, now))
+        return false;
+    if (!sf_id_equal(hs_value, seen)) {
+        int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
+        int64_t sf_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate"));
+        bool is_hubspot_later = sync_deal_hubspot_wins(hs_mod, sf_mod);
+        const char *sf_text = sf_value ? sf_value : "(none)";
+        if (is_hubspot_later)
+            buf_printf(&w->detail,
+                       "; conflict on %s: hubspot's %s (changed later) written, salesforce "
+                       "value %s lost",
+                       field, hs_value, sf_text);
+        else
+            buf_printf(&w->detail,
+                       "; conflict on %s: salesforce value %s (changed later) kept, hubspot's "
+                       "%s lost",
+                       field, sf_text, hs_value);
+        return !is_hubspot_later;
+    }
+    buf_printf(&w->detail,
+               "; %s changed in salesforce since the last sync (%s, was %s): not written back, "
+               "the other direction carries it",
+               field, sf_value ? sf_value : "(none)", seen);
+    return true;
+}
+
 static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *owner_map,
                        const cJSON *accounts, const cJSON *account_reasons)
 {
@@ -630,7 +671,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     filter_changes(ctx, w);
 
     const char *rt = w->record_type_id;
-    if (rt[0] && (!w->opp || !sf_id_equal(str(w->opp, "RecordTypeId"), rt)))
+    if (rt[0] && (!w->opp || !sf_id_equal(str(w->opp, "RecordTypeId"), rt)) &&
+        !keeps_salesforce_change(w, "RecordTypeId", rt))
         cJSON_AddStringToObject(w->changes, "RecordTypeId", rt);
     /* A new opportunity whose deal has no owner with a Salesforce user is owned by the
      * integration user (HubSpot's rule; Salesforce gives it the writing user anyway): written
@@ -641,7 +683,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
         !cJSON_GetObjectItem(w->changes, "OwnerId"))
         cJSON_AddStringToObject(w->changes, "OwnerId", sf_user_id(ctx->sf));
     const char *account = w->company_id ? str(accounts, w->company_id) : NULL;
-    if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)))
+    if (account && (!w->opp || !sf_id_equal(str(w->opp, "AccountId"), account)) &&
+        !keeps_salesforce_change(w, "AccountId", account))
         cJSON_AddStringToObject(w->changes, "AccountId", account);
     if (w->company_id && !account)
         w->rec->has_warning = true;

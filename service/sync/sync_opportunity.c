@@ -46,6 +46,8 @@ struct opp {
     bool is_created;          /* made by batch create with its company and contacts inline */
     bool is_unread;           /* its deal was not read first (read_can_wait) */
     bool is_refused;          /* HubSpot refused the create of its deal */
+    bool is_account_as_seen;  /* its account is the one both sides last agreed on */
+    bool is_account_pending;  /* a new account, whose baseline waits for its company */
     char *company;            /* the HubSpot company of its account, once resolved */
     const char *company_how;  /* how it was found (hs_companies.h), static */
     cJSON *written;           /* the properties written to HubSpot */
@@ -1085,6 +1087,22 @@ static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *
     return rc;
 }
 
+/* The new accounts whose companies are now associated become the baseline (remember_link). */
+static enum err settle_accounts(PGconn *db, const struct opp *opps, size_t n)
+{
+    enum err rc = ERR_OK;
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        const struct opp *o = &opps[i];
+        if (o->is_finished || !o->is_account_pending || !o->company)
+            continue;
+        cJSON *seen = cJSON_CreateObject();
+        cJSON_AddStringToObject(seen, "AccountId", str(o->sf, "AccountId"));
+        rc = link_note_sf_seen(db, LINK_OPPORTUNITY, o->id, seen);
+        cJSON_Delete(seen);
+    }
+    return rc;
+}
+
 /* The deals' primary companies, after the deals are written: a deal just created has its
  * company already (create_deals); an existing one is associated with it, and loses the
  * company of an account the opportunity no longer has. */
@@ -1129,6 +1147,16 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
             continue;
         }
         const cJSON *had = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
+        if (o->is_account_as_seen && cJSON_GetArraySize(had) > 0 && !list_contains(had, company)) {
+            /* The account is unchanged since the last sync and the deal has another primary
+             * company: a user changed it in HubSpot, and the other direction carries it to the
+             * opportunity. Associating the account's company put the user's choice back. */
+            note(o,
+                 "company %s not associated: the deal's primary company changed in hubspot "
+                 "since the last sync (to %s), left to the other direction",
+                 company, cJSON_GetStringValue(cJSON_GetArrayItem(had, 0)));
+            continue;
+        }
         if (list_contains(had, company)) {
             note(o, "company %s already the primary association", company);
         } else {
@@ -1487,6 +1515,19 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
         cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, e->valuestring);
         if (sf_old)
             cJSON_AddItemToObject(l.sf_seen, e->valuestring, cJSON_Duplicate(sf_old, true));
+    }
+    /* A new account keeps the old baseline until its company is associated (companies, then
+     * settle_accounts): a sync that fails in between still sees the account as changed, and
+     * the deal's old company is not taken for a user's change in HubSpot. An account cleared in
+     * Salesforce keeps it too: the deal keeps its company, which is then no change to write
+     * back. */
+    const char *seen_account = str(old_sf_seen, "AccountId");
+    const char *account = str(o->sf, "AccountId");
+    o->is_account_as_seen = seen_account && account && sf_id_equal(seen_account, account);
+    if (seen_account && !o->is_account_as_seen && !o->is_created && ctx->cfg->company_sync) {
+        cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "AccountId");
+        cJSON_AddStringToObject(l.sf_seen, "AccountId", seen_account);
+        o->is_account_pending = account != NULL;
     }
     cJSON_Delete(old_hs_seen);
     cJSON_Delete(old_sf_seen);
@@ -1963,6 +2004,9 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     }
     step = "cannot associate the companies";
     rc = companies(ctx, db, opps, count);
+    if (rc != ERR_OK)
+        goto failed;
+    rc = settle_accounts(db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     step = "cannot associate the contacts";

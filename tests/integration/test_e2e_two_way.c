@@ -536,6 +536,104 @@ START_TEST(contact_role_removed_and_added_again_in_salesforce_stays)
 }
 END_TEST
 
+/* The HubSpot company linked to a Salesforce account ("" when none). */
+static const char *account_company(struct e2e *e, const char *account, char *out, size_t n)
+{
+    char *sql = xasprintf("SELECT hs_id FROM record_link WHERE kind = 'account' AND"
+                          " left(sf_id, 15) = left('%s', 15)",
+                          account);
+    PGresult *r = PQexec(e->svc.db, sql);
+    snprintf(out, n, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    free(sql);
+    return out;
+}
+
+struct account_wait {
+    struct e2e *e;
+    const char *deal;
+    const char *account;
+};
+
+/* Whether the deal's primary company is the account's company. */
+static bool deal_has_account_company(void *arg)
+{
+    struct account_wait *w = arg;
+    char want[32], have[32];
+    account_company(w->e, w->account, want, sizeof(want));
+    e2e_primary_company(w->e, w->deal, have, sizeof(have));
+    return want[0] && strcmp(want, have) == 0;
+}
+
+/* A synced opportunity of the account, its deal holding the account's company as primary, the
+ * sync quiet. Returns the opportunity id; *deal_id gets the deal's. Both caller-freed. */
+static char *synced_pair_of_account(struct e2e *e, const char *name, const char *account,
+                                    char **deal_id)
+{
+    char *json = xasprintf("{\"Name\":\"%s\",\"StageName\":\"Prospecting\",\"CloseDate\":"
+                           "\"2027-06-30\",\"Amount\":44,\"AccountId\":\"%s\"}",
+                           name, account);
+    char *opp = e2e_sf_create(e, "Opportunity", json);
+    free(json);
+    ck_assert_msg(wait_field(e, "deals", opp, "amount", "44"), "opportunity %s never synced", opp);
+    *deal_id = e2e_deal_id_of(e, opp);
+    ck_assert_ptr_nonnull(*deal_id);
+    struct account_wait was = {e, *deal_id, account};
+    ck_assert_msg(itest_wait_for(deal_has_account_company, &was, DEADLINE_MS),
+                  "the deal never got the account's company");
+    expect_quiet(e);
+    return opp;
+}
+
+/* A user moves the opportunity to another account in Salesforce, and a change of the deal is
+ * synced before the opportunity's outbound message arrives. The HubSpot-to-Salesforce direction
+ * used to write the account of the deal's (old) company whenever the two differed: the user's new
+ * account went back to the old one, on both sides. Salesforce's outbound messages are held here
+ * while the deal's change syncs. */
+START_TEST(salesforce_account_change_in_flight_survives_a_hubspot_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_account_flight", NULL, NULL, true);
+    char *old_account = e2e_sf_create(&e, "Account", "{\"Name\":\"Old Account Ltd\"}");
+    char *new_account = e2e_sf_create(&e, "Account", "{\"Name\":\"New Account Ltd\"}");
+    char *deal = NULL;
+    char *opp = synced_pair_of_account(&e, "Account flight", old_account, &deal);
+
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
+    char *move = xasprintf("{\"AccountId\":\"%s\"}", new_account);
+    e2e_sf_update(&e, "Opportunity", opp, move);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"edited in hubspot\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Description", "edited in hubspot"));
+    char account[32];
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", account, sizeof(account));
+    cJSON_Delete(o);
+    char *detail = e2e_last_detail(&e, deal);
+    ck_assert_msg(strncmp(account, new_account, 15) == 0,
+                  "the deal's change put the opportunity back on account %s (user's: %s); last "
+                  "outcome: %s",
+                  account, new_account, detail ? detail : "(none)");
+    free(detail);
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    expect_quiet(&e);
+
+    struct account_wait now = {&e, deal, new_account};
+    ck_assert_msg(deal_has_account_company(&now),
+                  "the deal did not move to the new account's company");
+    o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", account, sizeof(account));
+    cJSON_Delete(o);
+    ck_assert_msg(strncmp(account, new_account, 15) == 0, "the opportunity ended on account %s",
+                  account);
+    free(move);
+    free(deal);
+    free(opp);
+    free(new_account);
+    free(old_account);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* ---- Issue 10: companies are found before they are created --------------------------------- */
 
 /* The id of a HubSpot record created through the control API (caller frees). */
@@ -599,6 +697,57 @@ static char *opportunity_of_account(struct e2e *e, const char *name, const char 
     }
     return opp;
 }
+
+/* The mirror case: a user sets another primary company on the deal in HubSpot, and a change of
+ * the opportunity is synced before the deal's association webhook arrives. The
+ * Salesforce-to-HubSpot direction used to associate the account's company whenever it synced the
+ * opportunity: the user's company lost its primary label, and the other direction then saw no
+ * change. HubSpot's webhooks are held here while the opportunity's change syncs. */
+START_TEST(hubspot_company_change_in_flight_survives_a_salesforce_change)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_company_flight", NULL, NULL, true);
+    char *account = e2e_sf_create(&e, "Account", "{\"Name\":\"Kept Account Ltd\"}");
+    char *deal = NULL;
+    char *opp = synced_pair_of_account(&e, "Company flight", account, &deal);
+
+    char *chosen = hs_make(&e, "companies", "{\"name\":\"Chosen In HubSpot\"}");
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":20000}");
+    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/companies/%s", deal, chosen);
+    int status =
+        e2e_sb(&e, "PUT", path,
+               "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":5}]", NULL);
+    ck_assert_msg(status == 200 || status == 201, "associate company: %d", status);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"edited in salesforce\"}");
+    ck_assert(wait_field(&e, "deals", opp, "description", "edited in salesforce"));
+    char primary[32];
+    e2e_primary_company(&e, deal, primary, sizeof(primary));
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(strcmp(primary, chosen) == 0,
+                  "the opportunity's change put company %s back as the deal's primary (user's: "
+                  "%s); last outcome: %s",
+                  primary, chosen, detail ? detail : "(none)");
+    free(detail);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+
+    e2e_primary_company(&e, deal, primary, sizeof(primary));
+    ck_assert_msg(strcmp(primary, chosen) == 0, "the deal ended with primary company %s", primary);
+    char moved[32];
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    e2e_sf_text(o, "AccountId", moved, sizeof(moved));
+    cJSON_Delete(o);
+    struct account_wait now = {&e, deal, moved};
+    ck_assert_msg(strncmp(moved, account, 15) != 0 && deal_has_account_company(&now),
+                  "the opportunity stayed on account %s, not the chosen company's", moved);
+    free(path);
+    free(chosen);
+    free(deal);
+    free(opp);
+    free(account);
+    e2e_stop(&e);
+}
+END_TEST
 
 /* A company with the account website's domain is the account's company: none is created. */
 START_TEST(company_found_by_domain)
@@ -1017,6 +1166,8 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, deal_moved_to_unsynced_pipeline_is_left_alone);
     tcase_add_test(tc, contact_role_deleted_in_salesforce_is_not_recreated);
     tcase_add_test(tc, contact_role_removed_and_added_again_in_salesforce_stays);
+    tcase_add_test(tc, salesforce_account_change_in_flight_survives_a_hubspot_change);
+    tcase_add_test(tc, hubspot_company_change_in_flight_survives_a_salesforce_change);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
     tcase_add_test(tc, company_found_by_domain);
