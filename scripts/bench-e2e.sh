@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-e2e.sh - `make bench-e2e`: dealsync and the sandbox wired as `make run` wires them (both
-# directions, 4 workers), a private PostgreSQL, and build/bench-e2e: E2E_RECORDS opportunities,
-# then E2E_RATE changes per second on each side for E2E_SECONDS with E2E_LATENCY_MS added to
+# directions, dealsync's default workers), a private PostgreSQL, and build/bench-e2e: E2E_RECORDS
+# opportunities, then E2E_RATE changes per second on each side for E2E_SECONDS with E2E_LATENCY_MS added to
 # every API call, per-change latency (p50, p99, max per direction), dealsync's RSS, and
 # "records different at quiet". HubSpot's rate limits are off (as in issue 14), in the sandbox and
 # in dealsync's own budget (HUBSPOT_BURST_LIMIT, unless set), so throttling plays no part. Modes (E2E_MODES, default "sf hs both"): Amount edits in Salesforce, deal-name

@@ -42,7 +42,7 @@ static const struct config_var config_vars[] = {
     VAR("HUBSPOT_APP_ID", CFG_STR, NEED_NO, NULL, hubspot_app_id, 0, 0),
     VAR("HUBSPOT_ALLOW_LEGACY_SIGNATURES", CFG_BOOL, NEED_NO, "false",
         hubspot_allow_legacy_signatures, 0, 0),
-    VAR("WORKER_THREADS", CFG_INT, NEED_NO, "4", worker_threads, 0, 256),
+    VAR("WORKER_THREADS", CFG_INT, NEED_NO, "8", worker_threads, 0, 256),
     VAR("LOG_LEVEL", CFG_STR, NEED_NO, "info", log_level, 0, 0),
     VAR("HTTP_THREADS", CFG_INT, NEED_NO, "0", http_threads, 0, 256),
     VAR("HTTP_REQUEST_TIMEOUT_MS", CFG_INT, NEED_NO, "10000", http_request_timeout_ms, 1000,

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "api_budget.h"
 #include "db.h"
 #include "log.h"
@@ -322,23 +324,95 @@ static void release_all(struct worker *w, PGconn *db, const struct queue_batch *
         release(w, db, &b->records[i]);
 }
 
+/* Gives records claimed and not started back to the queue in one statement, as they were (no
+ * attempt counted, the same place in the claim order), and wakes the idle workers for them. */
+static void give_back(struct worker *w, PGconn *db, const struct queue_record *recs, size_t n)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "source", recs[i].source);
+        cJSON_AddStringToObject(o, "object_type", recs[i].object_type);
+        cJSON_AddStringToObject(o, "record_id", recs[i].record_id);
+        cJSON_AddItemToArray(list, o);
+    }
+    char *text = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    const char *params[] = {w->owner, text};
+    PGresult *res = PQexecParams(
+        db,
+        "WITH back AS (UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
+        "  FROM jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
+        "  WHERE (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
+        "    AND r.lease_owner = $1 RETURNING 1)"
+        " SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back",
+        2, NULL, params, NULL, NULL, 0);
+    if (db_check(db, res, PGRES_TUPLES_OK, "cannot give records back") != ERR_OK)
+        log_warn("records given back keep their lease until it expires",
+                 LOG_I64("records", (long long)n));
+    PQclear(res);
+    free(text);
+}
+
+/* The earliest change among records [from, to) of a batch. */
+static int64_t oldest_change_ms(const struct queue_batch *b, size_t from, size_t to)
+{
+    int64_t oldest = INT64_MAX;
+    for (size_t i = from; i < to; i++)
+        for (size_t k = 0; k < b->records[i].event_count; k++)
+            if (b->records[i].events[k].occurred_at_ms < oldest)
+                oldest = b->records[i].events[k].occurred_at_ms;
+    return oldest;
+}
+
+/* A claim that holds records of both sources keeps one source and gives the others back at
+ * once, so that other workers handle them now instead of after this worker's handler for the
+ * first source: each handler makes several API calls in sequence, and a record left waiting
+ * behind the other source's handler could meanwhile lose its pair to the other direction and
+ * be deferred. The source kept is the one with the earliest change, so a record given back is
+ * older than what arrives after it and is kept the next time. Records arrive sorted by source:
+ * the range kept is [*from, *to). */
+static void keep_one_source(struct worker *w, PGconn *db, struct queue_batch *b, size_t *from,
+                            size_t *to)
+{
+    *from = 0;
+    *to = b->record_count;
+    int64_t best = INT64_MAX;
+    for (size_t i = 0, j; i < b->record_count; i = j) {
+        for (j = i + 1; j < b->record_count; j++)
+            if (strcmp(b->records[j].source, b->records[i].source) != 0)
+                break;
+        int64_t oldest = oldest_change_ms(b, i, j);
+        if (i == 0 || oldest < best) {
+            best = oldest;
+            *from = i;
+            *to = j;
+        }
+    }
+    if (*from > 0)
+        give_back(w, db, b->records, *from);
+    if (*to < b->record_count)
+        give_back(w, db, &b->records[*to], b->record_count - *to);
+}
+
 /* Hands each route's records to its handler and finishes them; the last group's finish also
  * claims the worker's next batch into *next (see finish). */
 static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b,
                          struct queue_batch *next)
 {
     const struct worker_ops *ops = w->pool->ops;
-    size_t i = 0;
-    while (i < b->record_count) {
+    size_t i = 0, end = b->record_count;
+    keep_one_source(w, db, b, &i, &end);
+    while (i < end) {
         if (is_stopping(w->pool)) {
-            for (; i < b->record_count; i++)
+            for (; i < end; i++)
                 release(w, db, &b->records[i]);
             return;
         }
         /* Records arrive sorted by source and type: a route's records are contiguous. */
         const struct worker_route *rt = route_for(ops, &b->records[i]);
         size_t j = i + 1;
-        while (j < b->record_count && route_for(ops, &b->records[j]) == rt &&
+        while (j < end && route_for(ops, &b->records[j]) == rt &&
                strcmp(b->records[j].object_type, b->records[i].object_type) == 0)
             j++;
         for (size_t k = i; k < j; k++)
@@ -353,7 +427,7 @@ static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_b
             rt->handle(ctx, db, &b->records[i], j - i);
         }
         /* The next batch is claimed with this finish unless the claim is to wait. */
-        bool last = j == b->record_count && !is_stopping(w->pool);
+        bool last = j == end && !is_stopping(w->pool);
         w->claim_delay_ms = last && ops->claim_delay ? ops->claim_delay(ctx) : 0;
         finish(w, db, &b->records[i], j - i, last && w->claim_delay_ms <= 0 ? next : NULL);
         i = j;

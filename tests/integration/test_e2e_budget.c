@@ -569,13 +569,16 @@ START_TEST(burst_benchmark)
 {
     const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
     int n = size && atoi(size) > 0 ? atoi(size) : 1000;
-    /* As `make run` wires it: one process, four workers, both directions, default limits
-     * (BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH, to compare batch sizes). */
+    /* As `make run` wires it: one process, dealsync's default workers (8), both directions,
+     * default limits (BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH, to compare batch sizes;
+     * BUDGET_BENCH_WORKERS sets WORKER_THREADS, to compare worker counts). */
     const char *batch = getenv("BUDGET_BENCH_CLAIM_BATCH");
     char *claim = batch ? xasprintf("QUEUE_CLAIM_BATCH=%s", batch) : NULL;
+    const char *count = getenv("BUDGET_BENCH_WORKERS");
+    char *workers = xasprintf("WORKER_THREADS=%s", count && atoi(count) > 0 ? count : "8");
     /* The defaults of what the test harness shortens (pollers, retries, sweeps): a poller
      * reading the burst's 2,000 roles every second is not what make run does. */
-    const char *env[] = {"WORKER_THREADS=4",
+    const char *env[] = {workers,
                          "QUEUE_RETRY_BASE_MS=1000",
                          "QUEUE_RETRY_MAX_MS=3600000",
                          "QUEUE_POLL_INTERVAL_MS=2000",
@@ -629,8 +632,8 @@ START_TEST(burst_benchmark)
     /* The least time HubSpot's limit (190 per 10 s) allows for the calls made. */
     double floor_s = c.total / 19.0;
     printf("bench-budget: %d opportunities with two contact roles each, both directions, "
-           "default limits, 4 workers, claim batch %s\n",
-           n, batch ? batch : "default");
+           "default limits, %s, claim batch %s\n",
+           n, workers, batch ? batch : "default");
     printf("bench-budget: complete %d of %d, dead events %lld\n", complete, n, dead);
     printf("bench-budget: contacts whose roll-up count is their synced deals' at queue idle: "
            "%d of 2\n",
@@ -656,6 +659,7 @@ START_TEST(burst_benchmark)
     ck_assert_msg(is_done, "the burst did not finish");
     ck_assert_msg(rollups_right == 2, "the contacts' roll-ups do not count their deals");
     free(claim);
+    free(workers);
     e2e_stop(&e);
 }
 END_TEST

@@ -344,6 +344,83 @@ START_TEST(a_claim_waits_for_the_budget_and_takes_what_came_meanwhile)
 }
 END_TEST
 
+/* ---- A claim that holds both sources -------------------------------------------------------- */
+
+static atomic_int calls;       /* handler calls started */
+static atomic_int calls_done;  /* handler calls finished */
+static atomic_bool overlapped; /* the second call finished while the first still ran */
+static char first_source[16];  /* written by the first call only, read after the pools stop */
+
+static bool second_call_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&calls_done) >= 1;
+}
+
+/* The first call waits for the second to finish: it can only when the other record was given
+ * back to the queue for another worker, not kept in this worker's batch behind this call. */
+static void handle_waiting_for_the_other(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    if (atomic_fetch_add(&calls, 1) == 0) {
+        snprintf(first_source, sizeof(first_source), "%s", recs[0].source);
+        atomic_store(&overlapped, itest_wait_for(second_call_done, NULL, 10000));
+    }
+    handle_ok(ctx, db, recs, n);
+    atomic_fetch_add(&calls_done, 1);
+}
+
+static const struct worker_route both_routes[] = {
+    {"hubspot", "deal", handle_waiting_for_the_other},
+    {"salesforce", "Opportunity", handle_waiting_for_the_other},
+};
+
+static bool first_call_started(void *arg)
+{
+    (void)arg;
+    return atomic_load(&calls) >= 1;
+}
+
+START_TEST(a_claim_of_both_sources_gives_the_later_one_back)
+{
+    PGconn *db;
+    char *url = qtest_db("w_sources", &db);
+    struct config cfg = test_config(url);
+    cfg.worker_threads = 1;
+    const struct worker_ops both = {.routes = both_routes, .route_count = 2};
+    atomic_store(&handled, 0);
+    atomic_store(&calls, 0);
+    atomic_store(&calls_done, 0);
+    atomic_store(&overlapped, false);
+    first_source[0] = '\0';
+    /* Claimed together by the only worker of the first pool (records come sorted by source:
+     * the deal first), the opportunity's change the older one. */
+    qtest_push(db, "hubspot", "h1", "deal", "7001", 2000);
+    qtest_push(db, "salesforce", "s1", "Opportunity", "0065w000000000OAAQ", 1000);
+    struct worker_pool *pool = NULL, *later = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &both, "test:a", &pool), ERR_OK);
+    ck_assert(itest_wait_for(first_call_started, NULL, 20000));
+    /* Another worker, once the first is in its handler: it finds the deal only if the first
+     * gave it back instead of keeping it for after its handler. */
+    ck_assert_int_eq(worker_pool_start(&cfg, &both, "test:b", &later), ERR_OK);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 2);
+    worker_pool_stop(later);
+    worker_pool_stop(pool);
+    /* The source with the older change was kept, and the deal handled meanwhile. */
+    ck_assert_str_eq(first_source, "salesforce");
+    ck_assert(atomic_load(&overlapped));
+    /* Given back as it was: one attempt each, nothing but their done outcomes, no lease. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE attempts = 1"), 2);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome = 'done'"), 2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), 2);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE lease_owner IS NOT NULL"), 0);
+    ck_assert_int_eq(atomic_load(&handled), 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_worker(void);
 Suite *suite_worker(void)
 {
@@ -357,6 +434,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_stopping_pool_releases_what_it_did_not_start);
     tcase_add_test(tc, notifications_are_freed_before_each_claim);
     tcase_add_test(tc, a_claim_waits_for_the_budget_and_takes_what_came_meanwhile);
+    tcase_add_test(tc, a_claim_of_both_sources_gives_the_later_one_back);
     suite_add_tcase(s, tc);
     return s;
 }

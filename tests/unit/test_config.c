@@ -41,7 +41,7 @@ START_TEST(defaults_apply)
     ck_assert_int_eq(config_load(&cfg, true), ERR_OK);
     ck_assert_int_eq(cfg.port, 8080);
     ck_assert_str_eq(cfg.bind_address, "0.0.0.0");
-    ck_assert_int_eq(cfg.worker_threads, 4);
+    ck_assert_int_eq(cfg.worker_threads, 8);
     ck_assert_str_eq(cfg.log_level, "info");
     ck_assert_str_eq(cfg.hubspot_webhook_path, "/webhooks/hubspot");
     ck_assert_ptr_null(cfg.salesforce_webhook_token);
