@@ -79,6 +79,10 @@ struct queue_record {
     bool has_warning;   /* done, but something was left out (detail says what): a warning */
 };
 
+/* The ids of rec's events as a PostgreSQL bigint array literal, "{1,2,3}", for
+ * `= ANY($n::bigint[])` (caller frees). */
+char *queue_record_event_ids(const struct queue_record *rec);
+
 struct queue_batch {
     struct queue_record *records;
     size_t record_count;

@@ -624,3 +624,14 @@ enum err queue_depth(PGconn *db, struct queue_depth *out)
     PQclear(r);
     return rc;
 }
+
+char *queue_record_event_ids(const struct queue_record *rec)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_append_str(&ids, "{");
+    for (size_t i = 0; i < rec->event_count; i++)
+        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
+    buf_append_str(&ids, "}");
+    return ids.data;
+}

@@ -295,13 +295,8 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
  * attempt not counted, and the lease is dropped so another process takes them at once. */
 static void release(struct worker *w, PGconn *db, const struct queue_record *r)
 {
-    struct buf ids;
-    buf_init(&ids, 0);
-    buf_append_str(&ids, "{");
-    for (size_t i = 0; i < r->event_count; i++)
-        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)r->events[i].id);
-    buf_append_str(&ids, "}");
-    const char *params[] = {w->owner, ids.data, r->source, r->object_type, r->record_id};
+    char *ids = queue_record_event_ids(r);
+    const char *params[] = {w->owner, ids, r->source, r->object_type, r->record_id};
     PGresult *res = PQexecParams(
         db,
         "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = attempts - 1,"
@@ -314,7 +309,7 @@ static void release(struct worker *w, PGconn *db, const struct queue_record *r)
         log_info("record released at shutdown", LOG_STR("source", r->source),
                  LOG_STR("record_id", r->record_id));
     PQclear(res);
-    buf_clear(&ids);
+    free(ids);
 }
 
 /* Releases every record of b (shutdown before they were started). */

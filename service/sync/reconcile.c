@@ -430,19 +430,14 @@ enum err reconcile_request_now(PGconn *db)
 
 enum err reconcile_mark_transient(PGconn *db, const struct queue_record *rec)
 {
-    struct buf ids;
-    buf_init(&ids, 0);
-    buf_append_str(&ids, "{");
-    for (size_t i = 0; i < rec->event_count; i++)
-        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
-    buf_append_str(&ids, "}");
-    const char *params[] = {ids.data};
+    char *ids = queue_record_event_ids(rec);
+    const char *params[] = {ids};
     PGresult *r = PQexecParams(db,
                                "UPDATE sync_event SET is_transient_dead = true"
                                " WHERE id = ANY($1::bigint[]) AND status = 'dead'",
                                1, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot mark dead events transient");
     PQclear(r);
-    buf_clear(&ids);
+    free(ids);
     return rc;
 }

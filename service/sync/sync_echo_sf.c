@@ -3,6 +3,7 @@
  * changes a value, and its own outbound message carries it. */
 #include "sync_echo_sf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -70,13 +71,8 @@ static enum err has_contacts(PGconn *db, const struct link *l, bool *out)
  * baseline. */
 static enum err was_handled(PGconn *db, const struct queue_record *rec, bool *out)
 {
-    struct buf ids;
-    buf_init(&ids, 0);
-    buf_append_str(&ids, "{");
-    for (size_t i = 0; i < rec->event_count; i++)
-        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rec->events[i].id);
-    buf_append_str(&ids, "}");
-    const char *params[] = {ids.data};
+    char *ids = queue_record_event_ids(rec);
+    const char *params[] = {ids};
     PGresult *r = PQexecParams(db,
                                "SELECT EXISTS (SELECT 1 FROM sync_outcome"
                                " WHERE event_id = ANY($1::bigint[]))",
@@ -84,7 +80,7 @@ static enum err was_handled(PGconn *db, const struct queue_record *rec, bool *ou
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read outcomes");
     *out = rc != ERR_OK || PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
     PQclear(r);
-    buf_clear(&ids);
+    free(ids);
     return rc;
 }
 
