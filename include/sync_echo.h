@@ -5,6 +5,7 @@
 #define SVC_SYNC_ECHO_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -17,13 +18,21 @@
 /* Whether every event of rec (a hubspot deal record) is known to dealsync already: a
  * deal.creation of a deal dealsync has linked (it created the deal, or synced it after its
  * creation), a deal.propertyChange whose value is the one dealsync last wrote to that property
- * (record_link.hs_written), or a deal.associationChange adding the company of the
- * opportunity's account or a contact of its contact roles, as dealsync last synced them. Any other
- * event (another value, another type, an unlinked deal) makes the record a normal sync. For an
- * echo, the contact associations it reports are recorded as mirrored (deal_contact_role), as
- * the deal handler records them after reading them. On ERR_OK *is_echo is set; ERR_DB
- * otherwise. Uses the caller's connection. */
+ * (record_link.hs_written) and whose source is not another user or app, or a deal.associationChange
+ * adding the company of the opportunity's account or a contact of its contact roles, as dealsync
+ * last synced them. Any other event (another value, another type, an unlinked deal) makes the
+ * record a normal sync. For an echo, the contact associations it reports are recorded as mirrored
+ * (deal_contact_role), as the deal handler records them after reading them. On ERR_OK *is_echo is
+ * set; ERR_DB otherwise. Uses the caller's connection. */
 enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
+
+/* Whether one of rec's events (a hubspot deal record) reports a change of property by a user or
+ * another app (its sourceId is not dealsync's app) after since_ms, the time until which dealsync
+ * knew the deal (record_link.hs_modified_ms). The deal's value then is that user's (or later),
+ * even when it equals dealsync's own write or the baseline: a user who sets a value and sets it
+ * back, read after the second step, shows no change by value. Events that name no source never
+ * count. Pure. */
+bool sync_echo_user_changed(const struct queue_record *rec, const char *property, int64_t since_ms);
 
 /* The Salesforce-to-HubSpot baseline of the fields that sync follows besides the mappings
  * (AccountId, RecordTypeId), carried from old_sf_seen (may be NULL) into sf_seen where sf_seen

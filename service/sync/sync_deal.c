@@ -497,6 +497,40 @@ static bool holds_own_write(const cJSON *written, const char *field, const cJSON
     return own && sync_deal_same_value(own, now);
 }
 
+/* Whether Salesforce changed field since the last sync (not to a value dealsync wrote there
+ * itself: an echo of a write whose sync failed before it saved the baseline is no user's
+ * change). */
+static bool is_salesforce_changed(const struct deal_work *w, const char *field)
+{
+    const cJSON *seen = w->has_link ? cJSON_GetObjectItem(w->link.sf_seen, field) : NULL;
+    const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, field) : NULL;
+    return w->opp && seen && !sync_deal_same_value(seen, sv) &&
+           !holds_own_write(w->link.sf_written, field, sv);
+}
+
+/* Both sides changed field: whether Salesforce's change wins (its record modified in the later
+ * second, a tie included), the outcome noting the loser either way. */
+static bool salesforce_wins(struct deal_work *w, const char *field, const cJSON *hv, int64_t hs_mod,
+                            int64_t sf_mod)
+{
+    char *sf_text = value_text(cJSON_GetObjectItem(w->opp, field));
+    char *hs_text = value_text(hv);
+    bool is_sf = !sync_deal_hubspot_wins(hs_mod, sf_mod);
+    if (is_sf)
+        buf_printf(&w->detail,
+                   "; conflict on %s: salesforce value %s (changed later) kept, hubspot value %s "
+                   "lost",
+                   field, sf_text, hs_text);
+    else
+        buf_printf(&w->detail,
+                   "; conflict on %s: hubspot value %s (changed later) written, salesforce value "
+                   "%s lost",
+                   field, hs_text, sf_text);
+    free(hs_text);
+    free(sf_text);
+    return is_sf;
+}
+
 /* Keeps from the mapped changes only what HubSpot changed itself and wins: drops dealsync's own
  * echoes (the deal holds what dealsync wrote to it), values HubSpot did not change since the
  * last sync (Salesforce did; the other direction carries them) and two-way conflicts that
@@ -516,9 +550,19 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         bool drop = false;
         bool is_pending = false;
         bool is_lost = false;
+        /* A user who set the property back to dealsync's write or to the baseline (A, B, A)
+         * changed it all the same: the deal read after the last step shows no change by value,
+         * the webhooks show a user's change since dealsync last knew the deal (a chaos run lost
+         * such a HubSpot stage to an older Salesforce one). */
+        bool is_user_set =
+            w->has_link && p && sync_echo_user_changed(w->rec, p, w->link.hs_modified_ms);
         if (cJSON_IsNull(c) && is_required(c->string)) {
             buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
             drop = true;
+        } else if (is_user_set) {
+            buf_printf(&w->detail, "; %s changed by a hubspot user since the last sync", p);
+            if (f && f->rule == MAPPING_RULE_TWO_WAY && is_salesforce_changed(w, c->string))
+                drop = is_pending = is_lost = salesforce_wins(w, c->string, hv, hs_mod, sf_mod);
         } else if (w->has_link && p && cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p) &&
                    sync_deal_same_value(cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p),
                                         hv)) {
@@ -529,28 +573,8 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
             /* Unchanged in HubSpot since the last sync: a different Salesforce value is a
              * Salesforce change the other direction carries. */
             drop = is_pending = true;
-        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && w->has_link && w->opp &&
-                   cJSON_GetObjectItem(w->link.sf_seen, c->string) &&
-                   !sync_deal_same_value(cJSON_GetObjectItem(w->link.sf_seen, c->string), sv) &&
-                   !holds_own_write(w->link.sf_written, c->string, sv)) {
-            /* Salesforce changed it too (not to a value dealsync wrote there itself: an echo of
-             * a write whose sync failed before it saved the baseline is no user's change). */
-            char *sf_text = value_text(sv);
-            char *hs_text = value_text(hv);
-            if (sync_deal_hubspot_wins(hs_mod, sf_mod)) {
-                buf_printf(&w->detail,
-                           "; conflict on %s: hubspot value %s (changed later) written, "
-                           "salesforce value %s lost",
-                           c->string, hs_text, sf_text);
-            } else {
-                buf_printf(&w->detail,
-                           "; conflict on %s: salesforce value %s (changed later) kept, "
-                           "hubspot value %s lost",
-                           c->string, sf_text, hs_text);
-                drop = is_pending = is_lost = true;
-            }
-            free(hs_text);
-            free(sf_text);
+        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && is_salesforce_changed(w, c->string)) {
+            drop = is_pending = is_lost = salesforce_wins(w, c->string, hv, hs_mod, sf_mod);
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && !w->has_link && w->opp && sv &&
                    !sync_deal_hubspot_wins(hs_mod, sf_mod)) {
             /* Both records exist but no baseline does (the sync that made one of them died

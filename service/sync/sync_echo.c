@@ -88,6 +88,36 @@ static enum err mirror_contacts(PGconn *db, const struct link *l, const struct q
     return ERR_OK;
 }
 
+/* Whether the event reports a change by someone other than dealsync's own app: its sourceId (a
+ * user's "userId:N", another app's id) differs from the appId the webhook was sent to. Unknown
+ * (false) when the event names no source. dealsync's own writes come back as INTEGRATION with
+ * sourceId the app's id (reference hubspot.md 2.2, captured webhook). */
+static bool is_foreign_change(const cJSON *payload)
+{
+    const char *source =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "sourceId"));
+    char app[32];
+    if (!source || !id_text(cJSON_GetObjectItemCaseSensitive(payload, "appId"), app))
+        return false;
+    return strcmp(source, app) != 0;
+}
+
+bool sync_echo_user_changed(const struct queue_record *rec, const char *property, int64_t since_ms)
+{
+    bool is_changed = false;
+    for (size_t i = 0; !is_changed && i < rec->event_count; i++) {
+        const struct queue_event *ev = &rec->events[i];
+        if (ev->occurred_at_ms <= since_ms || strcmp(ev->event_type, "deal.propertyChange") != 0)
+            continue;
+        cJSON *payload = cJSON_Parse(ev->payload);
+        const char *name =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "propertyName"));
+        is_changed = name && strcmp(name, property) == 0 && is_foreign_change(payload);
+        cJSON_Delete(payload);
+    }
+    return is_changed;
+}
+
 static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_event *ev)
 {
     if (strcmp(ev->event_type, "deal.creation") == 0)
@@ -105,7 +135,9 @@ static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_e
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "propertyName"));
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(payload, "propertyValue");
     const cJSON *written = name ? cJSON_GetObjectItemCaseSensitive(l->hs_written, name) : NULL;
-    bool is_echo = written && value && sync_deal_same_value(written, value);
+    /* A user who sets a property back to the value dealsync wrote changed it all the same. */
+    bool is_echo =
+        written && value && sync_deal_same_value(written, value) && !is_foreign_change(payload);
     cJSON_Delete(payload);
     return is_echo;
 }

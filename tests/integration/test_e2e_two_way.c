@@ -199,11 +199,24 @@ static bool wait_outcome(struct e2e *e, const char *record_id, const char *condi
     return itest_wait_for(has_outcome, &w, DEADLINE_MS);
 }
 
-/* Both records' Description and description; fails unless both are want. */
+/* Both records' Description and description; fails unless both are want, printing the pair's
+ * outcomes first. */
 static void expect_descriptions(struct e2e *e, const char *opp, const char *deal, const char *want)
 {
     char a1[64], a2[64], d1[64], d2[64];
     pair_agrees(e, opp, deal, a1, a2, d1, d2, sizeof(a1));
+    if (strcmp(d1, want) != 0 || strcmp(d2, want) != 0) {
+        /* What each sync decided, in order, for the failure's reader. */
+        const char *params[] = {opp, deal};
+        PGresult *r = PQexecParams(e->svc.db,
+                                   "SELECT to_char(at, 'HH24:MI:SS.MS'), record_id, outcome, detail"
+                                   " FROM sync_outcome WHERE record_id IN ($1, $2) ORDER BY id",
+                                   2, NULL, params, NULL, NULL, 0);
+        for (int i = 0; i < PQntuples(r); i++)
+            fprintf(stderr, "outcome %s %s %s: %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        PQclear(r);
+    }
     ck_assert_msg(strcmp(d1, want) == 0 && strcmp(d2, want) == 0,
                   "descriptions \"%s\" (opportunity) / \"%s\" (deal), want \"%s\"", d1, d2, want);
 }
@@ -273,6 +286,36 @@ START_TEST(conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit)
     ck_assert(wait_field(&e, "Opportunity", opp, "Amount", "777"));
     expect_quiet(&e);
     expect_descriptions(&e, opp, deal, "from salesforce");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* A HubSpot user sets the description away from dealsync's write and back again, a Salesforce
+ * user changing it in between: the deal read afterwards holds dealsync's own write, which used
+ * to count as no change, so Salesforce's older value won on both sides (a chaos run, on a stage).
+ * The webhooks say a user set it: HubSpot's change is the later and wins. */
+START_TEST(value_set_back_in_hubspot_after_a_salesforce_change_wins)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_set_back", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Set back in hubspot", 100, &deal);
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"a hubspot draft\"}");
+    next_second();
+    /* Salesforce's message held until after the HubSpot webhooks are synced. */
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    next_second();
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"first\"}");
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+    expect_descriptions(&e, opp, deal, "first");
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -1268,6 +1311,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, hubspot_edit_in_flight_survives_a_salesforce_change);
     tcase_add_test(tc, conflict_won_by_hubspot_is_not_decided_again_after_a_salesforce_edit);
     tcase_add_test(tc, conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit);
+    tcase_add_test(tc, value_set_back_in_hubspot_after_a_salesforce_change_wins);
     tcase_add_test(tc, stream_of_edits_on_both_sides_converges);
     tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
     tcase_add_test(tc, unmatched_owner_is_never_erased);
