@@ -1021,6 +1021,60 @@ START_TEST(an_option_added_in_hubspot_is_used_at_once)
 }
 END_TEST
 
+#define PIPELINE_PATH "/crm/v3/pipelines/deals"
+
+/* dealsync with workers workers ("WORKER_THREADS=n") and no sweep, Sync deals off: what is made
+ * now is there before the switch, as for an import. */
+static void start_for_import(struct e2e *e, const char *name, const char *workers)
+{
+    const char *env[] = {workers, "RECONCILE_INTERVAL_SECONDS=0", NULL};
+    const char *sandbox[] = {"--set", "hubspot.rate_limit_max=100000", NULL};
+    e2e_start(e, name, env, sandbox, false);
+}
+
+/* Switches Sync deals on and imports the Salesforce side, with the sandbox's faults set to
+ * faults (when not NULL) first; returns the mark its calls count from. */
+static long long import_after_switch(struct e2e *e, const char *faults)
+{
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    const char *on[] = {"settings", "sync-deals", "on", NULL};
+    ck_assert_int_eq(e2e_dealsync(e, on, NULL), 0);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    if (faults)
+        ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", faults, NULL), 200);
+    long long mark = e2e_mark(e);
+    const char *import[] = {"import", "salesforce", "--wait", NULL};
+    ck_assert_int_eq(e2e_dealsync(e, import, NULL), 0);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    ck_assert_int_eq(e2e_events(e, "dead"), 0);
+    return mark;
+}
+
+/* The first batches of an import reach the workers at once, all of them needing the record
+ * type's new pipeline: one worker creates it while the others wait for it, instead of each
+ * listing the pipelines, trying the create and listing them again after HubSpot refuses the
+ * label (a slow create makes the batches overlap). */
+START_TEST(a_new_pipeline_is_created_once_by_concurrent_batches)
+{
+    enum { N = 400 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_pipeline", "WORKER_THREADS=4");
+    for (int i = 0; i < N; i++) {
+        char *json = xasprintf("{\"Name\":\"Pipeline race %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
+                               i);
+        free(e2e_sf_create(&e, "Opportunity", json));
+        free(json);
+    }
+    long long mark =
+        import_after_switch(&e, "{\"rules\":[{\"path\":\"" PIPELINE_PATH "\",\"method\":\"POST\","
+                                "\"action\":\"latency\",\"latency_ms\":1500}]}");
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", PIPELINE_PATH), 1);
+    ck_assert_int_le(e2e_count(&e, mark, "hubspot", "in", "GET", PIPELINE_PATH), 1);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_calls(void);
 Suite *suite_e2e_calls(void)
 {
@@ -1037,6 +1091,7 @@ Suite *suite_e2e_calls(void)
         {"sweep_counts", a_sweep_counts_the_linked_deals_instead_of_reading_them},
         {"shared_defs", deal_property_definitions_are_shared_by_the_workers},
         {"new_option", an_option_added_in_hubspot_is_used_at_once},
+        {"pipeline_once", a_new_pipeline_is_created_once_by_concurrent_batches},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;
