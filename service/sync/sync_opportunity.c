@@ -1811,9 +1811,12 @@ static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines 
     return rc;
 }
 
-/* Records per pass: keeps the SOQL IN list well inside Salesforce's URI length limit and each
- * HubSpot batch call to one request. */
-#define SLICE_MAX 100
+/* Records per pass: a background claim's 200 (QUEUE_BACKGROUND_CLAIM) in one, so their
+ * companies are searched together (hs_companies_batch.c: 3 searches for 200 accounts where two
+ * passes of 100 took 4) and Salesforce is queried once; each HubSpot batch call is split into
+ * calls of 100 inputs. The SOQL IN list of 200 ids (about 5,500 characters encoded) stays well
+ * inside Salesforce's URI length limit (16,384). */
+#define SLICE_MAX 200
 
 static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records,
                        size_t count);

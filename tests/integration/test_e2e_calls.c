@@ -1021,6 +1021,8 @@ START_TEST(an_option_added_in_hubspot_is_used_at_once)
 }
 END_TEST
 
+#define COMPANY_SEARCHES "/crm/v3/objects/companies/search"
+#define COMPANY_CREATES "/crm/v3/objects/companies/batch/create"
 #define PIPELINE_PATH "/crm/v3/pipelines/deals"
 
 /* dealsync with workers workers ("WORKER_THREADS=n") and no sweep, Sync deals off: what is made
@@ -1049,6 +1051,60 @@ static long long import_after_switch(struct e2e *e, const char *faults)
     ck_assert_int_eq(e2e_events(e, "dead"), 0);
     return mark;
 }
+
+/* An import's claim of 200 opportunities, each with its own new account, searches the
+ * companies in 3 calls (the account ids, then the domains, packed under search's 3,000-character
+ * body): two passes of 100, an id search and a domain search each, took 4. Matching is as
+ * before: a company holding an account's id is that account's, one with an account's domain
+ * and no account id is taken, one with the domain and another account's id is not. */
+START_TEST(an_import_batch_searches_its_companies_together)
+{
+    enum { N = 200 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_companies", "WORKER_THREADS=1");
+    char *accounts[N];
+    for (int i = 0; i < N; i++) {
+        char *json =
+            xasprintf("{\"Name\":\"Packed %d\",\"Website\":\"https://pack%d.test\"}", i, i);
+        accounts[i] = e2e_sf_create(&e, "Account", json);
+        free(json);
+        json = xasprintf("{\"Name\":\"Packed opportunity %d\",\"StageName\":\"Prospecting\","
+                         "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
+                         i, accounts[i]);
+        free(e2e_sf_create(&e, "Opportunity", json));
+        free(json);
+    }
+    char *props = xasprintf("{\"name\":\"Held\",\"salesforceaccountid\":\"%s\"}", accounts[5]);
+    char *held = hs_by_hand(&e, "companies", props);
+    free(props);
+    char *by_domain =
+        hs_by_hand(&e, "companies", "{\"name\":\"By domain\",\"domain\":\"pack7.test\"}");
+    char *other = hs_by_hand(&e, "companies",
+                             "{\"name\":\"Another account's\",\"domain\":\"pack9.test\","
+                             "\"salesforceaccountid\":\"001000000000000AAA\"}");
+    long long mark = import_after_switch(&e, NULL);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM record_link"
+                                               " WHERE kind = 'account'"),
+                     N);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_SEARCHES), 3);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_CREATES), 2);
+    char *company = linked_hs_id(&e, "account", accounts[5]);
+    ck_assert_str_eq(company, held);
+    free(company);
+    company = linked_hs_id(&e, "account", accounts[7]);
+    ck_assert_str_eq(company, by_domain);
+    free(company);
+    company = linked_hs_id(&e, "account", accounts[9]);
+    ck_assert_str_ne(company, other);
+    free(company);
+    free(other);
+    free(by_domain);
+    free(held);
+    for (int i = 0; i < N; i++)
+        free(accounts[i]);
+    e2e_stop(&e);
+}
+END_TEST
 
 /* The first batches of an import reach the workers at once, all of them needing the record
  * type's new pipeline: one worker creates it while the others wait for it, instead of each
@@ -1091,6 +1147,7 @@ Suite *suite_e2e_calls(void)
         {"sweep_counts", a_sweep_counts_the_linked_deals_instead_of_reading_them},
         {"shared_defs", deal_property_definitions_are_shared_by_the_workers},
         {"new_option", an_option_added_in_hubspot_is_used_at_once},
+        {"packed_companies", an_import_batch_searches_its_companies_together},
         {"pipeline_once", a_new_pipeline_is_created_once_by_concurrent_batches},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
