@@ -549,14 +549,6 @@ struct deal_defs {
     bool is_fresh;
 };
 
-/* Whether a value was left out for want of a HubSpot option (mapping.c's reason). */
-static bool lacks_option(const struct mapping_result *mr)
-{
-    for (size_t i = 0; i < mr->skip_count; i++)
-        if (strncmp(mr->skips[i].reason, "no hubspot option", 17) == 0)
-            return true;
-    return false;
-}
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
 static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
@@ -650,7 +642,7 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     mctx.hs_property_defs = defs->list;
     const cJSON *current = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
-    if (rc == ERR_OK && !defs->is_fresh && lacks_option(&mr)) {
+    if (rc == ERR_OK && !defs->is_fresh && mapping_result_lacks_hs_option(&mr)) {
         /* The shared definitions may predate an option a user just added in HubSpot: read
          * them again (once a batch) rather than leave the value out. */
         cJSON *fresh = NULL;
