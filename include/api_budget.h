@@ -18,7 +18,8 @@
 #include "http_client.h"
 
 /* One per worker (its own database connection, opened on first use; the worker's connection
- * may be inside a transaction while the handler calls an API). Not thread-safe. */
+ * may be inside a transaction while the handler calls an API), shared with the worker's helper
+ * threads (sync_fanout.h): every call below is thread-safe on one budget. */
 struct api_budget;
 
 /* No I/O. cfg is borrowed and must outlive the budget. Caller frees with api_budget_free. */
