@@ -32,6 +32,17 @@ void api_budget_free(struct api_budget *b);
  * the budget could not be read (logged); the caller may send anyway. */
 enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms) WARN_UNUSED;
 
+/* After the answer to (or the failure of) the call api_budget_hs_take let through last: its
+ * entry in the shared log becomes the answer's time, the latest HubSpot can have counted it
+ * (until then it stands at its slot plus an allowance for the way there). Errors are logged. */
+void api_budget_hs_answered(struct api_budget *b);
+
+/* After a 429 under the burst or search limit: sleeps ms (HubSpot's Retry-After; 0 when it gave
+ * none) and returns true, so that the caller sends again, through api_budget_hs_take, without
+ * giving its work back. False without sleeping when ms exceeds API_BUDGET_MAX_WAIT_MS, or when
+ * the process starts stopping meanwhile: the caller gives up (the record is deferred). */
+bool api_budget_hs_retry_wait(struct api_budget *b, int64_t ms) WARN_UNUSED;
+
 /* How long until `calls` HubSpot calls could go out at once (0: now; at most one 10-second
  * window), reserving nothing. Workers wait that long before claiming while the window is full
  * (sync_claim_delay_ms). 0 when the budget cannot be read. */
