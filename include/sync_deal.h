@@ -33,7 +33,9 @@ bool sync_deal_same_value(const cJSON *a, const cJSON *b);
 /* The baseline rule both directions share, for the fields a sync left pending ({"sf field":
  * "hs property"}, may be NULL): their new baselines sf_seen / hs_seen (changed in place) take
  * back the old ones (null where there was none), so the change stays visible to the direction
- * that carries it. Pure. */
+ * that carries it. A field whose HubSpot value lost a conflict here ({"sf field": null}) takes
+ * back only Salesforce's: the losing value becomes HubSpot's baseline, so the conflict is not
+ * decided again, with newer modification times, by a later sync. Pure. */
 void sync_deal_keep_baseline(const cJSON *pending, const cJSON *old_sf_seen,
                              const cJSON *old_hs_seen, cJSON *sf_seen, cJSON *hs_seen);
 

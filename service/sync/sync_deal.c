@@ -43,7 +43,8 @@ struct deal_work {
     bool has_link;
     bool was_linked;  /* linked when the batch started: both records' locks were taken then */
     cJSON *pending;   /* {"sf field": "hs property"}: changes this sync leaves to the other
-                       * direction (or that lost a conflict): their baselines stay as they were */
+                       * direction: their baselines stay as they were. {"sf field": null}: HubSpot's
+                       * value lost a conflict here; only Salesforce's baseline stays */
     const cJSON *opp; /* borrowed from the opportunity query; NULL when none yet */
     char *company_id; /* primary company, or NULL */
     cJSON *contacts;  /* array of contact id strings */
@@ -514,6 +515,7 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, c->string) : NULL;
         bool drop = false;
         bool is_pending = false;
+        bool is_lost = false;
         if (cJSON_IsNull(c) && is_required(c->string)) {
             buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
             drop = true;
@@ -545,7 +547,7 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                            "; conflict on %s: salesforce value %s (changed later) kept, "
                            "hubspot value %s lost",
                            c->string, sf_text, hs_text);
-                drop = is_pending = true;
+                drop = is_pending = is_lost = true;
             }
             free(hs_text);
             free(sf_text);
@@ -567,7 +569,10 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         if (is_pending) {
             if (!w->pending)
                 w->pending = cJSON_CreateObject();
-            cJSON_AddStringToObject(w->pending, c->string, p);
+            if (is_lost)
+                cJSON_AddNullToObject(w->pending, c->string);
+            else
+                cJSON_AddStringToObject(w->pending, c->string, p);
         }
         if (drop)
             cJSON_Delete(cJSON_DetachItemViaPointer(w->changes, c));

@@ -53,7 +53,9 @@ struct opp {
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
-                               * "sf field"}: left for the other direction, so not marked as seen */
+                               * "sf field"}: left for the other direction, so not marked as seen;
+                               * {"property": null}: Salesforce's value lost a conflict, and only
+                               * HubSpot's baseline stays */
     struct buf detail;
 };
 
@@ -391,16 +393,24 @@ static int64_t sf_time(const cJSON *sf, const char *field)
     return ms;
 }
 
-/* Leaves a field's HubSpot value as it is: not written here, and its baseline kept, so the
- * HubSpot-to-Salesforce direction carries it. */
-static void defer_to_hubspot(struct opp *o, cJSON *changes, const struct mapping_field *f)
+/* Leaves a field's HubSpot value as it is: not written here, and its HubSpot baseline kept, so
+ * the HubSpot-to-Salesforce direction carries it. When Salesforce's value lost a conflict
+ * (is_lost), that value becomes Salesforce's baseline: the decision stands, and a later sync
+ * (after an unrelated edit of the opportunity made it the record modified later) does not decide
+ * the conflict again the other way. Deciding it again lost the later HubSpot change (chaos run of
+ * make test, Type). */
+static void defer_to_hubspot(struct opp *o, cJSON *changes, const struct mapping_field *f,
+                             bool is_lost)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(changes, f->hs_property);
     if (strcmp(f->hs_property, "dealstage") == 0)
         cJSON_DeleteItemFromObjectCaseSensitive(changes, "pipeline");
     if (!o->deferred)
         o->deferred = cJSON_CreateObject();
-    cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
+    if (is_lost)
+        cJSON_AddNullToObject(o->deferred, f->hs_property);
+    else
+        cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
 }
 
 /* Two-way fields: the most recent change wins, by the same rule as the other direction
@@ -437,7 +447,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
             if (hs_modified < 0 || sf_modified < 0 ||
                 !sync_deal_hubspot_wins(hs_modified, sf_modified))
                 continue;
-            defer_to_hubspot(o, changes, f);
+            defer_to_hubspot(o, changes, f, false);
             note(o, "%s not written: no baseline yet and hubspot changed later (kept)",
                  f->hs_property);
             continue;
@@ -465,7 +475,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
                      f->hs_property);
             continue;
         }
-        defer_to_hubspot(o, changes, f);
+        defer_to_hubspot(o, changes, f, !sf_unchanged);
         if (sf_unchanged)
             note(o,
                  "%s kept: changed in hubspot since the last sync, and two-way means the newest "
@@ -1506,12 +1516,15 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "Owner");
     cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, "OpportunityContactRoles");
     /* A deferred field keeps what was seen before on both sides: the HubSpot-to-Salesforce
-     * direction must still see its HubSpot value as a change to carry over. */
+     * direction must still see its HubSpot value as a change to carry over. One that lost a
+     * conflict here keeps it on HubSpot's side only (defer_to_hubspot). */
     for (const cJSON *e = o->deferred ? o->deferred->child : NULL; e; e = e->next) {
         const cJSON *hs_old = cJSON_GetObjectItemCaseSensitive(old_hs_seen, e->string);
-        const cJSON *sf_old = cJSON_GetObjectItemCaseSensitive(old_sf_seen, e->valuestring);
         cJSON_ReplaceItemInObjectCaseSensitive(
             l.hs_seen, e->string, hs_old ? cJSON_Duplicate(hs_old, true) : cJSON_CreateNull());
+        if (!cJSON_IsString(e))
+            continue;
+        const cJSON *sf_old = cJSON_GetObjectItemCaseSensitive(old_sf_seen, e->valuestring);
         cJSON_DeleteItemFromObjectCaseSensitive(l.sf_seen, e->valuestring);
         if (sf_old)
             cJSON_AddItemToObject(l.sf_seen, e->valuestring, cJSON_Duplicate(sf_old, true));

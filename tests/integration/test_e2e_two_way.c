@@ -167,6 +167,118 @@ START_TEST(hubspot_edit_in_flight_survives_a_salesforce_change)
 }
 END_TEST
 
+static bool clock_passed(void *arg)
+{
+    return util_now_ms() >= *(const int64_t *)arg;
+}
+
+/* Waits until the clock is in a later second than now: the two-way rule compares the records'
+ * modification times to the second. */
+static void next_second(void)
+{
+    int64_t at = (util_now_ms() / 1000 + 1) * 1000 + 100;
+    ck_assert(itest_wait_for(clock_passed, &at, 5000));
+}
+
+struct outcome_wait {
+    struct e2e *e;
+    const char *record_id;
+    const char *condition;
+};
+
+static bool has_outcome(void *arg)
+{
+    const struct outcome_wait *w = arg;
+    return outcomes(w->e, w->record_id, w->condition) > 0;
+}
+
+/* Waits for an outcome of the record meeting condition (SQL). */
+static bool wait_outcome(struct e2e *e, const char *record_id, const char *condition)
+{
+    struct outcome_wait w = {e, record_id, condition};
+    return itest_wait_for(has_outcome, &w, DEADLINE_MS);
+}
+
+/* Both records' Description and description; fails unless both are want. */
+static void expect_descriptions(struct e2e *e, const char *opp, const char *deal, const char *want)
+{
+    char a1[64], a2[64], d1[64], d2[64];
+    pair_agrees(e, opp, deal, a1, a2, d1, d2, sizeof(a1));
+    ck_assert_msg(strcmp(d1, want) == 0 && strcmp(d2, want) == 0,
+                  "descriptions \"%s\" (opportunity) / \"%s\" (deal), want \"%s\"", d1, d2, want);
+}
+
+/* Both users change the description, HubSpot's a second later; the Salesforce-to-HubSpot
+ * direction syncs first and keeps HubSpot's value. An Amount edit in Salesforce then makes the
+ * opportunity the record modified later: its sync used to decide the conflict again by the
+ * newer times and write Salesforce's older description over HubSpot's (chaos run of make test,
+ * Type). The losing value is now Salesforce's baseline, so the decision stands. */
+START_TEST(conflict_won_by_hubspot_is_not_decided_again_after_a_salesforce_edit)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_decided_hs", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Decided for hubspot", 100, &deal);
+    expect_quiet(&e);
+
+    /* HubSpot's webhooks held to the end; Salesforce's message due after the HubSpot edit. */
+    e2e_sb_settings(&e,
+                    "{\"hubspot.webhook_batch_delay_ms\":600000,\"sf_om_batch_delay_ms\":3000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    next_second();
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    ck_assert_msg(wait_outcome(&e, opp,
+                               "detail LIKE '%conflict on description: hubspot value (changed "
+                               "later) kept%'"),
+                  "the salesforce-to-hubspot direction never decided the conflict");
+    next_second();
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":777}");
+    ck_assert(wait_field(&e, "deals", opp, "amount", "777"));
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50,\"sf_om_batch_delay_ms\":20}");
+    expect_quiet(&e);
+    expect_descriptions(&e, opp, deal, "from hubspot");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The mirror: Salesforce's change is the later one, the HubSpot-to-Salesforce direction decides
+ * first and keeps it, then an Amount edit in HubSpot makes the deal the record modified later.
+ * This one passed before the fix too: the outbound message of dealsync's Amount write carries
+ * Salesforce's description along, and its sync wrote it to the deal before the conflict could be
+ * decided again. It stays as the mirror's guard. */
+START_TEST(conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_decided_sf", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Decided for salesforce", 100, &deal);
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    next_second();
+    /* Salesforce's message held (its delay is fixed when the message is queued) until after the
+     * HubSpot side has decided and synced the Amount edit. */
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50,\"sf_om_batch_delay_ms\":20}");
+    ck_assert_msg(wait_outcome(&e, deal,
+                               "detail LIKE '%conflict on Description: salesforce value % (changed "
+                               "later) kept%'"),
+                  "the hubspot-to-salesforce direction never decided the conflict");
+    next_second();
+    e2e_hs_update(&e, "deals", deal, "{\"amount\":\"777\"}");
+    ck_assert(wait_field(&e, "Opportunity", opp, "Amount", "777"));
+    expect_quiet(&e);
+    expect_descriptions(&e, opp, deal, "from salesforce");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 #define STREAM_PAIRS 12
 #define STREAM_ROUNDS 8
 
@@ -975,11 +1087,6 @@ START_TEST(lifecycle_stage_sync_off_keeps_the_stage)
 }
 END_TEST
 
-static bool clock_passed(void *arg)
-{
-    return util_now_ms() >= *(const int64_t *)arg;
-}
-
 static bool link_gone(void *arg)
 {
     void **a = arg;
@@ -1159,6 +1266,8 @@ Suite *suite_e2e_two_way(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, salesforce_edit_in_flight_survives_a_hubspot_change);
     tcase_add_test(tc, hubspot_edit_in_flight_survives_a_salesforce_change);
+    tcase_add_test(tc, conflict_won_by_hubspot_is_not_decided_again_after_a_salesforce_edit);
+    tcase_add_test(tc, conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit);
     tcase_add_test(tc, stream_of_edits_on_both_sides_converges);
     tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
     tcase_add_test(tc, unmatched_owner_is_never_erased);

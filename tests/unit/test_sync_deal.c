@@ -92,7 +92,8 @@ START_TEST(deal_id_field_must_be_a_custom_field)
 END_TEST
 
 /* The baseline rule: a pending field takes back its old baseline on both sides (null where there
- * was none), every other field keeps the value agreed in this sync. */
+ * was none), a field whose HubSpot value lost a conflict only on Salesforce's, every other field
+ * keeps the value agreed in this sync. */
 START_TEST(pending_fields_keep_their_old_baseline)
 {
     cJSON *pending = cJSON_Parse("{\"Amount\":\"amount\",\"Type\":\"dealtype\"}");
@@ -109,6 +110,13 @@ START_TEST(pending_fields_keep_their_old_baseline)
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(hs, "dealtype")));
     sync_deal_keep_baseline(NULL, old_sf, old_hs, sf, hs); /* nothing pending: unchanged */
     ck_assert_str_eq(cJSON_GetObjectItem(sf, "Name")->valuestring, "New");
+    /* HubSpot's value lost a conflict on Name: Salesforce's old baseline back, HubSpot's value
+     * (the loser) kept as HubSpot's baseline. */
+    cJSON *lost = cJSON_Parse("{\"Name\":null}");
+    sync_deal_keep_baseline(lost, old_sf, old_hs, sf, hs);
+    ck_assert_str_eq(cJSON_GetObjectItem(sf, "Name")->valuestring, "Old");
+    ck_assert_str_eq(cJSON_GetObjectItem(hs, "dealname")->valuestring, "New");
+    cJSON_Delete(lost);
     cJSON_Delete(pending);
     cJSON_Delete(old_sf);
     cJSON_Delete(old_hs);
