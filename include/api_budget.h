@@ -18,7 +18,8 @@
 #include "http_client.h"
 
 /* One per worker (its own database connection, opened on first use; the worker's connection
- * may be inside a transaction while the handler calls an API). Not thread-safe. */
+ * may be inside a transaction while the handler calls an API), shared with the worker's helper
+ * threads (sync_fanout.h): every call below is thread-safe on one budget. */
 struct api_budget;
 
 /* No I/O. cfg is borrowed and must outlive the budget. Caller frees with api_budget_free. */
@@ -26,16 +27,25 @@ struct api_budget *api_budget_new(const struct config *cfg);
 /* Closes the connection and frees. NULL is a no-op. */
 void api_budget_free(struct api_budget *b);
 
-/* Before one HubSpot call: reserves a slot in the shared budget and sleeps until it comes.
- * ERR_OK: send now. ERR_RATE_LIMIT: do not send; *retry_ms is when to try again (the day is
- * used up, the wait would exceed API_BUDGET_MAX_WAIT_MS, or the process is stopping). ERR_DB:
- * the budget could not be read (logged); the caller may send anyway. */
-enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms) WARN_UNUSED;
+/* The log entry of one call taken from the budget (caller's storage), for api_budget_hs_answered:
+ * at is the entry as PostgreSQL printed it, "" when nothing was reserved. */
+struct api_budget_entry {
+    char at[64];
+    bool is_search;
+};
 
-/* After the answer to (or the failure of) the call api_budget_hs_take let through last: its
- * entry in the shared log becomes the answer's time, the latest HubSpot can have counted it
- * (until then it stands at its slot plus an allowance for the way there). Errors are logged. */
-void api_budget_hs_answered(struct api_budget *b);
+/* Before one HubSpot call: reserves a slot in the shared budget (its log entry in *entry) and
+ * sleeps until it comes. ERR_OK: send now. ERR_RATE_LIMIT: do not send; *retry_ms is when to try
+ * again (the day is used up, the wait would exceed API_BUDGET_MAX_WAIT_MS, or the process is
+ * stopping). ERR_DB: the budget could not be read (logged); the caller may send anyway. */
+enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms,
+                            struct api_budget_entry *entry) WARN_UNUSED;
+
+/* After the answer to (or the failure of) the call whose take filled entry: its entry in the
+ * shared log becomes the answer's time, the latest HubSpot can have counted it (until then it
+ * stands at its slot plus an allowance for the way there), and *entry is emptied. Nothing when
+ * entry is empty. Errors are logged. */
+void api_budget_hs_answered(struct api_budget *b, struct api_budget_entry *entry);
 
 /* After a 429 under the burst or search limit: sleeps ms (HubSpot's Retry-After; 0 when it gave
  * none) and returns true, so that the caller sends again, through api_budget_hs_take, without

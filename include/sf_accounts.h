@@ -9,6 +9,7 @@
 
 #include "compiler.h"
 #include "err.h"
+#include "hs_client.h"
 #include "sync.h"
 
 /* Resolves every company id (array of strings, borrowed) to an Account id. Accounts it
@@ -18,5 +19,18 @@
  * (caller deletes both). Errors: a transient API error or ERR_DB, to retry the whole batch. */
 enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
                              cJSON **accounts, cJSON **reasons) WARN_UNUSED;
+
+/* sf_accounts_resolve in two steps, for a caller that reads the companies at the same time as
+ * something else: the read (one HubSpot batch read; no database; *companies is cleared by the
+ * caller with hs_batch_result_clear, and set on ERR_OK only) ... */
+enum err sf_accounts_read_companies(struct sync_ctx *ctx, const cJSON *company_ids,
+                                    struct hs_batch_result *companies) WARN_UNUSED;
+/* ... then the rest for company_ids (borrowed; the companies read may hold others, which are
+ * left alone). An account id in known ({"<18-char id>": true}, borrowed, may be NULL) is taken
+ * to exist without asking Salesforce: the caller has just read an opportunity that belongs to
+ * it. Results and errors as sf_accounts_resolve's. */
+enum err sf_accounts_resolve_read(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
+                                  const struct hs_batch_result *companies, const cJSON *known,
+                                  cJSON **accounts, cJSON **reasons) WARN_UNUSED;
 
 #endif

@@ -19,6 +19,9 @@ struct sync_shared {
     const struct mapping_set *mappings;
 };
 
+/* Helper contexts a worker keeps for the API calls it makes at the same time (sync_fanout.h). */
+#define SYNC_HELPERS 2
+
 /* One per worker thread; never shared. sf/hs are NULL when that API is not configured (the
  * handlers then dead-letter with the reason). */
 struct sync_ctx {
@@ -31,6 +34,8 @@ struct sync_ctx {
     struct sf_describe *describe; /* this worker's copy of the Opportunity describe */
     cJSON *hs_deal_defs;          /* the deal property definitions sync_deal_property_defs gave */
     size_t last_batch;            /* records of the batch this worker handled last */
+    bool is_helper;               /* a helper: its budget is its worker's (borrowed) */
+    struct sync_ctx *helpers[SYNC_HELPERS]; /* made on first use (sync_ctx_helper) */
 };
 
 /* The deal property definitions (GET /crm/v3/properties/deals): the copy every worker of the
@@ -48,9 +53,16 @@ enum err sync_deal_property_defs_copy(struct sync_ctx *ctx, bool is_fresh,
 enum err sync_sf_client_new(const struct config *cfg, struct http_client *hc,
                             struct sf_client **out) WARN_UNUSED;
 
-/* worker_ctx_new_fn / worker_ctx_free_fn: arg is the struct sync_shared. */
+/* worker_ctx_new_fn / worker_ctx_free_fn: arg is the struct sync_shared. sync_ctx_free also
+ * frees the context's helpers. */
 void *sync_ctx_new(const struct config *cfg, void *arg);
 void sync_ctx_free(void *ctx);
+
+/* Helper context i (< SYNC_HELPERS) of a worker's ctx, made on first use: its own http_client,
+ * Salesforce and HubSpot clients (no network I/O until its first call), ctx's configuration,
+ * mappings and API budget, no describe cache. Borrowed: ctx owns it and frees it. For
+ * sync_fanout_run, which hands it to one thread at a time. */
+struct sync_ctx *sync_ctx_helper(struct sync_ctx *ctx, size_t i);
 
 /* worker_tick_fn for what the API budget needs besides the pollers: while Salesforce usage
  * keeps workers to live work, one worker of all processes refreshes the usage now and then. */

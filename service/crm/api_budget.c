@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +37,13 @@
 
 struct api_budget {
     const struct config *cfg;
+    pthread_mutex_t lock; /* the connection and the fields below: a worker's helper threads
+                           * share its budget (sync_fanout.h) */
     PGconn *db;
     int64_t reconnect_at; /* monotonic ms */
     int64_t hs_written_at;
     int64_t sf_written_at;
     bool is_sf_live_written;
-    /* The log entry of the call taken last and not yet answered ("" when none), and its row. */
-    char entry[64];
-    const char *entry_api;
 };
 
 static atomic_bool is_cancelled;
@@ -52,6 +52,7 @@ struct api_budget *api_budget_new(const struct config *cfg)
 {
     struct api_budget *b = xcalloc(1, sizeof(*b));
     b->cfg = cfg;
+    pthread_mutex_init(&b->lock, NULL);
     b->hs_written_at = INT64_MIN / 2;
     b->sf_written_at = INT64_MIN / 2;
     return b;
@@ -62,6 +63,7 @@ void api_budget_free(struct api_budget *b)
     if (!b)
         return;
     PQfinish(b->db);
+    pthread_mutex_destroy(&b->lock);
     free(b);
 }
 
@@ -75,7 +77,8 @@ void api_budget_resume_waits(void)
     atomic_store(&is_cancelled, false);
 }
 
-/* The budget's own connection, (re)opened when needed; NULL while the database is away. */
+/* The budget's own connection, (re)opened when needed; NULL while the database is away. The
+ * caller holds b->lock. */
 static PGconn *conn(struct api_budget *b)
 {
     if (b->db && PQstatus(b->db) == CONNECTION_OK)
@@ -126,13 +129,18 @@ static const char take_sql[] = "SELECT wait_ms, coalesce(refused, ''), day_left,
                                " FROM api_budget_take($1, 'hubspot', $2::int, $3::int,"
                                "                      $4::bigint, $5::int, $6::int)";
 
-enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms)
+enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms,
+                            struct api_budget_entry *entry)
 {
     const struct config *cfg = b->cfg;
-    b->entry[0] = '\0';
+    entry->at[0] = '\0';
+    entry->is_search = is_search;
+    pthread_mutex_lock(&b->lock);
     PGconn *db = conn(b);
-    if (!db)
+    if (!db) {
+        pthread_mutex_unlock(&b->lock);
         return ERR_DB;
+    }
     char limit[24], interval[24], daily[24], max_wait[24], in_flight[24];
     const char *api = is_search ? "hubspot_search" : "hubspot";
     snprintf(limit, sizeof(limit), "%d",
@@ -146,16 +154,16 @@ enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot take from the api budget");
     if (rc != ERR_OK || PQntuples(r) != 1) {
         PQclear(r);
+        pthread_mutex_unlock(&b->lock);
         return ERR_DB;
     }
     int64_t wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     char *refused = xstrdup(PQgetvalue(r, 0, 1));
     int64_t day_left = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-    if (!*refused && !PQgetisnull(r, 0, 3) && strlen(PQgetvalue(r, 0, 3)) < sizeof(b->entry)) {
-        strcpy(b->entry, PQgetvalue(r, 0, 3));
-        b->entry_api = api;
-    }
+    if (!*refused && !PQgetisnull(r, 0, 3) && strlen(PQgetvalue(r, 0, 3)) < sizeof(entry->at))
+        strcpy(entry->at, PQgetvalue(r, 0, 3));
     PQclear(r);
+    pthread_mutex_unlock(&b->lock); /* the wait below is made unlocked */
     metrics_set("dealsync_api_budget_remaining", "api=\"hubspot\",window=\"day\"",
                 (double)day_left);
     if (*refused) {
@@ -181,20 +189,22 @@ enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry
     return ERR_OK;
 }
 
-void api_budget_hs_answered(struct api_budget *b)
+void api_budget_hs_answered(struct api_budget *b, struct api_budget_entry *entry)
 {
-    if (!b->entry[0])
+    if (!entry->at[0])
         return;
+    pthread_mutex_lock(&b->lock);
     PGconn *db = conn(b);
     if (db) {
-        const char *params[] = {b->entry_api, b->entry};
+        const char *params[] = {entry->is_search ? "hubspot_search" : "hubspot", entry->at};
         PGresult *r = PQexecParams(db, "SELECT api_budget_answered($1, $2::timestamptz)", 2, NULL,
                                    params, NULL, NULL, 0);
         enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot record an answer in the api budget");
         (void)rc; /* logged; the entry then stays at its slot plus the allowance */
         PQclear(r);
     }
-    b->entry[0] = '\0';
+    pthread_mutex_unlock(&b->lock);
+    entry->at[0] = '\0';
 }
 
 bool api_budget_hs_retry_wait(struct api_budget *b, int64_t ms)
@@ -207,9 +217,12 @@ bool api_budget_hs_retry_wait(struct api_budget *b, int64_t ms)
 
 int64_t api_budget_hs_wait_ms(struct api_budget *b, int calls)
 {
+    pthread_mutex_lock(&b->lock);
     PGconn *db = conn(b);
-    if (!db)
+    if (!db) {
+        pthread_mutex_unlock(&b->lock);
         return 0;
+    }
     char limit[24], interval[24], free_calls[24];
     snprintf(limit, sizeof(limit), "%d", b->cfg->hs_burst_limit);
     snprintf(interval, sizeof(interval), "%d", HS_INTERVAL_MS);
@@ -223,6 +236,7 @@ int64_t api_budget_hs_wait_ms(struct api_budget *b, int calls)
         PQntuples(r) == 1)
         wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    pthread_mutex_unlock(&b->lock);
     return wait < 0 ? 0 : wait > HS_INTERVAL_MS ? HS_INTERVAL_MS : wait;
 }
 
@@ -277,11 +291,12 @@ void api_budget_hs_observe(struct api_budget *b, bool is_search, const struct ht
         day_used = resp->hs_daily_max - resp->hs_daily_remaining;
     bool is_urgent = is_429 || push_ms > 0;
     int64_t now = util_monotonic_ms();
-    if (!is_urgent && now - b->hs_written_at < OBSERVE_EVERY_MS)
+    pthread_mutex_lock(&b->lock);
+    PGconn *db = !is_urgent && now - b->hs_written_at < OBSERVE_EVERY_MS ? NULL : conn(b);
+    if (!db) {
+        pthread_mutex_unlock(&b->lock);
         return;
-    PGconn *db = conn(b);
-    if (!db)
-        return;
+    }
     b->hs_written_at = now;
 
     char max_s[24], interval_s[24], rem_s[24], daily_s[24], used_s[24], push_s[32];
@@ -303,6 +318,7 @@ void api_budget_hs_observe(struct api_budget *b, bool is_search, const struct ht
                  LOG_I64("http_status", resp->status), LOG_STR("policy", policy),
                  LOG_I64("remaining", resp->hs_rate_remaining), LOG_I64("held_back_ms", push_ms));
     PQclear(r);
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* Usage at or above 75% of the share: used / (max * percent / 100) >= 3/4, in integers. */
@@ -321,11 +337,14 @@ void api_budget_sf_observe(struct api_budget *b, const char *limit_info)
                 (double)(max * percent / 100 - used));
     bool is_live = is_live_only(used, max, percent);
     int64_t now = util_monotonic_ms();
-    if (now - b->sf_written_at < OBSERVE_EVERY_MS && is_live == b->is_sf_live_written)
+    pthread_mutex_lock(&b->lock);
+    PGconn *db = now - b->sf_written_at < OBSERVE_EVERY_MS && is_live == b->is_sf_live_written
+                     ? NULL
+                     : conn(b);
+    if (!db) {
+        pthread_mutex_unlock(&b->lock);
         return;
-    PGconn *db = conn(b);
-    if (!db)
-        return;
+    }
     char used_s[24], max_s[24];
     snprintf(used_s, sizeof(used_s), "%" PRId64, used);
     snprintf(max_s, sizeof(max_s), "%" PRId64, max);
@@ -344,6 +363,7 @@ void api_budget_sf_observe(struct api_budget *b, const char *limit_info)
         b->is_sf_live_written = is_live;
     }
     PQclear(r);
+    pthread_mutex_unlock(&b->lock);
 }
 
 enum err api_budget_sf_live_only(PGconn *db, const struct config *cfg, bool *live_only)

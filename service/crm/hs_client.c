@@ -123,13 +123,15 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
     size_t path_len = strlen(log_path);
     bool is_search = path_len >= 7 && strcmp(log_path + path_len - 7, "/search") == 0;
     int64_t wait_ms = -1;
+    struct api_budget_entry entry = {0};
     enum err rc;
 
     *json = NULL;
     http_response_init(&resp);
     for (int resends = 0;; resends++) {
         hs->retry_after_ms = -1;
-        if (hs->budget && api_budget_hs_take(hs->budget, is_search, &wait_ms) == ERR_RATE_LIMIT) {
+        if (hs->budget &&
+            api_budget_hs_take(hs->budget, is_search, &wait_ms, &entry) == ERR_RATE_LIMIT) {
             /* Not sent: waiting is not failing, the worker defers the record without an
              * attempt. */
             *status = 0;
@@ -139,7 +141,7 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
         }
         rc = http_client_request(hs->hc, method, url, headers, text, &resp);
         if (hs->budget)
-            api_budget_hs_answered(hs->budget);
+            api_budget_hs_answered(hs->budget, &entry);
         *status = resp.status;
         api_budget_count_call("hubspot", log_path, resp.status);
         if (rc != ERR_OK)

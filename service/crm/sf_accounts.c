@@ -40,10 +40,56 @@ static cJSON *account_from_company(const cJSON *company)
 
 #define ACCOUNT_CREATE_LOCK "salesforce account create"
 
+enum err sf_accounts_read_companies(struct sync_ctx *ctx, const cJSON *company_ids,
+                                    struct hs_batch_result *companies)
+{
+    const char **ids = xcalloc((size_t)cJSON_GetArraySize(company_ids) + 1, sizeof(*ids));
+    size_t n = 0;
+    const cJSON *c;
+    enum err rc = ERR_OK;
+    cJSON_ArrayForEach(c, company_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
+    if (n == 0) {
+        companies->results = cJSON_CreateArray();
+        companies->errors = cJSON_CreateArray();
+    } else {
+        char *props =
+            xasprintf("name,domain,website,phone,industry,address,city,state,zip,country,%s",
+                      ctx->cfg->hs_account_id_property);
+        rc = hs_batch_read(ctx->hs, "companies", NULL, props, ids, n, companies);
+        free(props);
+    }
+    free(ids);
+    return rc;
+}
+
+static bool is_wanted(const cJSON *company_ids, const char *hs_id)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, company_ids)
+    {
+        if (cJSON_IsString(c) && strcmp(c->valuestring, hs_id) == 0)
+            return true;
+    }
+    return false;
+}
+
 enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
                              cJSON **accounts, cJSON **reasons)
 {
-    struct hs_batch_result res = {0};
+    struct hs_batch_result companies = {0};
+    enum err rc = sf_accounts_read_companies(ctx, company_ids, &companies);
+    if (rc == ERR_OK)
+        rc = sf_accounts_resolve_read(ctx, db, company_ids, &companies, NULL, accounts, reasons);
+    hs_batch_result_clear(&companies);
+    return rc;
+}
+
+enum err sf_accounts_resolve_read(struct sync_ctx *ctx, PGconn *db, const cJSON *company_ids,
+                                  const struct hs_batch_result *companies, const cJSON *known,
+                                  cJSON **accounts, cJSON **reasons)
+{
+    cJSON *read = cJSON_CreateArray(); /* the companies of company_ids that were read */
+    cJSON *to_check = cJSON_CreateObject();
     struct sf_save_result *saved = NULL;
     size_t saved_n = 0;
     cJSON *found = cJSON_CreateObject();
@@ -52,23 +98,17 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
     cJSON *existing = NULL;
     cJSON *to_create = cJSON_CreateArray();
     cJSON *create_for = cJSON_CreateArray();
-    const char **ids = NULL;
-    size_t n = 0;
     const cJSON *c;
     enum err rc = ERR_OK;
     bool is_locked = false;
 
-    ids = xcalloc((size_t)cJSON_GetArraySize(company_ids) + 1, sizeof(*ids));
-    cJSON_ArrayForEach(c, company_ids) if (cJSON_IsString(c)) ids[n++] = c->valuestring;
-    if (n == 0)
-        goto done;
-    char *props = xasprintf("name,domain,website,phone,industry,address,city,state,zip,country,%s",
-                            ctx->cfg->hs_account_id_property);
-    rc = hs_batch_read(ctx->hs, "companies", NULL, props, ids, n, &res);
-    free(props);
-    if (rc != ERR_OK)
-        goto out;
-    cJSON_ArrayForEach(c, res.results)
+    cJSON_ArrayForEach(c, companies->results)
+    {
+        const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+        if (hs_id && is_wanted(company_ids, hs_id))
+            cJSON_AddItemToArray(read, cJSON_Duplicate(c, true));
+    }
+    cJSON_ArrayForEach(c, read)
     {
         const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
         const char *stored = crm_match_prop(c, ctx->cfg->hs_account_id_property);
@@ -82,17 +122,21 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
             cJSON_AddStringToObject(candidates, hs_id, l.sf_id);
         link_clear(&l);
     }
-    rc = crm_match_existing(ctx->sf, "Account", candidates, &existing);
+    /* An account an opportunity of the batch belongs to exists: only the others are asked. */
+    cJSON_ArrayForEach(c, candidates) if (!cJSON_GetObjectItemCaseSensitive(known, c->valuestring))
+        cJSON_AddStringToObject(to_check, c->string, c->valuestring);
+    rc = crm_match_existing(ctx->sf, "Account", to_check, &existing);
     if (rc != ERR_OK)
         goto out;
-    cJSON_ArrayForEach(c, res.results)
+    cJSON_ArrayForEach(c, read)
     {
         const char *hs_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
         const char *cand =
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(candidates, hs_id));
         if (!hs_id)
             continue;
-        if (cand && cJSON_GetObjectItemCaseSensitive(existing, cand)) {
+        if (cand && (cJSON_GetObjectItemCaseSensitive(existing, cand) ||
+                     cJSON_GetObjectItemCaseSensitive(known, cand))) {
             cJSON_AddStringToObject(found, hs_id, cand);
         } else if (!ctx->cfg->company_sync) {
             cJSON_AddStringToObject(why, hs_id, "company sync is off and no account is linked");
@@ -140,26 +184,25 @@ enum err sf_accounts_resolve(struct sync_ctx *ctx, PGconn *db, const cJSON *comp
             }
         }
     }
-    rc = crm_match_stamp(ctx, db, "companies", LINK_ACCOUNT, ctx->cfg->hs_account_id_property,
-                         res.results, found);
+    rc = crm_match_stamp(ctx, db, "companies", LINK_ACCOUNT, ctx->cfg->hs_account_id_property, read,
+                         found);
     if (rc != ERR_OK)
         goto out;
-    cJSON_ArrayForEach(c, res.errors)
+    cJSON_ArrayForEach(c, companies->errors)
     {
         const cJSON *id;
-        cJSON_ArrayForEach(
-            id, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "context"),
-                                                 "ids")) if (cJSON_IsString(id))
+        cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(c, "context"),
+                                   "ids")) if (cJSON_IsString(id) &&
+                                               is_wanted(company_ids, id->valuestring))
             cJSON_AddStringToObject(why, id->valuestring, "company not found in hubspot");
     }
-done:
     *accounts = found;
     *reasons = why;
     found = why = NULL;
 out:
     if (is_locked)
         sync_pair_unlock(db, ACCOUNT_CREATE_LOCK);
-    free(ids);
     sf_save_results_free(saved, saved_n);
     cJSON_Delete(create_for);
     cJSON_Delete(to_create);
@@ -167,6 +210,7 @@ out:
     cJSON_Delete(candidates);
     cJSON_Delete(why);
     cJSON_Delete(found);
-    hs_batch_result_clear(&res);
+    cJSON_Delete(to_check);
+    cJSON_Delete(read);
     return rc;
 }

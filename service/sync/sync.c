@@ -29,18 +29,14 @@ enum err sync_sf_client_new(const struct config *cfg, struct http_client *hc,
     return sf_client_new(&so, hc, out);
 }
 
-void *sync_ctx_new(const struct config *cfg, void *arg)
+/* The clients of ctx over a new http_client, paced through ctx->budget. */
+static void clients_new(struct sync_ctx *ctx)
 {
-    const struct sync_shared *shared = arg;
-    struct sync_ctx *ctx = xcalloc(1, sizeof(*ctx));
-    ctx->cfg = cfg;
-    ctx->mappings = shared ? shared->mappings : NULL;
+    const struct config *cfg = ctx->cfg;
     struct http_client_options hopt = {0};
     hopt.connect_timeout_ms = 10000;
     hopt.timeout_ms = cfg->http_timeout_ms;
     ctx->http = http_client_new(&hopt);
-    ctx->budget = api_budget_new(cfg);
-    ctx->describe = sf_describe_new();
     if (config_has_salesforce_api(cfg) && sync_sf_client_new(cfg, ctx->http, &ctx->sf) != ERR_OK)
         ctx->sf = NULL;
     if (ctx->sf)
@@ -54,7 +50,32 @@ void *sync_ctx_new(const struct config *cfg, void *arg)
         if (ctx->hs)
             hs_client_set_budget(ctx->hs, ctx->budget);
     }
+}
+
+void *sync_ctx_new(const struct config *cfg, void *arg)
+{
+    const struct sync_shared *shared = arg;
+    struct sync_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    ctx->cfg = cfg;
+    ctx->mappings = shared ? shared->mappings : NULL;
+    ctx->budget = api_budget_new(cfg);
+    ctx->describe = sf_describe_new();
+    clients_new(ctx);
     return ctx;
+}
+
+struct sync_ctx *sync_ctx_helper(struct sync_ctx *ctx, size_t i)
+{
+    if (!ctx->helpers[i]) {
+        struct sync_ctx *h = xcalloc(1, sizeof(*h));
+        h->cfg = ctx->cfg;
+        h->mappings = ctx->mappings;
+        h->budget = ctx->budget;
+        h->is_helper = true;
+        clients_new(h);
+        ctx->helpers[i] = h;
+    }
+    return ctx->helpers[i];
 }
 
 void sync_ctx_free(void *arg)
@@ -62,11 +83,14 @@ void sync_ctx_free(void *arg)
     struct sync_ctx *ctx = arg;
     if (!ctx)
         return;
+    for (size_t i = 0; i < SYNC_HELPERS; i++)
+        sync_ctx_free(ctx->helpers[i]);
     sf_describe_free(ctx->describe);
     cJSON_Delete(ctx->hs_deal_defs);
     hs_client_free(ctx->hs);
     sf_client_free(ctx->sf);
-    api_budget_free(ctx->budget);
+    if (!ctx->is_helper)
+        api_budget_free(ctx->budget);
     http_client_free(ctx->http);
     free(ctx);
 }

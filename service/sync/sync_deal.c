@@ -23,6 +23,7 @@
 #include "soql.h"
 #include "sync.h"
 #include "sync_cache.h"
+#include "sync_fanout.h"
 #include "sync_pair.h"
 #include "sync_state.h"
 #include "util.h"
@@ -52,6 +53,7 @@ struct deal_work {
     char *opp_id;
     bool is_created;
     bool is_settled;
+    bool has_associations; /* its associations were read with the deals */
     struct buf detail;
 };
 
@@ -261,7 +263,7 @@ static void attach_associations(struct deal_work *ws, size_t n, const cJSON *res
             continue;
         struct deal_work *w = NULL;
         for (size_t i = 0; i < n && !w; i++)
-            if (strcmp(ws[i].deal_id, from) == 0)
+            if (!ws[i].is_settled && strcmp(ws[i].deal_id, from) == 0)
                 w = &ws[i];
         if (!w)
             continue;
@@ -286,21 +288,70 @@ static void attach_associations(struct deal_work *ws, size_t n, const cJSON *res
     }
 }
 
-static enum err read_associations(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
-                                  const char **ids, size_t n_ids)
+/* One HubSpot batch read of a batch's deals (to_type NULL) or of their associations to to_type,
+ * a task of sync_fanout_run: it touches nothing but itself and its context's client. */
+struct hs_read {
+    const char *to_type;
+    const char *properties;
+    const char *const *ids;
+    size_t n_ids;
+    struct hs_batch_result res;
+    enum err rc;
+    int hint_ms;
+};
+
+static void hs_read_run(struct sync_ctx *ctx, void *arg)
 {
-    struct hs_batch_result res = {0};
-    enum err rc = hs_assoc_batch_read(ctx->hs, "deals", "companies", ids, n_ids, &res);
-    if (rc == ERR_OK)
-        attach_associations(ws, n, res.results, true);
-    hs_batch_result_clear(&res);
-    if (rc != ERR_OK)
-        return rc;
-    rc = hs_assoc_batch_read(ctx->hs, "deals", "contacts", ids, n_ids, &res);
-    if (rc == ERR_OK)
-        attach_associations(ws, n, res.results, false);
-    hs_batch_result_clear(&res);
+    struct hs_read *t = arg;
+    if (!t->to_type)
+        t->rc = hs_batch_read(ctx->hs, "deals", NULL, t->properties, t->ids, t->n_ids, &t->res);
+    else
+        t->rc = hs_assoc_batch_read(ctx->hs, "deals", t->to_type, t->ids, t->n_ids, &t->res);
+    t->hint_ms = t->rc == ERR_OK ? 0 : hs_hint(ctx);
+}
+
+/* The first failure of the two association reads (*hint_ms its retry hint), or ERR_OK once both
+ * are attached to the deals not settled. */
+static enum err attach_read_associations(struct deal_work *ws, size_t n, const struct hs_read *co,
+                                         const struct hs_read *ct, int *hint_ms)
+{
+    const struct hs_read *failed = co->rc != ERR_OK ? co : ct->rc != ERR_OK ? ct : NULL;
+    if (failed) {
+        *hint_ms = failed->hint_ms;
+        return failed->rc;
+    }
+    attach_associations(ws, n, co->res.results, true);
+    attach_associations(ws, n, ct->res.results, false);
+    return ERR_OK;
+}
+
+/* The company and contact associations of the deals ids (both reads at once). */
+static enum err read_associations(struct sync_ctx *ctx, struct deal_work *ws, size_t n,
+                                  const char **ids, size_t n_ids, int *hint_ms)
+{
+    struct hs_read co = {.to_type = "companies", .ids = ids, .n_ids = n_ids};
+    struct hs_read ct = {.to_type = "contacts", .ids = ids, .n_ids = n_ids};
+    const struct sync_fanout_task tasks[] = {{hs_read_run, &co}, {hs_read_run, &ct}};
+    sync_fanout_run(ctx, tasks, 2);
+    enum err rc = attach_read_associations(ws, n, &co, &ct, hint_ms);
+    hs_batch_result_clear(&ct.res);
+    hs_batch_result_clear(&co.res);
     return rc;
+}
+
+/* Whether the deal's associations are read with the deal itself, before its opportunity's lock
+ * is confirmed: only when the pair was linked when the batch started (lock_records took both
+ * locks, so no other worker changes either record meanwhile), and not when every event reports
+ * the deal deleted (a deleted deal has none to read). The others' are read after the deals,
+ * once the batch knows it syncs them. */
+static bool reads_associations_early(const struct deal_work *w)
+{
+    if (!w->was_linked)
+        return false;
+    for (size_t i = 0; i < w->rec->event_count; i++)
+        if (strcmp(w->rec->events[i].event_type, "deal.deletion") != 0)
+            return true;
+    return false;
 }
 
 /* {"Salesforce user id": "HubSpot owner id"} for the owners of the batch whose e-mail is an
@@ -1095,40 +1146,132 @@ static enum err check_deal_field(struct sync_ctx *ctx, PGconn *db, char **reason
     return sf_setup_deal_field(ctx->sf, db, ctx->cfg->sf_deal_id_field, &ready, reason);
 }
 
+/* The reads of a batch made at the same time once its deals and associations are known
+ * (sync_fanout.h): the opportunities on the worker's own thread and clients, the companies and
+ * the owners each on a helper. None uses the database; each only reads the work items. */
+struct opp_read {
+    struct deal_work *ws;
+    size_t n;
+    cJSON *rows;
+    enum err rc;
+};
+
+static void opp_read_run(struct sync_ctx *ctx, void *arg)
+{
+    struct opp_read *t = arg;
+    t->rc = read_opportunities(ctx, t->ws, t->n, &t->rows);
+}
+
+struct company_read {
+    const cJSON *company_ids;
+    struct hs_batch_result res;
+    enum err rc;
+    int hint_ms;
+};
+
+static void company_read_run(struct sync_ctx *ctx, void *arg)
+{
+    struct company_read *t = arg;
+    t->rc = sf_accounts_read_companies(ctx, t->company_ids, &t->res);
+    t->hint_ms = t->rc == ERR_OK ? 0 : hs_hint(ctx);
+}
+
+struct owner_read {
+    struct deal_work *ws;
+    size_t n;
+    cJSON *map;
+    enum err rc;
+    int hint_ms;
+};
+
+static void owner_read_run(struct sync_ctx *ctx, void *arg)
+{
+    struct owner_read *t = arg;
+    t->rc = owner_map_build(ctx, t->ws, t->n, &t->map);
+    t->hint_ms = t->rc == ERR_OK ? 0 : hs_hint(ctx);
+}
+
+static bool has_owner(const struct deal_work *ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *owner = ws[i].is_settled ? NULL : str(ws[i].props, "hubspot_owner_id");
+        if (owner && owner[0])
+            return true;
+    }
+    return false;
+}
+
+/* {"<18-char account id>": true} for the accounts of the opportunities read (rows). */
+static cJSON *accounts_of(const cJSON *rows)
+{
+    cJSON *known = cJSON_CreateObject();
+    const cJSON *o;
+    cJSON_ArrayForEach(o, rows)
+    {
+        char id18[19];
+        if (sf_id_to18(str(o, "AccountId"), id18) && !cJSON_GetObjectItemCaseSensitive(known, id18))
+            cJSON_AddTrueToObject(known, id18);
+    }
+    return known;
+}
+
 static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, size_t n)
 {
-    struct hs_batch_result deals = {0};
+    struct hs_read deals = {0}, companies = {0}, contacts = {0};
     const char **ids = xcalloc(n + 1, sizeof(*ids));
-    cJSON *opps = NULL;
-    cJSON *owner_map = NULL;
+    const char **assoc_ids = xcalloc(n + 1, sizeof(*assoc_ids));
+    struct opp_read opps = {.ws = ws, .n = n};
+    struct owner_read owners = {.ws = ws, .n = n};
+    struct company_read companies_read = {0};
     cJSON *company_ids = cJSON_CreateArray();
+    cJSON *known_accounts = NULL;
+    cJSON *owner_map = NULL;
     cJSON *accounts = NULL;
     cJSON *account_reasons = NULL;
     bool *wrote = xcalloc(n + 1, sizeof(*wrote));
     char *reason = NULL;
-    size_t n_ids = 0;
+    char *props = NULL;
+    size_t n_ids = 0, n_assoc = 0;
+    int hint = 0;
     enum err rc;
     struct pipelines pl = {.sf = ctx->sf, .hs = ctx->hs, .db = db, .describe = ctx->describe};
     pl.stage_values = mapping_values_of(ctx->mappings, "StageName");
+    int64_t started = util_monotonic_ms(), read_ms = 0, match_ms = 0, write_ms = 0;
 
     rc = lock_records(db, ws, n);
     if (rc != ERR_OK) {
         settle_all(ws, n, rc, 0, "cannot lock the records");
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!ws[i].is_settled)
-            ids[n_ids++] = ws[i].deal_id;
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i].is_settled)
+            continue;
+        ids[n_ids++] = ws[i].deal_id;
+        ws[i].has_associations = reads_associations_early(&ws[i]);
+        if (ws[i].has_associations)
+            assoc_ids[n_assoc++] = ws[i].deal_id;
+    }
     if (n_ids == 0)
         goto out;
-    char *props = deal_property_list(ctx);
-    rc = hs_batch_read(ctx->hs, "deals", NULL, props, ids, n_ids, &deals);
-    free(props);
-    if (rc != ERR_OK) {
-        settle_all(ws, n, rc, hs_hint(ctx), "cannot read deals from hubspot");
+    /* The deals and the associations of the linked ones at once (reads_associations_early):
+     * they need only the ids. For a deal the batch then leaves alone (another pipeline, deleted
+     * meanwhile) they are read for nothing. */
+    props = deal_property_list(ctx);
+    deals = (struct hs_read){.properties = props, .ids = ids, .n_ids = n_ids};
+    companies = (struct hs_read){.to_type = "companies", .ids = assoc_ids, .n_ids = n_assoc};
+    contacts = (struct hs_read){.to_type = "contacts", .ids = assoc_ids, .n_ids = n_assoc};
+    {
+        const struct sync_fanout_task tasks[] = {{hs_read_run, &deals},
+                                                 {n_assoc ? hs_read_run : NULL, &companies},
+                                                 {n_assoc ? hs_read_run : NULL, &contacts}};
+        sync_fanout_run(ctx, tasks, 3);
+    }
+    read_ms = util_monotonic_ms() - started;
+    if (deals.rc != ERR_OK) {
+        settle_all(ws, n, deals.rc, deals.hint_ms, "cannot read deals from hubspot");
         goto out;
     }
-    attach_deals(ws, n, deals.results);
+    attach_deals(ws, n, deals.res.results);
     for (size_t i = 0; i < n; i++) {
         if (!ws[i].is_settled && ws[i].props)
             rc = lock_found_opportunity(db, &ws[i], origin_opportunity(ctx, &ws[i]));
@@ -1157,9 +1300,14 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         rc = ERR_OK;
     }
     n_ids = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!ws[i].is_settled)
-            ids[n_ids++] = ws[i].deal_id;
+    n_assoc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i].is_settled)
+            continue;
+        ids[n_ids++] = ws[i].deal_id;
+        if (!ws[i].has_associations)
+            assoc_ids[n_assoc++] = ws[i].deal_id;
+    }
     if (n_ids == 0)
         goto out;
     rc = check_deal_field(ctx, db, &reason);
@@ -1171,17 +1319,36 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
                    reason ? reason : "cannot check the opportunity deal id field");
         goto out;
     }
-    rc = read_associations(ctx, ws, n, ids, n_ids);
+    rc = attach_read_associations(ws, n, &companies, &contacts, &hint);
+    /* The others': deals not linked when the batch started, now locked with their
+     * opportunity, and deals reported deleted that exist. */
+    if (rc == ERR_OK && n_assoc > 0)
+        rc = read_associations(ctx, ws, n, assoc_ids, n_assoc, &hint);
     if (rc != ERR_OK) {
-        settle_all(ws, n, rc, hs_hint(ctx), "cannot read deal associations from hubspot");
+        settle_all(ws, n, rc, hint, "cannot read deal associations from hubspot");
         goto out;
     }
-    rc = read_opportunities(ctx, ws, n, &opps);
-    if (rc != ERR_OK) {
-        settle_all(ws, n, rc, 0, "cannot read opportunities from salesforce");
+    /* The opportunities, the companies and the owners at once: companies and owners of every
+     * deal still to sync, also of one the opportunities then settle (only read: accounts are
+     * resolved, and made, below for the deals that are synced). */
+    for (size_t i = 0; i < n; i++)
+        if (!ws[i].is_settled && ws[i].company_id)
+            cJSON_AddItemToArray(company_ids, cJSON_CreateString(ws[i].company_id));
+    companies_read.company_ids = company_ids;
+    {
+        int64_t at = util_monotonic_ms();
+        const struct sync_fanout_task tasks[] = {
+            {opp_read_run, &opps},
+            {cJSON_GetArraySize(company_ids) > 0 ? company_read_run : NULL, &companies_read},
+            {has_owner(ws, n) ? owner_read_run : NULL, &owners}};
+        sync_fanout_run(ctx, tasks, 3);
+        match_ms = util_monotonic_ms() - at;
+    }
+    if (opps.rc != ERR_OK) {
+        settle_all(ws, n, opps.rc, 0, "cannot read opportunities from salesforce");
         goto out;
     }
-    attach_opportunities(ctx, ws, n, opps);
+    attach_opportunities(ctx, ws, n, opps.rows);
     for (size_t i = 0; i < n; i++) {
         /* Linked, but its opportunity is gone (deleted in Salesforce, or hidden from the
          * integration user): never made again from the deal (chaos finding C5); the other
@@ -1208,14 +1375,27 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, 0, "cannot lock the records");
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!ws[i].is_settled && ws[i].company_id)
-            cJSON_AddItemToArray(company_ids, cJSON_CreateString(ws[i].company_id));
-    rc = sf_accounts_resolve(ctx, db, company_ids, &accounts, &account_reasons);
-    if (rc == ERR_OK)
-        rc = owner_map_build(ctx, ws, n, &owner_map);
+    rc = companies_read.rc;
+    hint = companies_read.hint_ms;
+    if (rc == ERR_OK) {
+        cJSON_Delete(company_ids);
+        company_ids = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++)
+            if (!ws[i].is_settled && ws[i].company_id)
+                cJSON_AddItemToArray(company_ids, cJSON_CreateString(ws[i].company_id));
+        known_accounts = accounts_of(opps.rows);
+        rc = sf_accounts_resolve_read(ctx, db, company_ids, &companies_read.res, known_accounts,
+                                      &accounts, &account_reasons);
+        hint = hs_hint(ctx);
+    }
+    if (rc == ERR_OK && owners.rc != ERR_OK) {
+        rc = owners.rc;
+        hint = owners.hint_ms;
+    }
+    owner_map = owners.map ? owners.map : cJSON_CreateObject();
+    owners.map = NULL;
     if (rc != ERR_OK) {
-        settle_all(ws, n, rc, hs_hint(ctx), "cannot resolve accounts and owners");
+        settle_all(ws, n, rc, hint, "cannot resolve accounts and owners");
         goto out;
     }
     for (size_t i = 0; i < n; i++)
@@ -1232,7 +1412,9 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         if (rc != ERR_OK)
             settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
     }
+    int64_t write_at = util_monotonic_ms();
     rc = upsert_opportunities(ctx, ws, n);
+    write_ms = util_monotonic_ms() - write_at;
     if (rc != ERR_OK) {
         settle_all(ws, n, rc, hs_hint(ctx), "cannot upsert opportunities");
         goto out;
@@ -1290,16 +1472,28 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     free(role_of);
     free(roles);
 out:
+    /* Where a batch's time goes: the deals and associations, the opportunities, accounts and
+     * owners, the opportunity writes, and all of it (docs/benchmarks.md). */
+    log_debug("deal batch handled", LOG_I64("records", (long long)n), LOG_I64("read_ms", read_ms),
+              LOG_I64("match_ms", match_ms), LOG_I64("write_ms", write_ms),
+              LOG_I64("duration_ms", util_monotonic_ms() - started));
     pipelines_clear(&pl);
     free(reason);
     free(wrote);
     cJSON_Delete(account_reasons);
     cJSON_Delete(accounts);
+    cJSON_Delete(known_accounts);
+    hs_batch_result_clear(&companies_read.res);
     cJSON_Delete(company_ids);
+    cJSON_Delete(owners.map);
     cJSON_Delete(owner_map);
-    cJSON_Delete(opps);
+    cJSON_Delete(opps.rows);
+    free(props);
+    free(assoc_ids);
     free(ids);
-    hs_batch_result_clear(&deals);
+    hs_batch_result_clear(&contacts.res);
+    hs_batch_result_clear(&companies.res);
+    hs_batch_result_clear(&deals.res);
 }
 
 void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t count)

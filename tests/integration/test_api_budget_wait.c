@@ -80,18 +80,19 @@ START_TEST(a_call_is_counted_until_its_answer)
     struct api_budget *sent = api_budget_new(&cfg);
     struct api_budget *next = api_budget_new(&cfg);
     int64_t wait = -1;
+    struct api_budget_entry sent_entry, next_entry;
 
-    ck_assert_int_eq(api_budget_hs_take(sent, false, &wait), ERR_OK);
+    ck_assert_int_eq(api_budget_hs_take(sent, false, &wait, &sent_entry), ERR_OK);
     /* On its way: the next call waits for the window after the allowance. */
-    ck_assert_int_eq(api_budget_hs_take(next, false, &wait), ERR_RATE_LIMIT);
+    ck_assert_int_eq(api_budget_hs_take(next, false, &wait, &next_entry), ERR_RATE_LIMIT);
     ck_assert_msg(wait > 1100 && wait <= 1500, "waits %lld ms", (long long)wait);
     /* Answered late, after more than the allowance: counted from its answer. */
     poll(NULL, 0, 700);
-    api_budget_hs_answered(sent);
-    ck_assert_int_eq(api_budget_hs_take(next, false, &wait), ERR_RATE_LIMIT);
+    api_budget_hs_answered(sent, &sent_entry);
+    ck_assert_int_eq(api_budget_hs_take(next, false, &wait, &next_entry), ERR_RATE_LIMIT);
     ck_assert_msg(wait > 700 && wait <= 1000, "waits %lld ms", (long long)wait);
     /* The refused takes reserved nothing; a second answer of the same call changes nothing. */
-    api_budget_hs_answered(sent);
+    api_budget_hs_answered(sent, &sent_entry);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT array_length(calls, 1) FROM api_budget"
                                          " WHERE api = 'hubspot'"),
                      1);
