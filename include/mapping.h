@@ -128,6 +128,9 @@ enum err mapping_apply(const struct mapping_set *set, const struct mapping_conte
                        const cJSON *hs_properties, struct mapping_result *out) WARN_UNUSED;
 /* Frees the changes and skips. NULL is a no-op. */
 void mapping_result_clear(struct mapping_result *r);
+/* Whether a value was left out for want of a HubSpot option, in either direction: the property
+ * definitions it was mapped against may predate an option a user has just added. Pure. */
+bool mapping_result_lacks_hs_option(const struct mapping_result *r);
 
 /* Whether a Salesforce field of describe type sf_type and a HubSpot property of type hs_type
  * and fieldType hs_field_type (may be NULL) can hold each other's values, following HubSpot's

@@ -27,8 +27,9 @@
 #define QUEUE_PRIORITY_LIVE 0       /* webhooks, outbound messages, pollers */
 #define QUEUE_PRIORITY_BACKGROUND 1 /* import, reconciliation, resync */
 /* A claim of background records only takes up to this many (or max_records if more): an import
- * fills HubSpot's 100-input batches. */
-#define QUEUE_BACKGROUND_CLAIM 100
+ * fills two of HubSpot's 100-input batch calls per object and one Salesforce collection (200),
+ * and packs the searches of 200 accounts (hs_companies_batch.c). */
+#define QUEUE_BACKGROUND_CLAIM 200
 
 /* One event to store. All borrowed for the call. */
 struct queue_event_in {

@@ -39,31 +39,15 @@ static int by_id(const void *a, const void *b)
     return strcmp(((const struct acct *)a)->id, ((const struct acct *)b)->id);
 }
 
-/* Every page of a search for companies whose property is one of values. */
-static enum err search_in(struct hs_client *hs, const struct config *cfg, const char *property,
-                          const char *const *values, size_t n, cJSON *into)
+/* Every page of the search req (borrowed), its results appended to into. */
+static enum err search_all(struct hs_client *hs, const cJSON *req, cJSON *into)
 {
     char *after = NULL;
     enum err rc;
     do {
-        cJSON *req = cJSON_CreateObject();
-        cJSON *filter = cJSON_CreateObject();
-        cJSON_AddStringToObject(filter, "propertyName", property);
-        cJSON_AddStringToObject(filter, "operator", "IN");
-        cJSON *list = cJSON_AddArrayToObject(filter, "values");
-        for (size_t i = 0; i < n; i++)
-            cJSON_AddItemToArray(list, cJSON_CreateString(values[i]));
-        cJSON *group = cJSON_CreateObject();
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(group, "filters"), filter);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"), group);
-        cJSON *props = cJSON_AddArrayToObject(req, "properties");
-        cJSON_AddItemToArray(props, cJSON_CreateString(cfg->hs_account_id_property));
-        cJSON_AddItemToArray(props, cJSON_CreateString("domain"));
-        cJSON_AddNumberToObject(req, "limit", 200);
         cJSON *results = NULL;
         char *next = NULL;
         rc = hs_search(hs, "companies", req, after, &results, &next);
-        cJSON_Delete(req);
         free(after);
         after = next;
         while (rc == ERR_OK && cJSON_GetArraySize(results) > 0)
@@ -81,32 +65,6 @@ static enum err save_link(PGconn *db, const char *account_id, const char *compan
     l.sf_id = (char *)account_id;
     l.hs_id = (char *)company_id;
     return link_save(db, &l);
-}
-
-/* Companies holding the accounts' ids. */
-static enum err by_account_id(struct hs_client *hs, const struct config *cfg, struct acct *as,
-                              size_t n)
-{
-    const char *ids[HS_SEARCH_IN_MAX];
-    cJSON *found = cJSON_CreateArray();
-    enum err rc = ERR_OK;
-    for (size_t i = 0; i < n && rc == ERR_OK;) {
-        size_t k = 0, chars = 0;
-        for (; i < n && hs_search_in_fits(k, &chars, as[i].id); i++)
-            ids[k++] = as[i].id;
-        rc = search_in(hs, cfg, cfg->hs_account_id_property, ids, k, found);
-    }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, found)
-    {
-        const char *held =
-            str(cJSON_GetObjectItemCaseSensitive(c, "properties"), cfg->hs_account_id_property);
-        for (size_t i = 0; held && str(c, "id") && i < n; i++)
-            if (!as[i].company && sf_id_equal(held, as[i].id))
-                as[i].company = xstrdup(str(c, "id"));
-    }
-    cJSON_Delete(found);
-    return rc;
 }
 
 /* An account whose contacts are already in HubSpot: their company comes first. */
@@ -132,26 +90,108 @@ static enum err mark_contact_accounts(PGconn *db, const cJSON *contacts, struct 
     return ERR_OK;
 }
 
-/* A company with the account's domain holding no other account, one company per account. */
-static enum err by_domain(struct hs_client *hs, const struct config *cfg, struct acct *as, size_t n)
+/* Search bodies stay under search's 3,000 characters (reference hubspot.md 4.2), with room for
+ * the "after" cursor of a next page; a body takes up to 5 filter groups (ORed). */
+#define SEARCH_BODY_MAX 2900
+#define SEARCH_GROUPS_MAX 5
+
+static bool wants_domain(const struct acct *a)
 {
-    const char *domains[HS_SEARCH_IN_MAX];
-    cJSON *found = cJSON_CreateArray();
-    enum err rc = ERR_OK;
-    for (size_t i = 0; i < n && rc == ERR_OK;) {
-        size_t k = 0, chars = 0;
-        for (; i < n; i++) {
-            if (as[i].company || as[i].is_left || !as[i].domain ||
-                strlen(as[i].domain) > DOMAIN_MAX_LEN)
-                continue;
-            if (!hs_search_in_fits(k, &chars, as[i].domain))
-                break;
-            domains[k++] = as[i].domain;
-        }
-        if (k > 0)
-            rc = search_in(hs, cfg, "domain", domains, k, found);
+    return !a->company && !a->is_left && a->domain && strlen(a->domain) <= DOMAIN_MAX_LEN;
+}
+
+/* Adds value to req's last filter group when that group is an IN on property with room left,
+ * else to a new group. False, and req unchanged, when the body would pass SEARCH_BODY_MAX or
+ * need a sixth group. */
+static bool add_term(cJSON *req, const char *property, const char *value)
+{
+    cJSON *groups = cJSON_GetObjectItemCaseSensitive(req, "filterGroups");
+    int n = cJSON_GetArraySize(groups);
+    cJSON *group = n > 0 ? cJSON_GetArrayItem(groups, n - 1) : NULL;
+    cJSON *filter = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(group, "filters"), 0);
+    cJSON *values = cJSON_GetObjectItemCaseSensitive(filter, "values");
+    bool is_new = !group || strcmp(str(filter, "propertyName"), property) != 0 ||
+                  cJSON_GetArraySize(values) >= HS_SEARCH_IN_MAX;
+    if (is_new) {
+        if (n >= SEARCH_GROUPS_MAX)
+            return false;
+        group = cJSON_CreateObject();
+        filter = cJSON_CreateObject();
+        cJSON_AddStringToObject(filter, "propertyName", property);
+        cJSON_AddStringToObject(filter, "operator", "IN");
+        values = cJSON_AddArrayToObject(filter, "values");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(group, "filters"), filter);
+        cJSON_AddItemToArray(groups, group);
     }
-    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+    cJSON_AddItemToArray(values, cJSON_CreateString(value));
+    char *text = cJSON_PrintUnformatted(req);
+    bool fits = strlen(text) <= SEARCH_BODY_MAX;
+    free(text);
+    if (!fits && is_new)
+        cJSON_DeleteItemFromArray(groups, n);
+    else if (!fits)
+        cJSON_DeleteItemFromArray(values, cJSON_GetArraySize(values) - 1);
+    return fits;
+}
+
+/* The company found that holds the account's id, for each account without one. */
+static void match_ids(const struct config *cfg, const cJSON *found, struct acct *as, size_t n)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, found)
+    {
+        const char *held =
+            str(cJSON_GetObjectItemCaseSensitive(c, "properties"), cfg->hs_account_id_property);
+        for (size_t i = 0; held && str(c, "id") && i < n; i++) {
+            if (as[i].company || !sf_id_equal(held, as[i].id))
+                continue;
+            as[i].company = xstrdup(str(c, "id"));
+            as[i].is_left = false; /* a company holding its id comes before its contacts' */
+        }
+    }
+}
+
+/* Companies holding the accounts' ids and, with by_domain, companies with the domains of the
+ * accounts none holds, appended to found. The ids come first and the domains after them, packed
+ * into as few searches as the body allows, one filter group per property and 100 values: 200
+ * accounts with ids and short domains take 3 searches where an id search and a domain search
+ * per 100 took 4. A body's room left after the last ids takes the domains of accounts whose id
+ * search is still out; the later ones only those of accounts no company holds. */
+static enum err search_companies(struct hs_client *hs, const struct config *cfg, struct acct *as,
+                                 size_t n, bool by_domain, cJSON *found)
+{
+    size_t next_id = 0, next_domain = 0;
+    enum err rc = ERR_OK;
+    for (;;) {
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddArrayToObject(req, "filterGroups");
+        cJSON *props = cJSON_AddArrayToObject(req, "properties");
+        cJSON_AddItemToArray(props, cJSON_CreateString(cfg->hs_account_id_property));
+        cJSON_AddItemToArray(props, cJSON_CreateString("domain"));
+        cJSON_AddNumberToObject(req, "limit", 200);
+        size_t terms = 0;
+        for (; next_id < n && add_term(req, cfg->hs_account_id_property, as[next_id].id); next_id++)
+            terms++;
+        for (; by_domain && next_id == n && next_domain < n; next_domain++) {
+            if (!wants_domain(&as[next_domain]))
+                continue;
+            if (!add_term(req, "domain", as[next_domain].domain))
+                break;
+            terms++;
+        }
+        if (terms > 0)
+            rc = search_all(hs, req, found);
+        cJSON_Delete(req);
+        if (terms == 0 || rc != ERR_OK)
+            return rc;
+        match_ids(cfg, found, as, n);
+    }
+}
+
+/* A company with the account's domain holding no other account, one company per account. */
+static void match_domains(const struct config *cfg, const cJSON *found, struct acct *as, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
         if (as[i].company || as[i].is_left || !as[i].domain)
             continue;
         if (strlen(as[i].domain) > DOMAIN_MAX_LEN) {
@@ -176,8 +216,6 @@ static enum err by_domain(struct hs_client *hs, const struct config *cfg, struct
             as[i].is_matched = true;
         }
     }
-    cJSON_Delete(found);
-    return rc;
 }
 
 /* Stores the account ids on the companies found by domain (one batch update). A company
@@ -302,12 +340,16 @@ enum err hs_companies_resolve_batch(struct hs_client *hs, PGconn *db, const stru
             rc = found;
         }
     }
-    if (rc == ERR_OK && open > 0)
-        rc = by_account_id(hs, cfg, as, open);
+    /* Before the search (which decides whose domains to search): an account whose contacts
+     * are linked is left to the one-by-one path unless a company holds its id. */
     if (rc == ERR_OK)
         rc = mark_contact_accounts(db, contacts, as, open);
+    cJSON *found = cJSON_CreateArray();
+    if (rc == ERR_OK && open > 0)
+        rc = search_companies(hs, cfg, as, open, cfg->company_match_domain, found);
     if (rc == ERR_OK && cfg->company_match_domain)
-        rc = by_domain(hs, cfg, as, open);
+        match_domains(cfg, found, as, open);
+    cJSON_Delete(found);
     if (rc == ERR_OK)
         rc = claim_matched(hs, cfg, as, open);
     if (rc == ERR_OK)

@@ -1009,3 +1009,12 @@ void mapping_result_clear(struct mapping_result *r)
     free(r->skips);
     *r = (struct mapping_result){0};
 }
+
+bool mapping_result_lacks_hs_option(const struct mapping_result *r)
+{
+    static const char prefix[] = "no hubspot option"; /* "... for value", "... matches value" */
+    for (size_t i = 0; r && i < r->skip_count; i++)
+        if (strncmp(r->skips[i].reason, prefix, sizeof(prefix) - 1) == 0)
+            return true;
+    return false;
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sync_pair.h"
 #include "sync_state.h"
 #include "util.h"
 
@@ -440,6 +441,44 @@ enum err pipelines_repair_hs_stage(struct pipelines *p, const char *key, const c
     return ERR_OK;
 }
 
+/* The pipeline of key made (or adopted) under its lock. ERR_OK with *id NULL when it is not
+ * made: *reason says why and *refusal is the records' outcome (pipelines_resolve). */
+static enum err create_locked(struct pipelines *p, const char *key, const char *rt, char **id,
+                              char **reason, enum err *refusal)
+{
+    const cJSON *stages = NULL;
+    int count = 0;
+    enum err rc = pipeline_map_count(p->db, &count);
+    if (rc != ERR_OK)
+        return rc;
+    if (count >= p->limit) {
+        char *label = pipelines_label(key);
+        *reason = xasprintf("pipeline limit reached: %d pipelines are synced "
+                            "(SYNC_PIPELINE_LIMIT), so \"%s\" is not created",
+                            count, label);
+        *refusal = ERR_OK;
+        free(label);
+        return ERR_OK;
+    }
+    rc = process_stages(p, rt, &stages);
+    if (rc == ERR_OK)
+        rc = create_pipeline(p, key, stages, id);
+    if (rc == ERR_INVALID) {
+        /* Only this record type's opportunities fail: the rest of the batch goes on. */
+        char *label = pipelines_label(key);
+        *reason = xasprintf("hubspot refused to create the pipeline \"%s\" (a subscription "
+                            "allows a limited number of deal pipelines; details in the log)",
+                            label);
+        free(label);
+        if (!p->refused)
+            p->refused = cJSON_CreateObject();
+        cJSON_AddStringToObject(p->refused, key, *reason);
+        *refusal = ERR_INVALID;
+        return ERR_OK;
+    }
+    return rc;
+}
+
 enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, const char *stage_name,
                            char **pipeline_id, cJSON **stage_map, char **reason, enum err *refusal)
 {
@@ -459,35 +498,21 @@ enum err pipelines_resolve(struct pipelines *p, const char *record_type_id, cons
     }
     rc = pipeline_map_find(p->db, key, &id);
     if (rc == ERR_NOT_FOUND) {
-        int count = 0;
-        rc = pipeline_map_count(p->db, &count);
-        if (rc != ERR_OK)
-            goto out;
-        if (count >= p->limit) {
-            char *label = pipelines_label(key);
-            *reason = xasprintf("pipeline limit reached: %d pipelines are synced "
-                                "(SYNC_PIPELINE_LIMIT), so \"%s\" is not created",
-                                count, label);
-            *refusal = ERR_OK;
-            free(label);
-            goto refused;
+        /* One worker creates the pipeline while the others wait for it: the first batch of
+         * an import reached every worker at once, and each listed the pipelines, tried the
+         * create and listed them again after the refusal (with 8 workers 11 lists and 4
+         * creates for one pipeline). */
+        char *lock = xasprintf("pipeline:%s", key);
+        rc = sync_pair_lock_wait(p->db, lock);
+        if (rc == ERR_OK) {
+            rc = pipeline_map_find(p->db, key, &id);
+            if (rc == ERR_NOT_FOUND)
+                rc = create_locked(p, key, rt, &id, reason, refusal);
+            sync_pair_unlock(p->db, lock);
         }
-        rc = process_stages(p, rt, &stages);
-        if (rc == ERR_OK)
-            rc = create_pipeline(p, key, stages, &id);
-        if (rc == ERR_INVALID) {
-            /* Only this record type's opportunities fail: the rest of the batch goes on. */
-            char *label = pipelines_label(key);
-            *reason = xasprintf("hubspot refused to create the pipeline \"%s\" (a subscription "
-                                "allows a limited number of deal pipelines; details in the log)",
-                                label);
-            free(label);
-            if (!p->refused)
-                p->refused = cJSON_CreateObject();
-            cJSON_AddStringToObject(p->refused, key, *reason);
-            *refusal = ERR_INVALID;
+        free(lock);
+        if (rc == ERR_OK && !id)
             goto refused;
-        }
     }
     if (rc != ERR_OK)
         goto out;

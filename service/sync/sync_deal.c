@@ -695,8 +695,9 @@ static bool keeps_salesforce_change(struct deal_work *w, const char *field, cons
     return true;
 }
 
+/* is_defs_fresh: whether this batch has read the deal property definitions again already. */
 static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *owner_map,
-                       const cJSON *accounts, const cJSON *account_reasons)
+                       const cJSON *accounts, const cJSON *account_reasons, bool *is_defs_fresh)
 {
     struct mapping_context mctx = {0};
     struct mapping_result res = {0};
@@ -711,6 +712,23 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
         return ERR_OK;
     }
     rc = mapping_apply(ctx->mappings, &mctx, MAPPING_HS_TO_SF, w->opp, w->props, &res);
+    if (rc == ERR_OK && !*is_defs_fresh && mapping_result_lacks_hs_option(&res)) {
+        /* A value the shared definitions have no option for: a user may have just added it
+         * in HubSpot and set it on this deal. Read them again (once a batch), as the other
+         * direction does, rather than leave the value out for up to API_CACHE_SECONDS. */
+        cJSON *fresh = NULL;
+        rc = sync_deal_property_defs_copy(ctx, true, &fresh);
+        mapping_result_clear(&res);
+        if (rc != ERR_OK) {
+            settle(w, rc, false, "cannot read the field definitions for deal %s", w->deal_id);
+            return ERR_OK;
+        }
+        *is_defs_fresh = true;
+        cJSON_Delete(ctx->hs_deal_defs);
+        ctx->hs_deal_defs = fresh;
+        mctx.hs_property_defs = fresh;
+        rc = mapping_apply(ctx->mappings, &mctx, MAPPING_HS_TO_SF, w->opp, w->props, &res);
+    }
     if (rc != ERR_OK) {
         settle(w, rc, false, "cannot map deal %s", w->deal_id);
         return ERR_OK;
@@ -1398,9 +1416,10 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, hint, "cannot resolve accounts and owners");
         goto out;
     }
+    bool is_defs_fresh = false;
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
-            (void)decide(ctx, &ws[i], owner_map, accounts, account_reasons);
+            (void)decide(ctx, &ws[i], owner_map, accounts, account_reasons, &is_defs_fresh);
     /* What is about to be written to a linked opportunity is remembered first: a write carried
      * out whose answer is lost is still known as dealsync's own when it comes back. */
     for (size_t i = 0; i < n; i++) {

@@ -559,14 +559,6 @@ struct deal_defs {
     bool is_fresh;
 };
 
-/* Whether a value was left out for want of a HubSpot option (mapping.c's reason). */
-static bool lacks_option(const struct mapping_result *mr)
-{
-    for (size_t i = 0; i < mr->skip_count; i++)
-        if (strncmp(mr->skips[i].reason, "no hubspot option", 17) == 0)
-            return true;
-    return false;
-}
 /* Maps the record and stores what to write in o->written. ERR_OK also when the record is
  * finished here (not synced, with the reason); other errors are the batch's. */
 static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *pl,
@@ -660,7 +652,7 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     mctx.hs_property_defs = defs->list;
     const cJSON *current = o->deal ? cJSON_GetObjectItemCaseSensitive(o->deal, "properties") : NULL;
     rc = mapping_apply(ctx->mappings, &mctx, MAPPING_SF_TO_HS, o->sf, current, &mr);
-    if (rc == ERR_OK && !defs->is_fresh && lacks_option(&mr)) {
+    if (rc == ERR_OK && !defs->is_fresh && mapping_result_lacks_hs_option(&mr)) {
         /* The shared definitions may predate an option a user just added in HubSpot: read
          * them again (once a batch) rather than leave the value out. */
         cJSON *fresh = NULL;
@@ -1824,9 +1816,12 @@ static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines 
     return rc;
 }
 
-/* Records per pass: keeps the SOQL IN list well inside Salesforce's URI length limit and each
- * HubSpot batch call to one request. */
-#define SLICE_MAX 100
+/* Records per pass: a background claim's 200 (QUEUE_BACKGROUND_CLAIM) in one, so their
+ * companies are searched together (hs_companies_batch.c: 3 searches for 200 accounts where two
+ * passes of 100 took 4) and Salesforce is queried once; each HubSpot batch call is split into
+ * calls of 100 inputs. The SOQL IN list of 200 ids (about 5,500 characters encoded) stays well
+ * inside Salesforce's URI length limit (16,384). */
+#define SLICE_MAX 200
 
 static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records,
                        size_t count);

@@ -79,7 +79,7 @@ static void register_outbound_message(struct e2e *e)
     free(body);
 }
 
-static void subscribe(struct e2e *e, const char *event_type, const char *property)
+void e2e_hs_subscribe(struct e2e *e, const char *event_type, const char *property)
 {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "eventType", event_type);
@@ -105,11 +105,11 @@ static void register_hubspot_webhooks(struct e2e *e)
                         body, NULL);
     ck_assert_msg(status == 200, "webhook settings: %d", status);
     free(body);
-    subscribe(e, "deal.creation", NULL);
-    subscribe(e, "deal.deletion", NULL);
-    subscribe(e, "deal.associationChange", NULL);
+    e2e_hs_subscribe(e, "deal.creation", NULL);
+    e2e_hs_subscribe(e, "deal.deletion", NULL);
+    e2e_hs_subscribe(e, "deal.associationChange", NULL);
     for (size_t i = 0; i < sizeof(deal_properties) / sizeof(deal_properties[0]); i++)
-        subscribe(e, "deal.propertyChange", deal_properties[i]);
+        e2e_hs_subscribe(e, "deal.propertyChange", deal_properties[i]);
 }
 
 static void run_dealsync_command(struct e2e *e, const char *const *env, const char *arg1,

@@ -114,6 +114,9 @@ void e2e_sf_update(struct e2e *e, const char *type, const char *id, const char *
 cJSON *e2e_sf_get(struct e2e *e, const char *type, const char *id);
 /* Changes a HubSpot record's properties (props_json: an object) as a user would. */
 void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *props_json);
+/* Subscribes the app to HubSpot's event_type webhooks (of property, for a propertyChange; NULL
+ * otherwise), as `dealsync register` does for the mapped properties. */
+void e2e_hs_subscribe(struct e2e *e, const char *event_type, const char *property);
 /* The HubSpot record (caller deletes), or NULL when there is none. */
 cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id);
 /* How many contacts the HubSpot deal is associated with (read through the control API). */

@@ -938,7 +938,8 @@ START_TEST(deal_property_definitions_are_shared_by_the_workers)
 }
 END_TEST
 
-/* A Salesforce picklist Tier__c (Gold, Platinum) and a HubSpot dropdown tier with only gold. */
+/* A Salesforce picklist Tier__c (Gold, Platinum, Diamond) and a HubSpot dropdown tier with only
+ * gold. */
 static void prepare_tier(struct e2e *e)
 {
     ck_assert_int_eq(
@@ -946,7 +947,8 @@ static void prepare_tier(struct e2e *e)
                "{\"FullName\":\"Opportunity.Tier__c\",\"Metadata\":{\"label\":\"Tier\","
                "\"type\":\"Picklist\",\"valueSet\":{\"valueSetDefinition\":{\"value\":["
                "{\"fullName\":\"Gold\",\"label\":\"Gold\",\"default\":false},"
-               "{\"fullName\":\"Platinum\",\"label\":\"Platinum\",\"default\":false}]}}}}",
+               "{\"fullName\":\"Platinum\",\"label\":\"Platinum\",\"default\":false},"
+               "{\"fullName\":\"Diamond\",\"label\":\"Diamond\",\"default\":false}]}}}}",
                NULL),
         201);
     ck_assert_int_eq(e2e_sb(e, "POST", "/crm/v3/properties/deals",
@@ -975,48 +977,215 @@ static bool deal_has_tier(void *arg)
     return is;
 }
 
+/* dealsync with Tier__c and tier mapped two way (prepare_tier; *mappings and *env_mappings are
+ * its file and variable, caller frees), and an opportunity of tier Gold synced, so the shared
+ * property definitions are read and kept. Returns the opportunity (caller frees). */
+static char *start_with_gold_tier(struct e2e *e, const char *name, char **mappings,
+                                  char **env_mappings)
+{
+    *mappings = xasprintf("%s/%s-tier.json", itest_env("TEST_TMPDIR"), name);
+    FILE *f = fopen(*mappings, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[{\"salesforce\":\"Tier__c\",\"hubspot\":\"tier\",\"rule\":\"two_way\"}]", f);
+    fclose(f);
+    *env_mappings = xasprintf("MAPPINGS_FILE=%s", *mappings);
+    const char *env[] = {*env_mappings, NULL};
+    e2e_start_prepared(e, name, env, NULL, true, prepare_tier);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    char *gold = e2e_sf_create(e, "Opportunity",
+                               "{\"Name\":\"Gold tier\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\"}");
+    struct tier_wait w = {e, gold, "gold"};
+    ck_assert_msg(itest_wait_for(deal_has_tier, &w, DEADLINE_MS), "gold never arrived");
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    return gold;
+}
+
+/* A user adds the option value (label) to the HubSpot dropdown tier, after gold. */
+static void add_tier_option(struct e2e *e, const char *value, const char *label)
+{
+    char *body = xasprintf("{\"options\":[{\"label\":\"Gold\",\"value\":\"gold\","
+                           "\"displayOrder\":0},{\"label\":\"%s\",\"value\":\"%s\","
+                           "\"displayOrder\":1}]}",
+                           label, value);
+    ck_assert_int_eq(e2e_sb(e, "PATCH", "/crm/v3/properties/deals/tier", body, NULL), 200);
+    free(body);
+}
+
+/* Waits until is_done(arg) (what: the value, for the message), then checks that the deal
+ * property definitions were read once since mark (again, for the new option) and that nothing
+ * died. */
+static void assert_read_again_once(struct e2e *e, long long mark, bool (*is_done)(void *),
+                                   void *arg, const char *what)
+{
+    ck_assert_msg(itest_wait_for(is_done, arg, DEADLINE_MS), "%s was left out", what);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    ck_assert_int_eq(e2e_count(e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
+    ck_assert_int_eq(e2e_events(e, "dead"), 0);
+}
+
 /* The shared property definitions are kept for API_CACHE_SECONDS (5 minutes), but an option a
  * user has just added in HubSpot is not left out for that long: a value the shared copy has no
  * option for has the definitions read again, once, and is written. */
 START_TEST(an_option_added_in_hubspot_is_used_at_once)
 {
     struct e2e e;
-    char *mappings = xasprintf("%s/calls-tier.json", itest_env("TEST_TMPDIR"));
-    FILE *f = fopen(mappings, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("[{\"salesforce\":\"Tier__c\",\"hubspot\":\"tier\",\"rule\":\"two_way\"}]", f);
-    fclose(f);
-    char *env_mappings = xasprintf("MAPPINGS_FILE=%s", mappings);
-    const char *env[] = {env_mappings, NULL};
-    e2e_start_prepared(&e, "e2e_calls_option", env, NULL, true, prepare_tier);
-    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
-    char *gold = e2e_sf_create(&e, "Opportunity",
-                               "{\"Name\":\"Gold tier\",\"StageName\":\"Prospecting\","
-                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Gold\"}");
-    struct tier_wait w = {&e, gold, "gold"};
-    ck_assert_msg(itest_wait_for(deal_has_tier, &w, DEADLINE_MS), "gold never arrived");
-    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
-
-    ck_assert_int_eq(e2e_sb(&e, "PATCH", "/crm/v3/properties/deals/tier",
-                            "{\"options\":[{\"label\":\"Gold\",\"value\":\"gold\","
-                            "\"displayOrder\":0},{\"label\":\"Platinum\",\"value\":\"platinum\","
-                            "\"displayOrder\":1}]}",
-                            NULL),
-                     200);
+    char *mappings = NULL, *env_mappings = NULL;
+    char *gold = start_with_gold_tier(&e, "e2e_calls_option", &mappings, &env_mappings);
+    add_tier_option(&e, "platinum", "Platinum");
     long long mark = e2e_mark(&e);
     char *platinum =
         e2e_sf_create(&e, "Opportunity",
                       "{\"Name\":\"Platinum tier\",\"StageName\":\"Prospecting\","
                       "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"Tier__c\":\"Platinum\"}");
     struct tier_wait w2 = {&e, platinum, "platinum"};
-    ck_assert_msg(itest_wait_for(deal_has_tier, &w2, DEADLINE_MS), "platinum was left out");
-    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
-    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
-    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    assert_read_again_once(&e, mark, deal_has_tier, &w2, "platinum");
     free(platinum);
     free(gold);
     free(env_mappings);
     free(mappings);
+    e2e_stop(&e);
+}
+END_TEST
+
+static bool opportunity_has_tier(void *arg)
+{
+    struct tier_wait *w = arg;
+    cJSON *o = e2e_sf_get(w->e, "Opportunity", w->opp);
+    char text[32];
+    bool is = o && strcmp(e2e_sf_text(o, "Tier__c", text, sizeof(text)), w->tier) == 0;
+    cJSON_Delete(o);
+    return is;
+}
+
+/* The same the other way: a deal set to an option a user has just added in HubSpot has the
+ * definitions read again, once, and the opportunity gets the option's label. */
+START_TEST(an_option_added_in_hubspot_reaches_salesforce_at_once)
+{
+    struct e2e e;
+    char *mappings = NULL, *env_mappings = NULL;
+    char *gold = start_with_gold_tier(&e, "e2e_calls_option_back", &mappings, &env_mappings);
+    add_tier_option(&e, "diamond", "Diamond");
+    e2e_hs_subscribe(&e, "deal.propertyChange", "tier");
+    long long mark = e2e_mark(&e);
+    char *deal = e2e_deal_id_of(&e, gold);
+    e2e_hs_update(&e, "deals", deal, "{\"tier\":\"diamond\"}");
+    struct tier_wait w = {&e, gold, "Diamond"};
+    assert_read_again_once(&e, mark, opportunity_has_tier, &w, "diamond");
+    free(deal);
+    free(gold);
+    free(env_mappings);
+    free(mappings);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define COMPANY_SEARCHES "/crm/v3/objects/companies/search"
+#define COMPANY_CREATES "/crm/v3/objects/companies/batch/create"
+#define PIPELINE_PATH "/crm/v3/pipelines/deals"
+
+/* dealsync with workers workers ("WORKER_THREADS=n") and no sweep, Sync deals off: what is made
+ * now is there before the switch, as for an import. */
+static void start_for_import(struct e2e *e, const char *name, const char *workers)
+{
+    const char *env[] = {workers, "RECONCILE_INTERVAL_SECONDS=0", NULL};
+    const char *sandbox[] = {"--set", "hubspot.rate_limit_max=100000", NULL};
+    e2e_start(e, name, env, sandbox, false);
+}
+
+/* Switches Sync deals on and imports the Salesforce side, with the sandbox's faults set to
+ * faults (when not NULL) first; returns the mark its calls count from. */
+static long long import_after_switch(struct e2e *e, const char *faults)
+{
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    const char *on[] = {"settings", "sync-deals", "on", NULL};
+    ck_assert_int_eq(e2e_dealsync(e, on, NULL), 0);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    if (faults)
+        ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", faults, NULL), 200);
+    long long mark = e2e_mark(e);
+    const char *import[] = {"import", "salesforce", "--wait", NULL};
+    ck_assert_int_eq(e2e_dealsync(e, import, NULL), 0);
+    ck_assert(e2e_wait_idle(e, DEADLINE_MS));
+    ck_assert_int_eq(e2e_events(e, "dead"), 0);
+    return mark;
+}
+
+/* An import's claim of 200 opportunities, each with its own new account, searches the
+ * companies in 3 calls (the account ids, then the domains, packed under search's 3,000-character
+ * body): two passes of 100, an id search and a domain search each, took 4. Matching is as
+ * before: a company holding an account's id is that account's, one with an account's domain
+ * and no account id is taken, one with the domain and another account's id is not. */
+START_TEST(an_import_batch_searches_its_companies_together)
+{
+    enum { N = 200 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_companies", "WORKER_THREADS=1");
+    char *accounts[N];
+    for (int i = 0; i < N; i++) {
+        char *json =
+            xasprintf("{\"Name\":\"Packed %d\",\"Website\":\"https://pack%d.test\"}", i, i);
+        accounts[i] = e2e_sf_create(&e, "Account", json);
+        free(json);
+        json = xasprintf("{\"Name\":\"Packed opportunity %d\",\"StageName\":\"Prospecting\","
+                         "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
+                         i, accounts[i]);
+        free(e2e_sf_create(&e, "Opportunity", json));
+        free(json);
+    }
+    char *props = xasprintf("{\"name\":\"Held\",\"salesforceaccountid\":\"%s\"}", accounts[5]);
+    char *held = hs_by_hand(&e, "companies", props);
+    free(props);
+    char *by_domain =
+        hs_by_hand(&e, "companies", "{\"name\":\"By domain\",\"domain\":\"pack7.test\"}");
+    char *other = hs_by_hand(&e, "companies",
+                             "{\"name\":\"Another account's\",\"domain\":\"pack9.test\","
+                             "\"salesforceaccountid\":\"001000000000000AAA\"}");
+    long long mark = import_after_switch(&e, NULL);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM record_link"
+                                               " WHERE kind = 'account'"),
+                     N);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_SEARCHES), 3);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_CREATES), 2);
+    char *company = linked_hs_id(&e, "account", accounts[5]);
+    ck_assert_str_eq(company, held);
+    free(company);
+    company = linked_hs_id(&e, "account", accounts[7]);
+    ck_assert_str_eq(company, by_domain);
+    free(company);
+    company = linked_hs_id(&e, "account", accounts[9]);
+    ck_assert_str_ne(company, other);
+    free(company);
+    free(other);
+    free(by_domain);
+    free(held);
+    for (int i = 0; i < N; i++)
+        free(accounts[i]);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The first batches of an import reach the workers at once, all of them needing the record
+ * type's new pipeline: one worker creates it while the others wait for it, instead of each
+ * listing the pipelines, trying the create and listing them again after HubSpot refuses the
+ * label (a slow create makes the batches overlap). */
+START_TEST(a_new_pipeline_is_created_once_by_concurrent_batches)
+{
+    enum { N = 400 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_pipeline", "WORKER_THREADS=4");
+    for (int i = 0; i < N; i++) {
+        char *json = xasprintf("{\"Name\":\"Pipeline race %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
+                               i);
+        free(e2e_sf_create(&e, "Opportunity", json));
+        free(json);
+    }
+    long long mark =
+        import_after_switch(&e, "{\"rules\":[{\"path\":\"" PIPELINE_PATH "\",\"method\":\"POST\","
+                                "\"action\":\"latency\",\"latency_ms\":1500}]}");
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", PIPELINE_PATH), 1);
+    ck_assert_int_le(e2e_count(&e, mark, "hubspot", "in", "GET", PIPELINE_PATH), 1);
     e2e_stop(&e);
 }
 END_TEST
@@ -1037,6 +1206,9 @@ Suite *suite_e2e_calls(void)
         {"sweep_counts", a_sweep_counts_the_linked_deals_instead_of_reading_them},
         {"shared_defs", deal_property_definitions_are_shared_by_the_workers},
         {"new_option", an_option_added_in_hubspot_is_used_at_once},
+        {"new_option_back", an_option_added_in_hubspot_reaches_salesforce_at_once},
+        {"packed_companies", an_import_batch_searches_its_companies_together},
+        {"pipeline_once", a_new_pipeline_is_created_once_by_concurrent_batches},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

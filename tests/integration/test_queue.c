@@ -257,12 +257,13 @@ START_TEST(concurrent_claimers_split_the_work)
 END_TEST
 
 /* Live changes first: a record with a live event is claimed before background (import) records
- * queued earlier, a claim never mixes the two, and background claims fill 100-record batches. */
+ * queued earlier, a claim never mixes the two, and background claims fill batches of
+ * QUEUE_BACKGROUND_CLAIM. */
 START_TEST(live_records_are_claimed_before_background_ones)
 {
     PGconn *db;
     char *url = qtest_db("q_prio", &db);
-    enum { N = 150 };
+    enum { N = QUEUE_BACKGROUND_CLAIM + 50 };
     cJSON *p = cJSON_CreateObject();
     struct queue_event_in evs[N];
     char keys[N][16];
@@ -285,7 +286,8 @@ START_TEST(live_records_are_claimed_before_background_ones)
         ck_assert(strcmp(b.records[i].record_id, "9999") == 0 ||
                   strcmp(b.records[i].record_id, "3") == 0);
     queue_batch_clear(&b);
-    /* Only background records are left: a claim of 10 takes 100 of them, then the rest. */
+    /* Only background records are left: a claim of 10 takes QUEUE_BACKGROUND_CLAIM of them, then
+     * the rest. */
     ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
     queue_batch_clear(&b);
@@ -745,15 +747,16 @@ START_TEST(a_record_held_by_another_session_is_left_for_later)
 }
 END_TEST
 
-/* A live record whose busy lock another session holds (a worker writes its pair from the other
- * side: the webhooks of the deals an import batch is writing) is no claimable live work: a
- * claim behind it still takes a full background batch, not the live claim size. */
-START_TEST(a_busy_live_record_leaves_background_claims_full)
+/* N background records and a live one ("9999") that another session makes unclaimable with
+ * hold_sql: a claim of the live size meanwhile takes a full background batch without it; once
+ * release_sql gives it back, the live record is claimed first, on its own. */
+static void background_claims_stay_full(const char *name, const char *hold_sql,
+                                        const char *release_sql)
 {
     PGconn *db;
-    char *url = qtest_db("q_busy_live", &db);
+    char *url = qtest_db(name, &db);
     PGconn *other = itest_db_connect(url);
-    enum { N = 150 };
+    enum { N = QUEUE_BACKGROUND_CLAIM + 50 };
     cJSON *p = cJSON_CreateObject();
     struct queue_event_in evs[N];
     char keys[N][16];
@@ -765,16 +768,16 @@ START_TEST(a_busy_live_record_leaves_background_claims_full)
     size_t stored = 0;
     ck_assert_int_eq(queue_push(db, evs, N, &stored), ERR_OK);
     qtest_push(db, "hubspot", "live-1", "deal", "9999", 1);
-    itest_db_exec(other,
-                  "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:9999'))");
+    itest_db_exec(other, "BEGIN");
+    itest_db_exec(other, hold_sql);
     struct queue_batch b = {0};
     ck_assert_int_eq(queue_claim(db, "w1", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, QUEUE_BACKGROUND_CLAIM);
     for (size_t i = 0; i < b.record_count; i++)
         ck_assert_str_ne(b.records[i].record_id, "9999");
     queue_batch_clear(&b);
-    /* Released, the live record is claimed first, on its own. */
-    itest_db_exec(other, "SELECT pg_advisory_unlock_all()");
+    itest_db_exec(other, release_sql);
+    itest_db_exec(other, "COMMIT");
     ck_assert_int_eq(queue_claim(db, "w2", 10, 60, false, &b), ERR_OK);
     ck_assert_uint_eq(b.record_count, 1);
     ck_assert_str_eq(b.records[0].record_id, "9999");
@@ -783,6 +786,27 @@ START_TEST(a_busy_live_record_leaves_background_claims_full)
     PQfinish(other);
     PQfinish(db);
     free(url);
+}
+
+/* A live record whose busy lock another session holds (a worker writes its pair from the other
+ * side: the webhooks of the deals an import batch is writing) is no claimable live work: a
+ * claim behind it still takes a full background batch, not the live claim size. */
+START_TEST(a_busy_live_record_leaves_background_claims_full)
+{
+    background_claims_stay_full(
+        "q_busy_live", "SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('hs:9999'))",
+        "SELECT pg_advisory_unlock_all()");
+}
+END_TEST
+
+/* Nor is a live record that a concurrent claim has locked (its lease not committed yet): that
+ * claim takes it, and a claim made meanwhile takes a full background batch. */
+START_TEST(a_live_record_being_claimed_leaves_background_claims_full)
+{
+    /* The other claim gives it up (its transaction ends without a lease). */
+    background_claims_stay_full("q_locked_live",
+                                "SELECT 1 FROM sync_record WHERE record_id = '9999' FOR UPDATE",
+                                "SELECT 1");
 }
 END_TEST
 
@@ -858,6 +882,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, records_are_claimed_in_the_order_their_changes_arrived);
     tcase_add_test(tc, a_record_held_by_another_session_is_left_for_later);
     tcase_add_test(tc, a_busy_live_record_leaves_background_claims_full);
+    tcase_add_test(tc, a_live_record_being_claimed_leaves_background_claims_full);
     tcase_add_test(tc, a_claim_leases_the_record_and_writes_no_event);
     tcase_add_test(tc, contact_rollups_queued_by_several_batches_are_claimed_together);
     suite_add_tcase(s, tc);
