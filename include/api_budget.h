@@ -27,11 +27,31 @@ struct api_budget *api_budget_new(const struct config *cfg);
 /* Closes the connection and frees. NULL is a no-op. */
 void api_budget_free(struct api_budget *b);
 
-/* Before one HubSpot call: reserves a slot in the shared budget and sleeps until it comes.
- * ERR_OK: send now. ERR_RATE_LIMIT: do not send; *retry_ms is when to try again (the day is
- * used up, the wait would exceed API_BUDGET_MAX_WAIT_MS, or the process is stopping). ERR_DB:
- * the budget could not be read (logged); the caller may send anyway. */
-enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms) WARN_UNUSED;
+/* The log entry of one call taken from the budget (caller's storage), for api_budget_hs_answered:
+ * at is the entry as PostgreSQL printed it, "" when nothing was reserved. */
+struct api_budget_entry {
+    char at[64];
+    bool is_search;
+};
+
+/* Before one HubSpot call: reserves a slot in the shared budget (its log entry in *entry) and
+ * sleeps until it comes. ERR_OK: send now. ERR_RATE_LIMIT: do not send; *retry_ms is when to try
+ * again (the day is used up, the wait would exceed API_BUDGET_MAX_WAIT_MS, or the process is
+ * stopping). ERR_DB: the budget could not be read (logged); the caller may send anyway. */
+enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms,
+                            struct api_budget_entry *entry) WARN_UNUSED;
+
+/* After the answer to (or the failure of) the call whose take filled entry: its entry in the
+ * shared log becomes the answer's time, the latest HubSpot can have counted it (until then it
+ * stands at its slot plus an allowance for the way there), and *entry is emptied. Nothing when
+ * entry is empty. Errors are logged. */
+void api_budget_hs_answered(struct api_budget *b, struct api_budget_entry *entry);
+
+/* After a 429 under the burst or search limit: sleeps ms (HubSpot's Retry-After; 0 when it gave
+ * none) and returns true, so that the caller sends again, through api_budget_hs_take, without
+ * giving its work back. False without sleeping when ms exceeds API_BUDGET_MAX_WAIT_MS, or when
+ * the process starts stopping meanwhile: the caller gives up (the record is deferred). */
+bool api_budget_hs_retry_wait(struct api_budget *b, int64_t ms) WARN_UNUSED;
 
 /* How long until `calls` HubSpot calls could go out at once (0: now; at most one 10-second
  * window), reserving nothing. Workers wait that long before claiming while the window is full

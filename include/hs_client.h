@@ -32,7 +32,9 @@ void hs_client_free(struct hs_client *hs);
 struct api_budget;
 /* Paces every later call through budget (borrowed, must outlive the client; NULL stops
  * pacing): a call that would wait longer than the budget allows is not sent and fails with
- * ERR_RATE_LIMIT, its hint saying when to try again. */
+ * ERR_RATE_LIMIT, its hint saying when to try again. With a budget, a call answered 429 under
+ * the burst or search limit is sent again in place (at most twice, after its Retry-After when
+ * that is within API_BUDGET_MAX_WAIT_MS) before it fails so. */
 void hs_client_set_budget(struct hs_client *hs, struct api_budget *budget);
 
 /* The retry hint (ms) of the last ERR_RATE_LIMIT / ERR_UPSTREAM answer, -1 when none. For a

@@ -26,6 +26,7 @@ struct http_response {
     char *content_type;          /* NULL when absent */
     char *sforce_limit_info;     /* Sforce-Limit-Info, e.g. "api-usage=18/5000"; NULL if absent */
     int64_t retry_after_ms;      /* retry hint for 429/423/477/503 answers; -1 when none */
+    bool has_retry_after;        /* the hint is the answer's own Retry-After header */
     int64_t hs_rate_max;         /* X-HubSpot-RateLimit-Max; -1 when absent */
     int64_t hs_rate_remaining;   /* X-HubSpot-RateLimit-Remaining; -1 when absent */
     int64_t hs_rate_interval_ms; /* X-HubSpot-RateLimit-Interval-Milliseconds; -1 when absent */

@@ -9,6 +9,7 @@
 #ifndef SVC_INGEST_SPLIT_H
 #define SVC_INGEST_SPLIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,14 +60,38 @@ enum err ingest_split_batch(PGconn *db, int max_rows, struct ingest_split_result
 /* Rows waiting in the inbox. */
 enum err ingest_inbox_pending(PGconn *db, long long *pending) WARN_UNUSED;
 
+/* A burst: at least INGEST_BURST_BODIES bodies stored in the window of INGEST_BURST_WINDOW_MS
+ * running now or in the one before it (250 requests a second and more; live traffic is tens).
+ * It is over one to two windows after the requests stop. */
+#define INGEST_BURST_WINDOW_MS 100
+#define INGEST_BURST_BODIES 25
+
+/* Bodies stored per window: plain data, guarded by its owner's lock. Zeroed: no burst. */
+struct ingest_burst {
+    int64_t window_start_ms;
+    int current;  /* bodies stored since window_start_ms */
+    int previous; /* bodies stored in the window before it (0 when that was longer ago) */
+};
+
+/* Counts one body stored at now_ms (monotonic). */
+void ingest_burst_note(struct ingest_burst *b, int64_t now_ms);
+
+/* Whether a burst is on at now_ms (monotonic, never earlier than the last call's). */
+bool ingest_burst_is_on(struct ingest_burst *b, int64_t now_ms);
+
 struct ingest_splitter;
 
 /* Starts the splitter thread (its own connection to url, opened lazily, reopened after a
  * failure). It splits until the inbox is empty whenever woken, and every
- * INGEST_SPLIT_POLL_MS otherwise. On ERR_OK *out is the splitter. */
-enum err ingest_splitter_start(const char *url, struct ingest_splitter **out) WARN_UNUSED;
+ * INGEST_SPLIT_POLL_MS otherwise. While a burst of requests is being stored (struct
+ * ingest_burst), it holds each batch back until the burst is over or for burst_hold_ms, so
+ * that the acknowledgements get the CPU and the database the split would take; 0: it never
+ * holds. On ERR_OK *out is the splitter. */
+enum err ingest_splitter_start(const char *url, int burst_hold_ms,
+                               struct ingest_splitter **out) WARN_UNUSED;
 
-/* Wakes the splitter: rows were stored. Thread-safe; NULL is a no-op. */
+/* Wakes the splitter: a body was stored (counted for the burst). Thread-safe; NULL is a
+ * no-op. */
 void ingest_splitter_wake(struct ingest_splitter *s);
 
 /* Stops the thread after the batch in hand (rows left are split by the next splitter) and

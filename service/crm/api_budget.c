@@ -1,9 +1,9 @@
 /* api_budget.c - the shared API budget: HubSpot calls are paced through one row of api_budget
- * per limit (a sliding log of the window's send times, kept by the SQL function
- * api_budget_take), so every worker of every process spends one budget as if it were one
- * client. Salesforce usage is only recorded here; the claim path reads it. Does not retry and
- * does not decide what a failure means: a refused take is ERR_RATE_LIMIT, which worker.c
- * defers. */
+ * per limit (a sliding log of the window's calls, each at the latest time HubSpot may have
+ * counted it, kept by the SQL functions api_budget_take and api_budget_answered), so every
+ * worker of every process spends one budget as if it were one client. Salesforce usage is only
+ * recorded here; the claim path reads it. Does not retry and does not decide what a failure means:
+ * a refused take is ERR_RATE_LIMIT, which worker.c defers. */
 #include "api_budget.h"
 
 #include <ctype.h>
@@ -28,6 +28,10 @@
 #define SLEEP_SLICE_MS 100
 #define HS_INTERVAL_MS 10000
 #define SEARCH_INTERVAL_MS 1000
+/* A call's log entry until its answer comes: its slot plus this, the latest it is assumed to
+ * reach HubSpot (a worker woken late on a loaded machine, the request itself). Once answered,
+ * the entry is the answer's time, which needs no assumption. */
+#define IN_FLIGHT_MS 500
 /* A 429 with policyName DAILY: the day is over; this many calls "used" keeps it closed. */
 #define DAY_CLOSED 1000000000000LL
 
@@ -121,28 +125,32 @@ static bool sleep_unless_cancelled(int64_t ms)
     }
 }
 
-static const char take_sql[] = "SELECT wait_ms, coalesce(refused, ''), day_left"
+static const char take_sql[] = "SELECT wait_ms, coalesce(refused, ''), day_left, entry"
                                " FROM api_budget_take($1, 'hubspot', $2::int, $3::int,"
-                               "                      $4::bigint, $5::int)";
+                               "                      $4::bigint, $5::int, $6::int)";
 
-enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms)
+enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry_ms,
+                            struct api_budget_entry *entry)
 {
     const struct config *cfg = b->cfg;
+    entry->at[0] = '\0';
+    entry->is_search = is_search;
     pthread_mutex_lock(&b->lock);
     PGconn *db = conn(b);
     if (!db) {
         pthread_mutex_unlock(&b->lock);
         return ERR_DB;
     }
-    char limit[24], interval[24], daily[24], max_wait[24];
+    char limit[24], interval[24], daily[24], max_wait[24], in_flight[24];
+    const char *api = is_search ? "hubspot_search" : "hubspot";
     snprintf(limit, sizeof(limit), "%d",
              is_search ? cfg->hs_search_per_second : cfg->hs_burst_limit);
     snprintf(interval, sizeof(interval), "%d", is_search ? SEARCH_INTERVAL_MS : HS_INTERVAL_MS);
     snprintf(daily, sizeof(daily), "%d", cfg->hs_daily_limit);
     snprintf(max_wait, sizeof(max_wait), "%d", cfg->budget_max_wait_ms);
-    const char *params[] = {is_search ? "hubspot_search" : "hubspot", limit, interval, daily,
-                            max_wait};
-    PGresult *r = PQexecParams(db, take_sql, 5, NULL, params, NULL, NULL, 0);
+    snprintf(in_flight, sizeof(in_flight), "%d", IN_FLIGHT_MS);
+    const char *params[] = {api, limit, interval, daily, max_wait, in_flight};
+    PGresult *r = PQexecParams(db, take_sql, 6, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot take from the api budget");
     if (rc != ERR_OK || PQntuples(r) != 1) {
         PQclear(r);
@@ -152,6 +160,8 @@ enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry
     int64_t wait = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     char *refused = xstrdup(PQgetvalue(r, 0, 1));
     int64_t day_left = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    if (!*refused && !PQgetisnull(r, 0, 3) && strlen(PQgetvalue(r, 0, 3)) < sizeof(entry->at))
+        strcpy(entry->at, PQgetvalue(r, 0, 3));
     PQclear(r);
     pthread_mutex_unlock(&b->lock); /* the wait below is made unlocked */
     metrics_set("dealsync_api_budget_remaining", "api=\"hubspot\",window=\"day\"",
@@ -177,6 +187,32 @@ enum err api_budget_hs_take(struct api_budget *b, bool is_search, int64_t *retry
         }
     }
     return ERR_OK;
+}
+
+void api_budget_hs_answered(struct api_budget *b, struct api_budget_entry *entry)
+{
+    if (!entry->at[0])
+        return;
+    pthread_mutex_lock(&b->lock);
+    PGconn *db = conn(b);
+    if (db) {
+        const char *params[] = {entry->is_search ? "hubspot_search" : "hubspot", entry->at};
+        PGresult *r = PQexecParams(db, "SELECT api_budget_answered($1, $2::timestamptz)", 2, NULL,
+                                   params, NULL, NULL, 0);
+        enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot record an answer in the api budget");
+        (void)rc; /* logged; the entry then stays at its slot plus the allowance */
+        PQclear(r);
+    }
+    pthread_mutex_unlock(&b->lock);
+    entry->at[0] = '\0';
+}
+
+bool api_budget_hs_retry_wait(struct api_budget *b, int64_t ms)
+{
+    if (ms > b->cfg->budget_max_wait_ms)
+        return false;
+    metrics_add("dealsync_api_throttled_seconds_total", "api=\"hubspot\"", ms / 1000.0);
+    return sleep_unless_cancelled(ms);
 }
 
 int64_t api_budget_hs_wait_ms(struct api_budget *b, int calls)

@@ -1,6 +1,7 @@
 /* hs_client.c - HubSpot CRM REST over one borrowed http_client: request building, batch
- * splitting, 207 per-item errors and HubSpot's error bodies. No field mapping, no retries: the
- * worker retries transient errors using hs_retry_after_ms(). */
+ * splitting, 207 per-item errors and HubSpot's error bodies. No field mapping, and no retries
+ * but a 429's, sent again in place through the API budget: the worker retries transient errors
+ * using hs_retry_after_ms(). */
 #include "hs_client.h"
 
 #include <stdio.h>
@@ -21,6 +22,9 @@
 /* Search has its own per-second limit (5/s) and sends no rate-limit headers. */
 #define SEARCH_WINDOW_MS 1000
 #define MAX_PAGES 10000
+/* A 429 under the burst or search limit is sent again in place this often before the record is
+ * given back: the batch's earlier calls are not made again. */
+#define RATE_LIMIT_RESENDS 2
 
 struct hs_client {
     struct http_client *hc;
@@ -119,25 +123,49 @@ static enum err hs_call(struct hs_client *hs, const char *method, const char *pa
     size_t path_len = strlen(log_path);
     bool is_search = path_len >= 7 && strcmp(log_path + path_len - 7, "/search") == 0;
     int64_t wait_ms = -1;
+    struct api_budget_entry entry = {0};
     enum err rc;
 
     *json = NULL;
     http_response_init(&resp);
-    hs->retry_after_ms = -1;
-    if (hs->budget && api_budget_hs_take(hs->budget, is_search, &wait_ms) == ERR_RATE_LIMIT) {
-        /* Not sent: waiting is not failing, the worker defers the record without an attempt. */
-        *status = 0;
-        hs->retry_after_ms = wait_ms;
-        rc = ERR_RATE_LIMIT;
-        goto out;
+    for (int resends = 0;; resends++) {
+        hs->retry_after_ms = -1;
+        if (hs->budget &&
+            api_budget_hs_take(hs->budget, is_search, &wait_ms, &entry) == ERR_RATE_LIMIT) {
+            /* Not sent: waiting is not failing, the worker defers the record without an
+             * attempt. */
+            *status = 0;
+            hs->retry_after_ms = wait_ms;
+            rc = ERR_RATE_LIMIT;
+            goto out;
+        }
+        rc = http_client_request(hs->hc, method, url, headers, text, &resp);
+        if (hs->budget)
+            api_budget_hs_answered(hs->budget, &entry);
+        *status = resp.status;
+        api_budget_count_call("hubspot", log_path, resp.status);
+        if (rc != ERR_OK)
+            hs_error_parse(resp.body, &category, &correlation, &policy);
+        if (hs->budget && resp.status > 0)
+            api_budget_hs_observe(hs->budget, is_search, &resp, policy);
+        /* A 429 under the burst or search limit (not the day's) refused the call without doing
+         * it: it goes again once HubSpot's Retry-After has passed, paced by the budget, which
+         * the answer has just held back. */
+        bool is_resent =
+            resp.status == 429 && !(policy && strcmp(policy, "DAILY") == 0) && hs->budget &&
+            resends < RATE_LIMIT_RESENDS &&
+            api_budget_hs_retry_wait(hs->budget, resp.has_retry_after ? resp.retry_after_ms : 0);
+        if (!is_resent)
+            break;
+        log_info("hubspot request resent after 429", LOG_STR("method", method),
+                 LOG_STR("path", log_path), LOG_STR("policy", policy),
+                 LOG_I64("retry_after_ms", resp.retry_after_ms), LOG_I64("resend", resends + 1));
+        free(policy);
+        free(correlation);
+        free(category);
+        policy = correlation = category = NULL;
+        http_response_clear(&resp);
     }
-    rc = http_client_request(hs->hc, method, url, headers, text, &resp);
-    *status = resp.status;
-    api_budget_count_call("hubspot", log_path, resp.status);
-    if (rc != ERR_OK)
-        hs_error_parse(resp.body, &category, &correlation, &policy);
-    if (hs->budget && resp.status > 0)
-        api_budget_hs_observe(hs->budget, is_search, &resp, policy);
     if (rc != ERR_OK) {
         if (rc == ERR_RATE_LIMIT || rc == ERR_UPSTREAM) {
             int64_t hint = resp.retry_after_ms;

@@ -235,10 +235,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 
 /* The retry hint: Retry-After when given; for a HubSpot 429 without it, the rest of the rolling
  * window is unknown, so the whole window is the safe wait. */
-static int64_t retry_hint(long status, const char *retry_after, const struct http_response *r)
+static int64_t retry_hint(long status, const char *retry_after, struct http_response *r)
 {
     int64_t ms;
-    if (http_parse_retry_after(retry_after, util_now_ms(), &ms))
+    r->has_retry_after = http_parse_retry_after(retry_after, util_now_ms(), &ms);
+    if (r->has_retry_after)
         return ms;
     if (status == 429 && r->hs_rate_interval_ms > 0)
         return r->hs_rate_interval_ms;

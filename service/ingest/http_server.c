@@ -847,7 +847,8 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_cond_init(&s->stop_cond, NULL);
     pthread_mutex_init(&s->outage.lock, NULL);
-    if (ingest_splitter_start(cfg->database_url, &s->splitter) != ERR_OK) {
+    if (ingest_splitter_start(cfg->database_url, cfg->ingest_split_burst_hold_ms, &s->splitter) !=
+        ERR_OK) {
         server_free(s);
         return ERR_INTERNAL;
     }

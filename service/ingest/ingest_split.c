@@ -293,12 +293,44 @@ done:
     return rc;
 }
 
+/* Windows stay INGEST_BURST_WINDOW_MS long and back to back, so `previous` counts one whole
+ * window. */
+static void burst_roll(struct ingest_burst *b, int64_t now_ms)
+{
+    int64_t elapsed = now_ms - b->window_start_ms;
+    if (elapsed < INGEST_BURST_WINDOW_MS)
+        return;
+    if (elapsed < 2 * INGEST_BURST_WINDOW_MS) {
+        b->previous = b->current;
+        b->window_start_ms += INGEST_BURST_WINDOW_MS;
+    } else {
+        b->previous = 0;
+        b->window_start_ms = now_ms;
+    }
+    b->current = 0;
+}
+
+void ingest_burst_note(struct ingest_burst *b, int64_t now_ms)
+{
+    burst_roll(b, now_ms);
+    b->current++;
+}
+
+bool ingest_burst_is_on(struct ingest_burst *b, int64_t now_ms)
+{
+    burst_roll(b, now_ms);
+    return b->current >= INGEST_BURST_BODIES || b->previous >= INGEST_BURST_BODIES;
+}
+
 struct ingest_splitter {
     char *url;
+    int burst_hold_ms;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    struct ingest_burst burst;
     bool is_woken;
+    bool is_holding; /* a wake would only wake it to hold again: not signalled */
     bool stop;
 };
 
@@ -312,6 +344,29 @@ static bool wait_for_work(struct ingest_splitter *s, int ms)
             break;
     }
     s->is_woken = false;
+    bool go_on = !s->stop;
+    pthread_mutex_unlock(&s->lock);
+    return go_on;
+}
+
+/* Holds the next batch while a burst is being stored, for burst_hold_ms at most: on a small
+ * machine the split's statement takes the CPU the acknowledgements need (the database's more
+ * than dealsync's), and the inbox keeps what waits. Once the burst is over, the split goes on
+ * at full speed. Returns false when stopping. */
+static bool hold_for_burst(struct ingest_splitter *s)
+{
+    int64_t until = util_monotonic_ms() + s->burst_hold_ms;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        int64_t now = util_monotonic_ms();
+        if (s->stop || now >= until || !ingest_burst_is_on(&s->burst, now))
+            break;
+        s->is_holding = true;
+        int64_t step = until - now < INGEST_BURST_WINDOW_MS ? until - now : INGEST_BURST_WINDOW_MS;
+        struct timespec deadline = util_deadline_ms(step);
+        pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
+    }
+    s->is_holding = false;
     bool go_on = !s->stop;
     pthread_mutex_unlock(&s->lock);
     return go_on;
@@ -340,6 +395,8 @@ static void *splitter_main(void *arg)
         /* Split until the inbox is empty, or the database fails. */
         for (;;) {
             struct ingest_split_result res;
+            if (s->burst_hold_ms > 0 && !hold_for_burst(s))
+                break;
             if (ingest_split_batch(db, INGEST_SPLIT_MAX_ROWS, &res) != ERR_OK) {
                 if (!was_down)
                     log_warn("inbox split failed; retrying", LOG_STR("reason", db_last_error()));
@@ -364,10 +421,11 @@ static void *splitter_main(void *arg)
     return NULL;
 }
 
-enum err ingest_splitter_start(const char *url, struct ingest_splitter **out)
+enum err ingest_splitter_start(const char *url, int burst_hold_ms, struct ingest_splitter **out)
 {
     struct ingest_splitter *s = xcalloc(1, sizeof(*s));
     s->url = xstrdup(url);
+    s->burst_hold_ms = burst_hold_ms;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     if (pthread_create(&s->thread, NULL, splitter_main, s) != 0) {
@@ -387,8 +445,10 @@ void ingest_splitter_wake(struct ingest_splitter *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
+    ingest_burst_note(&s->burst, util_monotonic_ms());
     s->is_woken = true;
-    pthread_cond_signal(&s->cond);
+    if (!s->is_holding)
+        pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -703,12 +703,13 @@ START_TEST(duplicates_order_and_faults)
     expect_detail(&e, opp, "already matches");
     ck_assert_int_eq(e2e_sb(&e, "DELETE", "/_sandbox/faults", NULL, NULL), 200);
 
-    /* HubSpot answers 429 to the deal upsert once: the record is deferred (no attempt
-     * counted) and synced after the hint. */
+    /* HubSpot answers 429 to the deal upsert three times in a row: sent again in place twice
+     * after each Retry-After, then the record is deferred (no attempt counted) and synced
+     * after the hint. */
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
                             "\"/crm/v3/objects/deals/batch/upsert\",\"status\":429,"
-                            "\"retry_after\":\"1\",\"count\":1}]}",
+                            "\"retry_after\":\"1\",\"count\":3}]}",
                             NULL),
                      200);
     mark = e2e_mark(&e);

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_budget.h"
 #include "hs_client.h"
 #include "hs_owners.h"
 #include "http_client.h"
 #include "itest.h"
 #include "mapping.h"
+#include "qtest.h"
 #include "sandbox_checks.h"
 #include "util.h"
 
@@ -486,6 +488,66 @@ START_TEST(rate_limit_gives_a_retry_hint)
 }
 END_TEST
 
+/* Search's own limit refuses a call the shared budget let through (here the budget assumes 5 per
+ * second and HubSpot allows 1): the call goes again in place once the refusal's second is over,
+ * so the caller gets its answer, not a rate limit that would give its whole batch back. */
+START_TEST(a_search_refused_429_is_sent_again_in_place)
+{
+    PGconn *db = NULL;
+    char *url = qtest_db("hs_resend", &db);
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.database_url = url;
+    cfg.hs_burst_limit = 190;
+    cfg.hs_search_per_second = 5;
+    cfg.budget_max_wait_ms = 10000;
+    struct api_budget *budget = api_budget_new(&cfg);
+    hs_client_set_budget(hs, budget);
+    ck_assert_int_eq(sbtest_call(&sb, "PUT", "/_sandbox/settings", NULL,
+                                 "{\"hubspot.search_per_second\":1}", NULL, NULL),
+                     200);
+    cJSON *req = cJSON_Parse("{\"filterGroups\":[],\"limit\":10}");
+    cJSON *log = NULL;
+    ck_assert_int_eq(sbtest_call(&sb, "GET", "/_sandbox/requests?since=9000000000000000000", NULL,
+                                 NULL, &log, NULL),
+                     200);
+    long long mark = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(log, "last_id"));
+    cJSON_Delete(log);
+
+    for (int i = 0; i < 2; i++) {
+        cJSON *results = NULL;
+        char *after = NULL;
+        ck_assert_int_eq(hs_search(hs, "deals", req, NULL, &results, &after), ERR_OK);
+        ck_assert(cJSON_IsArray(results));
+        cJSON_Delete(results);
+        free(after);
+    }
+    /* HubSpot saw the second search twice: refused, then answered. */
+    char *since = xasprintf("/_sandbox/requests?since=%lld", mark);
+    ck_assert_int_eq(sbtest_call(&sb, "GET", since, NULL, NULL, &log, NULL), 200);
+    free(since);
+    char statuses[64] = "";
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests"))
+    {
+        if (strcmp(sbtest_str(r, "direction"), "in") == 0 &&
+            strstr(sbtest_str(r, "path"), "/search")) {
+            size_t n = strlen(statuses);
+            snprintf(statuses + n, sizeof(statuses) - n, "%s%.0f", n ? " " : "",
+                     cJSON_GetNumberValue(cJSON_GetObjectItem(r, "status")));
+        }
+    }
+    cJSON_Delete(log);
+    ck_assert_str_eq(statuses, "200 429 200");
+
+    cJSON_Delete(req);
+    hs_client_set_budget(hs, NULL);
+    api_budget_free(budget);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 START_TEST(server_errors_and_bad_token)
 {
     sandbox_fault(&sb, "{\"path\":\"/crm/v3/pipelines\",\"status\":502,\"count\":1}");
@@ -585,6 +647,7 @@ Suite *suite_hs_client(void)
     tcase_add_test(tc, associations_v4);
     tcase_add_test(tc, pipelines_owners_and_properties);
     tcase_add_test(tc, rate_limit_gives_a_retry_hint);
+    tcase_add_test(tc, a_search_refused_429_is_sent_again_in_place);
     tcase_add_test(tc, server_errors_and_bad_token);
     tcase_add_test(tc, mapped_opportunity_round_trips_through_hubspot);
     suite_add_tcase(s, tc);
