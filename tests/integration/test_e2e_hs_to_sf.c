@@ -734,8 +734,14 @@ START_TEST(own_echo_is_not_sent_back)
     /* What the Salesforce-to-HubSpot direction does when the amount changes in Salesforce: it
      * records what it writes in hs_written, then writes the deal through the API. Meanwhile
      * Salesforce changed again (6500, older than the echo). The echo of 6000 must not overwrite
-     * Salesforce, though HubSpot changed later by the clock. */
+     * Salesforce, though HubSpot changed later by the clock. The Salesforce change's outbound
+     * message is held 3 s (its delay is fixed when it is queued), so that its sync, which saves
+     * its own write of 6500 as hs_written, does not run between the simulated remembering of
+     * 6000 below and the echo's sync: then 6000 is no longer dealsync's write, and rightly
+     * taken for a user's (the test's race, not dealsync's). */
+    sb_do(&t, "PUT", "/_sandbox/settings", "{\"sf_om_batch_delay_ms\":3000}", 200);
     sb_do(&t, "PATCH", opp_path, "{\"Amount\":6500}", 200);
+    sb_do(&t, "PUT", "/_sandbox/settings", "{\"sf_om_batch_delay_ms\":20}", 200);
     sb_do(&t, "POST", backdate, "{\"minutes\":1}", 200);
     char *sql =
         xasprintf("UPDATE record_link SET hs_written = hs_written || '{\"amount\":\"6000\"}'"
