@@ -698,19 +698,10 @@ static bool keeps_salesforce_change(struct deal_work *w, const char *field, cons
     if (!sf_id_equal(hs_value, seen)) {
         int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
         int64_t sf_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate"));
-        bool is_hubspot_later = sync_deal_hubspot_wins(hs_mod, sf_mod);
-        const char *sf_text = sf_value ? sf_value : "(none)";
-        if (is_hubspot_later)
-            buf_printf(&w->detail,
-                       "; conflict on %s: hubspot's %s (changed later) written, salesforce "
-                       "value %s lost",
-                       field, hs_value, sf_text);
-        else
-            buf_printf(&w->detail,
-                       "; conflict on %s: salesforce value %s (changed later) kept, hubspot's "
-                       "%s lost",
-                       field, sf_text, hs_value);
-        return !is_hubspot_later;
+        cJSON *hv = cJSON_CreateString(hs_value);
+        bool is_sf = salesforce_wins(w, field, hv, hs_mod, sf_mod);
+        cJSON_Delete(hv);
+        return is_sf;
     }
     buf_printf(&w->detail,
                "; %s changed in salesforce since the last sync (%s, was %s): not written back, "
