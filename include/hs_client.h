@@ -52,6 +52,11 @@ int64_t hs_retry_after_ms(const struct hs_client *hs);
 enum err hs_object_get(struct hs_client *hs, const char *object_type, const char *id,
                        const char *id_property, const char *properties, const char *associations,
                        cJSON **object) WARN_UNUSED;
+/* GET /crm/v3/objects/<type>/<id>?properties=<history>&propertiesWithHistory=<history>: the
+ * record with "propertiesWithHistory" {name: [{value, timestamp, sourceType, sourceId}, …]},
+ * newest first, for the comma list history. */
+enum err hs_object_get_history(struct hs_client *hs, const char *object_type, const char *id,
+                               const char *history, cJSON **object) WARN_UNUSED;
 /* GET /crm/v3/objects/<type>/<id>?archived=true: the record in the recycling bin, with its
  * "archivedAt" (ERR_NOT_FOUND when it is not archived). */
 enum err hs_object_get_archived(struct hs_client *hs, const char *object_type, const char *id,

@@ -34,6 +34,15 @@ enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_ech
  * count. Pure. */
 bool sync_echo_user_changed(const struct queue_record *rec, const char *property, int64_t since_ms);
 
+/* Whether a property's history (one list of a deal's "propertiesWithHistory": {value,
+ * timestamp, sourceType, sourceId}, as HubSpot answers it) holds a change after since_ms that is
+ * not dealsync's own write: one made in HubSpot's app or by another source type, by another app
+ * (sourceId not app_id, when app_id is known), or to a value other than own (what dealsync last
+ * wrote there). The deal's value may then equal dealsync's write and still be a user's: set
+ * away and back. Pure. */
+bool sync_echo_history_changed(const cJSON *history, const cJSON *own, int64_t since_ms,
+                               const char *app_id);
+
 /* The Salesforce-to-HubSpot baseline of the fields that sync follows besides the mappings
  * (AccountId, RecordTypeId), carried from old_sf_seen (may be NULL) into sf_seen where sf_seen
  * has none: the HubSpot-to-Salesforce direction saves the mapped fields only, and a change of

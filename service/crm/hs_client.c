@@ -265,6 +265,23 @@ enum err hs_object_get(struct hs_client *hs, const char *object_type, const char
     return rc;
 }
 
+enum err hs_object_get_history(struct hs_client *hs, const char *object_type, const char *id,
+                               const char *history, cJSON **object)
+{
+    if (!is_object_type(object_type))
+        return ERR_INVALID;
+    struct buf path;
+    buf_init(&path, 0);
+    char *base = object_path(object_type, id);
+    buf_append_str(&path, base);
+    query_add(&path, "properties", history);
+    query_add(&path, "propertiesWithHistory", history);
+    enum err rc = hs_call_get(hs, "GET", path.data, NULL, NULL, object);
+    free(base);
+    buf_clear(&path);
+    return rc;
+}
+
 enum err hs_object_get_archived(struct hs_client *hs, const char *object_type, const char *id,
                                 cJSON **object)
 {

@@ -11,6 +11,7 @@
 #include "db.h"
 #include "link.h"
 #include "sync_deal.h"
+#include "util.h"
 
 static bool id_text(const cJSON *v, char out[32])
 {
@@ -116,6 +117,27 @@ bool sync_echo_user_changed(const struct queue_record *rec, const char *property
         cJSON_Delete(payload);
     }
     return is_changed;
+}
+
+bool sync_echo_history_changed(const cJSON *history, const cJSON *own, int64_t since_ms,
+                               const char *app_id)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, history)
+    {
+        int64_t at = 0;
+        const char *stamp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "timestamp"));
+        if (!stamp || !util_parse_iso8601_ms(stamp, &at) || at <= since_ms)
+            continue;
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "sourceType"));
+        const char *source = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "sourceId"));
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(e, "value");
+        if (!type || strcmp(type, "INTEGRATION") != 0 ||
+            (app_id && (!source || strcmp(source, app_id) != 0)) || !own || !value ||
+            !sync_deal_same_value(own, value))
+            return true;
+    }
+    return false;
 }
 
 static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_event *ev)

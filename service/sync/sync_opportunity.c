@@ -24,6 +24,7 @@
 #include "sync.h"
 #include "sync_cache.h"
 #include "sync_deal.h"
+#include "sync_echo.h"
 #include "sync_echo_sf.h"
 #include "sync_pair.h"
 #include "sf_setup.h"
@@ -56,6 +57,8 @@ struct opp {
                                * "sf field"}: left for the other direction, so not marked as seen;
                                * {"property": null}: Salesforce's value lost a conflict, and only
                                * HubSpot's baseline stays */
+    cJSON *hs_foreign;        /* {"property": true}: holds dealsync's own write, yet a user or
+                               * another app changed it since (its history says so) */
     struct buf detail;
 };
 
@@ -413,6 +416,62 @@ static void defer_to_hubspot(struct opp *o, cJSON *changes, const struct mapping
         cJSON_AddStringToObject(o->deferred, f->hs_property, f->sf_field);
 }
 
+/* Whether Salesforce's value of f is what dealsync saw there at the last sync, or wrote there. */
+static bool is_sf_unchanged(const struct link *l, const struct mapping_field *f, const cJSON *now)
+{
+    const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, f->sf_field);
+    const cJSON *own = cJSON_GetObjectItem(l->sf_written, f->sf_field);
+    return (seen && sync_deal_same_value(seen, now)) || (own && sync_deal_same_value(own, now));
+}
+
+/* The deal holds dealsync's own write of a two-way field that Salesforce changed, but the deal
+ * changed since dealsync last knew it (hs_modified after the link's time): a HubSpot user may
+ * have set the field away and back, and the value alone cannot tell (a chaos run: both sides
+ * ended with the older Salesforce stage when its sync came before the deal's webhooks). The
+ * fields' history, read in one call, tells: those a user or another app changed since go into
+ * o->hs_foreign, and count as changed in HubSpot. Costs a call only in that case. */
+static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const struct link *l,
+                                     const cJSON *changes, int64_t hs_modified)
+{
+    if (!o->deal_id || l->hs_modified_ms <= 0 || hs_modified <= l->hs_modified_ms)
+        return ERR_OK;
+    const cJSON *hs_props = cJSON_GetObjectItemCaseSensitive(o->deal, "properties");
+    struct buf names;
+    buf_init(&names, 0);
+    for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
+        const cJSON *own = cJSON_GetObjectItemCaseSensitive(l->hs_written, f->hs_property);
+        if (f->rule != MAPPING_RULE_TWO_WAY ||
+            !cJSON_GetObjectItemCaseSensitive(changes, f->hs_property) || !own ||
+            !sync_deal_same_value(own, cJSON_GetObjectItem(hs_props, f->hs_property)) ||
+            is_sf_unchanged(l, f, cJSON_GetObjectItem(o->sf, f->sf_field)))
+            continue;
+        buf_printf(&names, "%s%s", names.len ? "," : "", f->hs_property);
+    }
+    if (!names.len) {
+        buf_clear(&names);
+        return ERR_OK;
+    }
+    cJSON *deal = NULL;
+    enum err rc = hs_object_get_history(ctx->hs, "deals", o->deal_id, names.data, &deal);
+    buf_clear(&names);
+    if (rc != ERR_OK)
+        return rc;
+    const cJSON *history = cJSON_GetObjectItemCaseSensitive(deal, "propertiesWithHistory");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, history)
+    {
+        const cJSON *own = cJSON_GetObjectItemCaseSensitive(l->hs_written, h->string);
+        if (!sync_echo_history_changed(h, own, l->hs_modified_ms, ctx->cfg->hubspot_app_id))
+            continue;
+        if (!o->hs_foreign)
+            o->hs_foreign = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o->hs_foreign, h->string);
+    }
+    cJSON_Delete(deal);
+    return ERR_OK;
+}
+
 /* Two-way fields: the most recent change wins, by the same rule as the other direction
  * (sync_deal_hubspot_wins). A field whose Salesforce value is what dealsync saw there at the last
  * sync did not change in Salesforce since, so a different HubSpot value is the newer one. When
@@ -437,6 +496,10 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     if (!hs_mod_text || !util_parse_iso8601_ms(hs_mod_text, &hs_modified))
         hs_modified = -1;
     int64_t sf_modified = sf_time(o->sf, "LastModifiedDate");
+    if (has_baseline && (rc = read_hubspot_history(ctx, o, &l, changes, hs_modified)) != ERR_OK) {
+        link_clear(&l);
+        return rc;
+    }
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
         const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
         if (f->rule != MAPPING_RULE_TWO_WAY ||
@@ -452,19 +515,18 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
                  f->hs_property);
             continue;
         }
-        const cJSON *seen = cJSON_GetObjectItem(l.sf_seen, f->sf_field);
         const cJSON *hs_seen = cJSON_GetObjectItem(l.hs_seen, f->hs_property);
         const cJSON *hs_now = cJSON_GetObjectItem(hs_props, f->hs_property);
         /* A value dealsync itself wrote is no user's change, even when the sync that wrote it
          * failed before it could save the baseline (its answer lost, a later call failed):
          * taken for a HubSpot change, such an echo won against the user's newer Salesforce
-         * value (chaos finding F2). */
+         * value (chaos finding F2). Unless its history shows a user set it since. */
         const cJSON *own_hs = cJSON_GetObjectItemCaseSensitive(l.hs_written, f->hs_property);
-        const cJSON *own_sf = cJSON_GetObjectItem(l.sf_written, f->sf_field);
-        bool hs_own = own_hs && sync_deal_same_value(own_hs, hs_now);
-        bool sf_unchanged = (seen && sync_deal_same_value(seen, now)) ||
-                            (own_sf && sync_deal_same_value(own_sf, now));
-        bool hs_changed = hs_seen && !sync_deal_same_value(hs_seen, hs_now) && !hs_own;
+        bool is_foreign = cJSON_GetObjectItemCaseSensitive(o->hs_foreign, f->hs_property);
+        bool hs_own = !is_foreign && own_hs && sync_deal_same_value(own_hs, hs_now);
+        bool sf_unchanged = is_sf_unchanged(&l, f, now);
+        bool hs_changed =
+            is_foreign || (hs_seen && !sync_deal_same_value(hs_seen, hs_now) && !hs_own);
         bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
                         sync_deal_hubspot_wins(hs_modified, sf_modified);
         if (hs_own || (!sf_unchanged && !hs_newer)) {
@@ -1514,6 +1576,14 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
         const cJSON *hs_old = cJSON_GetObjectItemCaseSensitive(old_hs_seen, e->string);
         cJSON_ReplaceItemInObjectCaseSensitive(
             l.hs_seen, e->string, hs_old ? cJSON_Duplicate(hs_old, true) : cJSON_CreateNull());
+        /* Set away and back by a user since (o->hs_foreign): the deal's value equals the old
+         * baseline and dealsync's write, so neither stays, or the other direction (which
+         * compares values alone when the deal's webhooks are lost) would take the user's value
+         * for no change. */
+        if (cJSON_GetObjectItemCaseSensitive(o->hs_foreign, e->string)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(l.hs_seen, e->string);
+            cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, e->string);
+        }
         if (!cJSON_IsString(e))
             continue;
         const cJSON *sf_old = cJSON_GetObjectItemCaseSensitive(old_sf_seen, e->valuestring);
@@ -2074,6 +2144,7 @@ out:
         cJSON_Delete(o->written);
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
+        cJSON_Delete(o->hs_foreign);
         free(o->company);
     }
     sync_pair_unlock_all(db);

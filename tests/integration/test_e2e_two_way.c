@@ -322,6 +322,43 @@ START_TEST(value_set_back_in_hubspot_after_a_salesforce_change_wins)
 }
 END_TEST
 
+/* The same, with Salesforce's change synced first: the deal read then holds dealsync's own
+ * write, which used to count as no HubSpot change, so Salesforce's older value was written over
+ * the user's (both sides ended "from salesforce"). The deal's property history shows the user's
+ * changes since dealsync's write: HubSpot's change is the later and wins. */
+START_TEST(value_set_back_in_hubspot_before_a_salesforce_sync_wins)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_set_back_first", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Set back before sync", 100, &deal);
+    expect_quiet(&e);
+
+    /* HubSpot's webhooks held until Salesforce's change is synced. */
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"a hubspot draft\"}");
+    next_second();
+    /* Salesforce's message held (5 s from its change, fixed when it is queued) until the deal
+     * holds dealsync's write again. */
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":5000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    next_second();
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"first\"}");
+    /* The sync of Salesforce's change, which comes after this (its message is still held). */
+    char *after = xasprintf(
+        "id > %lld", itest_db_scalar(e.svc.db, "SELECT coalesce(max(id), 0) FROM sync_outcome"));
+    ck_assert_msg(wait_outcome(&e, opp, after), "the salesforce change was never synced");
+    free(after);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+    expect_descriptions(&e, opp, deal, "first");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 #define STREAM_PAIRS 12
 #define STREAM_ROUNDS 8
 
@@ -1263,6 +1300,63 @@ static bool has_role(void *arg)
     return role != NULL;
 }
 
+static bool has_no_role(void *arg)
+{
+    return !has_role(arg);
+}
+
+/* A contact added on both sides (a role in Salesforce, an association in HubSpot, before either
+ * was synced), then removed in HubSpot: the removal is the last change a user made, so the role
+ * goes too, and the pair agrees (a chaos run ended with the role in Salesforce and no
+ * association in HubSpot). */
+START_TEST(contact_added_on_both_sides_then_removed_in_hubspot_goes)
+{
+    const char *env[] = {"CONTACT_ROLE_POLL_INTERVAL_SECONDS=5", NULL};
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_both_added", env, NULL, true);
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    ck_assert_ptr_nonnull(jane);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Added on both sides", 47, &deal);
+    char *contact = hs_make(&e, "contacts",
+                            "{\"email\":\"jane@acme.test\",\"firstname\":\"Jane\","
+                            "\"lastname\":\"Doe\"}");
+    expect_quiet(&e);
+
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    char *path = xasprintf("/crm/v4/objects/deals/%s/associations/contacts/%s", deal, contact);
+    int status =
+        e2e_sb(&e, "PUT", path,
+               "[{\"associationCategory\":\"HUBSPOT_DEFINED\",\"associationTypeId\":3}]", NULL);
+    ck_assert_msg(status == 200 || status == 201, "associate contact: %d", status);
+    char *json = xasprintf("{\"OpportunityId\":\"%s\",\"ContactId\":\"%s\"}", opp, jane);
+    free(e2e_sf_create(&e, "OpportunityContactRole", json));
+    free(json);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+    void *args[] = {&e, deal};
+    ck_assert(itest_wait_for(has_one_contact, args, DEADLINE_MS));
+    char *role = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    ck_assert_msg(role != NULL, "the contact added on both sides has no role");
+    free(role);
+
+    status = e2e_sb(&e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "remove association: %d", status);
+    ck_assert(itest_wait_for(has_no_contact, args, DEADLINE_MS));
+    void *role_args[] = {&e, opp};
+    ck_assert_msg(itest_wait_for(has_no_role, role_args, DEADLINE_MS),
+                  "the role of the contact removed in hubspot stayed");
+    expect_quiet(&e);
+    ck_assert_int_eq(e2e_deal_contacts(&e, deal), 0);
+    free(path);
+    free(contact);
+    free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* The other mirror case: a contact a user associated in HubSpot became a role, then the user
  * removed the association before Salesforce-to-HubSpot had seen the role (its poll is an hour
  * away, and the webhook is held back). A Salesforce change synced meanwhile read the role
@@ -1312,6 +1406,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, conflict_won_by_hubspot_is_not_decided_again_after_a_salesforce_edit);
     tcase_add_test(tc, conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit);
     tcase_add_test(tc, value_set_back_in_hubspot_after_a_salesforce_change_wins);
+    tcase_add_test(tc, value_set_back_in_hubspot_before_a_salesforce_sync_wins);
     tcase_add_test(tc, stream_of_edits_on_both_sides_converges);
     tcase_add_test(tc, unmapped_picklist_value_is_not_blanked);
     tcase_add_test(tc, unmatched_owner_is_never_erased);
@@ -1323,6 +1418,7 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, hubspot_company_change_in_flight_survives_a_salesforce_change);
     tcase_add_test(tc, contact_removed_in_hubspot_is_not_reassociated);
     tcase_add_test(tc, contact_associated_in_hubspot_then_removed_is_not_reassociated);
+    tcase_add_test(tc, contact_added_on_both_sides_then_removed_in_hubspot_goes);
     tcase_add_test(tc, company_found_by_domain);
     tcase_add_test(tc, company_found_by_contacts);
     tcase_add_test(tc, lifecycle_stage_sync_off_keeps_the_stage);

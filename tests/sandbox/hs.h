@@ -91,10 +91,22 @@ bool hs_owners_handle(const struct sb_request *req, const char *rest, struct sb_
 void hs_owners_control_add(const cJSON *body, struct sb_response *resp);
 
 /* ---- hs_objects.c: records, CRUD, batch, search ---- */
+/* One value a property was given, and by whom (propertiesWithHistory). */
+struct hs_change {
+    char *name;
+    char *value;
+    int64_t at;
+    enum hs_actor actor;
+};
+
 struct hs_object {
     int64_t id;
     enum hs_type type;
     cJSON *props; /* name -> string; absent = never set */
+    /* Each value a property was given, oldest first: what propertiesWithHistory answers. */
+    struct hs_change *history;
+    size_t history_count;
+    size_t history_cap;
     int64_t created_at;
     int64_t updated_at;
     int64_t archived_at;
@@ -108,6 +120,9 @@ struct hs_object *hs_object_create(enum hs_type t, const cJSON *props, enum hs_a
 bool hs_object_update(struct hs_object *o, const cJSON *props, enum hs_actor actor, cJSON *errors,
                       int *status);
 void hs_object_archive(struct hs_object *o, enum hs_actor actor);
+/* Adds "propertiesWithHistory" to a read's JSON j of o: for each name (a string array; unknown
+ * names are left out, as HubSpot does), its values newest first. */
+void hs_object_add_history(cJSON *j, const struct hs_object *o, const cJSON *names);
 /* The object as the API returns it: only the props named in names (a string array; NULL =
  * defaults), always with hs_object_id/createdate/lastmodified. New object. */
 cJSON *hs_object_json(const struct hs_object *o, const cJSON *names);

@@ -13,6 +13,9 @@
 
 #define BATCH_MAX 100
 #define LIST_MAX 100
+/* A batch read that asks for property histories takes 50 inputs at most (HubSpot's answer to
+ * more, quoted in respond_bad below). */
+#define HISTORY_BATCH_MAX 50
 
 static struct hs_object **objects;
 static size_t object_count;
@@ -231,6 +234,17 @@ void hs_respond_invalid(struct sb_response *resp, int status, cJSON *errors)
     free(list);
 }
 
+static void history_add(struct hs_object *o, const char *name, const char *value,
+                        enum hs_actor actor)
+{
+    if (o->history_count == o->history_cap) {
+        o->history_cap = o->history_cap ? o->history_cap * 2 : 8;
+        o->history = xrealloc(o->history, o->history_cap * sizeof *o->history);
+    }
+    o->history[o->history_count++] =
+        (struct hs_change){xstrdup(name), xstrdup(value), sb_now_ms(), actor};
+}
+
 /* Events for name changing to value ("" = cleared); hs_lastmodifieddate cannot be subscribed. */
 static void apply_props(struct hs_object *o, const cJSON *norm, enum hs_actor actor, bool is_new)
 {
@@ -243,6 +257,7 @@ static void apply_props(struct hs_object *o, const cJSON *norm, enum hs_actor ac
         if (!old && !*item->valuestring && !is_new)
             continue;
         prop_set(o, item->string, item->valuestring);
+        history_add(o, item->string, item->valuestring, actor);
         hs_webhook_property_event(o->type, o->id, item->string, item->valuestring, actor);
     }
 }
@@ -525,6 +540,49 @@ cJSON *hs_object_json(const struct hs_object *o, const cJSON *names)
     return j;
 }
 
+/* One entry as HubSpot shows it: a user's change made in the app is CRM_UI with "userId:N" and
+ * updatedByUserId; the private app's own writes are INTEGRATION with the app's id, as its
+ * webhooks say (reference hubspot.md 2.2). */
+static cJSON *change_json(const struct hs_change *c)
+{
+    char at[32];
+    hs_iso(c->at, at);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "value", c->value);
+    cJSON_AddStringToObject(e, "timestamp", at);
+    if (c->actor == HS_ACTOR_USER) {
+        int64_t user = sb_setting_int("hubspot.user_id", HS_DEFAULT_USER_ID);
+        char *source = xasprintf("userId:%lld", (long long)user);
+        cJSON_AddStringToObject(e, "sourceType", "CRM_UI");
+        cJSON_AddStringToObject(e, "sourceId", source);
+        cJSON_AddNumberToObject(e, "updatedByUserId", (double)user);
+        free(source);
+    } else {
+        char *source =
+            xasprintf("%lld", (long long)sb_setting_int("hubspot.app_id", HS_DEFAULT_APP_ID));
+        cJSON_AddStringToObject(e, "sourceType", "INTEGRATION");
+        cJSON_AddStringToObject(e, "sourceId", source);
+        free(source);
+    }
+    return e;
+}
+
+void hs_object_add_history(cJSON *j, const struct hs_object *o, const cJSON *names)
+{
+    cJSON *all = cJSON_AddObjectToObject(j, "propertiesWithHistory");
+    const cJSON *n;
+    cJSON_ArrayForEach(n, names)
+    {
+        if (!cJSON_IsString(n) || !hs_prop_find(o->type, n->valuestring) ||
+            cJSON_GetObjectItemCaseSensitive(all, n->valuestring))
+            continue;
+        cJSON *list = cJSON_AddArrayToObject(all, n->valuestring);
+        for (size_t i = o->history_count; i-- > 0;)
+            if (strcmp(o->history[i].name, n->valuestring) == 0)
+                cJSON_AddItemToArray(list, change_json(&o->history[i]));
+    }
+}
+
 cJSON *hs_object_full_json(const struct hs_object *o)
 {
     cJSON *j = hs_object_json(o, NULL);
@@ -538,6 +596,11 @@ void hs_objects_reset(void)
 {
     for (size_t i = 0; i < object_count; i++) {
         cJSON_Delete(objects[i]->props);
+        for (size_t k = 0; k < objects[i]->history_count; k++) {
+            free(objects[i]->history[k].name);
+            free(objects[i]->history[k].value);
+        }
+        free(objects[i]->history);
         free(objects[i]);
     }
     free(objects);
@@ -740,6 +803,10 @@ static void one_object(const struct sb_request *req, enum hs_type t, const char 
     }
     if (is_get) {
         cJSON *j = hs_object_json(o, names);
+        cJSON *history = query_list(req, "propertiesWithHistory");
+        if (history)
+            hs_object_add_history(j, o, history);
+        cJSON_Delete(history);
         cJSON *a = assoc_names ? hs_assoc_object_json(t, o->id, assoc_names) : NULL;
         if (a)
             cJSON_AddItemToObject(j, "associations", a);
@@ -894,6 +961,12 @@ static void batch_read(const struct sb_request *req, enum hs_type t, const cJSON
     const cJSON *inputs = batch_inputs(body, resp);
     if (!inputs)
         return;
+    const cJSON *history = cJSON_GetObjectItemCaseSensitive(body, "propertiesWithHistory");
+    if (cJSON_GetArraySize(history) > 0 && cJSON_GetArraySize(inputs) > HISTORY_BATCH_MAX) {
+        respond_bad(resp, "The maximum number of inputs supported in a batch request for property "
+                          "histories is 50. Please reduce the number of items and try again");
+        return;
+    }
     const cJSON *names = cJSON_GetObjectItemCaseSensitive(body, "properties");
     const cJSON *idp = cJSON_GetObjectItemCaseSensitive(body, "idProperty");
     const char *id_property = cJSON_IsString(idp) ? idp->valuestring : NULL;
@@ -914,10 +987,12 @@ static void batch_read(const struct sb_request *req, enum hs_type t, const cJSON
             respond_bad(resp, msg);
             return;
         }
-        if (o)
-            cJSON_AddItemToArray(results,
-                                 hs_object_json(o, cJSON_GetArraySize(names) ? names : NULL));
-        else
+        if (o) {
+            cJSON *j = hs_object_json(o, cJSON_GetArraySize(names) ? names : NULL);
+            if (cJSON_GetArraySize(history) > 0)
+                hs_object_add_history(j, o, history);
+            cJSON_AddItemToArray(results, j);
+        } else
             cJSON_AddItemToArray(missing, cJSON_CreateString(id ? id : ""));
         free(id);
     }

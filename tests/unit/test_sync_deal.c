@@ -9,6 +9,7 @@
 #include "sf_setup.h"
 #include "soql.h"
 #include "sync_deal.h"
+#include "sync_echo.h"
 #include "util.h"
 
 static const struct {
@@ -140,6 +141,53 @@ START_TEST(written_values_the_record_no_longer_holds_are_forgotten)
 }
 END_TEST
 
+/* A deal's description history, newest first, as HubSpot answers propertiesWithHistory: dealsync
+ * (app 1160452) wrote "first" at 10:00:00; what came after decides. */
+static cJSON *history_of(const char *after)
+{
+    char *json = xasprintf("[%s%s{\"value\":\"first\",\"timestamp\":\"2026-12-06T10:00:00.000Z\","
+                           "\"sourceType\":\"INTEGRATION\",\"sourceId\":\"1160452\"}]",
+                           after, *after ? "," : "");
+    cJSON *h = cJSON_Parse(json);
+    free(json);
+    ck_assert_ptr_nonnull(h);
+    return h;
+}
+
+START_TEST(history_tells_a_value_set_back_from_dealsyncs_write)
+{
+    cJSON *own = cJSON_CreateString("first");
+    int64_t since = 0;
+    ck_assert(util_parse_iso8601_ms("2026-12-06T10:00:00.000Z", &since));
+    const char *user_back =
+        "{\"value\":\"first\",\"timestamp\":\"2026-12-06T10:00:09.000Z\",\"sourceType\":"
+        "\"CRM_UI\",\"sourceId\":\"userId:45678\",\"updatedByUserId\":45678},"
+        "{\"value\":\"draft\",\"timestamp\":\"2026-12-06T10:00:05.000Z\",\"sourceType\":"
+        "\"CRM_UI\",\"sourceId\":\"userId:45678\",\"updatedByUserId\":45678}";
+    const char *other_app = "{\"value\":\"first\",\"timestamp\":\"2026-12-06T10:00:09.000Z\","
+                            "\"sourceType\":\"INTEGRATION\",\"sourceId\":\"999\"}";
+    const char *own_again = "{\"value\":\"first\",\"timestamp\":\"2026-12-06T10:00:09.000Z\","
+                            "\"sourceType\":\"INTEGRATION\",\"sourceId\":\"1160452\"}";
+    cJSON *h = history_of("");
+    ck_assert(!sync_echo_history_changed(h, own, since, "1160452")); /* only dealsync's write */
+    cJSON_Delete(h);
+    h = history_of(user_back);
+    ck_assert(sync_echo_history_changed(h, own, since, "1160452"));
+    ck_assert(sync_echo_history_changed(h, own, since, NULL));
+    /* Changes dealsync knew of already (the link's time is after them) are no news. */
+    ck_assert(!sync_echo_history_changed(h, own, since + 10000, "1160452"));
+    cJSON_Delete(h);
+    h = history_of(other_app);
+    ck_assert(sync_echo_history_changed(h, own, since, "1160452"));
+    ck_assert(!sync_echo_history_changed(h, own, since, NULL)); /* app unknown: same value */
+    cJSON_Delete(h);
+    h = history_of(own_again);
+    ck_assert(!sync_echo_history_changed(h, own, since, "1160452"));
+    cJSON_Delete(h);
+    cJSON_Delete(own);
+}
+END_TEST
+
 Suite *suite_sync_deal(void);
 Suite *suite_sync_deal(void)
 {
@@ -152,6 +200,7 @@ Suite *suite_sync_deal(void)
     tcase_add_test(tc, deal_id_field_must_be_a_custom_field);
     tcase_add_test(tc, pending_fields_keep_their_old_baseline);
     tcase_add_test(tc, written_values_the_record_no_longer_holds_are_forgotten);
+    tcase_add_test(tc, history_tells_a_value_set_back_from_dealsyncs_write);
     suite_add_tcase(s, tc);
     return s;
 }
