@@ -1422,6 +1422,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
             cJSON_Delete(previous);
             break;
         }
+        cJSON_Delete(o->contacts);
         o->contacts = cJSON_CreateObject();
         int added = 0, removed = 0, missing = 0;
         const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(current, o->deal_id);
@@ -1651,6 +1652,28 @@ static enum err remember_deal(PGconn *db, struct opp *o)
     free(amount_text);
     free(cs);
     return rc;
+}
+
+/* A deal created with its contact roles' contacts inline: those associations are dealsync's,
+ * recorded (synced_deal_contact) with the link, before the company and contact steps. When a
+ * later step failed, the retry found no record of them, left the association of a role deleted
+ * meanwhile in place, and the other direction made the role again from it (a chaos run lost a
+ * user's role removal so). */
+static enum err remember_created_contacts(PGconn *db, struct opp *o, const cJSON *roles,
+                                          const cJSON *contact_map)
+{
+    cJSON_Delete(o->contacts);
+    o->contacts = cJSON_CreateObject();
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *cid = str(r, "ContactId");
+        const char *hs =
+            cid && same_id(str(r, "OpportunityId"), o->id) ? str(contact_map, cid) : NULL;
+        if (hs && !cJSON_GetObjectItemCaseSensitive(o->contacts, cid))
+            cJSON_AddStringToObject(o->contacts, cid, hs);
+    }
+    return remember_deal(db, o);
 }
 
 static void describe_write(struct opp *o)
@@ -2077,6 +2100,8 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (opps[i].is_finished)
             continue;
         rc = remember_link(ctx, db, &opps[i]);
+        if (rc == ERR_OK && opps[i].is_created)
+            rc = remember_created_contacts(db, &opps[i], roles, contact_map);
         if (rc != ERR_OK)
             goto failed;
     }
