@@ -184,6 +184,30 @@ START_TEST(history_tells_a_value_set_back_from_dealsyncs_write)
     h = history_of(own_again);
     ck_assert(!sync_echo_history_changed(h, own, since, "1160452"));
     cJSON_Delete(h);
+    /* A user's change that dealsync's later write of its value superseded is no news, though
+     * the link's time lags behind both (a chaos run lost a Salesforce change so). */
+    const char *written_over =
+        "{\"value\":\"first\",\"timestamp\":\"2026-12-06T10:00:09.000Z\",\"sourceType\":"
+        "\"INTEGRATION\",\"sourceId\":\"1160452\"},"
+        "{\"value\":\"draft\",\"timestamp\":\"2026-12-06T10:00:05.000Z\",\"sourceType\":"
+        "\"CRM_UI\",\"sourceId\":\"userId:45678\",\"updatedByUserId\":45678}";
+    h = history_of(written_over);
+    ck_assert(!sync_echo_history_changed(h, own, since, "1160452"));
+    ck_assert(!sync_echo_history_changed(h, own, since, NULL));
+    /* The order HubSpot lists the entries in does not matter. */
+    cJSON *reversed = cJSON_CreateArray();
+    while (cJSON_GetArraySize(h) > 0)
+        cJSON_AddItemToArray(reversed, cJSON_DetachItemFromArray(h, cJSON_GetArraySize(h) - 1));
+    ck_assert(!sync_echo_history_changed(reversed, own, since, "1160452"));
+    cJSON_Delete(reversed);
+    cJSON_Delete(h);
+    h = history_of(user_back);
+    reversed = cJSON_CreateArray();
+    while (cJSON_GetArraySize(h) > 0)
+        cJSON_AddItemToArray(reversed, cJSON_DetachItemFromArray(h, cJSON_GetArraySize(h) - 1));
+    ck_assert(sync_echo_history_changed(reversed, own, since, "1160452"));
+    cJSON_Delete(reversed);
+    cJSON_Delete(h);
     cJSON_Delete(own);
 }
 END_TEST
