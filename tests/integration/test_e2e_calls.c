@@ -1083,6 +1083,8 @@ END_TEST
 #define COMPANY_SEARCHES "/crm/v3/objects/companies/search"
 #define COMPANY_CREATES "/crm/v3/objects/companies/batch/create"
 #define PIPELINE_PATH "/crm/v3/pipelines/deals"
+#define DESCRIBE_PATH "/services/data/v60.0/sobjects/Opportunity/describe"
+#define OWNERS_PATH "/crm/v3/owners"
 
 /* dealsync with workers workers ("WORKER_THREADS=n") and no sweep, Sync deals off: what is made
  * now is there before the switch, as for an import. */
@@ -1317,6 +1319,18 @@ START_TEST(deals_without_contacts_have_no_contact_associations_read)
 }
 END_TEST
 
+/* n opportunities named "<label> <i>", without an account, made before the switch. */
+static void opportunities_without_account(struct e2e *e, int n, const char *label)
+{
+    for (int i = 0; i < n; i++) {
+        char *json = xasprintf("{\"Name\":\"%s %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
+                               label, i);
+        free(e2e_sf_create(e, "Opportunity", json));
+        free(json);
+    }
+}
+
 /* The first batches of an import reach the workers at once, all of them needing the record
  * type's new pipeline: one worker creates it while the others wait for it, instead of each
  * listing the pipelines, trying the create and listing them again after HubSpot refuses the
@@ -1326,18 +1340,34 @@ START_TEST(a_new_pipeline_is_created_once_by_concurrent_batches)
     enum { N = 400 };
     struct e2e e;
     start_for_import(&e, "e2e_calls_pipeline", "WORKER_THREADS=4");
-    for (int i = 0; i < N; i++) {
-        char *json = xasprintf("{\"Name\":\"Pipeline race %d\",\"StageName\":\"Prospecting\","
-                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
-                               i);
-        free(e2e_sf_create(&e, "Opportunity", json));
-        free(json);
-    }
+    opportunities_without_account(&e, N, "Pipeline race");
     long long mark =
         import_after_switch(&e, "{\"rules\":[{\"path\":\"" PIPELINE_PATH "\",\"method\":\"POST\","
                                 "\"action\":\"latency\",\"latency_ms\":1500}]}");
     ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", PIPELINE_PATH), 1);
     ck_assert_int_le(e2e_count(&e, mark, "hubspot", "in", "GET", PIPELINE_PATH), 1);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The first batches of an import reach the workers at once, each with nothing cached: the
+ * Opportunity describe, the owner list and the deal property definitions are read once for the
+ * process, the other workers waiting for that read (slowed here, so the batches overlap)
+ * instead of each making its own. */
+START_TEST(cold_lookups_are_read_once_by_concurrent_batches)
+{
+    enum { N = 800 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_cold", "WORKER_THREADS=4");
+    opportunities_without_account(&e, N, "Cold");
+    long long mark = import_after_switch(
+        &e, "{\"rules\":[{\"path\":\"" DESCRIBE_PATH "\",\"method\":\"GET\",\"action\":"
+            "\"latency\",\"latency_ms\":1500},{\"path\":\"" OWNERS_PATH "\",\"method\":"
+            "\"GET\",\"action\":\"latency\",\"latency_ms\":1500},{\"path\":\"" PROPERTY_READS
+            "\",\"method\":\"GET\",\"action\":\"latency\",\"latency_ms\":1500}]}");
+    ck_assert_int_eq(e2e_count(&e, mark, "salesforce", "in", "GET", DESCRIBE_PATH), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", OWNERS_PATH), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
     e2e_stop(&e);
 }
 END_TEST
@@ -1364,6 +1394,7 @@ Suite *suite_e2e_calls(void)
         {"unlinked_companies", companies_made_without_a_link_are_searched_by_id},
         {"no_contacts", deals_without_contacts_have_no_contact_associations_read},
         {"pipeline_once", a_new_pipeline_is_created_once_by_concurrent_batches},
+        {"cold_once", cold_lookups_are_read_once_by_concurrent_batches},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;
