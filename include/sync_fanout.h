@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "hs_client.h"
 #include "sync.h"
 
 /* Tasks run at once, the caller's included. */
@@ -28,5 +29,23 @@ struct sync_fanout_task {
  * calling thread after tasks[0]. ctx must be a worker's context, not a helper's. Called from
  * the thread that owns ctx. */
 void sync_fanout_run(struct sync_ctx *ctx, const struct sync_fanout_task *tasks, size_t n);
+
+/* One HubSpot batch read of deals, the task most handlers make at the same time as others: the
+ * deals ids (by id_property when not NULL, else by record id) with properties, or when to_type is
+ * set their associations to to_type. The caller fills the inputs (borrowed for the run) and
+ * clears res. */
+struct sync_fanout_deal_read {
+    const char *id_property;
+    const char *to_type;
+    const char *properties;
+    const char *const *ids;
+    size_t n_ids;
+    struct hs_batch_result res; /* out */
+    enum err rc;                /* out */
+    int hint_ms;                /* out: HubSpot's retry hint after a failure, else 0 */
+};
+
+/* sync_fanout_fn for arg, a struct sync_fanout_deal_read: makes its read with ctx's client. */
+void sync_fanout_deal_read_run(struct sync_ctx *ctx, void *arg);
 
 #endif

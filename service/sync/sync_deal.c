@@ -288,34 +288,15 @@ static void attach_associations(struct deal_work *ws, size_t n, const cJSON *res
     }
 }
 
-/* One HubSpot batch read of a batch's deals (to_type NULL) or of their associations to to_type,
- * a task of sync_fanout_run: it touches nothing but itself and its context's client. */
-struct hs_read {
-    const char *to_type;
-    const char *properties;
-    const char *const *ids;
-    size_t n_ids;
-    struct hs_batch_result res;
-    enum err rc;
-    int hint_ms;
-};
-
-static void hs_read_run(struct sync_ctx *ctx, void *arg)
-{
-    struct hs_read *t = arg;
-    if (!t->to_type)
-        t->rc = hs_batch_read(ctx->hs, "deals", NULL, t->properties, t->ids, t->n_ids, &t->res);
-    else
-        t->rc = hs_assoc_batch_read(ctx->hs, "deals", t->to_type, t->ids, t->n_ids, &t->res);
-    t->hint_ms = t->rc == ERR_OK ? 0 : hs_hint(ctx);
-}
-
 /* The first failure of the two association reads (*hint_ms its retry hint), or ERR_OK once both
  * are attached to the deals not settled. */
-static enum err attach_read_associations(struct deal_work *ws, size_t n, const struct hs_read *co,
-                                         const struct hs_read *ct, int *hint_ms)
+static enum err attach_read_associations(struct deal_work *ws, size_t n,
+                                         const struct sync_fanout_deal_read *co,
+                                         const struct sync_fanout_deal_read *ct, int *hint_ms)
 {
-    const struct hs_read *failed = co->rc != ERR_OK ? co : ct->rc != ERR_OK ? ct : NULL;
+    const struct sync_fanout_deal_read *failed = co->rc != ERR_OK   ? co
+                                                 : ct->rc != ERR_OK ? ct
+                                                                    : NULL;
     if (failed) {
         *hint_ms = failed->hint_ms;
         return failed->rc;
@@ -331,10 +312,12 @@ static enum err read_associations(struct sync_ctx *ctx, struct deal_work *ws, si
                                   const char **ids, size_t n_ids, const char **contact_ids,
                                   size_t n_contact_ids, int *hint_ms)
 {
-    struct hs_read co = {.to_type = "companies", .ids = ids, .n_ids = n_ids};
-    struct hs_read ct = {.to_type = "contacts", .ids = contact_ids, .n_ids = n_contact_ids};
-    const struct sync_fanout_task tasks[] = {{n_ids ? hs_read_run : NULL, &co},
-                                             {n_contact_ids ? hs_read_run : NULL, &ct}};
+    struct sync_fanout_deal_read co = {.to_type = "companies", .ids = ids, .n_ids = n_ids};
+    struct sync_fanout_deal_read ct = {
+        .to_type = "contacts", .ids = contact_ids, .n_ids = n_contact_ids};
+    const struct sync_fanout_task tasks[] = {
+        {n_ids ? sync_fanout_deal_read_run : NULL, &co},
+        {n_contact_ids ? sync_fanout_deal_read_run : NULL, &ct}};
     sync_fanout_run(ctx, tasks, 2);
     enum err rc = attach_read_associations(ws, n, &co, &ct, hint_ms);
     hs_batch_result_clear(&ct.res);
@@ -1270,7 +1253,7 @@ static cJSON *accounts_of(const cJSON *rows)
 
 static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, size_t n)
 {
-    struct hs_read deals = {0}, companies = {0}, contacts = {0};
+    struct sync_fanout_deal_read deals = {0}, companies = {0}, contacts = {0};
     const char **ids = xcalloc(n + 1, sizeof(*ids));
     const char **assoc_ids = xcalloc(n + 1, sizeof(*assoc_ids));
     const char **contact_ids = xcalloc(n + 1, sizeof(*contact_ids));
@@ -1311,13 +1294,16 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
      * they need only the ids. For a deal the batch then leaves alone (another pipeline, deleted
      * meanwhile) they are read for nothing. */
     props = deal_property_list(ctx);
-    deals = (struct hs_read){.properties = props, .ids = ids, .n_ids = n_ids};
-    companies = (struct hs_read){.to_type = "companies", .ids = assoc_ids, .n_ids = n_assoc};
-    contacts = (struct hs_read){.to_type = "contacts", .ids = assoc_ids, .n_ids = n_assoc};
+    deals = (struct sync_fanout_deal_read){.properties = props, .ids = ids, .n_ids = n_ids};
+    companies =
+        (struct sync_fanout_deal_read){.to_type = "companies", .ids = assoc_ids, .n_ids = n_assoc};
+    contacts =
+        (struct sync_fanout_deal_read){.to_type = "contacts", .ids = assoc_ids, .n_ids = n_assoc};
     {
-        const struct sync_fanout_task tasks[] = {{hs_read_run, &deals},
-                                                 {n_assoc ? hs_read_run : NULL, &companies},
-                                                 {n_assoc ? hs_read_run : NULL, &contacts}};
+        const struct sync_fanout_task tasks[] = {
+            {sync_fanout_deal_read_run, &deals},
+            {n_assoc ? sync_fanout_deal_read_run : NULL, &companies},
+            {n_assoc ? sync_fanout_deal_read_run : NULL, &contacts}};
         sync_fanout_run(ctx, tasks, 3);
     }
     read_ms = util_monotonic_ms() - started;
@@ -1561,8 +1547,9 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
     if (ctx)
         ctx->last_batch += count; /* sync_claim_delay_ms */
     struct deal_work *ws = xcalloc(count + 1, sizeof(*ws));
+    bool *is_candidate = xcalloc(count + 1, sizeof(*is_candidate));
+    bool *is_echo = xcalloc(count + 1, sizeof(*is_echo));
     bool on = false;
-    bool is_echo = false;
     enum err rc;
 
     sync_cache_begin(); /* maps and links read once per batch (sync_cache.h) */
@@ -1590,10 +1577,16 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
         else if (!util_parse_i64(ws[i].deal_id, &id) || id <= 0)
             settle(&ws[i], ERR_INVALID, false, "deal id %s is not a hubspot record id",
                    ws[i].deal_id);
-        else if (sync_echo_deal(db, &records[i], &is_echo) == ERR_OK && is_echo)
-            settle(&ws[i], ERR_OK, true,
-                   "only dealsync's own writes reported back (sync_echo.h): deal %s not read",
-                   ws[i].deal_id);
+        is_candidate[i] = !ws[i].is_settled;
+    }
+    /* The echoes of the whole batch in a few statements; a failure leaves every record to the
+     * normal sync, which reads the deal. */
+    if (sync_echo_deals(db, records, count, is_candidate, is_echo) == ERR_OK) {
+        for (size_t i = 0; i < count; i++)
+            if (is_echo[i])
+                settle(&ws[i], ERR_OK, true,
+                       "only dealsync's own writes reported back (sync_echo.h): deal %s not read",
+                       ws[i].deal_id);
     }
     sync_batch(ctx, db, ws, count);
     sync_pair_unlock_all(db);
@@ -1610,6 +1603,8 @@ out:
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }
+    free(is_echo);
+    free(is_candidate);
     free(ws);
     sync_cache_end();
 }

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "log.h"
 
@@ -46,4 +47,16 @@ void sync_fanout_run(struct sync_ctx *ctx, const struct sync_fanout_task *tasks,
         else
             run_main(&runs[i]);
     }
+}
+
+void sync_fanout_deal_read_run(struct sync_ctx *ctx, void *arg)
+{
+    struct sync_fanout_deal_read *t = arg;
+    if (!t->to_type)
+        t->rc = hs_batch_read(ctx->hs, "deals", t->id_property, t->properties, t->ids, t->n_ids,
+                              &t->res);
+    else
+        t->rc = hs_assoc_batch_read(ctx->hs, "deals", t->to_type, t->ids, t->n_ids, &t->res);
+    int64_t ms = t->rc == ERR_OK ? 0 : hs_retry_after_ms(ctx->hs);
+    t->hint_ms = ms > 0 && ms < 86400000 ? (int)ms : 0;
 }

@@ -25,6 +25,7 @@
 #include "sync_cache.h"
 #include "sync_deal.h"
 #include "sync_echo_sf.h"
+#include "sync_fanout.h"
 #include "sync_pair.h"
 #include "sf_setup.h"
 #include "sync_state.h"
@@ -45,6 +46,7 @@ struct opp {
     int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
     bool is_created;          /* made by batch create with its company and contacts inline */
     bool is_unread;           /* its deal was not read first (read_can_wait) */
+    bool is_deal_read;        /* its deal was read with the opportunities (linked) */
     bool is_refused;          /* HubSpot refused the create of its deal */
     bool is_account_as_seen;  /* its account is the one both sides last agreed on */
     bool is_account_pending;  /* a new account, whose baseline waits for its company */
@@ -91,11 +93,10 @@ static void finish(struct opp *o, enum err rc, bool is_skipped)
 }
 
 /* A call failed for the whole batch: every record not yet finished gets the error (the worker
- * retries transient ones, with HubSpot's hint) and the reason. */
-static void fail_rest(struct sync_ctx *ctx, struct opp *opps, size_t n, enum err rc,
-                      const char *what)
+ * retries transient ones, with HubSpot's hint: hint_ms, from the client that made the call) and
+ * the reason. */
+static void fail_rest_hint(struct opp *opps, size_t n, enum err rc, const char *what, int64_t hint)
 {
-    int64_t hint = ctx->hs ? hs_retry_after_ms(ctx->hs) : -1;
     for (size_t i = 0; i < n; i++) {
         if (opps[i].is_finished)
             continue;
@@ -104,6 +105,13 @@ static void fail_rest(struct sync_ctx *ctx, struct opp *opps, size_t n, enum err
             opps[i].rec->retry_after_ms = hint > 86400000 ? 86400000 : (int)hint;
         finish(&opps[i], rc, false);
     }
+}
+
+/* fail_rest_hint after a call of the worker's own HubSpot client. */
+static void fail_rest(struct sync_ctx *ctx, struct opp *opps, size_t n, enum err rc,
+                      const char *what)
+{
+    fail_rest_hint(opps, n, rc, what, ctx->hs ? hs_retry_after_ms(ctx->hs) : -1);
 }
 
 /* ---- Reading Salesforce ---------------------------------------------------------------------- */
@@ -934,20 +942,53 @@ static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, 
 
 /* ---- Associations ---------------------------------------------------------------------------- */
 
-/* {"deal id": ["to id", …]} for the existing deals, from one batch read. */
-static enum err read_assocs(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *to_type,
-                            int primary_type, cJSON **out)
+/* One read of the existing deals' associations to to_type: {"deal id": ["to id", …]} (with
+ * primary_type, only associations of that type). A task of sync_fanout_run: the ids are its own
+ * copies, taken before the run (the deal write beside it replaces o->deal_id). */
+struct assoc_read {
+    const char *to_type;
+    int primary_type;
+    char **ids;
+    size_t n_ids;
+    cJSON *map; /* on ERR_OK */
+    enum err rc;
+    int64_t hint_ms; /* HubSpot's retry hint after a failure */
+};
+
+/* Sets up t with the deal ids of the open records whose deal exists. */
+static void assoc_read_init(struct assoc_read *t, const struct opp *opps, size_t n,
+                            const char *to_type, int primary_type)
 {
-    const char **ids = xcalloc(n + 1, sizeof(*ids));
-    size_t k = 0;
+    *t = (struct assoc_read){.to_type = to_type, .primary_type = primary_type};
+    t->ids = xcalloc(n + 1, sizeof(*t->ids));
     for (size_t i = 0; i < n; i++)
         if (!opps[i].is_finished && opps[i].deal && opps[i].deal_id)
-            ids[k++] = opps[i].deal_id;
+            t->ids[t->n_ids++] = xstrdup(opps[i].deal_id);
+}
+
+static void assoc_read_clear(struct assoc_read *t)
+{
+    for (size_t i = 0; i < t->n_ids; i++)
+        free(t->ids[i]);
+    free(t->ids);
+    cJSON_Delete(t->map);
+    t->ids = NULL;
+    t->map = NULL;
+    t->n_ids = 0;
+}
+
+static void assoc_read_run(struct sync_ctx *ctx, void *arg)
+{
+    struct assoc_read *read = arg;
+    const char *to_type = read->to_type;
+    int primary_type = read->primary_type;
+    size_t k = read->n_ids;
     cJSON *map = cJSON_CreateObject();
     enum err rc = ERR_OK;
     if (k > 0) {
         struct hs_batch_result res = {0};
-        rc = hs_assoc_batch_read(ctx->hs, "deals", to_type, ids, k, &res);
+        rc =
+            hs_assoc_batch_read(ctx->hs, "deals", to_type, (const char *const *)read->ids, k, &res);
         const cJSON *r;
         cJSON_ArrayForEach(r, res.results)
         {
@@ -980,12 +1021,70 @@ static enum err read_assocs(struct sync_ctx *ctx, struct opp *opps, size_t n, co
         }
         hs_batch_result_clear(&res);
     }
-    free(ids);
+    read->rc = rc;
+    read->hint_ms = rc == ERR_OK ? 0 : hs_retry_after_ms(ctx->hs);
     if (rc == ERR_OK)
-        *out = map;
+        read->map = map;
     else
         cJSON_Delete(map);
+}
+
+/* {"deal id": ["to id", …]} for the existing deals, from one batch read. */
+static enum err read_assocs(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *to_type,
+                            int primary_type, cJSON **out)
+{
+    struct assoc_read t;
+    assoc_read_init(&t, opps, n, to_type, primary_type);
+    assoc_read_run(ctx, &t);
+    enum err rc = t.rc;
+    if (rc == ERR_OK) {
+        *out = t.map;
+        t.map = NULL;
+    }
+    assoc_read_clear(&t);
     return rc;
+}
+
+/* Whether companies() reads the deals' company associations: company sync on and an open record
+ * with an account. */
+static bool reads_companies(const struct sync_ctx *ctx, const struct opp *opps, size_t n)
+{
+    for (size_t i = 0; ctx->cfg->company_sync && i < n; i++)
+        if (!opps[i].is_finished && str(opps[i].sf, "AccountId"))
+            return true;
+    return false;
+}
+
+/* write_deals as a task of sync_fanout_run, on the worker's own thread and connection. */
+struct deal_write {
+    PGconn *db;
+    struct opp *opps;
+    size_t n;
+    enum err rc;
+};
+
+static void deal_write_run(struct sync_ctx *ctx, void *arg)
+{
+    struct deal_write *t = arg;
+    t->rc = write_deals(ctx, t->db, t->opps, t->n);
+}
+
+/* write_deals, and at the same time on a helper the company associations of the existing deals
+ * when companies() needs them (*read, set up here; its result or failure is companies()'s).
+ * Writing a deal that exists changes none of its associations (a new deal is created with its
+ * company, and companies() reads nothing for it), so they read the same before the write as
+ * after it, and the pair's locks keep other workers from changing them meanwhile. */
+static enum err write_deals_reading(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                                    struct assoc_read *read)
+{
+    struct deal_write w = {.db = db, .opps = opps, .n = n};
+    bool is_read = reads_companies(ctx, opps, n);
+    if (is_read)
+        assoc_read_init(read, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY);
+    const struct sync_fanout_task tasks[] = {{deal_write_run, &w},
+                                             {is_read ? assoc_read_run : NULL, read}};
+    sync_fanout_run(ctx, tasks, 2);
+    return w.rc;
 }
 
 static bool list_contains(const cJSON *list, const char *s)
@@ -1108,7 +1207,8 @@ static enum err settle_accounts(PGconn *db, const struct opp *opps, size_t n)
 /* The deals' primary companies, after the deals are written: a deal just created has its
  * company already (create_deals); an existing one is associated with it, and loses the
  * company of an account the opportunity no longer has. */
-static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
+static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                          struct assoc_read *read, int64_t *hint_ms)
 {
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
@@ -1125,9 +1225,18 @@ static enum err companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, si
     bool has_account = false;
     for (size_t i = 0; i < n; i++)
         has_account |= !opps[i].is_finished && str(opps[i].sf, "AccountId");
-    rc = has_account
-             ? read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current)
-             : ERR_OK;
+    if (has_account && read && read->ids) {
+        /* read beside the deals' write (write_deals_reading) */
+        rc = read->rc;
+        if (rc == ERR_OK) {
+            current = read->map;
+            read->map = NULL;
+        } else {
+            *hint_ms = read->hint_ms;
+        }
+    } else if (has_account) {
+        rc = read_assocs(ctx, opps, n, "companies", HS_ASSOC_DEAL_TO_COMPANY_PRIMARY, &current);
+    }
     if (rc != ERR_OK)
         return rc;
     if (!current)
@@ -1713,6 +1822,25 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
     return ERR_OK;
 }
 
+/* Releases the locks of an echo's pair, taken by lock_records, before the end of the slice: the
+ * echo is handled, and the pair's next change (in a stream of both sides' edits, most often a
+ * change of the deal that this very echo followed) was otherwise left waiting for the rest of
+ * the slice's records, whose API calls take hundreds of milliseconds. The echo was recognised
+ * with both locks held (sync_echo_sf.h: a user's change in Salesforce carries no source, so it
+ * is told from dealsync's write by the values dealsync last wrote, read under the pair's lock).
+ * When the link cannot be read, both locks stay until the end of the slice. */
+static void release_echo(PGconn *db, const struct opp *o)
+{
+    if (o->was_linked) {
+        struct link l = {0};
+        if (link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l) != ERR_OK)
+            return;
+        sync_pair_release(db, SYNC_PAIR_HS, l.hs_id);
+        link_clear(&l);
+    }
+    sync_pair_release(db, SYNC_PAIR_SF, o->id);
+}
+
 static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
 {
     if (ctx && ctx->sf && ctx->hs && ctx->mappings)
@@ -1741,32 +1869,13 @@ static bool read_can_wait(const struct sync_ctx *ctx, const struct opp *o)
     return o->sf && !o->was_linked && !str(o->sf, ctx->cfg->sf_deal_id_field);
 }
 
-/* Reads the deals of the open records by the opportunity id: those whose read cannot wait
- * (is_retry false; the others are marked is_unread), or those not read whose create HubSpot
- * refused (is_retry true). Found deals are set on the records (o->deal points into res). */
-static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
-                           bool is_retry, struct hs_batch_result *res)
+/* Sets the deals read (results) on the open records they belong to by the opportunity id
+ * (o->deal points into results): with is_retry, only on records whose create was refused. */
+static void attach_deals(const struct sync_ctx *ctx, struct opp *opps, size_t n,
+                         const cJSON *results, bool is_retry)
 {
-    const char **ids = xcalloc(n + 1, sizeof(*ids));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct opp *o = &opps[i];
-        if (o->is_finished)
-            continue;
-        if (is_retry ? o->is_unread && o->is_refused && !o->deal : !read_can_wait(ctx, o))
-            ids[k++] = o->id;
-        else if (!is_retry)
-            o->is_unread = true;
-    }
-    enum err rc = ERR_OK;
-    if (k > 0)
-        rc = hs_batch_read(ctx->hs, "deals", ctx->cfg->hs_opportunity_id_property, props, ids, k,
-                           res);
-    free(ids);
-    if (rc != ERR_OK)
-        return rc;
     const cJSON *d;
-    cJSON_ArrayForEach(d, res->results)
+    cJSON_ArrayForEach(d, results)
     {
         const char *opp =
             str(cJSON_GetObjectItem(d, "properties"), ctx->cfg->hs_opportunity_id_property);
@@ -1780,7 +1889,95 @@ static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, con
             }
         }
     }
-    return ERR_OK;
+}
+
+/* Reads the deals of the open records by the opportunity id: those whose read cannot wait and
+ * that were not read with the opportunities (is_retry false; the others are marked is_unread),
+ * or those not read whose create HubSpot refused (is_retry true). Found deals are set on the
+ * records (o->deal points into res). */
+static enum err read_deals(struct sync_ctx *ctx, struct opp *opps, size_t n, const char *props,
+                           bool is_retry, struct hs_batch_result *res)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || (!is_retry && o->is_deal_read))
+            continue;
+        if (is_retry ? o->is_unread && o->is_refused && !o->deal : !read_can_wait(ctx, o))
+            ids[k++] = o->id;
+        else if (!is_retry)
+            o->is_unread = true;
+    }
+    enum err rc = ERR_OK;
+    if (k > 0)
+        rc = hs_batch_read(ctx->hs, "deals", ctx->cfg->hs_opportunity_id_property, props, ids, k,
+                           res);
+    free(ids);
+    if (rc == ERR_OK)
+        attach_deals(ctx, opps, n, res->results, is_retry);
+    return rc;
+}
+
+/* The first reads of a slice, made at the same time (sync_fanout.h): the opportunities (SOQL)
+ * on the worker's own thread, client and connection, and on a helper the deals of the records
+ * linked when the slice started, which need only the opportunity ids (both records' locks are
+ * held, so no other worker writes either meanwhile). Each task touches only its own struct. */
+struct opp_query {
+    PGconn *db;
+    struct opp *opps;
+    size_t n;
+    cJSON *records;
+    enum err rc;
+};
+
+static void opp_query_run(struct sync_ctx *ctx, void *arg)
+{
+    struct opp_query *t = arg;
+    t->rc = query_opportunities(ctx, t->db, t->opps, t->n, &t->records);
+}
+
+/* The opportunities (*sf_records) and the linked records' deals (into *linked, set on the
+ * records and marked is_deal_read) at once. *step says which failed; *hint_ms is set when the
+ * deals' read failed (its client's retry hint). */
+static enum err read_first(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                           const char *props, cJSON **sf_records, struct hs_batch_result *linked,
+                           const char **step, int64_t *hint_ms)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!opps[i].is_finished && opps[i].was_linked) {
+            opps[i].is_deal_read = true;
+            ids[k++] = opps[i].id;
+        }
+    }
+    struct opp_query q = {.db = db, .opps = opps, .n = n};
+    struct sync_fanout_deal_read d = {.id_property = ctx->cfg->hs_opportunity_id_property,
+                                      .properties = props,
+                                      .ids = ids,
+                                      .n_ids = k};
+    const struct sync_fanout_task tasks[] = {{opp_query_run, &q},
+                                             {k ? sync_fanout_deal_read_run : NULL, &d}};
+    sync_fanout_run(ctx, tasks, 2);
+    free(ids);
+    enum err rc = q.rc;
+    *step = "cannot read the opportunities from salesforce";
+    if (rc == ERR_OK && d.rc != ERR_OK) {
+        rc = d.rc;
+        *step = "cannot read the deals from hubspot";
+        *hint_ms = d.hint_ms;
+    }
+    if (rc == ERR_OK) {
+        *sf_records = q.records;
+        q.records = NULL;
+        attach_deals(ctx, opps, n, d.res.results, false);
+        *linked = d.res;
+        d.res = (struct hs_batch_result){0};
+    }
+    cJSON_Delete(q.records);
+    hs_batch_result_clear(&d.res);
+    return rc;
 }
 
 /* The records whose create HubSpot refused without their deal having been read: their deals
@@ -1848,11 +2045,13 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     cJSON *created_contacts = cJSON_CreateArray();
     cJSON *contact_map = NULL;
     char *props = NULL;
-    struct hs_batch_result deals = {0}, refused_deals = {0};
+    struct hs_batch_result linked_deals = {0}, deals = {0}, refused_deals = {0};
     struct pipelines pl = {0};
     struct owners ow = {0};
     enum err rc;
     const char *step = "";
+    int64_t hint = -1; /* HubSpot's retry hint of a helper's failed call; -1: the worker's */
+    struct assoc_read company_read = {0};
 
     for (size_t i = 0; i < count; i++) {
         opps[i].rec = &records[i];
@@ -1884,7 +2083,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     /* Outbound messages that only report dealsync's own write back (an opportunity it made or
-     * changed from a deal): nothing to read or write. */
+     * changed from a deal): nothing to read or write, and the pair's locks go at once. */
     for (size_t i = 0; i < count; i++) {
         bool is_echo = false;
         if (!opps[i].is_finished &&
@@ -1893,6 +2092,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
             note(&opps[i], "only dealsync's own write reported back (sync_echo_sf.h): "
                            "opportunity not read");
             finish(&opps[i], ERR_OK, true);
+            release_echo(db, &opps[i]);
         }
     }
     /* Every record deferred (another worker holds its pair) or an echo: nothing to read or
@@ -1903,8 +2103,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (open_count == 0)
         goto out;
 
-    step = "cannot read the opportunities from salesforce";
-    rc = query_opportunities(ctx, db, opps, count, &sf_records);
+    char *mapped = mapping_hs_property_list(ctx->mappings);
+    props = xasprintf("%s,pipeline,dealstage,hs_lastmodifieddate,%s", mapped,
+                      ctx->cfg->hs_opportunity_id_property);
+    free(mapped);
+    rc = read_first(ctx, db, opps, count, props, &sf_records, &linked_deals, &step, &hint);
     if (rc != ERR_OK)
         goto failed;
     const cJSON *rec;
@@ -1919,10 +2122,6 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
 
-    char *mapped = mapping_hs_property_list(ctx->mappings);
-    props = xasprintf("%s,pipeline,dealstage,hs_lastmodifieddate,%s", mapped,
-                      ctx->cfg->hs_opportunity_id_property);
-    free(mapped);
     step = "cannot read the deals from hubspot";
     rc = read_deals(ctx, opps, count, props, false, &deals);
     if (rc != ERR_OK)
@@ -1990,7 +2189,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot write the deals to hubspot";
-    rc = write_deals(ctx, db, opps, count);
+    rc = write_deals_reading(ctx, db, opps, count, &company_read);
     if (rc != ERR_OK)
         goto failed;
     /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
@@ -2011,7 +2210,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
             goto failed;
     }
     step = "cannot associate the companies";
-    rc = companies(ctx, db, opps, count);
+    rc = companies(ctx, db, opps, count, &company_read, &hint);
     if (rc != ERR_OK)
         goto failed;
     rc = settle_accounts(db, opps, count);
@@ -2061,7 +2260,10 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     }
     goto out;
 failed:
-    fail_rest(ctx, opps, count, rc, step);
+    if (hint >= 0)
+        fail_rest_hint(opps, count, rc, step, hint);
+    else
+        fail_rest(ctx, opps, count, rc, step);
 out:
     for (size_t i = 0; i < count; i++) {
         struct opp *o = &opps[i];
@@ -2080,6 +2282,8 @@ out:
     cJSON_Delete(ow.emails);
     cJSON_Delete(ow.found);
     pipelines_clear(&pl);
+    assoc_read_clear(&company_read);
+    hs_batch_result_clear(&linked_deals);
     hs_batch_result_clear(&deals);
     hs_batch_result_clear(&refused_deals);
     free(props);
