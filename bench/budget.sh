@@ -3,7 +3,9 @@
 # limits, both directions running as `make run` wires them (1,000 opportunities with two contact
 # roles each, created at once). Prints: complete and dead, the share of HubSpot calls answered
 # 429, calls per opportunity per CRM, and the wall time against the least time HubSpot's limit
-# allows for the calls made. Then the two-process test at the 500 opportunities.
+# allows for the calls made; the CPU seconds dealsync, PostgreSQL (every process of its
+# cluster), the sandbox and the rest of the machine spent meanwhile (/proc), and the queue's
+# phases. Then the two-process test at the 500 opportunities.
 # BUDGET_BENCH_OPPORTUNITIES and BUDGET_TEST_OPPORTUNITIES change the sizes;
 # BUDGET_BENCH_CLAIM_BATCH sets QUEUE_CLAIM_BATCH for the burst; BUDGET_SKIP_TWO=1 runs the
 # burst only; BUDGET_PG_STATS=1 loads pg_stat_statements and prints the burst's statements that

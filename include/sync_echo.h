@@ -15,16 +15,19 @@
 #include "err.h"
 #include "queue.h"
 
-/* Whether every event of rec (a hubspot deal record) is known to dealsync already: a
- * deal.creation of a deal dealsync has linked (it created the deal, or synced it after its
- * creation), a deal.propertyChange whose value is the one dealsync last wrote to that property
- * (record_link.hs_written) and whose source is not another user or app, or a deal.associationChange
- * adding the company of the opportunity's account or a contact of its contact roles, as dealsync
- * last synced them. Any other event (another value, another type, an unlinked deal) makes the
- * record a normal sync. For an echo, the contact associations it reports are recorded as mirrored
- * (deal_contact_role), as the deal handler records them after reading them. On ERR_OK *is_echo is
- * set; ERR_DB otherwise. Uses the caller's connection. */
-enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
+/* Which records of a batch of hubspot deal records (those with is_candidate[i]) have only
+ * events known to dealsync already: a deal.creation of a deal dealsync has linked (it created
+ * the deal, or synced it after its creation), a deal.propertyChange whose value is the one
+ * dealsync last wrote to that property (record_link.hs_written) and whose source is not another
+ * user or app, or a deal.associationChange adding the company of the opportunity's account or a
+ * contact of its contact roles, as dealsync last synced them. Any other event (another value,
+ * another type, an unlinked deal) makes the record a normal sync. For an echo, the contact
+ * associations it reports are recorded as mirrored (deal_contact_role), as the deal handler
+ * records them after reading them. A few statements for the whole batch, on the caller's
+ * connection (inside a sync batch, sync_cache.h, the links read stay remembered). On ERR_OK
+ * is_echo[i] is set for each record; on ERR_DB every is_echo[i] is false. */
+enum err sync_echo_deals(PGconn *db, const struct queue_record *recs, size_t n,
+                         const bool *is_candidate, bool *is_echo) WARN_UNUSED;
 
 /* Whether one of rec's events (a hubspot deal record) reports a change of property by a user or
  * another app (its sourceId is not dealsync's app) after since_ms, the time until which dealsync

@@ -1521,8 +1521,9 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
     if (ctx)
         ctx->last_batch += count; /* sync_claim_delay_ms */
     struct deal_work *ws = xcalloc(count + 1, sizeof(*ws));
+    bool *is_candidate = xcalloc(count + 1, sizeof(*is_candidate));
+    bool *is_echo = xcalloc(count + 1, sizeof(*is_echo));
     bool on = false;
-    bool is_echo = false;
     enum err rc;
 
     sync_cache_begin(); /* maps and links read once per batch (sync_cache.h) */
@@ -1550,10 +1551,16 @@ void sync_deals(void *arg, PGconn *db, struct queue_record *records, size_t coun
         else if (!util_parse_i64(ws[i].deal_id, &id) || id <= 0)
             settle(&ws[i], ERR_INVALID, false, "deal id %s is not a hubspot record id",
                    ws[i].deal_id);
-        else if (sync_echo_deal(db, &records[i], &is_echo) == ERR_OK && is_echo)
-            settle(&ws[i], ERR_OK, true,
-                   "only dealsync's own writes reported back (sync_echo.h): deal %s not read",
-                   ws[i].deal_id);
+        is_candidate[i] = !ws[i].is_settled;
+    }
+    /* The echoes of the whole batch in a few statements; a failure leaves every record to the
+     * normal sync, which reads the deal. */
+    if (sync_echo_deals(db, records, count, is_candidate, is_echo) == ERR_OK) {
+        for (size_t i = 0; i < count; i++)
+            if (is_echo[i])
+                settle(&ws[i], ERR_OK, true,
+                       "only dealsync's own writes reported back (sync_echo.h): deal %s not read",
+                       ws[i].deal_id);
     }
     sync_batch(ctx, db, ws, count);
     sync_pair_unlock_all(db);
@@ -1570,6 +1577,8 @@ out:
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }
+    free(is_echo);
+    free(is_candidate);
     free(ws);
     sync_cache_end();
 }

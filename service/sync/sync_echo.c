@@ -4,6 +4,7 @@
 #include "sync_echo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -11,6 +12,7 @@
 #include "db.h"
 #include "link.h"
 #include "sync_deal.h"
+#include "util.h"
 
 static bool id_text(const cJSON *v, char out[32])
 {
@@ -23,10 +25,44 @@ static bool id_text(const cJSON *v, char out[32])
     return true;
 }
 
+/* The association lookups of a batch, each a row {"j", "company", "hs", "sf"}: whether the
+ * company (company true) or the contact of HubSpot id hs is what dealsync associated with the
+ * deal of Salesforce opportunity or account sf. */
+static const char association_sql[] =
+    "SELECT t.j FROM jsonb_to_recordset($1::jsonb) AS t(j int, company bool, hs text, sf text)"
+    " WHERE CASE WHEN t.company"
+    "  THEN EXISTS (SELECT 1 FROM record_link WHERE kind = '" LINK_ACCOUNT "'"
+    "               AND hs_id = t.hs AND sf_id = t.sf)"
+    "  ELSE EXISTS (SELECT 1 FROM synced_deal_contact WHERE hs_contact_id = t.hs"
+    "               AND sf_opportunity_id = t.sf) END";
+
+/* What the deal handler records when it reads a deal's contact associations
+ * (deal_contact_role, sf_contacts.c), for rows {"deal", "hs", "sf"}: each contact association
+ * dealsync added from a contact role is mirrored, so a user removing it in HubSpot later still
+ * removes the role. In key order: two workers never wait on each other's rows crosswise. */
+static const char mirror_sql[] =
+    "INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
+    " SELECT DISTINCT ON (t.deal, c.hs_contact_id) t.deal, c.hs_contact_id, c.sf_contact_id"
+    " FROM jsonb_to_recordset($1::jsonb) AS t(deal text, hs text, sf text)"
+    " JOIN synced_deal_contact c ON c.hs_contact_id = t.hs AND c.sf_opportunity_id = t.sf"
+    " ORDER BY t.deal, c.hs_contact_id, c.sf_contact_id"
+    " ON CONFLICT (hs_deal_id, hs_contact_id) DO NOTHING";
+
+/* A batch's association lookups (association_sql's rows) and contact associations to mirror
+ * (mirror_sql's rows), each with the index of the record that added it. */
+struct echo_rows {
+    cJSON *lookups, *mirrors;
+    size_t *lookup_owner, *mirror_owner; /* as many as the batch has events */
+    size_t lookup_count, mirror_count;
+};
+
 /* An association added between the deal and what dealsync associated it with: the company of
  * the opportunity's account as last synced (record_link of kind account for sf_seen.AccountId),
- * or a contact of the opportunity's contact roles as last synced (synced_deal_contact). */
-static bool is_association_echo(PGconn *db, const struct link *l, const cJSON *payload)
+ * or a contact of the opportunity's contact roles as last synced (synced_deal_contact). Adds
+ * the lookup that decides it (and, for a contact, the row that mirrors it) for record i and
+ * returns true, or returns false when the event cannot be an echo whatever the tables hold. */
+static bool add_association_lookup(const struct link *l, const cJSON *payload, size_t i,
+                                   const char *deal_id, struct echo_rows *rows)
 {
     char to[32];
     const char *type =
@@ -34,58 +70,49 @@ static bool is_association_echo(PGconn *db, const struct link *l, const cJSON *p
     if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "associationRemoved")) ||
         !id_text(cJSON_GetObjectItemCaseSensitive(payload, "toObjectId"), to))
         return false;
-    const char *sql;
     const char *account =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l->sf_seen, "AccountId"));
-    const char *params[2] = {to, NULL};
-    if (strcmp(type, "DEAL_TO_COMPANY") == 0 && account) {
-        sql = "SELECT 1 FROM record_link WHERE kind = '" LINK_ACCOUNT "' AND hs_id = $1"
-              " AND sf_id = $2";
-        params[1] = account;
-    } else if (strcmp(type, "DEAL_TO_CONTACT") == 0) {
-        sql = "SELECT 1 FROM synced_deal_contact WHERE hs_contact_id = $1"
-              " AND sf_opportunity_id = $2";
-        params[1] = l->sf_id;
-    } else {
+    bool is_company = strcmp(type, "DEAL_TO_COMPANY") == 0;
+    const char *sf;
+    if (is_company && account)
+        sf = account;
+    else if (strcmp(type, "DEAL_TO_CONTACT") == 0)
+        sf = l->sf_id;
+    else
         return false;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddNumberToObject(row, "j", (double)rows->lookup_count);
+    cJSON_AddBoolToObject(row, "company", is_company);
+    cJSON_AddStringToObject(row, "hs", to);
+    cJSON_AddStringToObject(row, "sf", sf);
+    cJSON_AddItemToArray(rows->lookups, row);
+    rows->lookup_owner[rows->lookup_count++] = i;
+    if (!is_company) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "deal", deal_id);
+        cJSON_AddStringToObject(m, "hs", to);
+        cJSON_AddStringToObject(m, "sf", sf);
+        cJSON_AddItemToArray(rows->mirrors, m);
+        rows->mirror_owner[rows->mirror_count++] = i;
     }
-    PGresult *r = PQexecParams(db, sql, 2, NULL, params, NULL, NULL, 0);
-    bool is_echo = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
-    PQclear(r);
-    return is_echo;
+    return true;
 }
 
-/* What the deal handler records when it reads a deal's contact associations
- * (deal_contact_role, sf_contacts.c): each contact association dealsync added from a contact
- * role is mirrored, so a user removing it in HubSpot later still removes the role. */
-static enum err mirror_contacts(PGconn *db, const struct link *l, const struct queue_record *rec)
+/* Runs sql with rows (a JSON array) as $1, expecting status; *r receives the result (caller
+ * clears) when asked for. */
+static enum err exec_rows(PGconn *db, const char *sql, const cJSON *rows, ExecStatusType status,
+                          const char *what, PGresult **out)
 {
-    for (size_t i = 0; i < rec->event_count; i++) {
-        if (strcmp(rec->events[i].event_type, "deal.associationChange") != 0)
-            continue;
-        cJSON *payload = cJSON_Parse(rec->events[i].payload);
-        const char *type =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "associationType"));
-        char to[32];
-        bool is_contact = type && strcmp(type, "DEAL_TO_CONTACT") == 0 &&
-                          id_text(cJSON_GetObjectItemCaseSensitive(payload, "toObjectId"), to);
-        cJSON_Delete(payload);
-        if (!is_contact)
-            continue;
-        const char *params[] = {rec->record_id, to, l->sf_id};
-        PGresult *r =
-            PQexecParams(db,
-                         "INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
-                         " SELECT $1, hs_contact_id, sf_contact_id FROM synced_deal_contact"
-                         "  WHERE hs_contact_id = $2 AND sf_opportunity_id = $3"
-                         " ON CONFLICT (hs_deal_id, hs_contact_id) DO NOTHING",
-                         3, NULL, params, NULL, NULL, 0);
-        enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot mirror contact roles");
+    char *text = cJSON_PrintUnformatted(rows);
+    const char *params[] = {text};
+    PGresult *r = db_exec_cached(db, sql, 1, params);
+    free(text);
+    enum err rc = db_check(db, r, status, what);
+    if (out && rc == ERR_OK)
+        *out = r;
+    else
         PQclear(r);
-        if (rc != ERR_OK)
-            return rc;
-    }
-    return ERR_OK;
+    return rc;
 }
 
 /* Whether the event reports a change by someone other than dealsync's own app: its sourceId (a
@@ -118,7 +145,10 @@ bool sync_echo_user_changed(const struct queue_record *rec, const char *property
     return is_changed;
 }
 
-static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_event *ev)
+/* Whether ev (of record i) is an echo as far as the event and the link tell; an association
+ * adds its lookup to rows, and the batch's lookup statement decides it. */
+static bool is_event_echo(const struct link *l, const struct queue_event *ev, size_t i,
+                          const char *deal_id, struct echo_rows *rows)
 {
     if (strcmp(ev->event_type, "deal.creation") == 0)
         return true; /* linked: dealsync made the deal, or read it after it was made */
@@ -127,7 +157,7 @@ static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_e
         return false;
     cJSON *payload = cJSON_Parse(ev->payload);
     if (!is_change) {
-        bool is_echo = is_association_echo(db, l, payload);
+        bool is_echo = add_association_lookup(l, payload, i, deal_id, rows);
         cJSON_Delete(payload);
         return is_echo;
     }
@@ -142,24 +172,89 @@ static bool is_event_echo(PGconn *db, const struct link *l, const struct queue_e
     return is_echo;
 }
 
-enum err sync_echo_deal(PGconn *db, const struct queue_record *rec, bool *is_echo)
+/* Each record's association lookups are counted (added, and held per the lookup statement):
+ * the record is an echo when every event is, so every lookup it added held. */
+struct echo_work {
+    bool is_possible;
+    size_t added, held;
+};
+
+/* Reads the batch's links in one statement (link_prefetch), decides in C what the event and
+ * the link tell, then the associations of all records in one statement and the mirrored
+ * contacts of the echoes in another: three statements a batch, not a few per record (a burst
+ * of 1,000 new deals comes back as 8,000 events of 1,000 records). */
+enum err sync_echo_deals(PGconn *db, const struct queue_record *recs, size_t n,
+                         const bool *is_candidate, bool *is_echo)
 {
-    struct link l = {0};
-    *is_echo = false;
-    if (rec->event_count == 0)
-        return ERR_OK;
-    enum err rc = link_find_by_hs(db, LINK_OPPORTUNITY, rec->record_id, &l);
-    if (rc == ERR_NOT_FOUND)
-        return ERR_OK;
+    struct echo_work *w = xcalloc(n + 1, sizeof(*w));
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    size_t events = 0;
+    for (size_t i = 0; i < n; i++)
+        events += recs[i].event_count;
+    struct echo_rows rows = {cJSON_CreateArray(), cJSON_CreateArray(),
+                             xcalloc(events + 1, sizeof(size_t)),
+                             xcalloc(events + 1, sizeof(size_t)), 0, 0};
+    cJSON *echo_mirrors = cJSON_CreateArray();
+    PGresult *r = NULL;
+    size_t id_count = 0;
+    for (size_t i = 0; i < n; i++) {
+        is_echo[i] = false;
+        if (is_candidate[i] && recs[i].event_count > 0)
+            ids[id_count++] = recs[i].record_id;
+    }
+    enum err rc = link_prefetch(db, true, ids, id_count);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        if (!is_candidate[i] || recs[i].event_count == 0)
+            continue;
+        struct link l = {0};
+        rc = link_find_by_hs(db, LINK_OPPORTUNITY, recs[i].record_id, &l);
+        if (rc == ERR_NOT_FOUND) {
+            rc = ERR_OK; /* not linked: a deal dealsync did not make, synced as any other */
+            continue;
+        }
+        if (rc != ERR_OK)
+            break;
+        size_t before = rows.lookup_count;
+        bool all = true;
+        for (size_t e = 0; all && e < recs[i].event_count; e++)
+            all = is_event_echo(&l, &recs[i].events[e], i, recs[i].record_id, &rows);
+        link_clear(&l);
+        w[i].is_possible = all;
+        w[i].added = rows.lookup_count - before;
+    }
+    if (rc == ERR_OK && rows.lookup_count > 0)
+        rc = exec_rows(db, association_sql, rows.lookups, PGRES_TUPLES_OK,
+                       "cannot read associations dealsync made", &r);
+    /* Each row is a lookup that held, of the record that added it. */
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        long j = strtol(PQgetvalue(r, row, 0), NULL, 10);
+        if (j >= 0 && (size_t)j < rows.lookup_count)
+            w[rows.lookup_owner[j]].held++;
+    }
+    for (size_t i = 0; rc == ERR_OK && i < n; i++)
+        is_echo[i] = w[i].is_possible && w[i].held == w[i].added;
+    size_t m = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows.mirrors)
+    {
+        if (rc == ERR_OK && is_echo[rows.mirror_owner[m]])
+            cJSON_AddItemToArray(echo_mirrors, cJSON_Duplicate(row, true));
+        m++;
+    }
+    if (rc == ERR_OK && cJSON_GetArraySize(echo_mirrors) > 0)
+        rc = exec_rows(db, mirror_sql, echo_mirrors, PGRES_COMMAND_OK,
+                       "cannot mirror contact roles", NULL);
     if (rc != ERR_OK)
-        return rc;
-    bool all = true;
-    for (size_t i = 0; all && i < rec->event_count; i++)
-        all = is_event_echo(db, &l, &rec->events[i]);
-    if (all)
-        rc = mirror_contacts(db, &l, rec);
-    link_clear(&l);
-    *is_echo = all && rc == ERR_OK;
+        for (size_t i = 0; i < n; i++)
+            is_echo[i] = false;
+    PQclear(r);
+    cJSON_Delete(echo_mirrors);
+    cJSON_Delete(rows.mirrors);
+    cJSON_Delete(rows.lookups);
+    free(rows.mirror_owner);
+    free(rows.lookup_owner);
+    free(ids);
+    free(w);
     return rc;
 }
 

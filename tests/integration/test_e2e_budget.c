@@ -4,10 +4,13 @@
  * keeps workers to live work until it drops; a closed day defers records without counting
  * attempts. What a user would check: the deals in HubSpot, the queue, the sandbox's log. */
 #include <check.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "e2e.h"
 #include "itest.h"
@@ -572,6 +575,138 @@ static void print_statements(struct e2e *e)
     PQclear(r);
 }
 
+/* ---- Where the burst's CPU went (/proc/<pid>/stat, /proc/stat) --------------------------- */
+
+/* A process's CPU seconds: its own user and system time, and with children its waited-for
+ * children's too (a PostgreSQL backend that ended is in the postmaster's). 0 when unreadable;
+ * *ppid (may be NULL) receives its parent. */
+static double proc_cpu_s(int pid, bool children, int *ppid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool is_read = f && fgets(line, sizeof line, f);
+    if (f)
+        fclose(f);
+    /* The command name may hold spaces: the fields that follow start after its last ')'. */
+    const char *p = is_read ? strrchr(line, ')') : NULL;
+    unsigned long long utime, stime;
+    long long cutime, cstime;
+    int parent;
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+                     &parent, &utime, &stime, &cutime, &cstime) != 5)
+        return 0;
+    if (ppid)
+        *ppid = parent;
+    double ticks = (double)utime + (double)stime + (children ? (double)(cutime + cstime) : 0);
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* PostgreSQL's CPU seconds: the postmaster with its ended children, plus every live child. */
+static double postgres_cpu_s(int postmaster)
+{
+    double s = proc_cpu_s(postmaster, true, NULL);
+    DIR *d = opendir("/proc");
+    const struct dirent *de;
+    while (d && (de = readdir(d))) {
+        int pid = atoi(de->d_name);
+        int parent = 0;
+        double child = pid > 0 ? proc_cpu_s(pid, false, &parent) : 0;
+        if (parent == postmaster)
+            s += child;
+    }
+    if (d)
+        closedir(d);
+    return s;
+}
+
+/* The machine's busy and total CPU seconds since boot, all cores (/proc/stat's first line). */
+static void machine_cpu_s(double *busy, double *total)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int got = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                         &v[3], &v[4], &v[5], &v[6], &v[7])
+                : 0;
+    if (f)
+        fclose(f);
+    double t = 0;
+    for (int i = 0; i < got; i++)
+        t += (double)v[i];
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *total = t / hz;
+    *busy = (t - (double)v[3] - (double)v[4]) / hz; /* less idle and iowait */
+}
+
+struct cpu_snap {
+    double dealsync, postgres, sandbox, test, busy, total;
+};
+
+static void cpu_snap_take(struct e2e *e, int postmaster, struct cpu_snap *s)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    s->dealsync = proc_cpu_s(itest_proc_pid(e->svc.proc), true, NULL);
+    s->sandbox = proc_cpu_s(itest_proc_pid(e->sb.proc), true, NULL);
+    s->postgres = postgres_cpu_s(postmaster);
+    s->test = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    machine_cpu_s(&s->busy, &s->total);
+}
+
+/* Prints the CPU seconds each part spent between a and b, and what the rest of the machine
+ * (other engineers' runs) took meanwhile. */
+static void print_cpu(const char *phase, const struct cpu_snap *a, const struct cpu_snap *b,
+                      double wall_s)
+{
+    double ds = b->dealsync - a->dealsync, pg = b->postgres - a->postgres;
+    double sb = b->sandbox - a->sandbox, t = b->test - a->test, busy = b->busy - a->busy;
+    double ours = ds + pg + sb + t;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("bench-budget: cpu %s (%.1f s wall, %ld cores: %.1f cpu-s): dealsync %.2f s, "
+           "postgresql %.2f s, sandbox %.2f s, this test %.2f s (ours %.2f s, %.0f%% of the "
+           "cores); the rest of the machine %.2f s, idle %.2f s\n",
+           phase, wall_s, cores, (b->total - a->total), ds, pg, sb, t, ours,
+           wall_s > 0 ? 100.0 * ours / (wall_s * (double)cores) : 0, busy - ours,
+           (b->total - a->total) - busy);
+}
+
+/* The postmaster: the parent of this test's own backend. */
+static int postmaster_pid(struct e2e *e)
+{
+    int parent = 0;
+    proc_cpu_s(PQbackendPID(e->svc.db), false, &parent);
+    return parent;
+}
+
+/* The queue's phases, from its own times, in seconds after the first Salesforce event was
+ * queued: per source and object, the events queued and done (HubSpot's deals: the echoes of
+ * dealsync's own writes), how many, and how many distinct finish times (about the batches). */
+static void print_phases(struct e2e *e)
+{
+    PGresult *r = PQexec(
+        e->svc.db,
+        "WITH t0 AS (SELECT min(received_at) AS t FROM sync_event WHERE source = 'salesforce'"
+        "            AND object_type = 'Opportunity')"
+        " SELECT source || ' ' || object_type, count(*),"
+        "  round(extract(epoch FROM min(received_at) - t0.t)::numeric, 1),"
+        "  round(extract(epoch FROM max(received_at) - t0.t)::numeric, 1),"
+        "  round(extract(epoch FROM min(finished_at) - t0.t)::numeric, 1),"
+        "  round(extract(epoch FROM max(finished_at) - t0.t)::numeric, 1),"
+        "  count(DISTINCT finished_at)"
+        " FROM sync_event, t0 WHERE received_at >= t0.t GROUP BY source, object_type, t0.t"
+        " ORDER BY min(received_at)");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+        printf("bench-budget: phase %s: %s events queued %s to %s s, done %s to %s s "
+               "(%s finish times)\n",
+               PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+               PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        printf("bench-budget: phases: %s", PQerrorMessage(e->svc.db));
+    PQclear(r);
+}
+
 START_TEST(burst_benchmark)
 {
     const char *size = getenv("BUDGET_BENCH_OPPORTUNITIES");
@@ -611,7 +746,10 @@ START_TEST(burst_benchmark)
     if (pg_stats)
         itest_db_exec(e.svc.db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;"
                                 " SELECT pg_stat_statements_reset()");
+    int postmaster = postmaster_pid(&e);
+    struct cpu_snap cpu_start, cpu_complete, cpu_idle;
     long long mark = e2e_mark(&e);
+    cpu_snap_take(&e, postmaster, &cpu_start);
     int64_t started = util_monotonic_ms();
     char **opps = create_burst(&e, n, "Burst");
     int64_t loaded = util_monotonic_ms();
@@ -624,8 +762,10 @@ START_TEST(burst_benchmark)
     bool is_complete = is_linked && itest_wait_sql(e.svc.db, complete_sql, 1800000);
     free(complete_sql);
     double complete_s = (double)(util_monotonic_ms() - started) / 1000.0;
+    cpu_snap_take(&e, postmaster, &cpu_complete);
     bool is_done = is_complete && e2e_wait_idle(&e, 600000);
     double wall_s = (double)(util_monotonic_ms() - started) / 1000.0;
+    cpu_snap_take(&e, postmaster, &cpu_idle);
     struct hs_calls c = hubspot_calls(&e, mark);
     int sf = sf_calls(&e, mark);
     int complete = 0;
@@ -660,6 +800,9 @@ START_TEST(burst_benchmark)
            (double)(loaded - started) / 1000.0, (double)(linked - started) / 1000.0);
     printf("bench-budget: sustained %.1f records/s, %.1f hubspot calls per 10 s (%.0f%% of 190)\n",
            n / wall_s, c.total * 10.0 / wall_s, 100.0 * c.total * 10.0 / wall_s / 190);
+    print_cpu("to complete", &cpu_start, &cpu_complete, complete_s);
+    print_cpu("to queue idle", &cpu_start, &cpu_idle, wall_s);
+    print_phases(&e);
     print_calls_by_endpoint(&e, mark, n);
     if (pg_stats)
         print_statements(&e);
