@@ -34,13 +34,26 @@ url=$(PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_
   scripts/pg.sh start "$tmp/pg" "$pgport")
 psql() { "$PGBIN/psql" "$@"; }
 psql "$url" -qc "CREATE EXTENSION pg_stat_statements"
-# shellcheck disable=SC2086 # EXTRA is a list of NAME=value words
-env DATABASE_URL="$url" PORT="$port" BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL="http://127.0.0.1:$port" \
-  SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
-  LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null || { tail -n 20 "$tmp/dealsync.log" >&2; exit 1; }
+# A port another program took meanwhile makes dealsync exit at once: another port, up to 5 times.
+for attempt in 1 2 3 4 5; do
+  # shellcheck disable=SC2086 # EXTRA is a list of NAME=value words
+  env DATABASE_URL="$url" PORT="$port" BIND_ADDRESS=127.0.0.1 PUBLIC_BASE_URL="http://127.0.0.1:$port" \
+    SALESFORCE_ORG_ID=00D7F00000107XsUAI HUBSPOT_CLIENT_SECRET=bench-secret WORKER_THREADS=0 \
+    LOG_LEVEL=warn ${EXTRA:-} "$BUILD/dealsync" serve >"$tmp/dealsync.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && break
+  wait "$pid" || true
+  pid=
+  echo "ingest_profile: dealsync did not start on port $port (attempt $attempt):" >&2
+  tail -n 5 "$tmp/dealsync.log" >&2
+  port=$(( 40000 + RANDOM % 10000 ))
+done
+[ -n "$pid" ] || exit 1
 
 psql "$url" -qc "CREATE TABLE bench_pgbench (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"
 body=$(printf '{"eventId":%d,"subscriptionId":7,"portalId":62515,"appId":1,"occurredAt":1733400000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":%d,"propertyName":"amount","propertyValue":"1200","changeSource":"CRM_UI"},' $(seq 1 20))
