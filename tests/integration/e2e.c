@@ -16,8 +16,6 @@
 #define SB_REFRESH_TOKEN "sandbox-refresh-token"
 #define SB_HS_TOKEN "sandbox-hubspot-token"
 #define SB_HS_SECRET "sandbox-client-secret"
-#define SB_HS_DEV_KEY "sandbox-developer-key"
-#define SB_HS_APP_ID "1160452"
 #define API_VERSION "v60.0"
 
 static const char *const deal_properties[] = {"dealname",    "amount",          "closedate",

@@ -18,6 +18,10 @@
  * `dealsync register` puts it. */
 #define E2E_WEBHOOK_TOKEN "e2e-webhook-token"
 
+/* The sandbox's HubSpot app and developer key (its defaults), for the webhooks API. */
+#define SB_HS_DEV_KEY "sandbox-developer-key"
+#define SB_HS_APP_ID "1160452"
+
 #define E2E_OM_FIELDS                                                                              \
     "Id", "Name", "StageName", "Amount", "CloseDate", "OwnerId", "AccountId", "RecordTypeId",      \
         "Type", "Description", "LastModifiedDate", "SystemModstamp"
