@@ -126,8 +126,13 @@ enum err hs_batch_archive(struct hs_client *hs, const char *object_type, const c
  * *results: the page's records; *next_after: the next cursor, NULL on the last page. */
 enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *request,
                    const char *after, cJSON **results, char **next_after) WARN_UNUSED;
-/* Appends {"propertyName","operator","value"} to a search group's filters array. Pure. */
+/* Appends {"propertyName","operator","value"} to a search group's filters array (no "value"
+ * when value is NULL: HAS_PROPERTY, NOT_HAS_PROPERTY). Pure. */
 void hs_search_filter(cJSON *filters, const char *property, const char *op, const char *value);
+/* How many records of object_type match the filter group group ({"filters": [...]}, borrowed):
+ * one search (limit 1) for its "total", into *total (-1 when the answer has none). */
+enum err hs_search_count(struct hs_client *hs, const char *object_type, const cJSON *group,
+                         long long *total) WARN_UNUSED;
 /* Same, and *total (may be NULL) receives the answer's "total" (-1 when absent). */
 enum err hs_search_page(struct hs_client *hs, const char *object_type, const cJSON *request,
                         const char *after, cJSON **results, char **next_after,

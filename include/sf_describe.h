@@ -1,6 +1,7 @@
 /* sf_describe.h - the Opportunity describe (field types, picklist values, record types), read
- * once and kept for SF_DESCRIBE_TTL_MS so checking a picklist value or counting record types
- * costs no API call per record. One cache per worker: not thread-safe. */
+ * once per process and kept for SF_DESCRIBE_TTL_MS so checking a picklist value or counting
+ * record types costs no API call per record. One cache per worker, each a copy of the process's
+ * copy: a cache is not thread-safe, sf_describe_opportunity on different caches is. */
 #ifndef SVC_SF_DESCRIBE_H
 #define SVC_SF_DESCRIBE_H
 
@@ -22,8 +23,9 @@ struct sf_describe;
 struct sf_describe *sf_describe_new(void);
 void sf_describe_free(struct sf_describe *d);
 
-/* GET sobjects/Opportunity/describe, or the copy read less than SF_DESCRIBE_TTL_MS ago. On
- * ERR_OK *out is borrowed, valid until the next call or sf_describe_free. */
+/* GET sobjects/Opportunity/describe, or the copy read less than SF_DESCRIBE_TTL_MS ago by any
+ * worker of the process (one read at a time: the others wait for it). On ERR_OK *out is
+ * borrowed, valid until the next call or sf_describe_free. */
 enum err sf_describe_opportunity(struct sf_describe *d, struct sf_client *sf,
                                  const cJSON **out) WARN_UNUSED;
 

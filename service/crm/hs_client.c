@@ -548,8 +548,28 @@ void hs_search_filter(cJSON *filters, const char *property, const char *op, cons
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "propertyName", property);
     cJSON_AddStringToObject(f, "operator", op);
-    cJSON_AddStringToObject(f, "value", value);
+    if (value)
+        cJSON_AddStringToObject(f, "value", value);
     cJSON_AddItemToArray(filters, f);
+}
+
+enum err hs_search_count(struct hs_client *hs, const char *object_type, const cJSON *group,
+                         long long *total)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"),
+                         cJSON_Duplicate(group, true));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "properties"),
+                         cJSON_CreateString("hs_object_id"));
+    cJSON_AddNumberToObject(req, "limit", 1);
+    cJSON *results = NULL;
+    char *next = NULL;
+    *total = -1;
+    enum err rc = hs_search_page(hs, object_type, req, NULL, &results, &next, total);
+    cJSON_Delete(req);
+    cJSON_Delete(results);
+    free(next);
+    return rc;
 }
 
 enum err hs_search(struct hs_client *hs, const char *object_type, const cJSON *request,

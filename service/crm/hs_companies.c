@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hs_companies_batch.h"
 #include "link.h"
 #include "sf_id.h"
 #include "sync_pair.h"
@@ -230,6 +231,7 @@ static enum err find_or_create(struct hs_client *hs, PGconn *db, const struct co
     char *id = NULL;
     cJSON *props = NULL;
     cJSON *created = NULL;
+    bool is_written = false; /* an account id was sent to a company */
     enum err rc = link_find_by_sf(db, LINK_ACCOUNT, account_id, &l);
     if (rc == ERR_OK) {
         *company_id = xstrdup(l.hs_id);
@@ -251,6 +253,7 @@ static enum err find_or_create(struct hs_client *hs, PGconn *db, const struct co
     }
     if (rc == ERR_OK && strcmp(*how, "account id") != 0) {
         /* Found by a match: it now holds the account id, as a created one would. */
+        is_written = true;
         props = cJSON_CreateObject();
         cJSON_AddStringToObject(props, cfg->hs_account_id_property, account_id);
         rc = hs_object_update(hs, "companies", id, NULL, props, &created);
@@ -259,6 +262,7 @@ static enum err find_or_create(struct hs_client *hs, PGconn *db, const struct co
                      LOG_STR("company_id", id), LOG_STR("by", *how));
     } else if (rc == ERR_NOT_FOUND) {
         *how = "created";
+        is_written = true;
         props = hs_company_properties(cfg, account);
         rc = hs_object_create(hs, "companies", props, NULL, &created);
         if (rc != ERR_OK)
@@ -282,6 +286,8 @@ static enum err find_or_create(struct hs_client *hs, PGconn *db, const struct co
     *company_id = id;
     id = NULL;
 out:
+    if (rc != ERR_OK && is_written)
+        hs_companies_note_unlinked_write(); /* before the caller releases the lock */
     cJSON_Delete(created);
     cJSON_Delete(props);
     free(id);

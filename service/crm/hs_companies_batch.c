@@ -3,17 +3,83 @@
  * contacts that may point at a company) to hs_companies_find_or_create, one by one. */
 #include "hs_companies_batch.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "hs_companies.h"
+#include "db.h"
 #include "link.h"
 #include "log.h"
 #include "sf_id.h"
 #include "sync_pair.h"
 #include "util.h"
+
+/* Whether a HubSpot company can hold an account id that dealsync has not linked, as this process
+ * knows it. HELD_NONE: when checked, dealsync had linked no account and no company held an
+ * account id (a first import into a HubSpot that never had Salesforce account ids); every
+ * company dealsync has given an account id since then was linked before its batch ended, so an
+ * account without a link cannot be held and its id need not be searched. HELD_MAYBE for the rest
+ * of the process otherwise (also once a write of an account id may have left a company
+ * unlinked: hs_companies_note_unlinked_write). */
+enum held {
+    HELD_UNKNOWN,
+    HELD_NONE,
+    HELD_MAYBE,
+};
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum held held_state = HELD_UNKNOWN;
+
+void hs_companies_note_unlinked_write(void)
+{
+    pthread_mutex_lock(&held_lock);
+    held_state = HELD_MAYBE;
+    pthread_mutex_unlock(&held_lock);
+}
+
+/* What the check finds: HELD_NONE when no account is linked and HubSpot counts no company
+ * holding an account id (one search, limit 1, its total), HELD_UNKNOWN when either cannot be
+ * read (the ids are searched this time), else HELD_MAYBE. */
+static enum held check_held(struct hs_client *hs, PGconn *db, const struct config *cfg)
+{
+    const char *kind[] = {LINK_ACCOUNT};
+    PGresult *r =
+        PQexecParams(db, "SELECT 1 FROM record_link WHERE kind = $1 LIMIT 1", 1, NULL, kind, NULL,
+                     NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot count account links");
+    bool is_linked = rc == ERR_OK && PQntuples(r) > 0;
+    PQclear(r);
+    if (rc != ERR_OK)
+        return HELD_UNKNOWN;
+    if (is_linked)
+        return HELD_MAYBE;
+    cJSON *group = cJSON_CreateObject();
+    hs_search_filter(cJSON_AddArrayToObject(group, "filters"), cfg->hs_account_id_property,
+                     "HAS_PROPERTY", NULL);
+    long long total = -1;
+    rc = hs_search_count(hs, "companies", group, &total);
+    cJSON_Delete(group);
+    enum held held = rc != ERR_OK ? HELD_UNKNOWN : total == 0 ? HELD_NONE : HELD_MAYBE;
+    return held;
+}
+
+/* Whether the accounts' ids must be searched (see enum held). The first batch of the process
+ * checks, the others wait for its answer. */
+static bool must_search_ids(struct hs_client *hs, PGconn *db, const struct config *cfg)
+{
+    pthread_mutex_lock(&held_lock);
+    if (held_state == HELD_UNKNOWN) {
+        held_state = check_held(hs, db, cfg);
+        if (held_state == HELD_NONE)
+            log_info("no hubspot company holds a salesforce account id: accounts not linked are "
+                     "not searched by id");
+    }
+    bool must = held_state != HELD_NONE;
+    pthread_mutex_unlock(&held_lock);
+    return must;
+}
 
 /* Longer domains are searched alone (hs_companies_find_or_create). */
 #define DOMAIN_MAX_LEN 40
@@ -151,16 +217,16 @@ static void match_ids(const struct config *cfg, const cJSON *found, struct acct 
     }
 }
 
-/* Companies holding the accounts' ids and, with by_domain, companies with the domains of the
- * accounts none holds, appended to found. The ids come first and the domains after them, packed
+/* Companies holding the accounts' ids (with by_id) and, with by_domain, companies with the
+ * domains of the accounts none holds, appended to found. The ids come first and the domains after them, packed
  * into as few searches as the body allows, one filter group per property and 100 values: 200
  * accounts with ids and short domains take 3 searches where an id search and a domain search
  * per 100 took 4. A body's room left after the last ids takes the domains of accounts whose id
  * search is still out; the later ones only those of accounts no company holds. */
 static enum err search_companies(struct hs_client *hs, const struct config *cfg, struct acct *as,
-                                 size_t n, bool by_domain, cJSON *found)
+                                 size_t n, bool by_id, bool by_domain, cJSON *found)
 {
-    size_t next_id = 0, next_domain = 0;
+    size_t next_id = by_id ? 0 : n, next_domain = 0;
     enum err rc = ERR_OK;
     for (;;) {
         cJSON *req = cJSON_CreateObject();
@@ -260,7 +326,7 @@ static enum err claim_matched(struct hs_client *hs, const struct config *cfg, st
 /* New companies for the accounts still without one (batch create, 100 per call), matched back
  * by their objectWriteTraceId, the account id. */
 static enum err create_rest(struct hs_client *hs, const struct config *cfg, struct acct *as,
-                            size_t n)
+                            size_t n, bool *is_unlinked)
 {
     cJSON *inputs = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
@@ -293,9 +359,14 @@ static enum err create_rest(struct hs_client *hs, const struct config *cfg, stru
             if (!held)
                 held = str(cJSON_GetObjectItemCaseSensitive(r, "properties"),
                            cfg->hs_account_id_property);
+            bool is_matched = false;
             for (size_t i = 0; rc == ERR_OK && held && str(r, "id") && i < n; i++)
-                if (!as[i].company && !as[i].is_left && sf_id_equal(held, as[i].id))
+                if (!as[i].company && !as[i].is_left && sf_id_equal(held, as[i].id)) {
                     as[i].company = xstrdup(str(r, "id"));
+                    is_matched = true;
+                }
+            if (!is_matched)
+                *is_unlinked = true; /* a company made that no account takes */
         }
         if (cJSON_GetArraySize(res.errors) > 0)
             log_warn("hubspot refused some companies; their accounts are tried one by one",
@@ -346,20 +417,26 @@ enum err hs_companies_resolve_batch(struct hs_client *hs, PGconn *db, const stru
         rc = mark_contact_accounts(db, contacts, as, open);
     cJSON *found = cJSON_CreateArray();
     if (rc == ERR_OK && open > 0)
-        rc = search_companies(hs, cfg, as, open, cfg->company_match_domain, found);
+        rc = search_companies(hs, cfg, as, open, must_search_ids(hs, db, cfg),
+                              cfg->company_match_domain, found);
     if (rc == ERR_OK && cfg->company_match_domain)
         match_domains(cfg, found, as, open);
     cJSON_Delete(found);
+    /* From here account ids are written: a failure may leave a company holding one unlinked,
+     * which later batches must then search for (noted before the locks go). */
+    bool is_written = rc == ERR_OK, is_unlinked = false;
     if (rc == ERR_OK)
         rc = claim_matched(hs, cfg, as, open);
     if (rc == ERR_OK)
-        rc = create_rest(hs, cfg, as, open);
+        rc = create_rest(hs, cfg, as, open, &is_unlinked);
     for (size_t i = 0; rc == ERR_OK && i < open; i++) {
         if (!as[i].company)
             continue;
         rc = save_link(db, as[i].id, as[i].company);
         linked += rc == ERR_OK;
     }
+    if (is_written && (rc != ERR_OK || is_unlinked))
+        hs_companies_note_unlinked_write();
     /* as[] was compacted: the locks taken are released by the accounts object (all of them
      * when every lock was taken, the usual case; unlocking one not held only warns). */
     for (const cJSON *a = accounts ? accounts->child : NULL; a && locked > 0; a = a->next) {

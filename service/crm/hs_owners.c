@@ -6,6 +6,7 @@
 #include "hs_owners.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,10 @@
 #include "util.h"
 
 #define CACHE_KEY "hubspot/owners"
+
+/* Held while the list is read: workers that find no list (all of them, when an import starts)
+ * read it once between them, the others taking the copy it stored. */
+static pthread_mutex_t fill_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* {"id": "email"} from the PublicOwner array. */
 static cJSON *emails_of(const cJSON *owners)
@@ -69,7 +74,19 @@ enum err hs_owners_emails(struct hs_client *hs, int cache_seconds, const cJSON *
         return ERR_OK;
     }
     cJSON_Delete(cached);
-    return fetch(hs, emails);
+    cached = NULL;
+    enum err rc = ERR_OK;
+    pthread_mutex_lock(&fill_lock);
+    /* Read by another worker while this one waited? */
+    if (api_cache_get(CACHE_KEY, cache_seconds, &cached) && has_all(cached, ids)) {
+        *emails = cached;
+        cached = NULL;
+    } else {
+        rc = fetch(hs, emails);
+    }
+    pthread_mutex_unlock(&fill_lock);
+    cJSON_Delete(cached);
+    return rc;
 }
 
 /* The id of the owner whose e-mail is email in {"id": "email"}, or NULL (borrowed). */
@@ -89,7 +106,15 @@ enum err hs_owners_find_by_email(struct hs_client *hs, int cache_seconds, const 
 {
     cJSON *emails = NULL;
     bool is_cached = api_cache_get(CACHE_KEY, cache_seconds, &emails);
-    enum err rc = is_cached ? ERR_OK : fetch(hs, &emails);
+    enum err rc = ERR_OK;
+    if (!is_cached) {
+        /* A list another worker stored while this one waited was read just now, as one read
+         * here would be: is_cached stays false. */
+        pthread_mutex_lock(&fill_lock);
+        if (!api_cache_get(CACHE_KEY, cache_seconds, &emails))
+            rc = fetch(hs, &emails);
+        pthread_mutex_unlock(&fill_lock);
+    }
     if (rc != ERR_OK)
         return rc;
     const char *id = id_of(emails, email);

@@ -259,7 +259,6 @@ static enum err read_linked(struct sync_ctx *ctx, const PGresult *pipelines, con
 static enum err count_deals(struct sync_ctx *ctx, const PGresult *pipelines, const char *lo,
                             const char *hi, long long *total)
 {
-    cJSON *req = cJSON_CreateObject();
     cJSON *group = cJSON_CreateObject();
     cJSON *filters = cJSON_AddArrayToObject(group, "filters");
     cJSON *in = cJSON_CreateObject();
@@ -269,23 +268,11 @@ static enum err count_deals(struct sync_ctx *ctx, const PGresult *pipelines, con
     for (int i = 0; i < PQntuples(pipelines); i++)
         cJSON_AddItemToArray(values, cJSON_CreateString(PQgetvalue(pipelines, i, 0)));
     cJSON_AddItemToArray(filters, in);
-    cJSON *has = cJSON_CreateObject();
-    cJSON_AddStringToObject(has, "propertyName", ctx->cfg->hs_opportunity_id_property);
-    cJSON_AddStringToObject(has, "operator", "HAS_PROPERTY");
-    cJSON_AddItemToArray(filters, has);
+    hs_search_filter(filters, ctx->cfg->hs_opportunity_id_property, "HAS_PROPERTY", NULL);
     hs_search_filter(filters, "hs_object_id", "GTE", lo);
     hs_search_filter(filters, "hs_object_id", "LTE", hi);
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"), group);
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "properties"),
-                         cJSON_CreateString("hs_object_id"));
-    cJSON_AddNumberToObject(req, "limit", 1);
-    cJSON *results = NULL;
-    char *next = NULL;
-    *total = -1;
-    enum err rc = hs_search_page(ctx->hs, "deals", req, NULL, &results, &next, total);
-    cJSON_Delete(req);
-    cJSON_Delete(results);
-    free(next);
+    enum err rc = hs_search_count(ctx->hs, "deals", group, total);
+    cJSON_Delete(group);
     return rc;
 }
 

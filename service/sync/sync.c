@@ -2,6 +2,8 @@
  * worker thread, so no handle is ever shared between threads. */
 #include "sync.h"
 
+#include <pthread.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,14 +175,23 @@ enum err sync_load_mappings(const struct config *cfg, struct mapping_set **out)
 
 #define DEAL_DEFS_KEY "hubspot/properties/deals"
 
+/* Held while the definitions are read: workers that find no copy (all of them, when an import
+ * starts) read them once between them, the others taking the copy it stored. */
+static pthread_mutex_t deal_defs_fill = PTHREAD_MUTEX_INITIALIZER;
+
 enum err sync_deal_property_defs_copy(struct sync_ctx *ctx, bool is_fresh, cJSON **defs)
 {
     *defs = NULL;
     if (!is_fresh && api_cache_get(DEAL_DEFS_KEY, ctx->cfg->api_cache_seconds, defs))
         return ERR_OK;
-    enum err rc = hs_properties_list(ctx->hs, "deals", defs);
-    if (rc == ERR_OK)
-        api_cache_put(DEAL_DEFS_KEY, *defs);
+    enum err rc = ERR_OK;
+    pthread_mutex_lock(&deal_defs_fill);
+    if (is_fresh || !api_cache_get(DEAL_DEFS_KEY, ctx->cfg->api_cache_seconds, defs)) {
+        rc = hs_properties_list(ctx->hs, "deals", defs);
+        if (rc == ERR_OK)
+            api_cache_put(DEAL_DEFS_KEY, *defs);
+    }
+    pthread_mutex_unlock(&deal_defs_fill);
     return rc;
 }
 

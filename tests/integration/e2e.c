@@ -16,8 +16,6 @@
 #define SB_REFRESH_TOKEN "sandbox-refresh-token"
 #define SB_HS_TOKEN "sandbox-hubspot-token"
 #define SB_HS_SECRET "sandbox-client-secret"
-#define SB_HS_DEV_KEY "sandbox-developer-key"
-#define SB_HS_APP_ID "1160452"
 #define API_VERSION "v60.0"
 
 static const char *const deal_properties[] = {"dealname",    "amount",          "closedate",
@@ -520,6 +518,23 @@ cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id)
         return NULL;
     }
     return o;
+}
+
+void e2e_hs_associate(struct e2e *e, const char *method, const char *deal_id, const char *to_type,
+                      const char *to_id, int type_id)
+{
+    char *body = type_id ? xasprintf("{\"fromObjectType\":\"deals\",\"fromObjectId\":\"%s\","
+                                     "\"toObjectType\":\"%s\",\"toObjectId\":\"%s\","
+                                     "\"associationTypeId\":%d}",
+                                     deal_id, to_type, to_id, type_id)
+                         : xasprintf("{\"fromObjectType\":\"deals\",\"fromObjectId\":\"%s\","
+                                     "\"toObjectType\":\"%s\",\"toObjectId\":\"%s\"}",
+                                     deal_id, to_type, to_id);
+    cJSON *ans = NULL;
+    int status = e2e_sb(e, method, "/_sandbox/hubspot/associations", body, &ans);
+    ck_assert_msg(status == 200 || status == 201 || status == 204, "associations: %d", status);
+    cJSON_Delete(ans);
+    free(body);
 }
 
 int e2e_deal_contacts(struct e2e *e, const char *deal_id)

@@ -18,6 +18,10 @@
  * `dealsync register` puts it. */
 #define E2E_WEBHOOK_TOKEN "e2e-webhook-token"
 
+/* The sandbox's HubSpot app and developer key (its defaults), for the webhooks API. */
+#define SB_HS_DEV_KEY "sandbox-developer-key"
+#define SB_HS_APP_ID "1160452"
+
 #define E2E_OM_FIELDS                                                                              \
     "Id", "Name", "StageName", "Amount", "CloseDate", "OwnerId", "AccountId", "RecordTypeId",      \
         "Type", "Description", "LastModifiedDate", "SystemModstamp"
@@ -119,6 +123,11 @@ void e2e_hs_update(struct e2e *e, const char *type, const char *id, const char *
 void e2e_hs_subscribe(struct e2e *e, const char *event_type, const char *property);
 /* The HubSpot record (caller deletes), or NULL when there is none. */
 cJSON *e2e_hs_get(struct e2e *e, const char *type, const char *id);
+/* Associates (method "PUT", with association type type_id) or dissociates ("DELETE", type_id
+ * 0: every type) the HubSpot deal and the record to_id of to_type, as a user would (through the
+ * control API, which fires the webhooks). Asserts the sandbox accepted it. */
+void e2e_hs_associate(struct e2e *e, const char *method, const char *deal_id, const char *to_type,
+                      const char *to_id, int type_id);
 /* How many contacts the HubSpot deal is associated with (read through the control API). */
 int e2e_deal_contacts(struct e2e *e, const char *deal_id);
 /* The deal's primary company (association type 5) id, written into out (size n); "" when it

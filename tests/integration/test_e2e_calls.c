@@ -1083,6 +1083,8 @@ END_TEST
 #define COMPANY_SEARCHES "/crm/v3/objects/companies/search"
 #define COMPANY_CREATES "/crm/v3/objects/companies/batch/create"
 #define PIPELINE_PATH "/crm/v3/pipelines/deals"
+#define DESCRIBE_PATH "/services/data/v60.0/sobjects/Opportunity/describe"
+#define OWNERS_PATH "/crm/v3/owners"
 
 /* dealsync with workers workers ("WORKER_THREADS=n") and no sweep, Sync deals off: what is made
  * now is there before the switch, as for an import. */
@@ -1111,41 +1113,67 @@ static long long import_after_switch(struct e2e *e, const char *faults)
     return mark;
 }
 
+/* n opportunities, each of its own new account (with a website when has_website), made before
+ * the switch; the account ids into accounts. */
+static void opportunities_of_new_accounts(struct e2e *e, int n, bool has_website, char **accounts)
+{
+    for (int i = 0; i < n; i++) {
+        char *json = has_website ? xasprintf("{\"Name\":\"Fresh %d\",\"Website\":"
+                                             "\"https://fresh%d.test\"}",
+                                             i, i)
+                                 : xasprintf("{\"Name\":\"Fresh %d\"}", i);
+        accounts[i] = e2e_sf_create(e, "Account", json);
+        free(json);
+        json = xasprintf("{\"Name\":\"Fresh opportunity %d\",\"StageName\":\"Prospecting\","
+                         "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
+                         i, accounts[i]);
+        free(e2e_sf_create(e, "Opportunity", json));
+        free(json);
+    }
+}
+
+/* How many HubSpot companies hold an account id (search's total). */
+static int companies_holding_ids(struct e2e *e)
+{
+    cJSON *res = NULL;
+    ck_assert_int_eq(e2e_sb(e, "POST", COMPANY_SEARCHES,
+                            "{\"filterGroups\":[{\"filters\":[{\"propertyName\":"
+                            "\"salesforceaccountid\",\"operator\":\"HAS_PROPERTY\"}]}],"
+                            "\"limit\":1}",
+                            &res),
+                     200);
+    int n = cJSON_GetNumberValue(cJSON_GetObjectItem(res, "total"));
+    cJSON_Delete(res);
+    return n;
+}
+
 /* An import's claim of 200 opportunities, each with its own new account, searches the
  * companies in 3 calls (the account ids, then the domains, packed under search's 3,000-character
- * body): two passes of 100, an id search and a domain search each, took 4. Matching is as
- * before: a company holding an account's id is that account's, one with an account's domain
- * and no account id is taken, one with the domain and another account's id is not. */
+ * body): two passes of 100, an id search and a domain search each, took 4. Before them one count
+ * search finds companies holding account ids (made by hand here), so the ids are searched.
+ * Matching is as before: a company holding an account's id is that account's, one with an
+ * account's domain and no account id is taken, one with the domain and another account's id is
+ * not. */
 START_TEST(an_import_batch_searches_its_companies_together)
 {
     enum { N = 200 };
     struct e2e e;
     start_for_import(&e, "e2e_calls_companies", "WORKER_THREADS=1");
     char *accounts[N];
-    for (int i = 0; i < N; i++) {
-        char *json =
-            xasprintf("{\"Name\":\"Packed %d\",\"Website\":\"https://pack%d.test\"}", i, i);
-        accounts[i] = e2e_sf_create(&e, "Account", json);
-        free(json);
-        json = xasprintf("{\"Name\":\"Packed opportunity %d\",\"StageName\":\"Prospecting\","
-                         "\"CloseDate\":\"2026-12-31\",\"Amount\":100,\"AccountId\":\"%s\"}",
-                         i, accounts[i]);
-        free(e2e_sf_create(&e, "Opportunity", json));
-        free(json);
-    }
+    opportunities_of_new_accounts(&e, N, true, accounts);
     char *props = xasprintf("{\"name\":\"Held\",\"salesforceaccountid\":\"%s\"}", accounts[5]);
     char *held = hs_by_hand(&e, "companies", props);
     free(props);
     char *by_domain =
-        hs_by_hand(&e, "companies", "{\"name\":\"By domain\",\"domain\":\"pack7.test\"}");
+        hs_by_hand(&e, "companies", "{\"name\":\"By domain\",\"domain\":\"fresh7.test\"}");
     char *other = hs_by_hand(&e, "companies",
-                             "{\"name\":\"Another account's\",\"domain\":\"pack9.test\","
+                             "{\"name\":\"Another account's\",\"domain\":\"fresh9.test\","
                              "\"salesforceaccountid\":\"001000000000000AAA\"}");
     long long mark = import_after_switch(&e, NULL);
     ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM record_link"
                                                " WHERE kind = 'account'"),
                      N);
-    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_SEARCHES), 3);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_SEARCHES), 1 + 3);
     ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_CREATES), 2);
     char *company = linked_hs_id(&e, "account", accounts[5]);
     ck_assert_str_eq(company, held);
@@ -1165,6 +1193,144 @@ START_TEST(an_import_batch_searches_its_companies_together)
 }
 END_TEST
 
+/* A first import into a HubSpot where no company holds an account id (and no account linked):
+ * one count search finds none, and the 200 accounts are then searched by domain only (2
+ * searches, where their ids and domains took 3). Domain matching still works. */
+START_TEST(a_first_import_searches_companies_by_domain_only)
+{
+    enum { N = 200 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_no_held", "WORKER_THREADS=1");
+    char *accounts[N];
+    opportunities_of_new_accounts(&e, N, true, accounts);
+    char *by_domain =
+        hs_by_hand(&e, "companies", "{\"name\":\"By domain\",\"domain\":\"fresh7.test\"}");
+    long long mark = import_after_switch(&e, NULL);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM record_link"
+                                               " WHERE kind = 'account'"),
+                     N);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_SEARCHES), 1 + 2);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", COMPANY_CREATES), 2);
+    char *company = linked_hs_id(&e, "account", accounts[7]);
+    ck_assert_str_eq(company, by_domain);
+    free(company);
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(DISTINCT hs_id) FROM record_link"
+                                               " WHERE kind = 'account'"),
+                     N);
+    ck_assert_int_eq(companies_holding_ids(&e), N);
+    for (int i = 0; i < N; i++)
+        free(accounts[i]);
+    free(by_domain);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The same first import, of accounts without a website (nothing to search by domain), whose
+ * first company batch create is done but its answer lost: those companies hold their account
+ * ids unlinked, so every later batch searches the ids again, and the batch's retry finds them
+ * instead of making each account a second company. */
+START_TEST(companies_made_without_a_link_are_searched_by_id)
+{
+    enum { N = 200 };
+    struct e2e e;
+    const char *env[] = {"WORKER_THREADS=1", "RECONCILE_INTERVAL_SECONDS=0", "API_TIMEOUT_MS=2000",
+                         "QUEUE_RETRY_BASE_MS=1000", "QUEUE_RETRY_MAX_MS=2000", NULL};
+    const char *sandbox[] = {"--set", "hubspot.rate_limit_max=100000", NULL};
+    e2e_start(&e, "e2e_calls_unlinked_companies", env, sandbox, false);
+    char *accounts[N];
+    opportunities_of_new_accounts(&e, N, false, accounts);
+    import_after_switch(&e, "{\"rules\":[{\"method\":\"POST\",\"path\":\"" COMPANY_CREATES
+                            "\",\"action\":\"timeout_after_write\",\"hold_ms\":3000,"
+                            "\"count\":1}]}");
+    ck_assert_int_eq(itest_db_scalar(e.svc.db, "SELECT count(*) FROM record_link"
+                                               " WHERE kind = 'account'"),
+                     N);
+    ck_assert_int_eq(companies_holding_ids(&e), N);
+    for (int i = 0; i < N; i++)
+        free(accounts[i]);
+    e2e_stop(&e);
+}
+END_TEST
+
+#define CONTACT_ASSOC_READS "/crm/v4/associations/deals/contacts/batch/read"
+
+/* An import of deals made in HubSpot (deliveries lost) whose contacts HubSpot counts none of
+ * (num_associated_contacts, read with the deals) reads no contact associations; a deal with a
+ * contact has them read, and its contact becomes the opportunity's contact role. */
+START_TEST(deals_without_contacts_have_no_contact_associations_read)
+{
+    enum { N = 20 };
+    struct e2e e;
+    e2e_start(&e, "e2e_calls_no_contacts", NULL, NULL, true);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    cJSON *seeded = synced_deal_sample(&e);
+    ck_assert(e2e_wait_idle(&e, DEADLINE_MS));
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":1}");
+    char *deals[N];
+    for (int i = 0; i < N; i++) {
+        char *props = xasprintf("{\"dealname\":\"Alone %d\",\"pipeline\":\"%s\","
+                                "\"dealstage\":\"%s\",\"amount\":\"%d\"}",
+                                i, e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"),
+                                100 + i);
+        deals[i] = hs_by_hand(&e, "deals", props);
+        free(props);
+    }
+    long long mark = e2e_mark(&e);
+    const char *import[] = {"import", "hubspot", "--wait", NULL};
+    ck_assert_int_eq(e2e_dealsync(&e, import, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        char *opp = opportunity_of(&e, deals[i]);
+        ck_assert_msg(opp != NULL, "deal %d not synced", i);
+        free(opp);
+        free(deals[i]);
+    }
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_ASSOC_READS), 0);
+
+    /* A deal with a contact. */
+    char *props = xasprintf("{\"dealname\":\"With a contact\",\"pipeline\":\"%s\","
+                            "\"dealstage\":\"%s\",\"amount\":\"5\"}",
+                            e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"));
+    char *deal = hs_by_hand(&e, "deals", props);
+    free(props);
+    char *contact = hs_by_hand(&e, "contacts",
+                               "{\"email\":\"counted@example.test\",\"firstname\":\"Counted\","
+                               "\"lastname\":\"Once\"}");
+    e2e_hs_associate(&e, "PUT", deal, "contacts", contact, HS_ASSOC_DEAL_TO_CONTACT);
+    mark = e2e_mark(&e);
+    ck_assert_int_eq(e2e_dealsync(&e, import, NULL), 0);
+    ck_assert_int_ge(e2e_count(&e, mark, "hubspot", "in", "POST", CONTACT_ASSOC_READS), 1);
+    char *opp = opportunity_of(&e, deal);
+    ck_assert(opp != NULL);
+    char *sf_contact = e2e_sf_find(&e, "Contact", "Email", "counted@example.test");
+    ck_assert(sf_contact != NULL);
+    char *role = e2e_sf_find(&e, "OpportunityContactRole", "ContactId", sf_contact);
+    ck_assert(role != NULL);
+    cJSON *r = e2e_sf_get(&e, "OpportunityContactRole", role);
+    ck_assert_str_eq(sbtest_str(r, "OpportunityId"), opp);
+    cJSON_Delete(r);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(role);
+    free(sf_contact);
+    free(opp);
+    free(contact);
+    free(deal);
+    cJSON_Delete(seeded);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* n opportunities named "<label> <i>", without an account, made before the switch. */
+static void opportunities_without_account(struct e2e *e, int n, const char *label)
+{
+    for (int i = 0; i < n; i++) {
+        char *json = xasprintf("{\"Name\":\"%s %d\",\"StageName\":\"Prospecting\","
+                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
+                               label, i);
+        free(e2e_sf_create(e, "Opportunity", json));
+        free(json);
+    }
+}
+
 /* The first batches of an import reach the workers at once, all of them needing the record
  * type's new pipeline: one worker creates it while the others wait for it, instead of each
  * listing the pipelines, trying the create and listing them again after HubSpot refuses the
@@ -1174,18 +1340,34 @@ START_TEST(a_new_pipeline_is_created_once_by_concurrent_batches)
     enum { N = 400 };
     struct e2e e;
     start_for_import(&e, "e2e_calls_pipeline", "WORKER_THREADS=4");
-    for (int i = 0; i < N; i++) {
-        char *json = xasprintf("{\"Name\":\"Pipeline race %d\",\"StageName\":\"Prospecting\","
-                               "\"CloseDate\":\"2026-12-31\",\"Amount\":100}",
-                               i);
-        free(e2e_sf_create(&e, "Opportunity", json));
-        free(json);
-    }
+    opportunities_without_account(&e, N, "Pipeline race");
     long long mark =
         import_after_switch(&e, "{\"rules\":[{\"path\":\"" PIPELINE_PATH "\",\"method\":\"POST\","
                                 "\"action\":\"latency\",\"latency_ms\":1500}]}");
     ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "POST", PIPELINE_PATH), 1);
     ck_assert_int_le(e2e_count(&e, mark, "hubspot", "in", "GET", PIPELINE_PATH), 1);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The first batches of an import reach the workers at once, each with nothing cached: the
+ * Opportunity describe, the owner list and the deal property definitions are read once for the
+ * process, the other workers waiting for that read (slowed here, so the batches overlap)
+ * instead of each making its own. */
+START_TEST(cold_lookups_are_read_once_by_concurrent_batches)
+{
+    enum { N = 800 };
+    struct e2e e;
+    start_for_import(&e, "e2e_calls_cold", "WORKER_THREADS=4");
+    opportunities_without_account(&e, N, "Cold");
+    long long mark = import_after_switch(
+        &e, "{\"rules\":[{\"path\":\"" DESCRIBE_PATH "\",\"method\":\"GET\",\"action\":"
+            "\"latency\",\"latency_ms\":1500},{\"path\":\"" OWNERS_PATH "\",\"method\":"
+            "\"GET\",\"action\":\"latency\",\"latency_ms\":1500},{\"path\":\"" PROPERTY_READS
+            "\",\"method\":\"GET\",\"action\":\"latency\",\"latency_ms\":1500}]}");
+    ck_assert_int_eq(e2e_count(&e, mark, "salesforce", "in", "GET", DESCRIBE_PATH), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", OWNERS_PATH), 1);
+    ck_assert_int_eq(e2e_count(&e, mark, "hubspot", "in", "GET", PROPERTY_READS), 1);
     e2e_stop(&e);
 }
 END_TEST
@@ -1208,7 +1390,11 @@ Suite *suite_e2e_calls(void)
         {"new_option", an_option_added_in_hubspot_is_used_at_once},
         {"new_option_back", an_option_added_in_hubspot_reaches_salesforce_at_once},
         {"packed_companies", an_import_batch_searches_its_companies_together},
+        {"domain_only", a_first_import_searches_companies_by_domain_only},
+        {"unlinked_companies", companies_made_without_a_link_are_searched_by_id},
+        {"no_contacts", deals_without_contacts_have_no_contact_associations_read},
         {"pipeline_once", a_new_pipeline_is_created_once_by_concurrent_batches},
+        {"cold_once", cold_lookups_are_read_once_by_concurrent_batches},
     };
     itest_add_cases(s, cases, sizeof cases / sizeof cases[0], 300);
     return s;

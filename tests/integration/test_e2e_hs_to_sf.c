@@ -155,18 +155,7 @@ static void hs_update(struct h2s *t, const char *type, const char *id, const cha
 static void hs_associate(struct h2s *t, const char *method, const char *deal_id,
                          const char *to_type, const char *to_id, int type_id)
 {
-    char *body = type_id ? xasprintf("{\"fromObjectType\":\"deals\",\"fromObjectId\":\"%s\","
-                                     "\"toObjectType\":\"%s\",\"toObjectId\":\"%s\","
-                                     "\"associationTypeId\":%d}",
-                                     deal_id, to_type, to_id, type_id)
-                         : xasprintf("{\"fromObjectType\":\"deals\",\"fromObjectId\":\"%s\","
-                                     "\"toObjectType\":\"%s\",\"toObjectId\":\"%s\"}",
-                                     deal_id, to_type, to_id);
-    cJSON *ans = NULL;
-    int status = e2e_sb(&t->e, method, "/_sandbox/hubspot/associations", body, &ans);
-    ck_assert_msg(status == 200 || status == 201 || status == 204, "associations: %d", status);
-    cJSON_Delete(ans);
-    free(body);
+    e2e_hs_associate(&t->e, method, deal_id, to_type, to_id, type_id);
 }
 
 static void wait_idle(struct h2s *t)

@@ -761,6 +761,46 @@ START_TEST(soql_subset_and_its_limits)
 }
 END_TEST
 
+/* A URI over 16,384 bytes is refused with 414 URI Too Long, as Salesforce does; the longest
+ * under it is answered. The SOQL grows by one id of its IN list at a time. */
+static char *in_query_path(int ids)
+{
+    struct buf q;
+    buf_init(&q, 0);
+    buf_append_str(&q, "SELECT Id FROM Opportunity WHERE Id IN ('006000000000001AAA'");
+    for (int i = 1; i < ids; i++)
+        buf_append_str(&q, ",'006000000000001AAA'");
+    buf_append_str(&q, ")");
+    char *esc = curl_escape_dup(q.data);
+    char *path = xasprintf(API "/query?q=%s", esc);
+    free(esc);
+    buf_clear(&q);
+    return path;
+}
+
+START_TEST(a_uri_over_16384_bytes_is_414)
+{
+    int ids = 1;
+    char *path = in_query_path(ids);
+    char *over = in_query_path(ids + 1);
+    while (strlen(over) <= 16384) {
+        free(path);
+        path = over;
+        over = in_query_path(++ids + 1);
+    }
+    ck_assert_uint_le(strlen(path), 16384);
+    ck_assert_uint_gt(strlen(over), 16384);
+    cJSON *o = NULL;
+    ck_assert_int_eq(call("GET", path, true, NULL, &o, NULL), 200);
+    cJSON_Delete(o);
+    o = NULL;
+    ck_assert_int_eq(call("GET", over, true, NULL, &o, NULL), 414);
+    cJSON_Delete(o);
+    free(over);
+    free(path);
+}
+END_TEST
+
 START_TEST(query_pages_with_next_records_url)
 {
     settings("{\"sf_query_batch_size\":5}");
@@ -1564,6 +1604,7 @@ Suite *suite_sandbox_sf(void)
     tcase_add_test(tc, custom_field_then_upsert_by_external_id);
     tcase_add_test(tc, soql_subset_and_its_limits);
     tcase_add_test(tc, query_pages_with_next_records_url);
+    tcase_add_test(tc, a_uri_over_16384_bytes_is_414);
     tcase_add_test(tc, collections_limits_all_or_none_and_results);
     tcase_add_test(tc, daily_allowance_runs_out);
     tcase_add_test(tc, user_permission_access_follows_setting);

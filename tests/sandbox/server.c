@@ -22,6 +22,10 @@
 
 #define DEFAULT_MAX_BODY (8 * 1024 * 1024)
 #define DELIVERY_PERIOD_MS 20
+/* Salesforce REST refuses a URI longer than 16,384 bytes with 414 URI Too Long (Salesforce
+ * Help, knowledge article 000386264, "Maximum number of rows returned by SOQL queries over the
+ * REST API"): a SOQL query in the URI must stay under it. */
+#define SF_URI_MAX_BYTES 16384
 
 /* Per-request state: created by the URI log callback (the only place that sees the raw query),
  * freed when MHD reports the request completed. */
@@ -292,6 +296,10 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, const char *url, co
     if (st->body.is_over_limit) {
         system = guess_system(url);
         respond_core_error(&resp, 413, "request body too large");
+    } else if (strcmp(guess_system(url), "salesforce") == 0 &&
+               strlen(st->raw_uri) > SF_URI_MAX_BYTES) {
+        system = "salesforce";
+        respond_core_error(&resp, 414, "URI Too Long");
     } else if (strcmp(url, "/_sandbox") == 0 || strncmp(url, "/_sandbox/", 10) == 0) {
         system = "control";
         /* polling the log must not grow it */
