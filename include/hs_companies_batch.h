@@ -21,8 +21,8 @@
  * process until hs_companies_note_unlinked_write); for an account none of whose contacts is linked
  * yet (else hs_companies_find_or_create looks at the contacts' companies first, and the account is
  * left to it), a company with the website's domain holding no other account (in the
- * same packed searches, when cfg->company_match_domain; the account id is then stored on it, one batch
- * update); else a new company (one batch create per 100). Each account found or created is
+ * same packed searches, when cfg->company_match_domain; the account id is then stored on it, one
+ * batch update); else a new company (one batch create per 100). Each account found or created is
  * linked (record_link), so hs_companies_find_or_create then finds it without a call. The
  * accounts' find-or-create locks are held meanwhile, taken in id order. An account HubSpot
  * refused stays unlinked (hs_companies_find_or_create tries it alone). *resolved (may be NULL)

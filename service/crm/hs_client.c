@@ -557,8 +557,7 @@ enum err hs_search_count(struct hs_client *hs, const char *object_type, const cJ
                          long long *total)
 {
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"),
-                         cJSON_Duplicate(group, true));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "filterGroups"), cJSON_Duplicate(group, true));
     cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "properties"),
                          cJSON_CreateString("hs_object_id"));
     cJSON_AddNumberToObject(req, "limit", 1);

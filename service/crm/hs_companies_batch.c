@@ -45,9 +45,8 @@ void hs_companies_note_unlinked_write(void)
 static enum held check_held(struct hs_client *hs, PGconn *db, const struct config *cfg)
 {
     const char *kind[] = {LINK_ACCOUNT};
-    PGresult *r =
-        PQexecParams(db, "SELECT 1 FROM record_link WHERE kind = $1 LIMIT 1", 1, NULL, kind, NULL,
-                     NULL, 0);
+    PGresult *r = PQexecParams(db, "SELECT 1 FROM record_link WHERE kind = $1 LIMIT 1", 1, NULL,
+                               kind, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot count account links");
     bool is_linked = rc == ERR_OK && PQntuples(r) > 0;
     PQclear(r);
@@ -218,11 +217,11 @@ static void match_ids(const struct config *cfg, const cJSON *found, struct acct 
 }
 
 /* Companies holding the accounts' ids (with by_id) and, with by_domain, companies with the
- * domains of the accounts none holds, appended to found. The ids come first and the domains after them, packed
- * into as few searches as the body allows, one filter group per property and 100 values: 200
- * accounts with ids and short domains take 3 searches where an id search and a domain search
- * per 100 took 4. A body's room left after the last ids takes the domains of accounts whose id
- * search is still out; the later ones only those of accounts no company holds. */
+ * domains of the accounts none holds, appended to found. The ids come first and the domains after
+ * them, packed into as few searches as the body allows, one filter group per property and 100
+ * values: 200 accounts with ids and short domains take 3 searches where an id search and a domain
+ * search per 100 took 4. A body's room left after the last ids takes the domains of accounts whose
+ * id search is still out; the later ones only those of accounts no company holds. */
 static enum err search_companies(struct hs_client *hs, const struct config *cfg, struct acct *as,
                                  size_t n, bool by_id, bool by_domain, cJSON *found)
 {

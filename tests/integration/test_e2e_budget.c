@@ -718,8 +718,9 @@ static void deactivate_subscriptions(struct e2e *e)
     const cJSON *sub;
     cJSON_ArrayForEach(sub, cJSON_GetObjectItem(list, "results"))
     {
-        char *path = xasprintf("/webhooks/v3/" SB_HS_APP_ID "/subscriptions/%s?hapikey=" SB_HS_DEV_KEY,
-                               sbtest_str(sub, "id"));
+        char *path =
+            xasprintf("/webhooks/v3/" SB_HS_APP_ID "/subscriptions/%s?hapikey=" SB_HS_DEV_KEY,
+                      sbtest_str(sub, "id"));
         ck_assert_int_eq(e2e_sb(e, "PATCH", path, "{\"active\":false}", NULL), 200);
         free(path);
     }
@@ -765,8 +766,8 @@ START_TEST(burst_benchmark)
     if (pg_stats)
         itest_db_exec(e.svc.db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;"
                                 " SELECT pg_stat_statements_reset()");
-    bool no_echoes = getenv("BUDGET_BENCH_NO_ECHOES") &&
-                     strcmp(getenv("BUDGET_BENCH_NO_ECHOES"), "1") == 0;
+    bool no_echoes =
+        getenv("BUDGET_BENCH_NO_ECHOES") && strcmp(getenv("BUDGET_BENCH_NO_ECHOES"), "1") == 0;
     if (no_echoes)
         deactivate_subscriptions(&e);
     int postmaster = postmaster_pid(&e);

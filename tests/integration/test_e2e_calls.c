@@ -1233,8 +1233,9 @@ START_TEST(companies_made_without_a_link_are_searched_by_id)
 {
     enum { N = 200 };
     struct e2e e;
-    const char *env[] = {"WORKER_THREADS=1", "RECONCILE_INTERVAL_SECONDS=0", "API_TIMEOUT_MS=2000",
-                         "QUEUE_RETRY_BASE_MS=1000", "QUEUE_RETRY_MAX_MS=2000", NULL};
+    const char *env[] = {"WORKER_THREADS=1",        "RECONCILE_INTERVAL_SECONDS=0",
+                         "API_TIMEOUT_MS=2000",     "QUEUE_RETRY_BASE_MS=1000",
+                         "QUEUE_RETRY_MAX_MS=2000", NULL};
     const char *sandbox[] = {"--set", "hubspot.rate_limit_max=100000", NULL};
     e2e_start(&e, "e2e_calls_unlinked_companies", env, sandbox, false);
     char *accounts[N];
@@ -1268,10 +1269,10 @@ START_TEST(deals_without_contacts_have_no_contact_associations_read)
     e2e_sb_settings(&e, "{\"delivery.drop_rate\":1}");
     char *deals[N];
     for (int i = 0; i < N; i++) {
-        char *props = xasprintf("{\"dealname\":\"Alone %d\",\"pipeline\":\"%s\","
-                                "\"dealstage\":\"%s\",\"amount\":\"%d\"}",
-                                i, e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"),
-                                100 + i);
+        char *props =
+            xasprintf("{\"dealname\":\"Alone %d\",\"pipeline\":\"%s\","
+                      "\"dealstage\":\"%s\",\"amount\":\"%d\"}",
+                      i, e2e_prop(seeded, "pipeline"), e2e_prop(seeded, "dealstage"), 100 + i);
         deals[i] = hs_by_hand(&e, "deals", props);
         free(props);
     }
