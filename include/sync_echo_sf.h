@@ -17,15 +17,16 @@
  * message that
  * reports only what dealsync knows the opportunity holds: the opportunity is linked, dealsync
  * knows no contact of the pair (contact roles and the contacts' roll-ups are the opportunity
- * handler's to sync), and each field the handler acts on (every mapped field, AccountId,
- * RecordTypeId) holds in the message the value dealsync last wrote to it (record_link.sf_written)
- * or else the value both sides agreed on at the last sync (sf_seen). A field the message leaves
- * out is null (Salesforce leaves null fields out; `dealsync register` gives the message every
- * one of these fields); a field dealsync knows nothing of counts only when it is null. Each
- * message must be on its first attempt with no outcome recorded yet (a record back in the queue
- * after a sync that saved its baseline and failed later, or that waited for API budget, is
- * read again). Any other event or value makes the record a normal sync. On ERR_OK *is_echo is set;
- * ERR_DB otherwise. Uses the caller's connection. */
+ * handler's to sync), no deal.deletion event of the linked deal is pending or running (a save
+ * after the delete makes a new deal, whatever it changed), and each field the handler acts on
+ * (every mapped field, AccountId, RecordTypeId) holds in the message the value dealsync last wrote
+ * to it (record_link.sf_written) or else the value both sides agreed on at the last sync (sf_seen).
+ * A field the message leaves out is null (Salesforce leaves null fields out; `dealsync register`
+ * gives the message every one of these fields); a field dealsync knows nothing of counts only when
+ * it is null. Each message must be on its first attempt with no outcome recorded yet (a record back
+ * in the queue after a sync that saved its baseline and failed later, or that waited for API
+ * budget, is read again). Any other event or value makes the record a normal sync. On ERR_OK
+ * *is_echo is set; ERR_DB otherwise. Uses the caller's connection. */
 enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, const char *sf_id,
                                const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
 

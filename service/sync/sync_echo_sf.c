@@ -50,17 +50,23 @@ static bool is_message_echo(const struct mapping_set *mappings, const struct lin
     return is_echo;
 }
 
-/* Whether dealsync knows a contact of the pair: the roles it made from the deal's contacts, or
- * the contacts it synced for the opportunity's roles. */
-static enum err has_contacts(PGconn *db, const struct link *l, bool *out)
+/* Whether the pair is read whatever its messages hold: dealsync knows a contact of it (the roles
+ * it made from the deal's contacts, or the contacts it synced for the opportunity's roles), or
+ * the deal's deletion waits in the queue. A save after the user deleted the deal is a change
+ * after the delete even when no mapped field changed, and makes a new deal; finished unread, it
+ * was gone by the time the deletion forgot the link, and no deal came back. */
+static enum err must_read(PGconn *db, const struct link *l, bool *out)
 {
     const char *params[] = {l->hs_id, l->sf_id};
     PGresult *r =
         PQexecParams(db,
                      "SELECT EXISTS (SELECT 1 FROM deal_contact_role WHERE hs_deal_id = $1)"
-                     " OR EXISTS (SELECT 1 FROM synced_deal_contact WHERE sf_opportunity_id = $2)",
+                     " OR EXISTS (SELECT 1 FROM synced_deal_contact WHERE sf_opportunity_id = $2)"
+                     " OR EXISTS (SELECT 1 FROM sync_event WHERE source = 'hubspot'"
+                     "  AND object_type = 'deal' AND record_id = $1"
+                     "  AND status IN ('pending', 'running') AND event_type = 'deal.deletion')",
                      2, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the pair's contacts");
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the pair's contacts and deletion");
     *out = rc != ERR_OK || PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
     PQclear(r);
     return rc;
@@ -99,12 +105,12 @@ enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, c
     bool all = true;
     for (size_t i = 0; all && i < rec->event_count; i++)
         all = is_message_echo(mappings, &l, &rec->events[i]);
-    bool contacts = true, handled = true;
+    bool is_read = true, handled = true;
     if (all)
-        rc = has_contacts(db, &l, &contacts);
-    if (all && rc == ERR_OK && !contacts)
+        rc = must_read(db, &l, &is_read);
+    if (all && rc == ERR_OK && !is_read)
         rc = was_handled(db, rec, &handled);
     link_clear(&l);
-    *is_echo = all && rc == ERR_OK && !contacts && !handled;
+    *is_echo = all && rc == ERR_OK && !is_read && !handled;
     return rc;
 }

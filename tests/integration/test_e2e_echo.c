@@ -254,6 +254,74 @@ START_TEST(message_deferred_for_budget_equal_to_the_baseline_is_synced)
 }
 END_TEST
 
+static bool fault_has_fired(void *arg)
+{
+    cJSON *f = NULL;
+    ck_assert_int_eq(e2e_sb(arg, "GET", "/_sandbox/faults", NULL, &f), 200);
+    const cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "rules"), 0);
+    bool fired = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rule, "fired")) > 0;
+    cJSON_Delete(f);
+    return fired;
+}
+
+static bool second_has_passed(void *arg)
+{
+    return util_now_ms() / 1000 > *(const int64_t *)arg / 1000;
+}
+
+/* Retries seconds apart, and no poller (it would read the opportunity again). */
+static const char *const slow_retries[] = {"QUEUE_RETRY_BASE_MS=6000", "QUEUE_RETRY_MAX_MS=8000",
+                                           "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+
+/* A user deletes the deal in HubSpot, then saves the opportunity a second later without changing
+ * a mapped field (the same amount again): a change after the delete, which makes a new deal
+ * (docs/salesforce-to-hubspot.md). The deletion's sync waits in the queue (its deal read fails
+ * once, 503), so the outbound message finds the pair still linked and every field at the
+ * baseline. Taken for dealsync's own write, it was finished unread; the deletion then forgot the
+ * link, and the opportunity never got its new deal. */
+START_TEST(salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_echo_deal_deleted", slow_retries, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "Echo after a delete", NULL, &deal);
+
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/read\",\"status\":503,\"count\":1}]}",
+                            NULL),
+                     200);
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    int64_t deleted = util_now_ms();
+    ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the deletion was never read");
+    ck_assert(itest_wait_for(second_has_passed, &deleted, DEADLINE_MS));
+    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'hubspot' AND record_id"
+                          " = '%s' AND event_type = 'deal.deletion' AND status = 'pending'",
+                          deal);
+    ck_assert_msg(itest_db_scalar(e.svc.db, sql) >= 1, "the deletion is not waiting to be retried");
+    free(sql);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":100}");
+    expect_quiet(&e);
+
+    char *now = e2e_deal_id_of(&e, opp);
+    cJSON *d = now ? e2e_hs_get(&e, "deals", now) : NULL;
+    char *last = e2e_last_detail(&e, opp);
+    ck_assert_msg(d && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "archived")) &&
+                      strcmp(now, deal) != 0,
+                  "no new deal for opportunity %s, saved after the user deleted deal %s (linked "
+                  "to %s); last outcome: %s",
+                  opp, deal, now ? now : "none", last);
+    free(last);
+    cJSON_Delete(d);
+    free(now);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_echo(void);
 Suite *suite_e2e_echo(void)
 {
@@ -265,6 +333,7 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(tc, salesforce_clear_reported_with_an_echo_is_synced);
     tcase_add_test(tc, retried_message_equal_to_the_baseline_is_synced);
     tcase_add_test(tc, message_deferred_for_budget_equal_to_the_baseline_is_synced);
+    tcase_add_test(tc, salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal);
     suite_add_tcase(s, tc);
     return s;
 }
