@@ -5,6 +5,7 @@
 #define SVC_SYNC_ECHO_SF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -29,5 +30,15 @@
  * *is_echo is set; ERR_DB otherwise. Uses the caller's connection. */
 enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, const char *sf_id,
                                const struct queue_record *rec, bool *is_echo) WARN_UNUSED;
+
+/* For the deal hs_id's deletion in HubSpot at deleted_ms (its webhook's occurredAt; 0 unknown),
+ * being handled while the pair's locks are held and before the link to opportunity sf_id (18
+ * characters) is forgotten: queues a "resync" event of the opportunity (once per deletion) when
+ * one of its outbound messages reports a save after the delete and was finished since, or is
+ * still open. Such a save makes a new deal, but its message may have been finished unread as an
+ * echo before the deletion reached the queue. ERR_OK also when nothing is queued; ERR_DB
+ * otherwise. Uses the caller's connection. */
+enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id,
+                                int64_t deleted_ms) WARN_UNUSED;
 
 #endif

@@ -23,6 +23,7 @@
 #include "soql.h"
 #include "sync.h"
 #include "sync_cache.h"
+#include "sync_echo_sf.h"
 #include "sync_fanout.h"
 #include "sync_pair.h"
 #include "sync_state.h"
@@ -1128,7 +1129,11 @@ static void handle_deleted(PGconn *db, struct deal_work *w)
         if (strcmp(w->rec->events[i].event_type, "deal.deletion") == 0 &&
             w->rec->events[i].occurred_at_ms > deleted_ms)
             deleted_ms = w->rec->events[i].occurred_at_ms;
-    enum err rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
+    /* A save of the opportunity after the delete may have been finished as an echo meanwhile:
+     * read again, it makes the new deal. */
+    enum err rc = had ? sync_echo_deal_deleted(db, l.sf_id, w->deal_id, deleted_ms) : ERR_OK;
+    if (rc == ERR_OK)
+        rc = link_delete_by_hs(db, LINK_OPPORTUNITY, w->deal_id);
     if (rc == ERR_OK && had)
         rc = link_tombstone_save(db, l.sf_id, w->deal_id, deleted_ms);
     if (rc == ERR_OK)

@@ -3,6 +3,7 @@
  * changes a value, and its own outbound message carries it. */
 #include "sync_echo_sf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,5 +113,50 @@ enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, c
         rc = was_handled(db, rec, &handled);
     link_clear(&l);
     *is_echo = all && rc == ERR_OK && !is_read && !handled;
+    return rc;
+}
+
+/* Outbound messages of opportunity $1 for a save after $2 (ms; occurred_at is the message's
+ * SystemModstamp, whole seconds, so a save in the delete's own second counts as before it):
+ * finished since then (the finished_at index bounds the scan), or still open. */
+static const char saved_after_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM sync_event WHERE status = 'done'"
+    "  AND finished_at >= to_timestamp($2::bigint / 1000.0) AND source = 'salesforce'"
+    "  AND object_type = 'Opportunity' AND record_id = $1 AND event_type = 'outbound_message'"
+    "  AND occurred_at > to_timestamp($2::bigint / 1000.0))"
+    " OR EXISTS (SELECT 1 FROM sync_event WHERE source = 'salesforce'"
+    "  AND object_type = 'Opportunity' AND record_id = $1 AND status IN ('pending', 'running')"
+    "  AND event_type = 'outbound_message' AND occurred_at > to_timestamp($2::bigint / 1000.0))";
+
+enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id,
+                                int64_t deleted_ms)
+{
+    if (deleted_ms <= 0)
+        return ERR_OK;
+    char at[32];
+    snprintf(at, sizeof(at), "%lld", (long long)deleted_ms);
+    const char *params[] = {sf_id, at};
+    PGresult *r = PQexecParams(db, saved_after_sql, 2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the opportunity's messages");
+    bool is_saved = rc == ERR_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!is_saved)
+        return rc;
+    cJSON *payload = cJSON_CreateObject();
+    cJSON_AddStringToObject(payload, "reason", "saved after its deal was deleted in hubspot");
+    cJSON_AddStringToObject(payload, "hs_deal_id", hs_id);
+    char *key = xasprintf("deal-deleted:%s:%s", hs_id, at);
+    struct queue_event_in ev = {.source = "salesforce",
+                                .dedup_key = key,
+                                .object_type = "Opportunity",
+                                .record_id = sf_id,
+                                .event_type = "resync",
+                                .occurred_at_ms = util_now_ms(),
+                                .payload = payload,
+                                .priority = QUEUE_PRIORITY_LIVE};
+    size_t stored = 0;
+    rc = queue_push(db, &ev, 1, &stored);
+    free(key);
+    cJSON_Delete(payload);
     return rc;
 }

@@ -273,6 +273,52 @@ static bool second_has_passed(void *arg)
 static const char *const slow_retries[] = {"QUEUE_RETRY_BASE_MS=6000", "QUEUE_RETRY_MAX_MS=8000",
                                            "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
 
+/* HubSpot's webhooks held back 15 s. */
+static const char *const late_webhooks[] = {"--set", "hubspot.webhook_batch_delay_ms=15000", NULL};
+
+/* Starts dealsync with slow_retries and the sandbox with sandbox_args (may be NULL), and makes a
+ * synced pair named name (synced_pair). */
+static char *start_with_a_pair(struct e2e *e, const char *name, const char *const *sandbox_args,
+                               char **deal)
+{
+    e2e_start(e, name, slow_retries, sandbox_args, true);
+    return synced_pair(e, name, NULL, deal);
+}
+
+/* The user deletes the deal in HubSpot; returns when. */
+static int64_t delete_deal(struct e2e *e, const char *deal)
+{
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    return util_now_ms();
+}
+
+/* In a later second than the delete, the user saves the opportunity with the amount it has
+ * (synced_pair's), then all goes quiet. */
+static void save_unchanged_after(struct e2e *e, const char *opp, int64_t deleted)
+{
+    ck_assert(itest_wait_for(second_has_passed, &deleted, DEADLINE_MS));
+    e2e_sf_update(e, "Opportunity", opp, "{\"Amount\":100}");
+    expect_quiet(e);
+}
+
+/* The opportunity is linked to a live deal other than the deleted one. */
+static void assert_new_deal(struct e2e *e, const char *opp, const char *deleted_deal)
+{
+    char *now = e2e_deal_id_of(e, opp);
+    cJSON *d = now ? e2e_hs_get(e, "deals", now) : NULL;
+    char *last = e2e_last_detail(e, opp);
+    ck_assert_msg(d && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "archived")) &&
+                      strcmp(now, deleted_deal) != 0,
+                  "no new deal for opportunity %s, saved after the user deleted deal %s (linked "
+                  "to %s); last outcome: %s",
+                  opp, deleted_deal, now ? now : "none", last);
+    free(last);
+    cJSON_Delete(d);
+    free(now);
+}
+
 /* A user deletes the deal in HubSpot, then saves the opportunity a second later without changing
  * a mapped field (the same amount again): a change after the delete, which makes a new deal
  * (docs/salesforce-to-hubspot.md). The deletion's sync waits in the queue (its deal read fails
@@ -282,40 +328,44 @@ static const char *const slow_retries[] = {"QUEUE_RETRY_BASE_MS=6000", "QUEUE_RE
 START_TEST(salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal)
 {
     struct e2e e;
-    e2e_start(&e, "e2e_echo_deal_deleted", slow_retries, NULL, true);
     char *deal = NULL;
-    char *opp = synced_pair(&e, "Echo after a delete", NULL, &deal);
+    char *opp = start_with_a_pair(&e, "e2e_echo_deal_deleted", NULL, &deal);
 
     ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
                             "{\"rules\":[{\"method\":\"POST\",\"path\":"
                             "\"/crm/v3/objects/deals/batch/read\",\"status\":503,\"count\":1}]}",
                             NULL),
                      200);
-    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
-    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
-    free(path);
-    int64_t deleted = util_now_ms();
+    int64_t deleted = delete_deal(&e, deal);
     ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the deletion was never read");
-    ck_assert(itest_wait_for(second_has_passed, &deleted, DEADLINE_MS));
     char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'hubspot' AND record_id"
                           " = '%s' AND event_type = 'deal.deletion' AND status = 'pending'",
                           deal);
     ck_assert_msg(itest_db_scalar(e.svc.db, sql) >= 1, "the deletion is not waiting to be retried");
     free(sql);
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":100}");
-    expect_quiet(&e);
+    save_unchanged_after(&e, opp, deleted);
+    assert_new_deal(&e, opp, deal);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
 
-    char *now = e2e_deal_id_of(&e, opp);
-    cJSON *d = now ? e2e_hs_get(&e, "deals", now) : NULL;
-    char *last = e2e_last_detail(&e, opp);
-    ck_assert_msg(d && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "archived")) &&
-                      strcmp(now, deal) != 0,
-                  "no new deal for opportunity %s, saved after the user deleted deal %s (linked "
-                  "to %s); last outcome: %s",
-                  opp, deal, now ? now : "none", last);
-    free(last);
-    cJSON_Delete(d);
-    free(now);
+/* The same save while HubSpot still holds the deletion webhook back (15 s): the message finds no
+ * deletion in the queue, and is finished unread as an echo. The deletion, handled later, queues
+ * the opportunity again, and its next read makes the new deal. */
+START_TEST(salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_with_a_pair(&e, "e2e_echo_deal_deleted_late", late_webhooks, &deal);
+    long long mark = outcome_mark(&e);
+
+    save_unchanged_after(&e, opp, delete_deal(&e, deal));
+    ck_assert_msg(
+        outcomes(&e, opp, mark, "outcome = 'skipped' AND detail LIKE '%" ECHO_DETAIL "%'") >= 1,
+        "the save was not taken for an echo (the case was not made)");
+    assert_new_deal(&e, opp, deal);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -334,6 +384,7 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(tc, retried_message_equal_to_the_baseline_is_synced);
     tcase_add_test(tc, message_deferred_for_budget_equal_to_the_baseline_is_synced);
     tcase_add_test(tc, salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal);
+    tcase_add_test(tc, salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal);
     suite_add_tcase(s, tc);
     return s;
 }
