@@ -54,6 +54,13 @@ enum err link_save(PGconn *db, const struct link *l) WARN_UNUSED;
 enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
                            const cJSON *values) WARN_UNUSED;
 
+/* Takes back what link_note_written remembered of a write that was not carried out (refused, or
+ * answered with an error): each field of noted goes back to its value in before (the side's
+ * written values as read before the note; absent there: forgotten). Otherwise a user who sets
+ * that value on that side later would be taken for dealsync's own write. No link: nothing. */
+enum err link_unnote_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                             const cJSON *noted, const cJSON *before) WARN_UNUSED;
+
 /* Merges values into the Salesforce side's baseline (sf_seen) of a linked pair: a field whose
  * baseline waits for a later step of the sync (the account, until its company is associated).
  * No link: nothing. */

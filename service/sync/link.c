@@ -308,17 +308,55 @@ enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool
     return rc;
 }
 
+/* Runs an UPDATE of the links of params[1] (a Salesforce id) and forgets them in the cache. */
+static enum err update_link(PGconn *db, const char *sql, const char *const *params, int n)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
+    link_cache_forget(params[1], NULL);
+    PQclear(r);
+    return rc;
+}
+
+enum err link_unnote_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                             const cJSON *noted, const cJSON *before)
+{
+    if (!noted || !noted->child)
+        return ERR_OK;
+    cJSON *back = cJSON_CreateObject();
+    const cJSON *v;
+    cJSON_ArrayForEach(v, noted)
+    {
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(before, v->string);
+        if (old)
+            cJSON_AddItemToObject(back, v->string, cJSON_Duplicate(old, true));
+    }
+    char *keys = json_text(noted);
+    char *text = json_text(back);
+    const char *params[] = {kind, sf_id, keys, text};
+    enum err rc =
+        update_link(db,
+                    is_hs_side ? "UPDATE record_link SET hs_written = (hs_written -"
+                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb"
+                                 " WHERE kind = $1 AND sf_id = $2"
+                               : "UPDATE record_link SET sf_written = (sf_written -"
+                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb"
+                                 " WHERE kind = $1 AND sf_id = $2",
+                    params, 4);
+    free(text);
+    free(keys);
+    cJSON_Delete(back);
+    return rc;
+}
+
 enum err link_note_sf_seen(PGconn *db, const char *kind, const char *sf_id, const cJSON *values)
 {
     char *text = json_text(values);
     const char *params[] = {kind, sf_id, text};
-    PGresult *r = PQexecParams(db,
-                               "UPDATE record_link SET sf_seen = sf_seen || $3::jsonb"
-                               " WHERE kind = $1 AND sf_id = $2",
-                               3, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
-    link_cache_forget(sf_id, NULL);
-    PQclear(r);
+    enum err rc = update_link(db,
+                              "UPDATE record_link SET sf_seen = sf_seen || $3::jsonb"
+                              " WHERE kind = $1 AND sf_id = $2",
+                              params, 3);
     free(text);
     return rc;
 }

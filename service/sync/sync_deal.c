@@ -901,6 +901,26 @@ out:
     return rc;
 }
 
+/* The writes remembered (noted[i]) and then refused, or answered with an error, were not carried
+ * out: what was remembered of them goes, so a Salesforce user who later sets such a value is
+ * not taken for dealsync's own write (a test: a HubSpot user set the value back, the Salesforce
+ * user's newer change was finished as an echo and then written over). A timeout may have been
+ * carried out with its answer lost: that stays remembered, as a write cut short by a kill does. */
+static void unnote_unwritten(PGconn *db, struct deal_work *ws, size_t n, const bool *noted)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct deal_work *w = &ws[i];
+        if (!noted[i] || !w->is_settled || w->rec->result == ERR_OK ||
+            w->rec->result == ERR_TIMEOUT)
+            continue;
+        enum err rc = link_unnote_written(db, LINK_OPPORTUNITY, w->link.sf_id, false, w->changes,
+                                          w->link.sf_written);
+        if (rc != ERR_OK)
+            log_warn("cannot forget a write not carried out", LOG_STR("record_id", w->deal_id),
+                     LOG_STR("error", err_str(rc)));
+    }
+}
+
 /* Copies the mapped fields of from (the properties or the opportunity) into a fresh object,
  * then overlays `over` (may be NULL). */
 static cJSON *snapshot(const struct sync_ctx *ctx, const cJSON *from, bool is_sf, const cJSON *over)
@@ -1271,6 +1291,7 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
     cJSON *accounts = NULL;
     cJSON *account_reasons = NULL;
     bool *wrote = xcalloc(n + 1, sizeof(*wrote));
+    bool *noted = xcalloc(n + 1, sizeof(*noted));
     char *reason = NULL;
     char *props = NULL;
     size_t n_ids = 0, n_assoc = 0;
@@ -1460,10 +1481,12 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         rc = link_note_written(db, LINK_OPPORTUNITY, w->link.sf_id, false, w->changes);
         if (rc != ERR_OK)
             settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+        noted[i] = rc == ERR_OK;
     }
     int64_t write_at = util_monotonic_ms();
     rc = upsert_opportunities(ctx, ws, n);
     write_ms = util_monotonic_ms() - write_at;
+    unnote_unwritten(db, ws, n, noted);
     if (rc != ERR_OK) {
         settle_all(ws, n, rc, hs_hint(ctx), "cannot upsert opportunities");
         goto out;
@@ -1528,6 +1551,7 @@ out:
               LOG_I64("duration_ms", util_monotonic_ms() - started));
     pipelines_clear(&pl);
     free(reason);
+    free(noted);
     free(wrote);
     cJSON_Delete(account_reasons);
     cJSON_Delete(accounts);

@@ -285,6 +285,14 @@ static char *start_with_a_pair(struct e2e *e, const char *name, const char *cons
     return synced_pair(e, name, NULL, deal);
 }
 
+/* Fault rules: the next deal read, or the next opportunity update, answered 503. */
+static const char deal_read_fails[] = "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                                      "\"/crm/v3/objects/deals/batch/read\",\"status\":503,"
+                                      "\"count\":1}]}";
+static const char opportunity_update_fails[] =
+    "{\"rules\":[{\"method\":\"PATCH\",\"path\":\"/services/data/v60.0/composite/sobjects\","
+    "\"status\":503,\"count\":1}]}";
+
 /* The user deletes the deal in HubSpot; returns when. */
 static int64_t delete_deal(struct e2e *e, const char *deal)
 {
@@ -319,6 +327,26 @@ static void assert_new_deal(struct e2e *e, const char *opp, const char *deleted_
     free(now);
 }
 
+/* Both the opportunity and the deal hold the description want. */
+static void assert_description_won(struct e2e *e, const char *opp, const char *deal,
+                                   const char *want)
+{
+    cJSON *o = e2e_sf_get(e, "Opportunity", opp);
+    cJSON *d = e2e_hs_get(e, "deals", deal);
+    char desc[128];
+    char *last = e2e_last_detail(e, opp);
+    char *last_deal = e2e_last_detail(e, deal);
+    ck_assert_msg(strcmp(e2e_sf_text(o, "Description", desc, sizeof(desc)), want) == 0 &&
+                      strcmp(e2e_prop(d, "description"), want) == 0,
+                  "salesforce's newer description \"%s\" lost: opportunity \"%s\", deal \"%s\"; "
+                  "last outcomes: opportunity %s; deal %s",
+                  want, desc, e2e_prop(d, "description"), last, last_deal);
+    free(last_deal);
+    free(last);
+    cJSON_Delete(d);
+    cJSON_Delete(o);
+}
+
 /* A user deletes the deal in HubSpot, then saves the opportunity a second later without changing
  * a mapped field (the same amount again): a change after the delete, which makes a new deal
  * (docs/salesforce-to-hubspot.md). The deletion's sync waits in the queue (its deal read fails
@@ -331,11 +359,7 @@ START_TEST(salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal)
     char *deal = NULL;
     char *opp = start_with_a_pair(&e, "e2e_echo_deal_deleted", NULL, &deal);
 
-    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
-                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
-                            "\"/crm/v3/objects/deals/batch/read\",\"status\":503,\"count\":1}]}",
-                            NULL),
-                     200);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults", deal_read_fails, NULL), 200);
     int64_t deleted = delete_deal(&e, deal);
     ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the deletion was never read");
     char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE source = 'hubspot' AND record_id"
@@ -372,6 +396,34 @@ START_TEST(salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal)
 }
 END_TEST
 
+/* The deal handler remembers what it is about to write to the opportunity (sf_written) before
+ * the write; a write that fails (a 503 here; a kill in the chaos run, whose lease then holds the
+ * deal's later events for 30 s) leaves the value remembered though Salesforce never got it. A
+ * HubSpot user sets the description back, and a Salesforce user, a second later, sets it to the
+ * remembered value: the newer change, which must win. */
+START_TEST(salesforce_change_to_a_value_whose_write_failed_wins)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_with_a_pair(&e, "e2e_echo_unwritten", NULL, &deal);
+    ck_assert(wait_field(&e, true, opp, "description", "first"));
+
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults", opportunity_update_fails, NULL), 200);
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the write never failed");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"first\"}");
+    int64_t back = util_now_ms();
+    ck_assert(itest_wait_for(second_has_passed, &back, DEADLINE_MS));
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from hubspot\"}");
+    expect_quiet(&e);
+
+    assert_description_won(&e, opp, deal, "from hubspot");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_echo(void);
 Suite *suite_e2e_echo(void)
 {
@@ -385,6 +437,7 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(tc, message_deferred_for_budget_equal_to_the_baseline_is_synced);
     tcase_add_test(tc, salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal);
     tcase_add_test(tc, salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal);
+    tcase_add_test(tc, salesforce_change_to_a_value_whose_write_failed_wins);
     suite_add_tcase(s, tc);
     return s;
 }
