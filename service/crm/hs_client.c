@@ -246,9 +246,14 @@ static char *object_path(const char *type, const char *id)
     return p;
 }
 
-enum err hs_object_get(struct hs_client *hs, const char *object_type, const char *id,
-                       const char *id_property, const char *properties, const char *associations,
-                       cJSON **object)
+/* A query parameter of a GET; a NULL value leaves it out. */
+struct query_param {
+    const char *name, *value;
+};
+
+/* GET of the object id of object_type, with the n query parameters in the order given. */
+static enum err object_get(struct hs_client *hs, const char *object_type, const char *id,
+                           const struct query_param *params, size_t n, cJSON **object)
 {
     if (!is_object_type(object_type))
         return ERR_INVALID;
@@ -256,46 +261,36 @@ enum err hs_object_get(struct hs_client *hs, const char *object_type, const char
     buf_init(&path, 0);
     char *base = object_path(object_type, id);
     buf_append_str(&path, base);
-    query_add(&path, "properties", properties);
-    query_add(&path, "associations", associations);
-    query_add(&path, "idProperty", id_property);
+    for (size_t i = 0; i < n; i++)
+        query_add(&path, params[i].name, params[i].value);
     enum err rc = hs_call_get(hs, "GET", path.data, NULL, NULL, object);
     free(base);
     buf_clear(&path);
     return rc;
+}
+
+enum err hs_object_get(struct hs_client *hs, const char *object_type, const char *id,
+                       const char *id_property, const char *properties, const char *associations,
+                       cJSON **object)
+{
+    const struct query_param params[] = {
+        {"properties", properties}, {"associations", associations}, {"idProperty", id_property}};
+    return object_get(hs, object_type, id, params, 3, object);
 }
 
 enum err hs_object_get_history(struct hs_client *hs, const char *object_type, const char *id,
                                const char *history, cJSON **object)
 {
-    if (!is_object_type(object_type))
-        return ERR_INVALID;
-    struct buf path;
-    buf_init(&path, 0);
-    char *base = object_path(object_type, id);
-    buf_append_str(&path, base);
-    query_add(&path, "properties", history);
-    query_add(&path, "propertiesWithHistory", history);
-    enum err rc = hs_call_get(hs, "GET", path.data, NULL, NULL, object);
-    free(base);
-    buf_clear(&path);
-    return rc;
+    const struct query_param params[] = {{"properties", history},
+                                         {"propertiesWithHistory", history}};
+    return object_get(hs, object_type, id, params, 2, object);
 }
 
 enum err hs_object_get_archived(struct hs_client *hs, const char *object_type, const char *id,
                                 cJSON **object)
 {
-    if (!is_object_type(object_type))
-        return ERR_INVALID;
-    struct buf path;
-    buf_init(&path, 0);
-    char *base = object_path(object_type, id);
-    buf_append_str(&path, base);
-    query_add(&path, "archived", "true");
-    enum err rc = hs_call_get(hs, "GET", path.data, NULL, NULL, object);
-    free(base);
-    buf_clear(&path);
-    return rc;
+    const struct query_param params[] = {{"archived", "true"}};
+    return object_get(hs, object_type, id, params, 1, object);
 }
 
 enum err hs_object_create(struct hs_client *hs, const char *object_type, const cJSON *properties,
