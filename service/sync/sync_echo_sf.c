@@ -160,3 +160,82 @@ enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id
     cJSON_Delete(payload);
     return rc;
 }
+
+/* ---- Changes the opportunity's messages tell (a value set away and back) ------------------ */
+
+static void add_message(cJSON *list, int64_t at_ms, cJSON *fields)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "at", (double)at_ms);
+    cJSON_AddItemToObject(m, "fields", fields);
+    cJSON_AddItemToArray(list, m);
+}
+
+cJSON *sync_echo_sf_record_messages(const struct queue_record *rec)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < rec->event_count; i++) {
+        const struct queue_event *ev = &rec->events[i];
+        if (strcmp(ev->event_type, "outbound_message") != 0)
+            continue;
+        cJSON *payload = cJSON_Parse(ev->payload);
+        cJSON *fields = cJSON_DetachItemFromObjectCaseSensitive(payload, "fields");
+        if (cJSON_IsObject(fields))
+            add_message(list, ev->occurred_at_ms, fields);
+        else
+            cJSON_Delete(fields);
+        cJSON_Delete(payload);
+    }
+    return list;
+}
+
+enum err sync_echo_sf_open_messages(PGconn *db, const char *sf_id, cJSON **out)
+{
+    const char *params[] = {sf_id};
+    PGresult *r =
+        PQexecParams(db,
+                     "SELECT (extract(epoch FROM occurred_at) * 1000)::bigint, payload->'fields'"
+                     " FROM sync_event WHERE source = 'salesforce' AND object_type = 'Opportunity'"
+                     " AND record_id = $1 AND status IN ('pending', 'running')"
+                     " AND event_type = 'outbound_message'",
+                     1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the opportunity's messages");
+    if (rc == ERR_OK) {
+        *out = cJSON_CreateArray();
+        for (int i = 0; i < PQntuples(r); i++) {
+            cJSON *fields = cJSON_Parse(PQgetvalue(r, i, 1));
+            if (cJSON_IsObject(fields))
+                add_message(*out, strtoll(PQgetvalue(r, i, 0), NULL, 10), fields);
+            else
+                cJSON_Delete(fields);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field)
+{
+    const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
+    const cJSON *written = cJSON_GetObjectItem(l->sf_written, field);
+    const cJSON *m;
+    if (!seen)
+        return false;
+    cJSON_ArrayForEach(m, messages)
+    {
+        const cJSON *fields = cJSON_GetObjectItemCaseSensitive(m, "fields");
+        if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "at")) <=
+            (double)l->sf_modified_ms)
+            continue;
+        /* The message holds every field the handler acts on: one it leaves out is blank. */
+        const cJSON *v = cJSON_GetObjectItem(fields, field);
+        cJSON *null = v ? NULL : cJSON_CreateNull();
+        const cJSON *now = v ? v : null;
+        bool is_other =
+            !sync_deal_same_value(seen, now) && !(written && sync_deal_same_value(written, now));
+        cJSON_Delete(null);
+        if (is_other)
+            return true;
+    }
+    return false;
+}
