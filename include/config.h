@@ -26,7 +26,8 @@ struct config {
     /* Queue tuning. */
     int http_threads;
     int http_request_timeout_ms; /* one request, headers and body, from its first byte */
-    int ingest_commit_threads;   /* group committers of the webhook ack path; 0: one commit each */
+    int ingest_commit_threads;   /* connections of each group committer (HubSpot bodies, Salesforce
+                                  * events) of the webhook ack path; 0: one commit each */
     int ingest_split_burst_hold_ms; /* a burst's split waits up to this per batch; 0: never */
     int claim_batch;
     int claim_batch_max; /* a worker's claim grows toward this while its claims come back full */

@@ -15,9 +15,14 @@
 /* Nesting deeper than this is refused (HubSpot's events are two levels deep). */
 #define JSON_STRICT_MAX_DEPTH 32
 
-/* The number literals of a text, in document order, as written. */
+/* The number literals of a text, in document order, as written: spans of the text checked,
+ * which must outlive them (no copy is made on the ack path). */
+struct json_span {
+    const char *p;
+    size_t len;
+};
 struct json_numbers {
-    char **text;
+    struct json_span *spans;
     size_t count;
     size_t cap;
 };

@@ -47,7 +47,7 @@ static const struct config_var config_vars[] = {
     VAR("HTTP_THREADS", CFG_INT, NEED_NO, "0", http_threads, 0, 256),
     VAR("HTTP_REQUEST_TIMEOUT_MS", CFG_INT, NEED_NO, "10000", http_request_timeout_ms, 1000,
         600000),
-    VAR("INGEST_COMMIT_THREADS", CFG_INT, NEED_NO, "2", ingest_commit_threads, 0, 64),
+    VAR("INGEST_COMMIT_THREADS", CFG_INT, NEED_NO, "1", ingest_commit_threads, 0, 64),
     VAR("INGEST_SPLIT_BURST_HOLD_MS", CFG_INT, NEED_NO, "2000", ingest_split_burst_hold_ms, 0,
         60000),
     VAR("QUEUE_CLAIM_BATCH", CFG_INT, NEED_NO, "20", claim_batch, 1, 1000),

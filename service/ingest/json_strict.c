@@ -175,19 +175,21 @@ static bool scan_number(struct scan *s)
     struct json_numbers *n = s->nums;
     if (n) {
         if (n->count == n->cap) {
-            n->cap = n->cap ? n->cap * 2 : 16;
-            n->text = xrealloc(n->text, n->cap * sizeof(char *));
+            n->cap = n->cap ? n->cap * 2 : 64;
+            n->spans = xrealloc(n->spans, n->cap * sizeof(*n->spans));
         }
-        n->text[n->count++] = xstrndup(begin, (size_t)(s->p - begin));
+        n->spans[n->count++] = (struct json_span){begin, (size_t)(s->p - begin)};
     }
     return true;
 }
 
 static bool scan_value(struct scan *s);
 
+/* A key as decoded: a span of the text when it has no escape (no copy), else its own bytes. */
 struct key {
-    char *data;
+    const char *data;
     size_t len;
+    char *owned;
 };
 
 static int cmp_keys(const void *pa, const void *pb)
@@ -200,11 +202,37 @@ static int cmp_keys(const void *pa, const void *pb)
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
+/* The key at s->p (its opening quote), checked and decoded into *k. */
+static bool scan_key(struct scan *s, struct key *k)
+{
+    const char *begin = s->p;
+    if (!scan_string(s, NULL))
+        return false;
+    const char *raw = begin + 1;
+    size_t raw_len = (size_t)(s->p - 1 - raw);
+    if (!memchr(raw, '\\', raw_len)) {
+        *k = (struct key){raw, raw_len, NULL};
+        return true;
+    }
+    /* Escapes: decoded again into its own bytes (a checked string cannot fail). */
+    struct buf b;
+    buf_init(&b, 0);
+    s->p = begin;
+    (void)scan_string(s, &b);
+    char *owned = b.data ? b.data : xstrdup("");
+    *k = (struct key){owned, b.len, owned};
+    return true;
+}
+
+/* Keys of an object up to this many are kept on the stack (HubSpot's events have about 12). */
+#define KEYS_ON_STACK 16
+
 static bool scan_object(struct scan *s)
 {
     s->p++;
-    struct key *keys = NULL;
-    size_t count = 0, cap = 0;
+    struct key stack_keys[KEYS_ON_STACK];
+    struct key *keys = stack_keys;
+    size_t count = 0, cap = KEYS_ON_STACK;
     bool ok = false;
     skip_ws(s);
     if (s->p < s->end && *s->p == '}') {
@@ -217,17 +245,18 @@ static bool scan_object(struct scan *s)
             fail(s, "expected a key");
             goto out;
         }
-        struct buf k;
-        buf_init(&k, 0);
-        if (!scan_string(s, &k)) {
-            buf_clear(&k);
-            goto out;
-        }
         if (count == cap) {
-            cap = cap ? cap * 2 : 8;
-            keys = xrealloc(keys, cap * sizeof(*keys));
+            cap *= 2;
+            if (keys == stack_keys) {
+                keys = xmalloc(cap * sizeof(*keys));
+                memcpy(keys, stack_keys, sizeof(stack_keys));
+            } else {
+                keys = xrealloc(keys, cap * sizeof(*keys));
+            }
         }
-        keys[count++] = (struct key){k.data ? k.data : xstrdup(""), k.len};
+        if (!scan_key(s, &keys[count]))
+            goto out;
+        count++;
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':') {
             fail(s, "expected ':'");
@@ -255,8 +284,9 @@ static bool scan_object(struct scan *s)
             ok = fail(s, "the same key twice in an object");
 out:
     for (size_t i = 0; i < count; i++)
-        free(keys[i].data);
-    free(keys);
+        free(keys[i].owned);
+    if (keys != stack_keys)
+        free(keys);
     return ok;
 }
 
@@ -344,18 +374,17 @@ void json_numbers_clear(struct json_numbers *nums)
 {
     if (!nums)
         return;
-    for (size_t i = 0; i < nums->count; i++)
-        free(nums->text[i]);
-    free(nums->text);
+    free(nums->spans);
     memset(nums, 0, sizeof(*nums));
 }
 
-static bool is_plain_integer(const char *t)
+static bool is_plain_integer(struct json_span t)
 {
-    if (*t == '-')
-        t++;
-    size_t n = strspn(t, "0123456789");
-    return n > 0 && n <= 40 && t[n] == '\0';
+    size_t i = t.len && t.p[0] == '-';
+    size_t digits = 0;
+    for (; i < t.len && t.p[i] >= '0' && t.p[i] <= '9'; i++)
+        digits++;
+    return digits > 0 && digits <= 40 && i == t.len;
 }
 
 static void exact_walk(cJSON *item, const struct json_numbers *nums, size_t *next)
@@ -364,11 +393,11 @@ static void exact_walk(cJSON *item, const struct json_numbers *nums, size_t *nex
         if (cJSON_IsNumber(item)) {
             if (*next >= nums->count)
                 return;
-            const char *t = nums->text[(*next)++];
+            struct json_span t = nums->spans[(*next)++];
             if (is_plain_integer(t)) {
-                size_t n = strlen(t);
-                char *copy = cJSON_malloc(n + 1);
-                memcpy(copy, t, n + 1);
+                char *copy = cJSON_malloc(t.len + 1);
+                memcpy(copy, t.p, t.len);
+                copy[t.len] = '\0';
                 item->type = cJSON_Raw;
                 item->valuestring = copy;
             }
