@@ -39,6 +39,9 @@ enum err sync_pair_lock_records(PGconn *db, enum sync_pair_side side, const char
  * logged (the lock then goes with sync_pair_unlock_all). */
 void sync_pair_release(PGconn *db, enum sync_pair_side side, const char *id);
 
+/* sync_pair_release for n records of one side (ids, borrowed) in one statement. */
+void sync_pair_release_many(PGconn *db, enum sync_pair_side side, const char *const *ids, size_t n);
+
 /* Waits for the lock named key (an account, a company, a contact about to be created): two
  * workers resolving one new account create one company. Held until sync_pair_unlock(key) or
  * sync_pair_unlock_all; hold one such lock at a time, so no two workers can wait on each other. */

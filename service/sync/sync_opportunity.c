@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "contact_rollups.h"
+#include "db.h"
 #include "hs_companies.h"
 #include "hs_companies_batch.h"
 #include "hs_contacts.h"
@@ -1221,6 +1222,31 @@ static enum err resolve_accounts(struct sync_ctx *ctx, PGconn *db, struct opp *o
     return rc;
 }
 
+/* The company of an account already linked to one (the id as the opportunity gives it, as
+ * hs_companies_find_or_create reads it), read once per account of the slice and without the
+ * account's lock: hs_companies_find_or_create takes that lock (a wait, shared by
+ * every worker syncing an opportunity of the account) and then reads the same link first, and
+ * an account's link is only ever made under it, so the lock adds nothing once the link exists.
+ * *company (caller frees) stays NULL when the account has no link; linked ({"account id":
+ * "company id" | null}) remembers the answers. */
+static enum err linked_company(PGconn *db, cJSON *linked, const char *account_id, char **company)
+{
+    *company = NULL;
+    const cJSON *known = cJSON_GetObjectItemCaseSensitive(linked, account_id);
+    if (!known) {
+        struct link l = {0};
+        enum err rc = link_find_by_sf(db, LINK_ACCOUNT, account_id, &l);
+        if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+            return rc;
+        known = rc == ERR_OK ? cJSON_AddStringToObject(linked, account_id, l.hs_id)
+                             : cJSON_AddNullToObject(linked, account_id);
+        link_clear(&l);
+    }
+    if (cJSON_IsString(known))
+        *company = xstrdup(known->valuestring);
+    return ERR_OK;
+}
+
 /* Each open record's company, found or created (hs_companies.h) before the deals are written,
  * so that a new deal is created with it. */
 static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
@@ -1228,12 +1254,18 @@ static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *
 {
     if (!ctx->cfg->company_sync)
         return ERR_OK;
+    cJSON *linked = cJSON_CreateObject();
     enum err rc = resolve_accounts(ctx, db, opps, n, roles);
     for (size_t i = 0; i < n && rc == ERR_OK; i++) {
         struct opp *o = &opps[i];
         const char *account_id = str(o->sf, "AccountId");
         if (o->is_finished || !account_id)
             continue;
+        rc = linked_company(db, linked, account_id, &o->company);
+        if (rc != ERR_OK || o->company) {
+            o->company_how = "linked";
+            continue;
+        }
         cJSON *account = cJSON_Duplicate(cJSON_GetObjectItem(o->sf, "Account"), true);
         if (!cJSON_IsObject(account)) {
             cJSON_Delete(account);
@@ -1250,7 +1282,10 @@ static enum err resolve_companies(struct sync_ctx *ctx, PGconn *db, struct opp *
                                          &o->company_how);
         cJSON_Delete(contact_ids);
         cJSON_Delete(account);
+        /* Made or matched now: the account's next records of the slice find its link. */
+        cJSON_DeleteItemFromObjectCaseSensitive(linked, account_id);
     }
+    cJSON_Delete(linked);
     return rc;
 }
 
@@ -1391,23 +1426,111 @@ static bool has_sf_value(const cJSON *map, const char *sf_id)
     return false;
 }
 
+/* What dealsync stored about the contacts of the slice's open records, read in one statement
+ * where each record took five (contacts() and needs_contact_assocs used to read them record by
+ * record): per opportunity the contacts synced with it and the deal they were synced with, and
+ * per deal the contact roles made from its associations. The pair locks are held, so nothing
+ * changes them meanwhile. */
+struct contact_state {
+    cJSON *synced;   /* {"opportunity id": {"sf contact id": "hs contact id"}} */
+    cJSON *deal_of;  /* {"opportunity id": "the hs deal id they were synced with"} */
+    cJSON *mirrored; /* {"hs deal id": {"hs contact id": "sf contact id"}} */
+};
+
+static void contact_state_clear(struct contact_state *cs)
+{
+    cJSON_Delete(cs->synced);
+    cJSON_Delete(cs->deal_of);
+    cJSON_Delete(cs->mirrored);
+    *cs = (struct contact_state){0};
+}
+
+/* {"key": {}} under key in map, made on first use; borrowed. */
+static cJSON *object_in(cJSON *map, const char *key)
+{
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(map, key);
+    return o ? o : cJSON_AddObjectToObject(map, key);
+}
+
+static enum err contact_state_read(PGconn *db, const struct opp *opps, size_t n,
+                                   struct contact_state *cs)
+{
+    cJSON *opp_ids = cJSON_CreateArray();
+    cJSON *deal_ids = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        if (opps[i].is_finished)
+            continue;
+        cJSON_AddItemToArray(opp_ids, cJSON_CreateString(opps[i].id));
+        if (opps[i].deal_id)
+            cJSON_AddItemToArray(deal_ids, cJSON_CreateString(opps[i].deal_id));
+    }
+    char *opp_text = cJSON_PrintUnformatted(opp_ids);
+    char *deal_text = cJSON_PrintUnformatted(deal_ids);
+    cJSON_Delete(opp_ids);
+    cJSON_Delete(deal_ids);
+    const char *params[] = {opp_text, deal_text};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT 's', c.sf_opportunity_id, c.sf_contact_id, c.hs_contact_id, d.hs_deal_id"
+        "  FROM synced_deal_contact c JOIN synced_deal d USING (sf_opportunity_id)"
+        " WHERE c.sf_opportunity_id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+        " UNION ALL"
+        " SELECT 'm', hs_deal_id, hs_contact_id, sf_contact_id, NULL FROM deal_contact_role"
+        " WHERE hs_deal_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+        2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the synced deals' contacts");
+    if (rc == ERR_OK) {
+        cs->synced = cJSON_CreateObject();
+        cs->deal_of = cJSON_CreateObject();
+        cs->mirrored = cJSON_CreateObject();
+        for (int i = 0; i < PQntuples(r); i++) {
+            const char *key = PQgetvalue(r, i, 1);
+            bool is_synced = PQgetvalue(r, i, 0)[0] == 's';
+            cJSON *map = object_in(is_synced ? cs->synced : cs->mirrored, key);
+            cJSON_AddStringToObject(map, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+            if (is_synced && !cJSON_GetObjectItemCaseSensitive(cs->deal_of, key))
+                cJSON_AddStringToObject(cs->deal_of, key, PQgetvalue(r, i, 4));
+        }
+    }
+    PQclear(r);
+    free(deal_text);
+    free(opp_text);
+    return rc;
+}
+
+/* A copy of what cs holds for o, as synced_deal_contacts, synced_deal_contacts_with (the
+ * contacts synced with o's deal only) and sf_contacts_mirrored read them; each an object,
+ * empty when none. Caller deletes. */
+static cJSON *previous_contacts(const struct contact_state *cs, const struct opp *o)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cs->synced, o->id);
+    return m ? cJSON_Duplicate(m, true) : cJSON_CreateObject();
+}
+
+static cJSON *contacts_on_deal(const struct contact_state *cs, const struct opp *o)
+{
+    const char *with = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cs->deal_of, o->id));
+    if (o->deal_id && (!with || strcmp(with, o->deal_id) != 0))
+        return cJSON_CreateObject();
+    return previous_contacts(cs, o);
+}
+
+static cJSON *mirrored_contacts(const struct contact_state *cs, const struct opp *o)
+{
+    const cJSON *m = o->deal_id ? cJSON_GetObjectItemCaseSensitive(cs->mirrored, o->deal_id) : NULL;
+    return m ? cJSON_Duplicate(m, true) : cJSON_CreateObject();
+}
+
 /* Whether the contacts associated with o's deal must be read: only when dealsync synced contacts
  * of the opportunity before, or made roles from the deal's associations (a removal in HubSpot is
  * then told from them, and a role that went takes its association with it). Otherwise every
  * role's contact is associated, and associating one already there changes nothing. */
-static enum err needs_contact_assocs(PGconn *db, const struct opp *o, bool *is_needed)
+static bool needs_contact_assocs(const struct contact_state *cs, const struct opp *o)
 {
     if (o->is_finished || !o->deal || !o->deal_id)
-        return ERR_OK;
-    cJSON *previous = NULL, *mirrored = NULL;
-    enum err rc = synced_deal_contacts(db, o->id, &previous);
-    if (rc == ERR_OK)
-        rc = sf_contacts_mirrored(db, o->deal_id, &mirrored);
-    if (rc == ERR_OK)
-        *is_needed = cJSON_GetArraySize(previous) > 0 || cJSON_GetArraySize(mirrored) > 0;
-    cJSON_Delete(previous);
-    cJSON_Delete(mirrored);
-    return rc;
+        return false;
+    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cs->synced, o->id)) > 0 ||
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cs->mirrored, o->deal_id)) > 0;
 }
 
 /* The HubSpot contacts of every contact role of the slice, found or created (hs_contacts.h)
@@ -1509,11 +1632,12 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
 {
     cJSON *current = NULL;
     struct pairs add = {0}, remove = {0};
+    struct contact_state cs = {0};
     const cJSON *r;
-    enum err rc = ERR_OK;
     bool is_needed = false;
+    enum err rc = contact_state_read(db, opps, n, &cs);
     for (size_t i = 0; rc == ERR_OK && i < n && !is_needed; i++)
-        rc = needs_contact_assocs(db, &opps[i], &is_needed);
+        is_needed = needs_contact_assocs(&cs, &opps[i]);
     if (rc == ERR_OK && is_needed)
         rc = read_assocs(ctx, opps, n, "contacts", 0, &current);
     else if (rc == ERR_OK)
@@ -1522,19 +1646,11 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
         struct opp *o = &opps[i];
         if (o->is_finished)
             continue;
-        cJSON *previous = NULL;
-        cJSON *on_this_deal = NULL; /* the contacts dealsync associated with this very deal */
-        cJSON *mirrored = NULL;     /* the roles dealsync made from this deal's associations */
-        rc = synced_deal_contacts(db, o->id, &previous);
-        if (rc == ERR_OK)
-            rc = synced_deal_contacts_with(db, o->id, o->deal_id, &on_this_deal);
-        if (rc == ERR_OK && o->deal_id)
-            rc = sf_contacts_mirrored(db, o->deal_id, &mirrored);
-        if (rc != ERR_OK) {
-            cJSON_Delete(on_this_deal);
-            cJSON_Delete(previous);
-            break;
-        }
+        cJSON *previous = previous_contacts(&cs, o);
+        /* the contacts dealsync associated with this very deal */
+        cJSON *on_this_deal = contacts_on_deal(&cs, o);
+        /* the roles dealsync made from this deal's associations */
+        cJSON *mirrored = mirrored_contacts(&cs, o);
         cJSON_Delete(o->contacts);
         o->contacts = cJSON_CreateObject();
         int added = 0, removed = 0, missing = 0;
@@ -1604,6 +1720,7 @@ static enum err contacts(struct sync_ctx *ctx, PGconn *db, struct opp *opps, siz
     }
     pairs_clear(&add);
     pairs_clear(&remove);
+    contact_state_clear(&cs);
     cJSON_Delete(current);
     return rc;
 }
@@ -1919,23 +2036,37 @@ static enum err lock_found_deals(struct sync_ctx *ctx, PGconn *db, struct opp *o
     return ERR_OK;
 }
 
-/* Releases the locks of an echo's pair, taken by lock_records, before the end of the slice: the
- * echo is handled, and the pair's next change (in a stream of both sides' edits, most often a
- * change of the deal that this very echo followed) was otherwise left waiting for the rest of
- * the slice's records, whose API calls take hundreds of milliseconds. The echo was recognised
+/* Releases the locks of the echoes' pairs, taken by lock_records, before the end of the slice:
+ * the echoes are handled, and a pair's next change (in a stream of both sides' edits, most often
+ * a change of the deal that this very echo followed) was otherwise left waiting for the rest of
+ * the slice's records, whose API calls take hundreds of milliseconds. Each echo was recognised
  * with both locks held (sync_echo_sf.h: a user's change in Salesforce carries no source, so it
  * is told from dealsync's write by the values dealsync last wrote, read under the pair's lock).
- * When the link cannot be read, both locks stay until the end of the slice. */
-static void release_echo(PGconn *db, const struct opp *o)
+ * One statement a side for all of them. When a link cannot be read, that pair's locks stay
+ * until the end of the slice. */
+static void release_echoes(PGconn *db, const struct opp *opps, const bool *is_echo, size_t n)
 {
-    if (o->was_linked) {
-        struct link l = {0};
-        if (link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l) != ERR_OK)
-            return;
-        sync_pair_release(db, SYNC_PAIR_HS, l.hs_id);
-        link_clear(&l);
+    const char **sf_ids = xcalloc(n + 1, sizeof(*sf_ids));
+    char **hs_ids = xcalloc(n + 1, sizeof(*hs_ids));
+    size_t n_sf = 0, n_hs = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_echo[i])
+            continue;
+        if (opps[i].was_linked) {
+            struct link l = {0};
+            if (link_find_by_sf(db, LINK_OPPORTUNITY, opps[i].id, &l) != ERR_OK)
+                continue;
+            hs_ids[n_hs++] = xstrdup(l.hs_id);
+            link_clear(&l);
+        }
+        sf_ids[n_sf++] = opps[i].id;
     }
-    sync_pair_release(db, SYNC_PAIR_SF, o->id);
+    sync_pair_release_many(db, SYNC_PAIR_HS, (const char *const *)hs_ids, n_hs);
+    sync_pair_release_many(db, SYNC_PAIR_SF, sf_ids, n_sf);
+    for (size_t i = 0; i < n_hs; i++)
+        free(hs_ids[i]);
+    free(hs_ids);
+    free(sf_ids);
 }
 
 static bool sf_ready(struct sync_ctx *ctx, struct opp *opps, size_t n)
@@ -2132,6 +2263,15 @@ void sync_opportunities(void *vctx, PGconn *db, struct queue_record *records, si
     }
 }
 
+/* Milliseconds since *at, which moves to now: a slice's time step by step. */
+static int64_t lap(int64_t *at)
+{
+    int64_t now = util_monotonic_ms();
+    int64_t ms = now - *at;
+    *at = now;
+    return ms;
+}
+
 static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *records, size_t count)
 {
     struct opp *opps = xcalloc(count, sizeof(*opps));
@@ -2149,6 +2289,12 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     const char *step = "";
     int64_t hint = -1; /* HubSpot's retry hint of a helper's failed call; -1: the worker's */
     struct assoc_read company_read = {0};
+    bool *is_echo = NULL;
+    /* Where the slice's time goes (a debug line at the end, docs/benchmarks.md). */
+    int64_t started = util_monotonic_ms(), at = started;
+    int64_t lock_ms = 0, read_ms = 0, map_ms = 0, resolve_ms = 0, write_ms = 0, record_ms = 0,
+            assoc_ms = 0;
+    size_t open_count = 0;
 
     for (size_t i = 0; i < count; i++) {
         opps[i].rec = &records[i];
@@ -2180,21 +2326,24 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     /* Outbound messages that only report dealsync's own write back (an opportunity it made or
-     * changed from a deal): nothing to read or write, and the pair's locks go at once. */
+     * changed from a deal): nothing to read or write, and the pairs' locks go at once. */
+    is_echo = xcalloc(count + 1, sizeof(*is_echo));
     for (size_t i = 0; i < count; i++) {
-        bool is_echo = false;
         if (!opps[i].is_finished &&
-            sync_echo_opportunity(db, ctx->mappings, opps[i].id, opps[i].rec, &is_echo) == ERR_OK &&
-            is_echo) {
+            sync_echo_opportunity(db, ctx->mappings, opps[i].id, opps[i].rec, &is_echo[i]) ==
+                ERR_OK &&
+            is_echo[i]) {
             note(&opps[i], "only dealsync's own write reported back (sync_echo_sf.h): "
                            "opportunity not read");
             finish(&opps[i], ERR_OK, true);
-            release_echo(db, &opps[i]);
+        } else {
+            is_echo[i] = false;
         }
     }
+    release_echoes(db, opps, is_echo, count);
     /* Every record deferred (another worker holds its pair) or an echo: nothing to read or
      * write. */
-    size_t open_count = 0;
+    lock_ms = lap(&at);
     for (size_t i = 0; i < count; i++)
         open_count += !opps[i].is_finished;
     if (open_count == 0)
@@ -2205,6 +2354,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
                       ctx->cfg->hs_opportunity_id_property);
     free(mapped);
     rc = read_first(ctx, db, opps, count, props, &sf_records, &linked_deals, &step, &hint);
+    read_ms = lap(&at);
     if (rc != ERR_OK)
         goto failed;
     const cJSON *rec;
@@ -2268,6 +2418,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    map_ms = lap(&at);
     /* The companies and contacts first: a new deal is created with them associated. */
     step = "cannot find or create the companies";
     rc = resolve_companies(ctx, db, opps, count, roles);
@@ -2286,9 +2437,11 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     step = "cannot write the deals to hubspot";
+    resolve_ms = lap(&at);
     rc = write_deals_reading(ctx, db, opps, count, &company_read);
     if (rc != ERR_OK)
         goto failed;
+    write_ms = lap(&at);
     /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
      * associations) come back while the slice still works, and the deal handler then defers
      * them without reading the deals (it takes a deal's lock before reading it). */
@@ -2308,6 +2461,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         if (rc != ERR_OK)
             goto failed;
     }
+    record_ms = lap(&at);
     step = "cannot associate the companies";
     rc = companies(ctx, db, opps, count, &company_read, &hint);
     if (rc != ERR_OK)
@@ -2319,6 +2473,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     rc = contacts(ctx, db, opps, count, roles, contact_map, rollup_contacts);
     if (rc != ERR_OK)
         goto failed;
+    assoc_ms = lap(&at);
     step = "cannot record the sync";
     for (size_t i = 0; i < count; i++) {
         if (opps[i].is_finished)
@@ -2364,6 +2519,16 @@ failed:
     else
         fail_rest(ctx, opps, count, rc, step);
 out:
+    /* lock: the pairs and the echoes; read: the opportunities and deals (and the refused ones'
+     * deals when read_ms is 0); map: the deals' mapping and baselines; resolve: the companies
+     * and contacts found or made; write: the deals' upsert; record: the links; assoc: the
+     * company and contact associations; the rest is the synced deals and the roll-ups' queue. */
+    log_debug("opportunity slice handled", LOG_I64("records", (long long)count),
+              LOG_I64("open", (long long)open_count), LOG_I64("lock_ms", lock_ms),
+              LOG_I64("read_ms", read_ms), LOG_I64("map_ms", map_ms),
+              LOG_I64("resolve_ms", resolve_ms), LOG_I64("write_ms", write_ms),
+              LOG_I64("record_ms", record_ms), LOG_I64("assoc_ms", assoc_ms),
+              LOG_I64("duration_ms", util_monotonic_ms() - started));
     for (size_t i = 0; i < count; i++) {
         struct opp *o = &opps[i];
         if (!o->is_finished) {
@@ -2379,6 +2544,7 @@ out:
         free(o->company);
     }
     sync_pair_unlock_all(db);
+    free(is_echo);
     cJSON_Delete(ow.emails);
     cJSON_Delete(ow.found);
     pipelines_clear(&pl);

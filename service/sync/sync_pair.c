@@ -195,6 +195,18 @@ failed:
     return rc;
 }
 
+void sync_pair_release_many(PGconn *db, enum sync_pair_side side, const char *const *ids, size_t n)
+{
+    if (n == 0)
+        return;
+    char *list = id_list(ids, NULL, n);
+    PGresult *r = NULL;
+    if (over_list(db, RELEASE_SQL, list, side == SYNC_PAIR_SF ? "sf:" : "hs:", &r) != ERR_OK)
+        log_warn("record locks stay until the end of the batch", LOG_I64("records", (long long)n));
+    PQclear(r);
+    free(list);
+}
+
 /* The advisory lock class of the find-or-create locks ("DS" + 2). */
 #define CREATE_LOCK_CLASS "1146290178"
 
