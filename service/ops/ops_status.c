@@ -125,15 +125,16 @@ static const char skipped_sql[] =
  * and the day; Salesforce's usage as last seen. */
 static const char budget_sql[] =
     "SELECT api,"
-    "       (SELECT count(*) FROM unnest(calls) AS c"
-    "         WHERE c > now() - coalesce(interval_ms, 10000) * interval '1 millisecond'"
-    "           AND c <= now()) AS calls_in_window,"
-    "       (SELECT count(*) FROM unnest(calls) AS c WHERE c > now()) AS reserved,"
+    "       (SELECT count(*) FROM api_budget_call c WHERE c.api = b.api"
+    "           AND c.at > now() - coalesce(interval_ms, 10000) * interval '1 millisecond'"
+    "           AND c.at <= now()) AS calls_in_window,"
+    "       (SELECT count(*) FROM api_budget_call c WHERE c.api = b.api AND c.at > now())"
+    "         AS reserved,"
     "       limit_max AS header_max, remaining AS header_remaining,"
     "       CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN day_used ELSE 0 END AS day_used,"
     "       daily_limit, greatest(extract(epoch FROM next_at - now()), 0)::float8 AS held_seconds,"
     "       usage_used, usage_max, " ISO("observed_at") " AS observed_at"
-                                                        "  FROM api_budget ORDER BY api";
+                                                        "  FROM api_budget b ORDER BY api";
 
 enum err ops_status(PGconn *db, cJSON **out)
 {
