@@ -425,13 +425,19 @@ START_TEST(salesforce_change_to_a_value_whose_write_failed_wins)
 }
 END_TEST
 
-/* Whether an open outbound message of the opportunity holds w->want in w->field. */
+struct message_wait {
+    struct e2e *e;
+    const char *opp;
+    const char *description;
+};
+
+/* Whether an open outbound message of the opportunity carries the description. */
 static bool message_is_queued(void *arg)
 {
-    struct field_wait *w = arg;
+    struct message_wait *w = arg;
     char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s' AND status ="
-                          " 'pending' AND payload->'fields'->>'%s' = '%s'",
-                          w->opp, w->field, w->want);
+                          " 'pending' AND payload->'fields'->>'Description' = '%s'",
+                          w->opp, w->description);
     long long n = itest_db_scalar(w->e->svc.db, sql);
     free(sql);
     return n > 0;
@@ -443,7 +449,7 @@ static void set_description(struct e2e *e, const char *opp, const char *descript
     char *json = xasprintf("{\"Description\":\"%s\"}", description);
     e2e_sf_update(e, "Opportunity", opp, json);
     free(json);
-    struct field_wait w = {e, false, opp, "Description", description};
+    struct message_wait w = {e, opp, description};
     ck_assert_msg(itest_wait_for(message_is_queued, &w, DEADLINE_MS), "no message for \"%s\"",
                   description);
 }
