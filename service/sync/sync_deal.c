@@ -55,8 +55,6 @@ struct deal_work {
     bool is_created;
     bool is_settled;
     bool has_associations; /* its associations were read with the deals */
-    cJSON *sf_messages;    /* the opportunity's open outbound messages (sync_echo_sf.h), or NULL */
-    cJSON *sf_set_back;    /* {"sf field": true}: set away and back in Salesforce, and won here */
     struct buf detail;
 };
 
@@ -561,24 +559,8 @@ static bool is_salesforce_changed(const struct deal_work *w, const char *field)
 {
     const cJSON *seen = w->has_link ? cJSON_GetObjectItem(w->link.sf_seen, field) : NULL;
     const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, field) : NULL;
-    if (w->opp && seen && !sync_deal_same_value(seen, sv) &&
-        !holds_own_write(w->link.sf_written, field, sv))
-        return true;
-    /* Set away and back by a Salesforce user: the value alone says unchanged, a message not
-     * handled yet says otherwise (a chaos run wrote HubSpot's older Type over it). */
-    return w->opp && w->has_link && sync_echo_sf_changed(w->sf_messages, &w->link, field);
-}
-
-/* Whether Salesforce's value of field is the baseline or dealsync's own write, though a
- * Salesforce user changed it since the last sync (its messages say so): set away and back. */
-static bool is_set_back(const struct deal_work *w, const char *field)
-{
-    const cJSON *seen = cJSON_GetObjectItem(w->link.sf_seen, field);
-    const cJSON *sv = cJSON_GetObjectItem(w->opp, field);
-    return w->opp && w->has_link &&
-           ((seen && sync_deal_same_value(seen, sv)) ||
-            holds_own_write(w->link.sf_written, field, sv)) &&
-           sync_echo_sf_changed(w->sf_messages, &w->link, field);
+    return w->opp && seen && !sync_deal_same_value(seen, sv) &&
+           !holds_own_write(w->link.sf_written, field, sv);
 }
 
 /* Both sides changed field: whether Salesforce's change wins (its record modified in the later
@@ -662,11 +644,6 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                        p, sf_text);
             free(sf_text);
             drop = is_pending = true;
-        }
-        if (is_lost && f && is_set_back(w, c->string)) {
-            if (!w->sf_set_back)
-                w->sf_set_back = cJSON_CreateObject();
-            cJSON_AddTrueToObject(w->sf_set_back, c->string);
         }
         if (is_pending) {
             if (!w->pending)
@@ -1001,15 +978,6 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
                             w->has_link ? w->link.hs_seen : NULL, l.sf_seen, l.hs_seen);
     /* The account and record type keep theirs unless written here (an echo is told by them). */
     sync_echo_keep_followed(w->has_link ? w->link.sf_seen : NULL, l.sf_seen);
-    /* A value set away and back in Salesforce that won here keeps no Salesforce baseline or
-     * remembered write: by value it looks unchanged, and the other direction must carry it. */
-    const cJSON *back;
-    cJSON_ArrayForEach(back, w->sf_set_back)
-    {
-        cJSON_DeleteItemFromObject(l.sf_seen, back->string);
-        cJSON_AddNullToObject(l.sf_seen, back->string);
-        cJSON_DeleteItemFromObject(l.sf_written, back->string);
-    }
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));
@@ -1499,14 +1467,6 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, hint, "cannot resolve accounts and owners");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct deal_work *w = &ws[i];
-        if (w->is_settled || !w->has_link || !w->opp)
-            continue;
-        enum err read = sync_echo_sf_open_messages(db, w->link.sf_id, &w->sf_messages);
-        if (read != ERR_OK)
-            settle(w, read, false, "cannot read the messages of opportunity %s", w->link.sf_id);
-    }
     bool is_defs_fresh = false;
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
@@ -1669,8 +1629,6 @@ out:
         cJSON_Delete(ws[i].contacts);
         cJSON_Delete(ws[i].changes);
         cJSON_Delete(ws[i].pending);
-        cJSON_Delete(ws[i].sf_messages);
-        cJSON_Delete(ws[i].sf_set_back);
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }
