@@ -1,16 +1,20 @@
 /* sync_echo_sf.h - outbound messages that only report dealsync's own write to an opportunity
  * back, recognised from the message and record_link alone, before any API call: an import of
- * 10,000 deals makes 10,000 opportunities, and each comes back as an outbound message. */
+ * 10,000 deals makes 10,000 opportunities, and each comes back as an outbound message. Also what
+ * the messages tell that the opportunity's value alone does not: a field set away and back. */
 #ifndef SVC_SYNC_ECHO_SF_H
 #define SVC_SYNC_ECHO_SF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "compiler.h"
 #include "err.h"
+#include "link.h"
 #include "mapping.h"
 #include "queue.h"
 
@@ -40,5 +44,24 @@ enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, c
  * otherwise. Uses the caller's connection. */
 enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id,
                                 int64_t deleted_ms) WARN_UNUSED;
+
+/* The outbound messages of the opportunity among rec's events, as [{"at": ms (the message's
+ * SystemModstamp), "fields": {...}}], oldest first. Caller deletes. */
+cJSON *sync_echo_sf_record_messages(const struct queue_record *rec);
+
+/* The open (pending or running) outbound messages in the queue of the opportunities sf_ids (n,
+ * 18 characters): those no worker has handled yet, as {"sf id": [messages as above]}, an
+ * opportunity with none left out. One statement. On ERR_OK *out (caller deletes); ERR_DB
+ * otherwise. Uses the caller's connection. */
+enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_t n,
+                                    cJSON **out) WARN_UNUSED;
+
+/* Whether one of messages (as above) newer than the pair's last sync (l->sf_modified_ms) holds a
+ * value of Salesforce field other than the baseline (sf_seen) and dealsync's own write
+ * (sf_written), compared in the form a message carries a value in (its text trimmed, line breaks
+ * as LF, ids in either length): a Salesforce user changed it since, even when the opportunity now
+ * holds the baseline again (set away and back). A message that leaves the field out tells
+ * nothing. false when the field has no baseline. Pure. */
+bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field);
 
 #endif

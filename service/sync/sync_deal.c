@@ -55,6 +55,8 @@ struct deal_work {
     bool is_created;
     bool is_settled;
     bool has_associations; /* its associations were read with the deals */
+    cJSON *sf_messages;    /* the opportunity's open outbound messages (sync_echo_sf.h), or NULL */
+    cJSON *sf_set_back;    /* {"sf field": true}: set away and back in Salesforce, and won here */
     struct buf detail;
 };
 
@@ -559,8 +561,24 @@ static bool is_salesforce_changed(const struct deal_work *w, const char *field)
 {
     const cJSON *seen = w->has_link ? cJSON_GetObjectItem(w->link.sf_seen, field) : NULL;
     const cJSON *sv = w->opp ? cJSON_GetObjectItem(w->opp, field) : NULL;
-    return w->opp && seen && !sync_deal_same_value(seen, sv) &&
-           !holds_own_write(w->link.sf_written, field, sv);
+    if (w->opp && seen && !sync_deal_same_value(seen, sv) &&
+        !holds_own_write(w->link.sf_written, field, sv))
+        return true;
+    /* Set away and back by a Salesforce user: the value alone says unchanged, a message not
+     * handled yet says otherwise (a chaos run wrote HubSpot's older Type over it). */
+    return w->opp && w->has_link && sync_echo_sf_changed(w->sf_messages, &w->link, field);
+}
+
+/* Whether Salesforce's value of field is the baseline or dealsync's own write, though a
+ * Salesforce user changed it since the last sync (its messages say so): set away and back. */
+static bool is_set_back(const struct deal_work *w, const char *field)
+{
+    const cJSON *seen = cJSON_GetObjectItem(w->link.sf_seen, field);
+    const cJSON *sv = cJSON_GetObjectItem(w->opp, field);
+    return w->opp && w->has_link &&
+           ((seen && sync_deal_same_value(seen, sv)) ||
+            holds_own_write(w->link.sf_written, field, sv)) &&
+           sync_echo_sf_changed(w->sf_messages, &w->link, field);
 }
 
 /* Both sides changed field: whether Salesforce's change wins (its record modified in the later
@@ -644,6 +662,11 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                        p, sf_text);
             free(sf_text);
             drop = is_pending = true;
+        }
+        if (is_lost && f && is_set_back(w, c->string)) {
+            if (!w->sf_set_back)
+                w->sf_set_back = cJSON_CreateObject();
+            cJSON_AddTrueToObject(w->sf_set_back, c->string);
         }
         if (is_pending) {
             if (!w->pending)
@@ -978,6 +1001,15 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
                             w->has_link ? w->link.hs_seen : NULL, l.sf_seen, l.hs_seen);
     /* The account and record type keep theirs unless written here (an echo is told by them). */
     sync_echo_keep_followed(w->has_link ? w->link.sf_seen : NULL, l.sf_seen);
+    /* A value set away and back in Salesforce that won here keeps no Salesforce baseline or
+     * remembered write: by value it looks unchanged, and the other direction must carry it. */
+    const cJSON *back;
+    cJSON_ArrayForEach(back, w->sf_set_back)
+    {
+        cJSON_DeleteItemFromObject(l.sf_seen, back->string);
+        cJSON_AddNullToObject(l.sf_seen, back->string);
+        cJSON_DeleteItemFromObject(l.sf_written, back->string);
+    }
     l.sf_modified_ms = cJSON_GetArraySize(w->changes) > 0 || !w->opp
                            ? util_now_ms()
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));
@@ -1276,6 +1308,34 @@ static cJSON *accounts_of(const cJSON *rows)
     return known;
 }
 
+/* Whether the batch reads the open outbound messages of w's linked opportunity. */
+static bool reads_messages(const struct deal_work *w)
+{
+    return !w->is_settled && w->has_link && w->opp && sf_id_equal(str(w->opp, "Id"), w->link.sf_id);
+}
+
+/* The outbound messages of each linked opportunity still open in the queue (one statement for the
+ * batch): they tell a value a Salesforce user set away and back since the last sync, which the
+ * opportunity's value alone does not (sync_echo_sf.h). Messages already handled are left out:
+ * the opportunity handler took each for an echo (its values known) or synced it, which moved the
+ * pair's last sync past it. */
+static enum err attach_open_messages(PGconn *db, struct deal_work *ws, size_t n)
+{
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    cJSON *all = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (reads_messages(&ws[i]))
+            ids[k++] = ws[i].link.sf_id;
+    enum err rc = k > 0 ? sync_echo_sf_open_messages(db, ids, k, &all) : ERR_OK;
+    for (size_t i = 0; rc == ERR_OK && i < n; i++)
+        if (reads_messages(&ws[i]))
+            ws[i].sf_messages = cJSON_DetachItemFromObjectCaseSensitive(all, ws[i].link.sf_id);
+    cJSON_Delete(all);
+    free(ids);
+    return rc;
+}
+
 static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, size_t n)
 {
     struct sync_fanout_deal_read deals = {0}, companies = {0}, contacts = {0};
@@ -1467,6 +1527,11 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, hint, "cannot resolve accounts and owners");
         goto out;
     }
+    rc = attach_open_messages(db, ws, n);
+    if (rc != ERR_OK) {
+        settle_all(ws, n, rc, 0, "cannot read the opportunities' outbound messages");
+        goto out;
+    }
     bool is_defs_fresh = false;
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)
@@ -1629,6 +1694,8 @@ out:
         cJSON_Delete(ws[i].contacts);
         cJSON_Delete(ws[i].changes);
         cJSON_Delete(ws[i].pending);
+        cJSON_Delete(ws[i].sf_messages);
+        cJSON_Delete(ws[i].sf_set_back);
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }

@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "link.h"
+#include "sf_id.h"
 #include "sync_deal.h"
 #include "util.h"
 
@@ -159,4 +160,136 @@ enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id
     free(key);
     cJSON_Delete(payload);
     return rc;
+}
+
+/* ---- Changes the opportunity's messages tell (a value set away and back) ------------------ */
+
+static void add_message(cJSON *list, int64_t at_ms, cJSON *fields)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "at", (double)at_ms);
+    cJSON_AddItemToObject(m, "fields", fields);
+    cJSON_AddItemToArray(list, m);
+}
+
+cJSON *sync_echo_sf_record_messages(const struct queue_record *rec)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < rec->event_count; i++) {
+        const struct queue_event *ev = &rec->events[i];
+        if (strcmp(ev->event_type, "outbound_message") != 0)
+            continue;
+        cJSON *payload = cJSON_Parse(ev->payload);
+        cJSON *fields = cJSON_DetachItemFromObjectCaseSensitive(payload, "fields");
+        if (cJSON_IsObject(fields))
+            add_message(list, ev->occurred_at_ms, fields);
+        else
+            cJSON_Delete(fields);
+        cJSON_Delete(payload);
+    }
+    return list;
+}
+
+enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_t n, cJSON **out)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_append_str(&ids, "{");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&ids, "%s\"%s\"", i ? "," : "", sf_ids[i]);
+    buf_append_str(&ids, "}");
+    const char *params[] = {ids.data};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT record_id, (extract(epoch FROM occurred_at) * 1000)::bigint, payload->'fields'"
+        " FROM sync_event WHERE source = 'salesforce' AND object_type = 'Opportunity'"
+        " AND record_id = ANY($1::text[]) AND status IN ('pending', 'running')"
+        " AND event_type = 'outbound_message' ORDER BY occurred_at, id",
+        1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read the opportunities' messages");
+    if (rc == ERR_OK) {
+        *out = cJSON_CreateObject();
+        for (int i = 0; i < PQntuples(r); i++) {
+            const char *id = PQgetvalue(r, i, 0);
+            cJSON *fields = cJSON_Parse(PQgetvalue(r, i, 2));
+            cJSON *list = cJSON_GetObjectItemCaseSensitive(*out, id);
+            if (!list)
+                list = cJSON_AddArrayToObject(*out, id);
+            if (cJSON_IsObject(fields))
+                add_message(list, strtoll(PQgetvalue(r, i, 1), NULL, 10), fields);
+            else
+                cJSON_Delete(fields);
+        }
+    }
+    PQclear(r);
+    buf_clear(&ids);
+    return rc;
+}
+
+/* A text as an outbound message carries it: webhook_sf.c trims its leading and trailing white
+ * space, and XML makes every line break (CR LF, CR) one LF. Caller frees. */
+static char *message_text(const char *s)
+{
+    static const char space[] = " \t\r\n";
+    while (*s && strchr(space, *s))
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && strchr(space, s[len - 1]))
+        len--;
+    char *out = xmalloc(len + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        out[k++] = s[i] == '\r' ? '\n' : s[i];
+        if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+            i++;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* Whether known (a value read over REST or written there) is the value message_value (as a
+ * message of the opportunity carries it) of field: compared in the message's form, and ids
+ * (OwnerId, AccountId, ...) by sf_id_equal, since an older API version's message carries the
+ * 15-character form. Numbers, dates and blanks as sync_deal_same_value compares them. */
+static bool is_same_in_message(const char *field, const cJSON *known, const cJSON *message_value)
+{
+    const char *a = cJSON_GetStringValue(known);
+    const char *b = cJSON_GetStringValue(message_value);
+    size_t len = strlen(field);
+    if (!a || !b)
+        return sync_deal_same_value(known, message_value);
+    if (len > 2 && strcmp(field + len - 2, "Id") == 0 && sf_id_is_valid(a) && sf_id_is_valid(b))
+        return sf_id_equal(a, b);
+    char *ta = message_text(a);
+    char *tb = message_text(b);
+    cJSON *va = cJSON_CreateString(ta);
+    cJSON *vb = cJSON_CreateString(tb);
+    bool same = sync_deal_same_value(va, vb);
+    cJSON_Delete(vb);
+    cJSON_Delete(va);
+    free(tb);
+    free(ta);
+    return same;
+}
+
+bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field)
+{
+    const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
+    const cJSON *written = cJSON_GetObjectItem(l->sf_written, field);
+    const cJSON *m;
+    if (!seen)
+        return false;
+    cJSON_ArrayForEach(m, messages)
+    {
+        if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "at")) <=
+            (double)l->sf_modified_ms)
+            continue;
+        /* A field the message leaves out tells nothing: Salesforce leaves out a blank, but also
+         * every field an outbound message set up by hand does not list. */
+        const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), field);
+        if (v && !is_same_in_message(field, seen, v) &&
+            !(written && is_same_in_message(field, written, v)))
+            return true;
+    }
+    return false;
 }

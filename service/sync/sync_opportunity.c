@@ -509,6 +509,8 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         link_clear(&l);
         return rc;
     }
+    /* The record's messages: a field a user set away and back since the last sync changed. */
+    cJSON *messages = has_baseline ? sync_echo_sf_record_messages(o->rec) : NULL;
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
         const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
         if (f->rule != MAPPING_RULE_TWO_WAY ||
@@ -533,7 +535,8 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         const cJSON *own_hs = cJSON_GetObjectItemCaseSensitive(l.hs_written, f->hs_property);
         bool is_foreign = cJSON_GetObjectItemCaseSensitive(o->hs_foreign, f->hs_property);
         bool hs_own = !is_foreign && own_hs && sync_deal_same_value(own_hs, hs_now);
-        bool sf_unchanged = is_sf_unchanged(&l, f, now);
+        bool sf_unchanged =
+            is_sf_unchanged(&l, f, now) && !sync_echo_sf_changed(messages, &l, f->sf_field);
         bool hs_changed =
             is_foreign || (hs_seen && !sync_deal_same_value(hs_seen, hs_now) && !hs_own);
         bool hs_newer = hs_changed && hs_modified >= 0 && sf_modified >= 0 &&
@@ -556,6 +559,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
             note(o, "conflict on %s: hubspot value (changed later) kept, salesforce value lost",
                  f->hs_property);
     }
+    cJSON_Delete(messages);
     link_clear(&l);
     return ERR_OK;
 }

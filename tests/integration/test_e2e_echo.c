@@ -10,6 +10,7 @@
 
 #include "e2e.h"
 #include "itest.h"
+#include "queue.h"
 #include "util.h"
 
 #define DEADLINE_MS 60000
@@ -338,7 +339,7 @@ static void assert_description_won(struct e2e *e, const char *opp, const char *d
     char *last_deal = e2e_last_detail(e, deal);
     ck_assert_msg(strcmp(e2e_sf_text(o, "Description", desc, sizeof(desc)), want) == 0 &&
                       strcmp(e2e_prop(d, "description"), want) == 0,
-                  "salesforce's newer description \"%s\" lost: opportunity \"%s\", deal \"%s\"; "
+                  "the newer description \"%s\" lost: opportunity \"%s\", deal \"%s\"; "
                   "last outcomes: opportunity %s; deal %s",
                   want, desc, e2e_prop(d, "description"), last, last_deal);
     free(last_deal);
@@ -424,6 +425,107 @@ START_TEST(salesforce_change_to_a_value_whose_write_failed_wins)
 }
 END_TEST
 
+/* Whether an open outbound message of the opportunity holds w->want in w->field. */
+static bool message_is_queued(void *arg)
+{
+    struct field_wait *w = arg;
+    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s' AND status ="
+                          " 'pending' AND payload->'fields'->>'%s' = '%s'",
+                          w->opp, w->field, w->want);
+    long long n = itest_db_scalar(w->e->svc.db, sql);
+    free(sql);
+    return n > 0;
+}
+
+/* A Salesforce user sets the opportunity's field to value (JSON text); returns once its outbound
+ * message, whose field holds want, waits in the queue. */
+static void set_in_salesforce(struct e2e *e, const char *opp, const char *field, const char *value,
+                              const char *want)
+{
+    char *json = xasprintf("{\"%s\":%s}", field, value);
+    e2e_sf_update(e, "Opportunity", opp, json);
+    free(json);
+    struct field_wait w = {e, false, opp, field, want};
+    ck_assert_msg(itest_wait_for(message_is_queued, &w, DEADLINE_MS), "no message for %s \"%s\"",
+                  field, want);
+}
+
+/* No worker takes the opportunity's events, nor its pair's, until release_pair (the record's busy
+ * lock, as a killed worker's lease held a deal's events for 30 s in a chaos run). */
+static void hold_pair(struct e2e *e, const char *opp)
+{
+    char *hold =
+        xasprintf("SELECT pg_advisory_lock(" QUEUE_RECORD_LOCK_CLASS ", hashtext('sf:%s'))", opp);
+    itest_db_exec(e->svc.db, hold);
+    free(hold);
+}
+
+/* With the pair held, a HubSpot user sets the deal's description; returns once a later second has
+ * begun, so that a Salesforce change made next is the later one. */
+static void held_hubspot_description(struct e2e *e, const char *opp, const char *deal)
+{
+    hold_pair(e, opp);
+    e2e_hs_update(e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    int64_t changed = util_now_ms();
+    ck_assert(itest_wait_for(second_has_passed, &changed, DEADLINE_MS));
+}
+
+/* Lets the workers take the held pair, and waits for quiet. */
+static void release_pair(struct e2e *e)
+{
+    itest_db_exec(e->svc.db, "SELECT pg_advisory_unlock_all()");
+    expect_quiet(e);
+}
+
+/* A HubSpot user sets the description; a second later a Salesforce user sets it to another value
+ * and back to the baseline before either direction syncs the pair (held here by the test).
+ * Salesforce's change is the later one and must win on both sides; by value alone Salesforce
+ * looked unchanged, and HubSpot's older value was written over it (a chaos run, with Type). */
+START_TEST(salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_with_a_pair(&e, "e2e_echo_set_back", NULL, &deal);
+    ck_assert(wait_field(&e, true, opp, "description", "first"));
+    held_hubspot_description(&e, opp, deal);
+    set_in_salesforce(&e, opp, "Description", "\"from salesforce\"", "from salesforce");
+    set_in_salesforce(&e, opp, "Description", "\"first\"", "first");
+    release_pair(&e);
+
+    assert_description_won(&e, opp, deal, "first");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* The outbound message carries a value in another form than the record read over REST: its parser
+ * trims the text and XML makes every line break one LF, so a description "two\r\nlines\n"
+ * arrives as "two\nlines". A HubSpot user sets the description; a second later a Salesforce user
+ * renames the opportunity (held as above until both are made). HubSpot's is the only description
+ * change and must win on both sides: the message's description, compared as it came, was taken
+ * for a Salesforce change made later, and the opportunity's older description was written over
+ * the deal's. */
+START_TEST(description_in_another_form_in_a_message_is_no_salesforce_change)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_with_a_pair(&e, "e2e_echo_message_form", NULL, &deal);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"two\\r\\nlines\\n\"}");
+    ck_assert(wait_field(&e, true, opp, "description", "two\r\nlines\n"));
+    expect_quiet(&e);
+    held_hubspot_description(&e, opp, deal);
+    set_in_salesforce(&e, opp, "Name", "\"Form renamed\"", "Form renamed");
+    release_pair(&e);
+
+    assert_description_won(&e, opp, deal, "from hubspot");
+    ck_assert(wait_field(&e, true, opp, "dealname", "Form renamed"));
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_echo(void);
 Suite *suite_e2e_echo(void)
 {
@@ -438,6 +540,8 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(tc, salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal);
     tcase_add_test(tc, salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal);
     tcase_add_test(tc, salesforce_change_to_a_value_whose_write_failed_wins);
+    tcase_add_test(tc, salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change);
+    tcase_add_test(tc, description_in_another_form_in_a_message_is_no_salesforce_change);
     suite_add_tcase(s, tc);
     return s;
 }
