@@ -58,7 +58,8 @@ bool db_set_quiet(bool quiet);
 const char *db_last_sqlstate(void);
 const char *db_last_error(void);
 
-/* BEGIN / COMMIT / ROLLBACK. Rollback never fails from the caller's point of view. */
+/* BEGIN / COMMIT / ROLLBACK. Rollback never fails from the caller's point of view. A commit
+ * of a transaction in which a statement failed (PostgreSQL rolls it back) is ERR_DB. */
 enum err db_begin(PGconn *db) WARN_UNUSED;
 enum err db_commit(PGconn *db) WARN_UNUSED;
 void db_rollback(PGconn *db);

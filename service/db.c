@@ -249,7 +249,16 @@ enum err db_begin(PGconn *db)
 
 enum err db_commit(PGconn *db)
 {
-    return db_exec(db, "COMMIT");
+    PGresult *r = PQexec(db, "COMMIT");
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot commit");
+    /* COMMIT ends a transaction in which a statement failed with a rollback, and answers
+     * "ROLLBACK" without an error: the caller's writes are gone, which is a failure. */
+    if (rc == ERR_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        record_failure("cannot commit", "25P02", "a statement of the transaction failed");
+        rc = ERR_DB;
+    }
+    PQclear(r);
+    return rc;
 }
 
 void db_rollback(PGconn *db)

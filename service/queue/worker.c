@@ -162,7 +162,8 @@ static struct queue_finish_item verdict(struct worker *w, const struct queue_rec
     return it;
 }
 
-static void log_finished(const struct queue_finish_item *it, enum err rc)
+/* tries: how many times the finish was tried (RECORD_ATTEMPTS at most). */
+static void log_finished(const struct queue_finish_item *it, enum err rc, int tries)
 {
     const struct queue_record *r = it->record;
     static const char *const names[] = {"done", "retry", "dead", "deferred"};
@@ -175,7 +176,13 @@ static void log_finished(const struct queue_finish_item *it, enum err rc)
             attempts = r->events[i].attempts;
     if (rc != ERR_OK) {
         log_warn("cannot record outcome; the lease will expire and the record be retried",
-                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
+                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id),
+                 LOG_I64("tries", tries));
+    } else if (it->changed == 0 && tries > 1) {
+        /* A try whose answer was lost (the connection went at its commit) may have recorded it. */
+        log_warn("outcome not recorded by a later try: recorded by an earlier one or lease lost",
+                 LOG_STR("source", r->source), LOG_STR("record_id", r->record_id),
+                 LOG_I64("tries", tries));
     } else if (it->changed == 0) {
         log_warn("lease lost before finishing; another worker has the record",
                  LOG_STR("source", r->source), LOG_STR("record_id", r->record_id));
@@ -236,55 +243,128 @@ static bool is_live_only(PGconn *db, const struct config *cfg)
 #define SESSION_SQL "SET synchronous_commit = off"
 #define FINISH_DURABLY "SET LOCAL synchronous_commit = on"
 
-/* Finishes records according to the handler's verdicts, all in one statement. When next is
- * not NULL the worker's next batch is claimed in the same transaction: one commit (one WAL
- * flush) per batch instead of two. A failed claim does not lose the outcomes: they are then
- * written alone, and next stays empty. */
+/* A worker's session: LISTEN for new events, and SESSION_SQL. */
+static enum err session_start(PGconn *db)
+{
+    enum err rc = db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL);
+    if (rc == ERR_OK)
+        rc = db_exec(db, SESSION_SQL);
+    return rc;
+}
+
+/* A statement that records outcomes or gives records back is tried up to RECORD_ATTEMPTS times,
+ * RECORD_RETRY_MS after the first failure and twice as long after each next one (1.5 s in all),
+ * before its records are left to their lease (QUEUE_LEASE_SECONDS, 120 s by default): a lost
+ * connection, a deadlock or a serialization failure is usually gone by then. A try after the
+ * lease was taken over changes nothing: every such statement checks the record's lease owner. */
+#define RECORD_ATTEMPTS 5
+#define RECORD_RETRY_MS 100
+
+/* Before try number `attempt` (2 or more) of such a statement: waits, then reconnects db (the
+ * same PGconn, PQreset) when its connection went. Returns whether db can be used. A stopping
+ * pool does not wait. */
+static bool prepare_retry(struct worker *w, PGconn *db, int attempt)
+{
+    struct pollfd wake = {w->pool->wake[0], POLLIN, 0};
+    poll(&wake, 1, RECORD_RETRY_MS << (attempt - 2));
+    if (PQstatus(db) == CONNECTION_OK) {
+        db_rollback(db);
+        return true;
+    }
+    PQreset(db);
+    if (PQstatus(db) != CONNECTION_OK || session_start(db) != ERR_OK) {
+        log_warn("worker cannot reconnect to the database", LOG_I64("worker", w->index),
+                 LOG_I64("attempt", attempt));
+        return false;
+    }
+    log_info("worker reconnected to the database", LOG_I64("worker", w->index),
+             LOG_I64("attempt", attempt));
+    return true;
+}
+
+/* One try of a statement that records outcomes or gives records back (attempt: from 1). */
+typedef enum err (*record_try_fn)(struct worker *w, PGconn *db, void *arg, int attempt);
+
+/* Runs try_fn until it succeeds, RECORD_ATTEMPTS times at most, prepare_retry before each try
+ * after the first; each failure but the last is logged as retry_msg (a fixed phrase). Returns
+ * the last try's result; *tries receives how many were made. */
+static enum err with_tries(struct worker *w, PGconn *db, const char *retry_msg, size_t records,
+                           record_try_fn try_fn, void *arg, int *tries)
+{
+    enum err rc = ERR_DB;
+    int attempt = 0;
+    while (rc != ERR_OK && attempt < RECORD_ATTEMPTS) {
+        attempt++;
+        if (attempt > 1 && !prepare_retry(w, db, attempt))
+            continue;
+        rc = try_fn(w, db, arg, attempt);
+        if (rc != ERR_OK && attempt < RECORD_ATTEMPTS)
+            log_warn(retry_msg, LOG_I64("worker", w->index), LOG_I64("records", (long long)records),
+                     LOG_I64("attempt", attempt), LOG_STR("sqlstate", db_last_sqlstate()));
+    }
+    *tries = attempt;
+    return rc;
+}
+
+/* What a finish's tries share. */
+struct finish_job {
+    struct queue_finish_item *items;
+    size_t n;
+    struct queue_batch *next; /* claimed into by the first try only; NULL: no claim */
+};
+
+/* One try of finish: the outcomes in one statement, and when next is not NULL the worker's
+ * next batch claimed in the same transaction (one commit, one WAL flush, per batch instead of
+ * two). On failure nothing is written and next stays empty. */
+static enum err finish_once(struct worker *w, PGconn *db, void *arg, int attempt)
+{
+    const struct config *cfg = w->pool->cfg;
+    const struct finish_job *job = arg;
+    struct queue_finish_item *items = job->items;
+    size_t n = job->n;
+    struct queue_batch *next = attempt == 1 ? job->next : NULL;
+    enum err rc = db_exec(db, "BEGIN");
+    if (rc == ERR_OK)
+        rc = db_exec(db, FINISH_DURABLY);
+    if (rc == ERR_OK)
+        rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
+    if (rc == ERR_OK && next)
+        rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
+                         next);
+    if (rc == ERR_OK)
+        rc = db_commit(db);
+    if (rc != ERR_OK) {
+        db_rollback(db);
+        if (next)
+            queue_batch_clear(next);
+    } else if (next) {
+        next_claim_size(w, next->record_count);
+    }
+    return rc;
+}
+
+/* Finishes records according to the handler's verdicts, all in one statement, the first try
+ * with the claim of the worker's next batch into next (NULL: no claim). A failed try is
+ * retried alone (see RECORD_ATTEMPTS): before, a failure left the whole batch under its lease,
+ * each record's change waiting up to QUEUE_LEASE_SECONDS. */
 static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size_t n,
                    struct queue_batch *next)
 {
-    const struct config *cfg = w->pool->cfg;
     struct queue_finish_item *items = xcalloc(n, sizeof(*items));
     char **fallbacks = xcalloc(n, sizeof(*fallbacks));
     for (size_t i = 0; i < n; i++)
         items[i] = verdict(w, &recs[i], &fallbacks[i]);
-    enum err rc = ERR_DB;
-    bool done = false;
-    if (next && db_exec(db, "BEGIN") == ERR_OK) {
-        rc = db_exec(db, FINISH_DURABLY);
-        if (rc == ERR_OK)
-            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
-        if (rc == ERR_OK)
-            rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
-                             next);
-        if (rc == ERR_OK)
-            rc = db_commit(db);
-        if (rc == ERR_OK)
-            next_claim_size(w, next->record_count);
-        done = rc == ERR_OK;
-        if (!done) {
-            db_rollback(db);
-            queue_batch_clear(next);
-        }
-    }
-    if (!done) {
-        rc = db_exec(db, "BEGIN");
-        if (rc == ERR_OK)
-            rc = db_exec(db, FINISH_DURABLY);
-        if (rc == ERR_OK)
-            rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
-        if (rc == ERR_OK)
-            rc = db_commit(db);
-        if (rc != ERR_OK)
-            db_rollback(db);
-    }
+    struct finish_job job = {items, n, next};
+    int tries = 0;
+    enum err rc =
+        with_tries(w, db, "cannot record outcome; trying again", n, finish_once, &job, &tries);
     for (size_t i = 0; i < n; i++) {
         /* Dead of a transient cause: retried automatically later (reconcile.c). */
         if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
             reconcile_mark_transient(db, &recs[i]) != ERR_OK)
             log_warn("dead event not marked for the automatic retry",
                      LOG_STR("record_id", recs[i].record_id));
-        log_finished(&items[i], rc);
+        log_finished(&items[i], rc, tries);
         free(fallbacks[i]);
     }
     free(fallbacks);
@@ -319,6 +399,25 @@ static void release_all(struct worker *w, PGconn *db, const struct queue_batch *
         release(w, db, &b->records[i]);
 }
 
+/* One try of give_back; arg is its statement's parameters (owner, the records as JSON). */
+static enum err give_back_once(struct worker *w, PGconn *db, void *arg, int attempt)
+{
+    (void)w;
+    (void)attempt;
+    const char *const *params = arg;
+    PGresult *res = PQexecParams(
+        db,
+        "WITH back AS (UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
+        "  FROM jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
+        "  WHERE (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
+        "    AND r.lease_owner = $1 RETURNING 1)"
+        " SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back",
+        2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, res, PGRES_TUPLES_OK, "cannot give records back");
+    PQclear(res);
+    return rc;
+}
+
 /* Gives records claimed and not started back to the queue in one statement, as they were (no
  * attempt counted, the same place in the claim order), and wakes the idle workers for them. */
 static void give_back(struct worker *w, PGconn *db, const struct queue_record *recs, size_t n)
@@ -334,18 +433,12 @@ static void give_back(struct worker *w, PGconn *db, const struct queue_record *r
     char *text = cJSON_PrintUnformatted(list);
     cJSON_Delete(list);
     const char *params[] = {w->owner, text};
-    PGresult *res = PQexecParams(
-        db,
-        "WITH back AS (UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
-        "  FROM jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
-        "  WHERE (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
-        "    AND r.lease_owner = $1 RETURNING 1)"
-        " SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back",
-        2, NULL, params, NULL, NULL, 0);
-    if (db_check(db, res, PGRES_TUPLES_OK, "cannot give records back") != ERR_OK)
+    /* Tried as a finish is (RECORD_ATTEMPTS): a record left leased waits for its lease. */
+    int tries = 0;
+    if (with_tries(w, db, "cannot give records back; trying again", n, give_back_once,
+                   (void *)params, &tries) != ERR_OK)
         log_warn("records given back keep their lease until it expires",
-                 LOG_I64("records", (long long)n));
-    PQclear(res);
+                 LOG_I64("records", (long long)n), LOG_I64("tries", tries));
     free(text);
 }
 
@@ -460,9 +553,7 @@ static void *worker_main(void *arg)
         if (!db || PQstatus(db) != CONNECTION_OK) {
             PQfinish(db);
             db = NULL;
-            if (db_open(cfg->database_url, &db) != ERR_OK ||
-                db_exec(db, "LISTEN " QUEUE_NOTIFY_CHANNEL) != ERR_OK ||
-                db_exec(db, SESSION_SQL) != ERR_OK) {
+            if (db_open(cfg->database_url, &db) != ERR_OK || session_start(db) != ERR_OK) {
                 PQfinish(db);
                 db = NULL;
                 log_warn("worker waiting for the database", LOG_I64("worker", w->index),

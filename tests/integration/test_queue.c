@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "contact_rollups.h"
+#include "db.h"
 #include "itest.h"
 #include "migrate.h"
 #include "qtest.h"
@@ -24,6 +25,33 @@ START_TEST(migrations_apply_once_and_are_current)
     ck_assert(current);
     ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM schema_migrations"),
                      migrate_embedded_count);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* PostgreSQL answers the COMMIT of a transaction in which a statement failed with "ROLLBACK"
+ * and no error. The worker's finish and next claim share a transaction: a commit taken for a
+ * success there left the batch's outcomes unwritten, its records under their lease, and the
+ * worker handling a next batch it did not hold. */
+START_TEST(a_commit_that_rolls_back_is_a_failure)
+{
+    PGconn *db;
+    char *url = qtest_db("q_commit", &db);
+    ck_assert_int_eq(qtest_push(db, "salesforce", "04l1", "Opportunity", "006A", 1000), 1);
+    ck_assert_int_eq(db_begin(db), ERR_OK);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'done'");
+    PQclear(PQexec(db, "SELECT 1 / 0"));
+    ck_assert_int_eq(db_commit(db), ERR_DB);
+    ck_assert_int_eq(PQtransactionStatus(db), PQTRANS_IDLE);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'done'"),
+                     0);
+    /* A transaction that succeeds commits as before. */
+    ck_assert_int_eq(db_begin(db), ERR_OK);
+    itest_db_exec(db, "UPDATE sync_event SET status = 'done'");
+    ck_assert_int_eq(db_commit(db), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'done'"),
+                     1);
     PQfinish(db);
     free(url);
 }
@@ -866,6 +894,7 @@ Suite *suite_queue(void)
     TCase *tc = tcase_create("postgres");
     tcase_add_test(tc, migrations_apply_once_and_are_current);
     tcase_add_test(tc, duplicates_are_stored_once);
+    tcase_add_test(tc, a_commit_that_rolls_back_is_a_failure);
     tcase_add_test(tc, a_batch_is_one_transaction);
     tcase_add_test(tc, claim_coalesces_a_record_in_order);
     tcase_add_test(tc, retry_backs_off_then_dead_letters);

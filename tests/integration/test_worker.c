@@ -421,6 +421,177 @@ START_TEST(a_claim_of_both_sources_gives_the_later_one_back)
 }
 END_TEST
 
+/* Makes the first `failures` statements that release a record's lease fail, as a deadlock or a
+ * serialization failure would (SQL state 40P01): a sequence counts them, since it is not rolled
+ * back with the failed statement. */
+static void fail_lease_releases(PGconn *db, int failures)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "CREATE SEQUENCE release_tries;"
+             "CREATE FUNCTION fail_release() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             "  IF OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL"
+             "     AND nextval('release_tries') <= %d THEN"
+             "    RAISE EXCEPTION 'release refused by the test' USING ERRCODE = '40P01';"
+             "  END IF;"
+             "  RETURN NEW; END $$;"
+             "CREATE TRIGGER fail_release BEFORE UPDATE ON sync_record"
+             "  FOR EACH ROW EXECUTE FUNCTION fail_release()",
+             failures);
+    itest_db_exec(db, sql);
+}
+
+static const struct worker_route ok_both_routes[] = {{"hubspot", "deal", handle_ok},
+                                                     {"salesforce", NULL, handle_ok}};
+static const struct worker_ops ok_both_ops = {.routes = ok_both_routes, .route_count = 2};
+
+/* The records were finished by their first claim, once, by this pool, and none is leased. */
+static void assert_finished_once(PGconn *db, long long records)
+{
+    ck_assert_int_eq(atomic_load(&handled), records);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'done'"
+                                         " AND attempts = 1"),
+                     records);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome WHERE outcome ="
+                                         " 'done' AND worker = 'test/0'"),
+                     records);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome"), records);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE lease_owner IS NOT NULL"), 0);
+}
+
+/* Starts one worker named test/0 whose lease (an hour) cannot run out during a test; cfg is the
+ * caller's and must outlive the pool. */
+static struct worker_pool *start_one_worker(struct config *cfg, const char *url,
+                                            const struct worker_ops *worker_ops)
+{
+    *cfg = test_config(url);
+    cfg->worker_threads = 1;
+    cfg->lease_seconds = 3600;
+    atomic_store(&handled, 0);
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(cfg, worker_ops, "test", &pool), ERR_OK);
+    return pool;
+}
+
+/* Under load a finish statement failed now and then (both its tries: with the next claim, then
+ * alone), and its whole batch waited for the 120-second lease. It is tried again: the record is
+ * done by its first claim, long before its lease (an hour here) could run out. */
+START_TEST(a_finish_that_fails_is_tried_again_before_the_lease)
+{
+    PGconn *db;
+    char *url = qtest_db("w_finish_retry", &db);
+    fail_lease_releases(db, 2);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, url, &ok_both_ops);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    worker_pool_stop(pool);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT last_value FROM release_tries"), 3);
+    assert_finished_once(db, 1);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+static atomic_bool lose_connection;
+static atomic_bool lose_lease;
+
+/* On its first call: hands the record's lease to another worker when lose_lease is set (its
+ * lease ran out and another claim took it), then ends its own database session (a connection
+ * reset, a restarted server), so that the finish that follows finds the connection gone. */
+static void handle_ok_losing_connection(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    if (atomic_exchange(&lose_connection, false)) {
+        if (atomic_load(&lose_lease))
+            PQclear(PQexec(db, "UPDATE sync_record SET lease_owner = 'other/0'"));
+        PQclear(PQexec(db, "SELECT pg_terminate_backend(pg_backend_pid())"));
+    }
+    handle_ok(ctx, db, recs, n);
+}
+
+static const struct worker_route losing_routes[] = {
+    {"hubspot", "deal", handle_ok_losing_connection}};
+static const struct worker_ops losing_ops = {.routes = losing_routes, .route_count = 1};
+
+/* A finish on a connection that went reconnects and is tried again. */
+START_TEST(a_finish_whose_connection_went_reconnects_and_is_tried_again)
+{
+    PGconn *db;
+    char *url = qtest_db("w_finish_reconnect", &db);
+    atomic_store(&lose_connection, true);
+    atomic_store(&lose_lease, false);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, url, &losing_ops);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    /* The reconnected session listens again: a new event wakes the worker (the poll is 60 s). */
+    qtest_push(db, "hubspot", "d2", "deal", "2", 2);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 2);
+    worker_pool_stop(pool);
+    ck_assert(!atomic_load(&lose_connection));
+    assert_finished_once(db, 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A finish tried again after its lease was taken over changes nothing: the other worker's
+ * claim stays whole, to be finished by it alone (exactly one outcome per attempt). */
+START_TEST(a_finish_tried_again_after_a_takeover_changes_nothing)
+{
+    PGconn *db;
+    char *url = qtest_db("w_finish_takeover", &db);
+    atomic_store(&lose_connection, true);
+    atomic_store(&lose_lease, true);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, url, &losing_ops);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    ck_assert(itest_wait_sql(db, "SELECT count(*) FROM sync_record WHERE lease_owner = 'other/0'",
+                             20000));
+    /* The only worker handles one batch at a time: once the next record is done, the first
+     * record's finish has been tried for the last time. */
+    qtest_push(db, "hubspot", "d2", "deal", "2", 2);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    worker_pool_stop(pool);
+    ck_assert_int_eq(atomic_load(&handled), 2);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE dedup_key = 'd1'"
+                                         " AND status = 'pending' AND attempts = 0"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE record_id = '1'"
+                                         " AND lease_owner = 'other/0' AND open_events = 1"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_outcome o JOIN sync_event e"
+                                         " ON e.id = o.event_id WHERE e.dedup_key = 'd1'"),
+                     0);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* Records of the source a worker does not keep are given back at once; a give-back that fails
+ * is tried again, or those records would wait for the lease. */
+START_TEST(a_give_back_that_fails_is_tried_again)
+{
+    PGconn *db;
+    char *url = qtest_db("w_give_back_retry", &db);
+    fail_lease_releases(db, 2);
+    /* Claimed together (pushed before the pool starts); the opportunity's change is older, so
+     * the deal is given back. */
+    qtest_push(db, "hubspot", "h1", "deal", "7001", 2000);
+    qtest_push(db, "salesforce", "s1", "Opportunity", "0065w000000000OAAQ", 1000);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, url, &ok_both_ops);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 2);
+    worker_pool_stop(pool);
+    /* the two refused tries happened (then the give-back and both finishes) */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT last_value FROM release_tries"), 5);
+    assert_finished_once(db, 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_worker(void);
 Suite *suite_worker(void)
 {
@@ -435,6 +606,10 @@ Suite *suite_worker(void)
     tcase_add_test(tc, notifications_are_freed_before_each_claim);
     tcase_add_test(tc, a_claim_waits_for_the_budget_and_takes_what_came_meanwhile);
     tcase_add_test(tc, a_claim_of_both_sources_gives_the_later_one_back);
+    tcase_add_test(tc, a_finish_that_fails_is_tried_again_before_the_lease);
+    tcase_add_test(tc, a_finish_whose_connection_went_reconnects_and_is_tried_again);
+    tcase_add_test(tc, a_finish_tried_again_after_a_takeover_changes_nothing);
+    tcase_add_test(tc, a_give_back_that_fails_is_tried_again);
     suite_add_tcase(s, tc);
     return s;
 }
