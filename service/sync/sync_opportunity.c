@@ -47,6 +47,7 @@ struct opp {
     bool was_linked;          /* linked when the slice started: both records' locks are held */
     int64_t upserted_ms;      /* HubSpot's updatedAt of this sync's upsert; 0 when none */
     bool is_created;          /* made by batch create with its company and contacts inline */
+    bool is_recorded;         /* its link and baseline saved right after the create */
     bool is_unread;           /* its deal was not read first (read_can_wait) */
     bool is_deal_read;        /* its deal was read with the opportunities (linked) */
     bool is_refused;          /* HubSpot refused the create of its deal */
@@ -96,19 +97,22 @@ static void finish(struct opp *o, enum err rc, bool is_skipped)
     o->is_finished = true;
 }
 
-/* A call failed for the whole batch: every record not yet finished gets the error (the worker
- * retries transient ones, with HubSpot's hint: hint_ms, from the client that made the call) and
- * the reason. */
+/* A call failed for the record: it gets the error (the worker retries transient ones, with
+ * HubSpot's hint: hint_ms, from the client that made the call) and the reason. */
+static void fail_hint(struct opp *o, enum err rc, const char *what, int64_t hint)
+{
+    note(o, "%s: %s", what, err_str(rc));
+    if (rc == ERR_RATE_LIMIT && hint > 0)
+        o->rec->retry_after_ms = hint > 86400000 ? 86400000 : (int)hint;
+    finish(o, rc, false);
+}
+
+/* A call failed for the whole batch: every record not yet finished gets the error. */
 static void fail_rest_hint(struct opp *opps, size_t n, enum err rc, const char *what, int64_t hint)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (opps[i].is_finished)
-            continue;
-        note(&opps[i], "%s: %s", what, err_str(rc));
-        if (rc == ERR_RATE_LIMIT && hint > 0)
-            opps[i].rec->retry_after_ms = hint > 86400000 ? 86400000 : (int)hint;
-        finish(&opps[i], rc, false);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!opps[i].is_finished)
+            fail_hint(&opps[i], rc, what, hint);
 }
 
 /* fail_rest_hint after a call of the worker's own HubSpot client. */
@@ -968,7 +972,11 @@ static enum err create_new_deals(struct sync_ctx *ctx, struct opp *opps, size_t 
 }
 
 /* The deals of the records not created: upserted on the opportunity id (existing deals with
- * something to write, and those whose create HubSpot refused). */
+ * something to write, and those whose create HubSpot refused). A failed call fails only the
+ * records it did not write: the batch's deals created or upserted before it go on to save
+ * their links and baselines. Given up with the rest, a new deal's link was lost, and the deal
+ * (made from the read, then modified later than a user's newer change of the opportunity)
+ * won as the newer side of a pair without a baseline (docs/chaos.md). */
 static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     struct opp **list = xcalloc(n + 1, sizeof(*list));
@@ -978,6 +986,7 @@ static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, 
             (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
             list[k++] = &opps[i];
     enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
+    size_t unwritten = 0; /* list[unwritten..k) were not written when rc is an error */
     if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
         /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
         rc = ERR_OK;
@@ -987,10 +996,18 @@ static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, 
                 refused(ctx, db, list[i], one);
             } else {
                 rc = one;
+                unwritten = i;
             }
         }
     } else if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k == 1) {
         refused(ctx, db, list[0], rc);
+        rc = ERR_OK;
+    }
+    if (rc != ERR_OK) {
+        int64_t hint = hs_retry_after_ms(ctx->hs);
+        for (size_t i = unwritten; i < k; i++)
+            if (!list[i]->is_finished)
+                fail_hint(list[i], rc, "cannot write the deals to hubspot", hint);
         rc = ERR_OK;
     }
     for (size_t i = 0; rc == ERR_OK && i < k; i++) {
@@ -1902,6 +1919,39 @@ static enum err remember_created_contacts(PGconn *db, struct opp *o, const cJSON
     return remember_deal(db, o);
 }
 
+/* A new deal stays locked until the slice ends: its webhooks (creation, properties,
+ * associations) come back while the slice still works, and the deal handler then defers them
+ * without reading the deal (it takes a deal's lock before reading it). */
+static void lock_new_deal(PGconn *db, const struct opp *o)
+{
+    bool got = false;
+    if (sync_pair_try_lock(db, SYNC_PAIR_HS, o->deal_id, &got) != ERR_OK)
+        log_warn("cannot lock a new deal", LOG_STR("deal_id", o->deal_id));
+}
+
+/* The deals just created, locked and recorded (link, baseline, inline contacts) before any
+ * later call of the slice: one that fails (the read or upsert of another record's deal) must
+ * not leave a deal without its link. A pair without a baseline takes each differing field from
+ * the record modified later, and the deal, made from the read of the opportunity and so
+ * modified after a user's newer change of it, won as the newer side (docs/chaos.md). */
+static enum err record_created(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n,
+                               const cJSON *roles, const cJSON *contact_map)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (o->is_finished || !o->is_created)
+            continue;
+        lock_new_deal(db, o);
+        enum err rc = remember_link(ctx, db, o);
+        if (rc == ERR_OK)
+            rc = remember_created_contacts(db, o, roles, contact_map);
+        if (rc != ERR_OK)
+            return rc;
+        o->is_recorded = true;
+    }
+    return ERR_OK;
+}
+
 static void describe_write(struct opp *o)
 {
     struct buf names;
@@ -2428,6 +2478,10 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     rc = create_new_deals(ctx, opps, count, roles, contact_map);
     if (rc != ERR_OK)
         goto failed;
+    step = "cannot record the sync";
+    rc = record_created(ctx, db, opps, count, roles, contact_map);
+    if (rc != ERR_OK)
+        goto failed;
     step = "cannot read the deals from hubspot";
     rc = read_refused(ctx, db, &pl, &ow, &defs, props, opps, count, &refused_deals);
     if (rc != ERR_OK)
@@ -2438,22 +2492,15 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     if (rc != ERR_OK)
         goto failed;
     write_ms = lap(&at);
-    /* The new deals' locks too, until the slice ends: their webhooks (creation, properties,
-     * associations) come back while the slice still works, and the deal handler then defers
-     * them without reading the deals (it takes a deal's lock before reading it). */
-    for (size_t i = 0; i < count; i++) {
-        bool got = false;
-        if (!opps[i].is_finished && opps[i].is_new && opps[i].deal_id &&
-            sync_pair_try_lock(db, SYNC_PAIR_HS, opps[i].deal_id, &got) != ERR_OK)
-            log_warn("cannot lock a new deal", LOG_STR("deal_id", opps[i].deal_id));
-    }
+    /* The deals made by upsert (those created are recorded already). */
+    for (size_t i = 0; i < count; i++)
+        if (!opps[i].is_finished && !opps[i].is_recorded && opps[i].is_new && opps[i].deal_id)
+            lock_new_deal(db, &opps[i]);
     step = "cannot record the sync";
     for (size_t i = 0; i < count; i++) {
-        if (opps[i].is_finished)
+        if (opps[i].is_finished || opps[i].is_recorded)
             continue;
         rc = remember_link(ctx, db, &opps[i]);
-        if (rc == ERR_OK && opps[i].is_created)
-            rc = remember_created_contacts(db, &opps[i], roles, contact_map);
         if (rc != ERR_OK)
             goto failed;
     }

@@ -114,15 +114,21 @@ static void assert_no_opportunity_came_back(struct e2e *e, const char *deal)
     free(names);
 }
 
-static int fault_fired(struct e2e *e)
+/* How often the sandbox's fault rule of index i fired. */
+static int rule_fired(struct e2e *e, int i)
 {
     cJSON *f = NULL;
     ck_assert_int_eq(e2e_sb(e, "GET", "/_sandbox/faults", NULL, &f), 200);
-    const cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "rules"), 0);
+    const cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "rules"), i);
     const cJSON *fired = cJSON_GetObjectItemCaseSensitive(rule, "fired");
     int n = cJSON_IsNumber(fired) ? fired->valueint : 0;
     cJSON_Delete(f);
     return n;
+}
+
+static int fault_fired(struct e2e *e)
+{
+    return rule_fired(e, 0);
 }
 
 static bool has_fired(void *arg)
@@ -1020,6 +1026,82 @@ START_TEST(opportunity_id_property_refused_at_start_is_checked_again)
 }
 END_TEST
 
+/* ---- A deal made from an older read --------------------------------------------------------- */
+
+/* make test's chaos run (seed 1, on d665fce): dealsync read a new opportunity (Needs Analysis),
+ * a user set Closed Lost 0.2 s later, and the deal was made 2 s later from the older read; the
+ * upsert of another record of the same batch then failed (502), and the batch was given up
+ * before it saved the new deal's link. With no baseline, both directions took the deal (modified
+ * in the later second: its creation) for the newer side and wrote Needs Analysis over the
+ * user's Closed Lost. Here the two opportunities travel in one outbound message, the deal's
+ * create is held 3 s (the user sets the stage meanwhile) and the other deal's upsert fails. */
+/* The id of the stage labelled label in the pipeline of deal (caller frees). */
+static char *stage_of_deals_pipeline(struct e2e *e, const char *deal, const char *label)
+{
+    cJSON *d = e2e_hs_get(e, "deals", deal);
+    int count = 0;
+    char *id = stage_labelled(e, e2e_prop(d, "pipeline"), label, &count);
+    ck_assert_msg(id && count == 1, "the pipeline of deal %s has %d stages labelled %s", deal,
+                  count, label);
+    cJSON_Delete(d);
+    return id;
+}
+
+START_TEST(user_change_while_a_deal_is_made_in_a_batch_that_fails_is_kept)
+{
+    struct e2e e;
+    const char *env[] = {"QUEUE_RETRY_BASE_MS=2000", "QUEUE_RETRY_MAX_MS=3000", NULL};
+    e2e_start(&e, "e2e_chaos_older_read", env, NULL, true);
+    char *other_deal = NULL;
+    char *other = synced_opportunity(&e, "Written in the same batch", &other_deal);
+    char *lost = stage_of_deals_pipeline(&e, other_deal, "Closed Lost");
+
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults",
+                            "{\"rules\":[{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/create\",\"action\":\"latency\","
+                            "\"latency_ms\":3000,\"count\":1},{\"method\":\"POST\",\"path\":"
+                            "\"/crm/v3/objects/deals/batch/upsert\",\"status\":502,\"count\":1}]}",
+                            NULL),
+                     200);
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":1000}");
+    char *opp = e2e_sf_create(&e, "Opportunity",
+                              "{\"Name\":\"Made from an older read\",\"StageName\":"
+                              "\"Needs Analysis\",\"CloseDate\":\"2027-06-30\",\"Amount\":1000}");
+    e2e_sf_update(&e, "Opportunity", other, "{\"Amount\":2000}");
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    e2e_sf_update(&e, "Opportunity", opp, "{\"StageName\":\"Closed Lost\"}");
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    ck_assert_int_eq(rule_fired(&e, 1), 1);
+
+    cJSON *o = e2e_sf_get(&e, "Opportunity", opp);
+    cJSON *deal = deal_of(&e, opp);
+    cJSON *d = e2e_hs_get(&e, "deals", other_deal);
+    char stage[64];
+    e2e_sf_text(o, "StageName", stage, sizeof(stage));
+    char *detail = e2e_last_detail(&e, opp);
+    ck_assert_msg(strcmp(stage, "Closed Lost") == 0 && deal &&
+                      strcmp(e2e_prop(deal, "dealstage"), lost) == 0,
+                  "the user's stage (Closed Lost, set in salesforce while its deal was made) was "
+                  "lost: opportunity %s, deal stage %s (Closed Lost is %s); last outcome of the "
+                  "opportunity: %s",
+                  stage, deal ? e2e_prop(deal, "dealstage") : "(no deal)", lost, detail);
+    ck_assert_msg(strtod(e2e_prop(d, "amount"), NULL) == 2000,
+                  "the other opportunity's amount (2000) never reached deal %s: %s", other_deal,
+                  e2e_prop(d, "amount"));
+    ck_assert_int_eq(live_deals_of(&e, opp), 1);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(detail);
+    cJSON_Delete(d);
+    cJSON_Delete(deal);
+    cJSON_Delete(o);
+    free(opp);
+    free(lost);
+    free(other_deal);
+    free(other);
+    e2e_stop(&e);
+}
+END_TEST
+
 Suite *suite_e2e_chaos_findings(void);
 Suite *suite_e2e_chaos_findings(void)
 {
@@ -1046,5 +1128,10 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_add_test(open, deal_deleted_before_its_opportunitys_link_was_saved_is_not_made_again);
     tcase_add_test(open, opportunity_id_property_refused_at_start_is_checked_again);
     suite_add_tcase(s, open);
+    /* Its own case, so CK_RUN_CASE=older_read runs it alone. */
+    TCase *older = tcase_create("older_read");
+    tcase_set_timeout(older, 180);
+    tcase_add_test(older, user_change_while_a_deal_is_made_in_a_batch_that_fails_is_kept);
+    suite_add_tcase(s, older);
     return s;
 }
