@@ -104,6 +104,14 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
                      bool live_only, struct queue_batch *out) WARN_UNUSED;
 void queue_batch_clear(struct queue_batch *b);
 
+/* Gives owner's claimed records recs[0..n) (borrowed) back as they were: their leases dropped,
+ * no attempt counted, their place in the claim order kept, and the idle workers woken. Records
+ * no longer leased by owner are left alone. Locks the records in key order, as queue_push and
+ * queue_finish_many do, so that it cannot deadlock with them. *given (may be NULL) receives how
+ * many were given back. */
+enum err queue_give_back(PGconn *db, const char *owner, const struct queue_record *recs, size_t n,
+                         size_t *given) WARN_UNUSED;
+
 /* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted (the record
  * was busy elsewhere, or waits for API budget): waiting is not failing. No outcome row, except
  * a 'deferred' one when the record's result is ERR_RATE_LIMIT (so an operator sees why it

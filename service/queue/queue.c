@@ -215,6 +215,60 @@ static int cmp_rows(const void *pa, const void *pb)
     return c;
 }
 
+/* Drops owner's leases of the records in $2 (a JSON array of keys) and wakes the idle workers.
+ * The records are locked in key order first, as a push (its upsert of sync_record) and the
+ * finish lock theirs: an UPDATE joined to the list locked them in the order of its plan, and a
+ * give-back of 20 records deadlocked with a push under the end-to-end benchmark's stream (40P01,
+ * one of the two cancelled); the worker only logged it, and the 20 records waited for their
+ * 120-second lease. */
+static const char give_back_sql[] =
+    "WITH lk AS MATERIALIZED ("
+    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
+    "  JOIN jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
+    "    ON (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
+    "  WHERE r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF r"
+    "), back AS ("
+    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL FROM lk"
+    "  WHERE (r.source, r.object_type, r.record_id) = (lk.source, lk.object_type, lk.record_id)"
+    "    AND r.lease_owner = $1 RETURNING 1"
+    ") SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back";
+
+/* Runs give_back_sql for keys (a JSON array, borrowed); *given (may be NULL) receives how many
+ * leases were dropped. */
+static enum err give_back_keys(PGconn *db, const char *owner, const cJSON *keys, size_t *given)
+{
+    char *json = cJSON_PrintUnformatted(keys);
+    const char *params[] = {owner, json};
+    PGresult *r = PQexecParams(db, give_back_sql, 2, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot give records back");
+    if (rc == ERR_OK && given)
+        *given = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    free(json);
+    return rc;
+}
+
+/* Appends the key of one record to keys (a JSON array). */
+static void add_key(cJSON *keys, const char *source, const char *object_type, const char *record_id)
+{
+    cJSON *k = cJSON_CreateObject();
+    cJSON_AddStringToObject(k, "source", source);
+    cJSON_AddStringToObject(k, "object_type", object_type);
+    cJSON_AddStringToObject(k, "record_id", record_id);
+    cJSON_AddItemToArray(keys, k);
+}
+
+enum err queue_give_back(PGconn *db, const char *owner, const struct queue_record *recs, size_t n,
+                         size_t *given)
+{
+    cJSON *keys = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        add_key(keys, recs[i].source, recs[i].object_type, recs[i].record_id);
+    enum err rc = give_back_keys(db, owner, keys, given);
+    cJSON_Delete(keys);
+    return rc;
+}
+
 /* Drops the leases of records claimed without a visible event (see claim_sql). */
 static void release_empty(PGconn *db, const char *owner, PGresult *r, const struct claim_row *rows,
                           size_t n)
@@ -226,28 +280,10 @@ static void release_empty(PGconn *db, const char *owner, PGresult *r, const stru
         struct claim_row key = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), {0}};
         if (n && bsearch(&key, rows, n, sizeof(*rows), cmp_keys))
             continue;
-        cJSON *k = cJSON_CreateObject();
-        cJSON_AddStringToObject(k, "source", PQgetvalue(r, i, 0));
-        cJSON_AddStringToObject(k, "object_type", PQgetvalue(r, i, 1));
-        cJSON_AddStringToObject(k, "record_id", PQgetvalue(r, i, 2));
-        cJSON_AddItemToArray(keys, k);
+        add_key(keys, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
     }
-    if (cJSON_GetArraySize(keys) > 0) {
-        char *json = cJSON_PrintUnformatted(keys);
-        const char *params[] = {owner, json};
-        PGresult *res =
-            PQexecParams(db,
-                         "UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
-                         " FROM jsonb_to_recordset($2::jsonb) AS k(source text, object_type text,"
-                         "   record_id text)"
-                         " WHERE (r.source, r.object_type, r.record_id) = (k.source, k.object_type,"
-                         "   k.record_id) AND r.lease_owner = $1",
-                         2, NULL, params, NULL, NULL, 0);
-        if (db_check(db, res, PGRES_COMMAND_OK, "cannot release an empty claim") != ERR_OK)
-            log_warn("an empty claim keeps its lease until it expires");
-        PQclear(res);
-        free(json);
-    }
+    if (cJSON_GetArraySize(keys) > 0 && give_back_keys(db, owner, keys, NULL) != ERR_OK)
+        log_warn("an empty claim keeps its lease until it expires");
     cJSON_Delete(keys);
 }
 

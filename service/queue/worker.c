@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "api_budget.h"
 #include "db.h"
 #include "log.h"
@@ -399,47 +397,31 @@ static void release_all(struct worker *w, PGconn *db, const struct queue_batch *
         release(w, db, &b->records[i]);
 }
 
-/* One try of give_back; arg is its statement's parameters (owner, the records as JSON). */
+/* The records of a give-back, for its tries. */
+struct give_back_job {
+    const struct queue_record *recs;
+    size_t n;
+};
+
+/* One try of give_back. */
 static enum err give_back_once(struct worker *w, PGconn *db, void *arg, int attempt)
 {
-    (void)w;
     (void)attempt;
-    const char *const *params = arg;
-    PGresult *res = PQexecParams(
-        db,
-        "WITH back AS (UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL"
-        "  FROM jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
-        "  WHERE (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
-        "    AND r.lease_owner = $1 RETURNING 1)"
-        " SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back",
-        2, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, res, PGRES_TUPLES_OK, "cannot give records back");
-    PQclear(res);
-    return rc;
+    const struct give_back_job *job = arg;
+    return queue_give_back(db, w->owner, job->recs, job->n, NULL);
 }
 
 /* Gives records claimed and not started back to the queue in one statement, as they were (no
- * attempt counted, the same place in the claim order), and wakes the idle workers for them. */
+ * attempt counted, the same place in the claim order), and wakes the idle workers for them.
+ * Tried as a finish is (RECORD_ATTEMPTS): a record left leased waits for its lease. */
 static void give_back(struct worker *w, PGconn *db, const struct queue_record *recs, size_t n)
 {
-    cJSON *list = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "source", recs[i].source);
-        cJSON_AddStringToObject(o, "object_type", recs[i].object_type);
-        cJSON_AddStringToObject(o, "record_id", recs[i].record_id);
-        cJSON_AddItemToArray(list, o);
-    }
-    char *text = cJSON_PrintUnformatted(list);
-    cJSON_Delete(list);
-    const char *params[] = {w->owner, text};
-    /* Tried as a finish is (RECORD_ATTEMPTS): a record left leased waits for its lease. */
+    struct give_back_job job = {recs, n};
     int tries = 0;
-    if (with_tries(w, db, "cannot give records back; trying again", n, give_back_once,
-                   (void *)params, &tries) != ERR_OK)
+    if (with_tries(w, db, "cannot give records back; trying again", n, give_back_once, &job,
+                   &tries) != ERR_OK)
         log_warn("records given back keep their lease until it expires",
                  LOG_I64("records", (long long)n), LOG_I64("tries", tries));
-    free(text);
 }
 
 /* The earliest change among records [from, to) of a batch. */

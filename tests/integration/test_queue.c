@@ -57,6 +57,74 @@ START_TEST(a_commit_that_rolls_back_is_a_failure)
 }
 END_TEST
 
+struct give_back_call {
+    const char *url;
+    const struct queue_record *recs;
+    size_t n;
+    enum err rc;
+    size_t given;
+};
+
+static void *give_back_on_own_connection(void *arg)
+{
+    struct give_back_call *c = arg;
+    PGconn *db = itest_db_connect(c->url);
+    c->rc = queue_give_back(db, "w", c->recs, c->n, &c->given);
+    PQfinish(db);
+    return NULL;
+}
+
+/* A push locks its records in key order (its upsert of sync_record) until it commits. A
+ * give-back that locked them in another order (its plan's) deadlocked with one under the
+ * end-to-end benchmark's stream, and its 20 records waited for their lease. Waiting for the
+ * first record in key order, a give-back holds none after it. */
+START_TEST(a_give_back_locks_its_records_in_key_order)
+{
+    PGconn *db;
+    char *url = qtest_db("q_give_back", &db);
+    /* Stored, and given back below, in the reverse of key order. */
+    ck_assert_int_eq(qtest_push(db, "hubspot", "e2", "deal", "2", 1000), 1);
+    ck_assert_int_eq(qtest_push(db, "hubspot", "e1", "deal", "1", 2000), 1);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w", 10, 60, false, &b), ERR_OK);
+    ck_assert_int_eq(b.record_count, 2);
+    ck_assert_str_eq(b.records[0].record_id, "1");
+    struct queue_record reversed[2] = {b.records[1], b.records[0]};
+
+    PGconn *pusher = itest_db_connect(url);
+    itest_db_exec(pusher, "BEGIN");
+    itest_db_exec(pusher, "SELECT 1 FROM sync_record WHERE record_id = '1' FOR UPDATE");
+    struct give_back_call call = {url, reversed, 2, ERR_INTERNAL, 0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, give_back_on_own_connection, &call), 0);
+    ck_assert(itest_wait_sql(db,
+                             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                             " AND datname = current_database()"
+                             " AND query LIKE '%lease_owner = NULL%'",
+                             20000));
+    /* The push's next record is free (before, the give-back held it: a deadlock). */
+    PGresult *r =
+        PQexec(pusher, "SELECT 1 FROM sync_record WHERE record_id = '2' FOR UPDATE NOWAIT");
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "record 2 is locked: %s",
+                  PQresultErrorMessage(r));
+    PQclear(r);
+    itest_db_exec(pusher, "COMMIT");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(call.rc, ERR_OK);
+    ck_assert_int_eq(call.given, 2);
+    ck_assert_int_eq(
+        itest_db_scalar(db, "SELECT count(*) FROM sync_record WHERE lease_owner IS NOT NULL"), 0);
+    /* Given back as they were: pending, no attempt counted. */
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status ="
+                                         " 'pending' AND attempts = 0"),
+                     2);
+    queue_batch_clear(&b);
+    PQfinish(pusher);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 START_TEST(duplicates_are_stored_once)
 {
     PGconn *db;
@@ -895,6 +963,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, migrations_apply_once_and_are_current);
     tcase_add_test(tc, duplicates_are_stored_once);
     tcase_add_test(tc, a_commit_that_rolls_back_is_a_failure);
+    tcase_add_test(tc, a_give_back_locks_its_records_in_key_order);
     tcase_add_test(tc, a_batch_is_one_transaction);
     tcase_add_test(tc, claim_coalesces_a_record_in_order);
     tcase_add_test(tc, retry_backs_off_then_dead_letters);
