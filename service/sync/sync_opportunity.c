@@ -468,6 +468,11 @@ static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const 
     cJSON *deal = NULL;
     enum err rc = hs_object_get_history(ctx->hs, "deals", o->deal_id, names.data, &deal);
     buf_clear(&names);
+    /* The deal was deleted since it was read (a user deleted it in between): the record is
+     * tried again (map_record), and that read follows the delete rules. Taken as it came, the
+     * 404 made the whole batch dead (make test's chaos run, 5 dead events). */
+    if (rc == ERR_NOT_FOUND)
+        return ERR_BUSY;
     if (rc != ERR_OK)
         return rc;
     const cJSON *history = cJSON_GetObjectItemCaseSensitive(deal, "propertiesWithHistory");
@@ -763,6 +768,12 @@ static enum err map_record(struct sync_ctx *ctx, PGconn *db, struct pipelines *p
     }
     if (o->deal) {
         rc = keep_newer_hubspot_values(ctx, db, o, mr.changes);
+        if (rc == ERR_BUSY) {
+            note(o, "its deal %s was deleted while it was read: tried again", o->deal_id);
+            finish(o, ERR_BUSY, false);
+            rc = ERR_OK;
+            goto out;
+        }
         if (rc != ERR_OK)
             goto out;
     }

@@ -292,6 +292,24 @@ START_TEST(conflict_won_by_salesforce_is_not_decided_again_after_a_hubspot_edit)
 }
 END_TEST
 
+/* A HubSpot user sets the description away from dealsync's write, a Salesforce user changes it
+ * (its message held sf_hold_ms), and the HubSpot user sets it back ("first"); HubSpot's webhooks
+ * stay held until the caller releases them. */
+static void set_back_in_hubspot_around_a_salesforce_change(struct e2e *e, const char *opp,
+                                                           const char *deal, int sf_hold_ms)
+{
+    e2e_sb_settings(e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_hs_update(e, "deals", deal, "{\"description\":\"a hubspot draft\"}");
+    next_second();
+    char *hold = xasprintf("{\"sf_om_batch_delay_ms\":%d}", sf_hold_ms);
+    e2e_sb_settings(e, hold);
+    free(hold);
+    e2e_sf_update(e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    e2e_sb_settings(e, "{\"sf_om_batch_delay_ms\":20}");
+    next_second();
+    e2e_hs_update(e, "deals", deal, "{\"description\":\"first\"}");
+}
+
 /* A HubSpot user sets the description away from dealsync's write and back again, a Salesforce
  * user changing it in between: the deal read afterwards holds dealsync's own write, which used
  * to count as no change, so Salesforce's older value won on both sides (a chaos run, on a stage).
@@ -304,15 +322,8 @@ START_TEST(value_set_back_in_hubspot_after_a_salesforce_change_wins)
     char *opp = synced_pair(&e, "Set back in hubspot", 100, &deal);
     expect_quiet(&e);
 
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
-    e2e_hs_update(&e, "deals", deal, "{\"description\":\"a hubspot draft\"}");
-    next_second();
     /* Salesforce's message held until after the HubSpot webhooks are synced. */
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
-    next_second();
-    e2e_hs_update(&e, "deals", deal, "{\"description\":\"first\"}");
+    set_back_in_hubspot_around_a_salesforce_change(&e, opp, deal, 20000);
     e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
     expect_quiet(&e);
     expect_descriptions(&e, opp, deal, "first");
@@ -334,17 +345,10 @@ START_TEST(value_set_back_in_hubspot_before_a_salesforce_sync_wins)
     char *opp = synced_pair(&e, "Set back before sync", 100, &deal);
     expect_quiet(&e);
 
-    /* HubSpot's webhooks held until Salesforce's change is synced. */
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
-    e2e_hs_update(&e, "deals", deal, "{\"description\":\"a hubspot draft\"}");
-    next_second();
-    /* Salesforce's message held (5 s from its change, fixed when it is queued) until the deal
-     * holds dealsync's write again. */
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":5000}");
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
-    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
-    next_second();
-    e2e_hs_update(&e, "deals", deal, "{\"description\":\"first\"}");
+    /* HubSpot's webhooks held until Salesforce's change is synced; Salesforce's message held
+     * (5 s from its change, fixed when it is queued) until the deal holds dealsync's write
+     * again. */
+    set_back_in_hubspot_around_a_salesforce_change(&e, opp, deal, 5000);
     /* The sync of Salesforce's change, which comes after this (its message is still held). */
     char *after = xasprintf(
         "id > %lld", itest_db_scalar(e.svc.db, "SELECT coalesce(max(id), 0) FROM sync_outcome"));
@@ -353,6 +357,59 @@ START_TEST(value_set_back_in_hubspot_before_a_salesforce_sync_wins)
     e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
     expect_quiet(&e);
     expect_descriptions(&e, opp, deal, "first");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
+/* Whether the sandbox's fault rules have fired n times in all. */
+static bool faults_fired(struct e2e *e, int n)
+{
+    cJSON *json = NULL;
+    int fired = 0;
+    if (e2e_sb(e, "GET", "/_sandbox/faults", NULL, &json) == 200) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(json, "rules")) fired +=
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "fired"));
+    }
+    cJSON_Delete(json);
+    return fired >= n;
+}
+
+/* The same, with the user deleting the deal while dealsync reads its property history: the
+ * read's 404 made the whole batch dead (make test's chaos run, 5 dead events). The record is
+ * tried again and follows the delete rules: nothing dead, and the opportunity stays. */
+START_TEST(deal_deleted_while_its_history_is_read_leaves_nothing_dead)
+{
+    struct e2e e;
+    e2e_start(&e, "e2e_two_way_history_deleted", NULL, NULL, true);
+    char *deal = NULL;
+    char *opp = synced_pair(&e, "History of a deleted deal", 100, &deal);
+    expect_quiet(&e);
+
+    set_back_in_hubspot_around_a_salesforce_change(&e, opp, deal, 5000);
+    /* The history read (the only GET of this deal) held 3 s; the user deletes the deal then. */
+    char *rules = xasprintf("{\"rules\":[{\"method\":\"GET\",\"path\":"
+                            "\"/crm/v3/objects/deals/%s\",\"action\":\"latency\","
+                            "\"latency_ms\":3000,\"count\":1}]}",
+                            deal);
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults", rules, NULL), 200);
+    free(rules);
+    long long deadline = util_now_ms() + 30000;
+    while (!faults_fired(&e, 1) && util_now_ms() < deadline) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    ck_assert_msg(faults_fired(&e, 1), "the deal's history was never read");
+    char *path = xasprintf("/_sandbox/hubspot/objects/deals/%s", deal);
+    ck_assert_int_eq(e2e_sb(&e, "DELETE", path, NULL, NULL), 204);
+    free(path);
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":50}");
+    expect_quiet(&e);
+    char *still = e2e_sf_find(&e, "Opportunity", "Id", opp);
+    ck_assert_ptr_nonnull(still);
+    free(still);
     free(deal);
     free(opp);
     e2e_stop(&e);
@@ -1423,6 +1480,10 @@ Suite *suite_e2e_two_way(void)
     tcase_add_test(tc, company_found_by_contacts);
     tcase_add_test(tc, lifecycle_stage_sync_off_keeps_the_stage);
     suite_add_tcase(s, tc);
+    TCase *history = tcase_create("history read");
+    tcase_set_timeout(history, 300);
+    tcase_add_test(history, deal_deleted_while_its_history_is_read_leaves_nothing_dead);
+    suite_add_tcase(s, history);
     TCase *creates = tcase_create("concurrent creates");
     tcase_set_timeout(creates, 300);
     tcase_add_test(creates, one_company_for_concurrent_opportunities);
