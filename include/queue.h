@@ -148,6 +148,12 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
 enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n,
                             long long *requeued) WARN_UNUSED;
 
+/* Puts the events that died of a transient cause (marked by the finish) back to pending for one
+ * more attempt each, their error kept, and notifies idle workers; *retried receives how many.
+ * Both requeues lock their records in key order, as queue_push, queue_give_back and
+ * queue_finish_many do, so that they cannot deadlock with them. */
+enum err queue_retry_transient_dead(PGconn *db, long long *retried) WARN_UNUSED;
+
 /* Deletes done events (and their outcome rows) finished more than retention_hours ago.
  * *deleted receives the number of events removed. */
 enum err queue_prune(PGconn *db, int retention_hours, long long *deleted) WARN_UNUSED;

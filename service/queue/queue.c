@@ -570,7 +570,43 @@ enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *
     return rc;
 }
 
-enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long *requeued)
+/* Puts dead events back to pending: those of $1 (NULL: every one), and with $2 only those that
+ * died of a transient cause, which keep their error and get one more attempt (the automatic
+ * retry, reconcile.c); an operator's requeue starts them over. Their records are locked in key
+ * order first, as a push, a give-back and the finish lock theirs: the UPDATE locked the events
+ * in the order of its scan and then their records in the order of its join (a hash), and could
+ * deadlock with a push of two of those records' changes, its upsert holding one record and
+ * waiting for the other (40P01: one of the two cancelled, the requeue or the push). The events
+ * are locked after their record, as the finish and the claim lock theirs. A requeued event loses
+ * its transient mark: one that dies again of a permanent cause is not retried automatically. */
+static const char requeue_sql[] =
+    "WITH dead AS ("
+    "  SELECT e.id, e.source, e.object_type, e.record_id FROM sync_event e"
+    "  WHERE e.status = 'dead' AND ($1::bigint[] IS NULL OR e.id = ANY($1::bigint[]))"
+    "    AND (NOT $2::bool OR e.is_transient_dead)"
+    "), lk AS MATERIALIZED ("
+    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
+    "  WHERE (r.source, r.object_type, r.record_id) IN"
+    "        (SELECT d.source, d.object_type, d.record_id FROM dead d)"
+    "  ORDER BY 1, 2, 3 FOR UPDATE OF r"
+    "), ev AS ("
+    "  UPDATE sync_event e SET status = 'pending', lease_owner = NULL, finished_at = NULL,"
+    "    attempts = CASE WHEN $2::bool THEN greatest(e.attempts - 1, 0) ELSE 0 END,"
+    "    last_error = CASE WHEN $2::bool THEN e.last_error END,"
+    "    error_code = CASE WHEN $2::bool THEN e.error_code END,"
+    "    is_transient_dead = false"
+    "  FROM lk, dead d WHERE e.id = d.id AND (lk.source, lk.object_type, lk.record_id) ="
+    "                                        (d.source, d.object_type, d.record_id)"
+    "    AND e.status = 'dead' AND (NOT $2::bool OR e.is_transient_dead)"
+    "  RETURNING e.source, e.object_type, e.record_id"
+    "), rec AS ("
+    "  UPDATE sync_record r SET not_before = now() FROM (SELECT DISTINCT * FROM ev) e"
+    "  WHERE (r.source, r.object_type, r.record_id) = (e.source, e.object_type, e.record_id)"
+    ") SELECT (SELECT count(*) FROM ev), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')";
+
+/* Runs requeue_sql; ids (count n, n == 0: every dead event), is_transient: see requeue_sql. */
+static enum err requeue(PGconn *db, const int64_t *ids, size_t n, bool is_transient,
+                        long long *requeued)
 {
     struct buf list;
     buf_init(&list, 0);
@@ -578,24 +614,26 @@ enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long 
     for (size_t i = 0; i < n; i++)
         buf_printf(&list, "%s%lld", i ? "," : "", (long long)ids[i]);
     buf_append_str(&list, "}");
-    const char *params[] = {n ? list.data : NULL};
-    PGresult *r = PQexecParams(
-        db,
-        "WITH ev AS (UPDATE sync_event SET status = 'pending', attempts = 0, last_error = NULL,"
-        "    error_code = NULL,"
-        "    finished_at = NULL, lease_owner = NULL"
-        "  WHERE status = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
-        "  RETURNING source, object_type, record_id),"
-        " rec AS (UPDATE sync_record r SET not_before = now() FROM (SELECT DISTINCT * FROM ev) e"
-        "  WHERE (r.source, r.object_type, r.record_id) = (e.source, e.object_type, e.record_id))"
-        " SELECT (SELECT count(*) FROM ev), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')",
-        1, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot requeue dead events");
+    const char *params[] = {n ? list.data : NULL, is_transient ? "true" : "false"};
+    PGresult *r = PQexecParams(db, requeue_sql, 2, NULL, params, NULL, NULL, 0);
+    enum err rc =
+        db_check(db, r, PGRES_TUPLES_OK,
+                 is_transient ? "cannot retry dead events" : "cannot requeue dead events");
     if (rc == ERR_OK && requeued)
         *requeued = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     buf_clear(&list);
     return rc;
+}
+
+enum err queue_requeue_dead(PGconn *db, const int64_t *ids, size_t n, long long *requeued)
+{
+    return requeue(db, ids, n, false, requeued);
+}
+
+enum err queue_retry_transient_dead(PGconn *db, long long *retried)
+{
+    return requeue(db, NULL, 0, true, retried);
 }
 
 enum err queue_prune(PGconn *db, int retention_hours, long long *deleted)

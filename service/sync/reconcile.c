@@ -367,7 +367,9 @@ static void sweep_hubspot(struct sync_ctx *ctx, PGconn *db, int64_t now)
 }
 
 /* Transiently dead events get one more attempt each interval (attempts one short of the
- * maximum), as HubSpot retries records in error every 30 minutes. */
+ * maximum), as HubSpot retries records in error every 30 minutes. The statement is the queue's
+ * (queue_retry_transient_dead): it locks their records in key order, as every statement that
+ * changes several records does. */
 static void retry_dead(struct sync_ctx *ctx, PGconn *db, int64_t now)
 {
     bool is_turn = false;
@@ -376,19 +378,9 @@ static void retry_dead(struct sync_ctx *ctx, PGconn *db, int64_t now)
                        &is_turn, &from) != ERR_OK ||
         !is_turn)
         return;
-    PGresult *r = PQexec(
-        db,
-        "WITH ev AS (UPDATE sync_event SET status = 'pending', lease_owner = NULL,"
-        "  finished_at = NULL, attempts = greatest(attempts - 1, 0), is_transient_dead = false"
-        "  WHERE status = 'dead' AND is_transient_dead RETURNING source, object_type, record_id),"
-        " rec AS (UPDATE sync_record r SET not_before = now() FROM (SELECT DISTINCT * FROM ev) e"
-        "  WHERE (r.source, r.object_type, r.record_id) = (e.source, e.object_type, e.record_id))"
-        " SELECT (SELECT count(*) FROM ev), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')");
-    if (db_check(db, r, PGRES_TUPLES_OK, "cannot retry dead events") == ERR_OK &&
-        strcmp(PQgetvalue(r, 0, 0), "0") != 0)
-        log_info("transiently dead events retried",
-                 LOG_I64("events", strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
-    PQclear(r);
+    long long retried = 0;
+    if (queue_retry_transient_dead(db, &retried) == ERR_OK && retried > 0)
+        log_info("transiently dead events retried", LOG_I64("events", retried));
 }
 
 void reconcile_tick(void *vctx, PGconn *db)

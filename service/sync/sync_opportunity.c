@@ -56,6 +56,10 @@ struct opp {
     char *company;            /* the HubSpot company of its account, once resolved */
     const char *company_how;  /* how it was found (hs_companies.h), static */
     cJSON *written;           /* the properties written to HubSpot */
+    cJSON *noted;             /* what link_note_written remembered of its deal write, and */
+    cJSON *noted_over;        /* the link's hs_written as read before (NULL: nothing noted) */
+    bool is_maybe_written;    /* its deal write may have been carried out (answered, or cut off
+                               * by a timeout) */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
     cJSON *deferred;          /* two-way fields whose newer HubSpot value was kept, {"property":
                                * "sf field"}: left for the other direction, so not marked as seen;
@@ -862,8 +866,9 @@ static cJSON *upsert_input(const struct sync_ctx *ctx, const struct opp *o)
     return in;
 }
 
-/* Upserts the listed records; results are matched by the id property when HubSpot returns
- * it, else by position. */
+/* Upserts the listed records (at most HS_BATCH_MAX: one call, which HubSpot carries out or
+ * not as a whole); results are matched by the id property when HubSpot returns it, else by
+ * position. */
 static enum err upsert(struct sync_ctx *ctx, struct opp **list, size_t k)
 {
     cJSON *inputs = cJSON_CreateArray();
@@ -871,6 +876,10 @@ static enum err upsert(struct sync_ctx *ctx, struct opp **list, size_t k)
         cJSON_AddItemToArray(inputs, upsert_input(ctx, list[i]));
     struct hs_batch_result res = {0};
     enum err rc = hs_batch_upsert(ctx->hs, "deals", inputs, &res);
+    /* A write cut off by a timeout may have been carried out, its answer lost: it stays
+     * remembered (see unnote_unwritten). */
+    for (size_t i = 0; i < k; i++)
+        list[i]->is_maybe_written |= rc == ERR_OK || rc == ERR_TIMEOUT;
     if (rc == ERR_OK) {
         int i = 0;
         const cJSON *r;
@@ -1041,12 +1050,39 @@ static enum err create_new_deals(struct sync_ctx *ctx, struct opp *opps, size_t 
     return rc;
 }
 
+/* Upserts list[0..k) (at most HS_BATCH_MAX) in one call; when HubSpot refuses the call (it
+ * validates the whole batch first), one record at a time, to find the one it refuses and write
+ * the rest. On an error of a call, *unwritten is the first record not written. */
+static enum err write_chunk(struct sync_ctx *ctx, PGconn *db, struct opp **list, size_t k,
+                            size_t *unwritten)
+{
+    enum err rc = upsert(ctx, list, k);
+    *unwritten = 0;
+    if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
+        rc = ERR_OK;
+        for (size_t i = 0; i < k && rc == ERR_OK; i++) {
+            enum err one = upsert(ctx, &list[i], 1);
+            if (one == ERR_INVALID || one == ERR_CONFLICT) {
+                refused(ctx, db, list[i], one);
+            } else {
+                rc = one;
+                *unwritten = i;
+            }
+        }
+    } else if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k == 1) {
+        refused(ctx, db, list[0], rc);
+        rc = ERR_OK;
+    }
+    return rc;
+}
+
 /* The deals of the records not created: upserted on the opportunity id (existing deals with
- * something to write, and those whose create HubSpot refused). A failed call fails only the
- * records it did not write: the batch's deals created or upserted before it go on to save
- * their links and baselines. Given up with the rest, a new deal's link was lost, and the deal
- * (made from the read, then modified later than a user's newer change of the opportunity)
- * won as the newer side of a pair without a baseline (docs/chaos.md). */
+ * something to write, and those whose create HubSpot refused), a call per HS_BATCH_MAX records.
+ * A failed call fails only the records it did not write and those after it: the deals created
+ * or upserted before it go on to save their links and baselines. Given up with the rest, a new
+ * deal's link was lost, and the deal (made from the read, then modified later than a user's
+ * newer change of the opportunity) won as the newer side of a pair without a baseline
+ * (docs/chaos.md). */
 static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, size_t n)
 {
     struct opp **list = xcalloc(n + 1, sizeof(*list));
@@ -1055,23 +1091,12 @@ static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, 
         if (!opps[i].is_finished && opps[i].written && !opps[i].is_created &&
             (!opps[i].deal || cJSON_GetArraySize(opps[i].written) > 0))
             list[k++] = &opps[i];
-    enum err rc = k ? upsert(ctx, list, k) : ERR_OK;
+    enum err rc = ERR_OK;
     size_t unwritten = 0; /* list[unwritten..k) were not written when rc is an error */
-    if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k > 1) {
-        /* HubSpot validates the whole batch first: find the record it refuses, write the rest. */
-        rc = ERR_OK;
-        for (size_t i = 0; i < k && rc == ERR_OK; i++) {
-            enum err one = upsert(ctx, &list[i], 1);
-            if (one == ERR_INVALID || one == ERR_CONFLICT) {
-                refused(ctx, db, list[i], one);
-            } else {
-                rc = one;
-                unwritten = i;
-            }
-        }
-    } else if ((rc == ERR_INVALID || rc == ERR_CONFLICT) && k == 1) {
-        refused(ctx, db, list[0], rc);
-        rc = ERR_OK;
+    for (size_t from = 0; from < k && rc == ERR_OK; from += HS_BATCH_MAX) {
+        size_t m = k - from < HS_BATCH_MAX ? k - from : HS_BATCH_MAX;
+        rc = write_chunk(ctx, db, list + from, m, &unwritten);
+        unwritten += from;
     }
     if (rc != ERR_OK) {
         int64_t hint = hs_retry_after_ms(ctx->hs);
@@ -1088,6 +1113,58 @@ static enum err write_deals(struct sync_ctx *ctx, PGconn *db, struct opp *opps, 
     }
     free(list);
     return rc;
+}
+
+/* Remembers, before the deal is written, what is about to be written to it (link_note_written),
+ * and keeps what that replaced: a write carried out whose answer is lost is still known as
+ * dealsync's own when it comes back, and one not carried out gives back what it replaced. */
+static enum err note_deal_write(PGconn *db, struct opp *o)
+{
+    if (!o->written || !o->written->child)
+        return ERR_OK;
+    struct link l = {0};
+    enum err rc = link_find_by_sf(db, LINK_OPPORTUNITY, o->id, &l);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_OK; /* no link: nothing to remember it in */
+    if (rc == ERR_OK)
+        rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+    if (rc == ERR_OK) {
+        if (!o->noted) {
+            o->noted = cJSON_CreateObject();
+            o->noted_over = l.hs_written;
+            l.hs_written = NULL;
+        }
+        /* Noted again (mapped anew after a refused create): what the first note replaced
+         * stays what is given back. */
+        for (const cJSON *e = o->written->child; e; e = e->next)
+            if (!cJSON_GetObjectItemCaseSensitive(o->noted, e->string))
+                cJSON_AddItemToObject(o->noted, e->string, cJSON_Duplicate(e, true));
+    }
+    link_clear(&l);
+    return rc;
+}
+
+/* The deal writes remembered (note_deal_write) that were not carried out (not sent, refused, or
+ * answered with an error): what was remembered of them goes back to what it replaced, once. Left
+ * remembered, such a write hid an earlier one that was carried out: the deal's value, no longer
+ * dealsync's own, looked like a HubSpot user's change and won over the user's newer Salesforce
+ * value (a chaos run). A write cut off by a timeout may have been carried out with its answer
+ * lost: it stays remembered, as a write cut short by a kill does. */
+static void unnote_unwritten(PGconn *db, struct opp *opps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct opp *o = &opps[i];
+        if (!o->noted || o->is_maybe_written)
+            continue;
+        enum err rc =
+            link_unnote_written(db, LINK_OPPORTUNITY, o->id, true, o->noted, o->noted_over);
+        if (rc != ERR_OK)
+            log_warn("cannot forget a write not carried out", LOG_STR("record_id", o->id),
+                     LOG_STR("error", err_str(rc)));
+        cJSON_Delete(o->noted);
+        cJSON_Delete(o->noted_over);
+        o->noted = o->noted_over = NULL;
+    }
 }
 
 /* ---- Associations ---------------------------------------------------------------------------- */
@@ -2352,7 +2429,7 @@ static enum err read_refused(struct sync_ctx *ctx, PGconn *db, struct pipelines 
         o->written = NULL;
         rc = map_record(ctx, db, pl, ow, defs, o);
         if (rc == ERR_OK && !o->is_finished)
-            rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+            rc = note_deal_write(db, o);
     }
     return rc;
 }
@@ -2530,7 +2607,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
         struct opp *o = &opps[i];
         if (o->is_finished || !o->deal)
             continue;
-        rc = link_note_written(db, LINK_OPPORTUNITY, o->id, true, o->written);
+        rc = note_deal_write(db, o);
         if (rc != ERR_OK)
             goto failed;
     }
@@ -2559,6 +2636,7 @@ static void sync_slice(struct sync_ctx *ctx, PGconn *db, struct queue_record *re
     step = "cannot write the deals to hubspot";
     resolve_ms = lap(&at);
     rc = write_deals_reading(ctx, db, opps, count, &company_read);
+    unnote_unwritten(db, opps, count);
     if (rc != ERR_OK)
         goto failed;
     write_ms = lap(&at);
@@ -2642,6 +2720,8 @@ out:
               LOG_I64("resolve_ms", resolve_ms), LOG_I64("write_ms", write_ms),
               LOG_I64("record_ms", record_ms), LOG_I64("assoc_ms", assoc_ms),
               LOG_I64("duration_ms", util_monotonic_ms() - started));
+    /* Noted, and the slice given up before the write. */
+    unnote_unwritten(db, opps, count);
     for (size_t i = 0; i < count; i++) {
         struct opp *o = &opps[i];
         if (!o->is_finished) {
@@ -2651,6 +2731,8 @@ out:
         records[i].detail = buf_steal(&o->detail);
         free(o->deal_id);
         cJSON_Delete(o->written);
+        cJSON_Delete(o->noted);
+        cJSON_Delete(o->noted_over);
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
         cJSON_Delete(o->hs_foreign);

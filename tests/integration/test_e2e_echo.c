@@ -255,14 +255,25 @@ START_TEST(message_deferred_for_budget_equal_to_the_baseline_is_synced)
 }
 END_TEST
 
-static bool fault_has_fired(void *arg)
+/* Whether fault rule number index has fired. */
+static bool rule_has_fired(struct e2e *e, int index)
 {
     cJSON *f = NULL;
-    ck_assert_int_eq(e2e_sb(arg, "GET", "/_sandbox/faults", NULL, &f), 200);
-    const cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "rules"), 0);
+    ck_assert_int_eq(e2e_sb(e, "GET", "/_sandbox/faults", NULL, &f), 200);
+    const cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "rules"), index);
     bool fired = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rule, "fired")) > 0;
     cJSON_Delete(f);
     return fired;
+}
+
+static bool fault_has_fired(void *arg)
+{
+    return rule_has_fired(arg, 0);
+}
+
+static bool second_fault_has_fired(void *arg)
+{
+    return rule_has_fired(arg, 1);
 }
 
 static bool second_has_passed(void *arg)
@@ -277,13 +288,20 @@ static const char *const slow_retries[] = {"QUEUE_RETRY_BASE_MS=6000", "QUEUE_RE
 /* HubSpot's webhooks held back 15 s. */
 static const char *const late_webhooks[] = {"--set", "hubspot.webhook_batch_delay_ms=15000", NULL};
 
-/* Starts dealsync with slow_retries and the sandbox with sandbox_args (may be NULL), and makes a
- * synced pair named name (synced_pair). */
+/* Starts dealsync with env and the sandbox with sandbox_args (may be NULL), and makes a synced
+ * pair named name (synced_pair). */
+static char *start_pair_with(struct e2e *e, const char *name, const char *const *env,
+                             const char *const *sandbox_args, char **deal)
+{
+    e2e_start(e, name, env, sandbox_args, true);
+    return synced_pair(e, name, NULL, deal);
+}
+
+/* The same with slow_retries. */
 static char *start_with_a_pair(struct e2e *e, const char *name, const char *const *sandbox_args,
                                char **deal)
 {
-    e2e_start(e, name, slow_retries, sandbox_args, true);
-    return synced_pair(e, name, NULL, deal);
+    return start_pair_with(e, name, slow_retries, sandbox_args, deal);
 }
 
 /* Fault rules: the next deal read, or the next opportunity update, answered 503. */
@@ -425,6 +443,54 @@ START_TEST(salesforce_change_to_a_value_whose_write_failed_wins)
 }
 END_TEST
 
+/* Answers lost after 3 s, and retries seconds apart (as slow_retries). */
+static const char *const lost_answers[] = {"API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=6000",
+                                           "QUEUE_RETRY_MAX_MS=8000",
+                                           "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+
+/* The next deal upsert is carried out and its answer lost; the one after it is answered 502. */
+static const char deal_upserts_lost_then_failed[] =
+    "{\"rules\":[{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/upsert\","
+    "\"action\":\"timeout_after_write\",\"hold_ms\":6000,\"count\":1},"
+    "{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/upsert\",\"status\":502,"
+    "\"count\":1}]}";
+
+/* The opportunity handler remembers what it is about to write to the deal (hs_written) before
+ * the write. A Salesforce user's description reaches the deal, but the answer is lost, so that
+ * sync saves no baseline and the write stays remembered. The user sets another description, whose
+ * write HubSpot answers 502; a second later a HubSpot user renames the deal. The write that failed
+ * had replaced the remembered one that was carried out, so the deal's description looked like a
+ * HubSpot user's change in the deal modified later, and won: the user's newer Salesforce
+ * description was undone on both sides (a chaos run). */
+START_TEST(salesforce_change_whose_deal_write_failed_is_not_undone)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_pair_with(&e, "e2e_echo_deal_unwritten", lost_answers, NULL, &deal);
+    ck_assert(wait_field(&e, true, opp, "description", "first"));
+
+    ck_assert_int_eq(e2e_sb(&e, "PUT", "/_sandbox/faults", deal_upserts_lost_then_failed, NULL),
+                     200);
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"written\"}");
+    ck_assert_msg(wait_field(&e, true, opp, "description", "written"),
+                  "the first description never reached the deal");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    int64_t changed = util_now_ms();
+    ck_assert_msg(itest_wait_for(second_fault_has_fired, &e, DEADLINE_MS),
+                  "the second write never failed");
+    ck_assert(itest_wait_for(second_has_passed, &changed, DEADLINE_MS));
+    e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Renamed in hubspot\"}");
+    ck_assert_msg(wait_field(&e, false, opp, "Name", "Renamed in hubspot"),
+                  "the hubspot user's new name never reached the opportunity");
+    expect_quiet(&e);
+
+    assert_description_won(&e, opp, deal, "from salesforce");
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+END_TEST
+
 /* Whether an open outbound message of the opportunity holds w->want in w->field. */
 static bool message_is_queued(void *arg)
 {
@@ -540,6 +606,7 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(tc, salesforce_save_while_the_deals_deletion_waits_makes_a_new_deal);
     tcase_add_test(tc, salesforce_save_before_the_deals_deletion_webhook_makes_a_new_deal);
     tcase_add_test(tc, salesforce_change_to_a_value_whose_write_failed_wins);
+    tcase_add_test(tc, salesforce_change_whose_deal_write_failed_is_not_undone);
     tcase_add_test(tc, salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change);
     tcase_add_test(tc, description_in_another_form_in_a_message_is_no_salesforce_change);
     suite_add_tcase(s, tc);

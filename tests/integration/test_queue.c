@@ -3,6 +3,7 @@
  * expire, pruning. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "migrate.h"
 #include "qtest.h"
 #include "queue.h"
+#include "util.h"
 
 START_TEST(migrations_apply_once_and_are_current)
 {
@@ -57,21 +59,60 @@ START_TEST(a_commit_that_rolls_back_is_a_failure)
 }
 END_TEST
 
-struct give_back_call {
+/* A statement that changes several records, run by a thread on its own connection. */
+struct locker {
     const char *url;
+    void (*run)(PGconn *db, void *arg);
+    void *arg;
+};
+
+static void *locker_main(void *arg)
+{
+    struct locker *l = arg;
+    PGconn *db = itest_db_connect(l->url);
+    l->run(db, l->arg);
+    PQfinish(db);
+    return NULL;
+}
+
+/* Runs l while another session holds record 1 as a push does (its upsert of sync_record locks
+ * records in key order until it commits), and checks, once l waits for a lock (a statement
+ * LIKE waiting), that it holds none of the other records: it waits for record 1 first, as a
+ * statement that locks in key order does. Returns when l has run. */
+static void assert_waits_in_key_order(PGconn *db, struct locker *l, const char *waiting)
+{
+    PGconn *pusher = itest_db_connect(l->url);
+    itest_db_exec(pusher, "BEGIN");
+    itest_db_exec(pusher, "SELECT 1 FROM sync_record WHERE record_id = '1' FOR UPDATE");
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, locker_main, l), 0);
+    char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                          " AND datname = current_database() AND query LIKE '%s'",
+                          waiting);
+    ck_assert(itest_wait_sql(db, sql, 20000));
+    free(sql);
+    /* The push's next records are free (before, a statement holding one was a deadlock). */
+    PGresult *r =
+        PQexec(pusher, "SELECT 1 FROM sync_record WHERE record_id <> '1' FOR UPDATE NOWAIT");
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "another record is locked: %s",
+                  PQresultErrorMessage(r));
+    PQclear(r);
+    itest_db_exec(pusher, "COMMIT");
+    pthread_join(t, NULL);
+    PQfinish(pusher);
+}
+
+struct give_back_call {
     const struct queue_record *recs;
     size_t n;
     enum err rc;
     size_t given;
 };
 
-static void *give_back_on_own_connection(void *arg)
+static void give_back_call_run(PGconn *db, void *arg)
 {
     struct give_back_call *c = arg;
-    PGconn *db = itest_db_connect(c->url);
     c->rc = queue_give_back(db, "w", c->recs, c->n, &c->given);
-    PQfinish(db);
-    return NULL;
 }
 
 /* A push locks its records in key order (its upsert of sync_record) until it commits. A
@@ -91,25 +132,9 @@ START_TEST(a_give_back_locks_its_records_in_key_order)
     ck_assert_str_eq(b.records[0].record_id, "1");
     struct queue_record reversed[2] = {b.records[1], b.records[0]};
 
-    PGconn *pusher = itest_db_connect(url);
-    itest_db_exec(pusher, "BEGIN");
-    itest_db_exec(pusher, "SELECT 1 FROM sync_record WHERE record_id = '1' FOR UPDATE");
-    struct give_back_call call = {url, reversed, 2, ERR_INTERNAL, 0};
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, give_back_on_own_connection, &call), 0);
-    ck_assert(itest_wait_sql(db,
-                             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                             " AND datname = current_database()"
-                             " AND query LIKE '%lease_owner = NULL%'",
-                             20000));
-    /* The push's next record is free (before, the give-back held it: a deadlock). */
-    PGresult *r =
-        PQexec(pusher, "SELECT 1 FROM sync_record WHERE record_id = '2' FOR UPDATE NOWAIT");
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "record 2 is locked: %s",
-                  PQresultErrorMessage(r));
-    PQclear(r);
-    itest_db_exec(pusher, "COMMIT");
-    pthread_join(t, NULL);
+    struct give_back_call call = {reversed, 2, ERR_INTERNAL, 0};
+    struct locker l = {url, give_back_call_run, &call};
+    assert_waits_in_key_order(db, &l, "%lease_owner = NULL%");
     ck_assert_int_eq(call.rc, ERR_OK);
     ck_assert_int_eq(call.given, 2);
     ck_assert_int_eq(
@@ -119,7 +144,83 @@ START_TEST(a_give_back_locks_its_records_in_key_order)
                                          " 'pending' AND attempts = 0"),
                      2);
     queue_batch_clear(&b);
-    PQfinish(pusher);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* Records whose open_events differs from their pending and running events (0: exact). */
+static const char OPEN_EVENTS_DRIFT[] =
+    "SELECT count(*) FROM sync_record r WHERE open_events <> (SELECT count(*)"
+    " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
+    " (r.source, r.object_type, r.record_id) AND e.status IN ('pending', 'running'))";
+
+/* Records requeued together by a_requeue_locks_its_records_in_key_order. */
+#define REQUEUED_RECORDS 6
+
+struct requeue_call {
+    bool is_transient;
+    enum err rc;
+    long long moved;
+};
+
+static void requeue_call_run(PGconn *db, void *arg)
+{
+    struct requeue_call *c = arg;
+    c->rc = c->is_transient ? queue_retry_transient_dead(db, &c->moved)
+                            : queue_requeue_dead(db, NULL, 0, &c->moved);
+}
+
+/* Requeues every dead event (is_transient: the automatic retry) as assert_waits_in_key_order. */
+static void assert_requeue_waits_in_key_order(PGconn *db, const char *url, bool is_transient)
+{
+    struct requeue_call call = {is_transient, ERR_INTERNAL, 0};
+    struct locker l = {url, requeue_call_run, &call};
+    assert_waits_in_key_order(db, &l, "%status = ''pending''%");
+    ck_assert_int_eq(call.rc, ERR_OK);
+    ck_assert_int_eq(call.moved, REQUEUED_RECORDS);
+}
+
+/* An operator's requeue (`dealsync requeue`) and the automatic retry of transiently dead events
+ * lock their records in key order, as a push does. Each locked them after their events, in the
+ * order of a hash of their keys: one holding record 4 and waiting for record 1 while a push of
+ * both held record 1 and waited for record 4 was a deadlock (one of the two cancelled). */
+START_TEST(a_requeue_locks_its_records_in_key_order)
+{
+    PGconn *db;
+    char *url = qtest_db("q_requeue_order", &db);
+    /* Stored in the reverse of key order. */
+    for (int i = REQUEUED_RECORDS; i >= 1; i--) {
+        char key[16], id[16];
+        snprintf(key, sizeof(key), "e%d", i);
+        snprintf(id, sizeof(id), "%d", i);
+        ck_assert_int_eq(qtest_push(db, "hubspot", key, "deal", id, 1000 * i), 1);
+    }
+    static const char kill[] = "UPDATE sync_event SET status = 'dead', attempts = 10,"
+                               " last_error = 'hubspot answered 503', error_code = 'UPSTREAM',"
+                               " finished_at = now(), is_transient_dead = true";
+    /* The operator's requeue starts them over and drops the transient mark; the automatic
+     * retry gives one more attempt each and keeps the error (the same statement). */
+    static const struct {
+        bool is_transient;
+        const char *requeued;
+    } requeues[] = {
+        {false, "SELECT count(*) FROM sync_event WHERE status = 'pending' AND attempts = 0"
+                " AND last_error IS NULL AND error_code IS NULL AND NOT is_transient_dead"},
+        {true, "SELECT count(*) FROM sync_event WHERE status = 'pending' AND attempts = 9"
+               " AND error_code = 'UPSTREAM' AND NOT is_transient_dead"},
+    };
+    for (size_t i = 0; i < sizeof(requeues) / sizeof(requeues[0]); i++) {
+        itest_db_exec(db, kill);
+        assert_requeue_waits_in_key_order(db, url, requeues[i].is_transient);
+        ck_assert_int_eq(itest_db_scalar(db, requeues[i].requeued), REQUEUED_RECORDS);
+        ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    }
+    /* An event dead of a permanent cause is left to the operator. */
+    itest_db_exec(db, "UPDATE sync_event SET status = 'dead', is_transient_dead = false");
+    long long moved = -1;
+    ck_assert_int_eq(queue_retry_transient_dead(db, &moved), ERR_OK);
+    ck_assert_int_eq(moved, 0);
     PQfinish(db);
     free(url);
 }
@@ -457,12 +558,6 @@ START_TEST(dead_events_can_be_requeued)
     free(url);
 }
 END_TEST
-
-/* Records whose open_events differs from their pending and running events (0: exact). */
-static const char OPEN_EVENTS_DRIFT[] =
-    "SELECT count(*) FROM sync_record r WHERE open_events <> (SELECT count(*)"
-    " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
-    " (r.source, r.object_type, r.record_id) AND e.status IN ('pending', 'running'))";
 
 /* sync_record.open_events (what claims read instead of the events) follows every change of
  * sync_event, whoever makes it: push, claim, finish, requeue, an operator's UPDATE (one that
@@ -964,6 +1059,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, duplicates_are_stored_once);
     tcase_add_test(tc, a_commit_that_rolls_back_is_a_failure);
     tcase_add_test(tc, a_give_back_locks_its_records_in_key_order);
+    tcase_add_test(tc, a_requeue_locks_its_records_in_key_order);
     tcase_add_test(tc, a_batch_is_one_transaction);
     tcase_add_test(tc, claim_coalesces_a_record_in_order);
     tcase_add_test(tc, retry_backs_off_then_dead_letters);
