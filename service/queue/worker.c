@@ -17,7 +17,6 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
-#include "reconcile.h"
 #include "util.h"
 
 /* How often one worker prunes done events. */
@@ -437,11 +436,6 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
         queue_batch_clear(next);
     }
     for (size_t i = 0; i < n; i++) {
-        /* Dead of a transient cause: retried automatically later (reconcile.c). */
-        if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
-            reconcile_mark_transient(db, &recs[i]) != ERR_OK)
-            log_warn("dead event not marked for the automatic retry",
-                     LOG_STR("record_id", recs[i].record_id));
         log_finished(&items[i], rc, tries);
         free(fallbacks[i]);
     }
