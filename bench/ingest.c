@@ -37,6 +37,8 @@ static atomic_int next_request;
 static int total_requests;
 static atomic_int failures;
 static int64_t *latency_us; /* per request: from sending to the answer */
+static int64_t *done_us;    /* per request: when its answer came, from the start */
+static int64_t start_us;
 
 static int64_t monotonic_us(void)
 {
@@ -103,6 +105,7 @@ static void *run_commit(void *arg)
         PGresult *r = PQexecParams(db, "INSERT INTO bench_floor (payload) VALUES ($1::jsonb)", 1,
                                    NULL, params, NULL, NULL, 0);
         latency_us[req] = monotonic_us() - sent;
+        done_us[req] = monotonic_us() - start_us;
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             atomic_fetch_add(&failures, 1);
         PQclear(r);
@@ -233,6 +236,7 @@ static void *run(void *arg)
         int64_t sent = monotonic_us();
         long status = conn_request(c, requests[req], request_lens[req]);
         latency_us[req] = monotonic_us() - sent;
+        done_us[req] = monotonic_us() - start_us;
         if (status != 200)
             atomic_fetch_add(&failures, 1);
     }
@@ -288,6 +292,7 @@ int main(int argc, char **argv)
     per_request = atoi(argv[5]);
     first_id = argc == 7 ? atoll(argv[6]) : 0;
     latency_us = xcalloc((size_t)total_requests + 1, sizeof(*latency_us));
+    done_us = xcalloc((size_t)total_requests + 1, sizeof(*done_us));
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
     bool is_commit = strcmp(mode, "commit") == 0;
     if (!is_commit) {
@@ -297,6 +302,7 @@ int main(int argc, char **argv)
             requests[i] = build_request(i, &request_lens[i]);
     }
     int64_t start = util_monotonic_ms();
+    start_us = monotonic_us();
     if (is_commit) {
         PGconn *db = PQconnectdb(base);
         PQclear(PQexec(db, "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY,"
@@ -319,12 +325,23 @@ int main(int argc, char **argv)
     if (split_secs >= 0)
         printf(",\"all_split_seconds\":%.3f,\"split_events_per_second\":%.1f", split_secs,
                (double)total_requests * per_request / split_secs);
-    printf("}\n");
+    /* Answers a second in each fifth of the run: whether the rate holds or falls as it goes. */
+    int64_t fifths[5] = {0};
+    int64_t span = done_us[0];
+    for (int i = 0; i < total_requests; i++)
+        span = done_us[i] > span ? done_us[i] : span;
+    for (int i = 0; span > 0 && i < total_requests; i++)
+        fifths[done_us[i] * 5 / (span + 1)]++;
+    printf(",\"rps_by_fifth\":[");
+    for (int k = 0; k < 5; k++)
+        printf("%s%.0f", k ? "," : "", span > 0 ? (double)fifths[k] * 5e6 / (double)span : 0);
+    printf("]}\n");
     for (int i = 0; requests && i < total_requests; i++)
         free(requests[i]);
     free(requests);
     free(request_lens);
     free(latency_us);
+    free(done_us);
     free(th);
     return atomic_load(&failures) ? 1 : 0;
 }

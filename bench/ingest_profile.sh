@@ -11,6 +11,7 @@
 #   PERF=1                    perf record of dealsync during each figure (perf.C.E.data here)
 #   EXTRA="NAME=value ..."    more environment for dealsync serve (INGEST_COMMIT_THREADS=...)
 #   BUILD=build               where dealsync and bench-ingest are
+#   PG_OPTS="-c name=value"   more server options for the cluster (log_min_duration_statement=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -30,7 +31,7 @@ cleanup() {
   [ "${KEEP_TMP:-0}" = 1 ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
-url=$(PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" \
+url=$(PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all ${PG_OPTS:-}" \
   scripts/pg.sh start "$tmp/pg" "$pgport")
 psql() { "$PGBIN/psql" "$@"; }
 psql "$url" -qc "CREATE EXTENSION pg_stat_statements"

@@ -43,6 +43,9 @@ enum err db_exec(PGconn *db, const char *sql) WARN_UNUSED;
  * and then executed without parsing or planning it again. Thread-safe; the caller clears the
  * result as PQexecParams'. A failed PREPARE returns its error result. */
 PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *const *params);
+/* The same with PQexecParams' lengths and formats (either may be NULL: text parameters). */
+PGresult *db_exec_cached_params(PGconn *db, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats);
 
 /* Checks r against the expected status; on mismatch logs what (a fixed phrase naming the
  * operation) with the SQL state and returns ERR_DB (ERR_CONFLICT for unique violations).

@@ -53,8 +53,9 @@ void http_response_clear(struct http_response *r);
  * resp is always re-initialised; it holds the answer whenever one arrived, also when the
  * result is an error, so API clients can read the error body. The caller clears it.
  *
- * Result: ERR_OK for 1xx-3xx; ERR_TIMEOUT (connect or total timeout, 408); ERR_UPSTREAM
- * (connection failure, 5xx, 477); ERR_RATE_LIMIT (429, and 423 "locked" which HubSpot asks to
+ * Result: ERR_OK for 1xx-3xx; ERR_TIMEOUT (connect or total timeout, 408, or the connection
+ * lost after the request went out: no answer, and it may have been carried out); ERR_UPSTREAM
+ * (no connection made, 5xx, 477); ERR_RATE_LIMIT (429, and 423 "locked" which HubSpot asks to
  * retry after 2 s) with resp->retry_after_ms set from Retry-After or the HubSpot rate-limit
  * headers when they give one; ERR_AUTH (401); ERR_FORBIDDEN (403); ERR_NOT_FOUND (404, 410);
  * ERR_CONFLICT (409); ERR_TOO_LARGE (413, or the answer exceeded max_body); ERR_INVALID (other 4xx,

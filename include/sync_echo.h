@@ -45,6 +45,19 @@ bool sync_echo_user_changed(const struct queue_record *rec, const char *property
 bool sync_echo_history_changed(const cJSON *history, const cJSON *own, int64_t since_ms,
                                const char *app_id);
 
+struct sync_ctx;
+
+/* For a pair without a baseline (its link was never saved: the sync that made the deal lost
+ * its answer, or was killed before it saved the link): which of the deal's properties names
+ * (comma-separated) no one but dealsync ever changed, by their history (one call,
+ * propertiesWithHistory): every entry INTEGRATION with the app id (any INTEGRATION without
+ * HUBSPOT_APP_ID). Such a value is dealsync's own write, possibly from a read older than a
+ * user's Salesforce change, never a HubSpot user's change. *own_only: {"property": true}, for
+ * the caller to delete. A deal HubSpot no longer has answers ERR_BUSY: the record is tried again,
+ * and that sync follows the delete rules. */
+enum err sync_echo_hs_own_only(struct sync_ctx *ctx, const char *deal_id, const char *names,
+                               cJSON **own_only) WARN_UNUSED;
+
 /* The Salesforce-to-HubSpot baseline of the fields that sync follows besides the mappings
  * (AccountId, RecordTypeId), carried from old_sf_seen (may be NULL) into sf_seen where sf_seen
  * has none: the HubSpot-to-Salesforce direction saves the mapped fields only, and a change of

@@ -45,6 +45,14 @@ enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, c
 enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id,
                                 int64_t deleted_ms) WARN_UNUSED;
 
+/* Whether opportunity opp (a REST read with CreatedDate, CreatedById, LastModifiedDate and
+ * LastModifiedById) was never changed after dealsync created it: created and last modified by
+ * the integration user user_id in the same second. For a pair without a baseline (dealsync made
+ * the opportunity and lost the answer, or was killed, before it saved the link), its values are
+ * then dealsync's own write, maybe from a read of the deal older than a HubSpot user's change,
+ * never a Salesforce user's change. False when user_id is NULL or a field is missing. Pure. */
+bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id);
+
 /* The outbound messages of the opportunity among rec's events, as [{"at": ms (the message's
  * SystemModstamp), "fields": {...}}], oldest first. Caller deletes. */
 cJSON *sync_echo_sf_record_messages(const struct queue_record *rec);

@@ -83,6 +83,12 @@ static pthread_mutex_t prepared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *const *params)
 {
+    return db_exec_cached_params(db, sql, nparams, params, NULL, NULL);
+}
+
+PGresult *db_exec_cached_params(PGconn *db, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats)
+{
     int pid = PQbackendPID(db);
     unsigned long name = 0;
     pthread_mutex_lock(&prepared_lock);
@@ -105,7 +111,7 @@ PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *c
         prepared[prepared_next++ % PREPARED_SLOTS] = (struct prepared){db, pid, sql, name};
         pthread_mutex_unlock(&prepared_lock);
     }
-    return PQexecPrepared(db, id, nparams, params, NULL, NULL, 0);
+    return PQexecPrepared(db, id, nparams, params, lengths, formats, 0);
 }
 
 enum err db_open(const char *url, PGconn **out)

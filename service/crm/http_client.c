@@ -253,6 +253,15 @@ static enum err curl_code_to_err(CURLcode cc)
     switch (cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return ERR_TIMEOUT;
+    /* The connection went while the request was sent or its answer awaited: the server may
+     * have carried the request out, its answer lost, as with a timeout. A write dealsync
+     * remembered then stays remembered (sync_deal.c unnote_unwritten); taken for a write not
+     * carried out, its echo looked like a user's change and won over the user's newer one. */
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return ERR_TIMEOUT;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         return ERR_INVALID;

@@ -4,6 +4,7 @@
  * queue's own push. */
 #include "ingest_split.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,19 +22,41 @@
 /* pg_advisory_xact_lock key of the split: one splitter at a time, whichever process. */
 #define SPLIT_LOCK_KEY "4919131752989213952"
 
-enum err ingest_inbox_push(PGconn *db, const struct ingest_body *bodies, size_t n, char sqlstate[6])
+/* The inbox INSERT of n rows, for each n up to INBOX_PREPARED_MAX: static texts, so that
+ * db_exec_cached prepares each once per connection. A group's statement used to be parsed and
+ * planned at every commit, on the database's side of the ack path's critical path. */
+#define INBOX_PREPARED_MAX 64
+static char *inbox_sql[INBOX_PREPARED_MAX + 1];
+static pthread_once_t inbox_sql_once = PTHREAD_ONCE_INIT;
+
+/* The statement of n rows (caller frees). */
+static char *inbox_sql_new(size_t n)
 {
-    if (sqlstate)
-        sqlstate[0] = '\0';
     struct buf sql;
     buf_init(&sql, 0);
     buf_append_str(&sql, "INSERT INTO ingest_inbox (source, received_ms, body) VALUES ");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&sql, "%s($%zu, $%zu, $%zu)", i ? ", " : "", 3 * i + 1, 3 * i + 2, 3 * i + 3);
+    return buf_steal(&sql);
+}
+
+static void inbox_sql_build(void)
+{
+    for (size_t n = 1; n <= INBOX_PREPARED_MAX; n++)
+        inbox_sql[n] = inbox_sql_new(n);
+}
+
+enum err ingest_inbox_push(PGconn *db, const struct ingest_body *bodies, size_t n, char sqlstate[6])
+{
+    assert(n > 0);
+    if (sqlstate)
+        sqlstate[0] = '\0';
+    pthread_once(&inbox_sql_once, inbox_sql_build);
     const char **values = xcalloc(n * 3, sizeof(*values));
     int *lengths = xcalloc(n * 3, sizeof(*lengths));
     int *formats = xcalloc(n * 3, sizeof(*formats));
     char(*times)[24] = xcalloc(n, sizeof(*times));
     for (size_t i = 0; i < n; i++) {
-        buf_printf(&sql, "%s($%zu, $%zu, $%zu)", i ? ", " : "", 3 * i + 1, 3 * i + 2, 3 * i + 3);
         snprintf(times[i], sizeof(times[i]), "%lld", (long long)bodies[i].received_ms);
         values[3 * i] = bodies[i].source;
         values[3 * i + 1] = times[i];
@@ -41,18 +64,22 @@ enum err ingest_inbox_push(PGconn *db, const struct ingest_body *bodies, size_t 
         lengths[3 * i + 2] = (int)bodies[i].len;
         formats[3 * i + 2] = 1; /* the body as bytes: no escaping, no encoding check */
     }
-    PGresult *r = PQexecParams(db, sql.data, (int)(n * 3), NULL, values, lengths, formats, 0);
+    /* A larger group (more than 64 requests at once) is rare: its text is built and parsed. */
+    char *big = n > INBOX_PREPARED_MAX ? inbox_sql_new(n) : NULL;
+    PGresult *r =
+        big ? PQexecParams(db, big, (int)(n * 3), NULL, values, lengths, formats, 0)
+            : db_exec_cached_params(db, inbox_sql[n], (int)(n * 3), values, lengths, formats);
     if (sqlstate) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         snprintf(sqlstate, 6, "%s", state ? state : "");
     }
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot store webhook bodies");
     PQclear(r);
+    free(big);
     free(times);
     free(formats);
     free(lengths);
     free(values);
-    buf_clear(&sql);
     return rc;
 }
 

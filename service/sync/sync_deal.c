@@ -57,6 +57,7 @@ struct deal_work {
     bool has_associations; /* its associations were read with the deals */
     cJSON *sf_messages;    /* the opportunity's open outbound messages (sync_echo_sf.h), or NULL */
     cJSON *sf_set_back;    /* {"sf field": true}: set away and back in Salesforce, and won here */
+    cJSON *hs_own_only;    /* no baseline: {"hs property": true}, set by dealsync alone (history) */
     struct buf detail;
 };
 
@@ -481,6 +482,10 @@ static enum err read_opportunities(struct sync_ctx *ctx, struct deal_work *ws, s
     }
     add_field(&q, seen, "AccountId");
     add_field(&q, seen, "LastModifiedDate");
+    /* Whether the opportunity is dealsync's own creation, unchanged since (no baseline). */
+    add_field(&q, seen, "CreatedDate");
+    add_field(&q, seen, "CreatedById");
+    add_field(&q, seen, "LastModifiedById");
     add_field(&q, seen, ext);
     if (has_record_types)
         add_field(&q, seen, "RecordTypeId");
@@ -614,6 +619,8 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
     int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
     int64_t sf_mod =
         w->opp ? time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate")) : 0;
+    bool is_sf_own_creation =
+        !w->has_link && w->opp && sync_echo_sf_own_creation(w->opp, sf_user_id(ctx->sf));
     while (c) {
         cJSON *next = c->next;
         const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
@@ -649,6 +656,15 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && is_salesforce_changed(w, c->string)) {
             drop = is_pending = is_lost = salesforce_wins(w, c->string, hv, hs_mod, sf_mod);
         } else if (f && f->rule == MAPPING_RULE_TWO_WAY && !w->has_link && w->opp && sv &&
+                   !sync_deal_hubspot_wins(hs_mod, sf_mod) && is_sf_own_creation) {
+            /* The opportunity modified later, but by its creation by dealsync alone (from a
+             * read of the deal maybe older than the user's HubSpot change): not a Salesforce
+             * user's change, and the deal's value is written. */
+            buf_printf(&w->detail,
+                       "; %s written: no baseline yet, and the opportunity is dealsync's own "
+                       "creation, unchanged since",
+                       p);
+        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && !w->has_link && w->opp && sv &&
                    !sync_deal_hubspot_wins(hs_mod, sf_mod)) {
             /* Both records exist but no baseline does (the sync that made one of them died
              * before it saved the link, or the pair was made before dealsync): the record
@@ -661,6 +677,17 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
                        "kept)",
                        p, sf_text);
             free(sf_text);
+            drop = is_pending = true;
+        } else if (f && f->rule == MAPPING_RULE_TWO_WAY && !w->has_link && w->opp && sv &&
+                   cJSON_GetObjectItemCaseSensitive(w->hs_own_only, p)) {
+            /* No baseline, the deal modified later, but only dealsync ever set p on it: the
+             * deal's value is dealsync's own write (its creation from a read older than the
+             * user's Salesforce change, whose link was lost with the answer or a kill), never a
+             * HubSpot user's change. The other direction writes Salesforce's value. */
+            buf_printf(&w->detail,
+                       "; %s not written: no baseline yet, and only dealsync ever set it in "
+                       "hubspot (its history)",
+                       p);
             drop = is_pending = true;
         }
         if (is_lost && f && is_set_back(w, c->string)) {
@@ -680,6 +707,33 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
             cJSON_Delete(cJSON_DetachItemViaPointer(w->changes, c));
         c = next;
     }
+}
+
+/* A deal without a link whose opportunity exists, modified in the later second: which two-way
+ * properties whose values differ only dealsync ever set on the deal (w->hs_own_only; one call,
+ * sync_echo_hs_own_only), for filter_changes. */
+static enum err read_own_only(struct sync_ctx *ctx, struct deal_work *w)
+{
+    int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
+    int64_t sf_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->opp, "LastModifiedDate"));
+    if (!sync_deal_hubspot_wins(hs_mod, sf_mod))
+        return ERR_OK;
+    struct buf names;
+    buf_init(&names, 0);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, w->changes)
+    {
+        const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
+        if (!f || f->rule != MAPPING_RULE_TWO_WAY ||
+            sync_deal_same_value(c, cJSON_GetObjectItem(w->opp, c->string)))
+            continue;
+        buf_printf(&names, "%s%s", names.len ? "," : "", f->hs_property);
+    }
+    enum err rc = ERR_OK;
+    if (names.len)
+        rc = sync_echo_hs_own_only(ctx, w->deal_id, names.data, &w->hs_own_only);
+    buf_clear(&names);
+    return rc;
 }
 
 /* Required fields a new opportunity lacks: a default where one is documented, else false with
@@ -784,6 +838,14 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     if (res.skip_count > 0)
         w->rec->has_warning = true; /* synced, with something left out */
     mapping_result_clear(&res);
+    if (!w->has_link && w->opp && (rc = read_own_only(ctx, w)) != ERR_OK) {
+        if (rc == ERR_BUSY)
+            settle(w, rc, false, "deal %s was deleted while its history was read: tried again",
+                   w->deal_id);
+        else
+            settle(w, rc, false, "cannot read the history of deal %s", w->deal_id);
+        return ERR_OK;
+    }
     filter_changes(ctx, w);
 
     const char *rt = w->record_type_id;
@@ -1696,6 +1758,7 @@ out:
         cJSON_Delete(ws[i].pending);
         cJSON_Delete(ws[i].sf_messages);
         cJSON_Delete(ws[i].sf_set_back);
+        cJSON_Delete(ws[i].hs_own_only);
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }

@@ -10,7 +10,9 @@
 #include <cjson/cJSON.h>
 
 #include "db.h"
+#include "hs_client.h"
 #include "link.h"
+#include "sync.h"
 #include "sync_deal.h"
 #include "util.h"
 
@@ -183,6 +185,28 @@ bool sync_echo_history_changed(const cJSON *history, const cJSON *own, int64_t s
             return true;
     }
     return false;
+}
+
+enum err sync_echo_hs_own_only(struct sync_ctx *ctx, const char *deal_id, const char *names,
+                               cJSON **own_only)
+{
+    *own_only = NULL;
+    cJSON *deal = NULL;
+    enum err rc = hs_object_get_history(ctx->hs, "deals", deal_id, names, &deal);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_BUSY;
+    if (rc != ERR_OK)
+        return rc;
+    *own_only = cJSON_CreateObject();
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(deal, "propertiesWithHistory"))
+    {
+        /* Whatever the entries' times: any change by a user or another source counts. */
+        if (!sync_echo_history_changed(h, NULL, INT64_MIN, ctx->cfg->hubspot_app_id))
+            cJSON_AddTrueToObject(*own_only, h->string);
+    }
+    cJSON_Delete(deal);
+    return ERR_OK;
 }
 
 /* Whether ev (of record i) is an echo as far as the event and the link tell; an association

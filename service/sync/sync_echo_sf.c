@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "link.h"
+#include "sf_client.h"
 #include "sf_id.h"
 #include "sync_deal.h"
 #include "util.h"
@@ -292,4 +293,17 @@ bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const cha
             return true;
     }
     return false;
+}
+
+bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id)
+{
+    const char *created_by = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "CreatedById"));
+    const char *modified_by = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "LastModifiedById"));
+    const char *created = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "CreatedDate"));
+    const char *modified = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "LastModifiedDate"));
+    int64_t created_ms = 0, modified_ms = 0;
+    return user_id && created_by && modified_by && sf_id_equal(created_by, user_id) &&
+           sf_id_equal(modified_by, user_id) && created && modified &&
+           sf_datetime_parse(created, &created_ms) && sf_datetime_parse(modified, &modified_ms) &&
+           created_ms / 1000 == modified_ms / 1000;
 }

@@ -135,6 +135,7 @@ static const char *const base_fields[] = {
     "CreatedDate",
     "LastModifiedDate",
     "LastModifiedById",
+    "CreatedById",
     "SystemModstamp",
     "IsClosed",
     "IsWon",
@@ -494,6 +495,30 @@ static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const 
     return ERR_OK;
 }
 
+/* For a pair without a baseline whose deal was modified later: which two-way fields to write
+ * (in changes) only dealsync ever set on the deal (sync_echo_hs_own_only), one call. A field
+ * whose value is the same on both sides is not asked about (nothing to decide). */
+static enum err read_own_only(struct sync_ctx *ctx, struct opp *o, const cJSON *changes,
+                              cJSON **own_only)
+{
+    const cJSON *hs_props = cJSON_GetObjectItemCaseSensitive(o->deal, "properties");
+    struct buf names;
+    buf_init(&names, 0);
+    for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
+        const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(changes, f->hs_property);
+        if (f->rule != MAPPING_RULE_TWO_WAY || !want ||
+            sync_deal_same_value(want, cJSON_GetObjectItem(hs_props, f->hs_property)))
+            continue;
+        buf_printf(&names, "%s%s", names.len ? "," : "", f->hs_property);
+    }
+    enum err rc = ERR_OK;
+    if (names.len && o->deal_id)
+        rc = sync_echo_hs_own_only(ctx, o->deal_id, names.data, own_only);
+    buf_clear(&names);
+    return rc;
+}
+
 /* Two-way fields: the most recent change wins, by the same rule as the other direction
  * (sync_deal_hubspot_wins). A field whose Salesforce value is what dealsync saw there at the last
  * sync did not change in Salesforce since, so a different HubSpot value is the newer one. When
@@ -522,6 +547,18 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         link_clear(&l);
         return rc;
     }
+    /* No baseline, and the deal modified in the later second: a value no one but dealsync
+     * ever set on the deal is dealsync's own (its creation, maybe from a read older than the
+     * user's Salesforce change), not a HubSpot user's change, and Salesforce's value is written. */
+    cJSON *own_only = NULL;
+    if (!has_baseline && hs_modified >= 0 && sf_modified >= 0 &&
+        sync_deal_hubspot_wins(hs_modified, sf_modified) &&
+        (rc = read_own_only(ctx, o, changes, &own_only)) != ERR_OK) {
+        link_clear(&l);
+        return rc;
+    }
+    bool is_sf_own_creation =
+        !has_baseline && sync_echo_sf_own_creation(o->sf, sf_user_id(ctx->sf));
     /* The record's messages: a field a user set away and back since the last sync changed. */
     cJSON *messages = has_baseline ? sync_echo_sf_record_messages(o->rec) : NULL;
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
@@ -532,8 +569,25 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
         const cJSON *now = cJSON_GetObjectItem(o->sf, f->sf_field);
         if (!has_baseline) {
             if (hs_modified < 0 || sf_modified < 0 ||
-                !sync_deal_hubspot_wins(hs_modified, sf_modified))
+                !sync_deal_hubspot_wins(hs_modified, sf_modified)) {
+                /* Modified later, but by dealsync's creation alone: its values are dealsync's
+                 * own (from a deal read maybe older than the user's HubSpot change). */
+                if (!is_sf_own_creation)
+                    continue;
+                defer_to_hubspot(o, changes, f, false);
+                note(o,
+                     "%s not written: no baseline yet, and the opportunity is dealsync's own "
+                     "creation, unchanged since (kept)",
+                     f->hs_property);
                 continue;
+            }
+            if (cJSON_GetObjectItemCaseSensitive(own_only, f->hs_property)) {
+                note(o,
+                     "%s written: no baseline yet, and only dealsync ever set it in hubspot "
+                     "(its history)",
+                     f->hs_property);
+                continue;
+            }
             defer_to_hubspot(o, changes, f, false);
             note(o, "%s not written: no baseline yet and hubspot changed later (kept)",
                  f->hs_property);
@@ -572,6 +626,7 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
             note(o, "conflict on %s: hubspot value (changed later) kept, salesforce value lost",
                  f->hs_property);
     }
+    cJSON_Delete(own_only);
     cJSON_Delete(messages);
     link_clear(&l);
     return ERR_OK;

@@ -283,6 +283,66 @@ START_TEST(two_splitters_split_each_row_once_in_order)
 }
 END_TEST
 
+/* The inbox INSERT is prepared once per group size and connection (up to 64 rows, larger groups
+ * are sent as text): every size stores its rows in order, a statement refused on its data stores
+ * nothing and leaves the connection's statements usable, and a new connection (whatever address
+ * libpq gives it) prepares its own. */
+START_TEST(inbox_push_stores_each_group_size_once_prepared_or_not)
+{
+    PGconn *db;
+    char *url = qtest_db("inbox_sizes", &db);
+    enum { ROWS = 65 };
+    char *body = events_body(1, 1);
+    struct ingest_body in[ROWS];
+    for (int i = 0; i < ROWS; i++)
+        in[i] = (struct ingest_body){"hubspot", body, strlen(body), i};
+    char state[6];
+    /* 1, 3 twice (the prepared statement again), 64 (the largest prepared), 65 (as text). */
+    const size_t sizes[] = {1, 3, 3, 64, 65};
+    long long total = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        ck_assert_int_eq(ingest_inbox_push(db, in, sizes[k], state), ERR_OK);
+        ck_assert_str_eq(state, "");
+        total += (long long)sizes[k];
+    }
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), total);
+    /* Each statement's rows in the order given (received_ms 0..n-1 in id order), the body
+     * stored as sent. */
+    ck_assert_int_eq(itest_db_scalar(db,
+                                     "SELECT count(*) FROM (SELECT received_ms, lag(received_ms)"
+                                     " OVER (ORDER BY id) AS before FROM ingest_inbox) r"
+                                     " WHERE received_ms <> 0 AND received_ms <> before + 1"),
+                     0);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox WHERE received_ms = 0"),
+                     5);
+    char *same =
+        xasprintf("SELECT count(*) FROM ingest_inbox WHERE body = convert_to('%s', 'UTF8')", body);
+    ck_assert_int_eq(itest_db_scalar(db, same), total);
+    /* Refused on its data (the source CHECK): nothing of the group is stored, and the same
+     * prepared statement stores the next group. */
+    in[1].source = "nowhere";
+    ck_assert_int_eq(ingest_inbox_push(db, in, 3, state), ERR_DB);
+    ck_assert_str_eq(state, "23514");
+    in[1].source = "hubspot";
+    ck_assert_int_eq(ingest_inbox_push(db, in, 3, state), ERR_OK);
+    total += 3;
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), total);
+    /* Another connection, the first one closed: its statements are its own. */
+    PQfinish(db);
+    db = PQconnectdb(url);
+    ck_assert_int_eq(PQstatus(db), CONNECTION_OK);
+    ck_assert_int_eq(ingest_inbox_push(db, in, 3, state), ERR_OK);
+    ck_assert_int_eq(ingest_inbox_push(db, in, 1, state), ERR_OK);
+    total += 4;
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), total);
+    ck_assert_int_eq(itest_db_scalar(db, same), total);
+    free(same);
+    free(body);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_ingest_split(void);
 Suite *suite_ingest_split(void)
 {
@@ -292,6 +352,7 @@ Suite *suite_ingest_split(void)
         {"dups", duplicates_are_stored_once_and_bad_input_stores_nothing},
         {"refuse", an_event_the_database_refuses_at_the_split_is_set_aside_alone},
         {"two", two_splitters_split_each_row_once_in_order},
+        {"sizes", inbox_push_stores_each_group_size_once_prepared_or_not},
     };
     itest_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), 90);
     return s;

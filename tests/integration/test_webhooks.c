@@ -271,13 +271,15 @@ START_TEST(hubspot_payloads_are_stored_once_and_rejections_store_nothing)
                                            " 'deal.associationChange' AND record_id ="
                                            " '64058987777'"),
                      1);
-    /* Other object types: acknowledged, counted, not stored. */
+    /* Other object types: acknowledged, counted, not stored; an invalid event beside them is
+     * set aside and counted. The answer holds every count as a JSON integer. */
     ck_assert_int_eq(svc_post_hubspot(&s,
                                       "[{\"subscriptionType\":\"ticket.creation\",\"objectId\":1,"
-                                      "\"eventId\":77,\"portalId\":1}]",
+                                      "\"eventId\":77,\"portalId\":1},{\"subscriptionType\":"
+                                      "\"deal.creation\",\"eventId\":78,\"portalId\":1}]",
                                       &resp),
                      200);
-    ck_assert_ptr_nonnull(strstr(resp, "\"ignored\":1"));
+    ck_assert_str_eq(resp, "{\"received\":2,\"stored\":0,\"ignored\":1,\"rejected\":1}");
     free(resp);
 
     /* Bad signature, stale timestamp, missing signature: 401. */
