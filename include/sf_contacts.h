@@ -25,8 +25,9 @@ struct sf_contacts_deal {
  * calls (one HubSpot read of every contact, one role query, one create, one delete): each
  * contact's Salesforce Contact is found by the id stored on the HubSpot contact
  * (cfg->hs_contact_id_property), then the record link, then e-mail, else created (with the
- * deal's account_id) and its id written back to HubSpot; a missing role is created; a role
- * mirrored from an association that is gone now is deleted. Sets each deal's result: a
+ * deal's account_id) and its id written back to HubSpot; a missing role is created (noted as
+ * mirrored before the call, so a create whose answer is lost is still known as dealsync's own);
+ * a role mirrored from an association that is gone now is deleted. Sets each deal's result: a
  * transient API error or ERR_DB (retry the record); permanent per-contact failures are
  * reported in detail, not returned. Returns the failure common to all deals (ERR_OK when
  * each deal has its own result). Borrowed arrays; n may be 0. */
@@ -34,9 +35,13 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
                                 size_t n) WARN_UNUSED;
 
 /* The deal's associations that HubSpot-to-Salesforce mirrored as contact roles and still
- * mirrors: {"hs contact id": "003…"}. The other direction reads it so a role dealsync made from
- * an association never travels back as a new association once a user removed that one. */
-enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out) WARN_UNUSED;
+ * mirrors: {"hs contact id": "003…"} in *out, and in *noted those whose role it was creating
+ * when it last synced the deal, with no answer since (a lost answer, a kill: the role may
+ * exist). Caller deletes both. The other direction reads both (table deal_contact_role) so a
+ * role dealsync made from an association never travels back as a new association once a user
+ * removed that one. */
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out,
+                              cJSON **noted) WARN_UNUSED;
 /* The association of contact hs_contact_id with deal_id is no longer mirrored: dealsync itself
  * removed it, for a contact role that went in Salesforce. Kept, the row made that role, added
  * again in Salesforce before the other direction saw the removal, look like a contact a user

@@ -184,18 +184,20 @@ out:
 }
 
 /* The Salesforce contacts of the associations mirrored before: {"hs contact id": "003…"}. */
-enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out)
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out, cJSON **noted)
 {
     const char *params[] = {deal_id};
     PGresult *r = PQexecParams(db,
-                               "SELECT hs_contact_id, sf_contact_id FROM deal_contact_role"
-                               " WHERE hs_deal_id = $1",
+                               "SELECT hs_contact_id, sf_contact_id, is_pending"
+                               " FROM deal_contact_role WHERE hs_deal_id = $1",
                                1, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read mirrored contact roles");
     if (rc == ERR_OK) {
         *out = cJSON_CreateObject();
+        *noted = cJSON_CreateObject();
         for (int i = 0; i < PQntuples(r); i++)
-            cJSON_AddStringToObject(*out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            cJSON_AddStringToObject(PQgetvalue(r, i, 2)[0] == 't' ? *noted : *out,
+                                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     }
     PQclear(r);
     return rc;
@@ -223,7 +225,7 @@ static enum err remember(PGconn *db, const char *deal_id, const cJSON *mirrored)
                      " INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id)"
                      " SELECT $1, key, value FROM jsonb_each_text($2::jsonb)"
                      " ON CONFLICT (hs_deal_id, hs_contact_id) DO UPDATE SET sf_contact_id ="
-                     "   EXCLUDED.sf_contact_id, synced_at = now()",
+                     "   EXCLUDED.sf_contact_id, synced_at = now(), is_pending = false",
                      2, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save mirrored contact roles");
     PQclear(r);
@@ -249,6 +251,7 @@ static bool has_key(const cJSON *obj, const char *sf_id)
 /* What one deal's roles need, between the batch's reads and its writes. */
 struct deal_roles {
     cJSON *before; /* {"hs contact id": "003…"} mirrored before */
+    cJSON *noted;  /* {"hs contact id": "003…"} roles noted before a create not confirmed */
     cJSON *found;  /* {"hs contact id": "003…"} wanted now */
     cJSON *have;   /* {"role id": "003…"} roles the opportunity has */
     cJSON *synced; /* the other direction's {"sf contact": …} for the opportunity */
@@ -257,7 +260,8 @@ struct deal_roles {
 /* Whether the deal has contacts to mirror or mirrored before (else its roles are left alone). */
 static bool is_touched(const struct deal_roles *dr)
 {
-    return cJSON_GetArraySize(dr->found) > 0 || cJSON_GetArraySize(dr->before) > 0;
+    return cJSON_GetArraySize(dr->found) > 0 || cJSON_GetArraySize(dr->before) > 0 ||
+           cJSON_GetArraySize(dr->noted) > 0;
 }
 
 /* The batch's roles in one query: each deal's `have`. */
@@ -296,16 +300,61 @@ out:
     return rc;
 }
 
+/* Rows {"deal", "hs", "sf"} of deal_contact_role: noted as pending before their roles are
+ * created (is_noted), or forgotten again while still pending, for creates not carried out. In
+ * key order: two workers never wait on each other's rows crosswise. */
+static enum err note_roles(PGconn *db, const cJSON *rows, bool is_noted)
+{
+    if (cJSON_GetArraySize(rows) == 0)
+        return ERR_OK;
+    char *json = cJSON_PrintUnformatted(rows);
+    const char *params[] = {json};
+    PGresult *r = PQexecParams(
+        db,
+        is_noted ? "INSERT INTO deal_contact_role (hs_deal_id, hs_contact_id, sf_contact_id,"
+                   " is_pending)"
+                   " SELECT t.deal, t.hs, t.sf, true"
+                   " FROM jsonb_to_recordset($1::jsonb) AS t(deal text, hs text, sf text)"
+                   " ORDER BY t.deal, t.hs"
+                   " ON CONFLICT (hs_deal_id, hs_contact_id) DO UPDATE SET sf_contact_id ="
+                   "   EXCLUDED.sf_contact_id, synced_at = now()"
+                   " WHERE deal_contact_role.is_pending"
+                 : "DELETE FROM deal_contact_role d"
+                   " USING jsonb_to_recordset($1::jsonb) AS t(deal text, hs text, sf text)"
+                   " WHERE d.hs_deal_id = t.deal AND d.hs_contact_id = t.hs AND d.is_pending",
+        1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_COMMAND_OK,
+                           is_noted ? "cannot note contact roles before their create"
+                                    : "cannot forget contact roles not created");
+    PQclear(r);
+    free(json);
+    return rc;
+}
+
+/* Whether a failed create call may have been carried out: its answer lost to a timeout or a
+ * broken connection (ERR_UPSTREAM also stands for a 5xx, which is kept all the same). */
+static bool may_be_carried_out(enum err rc)
+{
+    return rc == ERR_TIMEOUT || rc == ERR_UPSTREAM;
+}
+
 /* Creates the missing roles of every deal in one collection call (split by the client when
  * large); a transient failure fails the deals it concerns. A role is created only for a contact
  * new to the pair: one whose association dealsync mirrored before (before) or made itself from
  * a role (synced) and whose role is gone was deleted in Salesforce, and the other direction is
  * removing the association; re-creating the role from dealsync's own association would undo
- * the user's delete for good (issue 10). */
-static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
+ * the user's delete for good (issue 10). Each role is noted as mirrored (pending) before the
+ * call: a create whose answer is lost is still dealsync's own role, which the other direction
+ * must not take for a Salesforce user's (it associated the contact again after a user removed
+ * it from the deal: chaos run), and which the deal's next sync removes if the contact is no
+ * longer on the deal. A pending role that is missing was not deleted by a user (its create may
+ * never have been carried out): it is created again. */
+static void create_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_deal *deals,
                          struct deal_roles *dr, size_t n)
 {
     cJSON *creates = cJSON_CreateArray();
+    cJSON *notes = cJSON_CreateArray();
+    cJSON *unnotes = cJSON_CreateArray();
     size_t *owner = xcalloc(1, sizeof(size_t));
     size_t count = 0;
     int *added = xcalloc(n + 1, sizeof(int));
@@ -332,15 +381,26 @@ static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
             cJSON_AddStringToObject(rec, "OpportunityId", deals[i].opp_id);
             cJSON_AddStringToObject(rec, "ContactId", w->valuestring);
             cJSON_AddItemToArray(creates, rec);
+            cJSON *note = cJSON_CreateObject();
+            cJSON_AddStringToObject(note, "deal", deals[i].deal_id);
+            cJSON_AddStringToObject(note, "hs", w->string);
+            cJSON_AddStringToObject(note, "sf", w->valuestring);
+            cJSON_AddItemToArray(notes, note);
             owner = xrealloc(owner, (count + 1) * sizeof(size_t));
             owner[count++] = i;
         }
     }
     if (count == 0)
         goto out;
-    enum err rc = sf_collection_create(ctx->sf, creates, false, &saved, &saved_n);
+    enum err rc = note_roles(db, notes, true);
+    if (rc == ERR_OK)
+        rc = sf_collection_create(ctx->sf, creates, false, &saved, &saved_n);
     for (size_t k = 0; k < count; k++) {
         struct sf_contacts_deal *d = &deals[owner[k]];
+        bool is_created = rc == ERR_OK && k < saved_n && saved[k].is_success;
+        if ((rc != ERR_OK && !may_be_carried_out(rc)) ||
+            (rc == ERR_OK && k < saved_n && !is_created))
+            cJSON_AddItemToArray(unnotes, cJSON_Duplicate(cJSON_GetArrayItem(notes, (int)k), true));
         if (d->result != ERR_OK)
             continue;
         if (rc != ERR_OK || k >= saved_n)
@@ -353,6 +413,11 @@ static void create_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
         else
             added[owner[k]]++;
     }
+    /* A leftover note is harmless (its role is created again, and the deal's next sync
+     * rewrites its rows), so a failure here is only logged. */
+    if (note_roles(db, unnotes, false) != ERR_OK)
+        log_warn("cannot forget contact roles not created",
+                 LOG_I64("roles", cJSON_GetArraySize(unnotes)));
     for (size_t i = 0; i < n; i++)
         if (deals[i].result == ERR_OK && added[i] > 0)
             buf_printf(deals[i].detail, "; contact roles added: %d", added[i]);
@@ -360,10 +425,13 @@ out:
     sf_save_results_free(saved, saved_n);
     free(added);
     free(owner);
+    cJSON_Delete(unnotes);
+    cJSON_Delete(notes);
     cJSON_Delete(creates);
 }
 
-/* Deletes, in one call, the roles whose mirrored association is gone. */
+/* Deletes, in one call, the roles whose mirrored association is gone (a role noted before a
+ * create whose answer was lost included: it is dealsync's own). */
 static void delete_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
                          struct deal_roles *dr, size_t n)
 {
@@ -379,7 +447,9 @@ static void delete_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
             continue;
         cJSON_ArrayForEach(r, dr[i].have)
         {
-            if (has_value(dr[i].found, r->valuestring) || !has_value(dr[i].before, r->valuestring))
+            if (has_value(dr[i].found, r->valuestring) ||
+                (!has_value(dr[i].before, r->valuestring) &&
+                 !has_value(dr[i].noted, r->valuestring)))
                 continue;
             ids = xrealloc(ids, (count + 1) * sizeof(*ids));
             owner = xrealloc(owner, (count + 1) * sizeof(size_t));
@@ -460,7 +530,7 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
         deals[i].result = ERR_OK;
         dr[i].found = cJSON_CreateObject();
         dr[i].have = cJSON_CreateObject();
-        rc = sf_contacts_mirrored(db, deals[i].deal_id, &dr[i].before);
+        rc = sf_contacts_mirrored(db, deals[i].deal_id, &dr[i].before, &dr[i].noted);
         if (rc != ERR_OK)
             goto out;
         const cJSON *c;
@@ -512,7 +582,7 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
         rc = read_roles(ctx, deals, dr, n);
     if (rc != ERR_OK)
         goto out;
-    create_roles(ctx, deals, dr, n);
+    create_roles(ctx, db, deals, dr, n);
     delete_roles(ctx, deals, dr, n);
     for (size_t i = 0; i < n; i++)
         if (deals[i].result == ERR_OK && is_touched(&dr[i]))
@@ -523,6 +593,7 @@ out:
             deals[i].result = rc;
     for (size_t i = 0; i < n; i++) {
         cJSON_Delete(dr[i].before);
+        cJSON_Delete(dr[i].noted);
         cJSON_Delete(dr[i].found);
         cJSON_Delete(dr[i].have);
         cJSON_Delete(dr[i].synced);

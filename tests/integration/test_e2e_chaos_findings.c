@@ -73,14 +73,20 @@ static int live_opportunities(struct e2e *e, char **names)
     return n;
 }
 
+/* The sandbox's next METHOD request on path gets the fault whose rule fields are fault, e.g.
+ * "\"action\":\"timeout\",\"hold_ms\":4000". */
+static void fault_once(struct e2e *e, const char *method, const char *path, const char *fault)
+{
+    char *rules = xasprintf("{\"rules\":[{\"method\":\"%s\",\"path\":\"%s\",%s,\"count\":1}]}",
+                            method, path, fault);
+    ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", rules, NULL), 200);
+    free(rules);
+}
+
 /* The sandbox holds the next METHOD request on path for 3 s (the write lands late). */
 static void hold_once(struct e2e *e, const char *method, const char *path)
 {
-    char *rules = xasprintf("{\"rules\":[{\"method\":\"%s\",\"path\":\"%s\",\"action\":"
-                            "\"latency\",\"latency_ms\":3000,\"count\":1}]}",
-                            method, path);
-    ck_assert_int_eq(e2e_sb(e, "PUT", "/_sandbox/faults", rules, NULL), 200);
-    free(rules);
+    fault_once(e, method, path, "\"action\":\"latency\",\"latency_ms\":3000");
 }
 
 /* The user deletes the deal in HubSpot. */
@@ -282,6 +288,81 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
     free(deal);
     free(opp);
     e2e_stop(&e);
+}
+END_TEST
+
+/* A user associates a HubSpot contact with a synced pair's deal; the contact's e-mail is a
+ * Salesforce Contact's (so it is matched, and the role's create is the deal sync's only POST to
+ * the collections path), and that POST gets the fault action, held 4 s (dealsync waits 3).
+ * With is_removed the user removes the contact from the deal while dealsync waits. Once all is
+ * quiet, the contact must have a role and be on the deal, or (removed) neither. */
+static void associate_while_the_role_create_fails(const char *log, const char *action,
+                                                  bool is_removed)
+{
+    struct e2e e;
+    const char *env[] = {"API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=3000",
+                         "QUEUE_RETRY_MAX_MS=4000", NULL};
+    e2e_start(&e, log, env, NULL, true);
+    char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
+    ck_assert_ptr_nonnull(jane);
+    char *deal = NULL;
+    char *opp = synced_opportunity(&e, "Contact role created meanwhile", &deal);
+    cJSON *c = NULL;
+    ck_assert_int_eq(e2e_sb(&e, "POST", "/_sandbox/hubspot/objects/contacts",
+                            "{\"properties\":{\"email\":\"jane@acme.test\",\"firstname\":\"Jane\","
+                            "\"lastname\":\"Doe\"}}",
+                            &c),
+                     201);
+    char *contact = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id")));
+    cJSON_Delete(c);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    char *fault = xasprintf("\"action\":\"%s\",\"hold_ms\":4000", action);
+    fault_once(&e, "POST", "/services/data/v60.0/composite/sobjects", fault);
+    free(fault);
+
+    e2e_hs_associate(&e, "PUT", deal, "contacts", contact, 3);
+    ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
+    if (is_removed)
+        e2e_hs_associate(&e, "DELETE", deal, "contacts", contact, 0);
+    ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+
+    char *role = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
+    char *detail = e2e_last_detail(&e, deal);
+    int want = is_removed ? 0 : 1;
+    ck_assert_msg((role != NULL) == want && e2e_deal_contacts(&e, deal) == want,
+                  "contact %s %s deal %s (role create: %s): role %s, %d contacts on the deal; "
+                  "last outcome of the deal: %s",
+                  contact, is_removed ? "removed from" : "associated with", deal, action,
+                  role ? role : "(none)", e2e_deal_contacts(&e, deal), detail);
+    ck_assert_int_eq(e2e_events(&e, "dead"), 0);
+    free(detail);
+    free(role);
+    free(contact);
+    free(jane);
+    free(deal);
+    free(opp);
+    e2e_stop(&e);
+}
+
+/* Chaos run (seed 2, no kills: a contact removed from a deal in HubSpot comes back): a user
+ * associates a contact with the deal; the HubSpot-to-Salesforce sync reads the deal's contacts
+ * and creates the contact role, which Salesforce carries out but whose answer is lost
+ * (timeout_after_write), so the sync fails before it records the role as made from the
+ * association. The user removes the contact from the deal meanwhile. The role, known to
+ * nobody, looked like a Salesforce user's: the Salesforce-to-HubSpot direction (the role poll)
+ * associated the contact with the deal again, and the deal's retry left the role in place. */
+START_TEST(contact_removed_while_its_role_is_created_stays_removed)
+{
+    associate_while_the_role_create_fails("e2e_chaos_stale_roles", "timeout_after_write", true);
+}
+END_TEST
+
+/* The other side of that fix: a role create that timed out without being carried out leaves
+ * the role noted as dealsync's, and the deal's retry must still create it (a noted role that is
+ * missing is no role a user deleted in Salesforce). */
+START_TEST(contact_whose_role_create_timed_out_gets_its_role)
+{
+    associate_while_the_role_create_fails("e2e_chaos_role_timeout", "timeout", false);
 }
 END_TEST
 
@@ -1133,5 +1214,10 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_set_timeout(older, 180);
     tcase_add_test(older, user_change_while_a_deal_is_made_in_a_batch_that_fails_is_kept);
     suite_add_tcase(s, older);
+    TCase *roles = tcase_create("stale_roles");
+    tcase_set_timeout(roles, 180);
+    tcase_add_test(roles, contact_removed_while_its_role_is_created_stays_removed);
+    tcase_add_test(roles, contact_whose_role_create_timed_out_gets_its_role);
+    suite_add_tcase(s, roles);
     return s;
 }
