@@ -120,8 +120,10 @@ enum queue_outcome { QUEUE_DONE, QUEUE_RETRY, QUEUE_DEAD, QUEUE_DEFER };
 
 /* Finishes one claimed record in one transaction: its claimed events become done, pending
  * again (retry: the record backs off retry_delay_ms; events past max_attempts go dead instead)
- * or dead, each with an outcome row, and the lease is released. Only the events of a record
- * still leased by owner change: a worker whose lease expired and was taken over changes nothing
+ * or dead, each with an outcome row, and the lease is released. An event that goes dead with a
+ * transient rec->result (err_is_transient) is marked for queue_retry_transient_dead. Only the
+ * events of a record still leased by owner change: a worker whose lease expired and was taken over
+ * changes nothing
  * (*changed = 0). detail may be NULL. */
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,
                       enum queue_outcome outcome, const char *detail, int retry_delay_ms,

@@ -48,8 +48,4 @@ enum err reconcile_queue(PGconn *db, const struct reconcile_batch *b,
  * made while the switch was off are carried over). */
 enum err reconcile_request_now(PGconn *db) WARN_UNUSED;
 
-/* Marks the events of rec (just dead-lettered after a transient failure: rate limit, timeout,
- * 5xx, lost connection) as worth an automatic retry. */
-enum err reconcile_mark_transient(PGconn *db, const struct queue_record *rec) WARN_UNUSED;
-
 #endif

@@ -381,15 +381,19 @@ void queue_batch_clear(struct queue_batch *b)
 }
 
 /* Finishes many records in one statement. Per record: $2-$4 key, $5 outcome, $6 detail,
- * $7 retry delay, $8 skipped, $12 error code (the handler's error name), $13 warning; per event: $9
- * id, $10 its record's index (1-based). Each event is read through the primary key, joined to its
- * input row (id, record index), and finds its record's values by subscript: no step compares
- * every event with every other (array_position over the ids, evaluated for each event, was: a
- * batch of 100 records with 8 events each spent most of its 100 to 300 ms there).
- * The records are locked in key order first, as the open-events trigger of a concurrent push does:
- * no deadlock. Only the events of records still leased by owner change (the lease is the
- * record's: a worker whose lease ran out and was taken over changes nothing); each ends the
- * attempt it was on (attempts + 1; a deferral counts none), dated from its record's claim
+ * $7 retry delay, $8 skipped, $12 error code (the handler's error name), $13 warning, $14 whether
+ * the error is transient; per event: $9 id, $10 its record's index (1-based). An event that dies
+ * of a transient cause is marked for the automatic retry (is_transient_dead) here: the worker
+ * marked it in a statement of its own after the finish, which a crash between the two left
+ * unmarked for good, and which locked those events without their record, against the order
+ * every other statement takes (a requeue of the same events could deadlock with it). Each event is
+ * read through the primary key, joined to its input row (id, record index), and finds its record's
+ * values by subscript: no step compares every event with every other (array_position over the ids,
+ * evaluated for each event, was: a batch of 100 records with 8 events each spent most of its 100 to
+ * 300 ms there). The records are locked in key order first, as the open-events trigger of a
+ * concurrent push does: no deadlock. Only the events of records still leased by owner change (the
+ * lease is the record's: a worker whose lease ran out and was taken over changes nothing); each
+ * ends the attempt it was on (attempts + 1; a deferral counts none), dated from its record's claim
  * (last_attempt_at). The record's UPDATE also takes its closed events off open_events, so the
  * statement trigger of migration 0050 skips this statement (finish_counted, migration 0085)
  * instead of updating every finished record a second time. */
@@ -423,7 +427,9 @@ static const char finish_sql[] =
     "                      ELSE ($12::text[])[o.k] END,"
     "    finished_at = CASE WHEN o.outcome = 'defer' THEN NULL"
     "                       WHEN o.outcome = 'retry' AND e.attempts + 1 < $11::int"
-    "                       THEN NULL ELSE now() END"
+    "                       THEN NULL ELSE now() END,"
+    "    is_transient_dead = ($14::bool[])[o.k] AND (o.outcome = 'dead'"
+    "                        OR (o.outcome = 'retry' AND e.attempts + 1 >= $11::int))"
     "  FROM (SELECT x.id, x.k, ($5::text[])[x.k] AS outcome"
     "        FROM unnest($9::bigint[], $10::int[]) AS x(id, k)) o, held h"
     "  WHERE e.id = o.id AND o.k = ANY(h.ks) AND e.status IN ('pending', 'running')"
@@ -493,6 +499,7 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         INDEX,
         CODE,
         WARNING,
+        TRANSIENT,
         ARRAYS
     };
     struct buf a[ARRAYS];
@@ -515,6 +522,8 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         array_add(&a[SKIPPED], rec->is_skipped ? "t" : "f");
         array_add(&a[CODE], rec->result == ERR_OK ? NULL : err_name(rec->result));
         array_add(&a[WARNING], rec->has_warning ? "t" : "f");
+        array_add(&a[TRANSIENT],
+                  rec->result != ERR_OK && err_is_transient(rec->result) ? "t" : "f");
         for (size_t e = 0; e < rec->event_count; e++) {
             snprintf(num, sizeof(num), "%lld", (long long)rec->events[e].id);
             array_add(&a[IDS], num);
@@ -527,10 +536,10 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         buf_append_str(&a[k], "}");
     char max_s[16];
     snprintf(max_s, sizeof(max_s), "%d", max_attempts);
-    const char *params[] = {owner,           a[SOURCE].data, a[TYPE].data,  a[RECORD].data,
-                            a[OUTCOME].data, a[DETAIL].data, a[DELAY].data, a[SKIPPED].data,
-                            a[IDS].data,     a[INDEX].data,  max_s,         a[CODE].data,
-                            a[WARNING].data};
+    const char *params[] = {owner,           a[SOURCE].data,   a[TYPE].data,  a[RECORD].data,
+                            a[OUTCOME].data, a[DETAIL].data,   a[DELAY].data, a[SKIPPED].data,
+                            a[IDS].data,     a[INDEX].data,    max_s,         a[CODE].data,
+                            a[WARNING].data, a[TRANSIENT].data};
     /* The setting is transaction-local: outside a transaction the finish is its own. */
     bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
     enum err rc = own ? db_exec(db, "BEGIN") : ERR_OK;
@@ -539,7 +548,7 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
         rc = db_check(db, f, PGRES_TUPLES_OK, "cannot finish events");
         PQclear(f);
     }
-    PGresult *r = rc == ERR_OK ? db_exec_cached(db, finish_sql, 13, params) : NULL;
+    PGresult *r = rc == ERR_OK ? db_exec_cached(db, finish_sql, 14, params) : NULL;
     if (r)
         rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (own && rc == ERR_OK)

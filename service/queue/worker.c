@@ -17,7 +17,6 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
-#include "reconcile.h"
 #include "util.h"
 
 /* How often one worker prunes done events. */
@@ -239,7 +238,11 @@ static bool is_live_only(PGconn *db, const struct config *cfg)
  * handled again after its lease, as after a worker crash between an API call and the write
  * that records it (docs/queue.md). */
 #define SESSION_SQL "SET synchronous_commit = off"
-#define FINISH_DURABLY "SET LOCAL synchronous_commit = on"
+/* The finish's transaction waits for the flush; its id and backend are read in the same round
+ * trip, to find out on a new connection whether it committed when its COMMIT's answer is lost
+ * (see struct lost_commit). */
+#define FINISH_DURABLY                                                                             \
+    "SELECT set_config('synchronous_commit', 'on', true), pg_current_xact_id(), pg_backend_pid()"
 
 /* A worker's session: LISTEN for new events, and SESSION_SQL. */
 static enum err session_start(PGconn *db)
@@ -304,34 +307,102 @@ static enum err with_tries(struct worker *w, PGconn *db, const char *retry_msg, 
     return rc;
 }
 
+/* A finish's transaction whose COMMIT was sent and whose answer never came: the connection went
+ * at the commit, and the transaction may have committed or not. A try that only finished can be
+ * made again (it changes nothing when the first went through), but one that also claimed the next
+ * batch holds its records under this worker's lease if it committed: before, the worker tried
+ * the finish alone and those records waited for their lease (120 s), every change of them too.
+ * The next try asks the database on the new connection (pg_xact_status) and carries on with the
+ * batch it claimed, or tries the finish again when the transaction rolled back. */
+struct lost_commit {
+    char xid[24]; /* pg_current_xact_id(); "" when no commit is in doubt */
+    char pid[16]; /* its backend, which may still hold it open (the network went, not it) */
+};
+
 /* What a finish's tries share. */
 struct finish_job {
     struct queue_finish_item *items;
     size_t n;
     struct queue_batch *next; /* claimed into by the first try only; NULL: no claim */
+    struct lost_commit lost;  /* the last try's commit, when in doubt */
 };
+
+/* Whether the transaction of lost committed: 1 yes, 0 no (rolled back), -1 not known yet. Its
+ * backend, if it still holds it open (a connection that went without the server noticing), is
+ * ended first, waiting up to 5 s for it to go, so that the answer is final. */
+static int lost_commit_made(PGconn *db, const struct lost_commit *lost)
+{
+    const char *params[] = {lost->xid, lost->pid};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT pg_xact_status($1::xid8), t.ended FROM (SELECT count(pg_terminate_backend(a.pid,"
+        "  5000)) AS ended FROM pg_stat_activity a"
+        "  WHERE a.pid = $2::int AND a.backend_xid = $1::xid8::xid) t",
+        2, NULL, params, NULL, NULL, 0);
+    int made = -1;
+    if (db_check(db, r, PGRES_TUPLES_OK, "cannot read the outcome of a commit") == ERR_OK &&
+        !PQgetisnull(r, 0, 0)) {
+        const char *status = PQgetvalue(r, 0, 0);
+        made = strcmp(status, "committed") == 0 ? 1 : strcmp(status, "aborted") == 0 ? 0 : -1;
+    }
+    PQclear(r);
+    return made;
+}
 
 /* One try of finish: the outcomes in one statement, and when next is not NULL the worker's
  * next batch claimed in the same transaction (one commit, one WAL flush, per batch instead of
- * two). On failure nothing is written and next stays empty. */
+ * two). On failure nothing is written and next stays empty, unless the commit is in doubt
+ * (job->lost): the next try finds out first. */
 static enum err finish_once(struct worker *w, PGconn *db, void *arg, int attempt)
 {
     const struct config *cfg = w->pool->cfg;
-    const struct finish_job *job = arg;
+    struct finish_job *job = arg;
+    if (job->lost.xid[0]) {
+        int made = lost_commit_made(db, &job->lost);
+        log_emit(made < 0 ? LOG_WARN : LOG_INFO,
+                 made == 1   ? "commit whose answer was lost went through"
+                 : made == 0 ? "commit whose answer was lost did not go through"
+                             : "commit whose answer was lost not known yet",
+                 LOG_I64("worker", w->index), LOG_STR("xid", job->lost.xid), LOG_END);
+        if (made < 0)
+            return ERR_DB;
+        job->lost.xid[0] = '\0';
+        if (made) {
+            if (job->next)
+                next_claim_size(w, job->next->record_count);
+            return ERR_OK;
+        }
+        if (job->next)
+            queue_batch_clear(job->next);
+    }
     struct queue_finish_item *items = job->items;
     size_t n = job->n;
     struct queue_batch *next = attempt == 1 ? job->next : NULL;
+    struct lost_commit tx = {{0}, {0}};
     enum err rc = db_exec(db, "BEGIN");
-    if (rc == ERR_OK)
-        rc = db_exec(db, FINISH_DURABLY);
+    if (rc == ERR_OK) {
+        PGresult *r = PQexec(db, FINISH_DURABLY);
+        rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
+        if (rc == ERR_OK) {
+            snprintf(tx.xid, sizeof(tx.xid), "%s", PQgetvalue(r, 0, 1));
+            snprintf(tx.pid, sizeof(tx.pid), "%s", PQgetvalue(r, 0, 2));
+        }
+        PQclear(r);
+    }
     if (rc == ERR_OK)
         rc = queue_finish_many(db, w->owner, items, n, NO_LIMIT);
     if (rc == ERR_OK && next)
         rc = queue_claim(db, w->owner, w->claim_size, cfg->lease_seconds, is_live_only(db, cfg),
                          next);
+    bool is_committing = rc == ERR_OK;
     if (rc == ERR_OK)
         rc = db_commit(db);
-    if (rc != ERR_OK) {
+    if (rc != ERR_OK && is_committing && PQstatus(db) != CONNECTION_OK) {
+        /* In doubt: the claimed batch is kept until the next try knows. */
+        job->lost = tx;
+        log_warn("connection lost at a commit; finding out whether it went through",
+                 LOG_I64("worker", w->index), LOG_STR("xid", tx.xid));
+    } else if (rc != ERR_OK) {
         db_rollback(db);
         if (next)
             queue_batch_clear(next);
@@ -340,6 +411,8 @@ static enum err finish_once(struct worker *w, PGconn *db, void *arg, int attempt
     }
     return rc;
 }
+
+static void give_back(struct worker *w, PGconn *db, const struct queue_record *recs, size_t n);
 
 /* Finishes records according to the handler's verdicts, all in one statement, the first try
  * with the claim of the worker's next batch into next (NULL: no claim). A failed try is
@@ -352,16 +425,17 @@ static void finish(struct worker *w, PGconn *db, struct queue_record *recs, size
     char **fallbacks = xcalloc(n, sizeof(*fallbacks));
     for (size_t i = 0; i < n; i++)
         items[i] = verdict(w, &recs[i], &fallbacks[i]);
-    struct finish_job job = {items, n, next};
+    struct finish_job job = {items, n, next, {{0}, {0}}};
     int tries = 0;
     enum err rc =
         with_tries(w, db, "cannot record outcome; trying again", n, finish_once, &job, &tries);
+    if (job.lost.xid[0] && next) {
+        /* Still in doubt after every try: the batch claimed with the finish is given back (only
+         * records this worker still leases change), or it would wait for its lease. */
+        give_back(w, db, next->records, next->record_count);
+        queue_batch_clear(next);
+    }
     for (size_t i = 0; i < n; i++) {
-        /* Dead of a transient cause: retried automatically later (reconcile.c). */
-        if (rc == ERR_OK && items[i].outcome == QUEUE_DEAD && err_is_transient(recs[i].result) &&
-            reconcile_mark_transient(db, &recs[i]) != ERR_OK)
-            log_warn("dead event not marked for the automatic retry",
-                     LOG_STR("record_id", recs[i].record_id));
         log_finished(&items[i], rc, tries);
         free(fallbacks[i]);
     }

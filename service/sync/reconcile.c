@@ -406,17 +406,3 @@ enum err reconcile_request_now(PGconn *db)
     PQclear(r);
     return rc;
 }
-
-enum err reconcile_mark_transient(PGconn *db, const struct queue_record *rec)
-{
-    char *ids = queue_record_event_ids(rec);
-    const char *params[] = {ids};
-    PGresult *r = PQexecParams(db,
-                               "UPDATE sync_event SET is_transient_dead = true"
-                               " WHERE id = ANY($1::bigint[]) AND status = 'dead'",
-                               1, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot mark dead events transient");
-    PQclear(r);
-    free(ids);
-    return rc;
-}

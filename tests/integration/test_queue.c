@@ -115,6 +115,19 @@ static void give_back_call_run(PGconn *db, void *arg)
     c->rc = queue_give_back(db, "w", c->recs, c->n, &c->given);
 }
 
+/* A fresh database named after prefix in which owner "w" has claimed records 1 and 2 into b
+ * (stored in the reverse of key order, a change each); returns its URL (caller frees). */
+static char *claim_records_1_and_2(const char *prefix, PGconn **db, struct queue_batch *b)
+{
+    char *url = qtest_db(prefix, db);
+    ck_assert_int_eq(qtest_push(*db, "hubspot", "e2", "deal", "2", 1000), 1);
+    ck_assert_int_eq(qtest_push(*db, "hubspot", "e1", "deal", "1", 2000), 1);
+    ck_assert_int_eq(queue_claim(*db, "w", 10, 60, false, b), ERR_OK);
+    ck_assert_int_eq(b->record_count, 2);
+    ck_assert_str_eq(b->records[0].record_id, "1");
+    return url;
+}
+
 /* A push locks its records in key order (its upsert of sync_record) until it commits. A
  * give-back that locked them in another order (its plan's) deadlocked with one under the
  * end-to-end benchmark's stream, and its 20 records waited for their lease. Waiting for the
@@ -122,14 +135,9 @@ static void give_back_call_run(PGconn *db, void *arg)
 START_TEST(a_give_back_locks_its_records_in_key_order)
 {
     PGconn *db;
-    char *url = qtest_db("q_give_back", &db);
-    /* Stored, and given back below, in the reverse of key order. */
-    ck_assert_int_eq(qtest_push(db, "hubspot", "e2", "deal", "2", 1000), 1);
-    ck_assert_int_eq(qtest_push(db, "hubspot", "e1", "deal", "1", 2000), 1);
     struct queue_batch b = {0};
-    ck_assert_int_eq(queue_claim(db, "w", 10, 60, false, &b), ERR_OK);
-    ck_assert_int_eq(b.record_count, 2);
-    ck_assert_str_eq(b.records[0].record_id, "1");
+    char *url = claim_records_1_and_2("q_give_back", &db, &b);
+    /* Given back in the reverse of key order. */
     struct queue_record reversed[2] = {b.records[1], b.records[0]};
 
     struct give_back_call call = {reversed, 2, ERR_INTERNAL, 0};
@@ -221,6 +229,33 @@ START_TEST(a_requeue_locks_its_records_in_key_order)
     long long moved = -1;
     ck_assert_int_eq(queue_retry_transient_dead(db, &moved), ERR_OK);
     ck_assert_int_eq(moved, 0);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* An event dead-lettered after a transient failure is marked for the automatic retry by the
+ * finish itself, in its statement; one refused for good is not. The worker marked it in a
+ * statement of its own after the finish: a crash between the two left it unmarked for good. */
+START_TEST(a_finish_marks_what_dies_of_a_transient_cause)
+{
+    PGconn *db;
+    struct queue_batch b = {0};
+    char *url = claim_records_1_and_2("q_transient_dead", &db, &b);
+    b.records[0].result = ERR_UPSTREAM;
+    b.records[1].result = ERR_INVALID;
+    struct queue_finish_item items[] = {{&b.records[0], QUEUE_DEAD, "hubspot answered 503", 0, 0},
+                                        {&b.records[1], QUEUE_DEAD, "invalid amount", 0, 0}};
+    ck_assert_int_eq(queue_finish_many(db, "w", items, 2, 10), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'dead'"
+                                         " AND is_transient_dead AND record_id = '1'"),
+                     1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE is_transient_dead"),
+                     1);
+    long long moved = 0;
+    ck_assert_int_eq(queue_retry_transient_dead(db, &moved), ERR_OK);
+    ck_assert_int_eq(moved, 1);
+    queue_batch_clear(&b);
     PQfinish(db);
     free(url);
 }
@@ -1060,6 +1095,7 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_commit_that_rolls_back_is_a_failure);
     tcase_add_test(tc, a_give_back_locks_its_records_in_key_order);
     tcase_add_test(tc, a_requeue_locks_its_records_in_key_order);
+    tcase_add_test(tc, a_finish_marks_what_dies_of_a_transient_cause);
     tcase_add_test(tc, a_batch_is_one_transaction);
     tcase_add_test(tc, claim_coalesces_a_record_in_order);
     tcase_add_test(tc, retry_backs_off_then_dead_letters);

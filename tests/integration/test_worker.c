@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "pgcut.h"
 #include "qtest.h"
 #include "util.h"
 #include "worker.h"
@@ -569,6 +570,65 @@ START_TEST(a_finish_tried_again_after_a_takeover_changes_nothing)
 }
 END_TEST
 
+static struct pgcut *cut;
+static atomic_int cut_mode;
+
+/* On its first call: pushes a change of record 2 (the finish claims it with its next batch),
+ * then has the proxy cut the connection at the finish's COMMIT, as cut_mode says. */
+static void handle_ok_cut_at_commit(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    if (strcmp(recs[0].record_id, "1") == 0 && !pgcut_has_cut(cut)) {
+        qtest_push(db, "hubspot", "d2", "deal", "2", 2);
+        pgcut_arm(cut, (enum pgcut_mode)atomic_load(&cut_mode));
+    }
+    handle_ok(ctx, db, recs, n);
+}
+
+static const struct worker_route cut_routes[] = {{"hubspot", "deal", handle_ok_cut_at_commit}};
+static const struct worker_ops cut_ops = {.routes = cut_routes, .route_count = 1};
+
+/* The only worker, on a connection through the proxy, handles record 1 and loses the connection
+ * at the COMMIT of its finish, which claimed record 2 (mode: whether that commit went through).
+ * Both records are then finished once, by their first claim, long before a lease (an hour here)
+ * could run out. */
+static void assert_commit_lost_in(enum pgcut_mode mode)
+{
+    PGconn *db;
+    char *url = qtest_db("w_commit_lost", &db);
+    char *proxied = NULL;
+    cut = pgcut_start(url, &proxied);
+    atomic_store(&cut_mode, (int)mode);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, proxied, &cut_ops);
+    qtest_push(db, "hubspot", "d1", "deal", "1", 1);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 2);
+    worker_pool_stop(pool);
+    ck_assert(pgcut_has_cut(cut));
+    assert_finished_once(db, 2);
+    pgcut_stop(cut);
+    free(proxied);
+    PQfinish(db);
+    free(url);
+}
+
+/* The commit of a finish that claimed the next batch went through, and its answer was lost: the
+ * worker finds out on its new connection and handles the batch it claimed. Before, it tried the
+ * finish alone (which changed nothing), and the claimed record waited for its lease. */
+START_TEST(a_claim_whose_commit_answer_was_lost_is_handled_at_once)
+{
+    assert_commit_lost_in(PGCUT_AFTER_ANSWER);
+}
+END_TEST
+
+/* The COMMIT never reached the server: nothing was finished nor claimed. The worker finds out,
+ * finishes record 1 again, and claims record 2 afresh (handling the batch it had claimed in the
+ * rolled back transaction would handle record 2 without its lease, twice). */
+START_TEST(a_finish_whose_commit_was_lost_is_tried_again)
+{
+    assert_commit_lost_in(PGCUT_BEFORE);
+}
+END_TEST
+
 /* Records of the source a worker does not keep are given back at once; a give-back that fails
  * is tried again, or those records would wait for the lease. */
 START_TEST(a_give_back_that_fails_is_tried_again)
@@ -610,6 +670,8 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_finish_whose_connection_went_reconnects_and_is_tried_again);
     tcase_add_test(tc, a_finish_tried_again_after_a_takeover_changes_nothing);
     tcase_add_test(tc, a_give_back_that_fails_is_tried_again);
+    tcase_add_test(tc, a_claim_whose_commit_answer_was_lost_is_handled_at_once);
+    tcase_add_test(tc, a_finish_whose_commit_was_lost_is_tried_again);
     suite_add_tcase(s, tc);
     return s;
 }
