@@ -46,6 +46,10 @@ PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *c
 /* The same with PQexecParams' lengths and formats (either may be NULL: text parameters). */
 PGresult *db_exec_cached_params(PGconn *db, const char *sql, int nparams, const char *const *params,
                                 const int *lengths, const int *formats);
+/* Prepares sql (a static string, later passed to db_exec_cached) on db unless db has already,
+ * so that its first execution finds it ready. ERR_DB (logged): it was not prepared, and
+ * db_exec_cached prepares it on first use. Thread-safe. */
+enum err db_prepare_cached(PGconn *db, const char *sql, int nparams) WARN_UNUSED;
 
 /* Checks r against the expected status; on mismatch logs what (a fixed phrase naming the
  * operation) with the SQL state and returns ERR_DB (ERR_CONFLICT for unique violations).

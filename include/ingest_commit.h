@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include <libpq-fe.h>
+
 #include "compiler.h"
 #include "err.h"
 #include "ingest_split.h"
@@ -21,10 +23,17 @@
 
 struct ingest_committer;
 
-/* A committer writing at most `connections` groups at once (each on its own connection to url,
- * opened lazily and reopened after a failure). A group holds at most max_events events (a
- * request larger than that is a group of its own). On ERR_OK *out is the committer. */
+/* Readies a new connection of the committer for its statements (ingest_inbox_prepare,
+ * ingest_queue_prepare). Its result is only a hint: the connection is used either way. */
+typedef enum err (*ingest_prepare_fn)(PGconn *db);
+
+/* A committer writing at most `connections` groups at once, each on its own connection to url:
+ * opened and readied with prepare (may be NULL) here, before any request, and again after a
+ * failure; a database that cannot be reached now is tried again at the first group (start
+ * still succeeds). A group holds at most max_events events (a request larger than that is a
+ * group of its own). On ERR_OK *out is the committer. */
 enum err ingest_committer_start(const char *url, int connections, int max_events,
+                                ingest_prepare_fn prepare,
                                 struct ingest_committer **out) WARN_UNUSED;
 
 /* Waits for the groups being written, answers what is still queued with ERR_DB, closes the

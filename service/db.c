@@ -86,32 +86,62 @@ PGresult *db_exec_cached(PGconn *db, const char *sql, int nparams, const char *c
     return db_exec_cached_params(db, sql, nparams, params, NULL, NULL);
 }
 
-PGresult *db_exec_cached_params(PGconn *db, const char *sql, int nparams, const char *const *params,
-                                const int *lengths, const int *formats)
+/* The name under which db (backend pid) prepared sql, or 0; called with prepared_lock held. */
+static unsigned long prepared_find(const PGconn *db, int pid, const char *sql)
+{
+    for (size_t i = 0; i < PREPARED_SLOTS; i++)
+        if (prepared[i].db == db && prepared[i].pid == pid && prepared[i].sql == sql)
+            return prepared[i].name;
+    return 0;
+}
+
+static void prepared_add(const PGconn *db, int pid, const char *sql, unsigned long name)
+{
+    pthread_mutex_lock(&prepared_lock);
+    prepared[prepared_next++ % PREPARED_SLOTS] = (struct prepared){db, pid, sql, name};
+    pthread_mutex_unlock(&prepared_lock);
+}
+
+/* Prepares sql on db under its name (id) unless db has already. NULL when it is prepared, else
+ * the failed result (the caller clears it). */
+static PGresult *prepare_once(PGconn *db, const char *sql, int nparams, char id[32])
 {
     int pid = PQbackendPID(db);
-    unsigned long name = 0;
     pthread_mutex_lock(&prepared_lock);
-    for (size_t i = 0; i < PREPARED_SLOTS && !name; i++)
-        if (prepared[i].db == db && prepared[i].pid == pid && prepared[i].sql == sql)
-            name = prepared[i].name;
+    unsigned long name = prepared_find(db, pid, sql);
     bool fresh = name == 0;
     if (fresh)
         name = ++prepared_names;
     pthread_mutex_unlock(&prepared_lock);
+    snprintf(id, 32, "dealsync_%lu", name);
+    if (!fresh)
+        return NULL;
+    PGresult *r = PQprepare(db, id, sql, nparams, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
+    PQclear(r);
+    prepared_add(db, pid, sql, name);
+    return NULL;
+}
 
+PGresult *db_exec_cached_params(PGconn *db, const char *sql, int nparams, const char *const *params,
+                                const int *lengths, const int *formats)
+{
     char id[32];
-    snprintf(id, sizeof(id), "dealsync_%lu", name);
-    if (fresh) {
-        PGresult *r = PQprepare(db, id, sql, nparams, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            return r;
-        PQclear(r);
-        pthread_mutex_lock(&prepared_lock);
-        prepared[prepared_next++ % PREPARED_SLOTS] = (struct prepared){db, pid, sql, name};
-        pthread_mutex_unlock(&prepared_lock);
-    }
+    PGresult *failed = prepare_once(db, sql, nparams, id);
+    if (failed)
+        return failed;
     return PQexecPrepared(db, id, nparams, params, lengths, formats, 0);
+}
+
+enum err db_prepare_cached(PGconn *db, const char *sql, int nparams)
+{
+    char id[32];
+    PGresult *failed = prepare_once(db, sql, nparams, id);
+    enum err rc =
+        failed ? db_check(db, failed, PGRES_COMMAND_OK, "cannot prepare statement") : ERR_OK;
+    PQclear(failed);
+    return rc;
 }
 
 enum err db_open(const char *url, PGconn **out)

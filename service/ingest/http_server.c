@@ -867,9 +867,11 @@ enum err http_server_start(const struct config *cfg, struct db_pool *pool, struc
     }
     if (cfg->ingest_commit_threads > 0 &&
         (ingest_committer_start(cfg->database_url, cfg->ingest_commit_threads,
-                                INGEST_GROUP_MAX_EVENTS, &s->bodies) != ERR_OK ||
+                                INGEST_GROUP_MAX_EVENTS, ingest_inbox_prepare,
+                                &s->bodies) != ERR_OK ||
          ingest_committer_start(cfg->database_url, cfg->ingest_commit_threads,
-                                INGEST_GROUP_MAX_EVENTS, &s->events) != ERR_OK)) {
+                                INGEST_GROUP_MAX_EVENTS, ingest_queue_prepare,
+                                &s->events) != ERR_OK)) {
         stop_committers(s);
         ingest_splitter_stop(s->splitter);
         server_free(s);

@@ -33,6 +33,7 @@ struct waiting {
 struct ingest_committer {
     char *url;
     int max_events;
+    ingest_prepare_fn prepare; /* readies each new connection (NULL: nothing) */
     pthread_mutex_t lock;
     pthread_cond_t idle; /* a connection was given back (stop waits for all of them) */
     struct waiting *head;
@@ -80,16 +81,32 @@ static enum err push_bodies(PGconn *db, struct waiting *w, size_t count, char st
     return rc;
 }
 
+/* Opens a connection with the webhook path's timeouts and readies it for its groups. A failed
+ * preparation only leaves the statements to be prepared at their first use. */
+static enum err conn_open(const struct ingest_committer *c, PGconn **out)
+{
+    PGconn *db = NULL;
+    /* The webhook path's timeouts: a stalled database answers 503, never hangs. */
+    if (db_open(c->url, &db) != ERR_OK || db_exec(db, DB_WEBHOOK_SESSION_SQL) != ERR_OK) {
+        PQfinish(db);
+        return ERR_DB;
+    }
+    if (c->prepare && c->prepare(db) != ERR_OK && PQstatus(db) != CONNECTION_OK) {
+        PQfinish(db);
+        return ERR_DB;
+    }
+    *out = db;
+    return ERR_OK;
+}
+
 /* Writes one group. Fills each request's rc and stored. */
-static void commit_group(PGconn **db, const char *url, struct waiting *group, size_t count)
+static void commit_group(const struct ingest_committer *c, PGconn **db, struct waiting *group,
+                         size_t count)
 {
     if (!*db || PQstatus(*db) != CONNECTION_OK) {
         PQfinish(*db);
         *db = NULL;
-        /* The webhook path's timeouts: a stalled database answers 503, never hangs. */
-        if (db_open(url, db) != ERR_OK || db_exec(*db, DB_WEBHOOK_SESSION_SQL) != ERR_OK) {
-            PQfinish(*db);
-            *db = NULL;
+        if (conn_open(c, db) != ERR_OK) {
             for (struct waiting *w = group; w; w = w->next)
                 w->rc = ERR_DB;
             return;
@@ -140,16 +157,26 @@ static void commit_group(PGconn **db, const char *url, struct waiting *group, si
 }
 
 enum err ingest_committer_start(const char *url, int connections, int max_events,
-                                struct ingest_committer **out)
+                                ingest_prepare_fn prepare, struct ingest_committer **out)
 {
     struct ingest_committer *c = xcalloc(1, sizeof(*c));
     c->url = xstrdup(url);
     c->max_events = max_events > 0 ? max_events : 1;
+    c->prepare = prepare;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->idle, NULL);
     c->conn_count = connections > 0 ? connections : 1;
     c->free_conns = xcalloc((size_t)c->conn_count, sizeof(*c->free_conns));
     c->free_count = c->conn_count;
+    /* Connected and prepared now, once per start: the first requests of a burst would wait for
+     * it (a new backend, its session settings, a statement parsed per group size), all while
+     * the others gather behind them. A database not reachable now is tried again at the first
+     * group, as after a failure. */
+    bool was_quiet = db_set_quiet(true);
+    for (int i = 0; i < c->conn_count; i++)
+        if (conn_open(c, &c->free_conns[i]) != ERR_OK)
+            break;
+    db_set_quiet(was_quiet);
     *out = c;
     return ERR_OK;
 }
@@ -209,7 +236,7 @@ static void wait_commit(struct ingest_committer *c, struct waiting *w)
         if (c->head && c->free_count > 0)
             pthread_cond_signal(&c->head->wake);
         pthread_mutex_unlock(&c->lock);
-        commit_group(&db, c->url, group, count);
+        commit_group(c, &db, group, count);
         pthread_mutex_lock(&c->lock);
         c->free_conns[c->free_count++] = db;
         for (struct waiting *g = group, *next; g; g = next) {

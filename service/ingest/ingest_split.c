@@ -83,6 +83,25 @@ enum err ingest_inbox_push(PGconn *db, const struct ingest_body *bodies, size_t 
     return rc;
 }
 
+enum err ingest_inbox_prepare(PGconn *db)
+{
+    pthread_once(&inbox_sql_once, inbox_sql_build);
+    enum err rc = ERR_OK;
+    for (size_t n = 1; n <= INBOX_PREPARED_MAX && rc == ERR_OK; n++)
+        rc = db_prepare_cached(db, inbox_sql[n], (int)(n * 3));
+    return rc;
+}
+
+enum err ingest_queue_prepare(PGconn *db)
+{
+    /* No events, and rolled back: nothing is stored, no notification goes out. */
+    enum err rc = db_begin(db);
+    if (rc == ERR_OK)
+        rc = queue_push_groups(db, NULL, NULL, 0, NULL, 0, NULL);
+    db_rollback(db);
+    return rc;
+}
+
 enum err ingest_inbox_pending(PGconn *db, long long *pending)
 {
     PGresult *r = PQexec(db, "SELECT count(*) FROM ingest_inbox");
@@ -417,6 +436,13 @@ static void *splitter_main(void *arg)
                 PQfinish(db);
                 db = NULL;
                 continue; /* the webhooks report the outage; try again after the poll */
+            }
+            /* The first split of a burst would otherwise pay for a new backend's first push
+             * while the acknowledgements need the CPU. */
+            if (ingest_queue_prepare(db) != ERR_OK && PQstatus(db) != CONNECTION_OK) {
+                PQfinish(db);
+                db = NULL;
+                continue;
             }
         }
         /* Split until the inbox is empty, or the database fails. */

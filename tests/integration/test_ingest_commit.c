@@ -12,6 +12,7 @@
 #include "ingest_commit.h"
 #include "itest.h"
 #include "qtest.h"
+#include "util.h"
 
 struct request {
     struct ingest_committer *c;
@@ -57,7 +58,7 @@ START_TEST(a_group_answers_each_request_after_its_commit)
     cJSON *p = cJSON_CreateObject();
 
     struct ingest_committer *c = NULL;
-    ck_assert_int_eq(ingest_committer_start(url, 1, 100, &c), ERR_OK);
+    ck_assert_int_eq(ingest_committer_start(url, 1, 100, ingest_queue_prepare, &c), ERR_OK);
     /* Hold record R: the first group's push waits for it, and the next requests gather. */
     PGconn *holder = itest_db_connect(url);
     itest_db_exec(holder, "BEGIN");
@@ -146,6 +147,77 @@ START_TEST(a_key_repeated_in_a_group_is_stored_once)
 }
 END_TEST
 
+static const char one_body[] = "[{\"subscriptionType\":\"deal.creation\",\"objectId\":9,"
+                               "\"eventId\":9,\"portalId\":1,\"occurredAt\":1782371972438}]";
+
+/* Client backends of the test's database other than the test's own connection. */
+static const char others_sql[] = "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                                 " current_database() AND backend_type = 'client backend'"
+                                 " AND pid <> pg_backend_pid()";
+
+/* A burst's first requests do not wait for the committer's connections: they are open, with the
+ * webhook path's settings and the inbox statements of every group size prepared, when start
+ * returns, before any request. */
+START_TEST(the_committer_is_connected_and_prepared_before_the_first_request)
+{
+    PGconn *db;
+    char *url = qtest_db("ic_ready", &db);
+    ck_assert_int_eq(itest_db_scalar(db, others_sql), 0);
+    struct ingest_committer *c = NULL;
+    ck_assert_int_eq(ingest_committer_start(url, 2, 100, ingest_inbox_prepare, &c), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, others_sql), 2);
+    /* Each is idle after preparing the inbox INSERTs, the largest group's last (its text is
+     * longer than pg_stat_activity shows). */
+    ck_assert_msg(
+        itest_wait_sql(db,
+                       "SELECT (count(*) = 2)::int FROM pg_stat_activity WHERE state = 'idle'"
+                       " AND query LIKE 'INSERT INTO ingest_inbox %, ($10, $11,%'"
+                       " AND backend_type = 'client backend'",
+                       20000),
+        "the inbox statements were not prepared at start");
+    struct ingest_body b = {"hubspot", one_body, strlen(one_body), 1782371972438LL};
+    ck_assert_int_eq(ingest_store_body(c, &b, 1), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), 1);
+    ck_assert_int_eq(itest_db_scalar(db, others_sql), 2);
+    ingest_committer_stop(c);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* Start never fails on the database: statements that cannot be prepared (the inbox locked past
+ * lock_timeout) are prepared at their first use, and a database that cannot be reached at start
+ * is connected to at the first group (503 meanwhile). */
+START_TEST(a_committer_not_ready_at_start_connects_and_prepares_at_the_first_group)
+{
+    PGconn *db;
+    char *url = qtest_db("ic_unready", &db);
+    PGconn *holder = itest_db_connect(url);
+    itest_db_exec(holder, "BEGIN");
+    itest_db_exec(holder, "LOCK TABLE ingest_inbox IN ACCESS EXCLUSIVE MODE");
+    struct ingest_committer *c = NULL;
+    ck_assert_int_eq(ingest_committer_start(url, 1, 100, ingest_inbox_prepare, &c), ERR_OK);
+    itest_db_exec(holder, "COMMIT");
+    PQfinish(holder);
+    struct ingest_body b = {"hubspot", one_body, strlen(one_body), 1782371972438LL};
+    ck_assert_int_eq(ingest_store_body(c, &b, 1), ERR_OK);
+    ck_assert_int_eq(ingest_store_body(c, &b, 1), ERR_OK);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), 2);
+    ingest_committer_stop(c);
+
+    /* Nothing listens on a free port. */
+    char *nowhere = xasprintf("postgresql://dealsync@127.0.0.1:%d/dealsync", itest_free_port());
+    ck_assert_int_eq(ingest_committer_start(nowhere, 1, 100, ingest_inbox_prepare, &c), ERR_OK);
+    ck_assert_int_eq(ingest_store_body(c, &b, 1), ERR_DB);
+    ck_assert_int_eq(ingest_store_body(c, &b, 1), ERR_DB);
+    ingest_committer_stop(c);
+    free(nowhere);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), 2);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 Suite *suite_ingest_commit(void);
 Suite *suite_ingest_commit(void)
 {
@@ -154,6 +226,8 @@ Suite *suite_ingest_commit(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, a_group_answers_each_request_after_its_commit);
     tcase_add_test(tc, a_key_repeated_in_a_group_is_stored_once);
+    tcase_add_test(tc, the_committer_is_connected_and_prepared_before_the_first_request);
+    tcase_add_test(tc, a_committer_not_ready_at_start_connects_and_prepares_at_the_first_group);
     suite_add_tcase(s, tc);
     return s;
 }

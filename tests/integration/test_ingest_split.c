@@ -343,6 +343,38 @@ START_TEST(inbox_push_stores_each_group_size_once_prepared_or_not)
 }
 END_TEST
 
+/* dealsync readies its connections at start (the splitter's and the Salesforce committer's with
+ * a push of no events, rolled back): started while the queue is locked, it still starts,
+ * acknowledges, and splits every body once the lock is gone. */
+START_TEST(started_while_the_queue_is_locked_it_acks_and_splits_once_free)
+{
+    struct svc s;
+    svc_start(&s, "split_locked", NULL);
+    svc_kill(&s);
+    PGconn *holder = itest_db_connect(s.db_url);
+    itest_db_exec(holder, "BEGIN");
+    itest_db_exec(holder, "LOCK TABLE sync_event IN SHARE MODE");
+    svc_respawn(&s, NULL);
+    for (int i = 0; i < 2; i++) {
+        char *body = events_body(1 + 3 * i, 3);
+        char *resp = NULL;
+        ck_assert_int_eq(svc_ack_hubspot(&s, body, &resp), 200);
+        ck_assert_ptr_nonnull(strstr(resp, "\"stored\":3"));
+        free(resp);
+        free(body);
+    }
+    struct blocked b = {s.db, "WITH input"};
+    ck_assert_msg(itest_wait_for(is_blocked, &b, 20000), "the splitter never waited for the lock");
+    ck_assert_int_eq(svc_events(&s), 0);
+    itest_db_exec(holder, "COMMIT");
+    PQfinish(holder);
+    svc_wait_split(&s);
+    ck_assert_int_eq(svc_events(&s), 6);
+    ck_assert_int_eq(itest_db_scalar(s.db, "SELECT sum(open_events) FROM sync_record"), 6);
+    ck_assert_int_eq(svc_stop(&s), 0);
+}
+END_TEST
+
 Suite *suite_ingest_split(void);
 Suite *suite_ingest_split(void)
 {
@@ -353,6 +385,7 @@ Suite *suite_ingest_split(void)
         {"refuse", an_event_the_database_refuses_at_the_split_is_set_aside_alone},
         {"two", two_splitters_split_each_row_once_in_order},
         {"sizes", inbox_push_stores_each_group_size_once_prepared_or_not},
+        {"locked", started_while_the_queue_is_locked_it_acks_and_splits_once_free},
     };
     itest_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), 90);
     return s;
