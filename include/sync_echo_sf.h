@@ -54,7 +54,7 @@ enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id
 bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id);
 
 /* The outbound messages of the opportunity among rec's events, as [{"at": ms (the message's
- * SystemModstamp), "fields": {...}}], oldest first. Caller deletes. */
+ * SystemModstamp), "action": its ActionId, "fields": {...}}], oldest first. Caller deletes. */
 cJSON *sync_echo_sf_record_messages(const struct queue_record *rec);
 
 /* The open (pending or running) outbound messages in the queue of the opportunities sf_ids (n,
@@ -68,8 +68,9 @@ enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_
  * value of Salesforce field other than the baseline (sf_seen) and dealsync's own write
  * (sf_written), compared in the form a message carries a value in (its text trimmed, line breaks
  * as LF, ids in either length): a Salesforce user changed it since, even when the opportunity now
- * holds the baseline again (set away and back). A message that leaves the field out tells
- * nothing. false when the field has no baseline. Pure. */
+ * holds the baseline again (set away and back). A message that leaves the field out holds a blank
+ * when a message of messages sent by the same action carries the field (the action lists it);
+ * else it tells nothing. false when the field has no baseline. Pure. */
 bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field);
 
 /* Settles the writes of unknown outcome (link_note_written: cut off by a timeout or a kill) that

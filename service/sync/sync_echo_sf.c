@@ -170,10 +170,11 @@ enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id
 
 /* ---- Changes the opportunity's messages tell (a value set away and back) ------------------ */
 
-static void add_message(cJSON *list, int64_t at_ms, cJSON *fields)
+static void add_message(cJSON *list, int64_t at_ms, const char *action_id, cJSON *fields)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddNumberToObject(m, "at", (double)at_ms);
+    cJSON_AddStringToObject(m, "action", action_id ? action_id : "");
     cJSON_AddItemToObject(m, "fields", fields);
     cJSON_AddItemToArray(list, m);
 }
@@ -187,8 +188,10 @@ cJSON *sync_echo_sf_record_messages(const struct queue_record *rec)
             continue;
         cJSON *payload = cJSON_Parse(ev->payload);
         cJSON *fields = cJSON_DetachItemFromObjectCaseSensitive(payload, "fields");
+        const char *action =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "action_id"));
         if (cJSON_IsObject(fields))
-            add_message(list, ev->occurred_at_ms, fields);
+            add_message(list, ev->occurred_at_ms, action, fields);
         else
             cJSON_Delete(fields);
         cJSON_Delete(payload);
@@ -207,7 +210,8 @@ enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_
     const char *params[] = {ids.data};
     PGresult *r = PQexecParams(
         db,
-        "SELECT record_id, (extract(epoch FROM occurred_at) * 1000)::bigint, payload->'fields'"
+        "SELECT record_id, (extract(epoch FROM occurred_at) * 1000)::bigint, payload->'fields',"
+        " payload->>'action_id'"
         " FROM sync_event WHERE source = 'salesforce' AND object_type = 'Opportunity'"
         " AND record_id = ANY($1::text[]) AND status IN ('pending', 'running')"
         " AND event_type = 'outbound_message' ORDER BY occurred_at, id",
@@ -222,7 +226,8 @@ enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_
             if (!list)
                 list = cJSON_AddArrayToObject(*out, id);
             if (cJSON_IsObject(fields))
-                add_message(list, strtoll(PQgetvalue(r, i, 1), NULL, 10), fields);
+                add_message(list, strtoll(PQgetvalue(r, i, 1), NULL, 10), PQgetvalue(r, i, 3),
+                            fields);
             else
                 cJSON_Delete(fields);
         }
@@ -278,26 +283,52 @@ static bool is_same_in_message(const char *field, const cJSON *known, const cJSO
     return same;
 }
 
+/* Whether a message of messages sent by the outbound message action (its ActionId) carries
+ * field: the action lists it, so a message of that action that leaves it out reports a blank. */
+static bool is_listed(const cJSON *messages, const char *action, const char *field)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages)
+    {
+        const char *of = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "action"));
+        if (action[0] && of && strcmp(of, action) == 0 &&
+            cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), field))
+            return true;
+    }
+    return false;
+}
+
 bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field)
 {
     const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
     const cJSON *written = cJSON_GetObjectItem(l->sf_written, field);
+    cJSON *blank = cJSON_CreateNull();
     const cJSON *m;
+    bool is_changed = false;
     if (!seen)
-        return false;
+        goto out;
     cJSON_ArrayForEach(m, messages)
     {
         if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "at")) <=
             (double)l->sf_modified_ms)
             continue;
-        /* A field the message leaves out tells nothing: Salesforce leaves out a blank, but also
-         * every field an outbound message set up by hand does not list. */
+        /* A field the message leaves out is a blank when another message of the same action
+         * carries it (Salesforce leaves out a blank; the action lists the field); else it tells
+         * nothing, as a message set up by hand may not list every field. A user who set it away
+         * to a blank and back, read after the second step, changed it all the same. */
         const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), field);
+        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "action"));
+        if (!v && action && is_listed(messages, action, field))
+            v = blank;
         if (v && !is_same_in_message(field, seen, v) &&
-            !(written && is_same_in_message(field, written, v)))
-            return true;
+            !(written && is_same_in_message(field, written, v))) {
+            is_changed = true;
+            break;
+        }
     }
-    return false;
+out:
+    cJSON_Delete(blank);
+    return is_changed;
 }
 
 bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id)

@@ -633,20 +633,25 @@ START_TEST(salesforce_change_whose_deal_write_failed_is_not_undone)
 }
 END_TEST
 
-/* Whether an open outbound message of the opportunity holds w->want in w->field. */
+/* Whether an open outbound message of the opportunity holds w->want in w->field (leaves the
+ * field out: w->want NULL). */
 static bool message_is_queued(void *arg)
 {
     struct field_wait *w = arg;
-    char *sql = xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s' AND status ="
-                          " 'pending' AND payload->'fields'->>'%s' = '%s'",
-                          w->opp, w->field, w->want);
+    char *sql = w->want ? xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s' AND"
+                                    " status = 'pending' AND payload->'fields'->>'%s' = '%s'",
+                                    w->opp, w->field, w->want)
+                        : xasprintf("SELECT count(*) FROM sync_event WHERE record_id = '%s' AND"
+                                    " status = 'pending' AND event_type = 'outbound_message'"
+                                    " AND NOT payload->'fields' ? '%s'",
+                                    w->opp, w->field);
     long long n = itest_db_scalar(w->e->svc.db, sql);
     free(sql);
     return n > 0;
 }
 
 /* A Salesforce user sets the opportunity's field to value (JSON text); returns once its outbound
- * message, whose field holds want, waits in the queue. */
+ * message, whose field holds want (leaves it out: want NULL), waits in the queue. */
 static void set_in_salesforce(struct e2e *e, const char *opp, const char *field, const char *value,
                               const char *want)
 {
@@ -655,7 +660,7 @@ static void set_in_salesforce(struct e2e *e, const char *opp, const char *field,
     free(json);
     struct field_wait w = {e, false, opp, field, want};
     ck_assert_msg(itest_wait_for(message_is_queued, &w, DEADLINE_MS), "no message for %s \"%s\"",
-                  field, want);
+                  field, want ? want : "(left out)");
 }
 
 /* With the pair held, a HubSpot user sets the deal's description; returns once a later second has
@@ -679,14 +684,14 @@ static void release_pair(struct e2e *e)
  * and back to the baseline before either direction syncs the pair (held here by the test).
  * Salesforce's change is the later one and must win on both sides; by value alone Salesforce
  * looked unchanged, and HubSpot's older value was written over it (a chaos run, with Type). */
-START_TEST(salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change)
+static void set_away_and_back(const char *name, const char *away, const char *away_want)
 {
     struct e2e e;
     char *deal = NULL;
-    char *opp = start_with_a_pair(&e, "e2e_echo_set_back", NULL, &deal);
+    char *opp = start_with_a_pair(&e, name, NULL, &deal);
     ck_assert(wait_field(&e, true, opp, "description", "first"));
     held_hubspot_description(&e, opp, deal);
-    set_in_salesforce(&e, opp, "Description", "\"from salesforce\"", "from salesforce");
+    set_in_salesforce(&e, opp, "Description", away, away_want);
     set_in_salesforce(&e, opp, "Description", "\"first\"", "first");
     release_pair(&e);
 
@@ -694,6 +699,22 @@ START_TEST(salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change)
     free(deal);
     free(opp);
     e2e_stop(&e);
+}
+
+START_TEST(salesforce_value_set_away_and_back_wins_over_an_older_hubspot_change)
+{
+    set_away_and_back("e2e_echo_set_back", "\"from salesforce\"", "from salesforce");
+}
+END_TEST
+
+/* The same set away to a blank and back (A, blank, A): the message of the clear leaves the field
+ * out, as Salesforce leaves a blank out, and a message that leaves a field out told nothing (an
+ * action set up by hand may not list it), so Salesforce looked unchanged and HubSpot's older
+ * value was written over the later Salesforce change. The message that sets it back carries the
+ * field: the action lists it, and its message that leaves it out reports a blank. */
+START_TEST(salesforce_value_set_away_to_a_blank_and_back_wins_over_an_older_hubspot_change)
+{
+    set_away_and_back("e2e_echo_set_back_blank", "null", NULL);
 }
 END_TEST
 
@@ -751,5 +772,11 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(unknown, deal_write_whose_answer_was_lost_stays_dealsyncs_own);
     tcase_add_test(unknown, salesforce_change_whose_deal_write_failed_is_not_undone);
     suite_add_tcase(s, unknown);
+    /* A field set away and back in Salesforce, through a blank its message leaves out. */
+    TCase *blank = tcase_create("set back through a blank");
+    tcase_set_timeout(blank, 300);
+    tcase_add_test(blank,
+                   salesforce_value_set_away_to_a_blank_and_back_wins_over_an_older_hubspot_change);
+    suite_add_tcase(s, blank);
     return s;
 }
