@@ -239,17 +239,15 @@ static void wait_commit(struct ingest_committer *c, struct waiting *w)
         commit_group(c, &db, group, count);
         pthread_mutex_lock(&c->lock);
         c->free_conns[c->free_count++] = db;
-        /* The connection is free again: the first request in line writes the next group. It is
-         * woken before the requests just answered, so that the next commit is under way while
-         * they send their answers. */
-        if (c->head)
-            pthread_cond_signal(&c->head->wake);
         for (struct waiting *g = group, *next; g; g = next) {
             next = g->next;
             g->is_done = true;
             if (g != w)
                 pthread_cond_signal(&g->wake);
         }
+        /* The connection is free again: the first request in line writes the next group. */
+        if (c->head)
+            pthread_cond_signal(&c->head->wake);
         pthread_cond_broadcast(&c->idle);
     }
     pthread_mutex_unlock(&c->lock);
