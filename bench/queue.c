@@ -115,6 +115,25 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* BENCH_QUEUE_TRACE=1: the handled count every 5 ms of the drain, on stderr (where the time
+ * goes: the start, the claims' ramp, the tail). */
+#define TRACE_MAX 4000
+static long trace_handled[TRACE_MAX];
+static int64_t trace_ms[TRACE_MAX];
+static int trace_n;
+static atomic_bool trace_stop;
+
+static void *tracer(void *arg)
+{
+    int64_t start = *(const int64_t *)arg;
+    while (!atomic_load(&trace_stop) && trace_n < TRACE_MAX) {
+        trace_ms[trace_n] = util_monotonic_ms() - start;
+        trace_handled[trace_n++] = atomic_load(&handled);
+        sleep_ms(5);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -178,6 +197,10 @@ int main(int argc, char **argv)
     struct worker_ops ops = {.routes = routes, .route_count = 1};
     struct worker_pool *pool = NULL;
     start = util_monotonic_ms();
+    const char *trace = getenv("BENCH_QUEUE_TRACE");
+    pthread_t trace_th;
+    if (trace)
+        pthread_create(&trace_th, NULL, tracer, &start);
     if (worker_pool_start(&cfg, &ops, "bench", &pool) != ERR_OK)
         return 1;
     while (atomic_load(&handled) < events)
@@ -185,6 +208,14 @@ int main(int argc, char **argv)
     while (scalar(db, "SELECT count(*) FROM sync_event WHERE status <> 'done'") > 0)
         sleep_ms(5);
     double pool_s = (double)(util_monotonic_ms() - start) / 1000.0;
+    if (trace) {
+        atomic_store(&trace_stop, true);
+        pthread_join(trace_th, NULL);
+        for (int i = 0; i < trace_n; i++)
+            if (i == 0 || trace_handled[i] != trace_handled[i - 1])
+                fprintf(stderr, "trace %lld %ld\n", (long long)trace_ms[i], trace_handled[i]);
+        fprintf(stderr, "trace end %.0f\n", pool_s * 1000);
+    }
     worker_pool_stop(pool);
     printf("{\"mode\":\"dealsync_by_record\",\"events\":%d,\"seconds\":%.3f,"
            "\"events_per_second\":%.0f,\"handled\":%ld,\"outcome_rows\":%lld}\n",

@@ -5,6 +5,7 @@
  * the claimable records without reading the events. */
 #include "queue.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
     return queue_push_groups(db, events, NULL, n, stored, 1, NULL);
 }
 
-/* Not a record whose busy lock another session holds (the "busy" list of claim_sql). */
+/* Not a record whose busy lock another session holds (the "busy" list of claim_head_sql). */
 #define NOT_BUSY(r)                                                                                \
     "hashtext(CASE " r ".source WHEN 'salesforce' THEN 'sf:' ELSE 'hs:' END || " r                 \
     ".record_id)::oid <> ALL (coalesce((SELECT ids FROM busy), '{}'))"
@@ -112,8 +113,13 @@ enum err queue_push(PGconn *db, const struct queue_event_in *events, size_t n, s
  * to running) that the lease already says. An attempt is counted when it ends (the finish); a
  * lease that ran out without a finish or a release (its worker died or hung) is counted here,
  * when the record is taken over, so a record that kills its worker still reaches
- * QUEUE_MAX_ATTEMPTS. Each event comes back with the attempt it is on. */
-static const char claim_sql[] =
+ * QUEUE_MAX_ATTEMPTS. Each event comes back with the attempt it is on.
+ * Two texts, with and without live_only_sql (the Salesforce budget short), prepared apart: with
+ * the choice a parameter ("NOT $5 OR EXISTS ..."), the plan made for its value, without that
+ * subquery, was always cheaper than the plan for any value, so PostgreSQL planned every claim
+ * anew (about 1 ms of a claim's 2 to 3 ms for 100 records). Each text's plan for any value
+ * costs what its plan for given values does, and is reused from the sixth claim on. */
+static const char claim_head_sql[] =
     /* The records whose busy lock another session holds (QUEUE_RECORD_LOCK_CLASS): a worker is
      * handling their pair from the other side. The held keys are read once, of this database
      * only (pg_locks shows the cluster's, and advisory locks are per database). */
@@ -127,12 +133,16 @@ static const char claim_sql[] =
     "         r.lease_owner IS NOT NULL AS lapsed FROM sync_record r"
     "  WHERE r.open_events > 0 AND r.not_before <= now()"
     "    AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())"
-    "    AND " R_NOT_BUSY
-    /* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
-    "    AND (NOT $5::bool OR EXISTS (SELECT 1 FROM sync_event l"
+    "    AND " R_NOT_BUSY;
+
+/* Salesforce budget short: only records with a live event (api_budget_sf_live_only). */
+static const char live_only_sql[] =
+    "    AND EXISTS (SELECT 1 FROM sync_event l"
     "          WHERE (l.source, l.object_type, l.record_id) ="
     "                (r.source, r.object_type, r.record_id)"
-    "            AND l.status = 'pending' AND sync_event_is_live(l)))"
+    "            AND l.status = 'pending' AND sync_event_is_live(l))";
+
+static const char claim_tail_sql[] =
     /* Rows locked beyond what is leased stay locked until the claim commits, and other
      * claims skip them: more than max_records only when the first claimable is background. */
     "  ORDER BY r.priority, r.not_before"
@@ -181,6 +191,16 @@ static const char claim_sql[] =
     "         (extract(epoch FROM occurred_at) * 1000)::bigint FROM ev"
     " UNION ALL"
     " SELECT source, object_type, record_id, NULL, NULL, NULL, NULL, NULL FROM leased";
+
+/* The claim's two texts, [0] and [1] with live_only_sql, built once. */
+static char *claim_sql[2];
+static pthread_once_t claim_sql_once = PTHREAD_ONCE_INIT;
+
+static void claim_sql_build(void)
+{
+    claim_sql[0] = xasprintf("%s%s", claim_head_sql, claim_tail_sql);
+    claim_sql[1] = xasprintf("%s%s%s", claim_head_sql, live_only_sql, claim_tail_sql);
+}
 
 /* Claimed rows before grouping; sorted by record, then time, then id. */
 struct claim_row {
@@ -307,8 +327,9 @@ enum err queue_claim(PGconn *db, const char *owner, int max_records, int lease_s
     snprintf(max_s, sizeof(max_s), "%d", max_records);
     snprintf(lease_s, sizeof(lease_s), "%d", lease_seconds);
     snprintf(background_s, sizeof(background_s), "%d", QUEUE_BACKGROUND_CLAIM);
-    const char *params[] = {owner, max_s, lease_s, background_s, live_only ? "true" : "false"};
-    PGresult *r = db_exec_cached(db, claim_sql, 5, params);
+    const char *params[] = {owner, max_s, lease_s, background_s};
+    pthread_once(&claim_sql_once, claim_sql_build);
+    PGresult *r = db_exec_cached(db, claim_sql[live_only], 4, params);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot claim events");
     if (rc != ERR_OK) {
         PQclear(r);
@@ -395,8 +416,11 @@ void queue_batch_clear(struct queue_batch *b)
  * lease is the record's: a worker whose lease ran out and was taken over changes nothing); each
  * ends the attempt it was on (attempts + 1; a deferral counts none), dated from its record's claim
  * (last_attempt_at). The record's UPDATE also takes its closed events off open_events, so the
- * statement trigger of migration 0050 skips this statement (finish_counted, migration 0085)
- * instead of updating every finished record a second time. */
+ * statement trigger of migration 0050 skips this statement (migration 0085) instead of updating
+ * every finished record a second time: the statement sets the transaction-local
+ * dealsync.open_events_counted, which the trigger reads and clears after the statement. It set
+ * it before in a statement of its own, in a transaction of its own when the caller had none: a
+ * round trip more for every finish, three outside a transaction. */
 static const char finish_sql[] =
     "WITH lk AS ("
     "  SELECT r.source, r.object_type, r.record_id, u.delay_ms, u.k::int AS k,"
@@ -409,7 +433,9 @@ static const char finish_sql[] =
     /* the indexes of the records still held, and when each was claimed */
     "), held AS MATERIALIZED ("
     "  SELECT coalesce(array_agg(k ORDER BY k) FILTER (WHERE held), '{}') AS ks,"
-    "         coalesce(array_agg(leased_at ORDER BY k) FILTER (WHERE held), '{}') AS ats"
+    "         coalesce(array_agg(leased_at ORDER BY k) FILTER (WHERE held), '{}') AS ats,"
+    /* read before any event is changed: the trigger skips this statement (see above) */
+    "         set_config('dealsync.open_events_counted', 'on', true) AS counted"
     "  FROM lk"
     "), ev AS ("
     "  UPDATE sync_event e SET"
@@ -458,11 +484,6 @@ static const char finish_sql[] =
     /* a record waiting for API budget says so (issue 9); a busy one does not */
     "  WHERE outcome <> 'defer' OR ($12::text[])[i] = 'RATE_LIMIT'"
     ") SELECT i, count(*) FROM ev GROUP BY i";
-
-/* Tells the open-events trigger that the next UPDATE of sync_event (the finish) counts its own
- * closed events: a transaction-local setting, which the trigger clears as it skips. */
-static const char finish_counted_sql[] =
-    "SELECT set_config('dealsync.open_events_counted', 'on', true)";
 
 /* Appends s (NULL: SQL NULL) as an element of a PostgreSQL array literal. */
 static void array_add(struct buf *b, const char *s)
@@ -540,21 +561,8 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
                             a[OUTCOME].data, a[DETAIL].data,   a[DELAY].data, a[SKIPPED].data,
                             a[IDS].data,     a[INDEX].data,    max_s,         a[CODE].data,
                             a[WARNING].data, a[TRANSIENT].data};
-    /* The setting is transaction-local: outside a transaction the finish is its own. */
-    bool own = PQtransactionStatus(db) == PQTRANS_IDLE;
-    enum err rc = own ? db_exec(db, "BEGIN") : ERR_OK;
-    if (rc == ERR_OK) {
-        PGresult *f = db_exec_cached(db, finish_counted_sql, 0, NULL);
-        rc = db_check(db, f, PGRES_TUPLES_OK, "cannot finish events");
-        PQclear(f);
-    }
-    PGresult *r = rc == ERR_OK ? db_exec_cached(db, finish_sql, 14, params) : NULL;
-    if (r)
-        rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
-    if (own && rc == ERR_OK)
-        rc = db_commit(db);
-    if (own && rc != ERR_OK)
-        db_rollback(db);
+    PGresult *r = db_exec_cached(db, finish_sql, 14, params);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot finish events");
     if (rc == ERR_OK) {
         for (int row = 0; row < PQntuples(r); row++) {
             long k = strtol(PQgetvalue(r, row, 0), NULL, 10) - 1;
