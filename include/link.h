@@ -24,6 +24,9 @@ struct link {
     char *hs_id;
     cJSON *sf_written; /* object, never NULL once loaded */
     cJSON *hs_written;
+    cJSON *sf_maybe; /* {"field": true}: its remembered write's outcome is unknown (cut off by a
+                      * timeout or a kill); may be NULL (none) when saved */
+    cJSON *hs_maybe;
     cJSON *sf_seen;
     cJSON *hs_seen;
     int64_t sf_modified_ms; /* 0 when unknown */
@@ -43,23 +46,40 @@ enum err link_find_by_hs(PGconn *db, const char *kind, const char *hs_id,
  * link_find calls that follow. Outside a batch: nothing. */
 enum err link_prefetch(PGconn *db, bool is_hs_side, const char *const *ids, size_t n) WARN_UNUSED;
 
-/* Inserts or replaces the link for (kind, sf_id); NULL json fields are stored as {}. A
- * different Salesforce record already linked to the same hs_id is unlinked first. */
+/* Inserts or replaces the link for (kind, sf_id); NULL json fields are stored as {}, and a
+ * field of sf_maybe (hs_maybe) only while sf_written (hs_written) holds it. A different
+ * Salesforce record already linked to the same hs_id is unlinked first. */
 enum err link_save(PGconn *db, const struct link *l) WARN_UNUSED;
 
 /* Remembers, before dealsync writes them, the values it is about to write to one side of a
- * linked pair (merged into hs_written when is_hs_side, else sf_written; no link: nothing). A
- * write that is carried out but whose answer is lost (a timeout), or whose sync fails later,
- * is then still recognised as dealsync's own when the record reports it back. */
+ * linked pair (merged into hs_written when is_hs_side, else sf_written; no link: nothing), each
+ * marked as a write of unknown outcome (hs_maybe, sf_maybe) until the sync that got its answer
+ * saves the link without the mark (link_save) or a read of the record settles it
+ * (link_settle_written). A write that
+ * is carried out but whose answer is lost (a timeout), or whose sync fails later, is then still
+ * recognised as dealsync's own when the record reports it back. */
 enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
                            const cJSON *values) WARN_UNUSED;
 
 /* Takes back what link_note_written remembered of a write that was not carried out (refused, or
  * answered with an error): each field of noted goes back to its value in before (the side's
- * written values as read before the note; absent there: forgotten). Otherwise a user who sets
- * that value on that side later would be taken for dealsync's own write. No link: nothing. */
+ * written values as read before the note; absent there: forgotten), and to its mark in
+ * before_maybe (the side's marks as read before; may be NULL). Otherwise a user who sets that
+ * value on that side later would be taken for dealsync's own write. No link: nothing. */
 enum err link_unnote_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
-                             const cJSON *noted, const cJSON *before) WARN_UNUSED;
+                             const cJSON *noted, const cJSON *before,
+                             const cJSON *before_maybe) WARN_UNUSED;
+
+/* Settles writes of unknown outcome of one side (link_note_written) by what the record itself
+ * says: the fields of confirmed (an object, may be NULL) were carried out and stay remembered
+ * without the mark; those of forgotten (may be NULL) were not dealsync's (a user set the value)
+ * and are forgotten. No link: nothing. */
+enum err link_settle_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                             const cJSON *confirmed, const cJSON *forgotten) WARN_UNUSED;
+
+/* Whether the write remembered of field on one side (l->hs_written when is_hs_side, else
+ * l->sf_written) is of unknown outcome (link_note_written). Pure. */
+bool link_is_maybe_written(const struct link *l, bool is_hs_side, const char *field);
 
 /* Merges values into the Salesforce side's baseline (sf_seen) of a linked pair: a field whose
  * baseline waits for a later step of the sync (the account, until its company is associated).

@@ -72,4 +72,15 @@ enum err sync_echo_sf_open_messages(PGconn *db, const char *const *sf_ids, size_
  * nothing. false when the field has no baseline. Pure. */
 bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field);
 
+/* Settles the writes of unknown outcome (link_note_written: cut off by a timeout or a kill) that
+ * the opportunity opp (a read with LastModifiedById) holds the value of, by who saved it last:
+ * the integration user user_id (then dealsync's write was carried out, and no one saved the
+ * record since) or a user (who saved it after dealsync's write, if that was carried out, or set
+ * the value itself: the value is then the user's, and a Salesforce change). Both in l and in
+ * record_link (link_settle_written). Salesforce keeps no history of a field unless tracking is
+ * set up for it, so the user who saved last is what it records. Nothing when user_id is NULL.
+ * ERR_DB when the link cannot be saved. Uses the caller's connection. */
+enum err sync_echo_sf_settle_maybe(PGconn *db, struct link *l, const cJSON *opp,
+                                   const char *user_id) WARN_UNUSED;
+
 #endif

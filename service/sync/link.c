@@ -12,7 +12,8 @@
 #define LINK_COLUMNS                                                                               \
     "kind, sf_id, hs_id, sf_written::text, hs_written::text, sf_seen::text, hs_seen::text,"        \
     " coalesce((extract(epoch FROM sf_modified_at) * 1000)::bigint, 0),"                           \
-    " coalesce((extract(epoch FROM hs_modified_at) * 1000)::bigint, 0)"
+    " coalesce((extract(epoch FROM hs_modified_at) * 1000)::bigint, 0),"                           \
+    " sf_maybe::text, hs_maybe::text"
 
 static cJSON *object_or_empty(const char *text)
 {
@@ -39,6 +40,8 @@ static cJSON *link_to_json(const struct link *l)
     cJSON_AddStringToObject(j, "hs_id", l->hs_id);
     cJSON_AddItemToObject(j, "sf_written", cJSON_Duplicate(l->sf_written, true));
     cJSON_AddItemToObject(j, "hs_written", cJSON_Duplicate(l->hs_written, true));
+    cJSON_AddItemToObject(j, "sf_maybe", cJSON_Duplicate(l->sf_maybe, true));
+    cJSON_AddItemToObject(j, "hs_maybe", cJSON_Duplicate(l->hs_maybe, true));
     cJSON_AddItemToObject(j, "sf_seen", cJSON_Duplicate(l->sf_seen, true));
     cJSON_AddItemToObject(j, "hs_seen", cJSON_Duplicate(l->hs_seen, true));
     /* Milliseconds since 1970 fit a double exactly (under 2^53). */
@@ -55,6 +58,8 @@ static void link_from_json(const cJSON *j, struct link *out)
     out->hs_id = xstrdup(cJSON_GetObjectItemCaseSensitive(j, "hs_id")->valuestring);
     out->sf_written = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "sf_written"), true);
     out->hs_written = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "hs_written"), true);
+    out->sf_maybe = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "sf_maybe"), true);
+    out->hs_maybe = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "hs_maybe"), true);
     out->sf_seen = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "sf_seen"), true);
     out->hs_seen = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "hs_seen"), true);
     out->sf_modified_ms =
@@ -76,6 +81,8 @@ static void from_row(const PGresult *r, int row, struct link *out)
     out->hs_seen = object_or_empty(PQgetvalue(r, row, 6));
     out->sf_modified_ms = strtoll(PQgetvalue(r, row, 7), NULL, 10);
     out->hs_modified_ms = strtoll(PQgetvalue(r, row, 8), NULL, 10);
+    out->sf_maybe = object_or_empty(PQgetvalue(r, row, 9));
+    out->hs_maybe = object_or_empty(PQgetvalue(r, row, 10));
 }
 
 void link_cache_forget_all(void)
@@ -200,7 +207,7 @@ static char *json_text(const cJSON *j)
  * in a statement of its own: the insert of a statement whose CTE deletes it still meets it in
  * the unique index on hs_id (a unique violation, seen by the chaos run as a dead "cannot save
  * link"). */
-static enum err unlink_stale(PGconn *db, const char *const params[9])
+static enum err unlink_stale(PGconn *db, const char *const params[11])
 {
     const char *stale_params[] = {params[0], params[1], params[2]};
     PGresult *r = PQexecParams(db,
@@ -212,24 +219,43 @@ static enum err unlink_stale(PGconn *db, const char *const params[9])
     return rc;
 }
 
-static enum err upsert(PGconn *db, const char *const params[9])
+static enum err upsert(PGconn *db, const char *const params[11])
 {
     PGresult *r = PQexecParams(
         db,
         "INSERT INTO record_link (kind, sf_id, hs_id, sf_written, hs_written, sf_seen, hs_seen,"
-        "   sf_modified_at, hs_modified_at, synced_at)"
+        "   sf_modified_at, hs_modified_at, synced_at, sf_maybe, hs_maybe)"
         " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,"
         "   CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000.0) END,"
-        "   CASE WHEN $9::bigint > 0 THEN to_timestamp($9::bigint / 1000.0) END, now())"
+        "   CASE WHEN $9::bigint > 0 THEN to_timestamp($9::bigint / 1000.0) END, now(),"
+        "   $10::jsonb, $11::jsonb)"
         " ON CONFLICT (kind, sf_id) DO UPDATE SET hs_id = EXCLUDED.hs_id,"
         "   sf_written = EXCLUDED.sf_written, hs_written = EXCLUDED.hs_written,"
         "   sf_seen = EXCLUDED.sf_seen, hs_seen = EXCLUDED.hs_seen,"
         "   sf_modified_at = EXCLUDED.sf_modified_at, hs_modified_at = EXCLUDED.hs_modified_at,"
-        "   synced_at = now()",
-        9, NULL, params, NULL, NULL, 0);
+        "   synced_at = now(), sf_maybe = EXCLUDED.sf_maybe, hs_maybe = EXCLUDED.hs_maybe",
+        11, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
     PQclear(r);
     return rc;
+}
+
+/* The marks of maybe (may be NULL) of the fields written (may be NULL) still holds, as text. A
+ * write no longer remembered has no outcome to wait for. Caller frees. */
+static char *maybe_text(const cJSON *maybe, const cJSON *written, bool is_hs_side)
+{
+    cJSON *kept = cJSON_CreateObject();
+    const cJSON *m;
+    cJSON_ArrayForEach(m, maybe)
+    {
+        const cJSON *w = is_hs_side ? cJSON_GetObjectItemCaseSensitive(written, m->string)
+                                    : cJSON_GetObjectItem(written, m->string);
+        if (w)
+            cJSON_AddTrueToObject(kept, m->string);
+    }
+    char *text = json_text(kept);
+    cJSON_Delete(kept);
+    return text;
 }
 
 enum err link_save(PGconn *db, const struct link *l)
@@ -238,10 +264,12 @@ enum err link_save(PGconn *db, const struct link *l)
     char *hw = json_text(l->hs_written);
     char *ss = json_text(l->sf_seen);
     char *hsn = json_text(l->hs_seen);
+    char *sfy = maybe_text(l->sf_maybe, l->sf_written, false);
+    char *hsy = maybe_text(l->hs_maybe, l->hs_written, true);
     char sfm[32], hsm[32];
     snprintf(sfm, sizeof(sfm), "%lld", (long long)l->sf_modified_ms);
     snprintf(hsm, sizeof(hsm), "%lld", (long long)l->hs_modified_ms);
-    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm};
+    const char *params[] = {l->kind, l->sf_id, l->hs_id, sw, hw, ss, hsn, sfm, hsm, sfy, hsy};
     link_cache_forget(l->sf_id, l->hs_id);
     /* The upsert alone (one round trip) unless the (kind, hs_id) key answers a unique
      * violation: ON CONFLICT covers (kind, sf_id) only, so a stale pair holding hs_id, or
@@ -256,6 +284,8 @@ enum err link_save(PGconn *db, const struct link *l)
         if (rc == ERR_OK)
             rc = upsert(db, params);
     }
+    free(hsy);
+    free(sfy);
     free(hsn);
     free(ss);
     free(hw);
@@ -275,11 +305,14 @@ static void note_in_cache(const char *sf_id, bool is_hs_side, const cJSON *value
             continue;
         cJSON *written =
             cJSON_GetObjectItemCaseSensitive(e, is_hs_side ? "hs_written" : "sf_written");
+        cJSON *maybe = cJSON_GetObjectItemCaseSensitive(e, is_hs_side ? "hs_maybe" : "sf_maybe");
         const cJSON *v;
         cJSON_ArrayForEach(v, values)
         {
             cJSON_DeleteItemFromObjectCaseSensitive(written, v->string);
             cJSON_AddItemToObject(written, v->string, cJSON_Duplicate(v, true));
+            cJSON_DeleteItemFromObjectCaseSensitive(maybe, v->string);
+            cJSON_AddTrueToObject(maybe, v->string);
         }
     }
 }
@@ -291,11 +324,17 @@ enum err link_note_written(PGconn *db, const char *kind, const char *sf_id, bool
         return ERR_OK;
     char *text = json_text(values);
     const char *params[] = {kind, sf_id, text};
+    /* Each field marked: the write's outcome is unknown until its answer (a kill can come at
+     * any moment from here on). */
     PGresult *r =
         PQexecParams(db,
-                     is_hs_side ? "UPDATE record_link SET hs_written = hs_written || $3::jsonb"
+                     is_hs_side ? "UPDATE record_link SET hs_written = hs_written || $3::jsonb,"
+                                  " hs_maybe = hs_maybe || (SELECT coalesce(jsonb_object_agg(k,"
+                                  " true), '{}') FROM jsonb_object_keys($3::jsonb) AS k)"
                                   " WHERE kind = $1 AND sf_id = $2"
-                                : "UPDATE record_link SET sf_written = sf_written || $3::jsonb"
+                                : "UPDATE record_link SET sf_written = sf_written || $3::jsonb,"
+                                  " sf_maybe = sf_maybe || (SELECT coalesce(jsonb_object_agg(k,"
+                                  " true), '{}') FROM jsonb_object_keys($3::jsonb) AS k)"
                                   " WHERE kind = $1 AND sf_id = $2",
                      3, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_COMMAND_OK, "cannot save record link");
@@ -319,34 +358,75 @@ static enum err update_link(PGconn *db, const char *sql, const char *const *para
 }
 
 enum err link_unnote_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
-                             const cJSON *noted, const cJSON *before)
+                             const cJSON *noted, const cJSON *before, const cJSON *before_maybe)
 {
     if (!noted || !noted->child)
         return ERR_OK;
     cJSON *back = cJSON_CreateObject();
+    cJSON *back_maybe = cJSON_CreateObject();
     const cJSON *v;
     cJSON_ArrayForEach(v, noted)
     {
         const cJSON *old = cJSON_GetObjectItemCaseSensitive(before, v->string);
         if (old)
             cJSON_AddItemToObject(back, v->string, cJSON_Duplicate(old, true));
+        if (old && cJSON_GetObjectItemCaseSensitive(before_maybe, v->string))
+            cJSON_AddTrueToObject(back_maybe, v->string);
     }
     char *keys = json_text(noted);
     char *text = json_text(back);
-    const char *params[] = {kind, sf_id, keys, text};
+    char *maybe = json_text(back_maybe);
+    const char *params[] = {kind, sf_id, keys, text, maybe};
     enum err rc =
         update_link(db,
                     is_hs_side ? "UPDATE record_link SET hs_written = (hs_written -"
-                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb"
+                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb,"
+                                 " hs_maybe = (hs_maybe - ARRAY(SELECT jsonb_object_keys("
+                                 "$3::jsonb))) || $5::jsonb"
                                  " WHERE kind = $1 AND sf_id = $2"
                                : "UPDATE record_link SET sf_written = (sf_written -"
-                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb"
+                                 " ARRAY(SELECT jsonb_object_keys($3::jsonb))) || $4::jsonb,"
+                                 " sf_maybe = (sf_maybe - ARRAY(SELECT jsonb_object_keys("
+                                 "$3::jsonb))) || $5::jsonb"
                                  " WHERE kind = $1 AND sf_id = $2",
-                    params, 4);
+                    params, 5);
+    free(maybe);
     free(text);
     free(keys);
+    cJSON_Delete(back_maybe);
     cJSON_Delete(back);
     return rc;
+}
+
+enum err link_settle_written(PGconn *db, const char *kind, const char *sf_id, bool is_hs_side,
+                             const cJSON *confirmed, const cJSON *forgotten)
+{
+    if ((!confirmed || !confirmed->child) && (!forgotten || !forgotten->child))
+        return ERR_OK;
+    char *sure = json_text(confirmed);
+    char *gone = json_text(forgotten);
+    const char *params[] = {kind, sf_id, sure, gone};
+    enum err rc =
+        update_link(db,
+                    is_hs_side ? "UPDATE record_link SET hs_written = hs_written -"
+                                 " ARRAY(SELECT jsonb_object_keys($4::jsonb)), hs_maybe = hs_maybe"
+                                 " - ARRAY(SELECT jsonb_object_keys($3::jsonb || $4::jsonb))"
+                                 " WHERE kind = $1 AND sf_id = $2"
+                               : "UPDATE record_link SET sf_written = sf_written -"
+                                 " ARRAY(SELECT jsonb_object_keys($4::jsonb)), sf_maybe = sf_maybe"
+                                 " - ARRAY(SELECT jsonb_object_keys($3::jsonb || $4::jsonb))"
+                                 " WHERE kind = $1 AND sf_id = $2",
+                    params, 4);
+    free(gone);
+    free(sure);
+    return rc;
+}
+
+bool link_is_maybe_written(const struct link *l, bool is_hs_side, const char *field)
+{
+    /* Salesforce's field names are matched in any case, as its API does. */
+    return is_hs_side ? cJSON_GetObjectItemCaseSensitive(l->hs_maybe, field) != NULL
+                      : cJSON_GetObjectItem(l->sf_maybe, field) != NULL;
 }
 
 enum err link_note_sf_seen(PGconn *db, const char *kind, const char *sf_id, const cJSON *values)
@@ -433,6 +513,8 @@ void link_clear(struct link *l)
     free(l->hs_id);
     cJSON_Delete(l->sf_written);
     cJSON_Delete(l->hs_written);
+    cJSON_Delete(l->sf_maybe);
+    cJSON_Delete(l->hs_maybe);
     cJSON_Delete(l->sf_seen);
     cJSON_Delete(l->hs_seen);
     memset(l, 0, sizeof(*l));

@@ -999,7 +999,7 @@ static void unnote_unwritten(PGconn *db, struct deal_work *ws, size_t n, const b
             w->rec->result == ERR_TIMEOUT)
             continue;
         enum err rc = link_unnote_written(db, LINK_OPPORTUNITY, w->link.sf_id, false, w->changes,
-                                          w->link.sf_written);
+                                          w->link.sf_written, w->link.sf_maybe);
         if (rc != ERR_OK)
             log_warn("cannot forget a write not carried out", LOG_STR("record_id", w->deal_id),
                      LOG_STR("error", err_str(rc)));
@@ -1042,7 +1042,14 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
         cJSON_DeleteItemFromObjectCaseSensitive(l.sf_written, c->string);
         cJSON_AddItemToObject(l.sf_written, c->string, cJSON_Duplicate(c, true));
     }
+    /* Written with its answer: no longer of unknown outcome (link_note_written). */
+    l.sf_maybe = w->has_link ? cJSON_Duplicate(w->link.sf_maybe, true) : NULL;
+    cJSON_ArrayForEach(c, w->changes)
+    {
+        cJSON_DeleteItemFromObject(l.sf_maybe, c->string);
+    }
     l.hs_written = w->has_link ? cJSON_Duplicate(w->link.hs_written, true) : cJSON_CreateObject();
+    l.hs_maybe = w->has_link ? cJSON_Duplicate(w->link.hs_maybe, true) : NULL;
     sync_deal_prune_written(l.hs_written, w->props);
     if (wrote_opp_id) {
         cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, ctx->cfg->hs_opportunity_id_property);
@@ -1077,6 +1084,8 @@ static enum err save_link(const struct sync_ctx *ctx, PGconn *db, struct deal_wo
                            : time_of(cJSON_GetObjectItem(w->opp, "LastModifiedDate"));
     l.hs_modified_ms = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
     enum err rc = link_save(db, &l);
+    cJSON_Delete(l.hs_maybe);
+    cJSON_Delete(l.sf_maybe);
     cJSON_Delete(l.sf_written);
     cJSON_Delete(l.hs_written);
     cJSON_Delete(l.sf_seen);
@@ -1594,6 +1603,18 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         settle_all(ws, n, rc, 0, "cannot read the opportunities' outbound messages");
         goto out;
     }
+    /* A write to the opportunity of unknown outcome (cut off by a timeout or a kill) whose
+     * value it holds: dealsync's own, or a user's, by who saved it last (sync_echo_sf.h). */
+    for (size_t i = 0; i < n; i++) {
+        struct deal_work *w = &ws[i];
+        if (w->is_settled || !w->has_link || !w->opp ||
+            !sf_id_equal(str(w->opp, "Id"), w->link.sf_id))
+            continue;
+        rc = sync_echo_sf_settle_maybe(db, &w->link, w->opp, sf_user_id(ctx->sf));
+        if (rc != ERR_OK)
+            settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
+    }
+    rc = ERR_OK;
     bool is_defs_fresh = false;
     for (size_t i = 0; i < n; i++)
         if (!ws[i].is_settled)

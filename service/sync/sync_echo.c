@@ -131,6 +131,17 @@ static bool is_foreign_change(const cJSON *payload)
     return strcmp(source, app) != 0;
 }
 
+/* Whether the event names dealsync's own app as its source (sourceId the appId the webhook was
+ * sent to): dealsync's write reported back. */
+static bool is_own_change(const cJSON *payload)
+{
+    const char *source =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "sourceId"));
+    char app[32];
+    return source && id_text(cJSON_GetObjectItemCaseSensitive(payload, "appId"), app) &&
+           strcmp(source, app) == 0;
+}
+
 bool sync_echo_user_changed(const struct queue_record *rec, const char *property, int64_t since_ms)
 {
     bool is_changed = false;
@@ -229,9 +240,13 @@ static bool is_event_echo(const struct link *l, const struct queue_event *ev, si
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(payload, "propertyName"));
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(payload, "propertyValue");
     const cJSON *written = name ? cJSON_GetObjectItemCaseSensitive(l->hs_written, name) : NULL;
-    /* A user who sets a property back to the value dealsync wrote changed it all the same. */
-    bool is_echo =
-        written && value && sync_deal_same_value(written, value) && !is_foreign_change(payload);
+    /* A user who sets a property back to the value dealsync wrote changed it all the same. A
+     * write of unknown outcome (cut off by a timeout or a kill) is reported back only by an
+     * event that names dealsync's app as its source: the same value from a source not named may
+     * be a user's, set after a write that was not carried out. */
+    bool is_echo = written && value && sync_deal_same_value(written, value) &&
+                   !is_foreign_change(payload) &&
+                   (!link_is_maybe_written(l, true, name) || is_own_change(payload));
     cJSON_Delete(payload);
     return is_echo;
 }

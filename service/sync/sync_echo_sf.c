@@ -25,6 +25,11 @@ static bool is_known_value(const struct link *l, const cJSON *fields, const char
     const cJSON *written = cJSON_GetObjectItem(l->sf_written, field);
     const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
     bool is_known;
+    /* A write of unknown outcome (cut off by a timeout or a kill) may not have been carried out:
+     * the same value may be a user's, and only a read of the opportunity tells
+     * (sync_echo_sf_settle_maybe). */
+    if (written && link_is_maybe_written(l, false, field))
+        written = NULL;
     if (written || seen)
         is_known = (written && sync_deal_same_value(written, now)) ||
                    (seen && sync_deal_same_value(seen, now));
@@ -306,4 +311,33 @@ bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id)
            sf_id_equal(modified_by, user_id) && created && modified &&
            sf_datetime_parse(created, &created_ms) && sf_datetime_parse(modified, &modified_ms) &&
            created_ms / 1000 == modified_ms / 1000;
+}
+
+enum err sync_echo_sf_settle_maybe(PGconn *db, struct link *l, const cJSON *opp,
+                                   const char *user_id)
+{
+    const char *by = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "LastModifiedById"));
+    if (!user_id || !by || !l->sf_maybe || !l->sf_maybe->child)
+        return ERR_OK;
+    bool is_own_save = sf_id_equal(by, user_id);
+    cJSON *confirmed = cJSON_CreateObject();
+    cJSON *forgotten = cJSON_CreateObject();
+    cJSON *next = NULL;
+    for (cJSON *m = l->sf_maybe->child; m; m = next) {
+        next = m->next;
+        const cJSON *own = cJSON_GetObjectItem(l->sf_written, m->string);
+        const cJSON *now = cJSON_GetObjectItem(opp, m->string);
+        /* Not read, or the opportunity holds something else: the write was not carried out or
+         * was changed since, and the save that follows forgets it (sync_deal_prune_written). */
+        if (!own || !now || !sync_deal_same_value(own, now))
+            continue;
+        cJSON_AddTrueToObject(is_own_save ? confirmed : forgotten, m->string);
+        if (!is_own_save)
+            cJSON_DeleteItemFromObject(l->sf_written, m->string);
+        cJSON_Delete(cJSON_DetachItemViaPointer(l->sf_maybe, m));
+    }
+    enum err rc = link_settle_written(db, l->kind, l->sf_id, false, confirmed, forgotten);
+    cJSON_Delete(forgotten);
+    cJSON_Delete(confirmed);
+    return rc;
 }

@@ -58,6 +58,7 @@ struct opp {
     cJSON *written;           /* the properties written to HubSpot */
     cJSON *noted;             /* what link_note_written remembered of its deal write, and */
     cJSON *noted_over;        /* the link's hs_written as read before (NULL: nothing noted) */
+    cJSON *noted_over_maybe;  /* and its hs_maybe */
     bool is_maybe_written;    /* its deal write may have been carried out (answered, or cut off
                                * by a timeout) */
     cJSON *contacts;          /* {"sf contact id": "hs contact id"} after the sync */
@@ -445,11 +446,17 @@ static bool is_sf_unchanged(const struct link *l, const struct mapping_field *f,
 /* The deal holds dealsync's own write of a two-way field that Salesforce changed, but the deal
  * changed since dealsync last knew it (hs_modified after the link's time): a HubSpot user may
  * have set the field away and back, and the value alone cannot tell (a chaos run: both sides
- * ended with the older Salesforce stage when its sync came before the deal's webhooks). The
- * fields' history, read in one call, tells: those a user or another app changed since go into
- * o->hs_foreign, and count as changed in HubSpot. Costs a call only in that case. */
-static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const struct link *l,
-                                     const cJSON *changes, int64_t hs_modified)
+ * ended with the older Salesforce stage when its sync came before the deal's webhooks). Likewise
+ * a write of unknown outcome (cut off by a timeout or a kill) whose value the deal holds, whether
+ * Salesforce changed or not: a user may have set that value after a write that was not carried
+ * out (a test: the user's HubSpot change was undone by Salesforce's older value on both sides).
+ * The fields' history, read in one call, tells: those a user or another app changed since go
+ * into o->hs_foreign, and count as changed in HubSpot; a write of unknown outcome that no one
+ * changed since was carried out, and is settled as such (link_settle_written). Costs a call only
+ * in those cases. */
+static enum err read_hubspot_history(struct sync_ctx *ctx, PGconn *db, struct opp *o,
+                                     const struct link *l, const cJSON *changes,
+                                     int64_t hs_modified)
 {
     if (!o->deal_id || l->hs_modified_ms <= 0 || hs_modified <= l->hs_modified_ms)
         return ERR_OK;
@@ -462,7 +469,8 @@ static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const 
         if (f->rule != MAPPING_RULE_TWO_WAY ||
             !cJSON_GetObjectItemCaseSensitive(changes, f->hs_property) || !own ||
             !sync_deal_same_value(own, cJSON_GetObjectItem(hs_props, f->hs_property)) ||
-            is_sf_unchanged(l, f, cJSON_GetObjectItem(o->sf, f->sf_field)))
+            (is_sf_unchanged(l, f, cJSON_GetObjectItem(o->sf, f->sf_field)) &&
+             !link_is_maybe_written(l, true, f->hs_property)))
             continue;
         buf_printf(&names, "%s%s", names.len ? "," : "", f->hs_property);
     }
@@ -481,18 +489,26 @@ static enum err read_hubspot_history(struct sync_ctx *ctx, struct opp *o, const 
     if (rc != ERR_OK)
         return rc;
     const cJSON *history = cJSON_GetObjectItemCaseSensitive(deal, "propertiesWithHistory");
+    cJSON *confirmed = cJSON_CreateObject();
     const cJSON *h;
     cJSON_ArrayForEach(h, history)
     {
         const cJSON *own = cJSON_GetObjectItemCaseSensitive(l->hs_written, h->string);
-        if (!sync_echo_history_changed(h, own, l->hs_modified_ms, ctx->cfg->hubspot_app_id))
+        if (!sync_echo_history_changed(h, own, l->hs_modified_ms, ctx->cfg->hubspot_app_id)) {
+            if (link_is_maybe_written(l, true, h->string))
+                cJSON_AddTrueToObject(confirmed, h->string);
             continue;
+        }
         if (!o->hs_foreign)
             o->hs_foreign = cJSON_CreateObject();
         cJSON_AddTrueToObject(o->hs_foreign, h->string);
     }
     cJSON_Delete(deal);
-    return ERR_OK;
+    /* A user's value is forgotten as dealsync's own write when the link is saved
+     * (remember_link): the sync may still fail before, and the history tells again. */
+    rc = link_settle_written(db, LINK_OPPORTUNITY, o->id, true, confirmed, NULL);
+    cJSON_Delete(confirmed);
+    return rc;
 }
 
 /* For a pair without a baseline whose deal was modified later: which two-way fields to write
@@ -543,7 +559,15 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     if (!hs_mod_text || !util_parse_iso8601_ms(hs_mod_text, &hs_modified))
         hs_modified = -1;
     int64_t sf_modified = sf_time(o->sf, "LastModifiedDate");
-    if (has_baseline && (rc = read_hubspot_history(ctx, o, &l, changes, hs_modified)) != ERR_OK) {
+    /* A write to the opportunity of unknown outcome whose value it holds: dealsync's own, or a
+     * user's, by who saved it last (sync_echo_sf.h). */
+    if (has_baseline &&
+        (rc = sync_echo_sf_settle_maybe(db, &l, o->sf, sf_user_id(ctx->sf))) != ERR_OK) {
+        link_clear(&l);
+        return rc;
+    }
+    if (has_baseline &&
+        (rc = read_hubspot_history(ctx, db, o, &l, changes, hs_modified)) != ERR_OK) {
         link_clear(&l);
         return rc;
     }
@@ -1133,6 +1157,8 @@ static enum err note_deal_write(PGconn *db, struct opp *o)
             o->noted = cJSON_CreateObject();
             o->noted_over = l.hs_written;
             l.hs_written = NULL;
+            o->noted_over_maybe = l.hs_maybe;
+            l.hs_maybe = NULL;
         }
         /* Noted again (mapped anew after a refused create): what the first note replaced
          * stays what is given back. */
@@ -1156,14 +1182,15 @@ static void unnote_unwritten(PGconn *db, struct opp *opps, size_t n)
         struct opp *o = &opps[i];
         if (!o->noted || o->is_maybe_written)
             continue;
-        enum err rc =
-            link_unnote_written(db, LINK_OPPORTUNITY, o->id, true, o->noted, o->noted_over);
+        enum err rc = link_unnote_written(db, LINK_OPPORTUNITY, o->id, true, o->noted,
+                                          o->noted_over, o->noted_over_maybe);
         if (rc != ERR_OK)
             log_warn("cannot forget a write not carried out", LOG_STR("record_id", o->id),
                      LOG_STR("error", err_str(rc)));
         cJSON_Delete(o->noted);
         cJSON_Delete(o->noted_over);
-        o->noted = o->noted_over = NULL;
+        cJSON_Delete(o->noted_over_maybe);
+        o->noted = o->noted_over = o->noted_over_maybe = NULL;
     }
 }
 
@@ -1936,6 +1963,8 @@ static enum err remember_link(struct sync_ctx *ctx, PGconn *db, struct opp *o)
     for (const cJSON *e = o->written ? o->written->child : NULL; e; e = e->next) {
         cJSON_DeleteItemFromObjectCaseSensitive(l.hs_written, e->string);
         cJSON_AddItemToObject(l.hs_written, e->string, cJSON_Duplicate(e, true));
+        /* Written with its answer: no longer of unknown outcome (link_note_written). */
+        cJSON_DeleteItemFromObjectCaseSensitive(l.hs_maybe, e->string);
     }
     /* hs_seen: every mapped property as the deal holds it after this sync (null when unset),
      * so the other direction can tell a HubSpot change from what was already there: a property
@@ -2733,6 +2762,7 @@ out:
         cJSON_Delete(o->written);
         cJSON_Delete(o->noted);
         cJSON_Delete(o->noted_over);
+        cJSON_Delete(o->noted_over_maybe);
         cJSON_Delete(o->contacts);
         cJSON_Delete(o->deferred);
         cJSON_Delete(o->hs_foreign);
