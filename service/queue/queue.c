@@ -16,7 +16,13 @@
 
 /* Events of one or more requests (g: the request's index, k: the event's position) in one
  * statement. A key repeated in the statement is stored once, from its first row, and counted for
- * that row's request; each request's count of new events comes back as a row (g, stored). */
+ * that row's request; each request's count of new events comes back as a row (g, stored).
+ * The events are inserted in the order of their keys (source, dedup_key), and numbered in the
+ * order they came (k): an insert of a key that another transaction has inserted and not yet
+ * committed waits for that transaction, and two pushes that inserted the same keys in their
+ * requests' orders could each hold a key the other waited for (a deadlock: PostgreSQL cancels one
+ * of the two, 40P01), as when a sender redelivers changes in another order while the first
+ * delivery is being stored. The records are upserted in key order too. */
 static const char push_sql[] =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(k int, g int, source text,"
@@ -34,11 +40,17 @@ static const char push_sql[] =
      * came later); a backoff still in the future stays. */
     "    not_before = CASE WHEN sync_record.open_events > 0 THEN sync_record.not_before"
     "                      ELSE greatest(sync_record.not_before, now()) END"
+    /* ids in the order the events came: the claim orders a record's events of the same time
+     * by id */
+    "), numbered AS MATERIALIZED ("
+    "  SELECT nextval('sync_event_id_seq') AS id, i.*"
+    "  FROM (SELECT * FROM input ORDER BY k) i"
     "), ins AS ("
-    "  INSERT INTO sync_event (source, dedup_key, object_type, record_id, event_type,"
+    "  INSERT INTO sync_event (id, source, dedup_key, object_type, record_id, event_type,"
     "                          occurred_at, payload, priority)"
-    "  SELECT source, dedup_key, object_type, record_id, event_type,"
-    "         to_timestamp(occurred_ms / 1000.0), payload, priority FROM input ORDER BY k"
+    "  SELECT id, source, dedup_key, object_type, record_id, event_type,"
+    "         to_timestamp(occurred_ms / 1000.0), payload, priority FROM numbered"
+    "  ORDER BY source, dedup_key, k"
     "  ON CONFLICT (source, dedup_key) DO NOTHING RETURNING source, dedup_key"
     "), first AS ("
     "  SELECT DISTINCT ON (source, dedup_key) g, source, dedup_key FROM input"

@@ -163,6 +163,105 @@ static const char OPEN_EVENTS_DRIFT[] =
     " FROM sync_event e WHERE (e.source, e.object_type, e.record_id) ="
     " (r.source, r.object_type, r.record_id) AND e.status IN ('pending', 'running'))";
 
+/* Pushes a change of record records[i] for each key keys[i] (i < n, hubspot deals) in one
+ * statement, in that order; *stored receives how many were new. */
+static enum err push_keys(PGconn *db, const char *const *keys, const char *const *records, size_t n,
+                          size_t *stored)
+{
+    cJSON *payload = cJSON_CreateObject();
+    struct queue_event_in *evs = xcalloc(n, sizeof(*evs));
+    for (size_t i = 0; i < n; i++)
+        evs[i] = (struct queue_event_in){"hubspot",    keys[i], "deal",  records[i],
+                                         "test.event", 1000,    payload, QUEUE_PRIORITY_LIVE};
+    enum err rc = queue_push(db, evs, n, stored);
+    free(evs);
+    cJSON_Delete(payload);
+    return rc;
+}
+
+/* push_keys of one key; returns the SQL state of a failure, "" when stored. */
+static const char *push_one(PGconn *db, const char *key, const char *record_id, size_t *stored)
+{
+    return push_keys(db, &key, &record_id, 1, stored) == ERR_OK ? "" : db_last_sqlstate();
+}
+
+struct push_call {
+    enum err rc;
+    size_t stored;
+};
+
+/* Pushes the changes of records 2 and 1 (keys k2, k1: the reverse of key order) in one
+ * statement. */
+static void push_call_run(PGconn *db, void *arg)
+{
+    struct push_call *c = arg;
+    static const char *const keys[] = {"k2", "k1"}, *const records[] = {"2", "1"};
+    c->rc = push_keys(db, keys, records, 2, &c->stored);
+}
+
+/* An insert of a key that another transaction inserted and has not committed waits for it. A
+ * push inserted its events in the order they came, so two pushes of the same keys in two orders
+ * (a sender redelivering changes in another order while the first delivery is being stored)
+ * could each hold a key the other waited for: a deadlock, one of the two cancelled (40P01). A
+ * push inserts in key order: waiting for key k1, it holds no key after it. */
+START_TEST(a_push_stores_its_events_in_key_order)
+{
+    PGconn *db;
+    char *url = qtest_db("q_push_order", &db);
+    PGconn *holder = itest_db_connect(url);
+    itest_db_exec(holder, "BEGIN");
+    size_t stored = 0;
+    ck_assert_str_eq(push_one(holder, "k1", "1", &stored), "");
+    struct push_call call = {ERR_INTERNAL, 0};
+    struct locker l = {url, push_call_run, &call};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, locker_main, &l), 0);
+    ck_assert(itest_wait_sql(db,
+                             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                             " AND datname = current_database() AND query LIKE 'WITH input AS%'",
+                             20000));
+    /* k2 is free: a push of it does not wait (a wait, for the waiting push, would time out). */
+    PGconn *probe = itest_db_connect(url);
+    itest_db_exec(probe, "SET lock_timeout = '200ms'");
+    ck_assert_str_eq(push_one(probe, "k2", "2", &stored), "");
+    ck_assert_uint_eq(stored, 1);
+    itest_db_exec(holder, "COMMIT");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(call.rc, ERR_OK);
+    ck_assert_uint_eq(call.stored, 0);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event"), 2);
+    ck_assert_int_eq(itest_db_scalar(db, OPEN_EVENTS_DRIFT), 0);
+    PQfinish(probe);
+    PQfinish(holder);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
+/* A push's events are numbered in the order they came, whatever the order of their keys: the
+ * claim orders a record's events of the same time by id. */
+START_TEST(a_push_numbers_its_events_in_the_order_they_came)
+{
+    PGconn *db;
+    char *url = qtest_db("q_push_ids", &db);
+    static const char *const keys[] = {"z", "a", "m"}, *const records[] = {"7", "7", "7"};
+    size_t stored = 0;
+    ck_assert_int_eq(push_keys(db, keys, records, 3, &stored), ERR_OK);
+    ck_assert_uint_eq(stored, 3);
+    struct queue_batch b = {0};
+    ck_assert_int_eq(queue_claim(db, "w", 10, 60, false, &b), ERR_OK);
+    ck_assert_uint_eq(b.record_count, 1);
+    ck_assert_uint_eq(b.records[0].event_count, 3);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM (SELECT dedup_key, lag(dedup_key)"
+                                         " OVER (ORDER BY id) AS prev FROM sync_event) x"
+                                         " WHERE (prev, dedup_key) IN (('z', 'a'), ('a', 'm'))"),
+                     2);
+    queue_batch_clear(&b);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 /* Records requeued together by a_requeue_locks_its_records_in_key_order. */
 #define REQUEUED_RECORDS 6
 
@@ -1136,6 +1235,8 @@ Suite *suite_queue(void)
     tcase_add_test(tc, a_commit_that_rolls_back_is_a_failure);
     tcase_add_test(tc, a_give_back_locks_its_records_in_key_order);
     tcase_add_test(tc, a_requeue_locks_its_records_in_key_order);
+    tcase_add_test(tc, a_push_stores_its_events_in_key_order);
+    tcase_add_test(tc, a_push_numbers_its_events_in_the_order_they_came);
     tcase_add_test(tc, a_finish_marks_what_dies_of_a_transient_cause);
     tcase_add_test(tc, a_batch_is_one_transaction);
     tcase_add_test(tc, claim_coalesces_a_record_in_order);
