@@ -77,11 +77,15 @@ bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const cha
  * the opportunity opp (a read with LastModifiedById) holds the value of, by who saved it last:
  * the integration user user_id (then dealsync's write was carried out, and no one saved the
  * record since) or a user (who saved it after dealsync's write, if that was carried out, or set
- * the value itself: the value is then the user's, and a Salesforce change). Both in l and in
- * record_link (link_settle_written). Salesforce keeps no history of a field unless tracking is
- * set up for it, so the user who saved last is what it records. Nothing when user_id is NULL.
- * ERR_DB when the link cannot be saved. Uses the caller's connection. */
+ * the value itself: the value is then the user's, and a Salesforce change). Before the read, the
+ * opportunity's outbound messages (messages, as sync_echo_sf_changed takes them; may be NULL)
+ * are asked: one for a save after the last sync that the integration user made and that holds
+ * the value (it carries LastModifiedById) confirms the write, even when a user saved another
+ * field of the record since. Both in l and in record_link (link_settle_written). Salesforce keeps
+ * no history of a field unless tracking is set up for it, so the user who saved last is what it
+ * records. Nothing when user_id is NULL. ERR_DB when the link cannot be saved. Uses the caller's
+ * connection. */
 enum err sync_echo_sf_settle_maybe(PGconn *db, struct link *l, const cJSON *opp,
-                                   const char *user_id) WARN_UNUSED;
+                                   const cJSON *messages, const char *user_id) WARN_UNUSED;
 
 #endif

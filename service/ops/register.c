@@ -25,11 +25,24 @@
 #include "util.h"
 
 /* The Opportunity fields every notification carries: what the sync reads to decide whether a
- * change needs work before it calls the API. */
+ * change needs work before it calls the API, and who saved the record (a message of dealsync's
+ * own save tells a write whose answer was lost was carried out; sync_echo_sf.h). */
 static const char *const sf_standard_fields[] = {
-    "Id",        "Name",         "StageName", "Amount",      "CloseDate",        "OwnerId",
-    "AccountId", "RecordTypeId", "Type",      "Description", "LastModifiedDate", "SystemModstamp",
-    NULL};
+    "Id",
+    "Name",
+    "StageName",
+    "Amount",
+    "CloseDate",
+    "OwnerId",
+    "AccountId",
+    "RecordTypeId",
+    "Type",
+    "Description",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "LastModifiedById",
+    NULL,
+};
 
 static const char *const hs_object_events[] = {"deal.creation", "deal.deletion",
                                                "deal.associationChange", NULL};

@@ -1610,7 +1610,7 @@ static void sync_batch(struct sync_ctx *ctx, PGconn *db, struct deal_work *ws, s
         if (w->is_settled || !w->has_link || !w->opp ||
             !sf_id_equal(str(w->opp, "Id"), w->link.sf_id))
             continue;
-        rc = sync_echo_sf_settle_maybe(db, &w->link, w->opp, sf_user_id(ctx->sf));
+        rc = sync_echo_sf_settle_maybe(db, &w->link, w->opp, w->sf_messages, sf_user_id(ctx->sf));
         if (rc != ERR_OK)
             settle(w, rc, false, "cannot save link of deal %s", w->deal_id);
     }

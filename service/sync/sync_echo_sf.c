@@ -298,6 +298,27 @@ static bool is_listed(const cJSON *messages, const char *action, const char *fie
     return false;
 }
 
+/* The value message m of messages carries in field: blank (borrowed) when it leaves the field
+ * out and another message of the same action carries it (Salesforce leaves out a blank; the
+ * action lists the field); NULL when it tells nothing, as a message set up by hand may not list
+ * every field. Borrowed. */
+static const cJSON *message_value(const cJSON *messages, const cJSON *m, const char *field,
+                                  const cJSON *blank)
+{
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), field);
+    const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "action"));
+    if (!v && action && is_listed(messages, action, field))
+        v = blank;
+    return v;
+}
+
+/* Whether message m reports a save after the last sync of l. */
+static bool is_after_last_sync(const cJSON *m, const struct link *l)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "at")) >
+           (double)l->sf_modified_ms;
+}
+
 bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const char *field)
 {
     const cJSON *seen = cJSON_GetObjectItem(l->sf_seen, field);
@@ -309,17 +330,11 @@ bool sync_echo_sf_changed(const cJSON *messages, const struct link *l, const cha
         goto out;
     cJSON_ArrayForEach(m, messages)
     {
-        if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "at")) <=
-            (double)l->sf_modified_ms)
+        if (!is_after_last_sync(m, l))
             continue;
-        /* A field the message leaves out is a blank when another message of the same action
-         * carries it (Salesforce leaves out a blank; the action lists the field); else it tells
-         * nothing, as a message set up by hand may not list every field. A user who set it away
-         * to a blank and back, read after the second step, changed it all the same. */
-        const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), field);
-        const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "action"));
-        if (!v && action && is_listed(messages, action, field))
-            v = blank;
+        /* A user who set it away to a blank and back, read after the second step, changed it
+         * all the same. */
+        const cJSON *v = message_value(messages, m, field, blank);
         if (v && !is_same_in_message(field, seen, v) &&
             !(written && is_same_in_message(field, written, v))) {
             is_changed = true;
@@ -344,8 +359,34 @@ bool sync_echo_sf_own_creation(const cJSON *opp, const char *user_id)
            created_ms / 1000 == modified_ms / 1000;
 }
 
+/* Whether a message of messages reports a save after the last sync of l that the integration
+ * user user_id made (its LastModifiedById) while field held own, dealsync's write of unknown
+ * outcome: the write was carried out. Salesforce renders a message when it sends it, so a user's
+ * save before that makes it carry the user's; one that names the integration user was sent
+ * before any user saved the record after dealsync. */
+static bool is_confirmed_by_message(const cJSON *messages, const struct link *l, const char *field,
+                                    const cJSON *own, const char *user_id)
+{
+    cJSON *blank = cJSON_CreateNull();
+    const cJSON *m;
+    bool is_confirmed = false;
+    cJSON_ArrayForEach(m, messages)
+    {
+        const char *by = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(m, "fields"), "LastModifiedById"));
+        const cJSON *v = message_value(messages, m, field, blank);
+        if (is_after_last_sync(m, l) && by && sf_id_is_valid(by) && sf_id_equal(by, user_id) && v &&
+            is_same_in_message(field, own, v)) {
+            is_confirmed = true;
+            break;
+        }
+    }
+    cJSON_Delete(blank);
+    return is_confirmed;
+}
+
 enum err sync_echo_sf_settle_maybe(PGconn *db, struct link *l, const cJSON *opp,
-                                   const char *user_id)
+                                   const cJSON *messages, const char *user_id)
 {
     const char *by = cJSON_GetStringValue(cJSON_GetObjectItem(opp, "LastModifiedById"));
     if (!user_id || !by || !l->sf_maybe || !l->sf_maybe->child)
@@ -362,8 +403,11 @@ enum err sync_echo_sf_settle_maybe(PGconn *db, struct link *l, const cJSON *opp,
          * was changed since, and the save that follows forgets it (sync_deal_prune_written). */
         if (!own || !now || !sync_deal_same_value(own, now))
             continue;
-        cJSON_AddTrueToObject(is_own_save ? confirmed : forgotten, m->string);
-        if (!is_own_save)
+        /* A user saved the record last, maybe another field only: a message of dealsync's own
+         * save sent before that save tells the write was carried out. */
+        bool is_own = is_own_save || is_confirmed_by_message(messages, l, m->string, own, user_id);
+        cJSON_AddTrueToObject(is_own ? confirmed : forgotten, m->string);
+        if (!is_own)
             cJSON_DeleteItemFromObject(l->sf_written, m->string);
         cJSON_Delete(cJSON_DetachItemViaPointer(l->sf_maybe, m));
     }

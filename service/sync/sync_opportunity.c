@@ -559,15 +559,19 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     if (!hs_mod_text || !util_parse_iso8601_ms(hs_mod_text, &hs_modified))
         hs_modified = -1;
     int64_t sf_modified = sf_time(o->sf, "LastModifiedDate");
+    /* The record's messages: a field a user set away and back since the last sync changed. */
+    cJSON *messages = has_baseline ? sync_echo_sf_record_messages(o->rec) : NULL;
     /* A write to the opportunity of unknown outcome whose value it holds: dealsync's own, or a
-     * user's, by who saved it last (sync_echo_sf.h). */
+     * user's, by who saved it last (its messages first, then the read; sync_echo_sf.h). */
     if (has_baseline &&
-        (rc = sync_echo_sf_settle_maybe(db, &l, o->sf, sf_user_id(ctx->sf))) != ERR_OK) {
+        (rc = sync_echo_sf_settle_maybe(db, &l, o->sf, messages, sf_user_id(ctx->sf))) != ERR_OK) {
+        cJSON_Delete(messages);
         link_clear(&l);
         return rc;
     }
     if (has_baseline &&
         (rc = read_hubspot_history(ctx, db, o, &l, changes, hs_modified)) != ERR_OK) {
+        cJSON_Delete(messages);
         link_clear(&l);
         return rc;
     }
@@ -578,13 +582,12 @@ static enum err keep_newer_hubspot_values(struct sync_ctx *ctx, PGconn *db, stru
     if (!has_baseline && hs_modified >= 0 && sf_modified >= 0 &&
         sync_deal_hubspot_wins(hs_modified, sf_modified) &&
         (rc = read_own_only(ctx, o, changes, &own_only)) != ERR_OK) {
+        cJSON_Delete(messages);
         link_clear(&l);
         return rc;
     }
     bool is_sf_own_creation =
         !has_baseline && sync_echo_sf_own_creation(o->sf, sf_user_id(ctx->sf));
-    /* The record's messages: a field a user set away and back since the last sync changed. */
-    cJSON *messages = has_baseline ? sync_echo_sf_record_messages(o->rec) : NULL;
     for (size_t i = 0; i < mapping_set_count(ctx->mappings); i++) {
         const struct mapping_field *f = mapping_set_field(ctx->mappings, i);
         if (f->rule != MAPPING_RULE_TWO_WAY ||

@@ -24,7 +24,7 @@
 
 #define E2E_OM_FIELDS                                                                              \
     "Id", "Name", "StageName", "Amount", "CloseDate", "OwnerId", "AccountId", "RecordTypeId",      \
-        "Type", "Description", "LastModifiedDate", "SystemModstamp"
+        "Type", "Description", "LastModifiedDate", "SystemModstamp", "LastModifiedById"
 
 struct e2e {
     struct sbtest sb; /* the sandbox: sb.base is its URL */

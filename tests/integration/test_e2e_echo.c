@@ -542,6 +542,12 @@ START_TEST(deal_write_whose_answer_was_lost_stays_dealsyncs_own)
 }
 END_TEST
 
+/* The next opportunity update carried out at once, its answer lost (held 6 s, past dealsync's
+ * 3 s timeout). */
+static const char opportunity_update_lost[] =
+    "{\"rules\":[{\"method\":\"PATCH\",\"path\":\"/services/data/v60.0/composite/sobjects\","
+    "\"action\":\"timeout_after_write\",\"hold_ms\":6000,\"count\":1}]}";
+
 /* Whether the opportunity of w has no open event. */
 static bool record_is_done(void *arg)
 {
@@ -745,6 +751,37 @@ START_TEST(description_in_another_form_in_a_message_is_no_salesforce_change)
 }
 END_TEST
 
+/* A HubSpot user sets the description; dealsync's write of it to the opportunity is carried out
+ * and its answer lost, so the write is of unknown outcome. Its outbound message (saved by the
+ * integration user) waits in the queue while the pair is held (as a killed worker's lease holds
+ * it); the HubSpot user sets a newer description, and a Salesforce user, a second later, renames
+ * the opportunity. The HubSpot user's newer description must win on both sides: the read of the
+ * opportunity, saved last by a user, made the written value the Salesforce user's, a change in the
+ * record modified later, and it was written over the newer HubSpot value. */
+START_TEST(opportunity_write_whose_answer_was_lost_stays_dealsyncs_own_after_a_user_save)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = start_faulted_pair(&e, "e2e_echo_sf_lost_saved", lost_answers,
+                                   opportunity_update_lost, &deal);
+    int64_t synced = util_now_ms();
+    ck_assert(itest_wait_for(second_has_passed, &synced, DEADLINE_MS));
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from hubspot\"}");
+    ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the write never came");
+    hold_pair(&e, opp);
+    struct field_wait own = {&e, false, opp, "Description", "from hubspot"};
+    ck_assert_msg(itest_wait_for(message_is_queued, &own, DEADLINE_MS),
+                  "no message of dealsync's write (the case was not made)");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"newer from hubspot\"}");
+    int64_t changed = util_now_ms();
+    ck_assert(itest_wait_for(second_has_passed, &changed, DEADLINE_MS));
+    set_in_salesforce(&e, opp, "Name", "\"Saved in salesforce\"", "Saved in salesforce");
+    release_pair(&e);
+    ck_assert(wait_field(&e, true, opp, "dealname", "Saved in salesforce"));
+    end_with_description(&e, opp, deal, "newer from hubspot");
+}
+END_TEST
+
 Suite *suite_e2e_echo(void);
 Suite *suite_e2e_echo(void)
 {
@@ -772,6 +809,13 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(unknown, deal_write_whose_answer_was_lost_stays_dealsyncs_own);
     tcase_add_test(unknown, salesforce_change_whose_deal_write_failed_is_not_undone);
     suite_add_tcase(s, unknown);
+    /* A write carried out whose answer was lost, then a Salesforce user's save of another field
+     * before dealsync reads the opportunity. */
+    TCase *saved = tcase_create("answer lost before a user's save");
+    tcase_set_timeout(saved, 300);
+    tcase_add_test(saved,
+                   opportunity_write_whose_answer_was_lost_stays_dealsyncs_own_after_a_user_save);
+    suite_add_tcase(s, saved);
     /* A field set away and back in Salesforce, through a blank its message leaves out. */
     TCase *blank = tcase_create("set back through a blank");
     tcase_set_timeout(blank, 300);

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "e2e.h"
 #include "itest.h"
 #include "regtest.h"
 #include "sbtest.h"
@@ -20,10 +21,7 @@
 static const char *const deal_properties[] = {"dealname",    "amount",           "closedate",
                                               "dealstage",   "pipeline",         "dealtype",
                                               "description", "hubspot_owner_id", NULL};
-static const char *const om_fields[] = {
-    "Id",        "Name",         "StageName", "Amount",      "CloseDate",        "OwnerId",
-    "AccountId", "RecordTypeId", "Type",      "Description", "LastModifiedDate", "SystemModstamp",
-    NULL};
+static const char *const om_fields[] = {E2E_OM_FIELDS, NULL};
 
 static bool has_string(const cJSON *arr, const char *s)
 {
