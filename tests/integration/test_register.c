@@ -171,14 +171,15 @@ START_TEST(register_reuses_what_exists_and_activates_inactive)
     sbtest_start(&sb, NULL);
     /* An operator made a message with our endpoint by hand, and an inactive subscription. */
     ck_assert_int_eq(
-        sf_tooling_post(&sb, "WorkflowOutboundMessage",
-                        "{\"FullName\":\"Opportunity.HandMade\",\"Metadata\":{\"apiVersion\":60.0,"
-                        "\"endpointUrl\":\"" PUBLIC_BASE "/webhooks/salesforce\",\"fields\":["
-                        "\"Id\",\"Name\",\"StageName\",\"Amount\",\"CloseDate\",\"OwnerId\","
-                        "\"AccountId\",\"RecordTypeId\",\"Type\",\"Description\","
-                        "\"LastModifiedDate\",\"SystemModstamp\",\"Probability\"],"
-                        "\"integrationUser\":\"integration@dealsync.test\","
-                        "\"name\":\"Hand made\"}}"),
+        sf_tooling_post(
+            &sb, "WorkflowOutboundMessage",
+            "{\"FullName\":\"Opportunity.HandMade\",\"Metadata\":{\"apiVersion\":60.0,"
+            "\"endpointUrl\":\"" PUBLIC_BASE "/webhooks/salesforce\",\"fields\":["
+            "\"Id\",\"Name\",\"StageName\",\"Amount\",\"CloseDate\",\"OwnerId\","
+            "\"AccountId\",\"RecordTypeId\",\"Type\",\"Description\","
+            "\"LastModifiedDate\",\"SystemModstamp\",\"LastModifiedById\",\"Probability\"],"
+            "\"integrationUser\":\"integration@dealsync.test\","
+            "\"name\":\"Hand made\"}}"),
         201);
     cJSON *made = NULL;
     ck_assert_int_eq(sbtest_call(&sb, "POST",
