@@ -37,11 +37,12 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
 /* The deal's associations that HubSpot-to-Salesforce mirrored as contact roles and still
  * mirrors: {"hs contact id": "003…"} in *out, and in *noted those whose role it was creating
  * when it last synced the deal, with no answer since (a lost answer, a kill: the role may
- * exist). Caller deletes both. The other direction reads both (table deal_contact_role) so a
- * role dealsync made from an association never travels back as a new association once a user
+ * exist); in *noted_at (when not NULL) {"hs contact id": ms} when each of those was noted.
+ * Caller deletes them. The other direction reads both (table deal_contact_role) so a role
+ * dealsync made from an association never travels back as a new association once a user
  * removed that one. */
-enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out,
-                              cJSON **noted) WARN_UNUSED;
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out, cJSON **noted,
+                              cJSON **noted_at) WARN_UNUSED;
 /* The association of contact hs_contact_id with deal_id is no longer mirrored: dealsync itself
  * removed it, for a contact role that went in Salesforce. Kept, the row made that role, added
  * again in Salesforce before the other direction saw the removal, look like a contact a user

@@ -184,20 +184,29 @@ out:
 }
 
 /* The Salesforce contacts of the associations mirrored before: {"hs contact id": "003…"}. */
-enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out, cJSON **noted)
+enum err sf_contacts_mirrored(PGconn *db, const char *deal_id, cJSON **out, cJSON **noted,
+                              cJSON **noted_at)
 {
     const char *params[] = {deal_id};
     PGresult *r = PQexecParams(db,
-                               "SELECT hs_contact_id, sf_contact_id, is_pending"
+                               "SELECT hs_contact_id, sf_contact_id, is_pending,"
+                               " (extract(epoch FROM synced_at) * 1000)::bigint"
                                " FROM deal_contact_role WHERE hs_deal_id = $1",
                                1, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot read mirrored contact roles");
     if (rc == ERR_OK) {
         *out = cJSON_CreateObject();
         *noted = cJSON_CreateObject();
-        for (int i = 0; i < PQntuples(r); i++)
-            cJSON_AddStringToObject(PQgetvalue(r, i, 2)[0] == 't' ? *noted : *out,
-                                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        if (noted_at)
+            *noted_at = cJSON_CreateObject();
+        for (int i = 0; i < PQntuples(r); i++) {
+            bool is_pending = PQgetvalue(r, i, 2)[0] == 't';
+            cJSON_AddStringToObject(is_pending ? *noted : *out, PQgetvalue(r, i, 0),
+                                    PQgetvalue(r, i, 1));
+            if (is_pending && noted_at)
+                cJSON_AddNumberToObject(*noted_at, PQgetvalue(r, i, 0),
+                                        strtod(PQgetvalue(r, i, 3), NULL));
+        }
     }
     PQclear(r);
     return rc;
@@ -250,11 +259,13 @@ static bool has_key(const cJSON *obj, const char *sf_id)
 
 /* What one deal's roles need, between the batch's reads and its writes. */
 struct deal_roles {
-    cJSON *before; /* {"hs contact id": "003…"} mirrored before */
-    cJSON *noted;  /* {"hs contact id": "003…"} roles noted before a create not confirmed */
-    cJSON *found;  /* {"hs contact id": "003…"} wanted now */
-    cJSON *have;   /* {"role id": "003…"} roles the opportunity has */
-    cJSON *synced; /* the other direction's {"sf contact": …} for the opportunity */
+    cJSON *before;   /* {"hs contact id": "003…"} mirrored before */
+    cJSON *noted;    /* {"hs contact id": "003…"} roles noted before a create not confirmed */
+    cJSON *noted_at; /* {"hs contact id": ms} when each of noted was noted */
+    cJSON *gone;     /* {"hs contact id": "003…"} of noted: created, then deleted by a user */
+    cJSON *found;    /* {"hs contact id": "003…"} wanted now */
+    cJSON *have;     /* {"role id": "003…"} roles the opportunity has */
+    cJSON *synced;   /* the other direction's {"sf contact": …} for the opportunity */
 };
 
 /* Whether the deal has contacts to mirror or mirrored before (else its roles are left alone). */
@@ -264,6 +275,24 @@ static bool is_touched(const struct deal_roles *dr)
            cJSON_GetArraySize(dr->noted) > 0;
 }
 
+/* The contact roles of the opportunities opp_ids (borrowed) in one query, with the fields
+ * fields: those alive, or (is_deleted) those deleted and still in the recycle bin (queryAll).
+ * *roles is NULL when opp_ids is empty (no call); else the caller deletes it. */
+static enum err query_roles(struct sync_ctx *ctx, const char *fields, const cJSON *opp_ids,
+                            bool is_deleted, cJSON **roles)
+{
+    struct buf q;
+    enum err rc = ERR_OK;
+    *roles = NULL;
+    buf_init(&q, 0);
+    buf_printf(&q, "SELECT %s FROM OpportunityContactRole WHERE %sOpportunityId IN ", fields,
+               is_deleted ? "IsDeleted = true AND " : "");
+    if (soql_append_in(&q, opp_ids) > 0)
+        rc = is_deleted ? sf_query_all(ctx->sf, q.data, roles) : sf_query(ctx->sf, q.data, roles);
+    buf_clear(&q);
+    return rc;
+}
+
 /* The batch's roles in one query: each deal's `have`. */
 static enum err read_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
                            struct deal_roles *dr, size_t n)
@@ -271,19 +300,10 @@ static enum err read_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
     cJSON *opp_ids = cJSON_CreateArray();
     cJSON *roles = NULL;
     const cJSON *r;
-    enum err rc = ERR_OK;
-    struct buf q;
-    buf_init(&q, 0);
     for (size_t i = 0; i < n; i++)
         if (deals[i].result == ERR_OK && deals[i].opp_id && is_touched(&dr[i]))
             cJSON_AddItemToArray(opp_ids, cJSON_CreateString(deals[i].opp_id));
-    buf_append_str(&q, "SELECT Id, ContactId, OpportunityId FROM OpportunityContactRole"
-                       " WHERE OpportunityId IN ");
-    if (soql_append_in(&q, opp_ids) == 0)
-        goto out;
-    rc = sf_query(ctx->sf, q.data, &roles);
-    if (rc != ERR_OK)
-        goto out;
+    enum err rc = query_roles(ctx, "Id, ContactId, OpportunityId", opp_ids, false, &roles);
     cJSON_ArrayForEach(r, roles)
     {
         const char *opp = str(r, "OpportunityId");
@@ -293,10 +313,77 @@ static enum err read_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
             if (deals[i].opp_id && sf_id_equal(deals[i].opp_id, opp))
                 cJSON_AddStringToObject(dr[i].have, str(r, "Id"), str(r, "ContactId"));
     }
-out:
     cJSON_Delete(roles);
     cJSON_Delete(opp_ids);
-    buf_clear(&q);
+    return rc;
+}
+
+/* Whether the role of the deal's contact hs (Salesforce contact sf) was noted before a create
+ * with no answer since, and is missing: created and deleted, or never created. */
+static bool is_noted_and_missing(const struct deal_roles *dr, const char *hs, const char *sf)
+{
+    const char *noted = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(dr->noted, hs));
+    return noted && sf_id_equal(noted, sf) && !has_value(dr->have, sf) &&
+           !has_value(dr->before, sf) && !has_key(dr->synced, sf);
+}
+
+/* Clocks: Salesforce's CreatedDate holds whole seconds, and its clock and PostgreSQL's (which
+ * dated the note) may differ a little. */
+#define ROLE_NOTE_SLACK_MS 3000
+
+/* For the deals with a role noted as pending and missing, one queryAll of the opportunities'
+ * deleted roles: a role the integration user created after the note (its create was carried
+ * out, its answer lost) and a user then deleted goes into gone. Salesforce keeps a deleted role
+ * in its recycle bin, which queryAll reads (IsDeleted); one created before the note is an older
+ * role of the same contact, which tells nothing about this create. The call is made only for
+ * such a deal, so a create that was answered costs nothing more. */
+static enum err read_gone_roles(struct sync_ctx *ctx, struct sf_contacts_deal *deals,
+                                struct deal_roles *dr, size_t n)
+{
+    cJSON *opp_ids = cJSON_CreateArray();
+    cJSON *roles = NULL;
+    const cJSON *r;
+    const char *user_id = sf_user_id(ctx->sf);
+    enum err rc = ERR_OK;
+    for (size_t i = 0; user_id && i < n; i++) {
+        const cJSON *w;
+        bool is_asked = false;
+        if (deals[i].result != ERR_OK || !deals[i].opp_id)
+            continue;
+        cJSON_ArrayForEach(w, dr[i].found) is_asked =
+            is_asked || is_noted_and_missing(&dr[i], w->string, w->valuestring);
+        if (is_asked)
+            cJSON_AddItemToArray(opp_ids, cJSON_CreateString(deals[i].opp_id));
+    }
+    rc = query_roles(ctx, "Id, ContactId, OpportunityId, CreatedById, CreatedDate", opp_ids, true,
+                     &roles);
+    cJSON_ArrayForEach(r, roles)
+    {
+        const char *opp = str(r, "OpportunityId");
+        const char *contact = str(r, "ContactId");
+        const char *by = str(r, "CreatedById");
+        const char *created = str(r, "CreatedDate");
+        int64_t created_ms = 0;
+        if (!opp || !contact || !by || !sf_id_equal(by, user_id) || !created ||
+            !sf_datetime_parse(created, &created_ms))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            const cJSON *w;
+            if (!deals[i].opp_id || !sf_id_equal(deals[i].opp_id, opp))
+                continue;
+            cJSON_ArrayForEach(w, dr[i].found)
+            {
+                const cJSON *at = cJSON_GetObjectItemCaseSensitive(dr[i].noted_at, w->string);
+                if (sf_id_equal(w->valuestring, contact) &&
+                    is_noted_and_missing(&dr[i], w->string, w->valuestring) && cJSON_IsNumber(at) &&
+                    (double)created_ms + 1000 + ROLE_NOTE_SLACK_MS >= at->valuedouble &&
+                    !cJSON_GetObjectItemCaseSensitive(dr[i].gone, w->string))
+                    cJSON_AddStringToObject(dr[i].gone, w->string, w->valuestring);
+            }
+        }
+    }
+    cJSON_Delete(roles);
+    cJSON_Delete(opp_ids);
     return rc;
 }
 
@@ -371,6 +458,16 @@ static void create_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_de
             if (has_value(dr[i].before, w->valuestring) || has_key(dr[i].synced, w->valuestring)) {
                 buf_printf(deals[i].detail,
                            "; contact role of %s deleted in salesforce: not re-created",
+                           w->valuestring);
+                continue;
+            }
+            /* Created by the create whose answer was lost, then deleted by a user: as above (the
+             * row, saved below, makes it mirrored, and the other direction removes the contact
+             * from the deal). */
+            if (cJSON_GetObjectItemCaseSensitive(dr[i].gone, w->string)) {
+                buf_printf(deals[i].detail,
+                           "; contact role of %s created (its answer lost) and deleted in "
+                           "salesforce: not re-created",
                            w->valuestring);
                 continue;
             }
@@ -530,7 +627,9 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
         deals[i].result = ERR_OK;
         dr[i].found = cJSON_CreateObject();
         dr[i].have = cJSON_CreateObject();
-        rc = sf_contacts_mirrored(db, deals[i].deal_id, &dr[i].before, &dr[i].noted);
+        dr[i].gone = cJSON_CreateObject();
+        rc = sf_contacts_mirrored(db, deals[i].deal_id, &dr[i].before, &dr[i].noted,
+                                  &dr[i].noted_at);
         if (rc != ERR_OK)
             goto out;
         const cJSON *c;
@@ -580,6 +679,8 @@ enum err sf_contacts_sync_roles(struct sync_ctx *ctx, PGconn *db, struct sf_cont
             rc = synced_deal_contacts(db, deals[i].opp_id, &dr[i].synced);
     if (rc == ERR_OK)
         rc = read_roles(ctx, deals, dr, n);
+    if (rc == ERR_OK)
+        rc = read_gone_roles(ctx, deals, dr, n);
     if (rc != ERR_OK)
         goto out;
     create_roles(ctx, db, deals, dr, n);
@@ -594,6 +695,8 @@ out:
     for (size_t i = 0; i < n; i++) {
         cJSON_Delete(dr[i].before);
         cJSON_Delete(dr[i].noted);
+        cJSON_Delete(dr[i].noted_at);
+        cJSON_Delete(dr[i].gone);
         cJSON_Delete(dr[i].found);
         cJSON_Delete(dr[i].have);
         cJSON_Delete(dr[i].synced);

@@ -291,17 +291,53 @@ START_TEST(new_deal_after_a_delete_gets_the_opportunitys_contacts)
 }
 END_TEST
 
+/* What a user does while the role's create waits for its answer. */
+enum meanwhile {
+    MEANWHILE_NOTHING,
+    MEANWHILE_CONTACT_REMOVED, /* removes the contact from the deal in HubSpot */
+    MEANWHILE_ROLE_DELETED,    /* deletes the role, once Salesforce has it, in Salesforce */
+};
+
+/* Whether the opportunity w->opp has a contact role. */
+static bool has_a_role(void *arg)
+{
+    struct link_wait *w = arg;
+    char *role = e2e_sf_find(w->e, "OpportunityContactRole", "OpportunityId", w->opp);
+    bool has = role != NULL;
+    free(role);
+    return has;
+}
+
+/* A Salesforce user deletes the role of opportunity opp. */
+static void delete_role_in_salesforce(struct e2e *e, const char *opp)
+{
+    struct link_wait w = {e, opp};
+    ck_assert_msg(itest_wait_for(has_a_role, &w, DEADLINE_MS), "the role was never created");
+    char *role = e2e_sf_find(e, "OpportunityContactRole", "OpportunityId", opp);
+    char *path = xasprintf("/_sandbox/salesforce/records/OpportunityContactRole/%s", role);
+    int status = e2e_sb(e, "DELETE", path, NULL, NULL);
+    ck_assert_msg(status == 200 || status == 204, "delete role: %d", status);
+    free(path);
+    free(role);
+}
+
 /* A user associates a HubSpot contact with a synced pair's deal; the contact's e-mail is a
  * Salesforce Contact's (so it is matched, and the role's create is the deal sync's only POST to
  * the collections path), and that POST gets the fault action, held 4 s (dealsync waits 3).
- * With is_removed the user removes the contact from the deal while dealsync waits. Once all is
- * quiet, the contact must have a role and be on the deal, or (removed) neither. */
+ * Meanwhile a user does what meanwhile says; with the role deleted, the contact-role poller is
+ * off and a Salesforce user's save of the opportunity then reports the roles (so the deal's retry
+ * runs first, as when the poll comes later). Once all is quiet, the contact must have a role and
+ * be on the deal; removed from the deal, have neither; its role deleted, have no role and stay on
+ * the deal (a role a user deletes in Salesforce takes away only an association dealsync made from
+ * a role, docs/two-way.md). */
 static void associate_while_the_role_create_fails(const char *log, const char *action,
-                                                  bool is_removed)
+                                                  enum meanwhile meanwhile)
 {
     struct e2e e;
-    const char *env[] = {"API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=3000",
-                         "QUEUE_RETRY_MAX_MS=4000", NULL};
+    const char *env[] = {
+        "API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=3000", "QUEUE_RETRY_MAX_MS=4000",
+        meanwhile == MEANWHILE_ROLE_DELETED ? "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600" : NULL,
+        NULL};
     e2e_start(&e, log, env, NULL, true);
     char *jane = e2e_sf_find(&e, "Contact", "Email", "jane@acme.test");
     ck_assert_ptr_nonnull(jane);
@@ -322,18 +358,25 @@ static void associate_while_the_role_create_fails(const char *log, const char *a
 
     e2e_hs_associate(&e, "PUT", deal, "contacts", contact, 3);
     ck_assert(itest_wait_for(has_fired, &e, DEADLINE_MS));
-    if (is_removed)
+    if (meanwhile == MEANWHILE_CONTACT_REMOVED)
         e2e_hs_associate(&e, "DELETE", deal, "contacts", contact, 0);
+    if (meanwhile == MEANWHILE_ROLE_DELETED)
+        delete_role_in_salesforce(&e, opp);
     ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    if (meanwhile == MEANWHILE_ROLE_DELETED) {
+        e2e_sf_update(&e, "Opportunity", opp, "{\"Amount\":1250}");
+        ck_assert_msg(e2e_wait_idle(&e, DEADLINE_MS), "the sync never went quiet");
+    }
 
     char *role = e2e_sf_find(&e, "OpportunityContactRole", "OpportunityId", opp);
     char *detail = e2e_last_detail(&e, deal);
-    int want = is_removed ? 0 : 1;
-    ck_assert_msg((role != NULL) == want && e2e_deal_contacts(&e, deal) == want,
-                  "contact %s %s deal %s (role create: %s): role %s, %d contacts on the deal; "
-                  "last outcome of the deal: %s",
-                  contact, is_removed ? "removed from" : "associated with", deal, action,
-                  role ? role : "(none)", e2e_deal_contacts(&e, deal), detail);
+    bool want_role = meanwhile == MEANWHILE_NOTHING;
+    int want_contacts = meanwhile == MEANWHILE_CONTACT_REMOVED ? 0 : 1;
+    ck_assert_msg((role != NULL) == want_role && e2e_deal_contacts(&e, deal) == want_contacts,
+                  "contact %s associated with deal %s (role create: %s; meanwhile: %d): role %s, "
+                  "%d contacts on the deal; last outcome of the deal: %s",
+                  contact, deal, action, (int)meanwhile, role ? role : "(none)",
+                  e2e_deal_contacts(&e, deal), detail);
     ck_assert_int_eq(e2e_events(&e, "dead"), 0);
     free(detail);
     free(role);
@@ -353,7 +396,8 @@ static void associate_while_the_role_create_fails(const char *log, const char *a
  * associated the contact with the deal again, and the deal's retry left the role in place. */
 START_TEST(contact_removed_while_its_role_is_created_stays_removed)
 {
-    associate_while_the_role_create_fails("e2e_chaos_stale_roles", "timeout_after_write", true);
+    associate_while_the_role_create_fails("e2e_chaos_stale_roles", "timeout_after_write",
+                                          MEANWHILE_CONTACT_REMOVED);
 }
 END_TEST
 
@@ -362,7 +406,17 @@ END_TEST
  * missing is no role a user deleted in Salesforce). */
 START_TEST(contact_whose_role_create_timed_out_gets_its_role)
 {
-    associate_while_the_role_create_fails("e2e_chaos_role_timeout", "timeout", false);
+    associate_while_the_role_create_fails("e2e_chaos_role_timeout", "timeout", MEANWHILE_NOTHING);
+}
+END_TEST
+
+/* A role create carried out with its answer lost, then the role deleted by a Salesforce user
+ * before the deal's retry: the role, noted as pending and missing, looked like one whose create
+ * was never carried out, and the retry made it again, undoing the user's delete. */
+START_TEST(role_deleted_in_salesforce_while_its_create_is_answered_stays_deleted)
+{
+    associate_while_the_role_create_fails("e2e_chaos_role_deleted", "timeout_after_write",
+                                          MEANWHILE_ROLE_DELETED);
 }
 END_TEST
 
@@ -1218,6 +1272,7 @@ Suite *suite_e2e_chaos_findings(void)
     tcase_set_timeout(roles, 180);
     tcase_add_test(roles, contact_removed_while_its_role_is_created_stays_removed);
     tcase_add_test(roles, contact_whose_role_create_timed_out_gets_its_role);
+    tcase_add_test(roles, role_deleted_in_salesforce_while_its_create_is_answered_stays_deleted);
     suite_add_tcase(s, roles);
     return s;
 }
