@@ -6,7 +6,8 @@
 #     one-row INSERT (autocommit: INSERT+COMMIT) of the same HubSpot body at the same number of
 #     clients;
 #   queue drain, one event per record, no-op handler (build/bench-queue) against the textbook
-#     per-event SKIP LOCKED queue and against graphile-worker 0.17, installed from npm into
+#     per-event SKIP LOCKED queue, each queue started on the backlog (cold) and running when it
+#     lands (warm), and against graphile-worker 0.17, installed from npm into
 #     $BUILD/bench-node for the benchmark only (never a dependency of dealsync; no lock file).
 # BENCH_SKIP_GRAPHILE=1 skips graphile-worker (no npm registry at hand). BENCH_PARTS=queue runs the
 # queue drain only (no ingest figures).
