@@ -4,8 +4,20 @@
  * the textbook per-event queue (one transaction per event: SELECT ... FOR UPDATE SKIP LOCKED
  * LIMIT 1, then UPDATE to done) on a plain job table of its own (id, status, payload, indexed on
  * the pending jobs), so the baseline pays nothing for dealsync's schema.
- * Prints one JSON line per mode. BENCH_QUEUE_MODES=dealsync (or textbook) runs one of them
- * only, to profile it alone.
+ * Each queue is measured twice (BENCH_QUEUE_START=cold or warm runs one of the two only):
+ *   cold: the events are in the table before the queue starts, and the clock starts with it:
+ *     the textbook threads' and dealsync's workers' new connections and their first statements
+ *     on cold caches are in the drain's time (a queue started on a backlog).
+ *   warm: a burst landing on a running queue. Before the clock, each textbook thread has
+ *     connected and run its claim once on the empty table, and dealsync's pool has started and
+ *     polled the empty queue (every worker's first claim done, worker 0's prune done, every
+ *     worker idle). Then the events are inserted in one transaction (dealsync's with the NOTIFY
+ *     that a push sends; both tables analyzed in it, as a running database's would be), and the
+ *     clock starts as that transaction's COMMIT is sent: the textbook threads are released by a
+ *     barrier when it returns, and dealsync's workers are woken by the NOTIFY, as in production
+ *     (the fallback poll at its default, 2 s, so that the NOTIFY wakes them).
+ * Prints one JSON line per mode and start. BENCH_QUEUE_MODES=dealsync (or textbook) runs one of
+ * them only, to profile it alone.
  * usage: bench-queue DATABASE_URL EVENTS RECORDS THREADS */
 #include <pthread.h>
 #include <stdbool.h>
@@ -20,6 +32,7 @@
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
+#include "queue.h"
 #include "util.h"
 #include "worker.h"
 
@@ -37,9 +50,10 @@ static void exec_or_die(PGconn *db, const char *sql)
     PQclear(r);
 }
 
+/* EVENTS events, one record each when RECORDS == EVENTS, into dealsync's tables (the triggers
+ * count each record's open events), then both tables analyzed. */
 static void fill(PGconn *db, int events, int records)
 {
-    exec_or_die(db, "TRUNCATE sync_event, sync_record, sync_outcome");
     char *sql = xasprintf("INSERT INTO sync_record (source, object_type, record_id)"
                           " SELECT 'hubspot', 'deal', r::text FROM generate_series(1, %d) r",
                           records);
@@ -75,13 +89,17 @@ static long long scalar(PGconn *db, const char *sql)
     return v;
 }
 
-static void fill_textbook(PGconn *db, int events)
+static void textbook_create(PGconn *db)
 {
     exec_or_die(db, "DROP TABLE IF EXISTS textbook_job");
     exec_or_die(db, "CREATE TABLE textbook_job (id bigserial PRIMARY KEY, status text NOT NULL"
                     " DEFAULT 'pending', payload jsonb NOT NULL, finished_at timestamptz)");
     exec_or_die(db, "CREATE INDEX textbook_job_pending_idx ON textbook_job (id)"
                     " WHERE status = 'pending'");
+}
+
+static void textbook_fill(PGconn *db, int events)
+{
     char *sql = xasprintf("INSERT INTO textbook_job (payload) SELECT"
                           " '{\"propertyName\":\"amount\"}' FROM generate_series(1, %d)",
                           events);
@@ -90,21 +108,40 @@ static void fill_textbook(PGconn *db, int events)
     exec_or_die(db, "ANALYZE textbook_job");
 }
 
+/* The textbook claim: one event, its own transaction. */
+static const char textbook_sql[] = "WITH e AS (SELECT id FROM textbook_job WHERE status = 'pending'"
+                                   " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                                   " UPDATE textbook_job s SET status = 'done', finished_at = now()"
+                                   " FROM e WHERE s.id = e.id RETURNING s.id";
+
+/* Warm start: the threads and main meet here twice, once all are connected and have claimed
+ * once on the empty table, then when the events are committed. */
+static pthread_barrier_t textbook_ready;
+static bool is_textbook_warm;
+
+static int textbook_claim(PGconn *db)
+{
+    PGresult *r = PQexec(db, textbook_sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "bench-queue: textbook claim: %s", PQerrorMessage(db));
+        exit(1);
+    }
+    int n = PQntuples(r);
+    PQclear(r);
+    return n;
+}
+
 static void *textbook(void *arg)
 {
     (void)arg;
     PGconn *db = PQconnectdb(url);
-    for (;;) {
-        PGresult *r = PQexec(db, "WITH e AS (SELECT id FROM textbook_job WHERE status = 'pending'"
-                                 " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                                 " UPDATE textbook_job s SET status = 'done', finished_at = now()"
-                                 " FROM e WHERE s.id = e.id RETURNING s.id");
-        int n = PQntuples(r);
-        PQclear(r);
-        if (n == 0)
-            break;
-        atomic_fetch_add(&handled, 1);
+    if (is_textbook_warm) {
+        (void)textbook_claim(db);
+        pthread_barrier_wait(&textbook_ready);
+        pthread_barrier_wait(&textbook_ready);
     }
+    while (textbook_claim(db) > 0)
+        atomic_fetch_add(&handled, 1);
     PQfinish(db);
     return NULL;
 }
@@ -115,8 +152,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* BENCH_QUEUE_TRACE=1: the handled count every 5 ms of the drain, on stderr (where the time
- * goes: the start, the claims' ramp, the tail). */
+/* BENCH_QUEUE_TRACE=1: the handled count every 5 ms of dealsync's drain, on stderr (where the
+ * time goes: the start, the claims' ramp, the tail). */
 #define TRACE_MAX 4000
 static long trace_handled[TRACE_MAX];
 static int64_t trace_ms[TRACE_MAX];
@@ -132,6 +169,120 @@ static void *tracer(void *arg)
         sleep_ms(5);
     }
     return NULL;
+}
+
+/* The textbook queue drains events with threads connections; returns the seconds it took. */
+static double run_textbook(PGconn *db, int events, int threads, bool is_warm)
+{
+    pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
+    textbook_create(db);
+    if (!is_warm)
+        textbook_fill(db, events);
+    atomic_store(&handled, 0);
+    is_textbook_warm = is_warm;
+    pthread_barrier_init(&textbook_ready, NULL, (unsigned)threads + 1);
+    int64_t start = util_monotonic_ms();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, textbook, NULL);
+    if (is_warm) {
+        pthread_barrier_wait(&textbook_ready); /* connected, claimed once */
+        exec_or_die(db, "BEGIN");
+        textbook_fill(db, events);
+        start = util_monotonic_ms();
+        exec_or_die(db, "COMMIT");
+        pthread_barrier_wait(&textbook_ready);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double s = (double)(util_monotonic_ms() - start) / 1000.0;
+    pthread_barrier_destroy(&textbook_ready);
+    free(th);
+    printf("{\"mode\":\"per_event_skip_locked\",\"start\":\"%s\",\"events\":%d,\"seconds\":%.3f,"
+           "\"events_per_second\":%.0f}\n",
+           is_warm ? "warm" : "cold", events, s, events / s);
+    fflush(stdout);
+    return s;
+}
+
+/* Waits until every one of the pool's threads connections is idle after its wait-time query:
+ * each worker has claimed on the empty queue and gone to sleep, worker 0 after its first prune
+ * (it prunes at its first empty claim, claims again, and only then reads the wait). */
+static void wait_pool_idle(PGconn *db, int threads)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid() AND state = 'idle'"
+                       " AND query LIKE 'SELECT ceil(extract(epoch FROM min(greatest%'") >= threads)
+            return;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "bench-queue: the pool did not go idle\n");
+    exit(1);
+}
+
+/* dealsync's pool drains events; returns the seconds it took. */
+static double run_dealsync(PGconn *db, int events, int records, int threads, bool is_warm)
+{
+    exec_or_die(db, "TRUNCATE sync_event, sync_record, sync_outcome");
+    if (!is_warm)
+        fill(db, events, records);
+    atomic_store(&handled, 0);
+    static struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.database_url = (char *)url;
+    cfg.worker_threads = threads;
+    cfg.claim_batch = 20; /* the defaults of QUEUE_CLAIM_BATCH and QUEUE_CLAIM_BATCH_MAX */
+    cfg.claim_batch_max = 100;
+    cfg.lease_seconds = 120;
+    /* warm: QUEUE_POLL_INTERVAL_MS's default, so the push's NOTIFY is what wakes the workers */
+    cfg.poll_interval_ms = is_warm ? 2000 : 50;
+    cfg.max_attempts = 3;
+    cfg.retry_base_ms = 10;
+    cfg.retry_max_ms = 100;
+    cfg.done_retention_hours = 24;
+    static const struct worker_route routes[] = {{"hubspot", NULL, noop}};
+    static const struct worker_ops ops = {.routes = routes, .route_count = 1};
+    struct worker_pool *pool = NULL;
+    int64_t start = util_monotonic_ms();
+    if (is_warm) {
+        if (worker_pool_start(&cfg, &ops, "bench", &pool) != ERR_OK)
+            exit(1);
+        wait_pool_idle(db, threads);
+        exec_or_die(db, "BEGIN");
+        fill(db, events, records);
+        exec_or_die(db, "SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')");
+        start = util_monotonic_ms();
+        exec_or_die(db, "COMMIT");
+    }
+    const char *trace = getenv("BENCH_QUEUE_TRACE");
+    pthread_t trace_th;
+    trace_n = 0;
+    atomic_store(&trace_stop, false);
+    if (trace)
+        pthread_create(&trace_th, NULL, tracer, &start);
+    if (!is_warm && worker_pool_start(&cfg, &ops, "bench", &pool) != ERR_OK)
+        exit(1);
+    while (atomic_load(&handled) < events)
+        sleep_ms(5);
+    while (scalar(db, "SELECT count(*) FROM sync_event WHERE status <> 'done'") > 0)
+        sleep_ms(5);
+    double s = (double)(util_monotonic_ms() - start) / 1000.0;
+    if (trace) {
+        atomic_store(&trace_stop, true);
+        pthread_join(trace_th, NULL);
+        for (int i = 0; i < trace_n; i++)
+            if (i == 0 || trace_handled[i] != trace_handled[i - 1])
+                fprintf(stderr, "trace %s %lld %ld\n", is_warm ? "warm" : "cold",
+                        (long long)trace_ms[i], trace_handled[i]);
+        fprintf(stderr, "trace %s end %.0f\n", is_warm ? "warm" : "cold", s * 1000);
+    }
+    worker_pool_stop(pool);
+    printf("{\"mode\":\"dealsync_by_record\",\"start\":\"%s\",\"events\":%d,\"seconds\":%.3f,"
+           "\"events_per_second\":%.0f,\"handled\":%ld,\"outcome_rows\":%lld}\n",
+           is_warm ? "warm" : "cold", events, s, events / s, atomic_load(&handled),
+           scalar(db, "SELECT count(*) FROM sync_outcome"));
+    fflush(stdout);
+    return s;
 }
 
 int main(int argc, char **argv)
@@ -152,78 +303,19 @@ int main(int argc, char **argv)
     }
 
     const char *modes = getenv("BENCH_QUEUE_MODES");
-    bool run_textbook = !modes || strstr(modes, "textbook");
-    bool run_dealsync = !modes || strstr(modes, "dealsync");
-    double base_s = 0;
-    pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
-    int64_t start = 0;
-    if (run_textbook) {
-        /* Baseline: the textbook per-event queue. */
-        fill_textbook(db, events);
-        atomic_store(&handled, 0);
-        start = util_monotonic_ms();
-        for (int i = 0; i < threads; i++)
-            pthread_create(&th[i], NULL, textbook, NULL);
-        for (int i = 0; i < threads; i++)
-            pthread_join(th[i], NULL);
-        base_s = (double)(util_monotonic_ms() - start) / 1000.0;
-        printf("{\"mode\":\"per_event_skip_locked\",\"events\":%d,\"seconds\":%.3f,"
-               "\"events_per_second\":%.0f}\n",
-               events, base_s, events / base_s);
+    bool is_textbook_run = !modes || strstr(modes, "textbook");
+    bool is_dealsync_run = !modes || strstr(modes, "dealsync");
+    const char *starts = getenv("BENCH_QUEUE_START");
+    for (int warm = 0; warm < 2; warm++) {
+        if (starts && !strstr(starts, warm ? "warm" : "cold"))
+            continue;
+        double base_s = is_textbook_run ? run_textbook(db, events, threads, warm) : 0;
+        double pool_s = is_dealsync_run ? run_dealsync(db, events, records, threads, warm) : 0;
+        if (is_textbook_run && is_dealsync_run)
+            printf("{\"ratio_dealsync_to_baseline\":%.2f,\"start\":\"%s\"}\n", base_s / pool_s,
+                   warm ? "warm" : "cold");
         fflush(stdout);
     }
-    if (!run_dealsync) {
-        free(th);
-        PQfinish(db);
-        return 0;
-    }
-
-    /* dealsync's pool. */
-    fill(db, events, records);
-    atomic_store(&handled, 0);
-    struct config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.database_url = (char *)url;
-    cfg.worker_threads = threads;
-    cfg.claim_batch = 20; /* the defaults of QUEUE_CLAIM_BATCH and QUEUE_CLAIM_BATCH_MAX */
-    cfg.claim_batch_max = 100;
-    cfg.lease_seconds = 120;
-    cfg.poll_interval_ms = 50;
-    cfg.max_attempts = 3;
-    cfg.retry_base_ms = 10;
-    cfg.retry_max_ms = 100;
-    cfg.done_retention_hours = 24;
-    static const struct worker_route routes[] = {{"hubspot", NULL, noop}};
-    struct worker_ops ops = {.routes = routes, .route_count = 1};
-    struct worker_pool *pool = NULL;
-    start = util_monotonic_ms();
-    const char *trace = getenv("BENCH_QUEUE_TRACE");
-    pthread_t trace_th;
-    if (trace)
-        pthread_create(&trace_th, NULL, tracer, &start);
-    if (worker_pool_start(&cfg, &ops, "bench", &pool) != ERR_OK)
-        return 1;
-    while (atomic_load(&handled) < events)
-        sleep_ms(5);
-    while (scalar(db, "SELECT count(*) FROM sync_event WHERE status <> 'done'") > 0)
-        sleep_ms(5);
-    double pool_s = (double)(util_monotonic_ms() - start) / 1000.0;
-    if (trace) {
-        atomic_store(&trace_stop, true);
-        pthread_join(trace_th, NULL);
-        for (int i = 0; i < trace_n; i++)
-            if (i == 0 || trace_handled[i] != trace_handled[i - 1])
-                fprintf(stderr, "trace %lld %ld\n", (long long)trace_ms[i], trace_handled[i]);
-        fprintf(stderr, "trace end %.0f\n", pool_s * 1000);
-    }
-    worker_pool_stop(pool);
-    printf("{\"mode\":\"dealsync_by_record\",\"events\":%d,\"seconds\":%.3f,"
-           "\"events_per_second\":%.0f,\"handled\":%ld,\"outcome_rows\":%lld}\n",
-           events, pool_s, events / pool_s, atomic_load(&handled),
-           scalar(db, "SELECT count(*) FROM sync_outcome"));
-    if (run_textbook)
-        printf("{\"ratio_dealsync_to_baseline\":%.2f}\n", base_s / pool_s);
-    free(th);
     PQfinish(db);
     return 0;
 }
