@@ -12,6 +12,8 @@
 #   EXTRA="NAME=value ..."    more environment for dealsync serve (INGEST_COMMIT_THREADS=...)
 #   BUILD=build               where dealsync and bench-ingest are
 #   PG_OPTS="-c name=value"   more server options for the cluster (log_min_duration_statement=0)
+#   SETUP_SQL="..."           SQL run once dealsync has migrated, before pgbench (what-if
+#                             experiments on the schema: ALTER TABLE ingest_inbox ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -56,6 +58,7 @@ for attempt in 1 2 3 4 5; do
 done
 [ -n "$pid" ] || exit 1
 
+[ -n "${SETUP_SQL:-}" ] && psql "$url" -qc "$SETUP_SQL"
 psql "$url" -qc "CREATE TABLE bench_pgbench (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"
 body=$(printf '{"eventId":%d,"subscriptionId":7,"portalId":62515,"appId":1,"occurredAt":1733400000000,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":%d,"propertyName":"amount","propertyValue":"1200","changeSource":"CRM_UI"},' $(seq 1 20))
 echo "INSERT INTO bench_pgbench (payload) VALUES ('[${body%,}]');" >"$tmp/insert.sql"

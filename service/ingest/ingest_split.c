@@ -208,8 +208,39 @@ static enum err delete_rows(PGconn *db, const struct split_row *rows, size_t n)
     return rc;
 }
 
+/* The record keys (source, object type, record id) of events a and b, compared byte by byte:
+ * the database's order in the C collation, and for HubSpot's keys (lowercase names, ids of
+ * digits) in the usual others too. */
+static int record_key_cmp(const struct queue_event_in *a, const struct queue_event_in *b)
+{
+    int c = strcmp(a->source, b->source);
+    if (c == 0)
+        c = strcmp(a->object_type, b->object_type);
+    return c ? c : strcmp(a->record_id, b->record_id);
+}
+
+/* The order in which split_alone pushes a row's events: by record key, and in arrival order
+ * within a record (a record's events of the same time are claimed in id order). Caller frees. */
+static size_t *records_in_key_order(const struct split_row *row)
+{
+    size_t *order = xcalloc(row->n ? row->n : 1, sizeof(*order));
+    /* Insertion sort: stable, and a body holds at most WEBHOOK_HS_MAX_EVENTS events. */
+    for (size_t i = 0; i < row->n; i++) {
+        size_t j = i;
+        for (; j > 0 && record_key_cmp(&row->evs[order[j - 1]], &row->evs[i]) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    return order;
+}
+
 /* One row in its own transaction, event by event: the events the database refuses are set
- * aside, the others stored. Used only after a batch failed on its data. */
+ * aside, the others stored. Used only after a batch failed on its data. Each push locks its
+ * event's record until the commit, so the events go in the records' key order, as every other
+ * push locks its records (queue_push_groups): in the order they came, this transaction could
+ * hold a record that a concurrent push waits for while it waits for one that push holds (a
+ * deadlock). Once a record is held, its events' keys cannot be held by a push that has not
+ * locked that record first. */
 static enum err split_alone(PGconn *db, struct split_row *row, struct ingest_split_result *out)
 {
     enum err rc = db_begin(db);
@@ -228,16 +259,17 @@ static enum err split_alone(PGconn *db, struct split_row *row, struct ingest_spl
     bool is_there = rc == ERR_OK && strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
     size_t stored = 0, set_aside = 0;
-    for (size_t i = 0; is_there && rc == ERR_OK && i < row->n; i++) {
+    size_t *order = records_in_key_order(row);
+    for (size_t k = 0; is_there && rc == ERR_OK && k < row->n; k++) {
+        const struct queue_event_in *ev = &row->evs[order[k]];
         size_t one = 0;
         rc = db_exec(db, "SAVEPOINT split_event");
         if (rc == ERR_OK)
-            rc = queue_push(db, &row->evs[i], 1, &one);
+            rc = queue_push(db, ev, 1, &one);
         if (rc == ERR_DB && is_data_error(db_last_sqlstate())) {
             log_warn("webhook event set aside: the database refuses its data",
                      LOG_I64("inbox_id", row->id), LOG_STR("source", row->source),
-                     LOG_STR("dedup_key", row->evs[i].dedup_key),
-                     LOG_STR("reason", db_last_error()));
+                     LOG_STR("dedup_key", ev->dedup_key), LOG_STR("reason", db_last_error()));
             metrics_inc("dealsync_webhook_events_rejected_total",
                         "source=\"hubspot\",reason=\"unstorable\"", 1);
             set_aside++;
@@ -247,6 +279,7 @@ static enum err split_alone(PGconn *db, struct split_row *row, struct ingest_spl
             rc = db_exec(db, "RELEASE SAVEPOINT split_event");
         }
     }
+    free(order);
     if (rc == ERR_OK)
         rc = db_commit(db);
     if (rc != ERR_OK) {

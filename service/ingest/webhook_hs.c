@@ -140,29 +140,25 @@ enum err webhook_hs_verify(const struct webhook_hs_verifier *v,
 }
 
 /* A whole, non-negative id: an integer literal (raw, its digits exact), a number below 2^53
- * written otherwise (5.0), or a string of digits; written back as plain digits. */
+ * written otherwise (5.0), or a string of digits; written back as plain digits into out (NULL:
+ * only checked, as the acknowledgement needs). */
 static bool id_text(const cJSON *item, char *out, size_t size)
 {
     int64_t v;
+    bool ok = false;
     if (cJSON_IsRaw(item)) {
-        if (util_parse_i64(item->valuestring, &v) && v >= 0) {
-            snprintf(out, size, "%lld", (long long)v);
-            return true;
-        }
-        return false;
+        ok = util_parse_i64(item->valuestring, &v) && v >= 0;
+    } else if (cJSON_IsNumber(item) && item->valuedouble >= 0 &&
+               item->valuedouble < 9007199254740992.0 &&
+               item->valuedouble == (double)(long long)item->valuedouble) {
+        v = (long long)item->valuedouble;
+        ok = true;
+    } else if (cJSON_IsString(item) && item->valuestring[0]) {
+        ok = util_parse_i64(item->valuestring, &v) && v >= 0;
     }
-    if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 9007199254740992.0 &&
-        item->valuedouble == (double)(long long)item->valuedouble) {
-        snprintf(out, size, "%lld", (long long)item->valuedouble);
-        return true;
-    }
-    if (cJSON_IsString(item) && item->valuestring[0]) {
-        if (util_parse_i64(item->valuestring, &v) && v >= 0) {
-            snprintf(out, size, "%lld", (long long)v);
-            return true;
-        }
-    }
-    return false;
+    if (ok && out)
+        snprintf(out, size, "%lld", (long long)v);
+    return ok;
 }
 
 static bool is_stored_type(const char *prefix, size_t n)
@@ -199,11 +195,14 @@ static bool occurred_at(const cJSON *at, int64_t now_ms, int64_t *out)
     return true;
 }
 
-/* One event of the array, validated. ERR_OK: stored in b->events, or counted as ignored.
- * ERR_INVALID: *why says what is wrong with it (caller frees). */
+/* One event of the array, validated. ERR_OK: counted in b->count (and stored in b->events
+ * when b->events is not NULL), or counted as ignored. ERR_INVALID: *why says what is wrong with
+ * it (caller frees). */
 static enum err parse_event(const cJSON *ev, int i, int64_t now_ms, struct webhook_hs_batch *b,
                             char **why)
 {
+    /* Counting only: the ids are checked, never written out. */
+    bool is_kept = b->events != NULL;
     if (!cJSON_IsObject(ev)) {
         *why = xasprintf("event %d is not an object", i);
         return ERR_INVALID;
@@ -220,23 +219,28 @@ static enum err parse_event(const cJSON *ev, int i, int64_t now_ms, struct webho
         return ERR_INVALID;
     }
     char object_id[32];
+    char *object_out = is_kept ? object_id : NULL;
     bool has_object =
-        id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_id, sizeof(object_id));
+        id_text(cJSON_GetObjectItemCaseSensitive(ev, "objectId"), object_out, sizeof(object_id));
     if (!has_object && strstr(type->valuestring, ".associationChange"))
-        has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "fromObjectId"), object_id,
+        has_object = id_text(cJSON_GetObjectItemCaseSensitive(ev, "fromObjectId"), object_out,
                              sizeof(object_id));
     if (!has_object) {
         *why = xasprintf("event %d (%.64s) has no objectId", i, type->valuestring);
         return ERR_INVALID;
     }
     char event_id[32], portal_id[32], sub_id[32] = "0";
-    if (!id_text(cJSON_GetObjectItemCaseSensitive(ev, "eventId"), event_id, sizeof(event_id)) ||
-        !id_text(cJSON_GetObjectItemCaseSensitive(ev, "portalId"), portal_id, sizeof(portal_id))) {
+    if (!id_text(cJSON_GetObjectItemCaseSensitive(ev, "eventId"), is_kept ? event_id : NULL,
+                 sizeof(event_id)) ||
+        !id_text(cJSON_GetObjectItemCaseSensitive(ev, "portalId"), is_kept ? portal_id : NULL,
+                 sizeof(portal_id))) {
         *why = xasprintf("event %d has no numeric eventId and portalId", i);
         return ERR_INVALID;
     }
     /* The captured associationChange has no subscriptionId: it is optional. */
-    (void)id_text(cJSON_GetObjectItemCaseSensitive(ev, "subscriptionId"), sub_id, sizeof(sub_id));
+    if (is_kept)
+        (void)id_text(cJSON_GetObjectItemCaseSensitive(ev, "subscriptionId"), sub_id,
+                      sizeof(sub_id));
     int64_t at;
     if (!occurred_at(cJSON_GetObjectItemCaseSensitive(ev, "occurredAt"), now_ms, &at)) {
         *why = xasprintf("event %d has an occurredAt out of range (1970 to 9999)", i);
@@ -245,6 +249,10 @@ static enum err parse_event(const cJSON *ev, int i, int64_t now_ms, struct webho
     size_t prefix = (size_t)(strchr(type->valuestring, '.') - type->valuestring);
     if (!is_stored_type(type->valuestring, prefix)) {
         b->ignored++;
+        return ERR_OK;
+    }
+    if (!is_kept) {
+        b->count++;
         return ERR_OK;
     }
     struct webhook_hs_event *e = &b->events[b->count++];
@@ -257,8 +265,10 @@ static enum err parse_event(const cJSON *ev, int i, int64_t now_ms, struct webho
     return ERR_OK;
 }
 
-enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
-                          struct webhook_hs_batch *out, char **why)
+/* webhook_hs_parse, and webhook_hs_count when is_kept is false: the same checks, the same
+ * decisions, only the events' fields are not written out. */
+static enum err parse_body(const char *body, size_t len, int64_t now_ms, bool is_kept,
+                           struct webhook_hs_batch *out, char **why)
 {
     struct webhook_hs_batch b = {0};
     struct json_numbers nums = {0};
@@ -286,7 +296,7 @@ enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
         *why = xasprintf("expected 1 to %d events, got %d", WEBHOOK_HS_MAX_EVENTS, n);
         goto fail;
     }
-    b.events = xcalloc((size_t)n, sizeof(*b.events));
+    b.events = is_kept ? xcalloc((size_t)n, sizeof(*b.events)) : NULL;
     b.rejections = xcalloc((size_t)n, sizeof(*b.rejections));
     int i = 0;
     const cJSON *ev;
@@ -312,11 +322,23 @@ fail:
     return ERR_INVALID;
 }
 
+enum err webhook_hs_parse(const char *body, size_t len, int64_t now_ms,
+                          struct webhook_hs_batch *out, char **why)
+{
+    return parse_body(body, len, now_ms, true, out, why);
+}
+
+enum err webhook_hs_count(const char *body, size_t len, int64_t now_ms,
+                          struct webhook_hs_batch *out, char **why)
+{
+    return parse_body(body, len, now_ms, false, out, why);
+}
+
 void webhook_hs_batch_clear(struct webhook_hs_batch *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->count; i++) {
+    for (size_t i = 0; b->events && i < b->count; i++) {
         free(b->events[i].dedup_key);
         free(b->events[i].object_type);
         free(b->events[i].record_id);

@@ -1,5 +1,6 @@
 /* fuzz_webhook_hs.c - libFuzzer target: HubSpot webhook bodies through webhook_hs_parse (strict
- * JSON, per-event validation, exact ids) and the payload as the queue prints it. Seeds:
+ * JSON, per-event validation, exact ids), webhook_hs_count deciding the same, and the payload as
+ * the queue prints it. Seeds:
  * the webhook-*.json of tests/fixtures/hubspot. */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,11 +12,30 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The acknowledgement's count (webhook_hs_count) decides as the split's parse did. */
+static void count_agrees(const uint8_t *data, size_t size, enum err rc,
+                         const struct webhook_hs_batch *b)
+{
+    struct webhook_hs_batch c = {0};
+    char *why = NULL;
+    if (webhook_hs_count((const char *)data, size, 1782371972438LL, &c, &why) != rc ||
+        c.received != b->received || c.count != b->count || c.ignored != b->ignored ||
+        c.rejected != b->rejected || c.events)
+        abort();
+    for (size_t i = 0; i < c.rejected; i++)
+        if (c.rejections[i].index != b->rejections[i].index ||
+            strcmp(c.rejections[i].reason, b->rejections[i].reason) != 0)
+            abort();
+    webhook_hs_batch_clear(&c);
+    free(why);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct webhook_hs_batch b = {0};
     char *why = NULL;
     enum err rc = webhook_hs_parse((const char *)data, size, 1782371972438LL, &b, &why);
+    count_agrees(data, size, rc, &b);
     if (rc != ERR_OK) {
         if (!why)
             abort();

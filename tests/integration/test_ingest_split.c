@@ -2,8 +2,8 @@
  * a real PostgreSQL: acknowledged events are split exactly once and in order across a kill -9 of
  * the splitter at either step of its transaction, duplicates across requests are stored once,
  * bad input stores nothing (not even an inbox row), an event the database refuses at the split
- * is set aside without sinking its batch, and two splitters at once split each row once, in
- * order. */
+ * is set aside without sinking its batch (the row's events then pushed in their records' key
+ * order), and two splitters at once split each row once, in order. */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -243,6 +243,53 @@ static void *split_until_empty(void *arg)
     return NULL;
 }
 
+/* A row split alone (its batch failed on its data) pushes its events one by one, each holding
+ * its record until the commit: in the records' key order, as every other push locks them, or
+ * it could hold a record a concurrent push waits for while it waits for one that push holds.
+ * The row's events are on records 3, 2 and 1, in that order; the database refuses record 1
+ * (its batch fails at once, at the first record in key order), and record 2 is held by an
+ * uncommitted push: the split waits there, holding no other record, and a push of record 3
+ * does not wait for it. */
+START_TEST(a_row_split_alone_locks_its_records_in_key_order)
+{
+    PGconn *db;
+    char *url = qtest_db("split_alone_order", &db);
+    itest_db_exec(db, "ALTER TABLE sync_record ADD CONSTRAINT test_refuses_1"
+                      " CHECK (record_id <> '1')");
+    static const char body[] =
+        "[{\"subscriptionType\":\"deal.creation\",\"objectId\":3,\"eventId\":1,\"portalId\":1},"
+        "{\"subscriptionType\":\"deal.creation\",\"objectId\":2,\"eventId\":2,\"portalId\":1},"
+        "{\"subscriptionType\":\"deal.creation\",\"objectId\":1,\"eventId\":3,\"portalId\":1}]";
+    struct ingest_body in = {"hubspot", body, strlen(body), 1782371972000LL};
+    char state[6];
+    ck_assert_int_eq(ingest_inbox_push(db, &in, 1, state), ERR_OK);
+    PGconn *holder = itest_db_connect(url);
+    itest_db_exec(holder, "BEGIN");
+    ck_assert_int_eq(qtest_push(holder, "hubspot", "holder", "deal", "2", 1782371972000LL), 1);
+    struct splitter_arg split = {url, 0, ERR_DB};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, split_until_empty, &split), 0);
+    struct blocked b = {db, "WITH input AS"};
+    ck_assert_msg(itest_wait_for(is_blocked, &b, 20000), "the split never waited for record 2");
+    /* A wait here (for record 3, held by the split) would time out. */
+    PGconn *probe = itest_db_connect(url);
+    itest_db_exec(probe, "SET lock_timeout = '200ms'");
+    ck_assert_int_eq(qtest_push(probe, "hubspot", "probe", "deal", "3", 1782371972000LL), 1);
+    itest_db_exec(holder, "COMMIT");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(split.rc, ERR_OK);
+    ck_assert_uint_eq(split.rows, 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE record_id IN"
+                                         " ('2', '3')"),
+                     4);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM ingest_inbox"), 0);
+    PQfinish(probe);
+    PQfinish(holder);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 START_TEST(two_splitters_split_each_row_once_in_order)
 {
     PGconn *db;
@@ -384,6 +431,7 @@ Suite *suite_ingest_split(void)
         {"dups", duplicates_are_stored_once_and_bad_input_stores_nothing},
         {"refuse", an_event_the_database_refuses_at_the_split_is_set_aside_alone},
         {"two", two_splitters_split_each_row_once_in_order},
+        {"alone_order", a_row_split_alone_locks_its_records_in_key_order},
         {"sizes", inbox_push_stores_each_group_size_once_prepared_or_not},
         {"locked", started_while_the_queue_is_locked_it_acks_and_splits_once_free},
     };

@@ -134,6 +134,30 @@ START_TEST(v3_age_and_missing_headers)
 }
 END_TEST
 
+/* webhook_hs_count (the acknowledgement's parse) decides as webhook_hs_parse (the split's)
+ * does: the same result, reason, counts and rejections, and no event copied out. */
+static void count_agrees_with_parse(const char *body, size_t len)
+{
+    struct webhook_hs_batch p = {0}, c = {0};
+    char *pwhy = NULL, *cwhy = NULL;
+    enum err rc = webhook_hs_parse(body, len, 42, &p, &pwhy);
+    ck_assert_int_eq(webhook_hs_count(body, len, 42, &c, &cwhy), rc);
+    ck_assert_str_eq(cwhy ? cwhy : "", pwhy ? pwhy : "");
+    ck_assert_uint_eq(c.received, p.received);
+    ck_assert_uint_eq(c.count, p.count);
+    ck_assert_uint_eq(c.ignored, p.ignored);
+    ck_assert_uint_eq(c.rejected, p.rejected);
+    for (size_t i = 0; i < p.rejected; i++) {
+        ck_assert_int_eq(c.rejections[i].index, p.rejections[i].index);
+        ck_assert_str_eq(c.rejections[i].reason, p.rejections[i].reason);
+    }
+    ck_assert_ptr_null(c.events);
+    webhook_hs_batch_clear(&c);
+    webhook_hs_batch_clear(&p);
+    free(cwhy);
+    free(pwhy);
+}
+
 START_TEST(documented_and_captured_bodies_parse)
 {
     static const struct {
@@ -158,6 +182,7 @@ START_TEST(documented_and_captured_bodies_parse)
         ck_assert_str_eq(b.events[0].object_type, cases[i].type);
         ck_assert_str_eq(b.events[0].record_id, cases[i].record);
         webhook_hs_batch_clear(&b);
+        count_agrees_with_parse(body, len);
         free(body);
     }
 }
@@ -201,6 +226,7 @@ START_TEST(bad_bodies_are_refused_with_a_reason)
         ERR_INVALID);
     ck_assert_msg(why && strstr(why, bad_bodies[_i].why), "got '%s'", why ? why : "");
     free(why);
+    count_agrees_with_parse(bad_bodies[_i].body, strlen(bad_bodies[_i].body));
 }
 END_TEST
 
@@ -219,6 +245,7 @@ START_TEST(other_object_types_are_counted_not_stored)
     ck_assert_str_eq(b.events[0].dedup_key, "2:9:2");
     ck_assert_int_eq(b.events[0].occurred_at_ms, 42);
     webhook_hs_batch_clear(&b);
+    count_agrees_with_parse(body, strlen(body));
     /* 101 events are one too many. */
     struct buf big;
     buf_init(&big, 0);
@@ -285,6 +312,7 @@ START_TEST(bad_events_are_set_aside_and_the_rest_kept)
     ck_assert_ptr_nonnull(strstr(b.rejections[5].reason, "objectId"));
     ck_assert_ptr_nonnull(strstr(b.rejections[6].reason, "not an object"));
     webhook_hs_batch_clear(&b);
+    count_agrees_with_parse(body, strlen(body));
 }
 END_TEST
 
@@ -304,6 +332,7 @@ START_TEST(what_hubspot_never_sends_is_refused_whole)
         ck_assert_int_eq(webhook_hs_parse(bodies[i], strlen(bodies[i]), 42, &b, &why), ERR_INVALID);
         ck_assert_ptr_nonnull(strstr(why, "not valid JSON"));
         free(why);
+        count_agrees_with_parse(bodies[i], strlen(bodies[i]));
     }
 }
 END_TEST
