@@ -58,6 +58,7 @@ struct deal_work {
     cJSON *sf_messages;    /* the opportunity's open outbound messages (sync_echo_sf.h), or NULL */
     cJSON *sf_set_back;    /* {"sf field": true}: set away and back in Salesforce, and won here */
     cJSON *hs_own_only;    /* no baseline: {"hs property": true}, set by dealsync alone (history) */
+    cJSON *hs_user_set;    /* {"hs property": true}: a write of unknown outcome a user set since */
     struct buf detail;
 };
 
@@ -634,8 +635,9 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
          * changed it all the same: the deal read after the last step shows no change by value,
          * the webhooks show a user's change since dealsync last knew the deal (a chaos run lost
          * such a HubSpot stage to an older Salesforce one). */
-        bool is_user_set =
-            w->has_link && p && sync_echo_user_changed(w->rec, p, w->link.hs_modified_ms);
+        bool is_user_set = w->has_link && p &&
+                           (sync_echo_user_changed(w->rec, p, w->link.hs_modified_ms) ||
+                            cJSON_GetObjectItemCaseSensitive(w->hs_user_set, p));
         if (cJSON_IsNull(c) && is_required(c->string)) {
             buf_printf(&w->detail, "; %s is required in salesforce: blank not written", p);
             drop = true;
@@ -709,6 +711,43 @@ static void filter_changes(const struct sync_ctx *ctx, struct deal_work *w)
     }
 }
 
+/* Whether the history of the deal's property p (field f, its change c) is asked for. */
+typedef bool history_fn(const struct deal_work *w, const struct mapping_field *f, const cJSON *c);
+
+/* The two-way properties of w's changes whose history is asked for (is_asked), comma-separated,
+ * into names (initialised here; the caller clears it). */
+static void history_names(const struct sync_ctx *ctx, const struct deal_work *w,
+                          history_fn *is_asked, struct buf *names)
+{
+    const cJSON *c;
+    buf_init(names, 0);
+    cJSON_ArrayForEach(c, w->changes)
+    {
+        const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
+        if (f && f->rule == MAPPING_RULE_TWO_WAY && is_asked(w, f, c))
+            buf_printf(names, "%s%s", names->len ? "," : "", f->hs_property);
+    }
+}
+
+static bool is_different(const struct deal_work *w, const struct mapping_field *f, const cJSON *c)
+{
+    (void)f;
+    return !sync_deal_same_value(c, cJSON_GetObjectItem(w->opp, c->string));
+}
+
+/* Whether p holds dealsync's write of unknown outcome and no webhook of the record reports a
+ * user's change of it. */
+static bool is_maybe_unreported(const struct deal_work *w, const struct mapping_field *f,
+                                const cJSON *c)
+{
+    const char *p = f->hs_property;
+    const cJSON *own = cJSON_GetObjectItemCaseSensitive(w->link.hs_written, p);
+    (void)c;
+    return own && link_is_maybe_written(&w->link, true, p) &&
+           sync_deal_same_value(own, cJSON_GetObjectItemCaseSensitive(w->props, p)) &&
+           !sync_echo_user_changed(w->rec, p, w->link.hs_modified_ms);
+}
+
 /* A deal without a link whose opportunity exists, modified in the later second: which two-way
  * properties whose values differ only dealsync ever set on the deal (w->hs_own_only; one call,
  * sync_echo_hs_own_only), for filter_changes. */
@@ -719,20 +758,45 @@ static enum err read_own_only(struct sync_ctx *ctx, struct deal_work *w)
     if (!sync_deal_hubspot_wins(hs_mod, sf_mod))
         return ERR_OK;
     struct buf names;
-    buf_init(&names, 0);
-    const cJSON *c;
-    cJSON_ArrayForEach(c, w->changes)
-    {
-        const struct mapping_field *f = field_by_sf(ctx->mappings, c->string);
-        if (!f || f->rule != MAPPING_RULE_TWO_WAY ||
-            sync_deal_same_value(c, cJSON_GetObjectItem(w->opp, c->string)))
-            continue;
-        buf_printf(&names, "%s%s", names.len ? "," : "", f->hs_property);
-    }
+    history_names(ctx, w, is_different, &names);
     enum err rc = ERR_OK;
     if (names.len)
         rc = sync_echo_hs_own_only(ctx, w->deal_id, names.data, &w->hs_own_only);
     buf_clear(&names);
+    return rc;
+}
+
+/* A linked deal modified since dealsync last knew it whose property holds dealsync's write of
+ * unknown outcome (hs_maybe: cut off by a timeout or a kill), with no webhook among the record's
+ * events reporting a user's change of it: the property's history (one call, only then) tells
+ * whether a user set that value since (w->hs_user_set, for filter_changes). Its webhook may have
+ * been lost; taken for dealsync's own write here, the link saved after this sync dated the deal
+ * past the user's change, and the other direction then read no history either and wrote the
+ * opportunity's older value over the user's. */
+static enum err read_maybe_history(struct sync_ctx *ctx, struct deal_work *w)
+{
+    int64_t hs_mod = time_of(cJSON_GetObjectItemCaseSensitive(w->props, "hs_lastmodifieddate"));
+    if (!w->has_link || w->link.hs_modified_ms <= 0 || hs_mod <= w->link.hs_modified_ms)
+        return ERR_OK;
+    struct buf names;
+    history_names(ctx, w, is_maybe_unreported, &names);
+    cJSON *deal = NULL;
+    enum err rc =
+        names.len ? hs_object_get_history(ctx->hs, "deals", w->deal_id, names.data, &deal) : ERR_OK;
+    buf_clear(&names);
+    if (rc == ERR_NOT_FOUND)
+        return ERR_BUSY;
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(deal, "propertiesWithHistory"))
+    {
+        const cJSON *own = cJSON_GetObjectItemCaseSensitive(w->link.hs_written, h->string);
+        if (!sync_echo_history_changed(h, own, w->link.hs_modified_ms, ctx->cfg->hubspot_app_id))
+            continue;
+        if (!w->hs_user_set)
+            w->hs_user_set = cJSON_CreateObject();
+        cJSON_AddTrueToObject(w->hs_user_set, h->string);
+    }
+    cJSON_Delete(deal);
     return rc;
 }
 
@@ -838,7 +902,8 @@ static enum err decide(struct sync_ctx *ctx, struct deal_work *w, const cJSON *o
     if (res.skip_count > 0)
         w->rec->has_warning = true; /* synced, with something left out */
     mapping_result_clear(&res);
-    if (!w->has_link && w->opp && (rc = read_own_only(ctx, w)) != ERR_OK) {
+    if ((!w->has_link && w->opp && (rc = read_own_only(ctx, w)) != ERR_OK) ||
+        (w->has_link && (rc = read_maybe_history(ctx, w)) != ERR_OK)) {
         if (rc == ERR_BUSY)
             settle(w, rc, false, "deal %s was deleted while its history was read: tried again",
                    w->deal_id);
@@ -1780,6 +1845,7 @@ out:
         cJSON_Delete(ws[i].sf_messages);
         cJSON_Delete(ws[i].sf_set_back);
         cJSON_Delete(ws[i].hs_own_only);
+        cJSON_Delete(ws[i].hs_user_set);
         free(ws[i].opp_id);
         buf_clear(&ws[i].detail);
     }

@@ -581,15 +581,25 @@ static const char deal_upsert_times_out[] =
  * value: the newer change, which must win. The opportunity's next sync (held here by the test
  * until then, the deal's webhooks held back until after it) took the deal's value for the echo
  * of its write and wrote Salesforce's older value over it (both ended "first"). */
+/* Starts dealsync with env and a synced pair (start_faulted_pair) whose next deal upsert times
+ * out, not carried out; a Salesforce user sets the description, and returns once dealsync's write
+ * of it to the deal was cut off. With is_held, the deal's webhooks are held back first. */
+static char *deal_write_timed_out(struct e2e *e, const char *name, const char *const *env,
+                                  bool is_held, char **deal)
+{
+    char *opp = start_faulted_pair(e, name, env, deal_upsert_times_out, deal);
+    if (is_held)
+        e2e_sb_settings(e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_sf_update(e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
+    ck_assert_msg(itest_wait_for(fault_has_fired, e, DEADLINE_MS), "the write never came");
+    return opp;
+}
+
 START_TEST(hubspot_change_to_a_value_whose_write_timed_out_wins)
 {
     struct e2e e;
     char *deal = NULL;
-    char *opp =
-        start_faulted_pair(&e, "e2e_echo_hs_timed_out", lost_answers, deal_upsert_times_out, &deal);
-    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
-    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"from salesforce\"}");
-    ck_assert_msg(itest_wait_for(fault_has_fired, &e, DEADLINE_MS), "the write never came");
+    char *opp = deal_write_timed_out(&e, "e2e_echo_hs_timed_out", lost_answers, true, &deal);
     hold_pair(&e, opp);
     e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"first\"}");
     int64_t back = util_now_ms();
@@ -782,6 +792,51 @@ START_TEST(opportunity_write_whose_answer_was_lost_stays_dealsyncs_own_after_a_u
 }
 END_TEST
 
+/* Whether the sandbox has given up on a HubSpot webhook (as after HubSpot's last retry). */
+static bool webhook_dropped(void *arg)
+{
+    cJSON *st = NULL;
+    ck_assert_int_eq(e2e_sb(arg, "GET", "/_sandbox/hubspot/webhooks", NULL, &st), 200);
+    bool is_dropped =
+        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "droppedEvents")) > 0;
+    cJSON_Delete(st);
+    return is_dropped;
+}
+
+/* Answers lost after 3 s, and a failed sync retried 40 s later: the opportunity's retry stays
+ * out of the way until the deal has been synced. */
+static const char *const late_retries[] = {"API_TIMEOUT_MS=3000", "QUEUE_RETRY_BASE_MS=40000",
+                                           "QUEUE_RETRY_MAX_MS=40000",
+                                           "CONTACT_ROLE_POLL_INTERVAL_SECONDS=3600", NULL};
+
+/* hubspot_change_to_a_value_whose_write_timed_out_wins with the webhook of the HubSpot user's
+ * change lost, and the deal synced first for another change: the deal handler took the value
+ * for dealsync's own write (it decides by the deal's webhooks, and read no history), and its
+ * sync moved the time dealsync last knew the deal past the user's change, so the opportunity
+ * handler read no history either and wrote Salesforce's older value over the user's newer one. */
+START_TEST(hubspot_change_to_a_value_whose_write_timed_out_wins_when_its_webhook_is_lost)
+{
+    struct e2e e;
+    char *deal = NULL;
+    char *opp = deal_write_timed_out(&e, "e2e_echo_hs_lost_webhook", late_retries, false, &deal);
+    /* The Salesforce user's set-back reaches dealsync 20 s later, after the deal's sync. */
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20000}");
+    e2e_sf_update(&e, "Opportunity", opp, "{\"Description\":\"first\"}");
+    e2e_sb_settings(&e, "{\"sf_om_batch_delay_ms\":20}");
+    int64_t back = util_now_ms();
+    ck_assert(itest_wait_for(second_has_passed, &back, DEADLINE_MS));
+    e2e_sb_settings(&e, "{\"hubspot.webhook_batch_delay_ms\":600000}");
+    e2e_hs_update(&e, "deals", deal, "{\"description\":\"from salesforce\"}");
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":1,\"hubspot.webhook_batch_delay_ms\":0}");
+    ck_assert_msg(itest_wait_for(webhook_dropped, &e, DEADLINE_MS), "the webhook was not lost");
+    e2e_sb_settings(&e, "{\"delivery.drop_rate\":0,\"hubspot.webhook_batch_delay_ms\":50}");
+    e2e_hs_update(&e, "deals", deal, "{\"dealname\":\"Renamed in hubspot\"}");
+    ck_assert_msg(wait_field(&e, false, opp, "Name", "Renamed in hubspot"),
+                  "the deal's new name never reached the opportunity");
+    end_with_description(&e, opp, deal, "from salesforce");
+}
+END_TEST
+
 Suite *suite_e2e_echo(void);
 Suite *suite_e2e_echo(void)
 {
@@ -816,6 +871,12 @@ Suite *suite_e2e_echo(void)
     tcase_add_test(saved,
                    opportunity_write_whose_answer_was_lost_stays_dealsyncs_own_after_a_user_save);
     suite_add_tcase(s, saved);
+    /* A write of unknown outcome, then a user's change to its value whose webhook is lost. */
+    TCase *lost = tcase_create("webhook of a user's change lost");
+    tcase_set_timeout(lost, 300);
+    tcase_add_test(lost,
+                   hubspot_change_to_a_value_whose_write_timed_out_wins_when_its_webhook_is_lost);
+    suite_add_tcase(s, lost);
     /* A field set away and back in Salesforce, through a blank its message leaves out. */
     TCase *blank = tcase_create("set back through a blank");
     tcase_set_timeout(blank, 300);
