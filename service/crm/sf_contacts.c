@@ -462,8 +462,8 @@ static void create_roles(struct sync_ctx *ctx, PGconn *db, struct sf_contacts_de
                 continue;
             }
             /* Created by the create whose answer was lost, then deleted by a user: as above (the
-             * row, saved below, makes it mirrored, and the other direction removes the contact
-             * from the deal). */
+             * row, saved below, makes it mirrored; the association, a HubSpot user's, stays, as
+             * for any role a user deletes: docs/two-way.md). */
             if (cJSON_GetObjectItemCaseSensitive(dr[i].gone, w->string)) {
                 buf_printf(deals[i].detail,
                            "; contact role of %s created (its answer lost) and deleted in "
