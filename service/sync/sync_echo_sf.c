@@ -125,15 +125,14 @@ enum err sync_echo_opportunity(PGconn *db, const struct mapping_set *mappings, c
 
 /* Outbound messages of opportunity $1 for a save after $2 (ms; occurred_at is the message's
  * SystemModstamp, whole seconds, so a save in the delete's own second counts as before it):
- * finished since then (the finished_at index bounds the scan), or still open. */
+ * finished since then, or still open. The record's events index (migration 0160) bounds the scan
+ * to the opportunity's messages after $2. */
 static const char saved_after_sql[] =
-    "SELECT EXISTS (SELECT 1 FROM sync_event WHERE status = 'done'"
-    "  AND finished_at >= to_timestamp($2::bigint / 1000.0) AND source = 'salesforce'"
-    "  AND object_type = 'Opportunity' AND record_id = $1 AND event_type = 'outbound_message'"
-    "  AND occurred_at > to_timestamp($2::bigint / 1000.0))"
-    " OR EXISTS (SELECT 1 FROM sync_event WHERE source = 'salesforce'"
-    "  AND object_type = 'Opportunity' AND record_id = $1 AND status IN ('pending', 'running')"
-    "  AND event_type = 'outbound_message' AND occurred_at > to_timestamp($2::bigint / 1000.0))";
+    "SELECT EXISTS (SELECT 1 FROM sync_event WHERE source = 'salesforce'"
+    "  AND object_type = 'Opportunity' AND record_id = $1"
+    "  AND occurred_at > to_timestamp($2::bigint / 1000.0) AND event_type = 'outbound_message'"
+    "  AND (status IN ('pending', 'running') OR (status = 'done'"
+    "       AND finished_at >= to_timestamp($2::bigint / 1000.0))))";
 
 enum err sync_echo_deal_deleted(PGconn *db, const char *sf_id, const char *hs_id,
                                 int64_t deleted_ms)
