@@ -250,7 +250,10 @@ static double run_dealsync(PGconn *db, int events, int records, int threads, boo
         wait_pool_idle(db, threads);
         exec_or_die(db, "BEGIN");
         fill(db, events, records);
-        exec_or_die(db, "SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', '')");
+        /* the NOTIFY a push of these events sends: its payload is their number */
+        char *notify = xasprintf("SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', '%d')", events);
+        exec_or_die(db, notify);
+        free(notify);
         start = util_monotonic_ms();
         exec_or_die(db, "COMMIT");
     }

@@ -55,7 +55,8 @@ static const char push_sql[] =
     "), first AS ("
     "  SELECT DISTINCT ON (source, dedup_key) g, source, dedup_key FROM input"
     "  ORDER BY source, dedup_key, k"
-    "), n AS (SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', ''))"
+    /* the payload announces the push's events to the idle workers (worker.c, wait_for_work) */
+    "), n AS (SELECT pg_notify('" QUEUE_NOTIFY_CHANNEL "', (SELECT count(*) FROM input)::text))"
     " SELECT f.g, count(ins.dedup_key) FROM first f"
     " LEFT JOIN ins ON (ins.source, ins.dedup_key) = (f.source, f.dedup_key)"
     " CROSS JOIN n GROUP BY f.g";
@@ -586,6 +587,11 @@ enum err queue_finish_many(PGconn *db, const char *owner, struct queue_finish_it
     for (int k = 0; k < ARRAYS; k++)
         buf_clear(&a[k]);
     return rc;
+}
+
+enum err queue_prepare_finish(PGconn *db)
+{
+    return db_prepare_cached(db, finish_sql, 14);
 }
 
 enum err queue_finish(PGconn *db, const char *owner, const struct queue_record *rec,

@@ -78,13 +78,31 @@ static bool is_stopping(const struct worker_pool *p)
     return atomic_load(&p->stop);
 }
 
-/* Sleeps until a notification arrives on db, the pool stops, or timeout_ms passes. */
+/* The most records a claim asks for (QUEUE_CLAIM_BATCH_MAX, at least QUEUE_CLAIM_BATCH). */
+static int claim_max(const struct config *cfg)
+{
+    return cfg->claim_batch_max > cfg->claim_batch ? cfg->claim_batch_max : cfg->claim_batch;
+}
+
+static size_t drain_notifications(PGconn *db, long long *announced);
+
+/* Sleeps until a notification arrives on db, the pool stops, or timeout_ms passes. Woken by
+ * pushes that announce at least a full claim for every worker (a burst: an import's page, a mass
+ * update, HubSpot's retries after an outage), the worker's next claim asks for the most records
+ * at once instead of ramping up from QUEUE_CLAIM_BATCH (20, 40, 80, 100): the ramp's first
+ * claims were about 3 % of a 5,000-event drain's time (docs/benchmarks.md), and a burst that
+ * deep gives every worker a full claim anyway. A smaller push keeps the ramp, so that its
+ * records are spread over the workers. */
 static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
 {
     struct pollfd fds[2] = {{PQsocket(db), POLLIN, 0}, {w->pool->wake[0], POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
+    long long announced = 0;
     if (n > 0 && (fds[0].revents & POLLIN))
-        (void)worker_drain_notifications(db);
+        (void)drain_notifications(db, &announced);
+    int max = claim_max(w->pool->cfg);
+    if (announced >= (long long)max * w->pool->count)
+        w->claim_size = max;
 }
 
 /* Whether the record was claimed for an import (dealsync_import_records_total). */
@@ -218,12 +236,11 @@ static void log_finished(const struct queue_finish_item *it, enum err rc, int tr
  * falls back to claim_batch after one that was not full. */
 static void next_claim_size(struct worker *w, size_t claimed)
 {
-    const struct config *cfg = w->pool->cfg;
-    int max = cfg->claim_batch_max > cfg->claim_batch ? cfg->claim_batch_max : cfg->claim_batch;
+    int max = claim_max(w->pool->cfg);
     if (claimed >= (size_t)w->claim_size)
         w->claim_size = w->claim_size * 2 < max ? w->claim_size * 2 : max;
     else
-        w->claim_size = cfg->claim_batch;
+        w->claim_size = w->pool->cfg->claim_batch;
 }
 
 /* Whether claims take live work only: Salesforce usage is near dealsync's share (issue 9). */
@@ -583,18 +600,28 @@ static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_b
     }
 }
 
-/* Frees the notifications libpq queued on db: a busy worker never waits in wait_for_work, and
- * without this every NOTIFY of every push stays in its connection's memory. */
-size_t worker_drain_notifications(PGconn *db)
+/* Frees the notifications libpq queued on db and returns how many there were; *announced (may
+ * be NULL) gains the events they announce (a push's payload is its number of events, queue.c;
+ * other notifications announce none). */
+static size_t drain_notifications(PGconn *db, long long *announced)
 {
     size_t n = 0;
     PQconsumeInput(db);
     PGnotify *note;
     while ((note = PQnotifies(db)) != NULL) {
+        if (announced)
+            *announced += strtoll(note->extra, NULL, 10);
         PQfreemem(note);
         n++;
     }
     return n;
+}
+
+/* A busy worker never waits in wait_for_work, and without this every NOTIFY of every push stays
+ * in its connection's memory. */
+size_t worker_drain_notifications(PGconn *db)
+{
+    return drain_notifications(db, NULL);
 }
 
 static void *worker_main(void *arg)
@@ -665,6 +692,11 @@ static void *worker_main(void *arg)
                 next_prune = 0; /* the first time the queue is idle */
                 continue;
             }
+            /* Idle: the finish is prepared now rather than by the next burst's first batch (a
+             * no-op once this connection has it). */
+            if (queue_prepare_finish(db) != ERR_OK)
+                log_warn("worker cannot prepare its finish; it is prepared at the first batch",
+                         LOG_I64("worker", w->index));
             /* Sleep until NOTIFY, the next backoff or lease expiry, or the fallback poll. */
             long long due = -1;
             int wait_ms = cfg->poll_interval_ms;

@@ -345,6 +345,85 @@ START_TEST(a_claim_waits_for_the_budget_and_takes_what_came_meanwhile)
 }
 END_TEST
 
+/* ---- A burst announced by its push ---------------------------------------------------------- */
+
+static atomic_int batch_sizes[16];
+static atomic_int batch_count;
+
+static void handle_noting_batch_sizes(void *ctx, PGconn *db, struct queue_record *recs, size_t n)
+{
+    handle_ok(ctx, db, recs, n);
+    int i = atomic_fetch_add(&batch_count, 1);
+    if (i < 16)
+        atomic_store(&batch_sizes[i], (int)n);
+}
+
+static const struct worker_route sizing_routes[] = {{"hubspot", "deal", handle_noting_batch_sizes}};
+
+/* Whether every worker of the pool sleeps in wait_for_work: idle after the query that reads
+ * when the next backoff is due. */
+static bool pool_is_idle(void *arg)
+{
+    PGconn *db = arg;
+    return itest_db_scalar(db,
+                           "SELECT count(*) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND state = 'idle'"
+                           " AND query LIKE 'SELECT ceil(extract(epoch FROM min(greatest%'") == 2;
+}
+
+/* Pushes n events of records first..first+n-1 in one push, as the splitter pushes a burst. */
+static void push_records(PGconn *db, int first, int n)
+{
+    struct queue_event_in ev[16];
+    char keys[16][16], ids[16][16];
+    cJSON *payload = cJSON_CreateObject();
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "b%d", first + i);
+        snprintf(ids[i], sizeof(ids[i]), "%d", first + i);
+        ev[i] = (struct queue_event_in){"hubspot",    keys[i],   "deal",  ids[i],
+                                        "test.event", first + i, payload, QUEUE_PRIORITY_LIVE};
+    }
+    size_t stored = 0;
+    ck_assert_int_eq(queue_push(db, ev, (size_t)n, &stored), ERR_OK);
+    ck_assert_uint_eq(stored, (size_t)n);
+    cJSON_Delete(payload);
+}
+
+/* An idle pool woken by a push of a full claim for every worker takes it in full claims at once;
+ * before, each worker ramped up from QUEUE_CLAIM_BATCH (here 2, 4, 8: 12 of 16 records in the
+ * first four claims, none of them full). A smaller push keeps the ramp. */
+START_TEST(a_burst_announced_by_its_push_is_claimed_in_full_claims)
+{
+    PGconn *db;
+    char *url = qtest_db("w_burst", &db);
+    struct config cfg = test_config(url);
+    cfg.claim_batch = 2;
+    cfg.claim_batch_max = 8;
+    const struct worker_ops sizing = {.routes = sizing_routes, .route_count = 1};
+    atomic_store(&handled, 0);
+    atomic_store(&batch_count, 0);
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &sizing, "test", &pool), ERR_OK);
+    ck_assert_msg(itest_wait_for(pool_is_idle, db, 20000), "the pool did not go idle");
+
+    push_records(db, 1, 16); /* 8 for each of the 2 workers */
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 16);
+    ck_assert_int_eq(atomic_load(&batch_count), 2);
+    ck_assert_int_eq(atomic_load(&batch_sizes[0]), 8);
+    ck_assert_int_eq(atomic_load(&batch_sizes[1]), 8);
+
+    ck_assert_msg(itest_wait_for(pool_is_idle, db, 20000), "the pool did not go idle again");
+    atomic_store(&batch_count, 0);
+    push_records(db, 101, 6);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 22);
+    ck_assert_int_ge(atomic_load(&batch_count), 2);
+    ck_assert_int_le(atomic_load(&batch_sizes[0]), 2);
+    worker_pool_stop(pool);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 /* ---- A claim that holds both sources -------------------------------------------------------- */
 
 static atomic_int calls;       /* handler calls started */
@@ -672,6 +751,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_give_back_that_fails_is_tried_again);
     tcase_add_test(tc, a_claim_whose_commit_answer_was_lost_is_handled_at_once);
     tcase_add_test(tc, a_finish_whose_commit_was_lost_is_tried_again);
+    tcase_add_test(tc, a_burst_announced_by_its_push_is_claimed_in_full_claims);
     suite_add_tcase(s, tc);
     return s;
 }
