@@ -232,7 +232,7 @@ static double run_dealsync(PGconn *db, int events, int records, int threads, boo
     cfg.database_url = (char *)url;
     cfg.worker_threads = threads;
     cfg.claim_batch = 20; /* the defaults of QUEUE_CLAIM_BATCH and QUEUE_CLAIM_BATCH_MAX */
-    cfg.claim_batch_max = 100;
+    cfg.claim_batch_max = 200;
     cfg.lease_seconds = 120;
     /* warm: QUEUE_POLL_INTERVAL_MS's default, so the push's NOTIFY is what wakes the workers */
     cfg.poll_interval_ms = is_warm ? 2000 : 50;

@@ -37,8 +37,8 @@ psql() { "$PGBIN/psql" "$@"; }
 
 # graphile-worker, for the queue anchor: into the build directory, never the repository.
 gw_dir=$PWD/$BUILD/bench-node
+mkdir -p "$gw_dir"
 if [ "${BENCH_SKIP_GRAPHILE:-0}" != 1 ] && [ ! -d "$gw_dir/node_modules/graphile-worker" ]; then
-  mkdir -p "$gw_dir"
   npm install --prefix "$gw_dir" --no-save --no-package-lock --no-audit --no-fund \
     graphile-worker@0.17 >"$tmp/npm.log" 2>&1 || { cat "$tmp/npm.log" >&2; exit 1; }
 fi

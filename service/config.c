@@ -51,7 +51,7 @@ static const struct config_var config_vars[] = {
     VAR("INGEST_SPLIT_BURST_HOLD_MS", CFG_INT, NEED_NO, "2000", ingest_split_burst_hold_ms, 0,
         60000),
     VAR("QUEUE_CLAIM_BATCH", CFG_INT, NEED_NO, "20", claim_batch, 1, 1000),
-    VAR("QUEUE_CLAIM_BATCH_MAX", CFG_INT, NEED_NO, "100", claim_batch_max, 1, 1000),
+    VAR("QUEUE_CLAIM_BATCH_MAX", CFG_INT, NEED_NO, "200", claim_batch_max, 1, 1000),
     VAR("QUEUE_LEASE_SECONDS", CFG_INT, NEED_NO, "120", lease_seconds, 1, 86400),
     VAR("QUEUE_POLL_INTERVAL_MS", CFG_INT, NEED_NO, "2000", poll_interval_ms, 10, 600000),
     VAR("QUEUE_MAX_ATTEMPTS", CFG_INT, NEED_NO, "10", max_attempts, 1, 1000),

@@ -89,10 +89,10 @@ static size_t drain_notifications(PGconn *db, long long *announced);
 /* Sleeps until a notification arrives on db, the pool stops, or timeout_ms passes. Woken by
  * pushes that announce at least a full claim for every worker (a burst: an import's page, a mass
  * update, HubSpot's retries after an outage), the worker's next claim asks for the most records
- * at once instead of ramping up from QUEUE_CLAIM_BATCH (20, 40, 80, 100): the ramp's first
- * claims were about 3 % of a 5,000-event drain's time (docs/benchmarks.md), and a burst that
- * deep gives every worker a full claim anyway. A smaller push keeps the ramp, so that its
- * records are spread over the workers. */
+ * at once instead of ramping up from QUEUE_CLAIM_BATCH (20, 40, 80, 160, 200): the ramp's first
+ * claims were about 3 % of a 5,000-event drain's time at a maximum of 100 (docs/benchmarks.md), and
+ * a burst that deep gives every worker a full claim anyway. A smaller push keeps the ramp, so that
+ * its records are spread over the workers. */
 static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
 {
     struct pollfd fds[2] = {{PQsocket(db), POLLIN, 0}, {w->pool->wake[0], POLLIN, 0}};
