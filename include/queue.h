@@ -112,6 +112,11 @@ void queue_batch_clear(struct queue_batch *b);
 enum err queue_give_back(PGconn *db, const char *owner, const struct queue_record *recs, size_t n,
                          size_t *given) WARN_UNUSED;
 
+/* Gives back every record owner leases, as queue_give_back does, with the same lock order; *given
+ * (may be NULL) receives how many. For a worker that holds no batch and has just reconnected:
+ * what it still leases was claimed by a statement whose answer the lost connection took. */
+enum err queue_give_back_all(PGconn *db, const char *owner, size_t *given) WARN_UNUSED;
+
 /* QUEUE_DEFER: back to pending after retry_delay_ms with the attempt not counted (the record
  * was busy elsewhere, or waits for API budget): waiting is not failing. No outcome row, except
  * a 'deferred' one when the record's result is ERR_RATE_LIMIT (so an operator sees why it

@@ -302,6 +302,30 @@ enum err queue_give_back(PGconn *db, const char *owner, const struct queue_recor
     return rc;
 }
 
+/* Drops every lease of owner, in key order as give_back_sql, and wakes the idle workers. A
+ * claim leases only records with open events, so the partial index of those (migration 0070)
+ * finds them without reading every record. */
+static const char give_back_all_sql[] =
+    "WITH lk AS MATERIALIZED ("
+    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
+    "  WHERE r.open_events > 0 AND r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF r"
+    "), back AS ("
+    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL FROM lk"
+    "  WHERE (r.source, r.object_type, r.record_id) = (lk.source, lk.object_type, lk.record_id)"
+    "    AND r.lease_owner = $1 RETURNING 1"
+    ") SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back";
+
+enum err queue_give_back_all(PGconn *db, const char *owner, size_t *given)
+{
+    const char *params[] = {owner};
+    PGresult *r = PQexecParams(db, give_back_all_sql, 1, NULL, params, NULL, NULL, 0);
+    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot give records back");
+    if (rc == ERR_OK && given)
+        *given = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return rc;
+}
+
 /* Drops the leases of records claimed without a visible event (see claim_sql). */
 static void release_empty(PGconn *db, const char *owner, PGresult *r, const struct claim_row *rows,
                           size_t n)

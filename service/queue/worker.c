@@ -561,6 +561,26 @@ static void keep_one_source(struct worker *w, PGconn *db, struct queue_batch *b,
         give_back(w, db, &b->records[*to], b->record_count - *to);
 }
 
+/* After a reconnect, with no batch held: a record this worker still leases was claimed by a
+ * statement whose answer the lost connection took (a claim outside a finish: the server
+ * committed it, the worker never saw its records), or left by a finish that failed every try.
+ * Either would wait for its lease (QUEUE_LEASE_SECONDS, 120 s); they are given back now, the
+ * attempt not counted, as the handler never ran for the first and its outcome was not recorded
+ * for the second. Not at the first connection: a process restarted with the same owner (a
+ * container's host name and pid) finds its predecessor's leases, whose attempts are counted when
+ * they run out, so that a record that kills the process still reaches QUEUE_MAX_ATTEMPTS. */
+static void give_back_lost_claims(struct worker *w, PGconn *db)
+{
+    size_t given = 0;
+    if (queue_give_back_all(db, w->owner, &given) != ERR_OK)
+        log_warn("records claimed before the connection was lost keep their lease until it "
+                 "expires",
+                 LOG_I64("worker", w->index));
+    else if (given > 0)
+        log_info("records claimed before the connection was lost given back",
+                 LOG_I64("worker", w->index), LOG_I64("records", (long long)given));
+}
+
 /* Hands each route's records to its handler and finishes them; the last group's finish also
  * claims the worker's next batch into *next (see finish). */
 static void handle_batch(struct worker *w, void *ctx, PGconn *db, struct queue_batch *b,
@@ -637,6 +657,7 @@ static void *worker_main(void *arg)
     int reconnect_ms = 100;
     struct queue_batch b = {0};
     bool have_batch = false; /* b was claimed with the last finish and not handled yet */
+    bool has_connected = false;
 
     while (!is_stopping(p)) {
         if (!db || PQstatus(db) != CONNECTION_OK) {
@@ -653,6 +674,9 @@ static void *worker_main(void *arg)
                 continue;
             }
             reconnect_ms = 100;
+            if (has_connected && !have_batch)
+                give_back_lost_claims(w, db);
+            has_connected = true;
         }
         if (util_monotonic_ms() >= next_prune) {
             long long pruned = 0;

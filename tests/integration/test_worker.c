@@ -360,15 +360,25 @@ static void handle_noting_batch_sizes(void *ctx, PGconn *db, struct queue_record
 
 static const struct worker_route sizing_routes[] = {{"hubspot", "deal", handle_noting_batch_sizes}};
 
-/* Whether every worker of the pool sleeps in wait_for_work: idle after the query that reads
- * when the next backoff is due. */
+/* The workers that sleep in wait_for_work: idle after the query that reads when the next
+ * backoff is due. */
+static long long idle_workers(PGconn *db)
+{
+    return itest_db_scalar(db, "SELECT count(*) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND state = 'idle'"
+                               " AND query LIKE 'SELECT ceil(extract(epoch FROM min(greatest%'");
+}
+
+/* Whether both workers of a two-worker pool sleep. */
 static bool pool_is_idle(void *arg)
 {
-    PGconn *db = arg;
-    return itest_db_scalar(db,
-                           "SELECT count(*) FROM pg_stat_activity"
-                           " WHERE datname = current_database() AND state = 'idle'"
-                           " AND query LIKE 'SELECT ceil(extract(epoch FROM min(greatest%'") == 2;
+    return idle_workers(arg) == 2;
+}
+
+/* Whether the one worker of a pool sleeps. */
+static bool worker_is_idle(void *arg)
+{
+    return idle_workers(arg) == 1;
 }
 
 /* Pushes n events of records first..first+n-1 in one push, as the splitter pushes a burst. */
@@ -708,6 +718,37 @@ START_TEST(a_finish_whose_commit_was_lost_is_tried_again)
 }
 END_TEST
 
+/* A claim outside a finish whose answer the lost connection took: the server committed it, and
+ * the record was leased to the worker, which never saw it. Simulated by the lease that such a
+ * claim leaves (committed with the record's change, so the worker's claim on the NOTIFY finds it
+ * leased), then the worker's connection ended by the server. After reconnecting, holding no
+ * batch, the worker gives its leases back and handles the record at once; before, the record
+ * waited for its lease (an hour here). */
+START_TEST(a_claim_whose_answer_was_lost_is_handled_after_the_reconnect)
+{
+    PGconn *db;
+    char *url = qtest_db("w_claim_lost", &db);
+    struct config cfg;
+    struct worker_pool *pool = start_one_worker(&cfg, url, &ok_both_ops);
+    ck_assert_msg(itest_wait_for(worker_is_idle, db, 20000), "the worker did not go idle");
+    itest_db_exec(db, "BEGIN");
+    qtest_push(db, "hubspot", "lost1", "deal", "7", 1);
+    itest_db_exec(db, "UPDATE sync_record SET lease_owner = 'test/0', leased_at = now(),"
+                      " lease_expires_at = now() + interval '1 hour' WHERE record_id = '7'");
+    itest_db_exec(db, "COMMIT");
+    ck_assert_msg(itest_wait_for(worker_is_idle, db, 20000), "the worker did not sleep again");
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT count(*) FROM sync_event WHERE status = 'done'"),
+                     0);
+    itest_db_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    ck_assert_int_eq(itest_db_scalar(db, "SELECT attempts FROM sync_event"), 1);
+    worker_pool_stop(pool);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 /* Records of the source a worker does not keep are given back at once; a give-back that fails
  * is tried again, or those records would wait for the lease. */
 START_TEST(a_give_back_that_fails_is_tried_again)
@@ -752,6 +793,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_claim_whose_commit_answer_was_lost_is_handled_at_once);
     tcase_add_test(tc, a_finish_whose_commit_was_lost_is_tried_again);
     tcase_add_test(tc, a_burst_announced_by_its_push_is_claimed_in_full_claims);
+    tcase_add_test(tc, a_claim_whose_answer_was_lost_is_handled_after_the_reconnect);
     suite_add_tcase(s, tc);
     return s;
 }
