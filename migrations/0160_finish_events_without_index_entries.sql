@@ -16,7 +16,7 @@
 --    reads the opportunity's messages through the record index instead, the tighter bound; the
 --    prune of done events (worker 0, every 10 minutes) reads the whole table: 88 ms for 200,000
 --    events finished over a week, 27,000 of them deleted (EXPLAIN ANALYZE, rolled back).
---  * The dead-letter index: the status page and `dealsync dead` read the table for dead events
+--  * The dead-letter index: the dead letters of `/admin` and `dealsync status` read the table
 --    already (a plan with a sort of every dead event by time), and a requeue by kind reads it once
 --    per operator's command.
 -- The table keeps half of each page free (fillfactor 50) so that an event's finished row fits
