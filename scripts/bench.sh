@@ -22,8 +22,17 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
 tmp=$(mktemp -d /tmp/dealsync-bench.XXXXXX)
 chmod 755 "$tmp"
-pgport=$(( 20000 + RANDOM % 20000 ))
-port=$(( 40000 + RANDOM % 10000 ))
+# Ports nobody listens on, below the ephemeral range (32768-60999) that outgoing connections
+# draw from, as scripts/test.sh picks its own: dealsync's port was drawn from 40000-49999 and
+# was once taken by a connection of the run before it ("Address already in use").
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p=$(( 20000 + RANDOM % 12000 ))
+  while ! port_is_free "$p" || [ "$p" = "${2:-}" ]; do p=$(( 20000 + RANDOM % 12000 )); done
+  printf -v "$1" '%s' "$p"
+}
+pick_port pgport
+pick_port port "$pgport"
 pid=
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
