@@ -248,6 +248,15 @@ static int cmp_rows(const void *pa, const void *pb)
     return c;
 }
 
+/* The end of every give-back: drops owner's ($1) leases of the records lk locked, and wakes the
+ * idle workers. */
+#define GIVE_BACK_LOCKED                                                                           \
+    "), back AS ("                                                                                 \
+    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL FROM lk"               \
+    "  WHERE (r.source, r.object_type, r.record_id) = (lk.source, lk.object_type, lk.record_id)"   \
+    "    AND r.lease_owner = $1 RETURNING 1"                                                       \
+    ") SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back"
+
 /* Drops owner's leases of the records in $2 (a JSON array of keys) and wakes the idle workers.
  * The records are locked in key order first, as a push (its upsert of sync_record) and the
  * finish lock theirs: an UPDATE joined to the list locked them in the order of its plan, and a
@@ -259,24 +268,36 @@ static const char give_back_sql[] =
     "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
     "  JOIN jsonb_to_recordset($2::jsonb) AS u(source text, object_type text, record_id text)"
     "    ON (r.source, r.object_type, r.record_id) = (u.source, u.object_type, u.record_id)"
-    "  WHERE r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF r"
-    "), back AS ("
-    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL FROM lk"
-    "  WHERE (r.source, r.object_type, r.record_id) = (lk.source, lk.object_type, lk.record_id)"
-    "    AND r.lease_owner = $1 RETURNING 1"
-    ") SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back";
+    "  WHERE r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF r" GIVE_BACK_LOCKED;
 
-/* Runs give_back_sql for keys (a JSON array, borrowed); *given (may be NULL) receives how many
+/* Drops every lease of owner, locked in key order as give_back_sql locks them. A claim leases only
+ * records with open events, so the partial index of those (migration 0070) finds them without
+ * reading every record. */
+static const char give_back_all_sql[] =
+    "WITH lk AS MATERIALIZED ("
+    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
+    "  WHERE r.open_events > 0 AND r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF "
+    "r" GIVE_BACK_LOCKED;
+
+/* Runs a give-back statement (params[0] the owner); *given (may be NULL) receives how many
  * leases were dropped. */
-static enum err give_back_keys(PGconn *db, const char *owner, const cJSON *keys, size_t *given)
+static enum err give_back_run(PGconn *db, const char *sql, int nparams, const char *const *params,
+                              size_t *given)
 {
-    char *json = cJSON_PrintUnformatted(keys);
-    const char *params[] = {owner, json};
-    PGresult *r = PQexecParams(db, give_back_sql, 2, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
     enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot give records back");
     if (rc == ERR_OK && given)
         *given = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    return rc;
+}
+
+/* Runs give_back_sql for keys (a JSON array, borrowed). */
+static enum err give_back_keys(PGconn *db, const char *owner, const cJSON *keys, size_t *given)
+{
+    char *json = cJSON_PrintUnformatted(keys);
+    const char *params[] = {owner, json};
+    enum err rc = give_back_run(db, give_back_sql, 2, params, given);
     free(json);
     return rc;
 }
@@ -302,28 +323,10 @@ enum err queue_give_back(PGconn *db, const char *owner, const struct queue_recor
     return rc;
 }
 
-/* Drops every lease of owner, in key order as give_back_sql, and wakes the idle workers. A
- * claim leases only records with open events, so the partial index of those (migration 0070)
- * finds them without reading every record. */
-static const char give_back_all_sql[] =
-    "WITH lk AS MATERIALIZED ("
-    "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
-    "  WHERE r.open_events > 0 AND r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF r"
-    "), back AS ("
-    "  UPDATE sync_record r SET lease_owner = NULL, lease_expires_at = NULL FROM lk"
-    "  WHERE (r.source, r.object_type, r.record_id) = (lk.source, lk.object_type, lk.record_id)"
-    "    AND r.lease_owner = $1 RETURNING 1"
-    ") SELECT count(*), pg_notify('" QUEUE_NOTIFY_CHANNEL "', '') FROM back";
-
 enum err queue_give_back_all(PGconn *db, const char *owner, size_t *given)
 {
     const char *params[] = {owner};
-    PGresult *r = PQexecParams(db, give_back_all_sql, 1, NULL, params, NULL, NULL, 0);
-    enum err rc = db_check(db, r, PGRES_TUPLES_OK, "cannot give records back");
-    if (rc == ERR_OK && given)
-        *given = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return rc;
+    return give_back_run(db, give_back_all_sql, 1, params, given);
 }
 
 /* Drops the leases of records claimed without a visible event (see claim_sql). */
