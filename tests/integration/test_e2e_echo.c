@@ -575,12 +575,6 @@ static const char deal_upsert_times_out[] =
     "{\"rules\":[{\"method\":\"POST\",\"path\":\"/crm/v3/objects/deals/batch/upsert\","
     "\"action\":\"timeout\",\"hold_ms\":6000,\"count\":1}]}";
 
-/* The mirror: the opportunity handler remembers what it is about to write to the deal
- * (hs_written); its write is cut off by a timeout and was not carried out. The Salesforce user
- * sets the description back, and a HubSpot user, a second later, sets the deal to the remembered
- * value: the newer change, which must win. The opportunity's next sync (held here by the test
- * until then, the deal's webhooks held back until after it) took the deal's value for the echo
- * of its write and wrote Salesforce's older value over it (both ended "first"). */
 /* Starts dealsync with env and a synced pair (start_faulted_pair) whose next deal upsert times
  * out, not carried out; a Salesforce user sets the description, and returns once dealsync's write
  * of it to the deal was cut off. With is_held, the deal's webhooks are held back first. */
@@ -595,6 +589,12 @@ static char *deal_write_timed_out(struct e2e *e, const char *name, const char *c
     return opp;
 }
 
+/* The mirror: the opportunity handler remembers what it is about to write to the deal
+ * (hs_written); its write is cut off by a timeout and was not carried out. The Salesforce user
+ * sets the description back, and a HubSpot user, a second later, sets the deal to the remembered
+ * value: the newer change, which must win. The opportunity's next sync (held here by the test
+ * until then, the deal's webhooks held back until after it) took the deal's value for the echo
+ * of its write and wrote Salesforce's older value over it (both ended "first"). */
 START_TEST(hubspot_change_to_a_value_whose_write_timed_out_wins)
 {
     struct e2e e;
