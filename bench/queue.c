@@ -3,7 +3,12 @@
  * coalesce, finish with an outcome row per event), and, as the baseline in the same run, through
  * the textbook per-event queue (one transaction per event: SELECT ... FOR UPDATE SKIP LOCKED
  * LIMIT 1, then UPDATE to done) on a plain job table of its own (id, status, payload, indexed on
- * the pending jobs), so the baseline pays nothing for dealsync's schema.
+ * the pending jobs), so the baseline pays nothing for dealsync's schema. A third queue, the
+ * floor, is the textbook's claiming FLOOR_BATCH jobs at once (one statement and one commit per
+ * 200 jobs, dealsync's claim maximum): about the least a queue on PostgreSQL does per event
+ * (one row locked and written; no lease that outlives a transaction, no outcome row, no order
+ * per record), so floor / textbook is about the most a queue shows against the textbook in the
+ * same run, and dealsync / floor what dealsync's guarantees cost.
  * Each queue is measured twice (BENCH_QUEUE_START=cold or warm runs one of the two only):
  *   cold: the events are in the table before the queue starts, and the clock starts with it:
  *     the textbook threads' and dealsync's workers' new connections and their first statements
@@ -16,8 +21,8 @@
  *     clock starts as that transaction's COMMIT is sent: the textbook threads are released by a
  *     barrier when it returns, and dealsync's workers are woken by the NOTIFY, as in production
  *     (the fallback poll at its default, 2 s, so that the NOTIFY wakes them).
- * Prints one JSON line per mode and start. BENCH_QUEUE_MODES=dealsync (or textbook) runs one of
- * them only, to profile it alone.
+ * Prints one JSON line per mode and start. BENCH_QUEUE_MODES=dealsync (or textbook, or floor)
+ * runs those named only, to profile one alone.
  * usage: bench-queue DATABASE_URL EVENTS RECORDS THREADS */
 #include <pthread.h>
 #include <stdbool.h>
@@ -108,11 +113,14 @@ static void textbook_fill(PGconn *db, int events)
     exec_or_die(db, "ANALYZE textbook_job");
 }
 
-/* The textbook claim: one event, its own transaction. */
-static const char textbook_sql[] = "WITH e AS (SELECT id FROM textbook_job WHERE status = 'pending'"
-                                   " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                                   " UPDATE textbook_job s SET status = 'done', finished_at = now()"
-                                   " FROM e WHERE s.id = e.id RETURNING s.id";
+/* The textbook claim: one event, its own transaction; the floor's: FLOOR_BATCH events. */
+#define TEXTBOOK_SQL(limit)                                                                        \
+    "WITH e AS (SELECT id FROM textbook_job WHERE status = 'pending'"                              \
+    " ORDER BY id LIMIT " limit " FOR UPDATE SKIP LOCKED)"                                         \
+    " UPDATE textbook_job s SET status = 'done', finished_at = now()"                              \
+    " FROM e WHERE s.id = e.id RETURNING s.id"
+#define FLOOR_BATCH "200"
+static const char *textbook_sql;
 
 /* Warm start: the threads and main meet here twice, once all are connected and have claimed
  * once on the empty table, then when the events are committed. */
@@ -140,8 +148,8 @@ static void *textbook(void *arg)
         pthread_barrier_wait(&textbook_ready);
         pthread_barrier_wait(&textbook_ready);
     }
-    while (textbook_claim(db) > 0)
-        atomic_fetch_add(&handled, 1);
+    for (int n; (n = textbook_claim(db)) > 0;)
+        atomic_fetch_add(&handled, n);
     PQfinish(db);
     return NULL;
 }
@@ -171,9 +179,11 @@ static void *tracer(void *arg)
     return NULL;
 }
 
-/* The textbook queue drains events with threads connections; returns the seconds it took. */
-static double run_textbook(PGconn *db, int events, int threads, bool is_warm)
+/* The textbook queue (or the floor, is_floor) drains events with threads connections; returns
+ * the seconds it took. */
+static double run_textbook(PGconn *db, int events, int threads, bool is_warm, bool is_floor)
 {
+    textbook_sql = is_floor ? TEXTBOOK_SQL(FLOOR_BATCH) : TEXTBOOK_SQL("1");
     pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
     textbook_create(db);
     if (!is_warm)
@@ -197,8 +207,9 @@ static double run_textbook(PGconn *db, int events, int threads, bool is_warm)
     double s = (double)(util_monotonic_ms() - start) / 1000.0;
     pthread_barrier_destroy(&textbook_ready);
     free(th);
-    printf("{\"mode\":\"per_event_skip_locked\",\"start\":\"%s\",\"events\":%d,\"seconds\":%.3f,"
+    printf("{\"mode\":\"%s\",\"start\":\"%s\",\"events\":%d,\"seconds\":%.3f,"
            "\"events_per_second\":%.0f}\n",
+           is_floor ? "floor_batch_skip_locked" : "per_event_skip_locked",
            is_warm ? "warm" : "cold", events, s, events / s);
     fflush(stdout);
     return s;
@@ -308,14 +319,19 @@ int main(int argc, char **argv)
     const char *modes = getenv("BENCH_QUEUE_MODES");
     bool is_textbook_run = !modes || strstr(modes, "textbook");
     bool is_dealsync_run = !modes || strstr(modes, "dealsync");
+    bool is_floor_run = !modes || strstr(modes, "floor");
     const char *starts = getenv("BENCH_QUEUE_START");
     for (int warm = 0; warm < 2; warm++) {
         if (starts && !strstr(starts, warm ? "warm" : "cold"))
             continue;
-        double base_s = is_textbook_run ? run_textbook(db, events, threads, warm) : 0;
+        double base_s = is_textbook_run ? run_textbook(db, events, threads, warm, false) : 0;
+        double floor_s = is_floor_run ? run_textbook(db, events, threads, warm, true) : 0;
         double pool_s = is_dealsync_run ? run_dealsync(db, events, records, threads, warm) : 0;
         if (is_textbook_run && is_dealsync_run)
             printf("{\"ratio_dealsync_to_baseline\":%.2f,\"start\":\"%s\"}\n", base_s / pool_s,
+                   warm ? "warm" : "cold");
+        if (is_textbook_run && is_floor_run)
+            printf("{\"ratio_floor_to_baseline\":%.2f,\"start\":\"%s\"}\n", base_s / floor_s,
                    warm ? "warm" : "cold");
         fflush(stdout);
     }

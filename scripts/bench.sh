@@ -8,7 +8,10 @@
 #   queue drain, one event per record, no-op handler (build/bench-queue) against the textbook
 #     per-event SKIP LOCKED queue, each queue started on the backlog (cold) and running when it
 #     lands (warm), and against graphile-worker 0.17, installed from npm into
-#     $BUILD/bench-node for the benchmark only (never a dependency of dealsync; no lock file).
+#     $BUILD/bench-node for the benchmark only (never a dependency of dealsync; no lock file);
+#     beside them the floor, the textbook queue claiming 200 jobs a statement and nothing more (no
+#     lease past its transaction, no outcome, no order per record): about the least work a queue
+#     on PostgreSQL does per event, so floor / textbook is about the most a queue shows here.
 # BENCH_SKIP_GRAPHILE=1 skips graphile-worker (no npm registry at hand). BENCH_PARTS=queue runs the
 # queue drain only (no ingest figures).
 set -euo pipefail
@@ -117,9 +120,12 @@ for run in $(seq 1 "$RUNS"); do
   # warm: the backlog lands on running queues (bench/queue.c, docs/benchmarks.md)
   for start in cold warm; do
     tb=$(echo "$out" | grep "per_event_skip_locked\",\"start\":\"$start" | field events_per_second)
+    fl=$(echo "$out" | grep "floor_batch_skip_locked\",\"start\":\"$start" | field events_per_second)
     ds=$(echo "$out" | grep "dealsync_by_record\",\"start\":\"$start" | field events_per_second)
-    record "q_textbook_$start" "$tb"; record "q_dealsync_$start" "$ds"
+    record "q_textbook_$start" "$tb"; record "q_dealsync_$start" "$ds"; record "q_floor_$start" "$fl"
     record "q_ratio_textbook_$start" "$(awk -v a="$ds" -v b="$tb" 'BEGIN { print a / b }')"
+    record "q_ratio_floor_textbook_$start" "$(awk -v a="$fl" -v b="$tb" 'BEGIN { print a / b }')"
+    record "q_ratio_dealsync_floor_$start" "$(awk -v a="$ds" -v b="$fl" 'BEGIN { print a / b }')"
   done
   # graphile-worker starts inside its clock (run() opens its pool): against the cold figure
   ds=$(echo "$out" | grep 'dealsync_by_record","start":"cold' | field events_per_second)
@@ -157,6 +163,10 @@ printf "  cold (each queue started on the backlog): dealsync %7.0f events/s; tex
   "$(m q_dealsync_cold)" "$(m q_textbook_cold)" "$(m q_ratio_textbook_cold)"
 printf "  warm (the backlog lands on running queues): dealsync %7.0f events/s; textbook per-event queue %7.0f events/s; ratio %.2f (goal 5)\n" \
   "$(m q_dealsync_warm)" "$(m q_textbook_warm)" "$(m q_ratio_textbook_warm)"
+for start in cold warm; do
+  printf "  %s, the floor (the textbook queue claiming 200 a statement, nothing more): %7.0f events/s, %.2f the textbook's; dealsync %.2f of the floor's\n" \
+    "$start" "$(m "q_floor_$start")" "$(m "q_ratio_floor_textbook_$start")" "$(m "q_ratio_dealsync_floor_$start")"
+done
 if [ "${BENCH_SKIP_GRAPHILE:-0}" != 1 ]; then
   printf "  graphile-worker 0.17 as installed %7.0f jobs/s; ratio %.2f (goal 3)\n" "$(m q_gw_default)" "$(m q_ratio_gw_default)"
   printf "  graphile-worker 0.17 batched (localQueue 20, batched completions) %7.0f jobs/s; ratio %.2f\n" \
