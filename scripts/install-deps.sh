@@ -12,8 +12,10 @@ PACKAGES=(
   # checks in make test: promtool (/metrics), yamllint (deploy/), chromium (the /admin page)
   prometheus yamllint chromium chromium-driver
   # make kube-check: the image built and deploy/kubernetes/ played with podman (catatonit: the
-  # pod's pause image, a Recommends of podman that --no-install-recommends leaves out)
-  podman runc slirp4netns catatonit
+  # pod's pause image, a Recommends of podman that --no-install-recommends leaves out;
+  # debootstrap: the Dockerfile's base image made where no registry answers,
+  # scripts/container-base.sh)
+  podman runc slirp4netns catatonit debootstrap
   # make fuzz: clang with libFuzzer and its sanitizer runtimes; make format: clang-format
   clang libclang-rt-14-dev clang-format
 )

@@ -148,27 +148,35 @@ command -v slirp4netns >/dev/null || skip "slirp4netns is not installed: the pod
 [ -c /dev/net/tun ] || skip "no /dev/net/tun: slirp4netns cannot give the pod a network"
 unshare --net true 2>/dev/null || skip "cannot make a network namespace (unshare --net) here"
 
-# This machine's kernel (cgroup v1 hybrid, rlimits cannot be raised) needs the same podman
-# settings as ../shared/tools/container-check; elsewhere podman's own settings apply.
-conf=/var/tmp/container-check/containers.conf
-if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$conf" ]; then export CONTAINERS_CONF=$conf; fi
+# Podman settings that work on this project's machines (a cgroup v1 hybrid kernel, no systemd,
+# rlimits that cannot be raised) and on others: cgroups managed by podman itself, runc, no
+# default ulimits. The file ../shared/tools/container-check writes holds the same; a
+# CONTAINERS_CONF of the caller's wins.
+if [ -z "${CONTAINERS_CONF:-}" ]; then
+  conf=/var/tmp/container-check/containers.conf
+  if [ ! -f "$conf" ]; then
+    conf=/var/tmp/dealsync-container-base/containers.conf
+    mkdir -p "${conf%/*}"
+    printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' >"$conf"
+  fi
+  export CONTAINERS_CONF=$conf
+fi
 podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -n 1)"
 
 exec 9>"$LOCK"
 if ! flock -w 900 9; then fail "another kube-check held $LOCK for 15 minutes"; fi
 
 start=$(date +%s)
-if [ -x ../shared/tools/container-check ]; then
-  # Makes the base image without a registry when it is missing (machines with no Docker Hub).
-  IMAGE=$IMAGE ../shared/tools/container-check >/dev/null 2>"${TMPDIR:-/tmp}/kube-check-build.$$" || {
-    tail -n 30 "${TMPDIR:-/tmp}/kube-check-build.$$" >&2
-    rm -f "${TMPDIR:-/tmp}/kube-check-build.$$"
-    fail "the image build failed"
-  }
-  rm -f "${TMPDIR:-/tmp}/kube-check-build.$$"
-else
-  podman build --format docker --network=host -t "$IMAGE" . >/dev/null || fail "the image build failed"
-fi
+# The base image, pulled or made without a registry (machines with no Docker Hub).
+scripts/container-base.sh || fail "the Dockerfile's base image is missing and could not be made"
+# chroot isolation: the build's RUN steps need no cgroup or network namespace of their own.
+build_log="${TMPDIR:-/tmp}/kube-check-build.$$"
+podman build --format docker --isolation=chroot --network=host -t "$IMAGE" . >/dev/null 2>"$build_log" || {
+  tail -n 30 "$build_log" >&2
+  rm -f "$build_log"
+  fail "the image build failed"
+}
+rm -f "$build_log"
 size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
 say "image $IMAGE built in $(($(date +%s) - start)) s, $((size / 1000000)) MB"
 
