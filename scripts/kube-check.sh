@@ -150,16 +150,14 @@ unshare --net true 2>/dev/null || skip "cannot make a network namespace (unshare
 
 # Podman settings that work on this project's machines (a cgroup v1 hybrid kernel, no systemd,
 # rlimits that cannot be raised) and on others: cgroups managed by podman itself, runc, no
-# default ulimits. The file ../shared/tools/container-check writes holds the same; a
-# CONTAINERS_CONF of the caller's wins.
+# default ulimits. A CONTAINERS_CONF of the caller's wins.
 if [ -z "${CONTAINERS_CONF:-}" ]; then
-  conf=/var/tmp/container-check/containers.conf
-  if [ ! -f "$conf" ]; then
-    conf=/var/tmp/dealsync-container-base/containers.conf
-    mkdir -p "${conf%/*}"
-    printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' >"$conf"
-  fi
-  export CONTAINERS_CONF=$conf
+  conf_dir=/var/tmp/dealsync-container-base
+  mkdir -p "$conf_dir"
+  printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' \
+    >"$conf_dir/containers.conf.$$"
+  mv "$conf_dir/containers.conf.$$" "$conf_dir/containers.conf" # whole, for a run beside this one
+  export CONTAINERS_CONF=$conf_dir/containers.conf
 fi
 podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -n 1)"
 
