@@ -95,6 +95,16 @@ static size_t drain_notifications(PGconn *db, long long *announced);
  * its records are spread over the workers. */
 static void wait_for_work(struct worker *w, PGconn *db, int timeout_ms)
 {
+    /* A connection lost under a statement before the wait (the idle path's, a claim's) is
+     * closed by libpq: poll ignores its descriptor (-1), and the worker slept the whole wait (the
+     * fallback poll, QUEUE_POLL_INTERVAL_MS) before it reconnected. Back to the loop after a
+     * pause as short as the reconnect's first (which backs off while the database cannot be
+     * reached). */
+    if (PQstatus(db) != CONNECTION_OK || PQsocket(db) < 0) {
+        struct pollfd wake = {w->pool->wake[0], POLLIN, 0};
+        poll(&wake, 1, timeout_ms < 100 ? timeout_ms : 100);
+        return;
+    }
     struct pollfd fds[2] = {{PQsocket(db), POLLIN, 0}, {w->pool->wake[0], POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
     long long announced = 0;

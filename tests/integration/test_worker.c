@@ -749,6 +749,50 @@ START_TEST(a_claim_whose_answer_was_lost_is_handled_after_the_reconnect)
 }
 END_TEST
 
+/* Whether both workers of a pool wait for a lock the test holds. */
+static bool pool_waits_for_a_lock(void *arg)
+{
+    return itest_db_scalar(arg, "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                                " AND wait_event_type = 'Lock'") == 2;
+}
+
+/* A worker whose connection is lost under a statement of its idle path (its finish prepared,
+ * the next due time read) reconnects at once. libpq closes such a connection, poll ignored its
+ * descriptor, and the worker slept its whole fallback poll (a minute here) before it
+ * reconnected: a sanitizer run of a_claim_whose_answer_was_lost_is_handled_after_the_reconnect
+ * ended its worker's session there, and the test timed out. Made certain here: the test holds
+ * sync_outcome, so the workers' first idle statements wait for it (worker 1 preparing its
+ * finish, worker 0 pruning before that), and their sessions are ended while they wait. */
+START_TEST(a_worker_whose_connection_is_lost_in_its_idle_statements_reconnects_at_once)
+{
+    PGconn *db;
+    char *url = qtest_db("w_idle_lost", &db);
+    /* held on a connection of its own: pg_stat_activity reads as of a transaction's start */
+    PGconn *locker = PQconnectdb(url);
+    ck_assert_int_eq(PQstatus(locker), CONNECTION_OK);
+    itest_db_exec(locker, "BEGIN");
+    itest_db_exec(locker, "LOCK TABLE sync_outcome IN ACCESS EXCLUSIVE MODE");
+    struct config cfg = test_config(url);
+    atomic_store(&handled, 0);
+    struct worker_pool *pool = NULL;
+    ck_assert_int_eq(worker_pool_start(&cfg, &ok_both_ops, "test", &pool), ERR_OK);
+    ck_assert_msg(itest_wait_for(pool_waits_for_a_lock, db, 20000),
+                  "the workers did not wait for sync_outcome");
+    itest_db_exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                      " AND wait_event_type = 'Lock'");
+    itest_db_exec(locker, "ROLLBACK");
+    PQfinish(locker);
+    ck_assert_msg(itest_wait_for(pool_is_idle, db, 20000), "a worker did not reconnect");
+    qtest_push(db, "hubspot", "after", "deal", "9", 1);
+    wait_count(db, "SELECT count(*) FROM sync_event WHERE status = 'done'", 1);
+    worker_pool_stop(pool);
+    PQfinish(db);
+    free(url);
+}
+END_TEST
+
 /* Records of the source a worker does not keep are given back at once; a give-back that fails
  * is tried again, or those records would wait for the lease. */
 START_TEST(a_give_back_that_fails_is_tried_again)
@@ -794,6 +838,7 @@ Suite *suite_worker(void)
     tcase_add_test(tc, a_finish_whose_commit_was_lost_is_tried_again);
     tcase_add_test(tc, a_burst_announced_by_its_push_is_claimed_in_full_claims);
     tcase_add_test(tc, a_claim_whose_answer_was_lost_is_handled_after_the_reconnect);
+    tcase_add_test(tc, a_worker_whose_connection_is_lost_in_its_idle_statements_reconnects_at_once);
     suite_add_tcase(s, tc);
     return s;
 }
