@@ -276,8 +276,8 @@ static const char give_back_sql[] =
 static const char give_back_all_sql[] =
     "WITH lk AS MATERIALIZED ("
     "  SELECT r.source, r.object_type, r.record_id FROM sync_record r"
-    "  WHERE r.open_events > 0 AND r.lease_owner = $1 ORDER BY 1, 2, 3 FOR UPDATE OF "
-    "r" GIVE_BACK_LOCKED;
+    "  WHERE r.open_events > 0 AND r.lease_owner = $1"
+    "  ORDER BY 1, 2, 3 FOR UPDATE OF r" GIVE_BACK_LOCKED;
 
 /* Runs a give-back statement (params[0] the owner); *given (may be NULL) receives how many
  * leases were dropped. */
